@@ -1,0 +1,4 @@
+"""``python -m uk_depscan``."""
+from uk_depscan.cli import main
+
+main()

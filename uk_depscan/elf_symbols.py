@@ -1,0 +1,437 @@
+"""Dynamic symbols, symbol versions, relocations and PLT/GOT maps of one :class:`ElfFile`.
+
+Everything is located through PT_DYNAMIC first (DT_SYMTAB, DT_VERSYM, DT_VERNEED, DT_JMPREL…),
+the way ld.so finds it, and falls back to section headers only for the symbol count, which
+the dynamic segment does not state (it is taken from ``.dynsym``'s size, else DT_HASH's nchain,
+else by walking DT_GNU_HASH).  Tables are numpy views; names are decoded on demand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from uk_depscan.elf import DT, EM_AARCH64, EM_X86_64
+
+if TYPE_CHECKING:
+    from uk_depscan.elf import ElfFile
+
+SHT_DYNSYM = 11
+STB_NAMES = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
+STT_NAMES = {0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "COMMON", 6: "TLS",
+             10: "IFUNC"}
+STT_FUNC, STT_GNU_IFUNC = 2, 10
+VERSYM_HIDDEN = 0x8000
+VER_FLG_BASE = 0x1
+# Relocation types by machine: (RELATIVE, JUMP_SLOT, GLOB_DAT, absolute word)
+RELOC_TYPES = {EM_X86_64: (8, 7, 6, 1), EM_AARCH64: (1027, 1026, 1025, 257), 3: (8, 7, 6, 1),
+               40: (23, 22, 21, 2)}
+
+
+@dataclass(frozen=True)
+class ImportedSymbol:
+    """An undefined dynamic symbol: what the object needs some other object to define."""
+
+    name: str
+    version: str | None
+    version_file: str | None
+    binding: str
+    sym_type: str
+
+    @property
+    def weak(self) -> bool:
+        return self.binding == "WEAK"
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+
+@dataclass(frozen=True)
+class ExportedSymbol:
+    """A defined, non-local dynamic symbol.  ``default`` is False for ``foo@VER`` (hidden) versions."""
+
+    name: str
+    version: str | None
+    default: bool
+    binding: str
+    sym_type: str
+    value: int
+    size: int
+
+    @property
+    def key(self) -> str:
+        if not self.version:
+            return self.name
+        return f"{self.name}@@{self.version}" if self.default else f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class VersionNeed:
+    file: str
+    name: str
+    hidden: bool
+    weak: bool
+
+
+class DynamicSymbols:
+    """The dynamic symbol table with its GNU version information."""
+
+    def __init__(self, elf: ElfFile) -> None:
+        self.elf = elf
+        self.table = _symbol_array(elf)
+        self.count = len(self.table)
+        self.strtab_off, self.strtab_size = _strtab(elf)
+        self.versym = _versym(elf, self.count)
+
+    def name(self, index: int) -> str:
+        off = int(self.table["name"][index])
+        if self.strtab_off is None or off >= self.strtab_size:
+            return f"<bad-name-{index}>"
+        return self.elf.cstring(self.strtab_off + off, self.strtab_off + self.strtab_size).decode(
+            "utf-8", "surrogateescape")
+
+    def dstr(self, off: int) -> str:
+        if self.strtab_off is None or not 0 <= off < self.strtab_size:
+            raise self.elf.fail(f"version string offset {off:#x} is outside DT_STRTAB")
+        return self.elf.cstring(self.strtab_off + off, self.strtab_off + self.strtab_size).decode(
+            "utf-8", "surrogateescape")
+
+    @cached_property
+    def names(self) -> list[str]:
+        return [self.name(i) for i in range(self.count)]
+
+    @cached_property
+    def version_needs(self) -> dict[int, VersionNeed]:
+        return _parse_verneed(self)
+
+    @cached_property
+    def version_defs(self) -> dict[int, tuple[str, bool]]:
+        """``vd_ndx`` → (name, is_base)."""
+        return _parse_verdef(self)
+
+    def binding(self, index: int) -> str:
+        b = int(self.table["info"][index]) >> 4
+        return STB_NAMES.get(b, f"STB_{b}")
+
+    def sym_type(self, index: int) -> str:
+        t = int(self.table["info"][index]) & 0xF
+        return STT_NAMES.get(t, f"STT_{t}")
+
+    def import_of(self, index: int) -> ImportedSymbol:
+        version = file = None
+        if self.versym is not None:
+            need = self.version_needs.get(int(self.versym[index]) & 0x7FFF)
+            if need is not None:
+                version, file = need.name, need.file
+        return ImportedSymbol(self.names[index], version, file, self.binding(index), self.sym_type(index))
+
+    def imported_indices(self) -> np.ndarray:
+        t = self.table
+        bind = t["info"] >> 4
+        mask = (t["shndx"] == 0) & ((bind == 1) | (bind == 2))
+        mask[:1] = False
+        return np.nonzero(mask)[0]
+
+    def defined_indices(self) -> np.ndarray:
+        t = self.table
+        bind = t["info"] >> 4
+        mask = (t["shndx"] != 0) & ((bind == 1) | (bind == 2) | (bind == 10))
+        mask[:1] = False
+        return np.nonzero(mask)[0]
+
+    def iter_imports(self) -> list[ImportedSymbol]:
+        return [self.import_of(int(i)) for i in self.imported_indices()]
+
+    def export_version(self, index: int) -> tuple[str | None, bool, int]:
+        """(version name or None, default?, raw version index) of a defined symbol."""
+        if self.versym is None:
+            return None, True, 1
+        raw = int(self.versym[index])
+        ndx = raw & 0x7FFF
+        vdef = self.version_defs.get(ndx)
+        name = None if vdef is None or vdef[1] else vdef[0]
+        return name, not raw & VERSYM_HIDDEN, raw
+
+    def iter_exports(self) -> list[ExportedSymbol]:
+        out = []
+        t = self.table
+        for i in self.defined_indices().tolist():
+            version, default, _ = self.export_version(i)
+            out.append(ExportedSymbol(self.names[i], version, default, self.binding(i), self.sym_type(i),
+                                      int(t["value"][i]), int(t["size"][i])))
+        return out
+
+    @cached_property
+    def definitions(self) -> dict[str, list[tuple[int, str | None, int]]]:
+        """name → [(index, version name, raw versym)] of defined symbols, for the loader's binding."""
+        out: dict[str, list[tuple[int, str | None, int]]] = {}
+        for i in self.defined_indices().tolist():
+            t = int(self.table["info"][i]) & 0xF
+            if t not in (0, 1, 2, 5, 6, 10):  # dl-lookup.c ALLOWED_STT
+                continue
+            version, _, raw = self.export_version(i)
+            out.setdefault(self.names[i], []).append((i, version, raw))
+        return out
+
+
+def sym_dtype(elf: ElfFile) -> np.dtype:
+    e = elf.endian
+    if elf.is64:
+        return np.dtype([("name", e + "u4"), ("info", "u1"), ("other", "u1"), ("shndx", e + "u2"),
+                         ("value", e + "u8"), ("size", e + "u8")])
+    return np.dtype([("name", e + "u4"), ("value", e + "u4"), ("size", e + "u4"), ("info", "u1"),
+                     ("other", "u1"), ("shndx", e + "u2")])
+
+
+def _symbol_array(elf: ElfFile) -> np.ndarray:
+    dtype = sym_dtype(elf)
+    symtab = elf.dyn_value("SYMTAB")
+    sec = next((s for s in elf.sections if s.sh_type == SHT_DYNSYM), None)
+    if symtab is None:
+        if sec is None:
+            return np.zeros(0, dtype)
+        return elf.array_at(sec.sh_offset, dtype, sec.sh_size // dtype.itemsize, ".dynsym")
+    count = sec.sh_size // dtype.itemsize if sec is not None else _count_from_hash(elf)
+    off = elf.vaddr_to_offset(symtab, max(count, 1) * dtype.itemsize)
+    if off is None:
+        raise elf.fail(f"DT_SYMTAB {symtab:#x} with {count} entries is not backed by the file")
+    return elf.array_at(off, dtype, count, "DT_SYMTAB")
+
+
+def _count_from_hash(elf: ElfFile) -> int:
+    e = elf.endian
+    h = elf.dyn_value("HASH")
+    if h is not None:
+        off = elf.vaddr_to_offset(h, 8)
+        if off is not None:
+            return int(elf.array_at(off, np.dtype(e + "u4"), 2, "DT_HASH")[1])
+    g = elf.dyn_value("GNU_HASH")
+    if g is None:
+        return 0
+    off = elf.vaddr_to_offset(g, 16)
+    if off is None:
+        return 0
+    nbuckets, symoffset, bloom_size, _ = elf.array_at(off, np.dtype(e + "u4"), 4, "DT_GNU_HASH").tolist()
+    word = 8 if elf.is64 else 4
+    b_off = off + 16 + bloom_size * word
+    buckets = elf.array_at(b_off, np.dtype(e + "u4"), nbuckets, "DT_GNU_HASH buckets")
+    last = int(buckets.max()) if nbuckets else 0
+    if last < symoffset:
+        return symoffset
+    chains_off = b_off + nbuckets * 4
+    idx = last
+    while True:  # walk the last chain to its terminator (low bit set)
+        val = int(elf.array_at(chains_off + (idx - symoffset) * 4, np.dtype(e + "u4"), 1, "DT_GNU_HASH chain")[0])
+        if val & 1:
+            return idx + 1
+        idx += 1
+
+
+def _strtab(elf: ElfFile) -> tuple[int | None, int]:
+    addr, size = elf.dyn_value("STRTAB"), elf.dyn_value("STRSZ") or 0
+    if addr is None:
+        sec = elf.get_section(".dynstr")
+        return (sec.sh_offset, sec.sh_size) if sec else (None, 0)
+    return elf.vaddr_to_offset(addr, max(size, 1)), size
+
+
+def _versym(elf: ElfFile, count: int) -> np.ndarray | None:
+    addr = elf.dyn_value("VERSYM")
+    if addr is None or count == 0:
+        return None
+    off = elf.vaddr_to_offset(addr, count * 2)
+    if off is None:
+        raise elf.fail(f"DT_VERSYM {addr:#x} ({count} entries) is not backed by the file")
+    return elf.array_at(off, np.dtype(elf.endian + "u2"), count, "DT_VERSYM")
+
+
+def _walk(elf: ElfFile, tag: str, num_tag: str) -> tuple[int, int] | None:
+    addr, num = elf.dyn_value(tag), elf.dyn_value(num_tag)
+    if addr is None or not num:
+        return None
+    off = elf.vaddr_to_offset(addr, 16)
+    if off is None:
+        raise elf.fail(f"DT_{tag} {addr:#x} is not backed by the file")
+    return off, min(num, 4096)
+
+
+def _parse_verneed(syms: DynamicSymbols) -> dict[int, VersionNeed]:
+    elf = syms.elf
+    start = _walk(elf, "VERNEED", "VERNEEDNUM")
+    out: dict[int, VersionNeed] = {}
+    if start is None:
+        return out
+    off, num = start
+    u2, u4 = np.dtype(elf.endian + "u2"), np.dtype(elf.endian + "u4")
+    for _ in range(num):
+        _, cnt = elf.array_at(off, u2, 2, "verneed entry").tolist()
+        vn_file, vn_aux, vn_next = elf.array_at(off + 4, u4, 3, "verneed entry").tolist()
+        file = syms.dstr(vn_file)
+        aux = off + vn_aux
+        for _ in range(min(cnt, 4096)):
+            _, flags, other = [int(x) for x in (elf.array_at(aux, u4, 1, "vernaux")[0],
+                                                *elf.array_at(aux + 4, u2, 2, "vernaux"))]
+            name_off, nxt = elf.array_at(aux + 8, u4, 2, "vernaux").tolist()
+            out[other & 0x7FFF] = VersionNeed(file, syms.dstr(name_off), bool(other & VERSYM_HIDDEN),
+                                              bool(flags & 0x2))
+            if not nxt:
+                break
+            aux += nxt
+        if not vn_next:
+            break
+        off += vn_next
+    return out
+
+
+def _parse_verdef(syms: DynamicSymbols) -> dict[int, tuple[str, bool]]:
+    elf = syms.elf
+    start = _walk(elf, "VERDEF", "VERDEFNUM")
+    out: dict[int, tuple[str, bool]] = {}
+    if start is None:
+        return out
+    off, num = start
+    u2, u4 = np.dtype(elf.endian + "u2"), np.dtype(elf.endian + "u4")
+    for _ in range(num):
+        _, flags, ndx, cnt = elf.array_at(off, u2, 4, "verdef entry").tolist()
+        _, vd_aux, vd_next = elf.array_at(off + 8, u4, 3, "verdef entry").tolist()
+        if cnt:
+            name_off = int(elf.array_at(off + vd_aux, u4, 1, "verdaux")[0])
+            out[ndx & 0x7FFF] = (syms.dstr(name_off), bool(flags & VER_FLG_BASE))
+        if not vd_next:
+            break
+        off += vd_next
+    return out
+
+
+# -- relocations ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Relocations:
+    """All dynamic relocations as parallel arrays (offset, type, symbol index, addend)."""
+
+    offset: np.ndarray
+    rtype: np.ndarray
+    sym: np.ndarray
+    addend: np.ndarray
+
+
+def read_relocations(elf: ElfFile) -> Relocations:
+    parts = []
+    for addr_tag, size_tag in (("RELA", "RELASZ"), ("REL", "RELSZ"), ("JMPREL", "PLTRELSZ")):
+        addr, size = elf.dyn_value(addr_tag), elf.dyn_value(size_tag)
+        if not addr or not size:
+            continue
+        rela = addr_tag == "RELA" or (addr_tag == "JMPREL" and elf.dyn_value("PLTREL") == DT["RELA"])
+        parts.append(_reloc_block(elf, addr, size, rela))
+    if not parts:
+        z = np.zeros(0, np.uint64)
+        return Relocations(z, z, z, z.astype(np.int64))
+    return Relocations(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+
+
+def _reloc_block(elf: ElfFile, addr: int, size: int, rela: bool) -> tuple[np.ndarray, ...]:
+    e = elf.endian
+    w = "8" if elf.is64 else "4"
+    fields = [("offset", e + "u" + w), ("info", e + "u" + w)] + ([("addend", e + "i" + w)] if rela else [])
+    dtype = np.dtype(fields)
+    off = elf.vaddr_to_offset(addr, size)
+    if off is None:
+        raise elf.fail(f"relocation table at {addr:#x} (size {size:#x}) is not backed by the file")
+    arr = elf.array_at(off, dtype, size // dtype.itemsize, "relocation table")
+    info = arr["info"].astype(np.uint64)
+    if elf.is64:
+        sym, rtype = info >> np.uint64(32), info & np.uint64(0xFFFFFFFF)
+    else:
+        sym, rtype = info >> np.uint64(8), info & np.uint64(0xFF)
+    addend = arr["addend"].astype(np.int64) if rela else np.zeros(len(arr), np.int64)
+    return arr["offset"].astype(np.uint64), rtype, sym, addend
+
+
+def relative_addends(elf: ElfFile, lo: int, hi: int) -> dict[int, int]:
+    """Addends of RELATIVE relocations whose target lies in ``[lo, hi)`` (RELA files store 0 there)."""
+    relocs = elf_relocations(elf)
+    types = RELOC_TYPES.get(elf.e_machine)
+    if types is None or not len(relocs.offset):
+        return {}
+    m = (relocs.rtype == types[0]) & (relocs.offset >= lo) & (relocs.offset < hi)
+    return {int(o): int(a) for o, a in zip(relocs.offset[m], relocs.addend[m])}
+
+
+def elf_relocations(elf: ElfFile) -> Relocations:
+    cached = elf.__dict__.get("_relocations")
+    if cached is None:
+        cached = elf.__dict__["_relocations"] = read_relocations(elf)
+    return cached
+
+
+def dynamic_symbols(elf: ElfFile) -> DynamicSymbols:
+    cached = elf.__dict__.get("_dynsyms")
+    if cached is None:
+        cached = elf.__dict__["_dynsyms"] = DynamicSymbols(elf)
+    return cached
+
+
+def got_slot_symbols(elf: ElfFile) -> dict[int, int]:
+    """GOT slot address → dynamic symbol index, from JUMP_SLOT and GLOB_DAT relocations."""
+    relocs = elf_relocations(elf)
+    types = RELOC_TYPES.get(elf.e_machine)
+    if types is None:
+        return {}
+    m = ((relocs.rtype == types[1]) | (relocs.rtype == types[2])) & (relocs.sym != 0)
+    return {int(o): int(s) for o, s in zip(relocs.offset[m], relocs.sym[m])}
+
+
+def plt_stub_symbols(elf: ElfFile) -> dict[int, int]:
+    """PLT stub address → dynamic symbol index, by decoding the GOT slot each stub jumps through.
+
+    Decoding the stub (rather than assuming "stub *i* ↔ relocation *i*") handles ``.plt``,
+    IBT's ``.plt.sec`` and ``.plt.got`` alike, and never trusts section ordering.
+    """
+    slots = got_slot_symbols(elf)
+    if not slots:
+        return {}
+    out: dict[int, int] = {}
+    for sec in elf.sections:
+        if not sec.name.startswith(".plt") or sec.sh_size == 0 or sec.sh_type == 8:
+            continue
+        code = np.frombuffer(elf.section_bytes(sec), np.uint8)
+        if elf.e_machine == EM_X86_64:
+            out.update(_x86_plt(code, sec.sh_addr, sec.sh_entsize or 16, slots))
+        elif elf.e_machine == EM_AARCH64:
+            out.update(_a64_plt(code, sec.sh_addr, slots, elf.endian))
+    return out
+
+
+def _x86_plt(code: np.ndarray, base: int, entsize: int, slots: dict[int, int]) -> dict[int, int]:
+    if len(code) < 6:
+        return {}
+    hits = np.nonzero((code[:-5] == 0xFF) & (code[1:-4] == 0x25))[0]
+    out: dict[int, int] = {}
+    for pos in hits.tolist():
+        disp = int.from_bytes(code[pos + 2:pos + 6].tobytes(), "little", signed=True)
+        slot = base + pos + 6 + disp
+        if slot in slots:
+            out.setdefault(base + (pos // entsize) * entsize, slots[slot])
+    return out
+
+
+def _a64_plt(code: np.ndarray, base: int, slots: dict[int, int], endian: str) -> dict[int, int]:
+    n = len(code) // 4
+    words = np.frombuffer(code[:n * 4].tobytes(), np.dtype(endian + "u4"))
+    out: dict[int, int] = {}
+    adrp = np.nonzero((words[:-1] & 0x9F00001F) == 0x90000010)[0]  # adrp x16, page
+    for i in adrp.tolist():
+        ldr = int(words[i + 1])
+        if ldr & 0xFFC003FF != 0xF9400211:  # ldr x17, [x16, #imm]
+            continue
+        insn = int(words[i])
+        imm = (((insn >> 5) & 0x7FFFF) << 2) | ((insn >> 29) & 3)
+        imm -= (1 << 21) if imm & (1 << 20) else 0
+        pc = base + 4 * i
+        slot = (pc & ~0xFFF) + (imm << 12) + ((ldr >> 10) & 0xFFF) * 8
+        if slot in slots:
+            start = pc - 4 if i and int(words[i - 1]) == 0xD503245F else pc  # preceding `bti c`
+            out.setdefault(start, slots[slot])
+    return out
