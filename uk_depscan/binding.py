@@ -1,0 +1,148 @@
+"""Symbol binding: which loaded object provides each import, as ld.so's lookup decides.
+
+Lookup scope is the global scope of the root: every object in load (breadth-first) order,
+the root first (glibc elf/dl-lookup.c ``_dl_lookup_symbol_x`` over ``l_searchlist``).  The
+first object with a matching definition wins, weak or not (glibc ignores weakness between
+objects unless LD_DYNAMIC_WEAK).  Matching follows ``check_match``:
+
+* a versioned reference ``foo@V`` accepts a definition of version ``V``; it also accepts a
+  definition in an object without version info, or one with the base/global index when the
+  reference is not hidden and the definition is not hidden;
+* an unversioned reference accepts index 0–2 (unversioned, base, the oldest version) or the
+  single non-hidden versioned definition.
+
+Version requirements themselves are checked like dl-version.c ``match_symbol``: every
+(DT_VERNEED file, version) must be defined by the loaded object of that name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from uk_depscan.elf import ElfFile
+from uk_depscan.elf_symbols import VERSYM_HIDDEN, DynamicSymbols, ImportedSymbol, dynamic_symbols
+from uk_depscan.errors import DepscanError
+from uk_depscan.loader import LoadResult
+
+
+@dataclass(frozen=True)
+class Binding:
+    importer: int
+    symbol: ImportedSymbol
+    provider: int | None
+    provider_version: str | None
+
+
+@dataclass(frozen=True)
+class VersionProblem:
+    importer: int
+    file: str
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SymbolBindings:
+    bindings: tuple[Binding, ...]
+    version_problems: tuple[VersionProblem, ...]
+    skipped: tuple[tuple[int, str], ...]
+
+    def of(self, importer: int) -> tuple[Binding, ...]:
+        return tuple(b for b in self.bindings if b.importer == importer)
+
+    @property
+    def unresolved(self) -> tuple[Binding, ...]:
+        return tuple(b for b in self.bindings if b.provider is None and not b.symbol.weak)
+
+    @property
+    def unresolved_weak(self) -> tuple[Binding, ...]:
+        return tuple(b for b in self.bindings if b.provider is None and b.symbol.weak)
+
+
+def bind_symbols(result: LoadResult, importers: tuple[int, ...] | None = None) -> SymbolBindings:
+    """Bind the imports of ``importers`` (default: every readable object) in the root's scope."""
+    scope = [i for i in range(len(result.tree.objects)) if i in result.files and not result.tree.objects[i].error]
+    tables: dict[int, DynamicSymbols] = {}
+    skipped: list[tuple[int, str]] = []
+    for i in scope:
+        try:
+            tables[i] = dynamic_symbols(result.files[i])
+        except DepscanError as err:
+            skipped.append((i, str(err)))
+    bindings: list[Binding] = []
+    problems: list[VersionProblem] = []
+    for imp in importers if importers is not None else tuple(tables):
+        if imp not in tables:
+            continue
+        try:
+            bindings += _bind_object(imp, tables, scope)
+            problems += _check_versions(imp, result, tables)
+        except DepscanError as err:
+            skipped.append((imp, str(err)))
+    return SymbolBindings(tuple(bindings), tuple(problems), tuple(skipped))
+
+
+def _bind_object(imp: int, tables: dict[int, DynamicSymbols], scope: list[int]) -> list[Binding]:
+    syms = tables[imp]
+    out = []
+    for idx in syms.imported_indices().tolist():
+        sym = syms.import_of(idx)
+        hidden = False
+        if syms.versym is not None:
+            need = syms.version_needs.get(int(syms.versym[idx]) & 0x7FFF)
+            hidden = bool(need and need.hidden)
+        provider, version = _lookup(sym, hidden, tables, scope)
+        out.append(Binding(imp, sym, provider, version))
+    return out
+
+
+def _lookup(sym: ImportedSymbol, hidden: bool, tables: dict[int, DynamicSymbols],
+            scope: list[int]) -> tuple[int | None, str | None]:
+    for obj in scope:
+        table = tables.get(obj)
+        if table is None:
+            continue
+        defs = table.definitions.get(sym.name)
+        if not defs:
+            continue
+        match = _match(sym.version, hidden, defs, table.versym is not None)
+        if match is not None:
+            return obj, match[1]
+    return None, None
+
+
+def _match(version: str | None, hidden: bool, defs: list[tuple[int, str | None, int]],
+           has_versym: bool) -> tuple[int, str | None, int] | None:
+    if not has_versym:
+        return defs[0]
+    if version is not None:
+        for d in defs:
+            if d[1] == version:
+                return d
+        for d in defs:
+            if not hidden and d[1] is None and not d[2] & VERSYM_HIDDEN:
+                return d
+        return None
+    for d in defs:
+        if d[2] & 0x7FFF < 3:
+            return d
+    visible = [d for d in defs if not d[2] & VERSYM_HIDDEN]
+    return visible[0] if visible else None
+
+
+def _check_versions(imp: int, result: LoadResult, tables: dict[int, DynamicSymbols]) -> list[VersionProblem]:
+    syms = tables[imp]
+    targets = {e.needed_name: e.target for e in result.tree.edges if e.source == imp}
+    out = []
+    for need in {(n.file, n.name, n.weak) for n in syms.version_needs.values()}:
+        file, version, weak = need
+        target = targets.get(file)
+        if target is None or target not in tables:
+            continue
+        defined = {name for name, base in tables[target].version_defs.values() if not base}
+        if tables[target].version_defs and version not in defined and not weak:
+            out.append(VersionProblem(imp, file, version,
+                                      f"version `{version}' not found (required by "
+                                      f"{result.tree.objects[imp].path})"))
+    return sorted(out, key=lambda p: (p.file, p.version))
+
+
