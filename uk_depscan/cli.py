@@ -1,6 +1,170 @@
-"""Command-line interface (placeholder, being written)."""
+"""The ``uk-depscan`` command line.  The only module that talks to the terminal.
+
+Exit codes: 0 no gaps, 1 gaps found (missing libraries, unresolved imports, unsupported
+syscalls), 2 bad input or usage, 3 internal error.
+"""
 from __future__ import annotations
+
+import logging
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import click
+import typer
+
+from uk_depscan import __version__
+from uk_depscan.errors import DepscanError, UsageError
+from uk_depscan.ldpaths import SearchConfig
+from uk_depscan.model import Report
+
+EXIT_OK, EXIT_GAPS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+SUBCOMMANDS = {"scan", "deps", "tables"}
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="What must Unikraft provide for this ELF to work?  Reads ELF files, directories "
+                       "and wheels without executing them.")
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+TargetsArg = typer.Argument(..., help="ELF files, directories or wheels.", show_default=False)
+FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
+OutputOpt = typer.Option(None, "--output", "-o", help="Write the report here (opened only after success).")
+RootOpt = typer.Option("/", "--root", help="Sysroot: resolve absolute search paths inside DIR.")
+LibPathOpt = typer.Option(None, "--library-path", "-L",
+                          help="Directories searched like LD_LIBRARY_PATH (repeatable, or colon-separated).")
+ConfOpt = typer.Option(None, "--ld-so-conf", help="Use this ld.so.conf (with includes) instead of ld.so.cache.")
+NoCacheOpt = typer.Option(False, "--no-ld-cache", help="Ignore ROOT/etc/ld.so.cache; read ld.so.conf instead.")
+VerboseOpt = typer.Option(0, "--verbose", "-v", count=True, help="More detail (rejected candidates, all symbols).")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No summary on stderr.")
+TracebackOpt = typer.Option(False, "--traceback", help="Show the Python traceback on errors.")
+
+
+def _search_config(root: str, library_path: Optional[List[str]], ld_so_conf: Optional[Path],
+                   no_ld_cache: bool) -> SearchConfig:
+    if not os.path.isdir(root):
+        raise UsageError(f"--root {root}: not a directory")
+    dirs = tuple(d for entry in (library_path or []) for d in entry.split(":") if d)
+    return SearchConfig(root=root, library_path=dirs, ld_so_conf=str(ld_so_conf) if ld_so_conf else None,
+                        use_cache=not no_ld_cache)
+
+
+def _emit(text: str, output: Optional[Path]) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{output}: cannot write: {err.strerror or err}") from err
+
+
+def _render(report: Report, fmt: Format, output: Optional[Path], verbose: int,
+            text_renderer: Callable[..., str]) -> None:
+    if fmt is Format.json:
+        from uk_depscan.report.json_report import render_json
+
+        _emit(render_json(report), output)
+        return
+    color = output is None and sys.stdout.isatty()
+    _emit(text_renderer(report, color=color, verbose=bool(verbose)), output)
+
+
+def _stderr_summary(report: Report, quiet: bool) -> None:
+    if quiet:
+        return
+    for t in report.targets:
+        sys.stderr.write(f"uk-depscan: {t.target}: {len(t.tree.objects) - 1} libraries, "
+                         f"{len(t.tree.missing)} missing, {len(t.unresolved)} unresolved imports\n")
+
+
+@app.command("scan")
+def scan_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: Optional[Path] = OutputOpt,
+             root: str = RootOpt, library_path: Optional[List[str]] = LibPathOpt,
+             ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
+             verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt) -> int:
+    """Summary of each target: loader facts, dependencies, imports and their providers (default command)."""
+    from uk_depscan.analyze import analyze
+    from uk_depscan.report.text import render_summary
+
+    report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan")
+    _render(report, fmt, output, verbose, render_summary)
+    if fmt is not Format.text or output is not None:
+        _stderr_summary(report, quiet)
+    return EXIT_GAPS if report.has_gaps else EXIT_OK
+
+
+@app.command("deps")
+def deps_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: Optional[Path] = OutputOpt,
+             root: str = RootOpt, library_path: Optional[List[str]] = LibPathOpt,
+             ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
+             verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt) -> int:
+    """Dependency tree, libtree-style: how each library was found, or every path tried."""
+    from uk_depscan.analyze import analyze
+    from uk_depscan.report.text import render_deps
+
+    report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="deps",
+                     symbols=False)
+    _render(report, fmt, output, verbose, render_deps)
+    return EXIT_GAPS if any(t.tree.missing for t in report.targets) else EXIT_OK
+
+
+def _mount_optional_apps() -> None:
+    try:
+        from uk_depscan.cli_tables import tables_app
+    except ImportError:  # pragma: no cover - only while the module is absent
+        return
+    app.add_typer(tables_app, name="tables", help="Unikraft and Linux syscall tables: list, show, generate.")
+
+
+def route(argv: list[str]) -> list[str]:
+    """``uk-depscan TARGET...`` means ``uk-depscan scan TARGET...``."""
+    if not argv or argv[0] in SUBCOMMANDS or argv[0] in ("--help", "-h", "--version"):
+        return argv
+    return ["scan", *argv]
+
+
+def run(argv: list[str]) -> int:
+    """Run the CLI on ``argv`` and return the exit code (used by tests in-process)."""
+    if argv[:1] == ["--version"]:
+        sys.stdout.write(f"uk-depscan {__version__}\n")
+        return EXIT_OK
+    show_tb = "--traceback" in argv
+    logging.basicConfig(level=logging.DEBUG if argv.count("-v") > 1 or "-vv" in argv else logging.WARNING,
+                        format="uk-depscan: %(levelname)s: %(message)s", stream=sys.stderr)
+    _mount_optional_apps()
+    try:
+        rv = typer.main.get_command(app).main(args=route(argv), prog_name="uk-depscan", standalone_mode=False)
+        return int(rv) if isinstance(rv, int) else EXIT_OK
+    except click.exceptions.Exit as ex:
+        return ex.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("uk-depscan: aborted\n")
+        return EXIT_INPUT
+    except click.ClickException as ex:
+        ex.show(file=sys.stderr)
+        return EXIT_INPUT
+    except DepscanError as err:
+        if show_tb:
+            raise
+        sys.stderr.write(f"uk-depscan: error: {err}\n")
+        return err.exit_code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as err:  # noqa: BLE001 - last resort: one line and exit 3, never a traceback
+        if show_tb:
+            raise
+        sys.stderr.write(f"uk-depscan: internal error: {type(err).__name__}: {err} (rerun with --traceback)\n")
+        return EXIT_INTERNAL
 
 
 def main() -> None:
-    raise SystemExit(0)
+    sys.exit(run(sys.argv[1:]))

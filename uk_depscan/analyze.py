@@ -1,0 +1,111 @@
+"""``analyze()``: inputs → loader → binding → one :class:`~uk_depscan.model.Report`."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from uk_depscan import __version__
+from uk_depscan.binding import bind_symbols
+from uk_depscan.elf import ET_DYN, ET_EXEC, ElfFile
+from uk_depscan.elf_symbols import STT_GNU_IFUNC, dynamic_symbols
+from uk_depscan.errors import DepscanError
+from uk_depscan.inputs import Inputs, Skipped, collect_inputs
+from uk_depscan.ldpaths import SearchConfig
+from uk_depscan.loader import LoadResult, LoadTree, resolve_tree
+from uk_depscan.model import ElfSummary, ImportRecord, Report, SearchSettings, TargetReport
+
+log = logging.getLogger(__name__)
+
+
+def analyze(paths: list[str], config: SearchConfig | None = None, *, command: str = "scan",
+            symbols: bool = True) -> Report:
+    """Analyse every ELF named by ``paths`` (files, directories, wheels).
+
+    Raises :class:`~uk_depscan.errors.InputError` when an argument itself is unusable;
+    a target that fails inside a directory or wheel is reported as skipped.
+    """
+    config = config or SearchConfig()
+    with collect_inputs(paths) as inputs:
+        single = len(inputs.targets) == 1
+        reports, skipped = [], list(inputs.skipped)
+        for target in inputs.targets:
+            try:
+                reports.append(analyze_target(target.path, target.display, config, inputs, symbols))
+            except DepscanError as err:
+                if single:
+                    raise
+                skipped.append(Skipped(target.display, str(err).removeprefix(f"{target.display}: ")))
+    settings = SearchSettings(config.root, config.library_path, config.ld_so_conf, config.use_cache)
+    return Report(__version__, command, settings, tuple(reports),
+                  tuple(sorted(skipped, key=lambda s: s.path)))
+
+
+def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs,
+                   symbols: bool = True) -> TargetReport:
+    result = resolve_tree(path, config, display_name=display)
+    root = result.files[0]
+    imports: tuple[ImportRecord, ...] = ()
+    problems: tuple = ()
+    warnings: list[str] = []
+    if not root.arch_supported:
+        warnings.append(f"{root.machine_name} ELFCLASS{root.elf_class}: read, but only x86_64 and aarch64 "
+                        "are analysed for syscalls")
+    if symbols:
+        bindings = bind_symbols(result)
+        tree = result.tree
+        imports = tuple(sorted((ImportRecord(b.symbol.name, b.symbol.version, b.symbol.version_file,
+                                             b.symbol.binding, b.symbol.sym_type,
+                                             inputs.display(tree.objects[b.provider].path)
+                                             if b.provider is not None else None)
+                                for b in bindings.of(0)), key=lambda r: (r.name, r.version or "")))
+        problems = tuple(bindings.version_problems)
+        warnings += [f"{inputs.display(result.tree.objects[i].path)}: symbols skipped: {why}"
+                     for i, why in bindings.skipped]
+    return TargetReport(display, summarize_elf(root, symbols), _display_tree(result, inputs), imports,
+                        problems, tuple(warnings))
+
+
+def summarize_elf(elf: ElfFile, symbols: bool = True) -> ElfSummary:
+    dyn = elf.dynamic
+    n_imp = n_exp = 0
+    ifuncs: tuple[str, ...] = ()
+    if symbols:
+        syms = dynamic_symbols(elf)
+        n_imp, n_exp = len(syms.imported_indices()), len(syms.defined_indices())
+        defined = syms.defined_indices()
+        kinds = syms.table["info"][defined] & 0xF if len(defined) else np.zeros(0)
+        ifuncs = tuple(sorted(syms.names[int(i)] for i in defined[kinds == STT_GNU_IFUNC]))
+    etype = {ET_EXEC: "EXEC", ET_DYN: "DYN"}.get(elf.e_type, f"ET_{elf.e_type}")
+    tls = elf.tls
+    return ElfSummary(elf.elf_class, elf.machine_name, elf.arch_supported, etype, elf.is_pie, elf.interp,
+                      dyn.soname if dyn else None, dyn.needed if dyn else (), dyn.rpath if dyn else None,
+                      dyn.runpath if dyn else None, elf.build_id, elf.textrel, elf.exec_stack, elf.static_tls,
+                      tls.memsz if tls else None, ifuncs, len(elf.init_array), len(elf.fini_array),
+                      tuple(_note_text(n) for n in elf.dlopen_notes), n_imp, n_exp)
+
+
+def _note_text(note: dict[str, object]) -> str:
+    sonames = note.get("soname")
+    names = ", ".join(str(s) for s in sonames) if isinstance(sonames, list) else str(sonames)
+    return f"{names} (feature={note.get('feature', '?')}, priority={note.get('priority', '?')})"
+
+
+def _display_tree(result: LoadResult, inputs: Inputs) -> LoadTree:
+    tree = result.tree
+    objs = tuple(dataclasses.replace(o, path=inputs.display(o.path), realpath=inputs.display(o.realpath),
+                                     tried=tuple(dataclasses.replace(a, path=inputs.display(a.path))
+                                                 for a in o.tried))
+                 for o in tree.objects)
+    missing = tuple(dataclasses.replace(m, reason=_translate(m.reason, inputs),
+                                        tried=tuple(dataclasses.replace(a, path=inputs.display(a.path))
+                                                    for a in m.tried))
+                    for m in tree.missing)
+    return dataclasses.replace(tree, objects=objs, missing=missing)
+
+
+def _translate(text: str, inputs: Inputs) -> str:
+    for real, shown in inputs.prefixes.items():
+        text = text.replace(real, shown)
+    return text

@@ -1,0 +1,95 @@
+"""The result objects: one :class:`Report` per run, rendered by every output format."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from uk_depscan.binding import VersionProblem
+from uk_depscan.inputs import Skipped
+from uk_depscan.loader import LoadTree
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ElfSummary:
+    """Loader-relevant facts about one ELF object."""
+
+    elf_class: int
+    machine: str
+    machine_supported: bool
+    elf_type: str
+    pie: bool
+    interp: str | None
+    soname: str | None
+    needed: tuple[str, ...]
+    rpath: str | None
+    runpath: str | None
+    build_id: str | None
+    textrel: bool
+    exec_stack: bool
+    static_tls: bool
+    tls_memsz: int | None
+    ifuncs: tuple[str, ...]
+    init_array: int
+    fini_array: int
+    dlopen_notes: tuple[str, ...]
+    imports: int
+    exports: int
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """One import of the target and the object the loader binds it to."""
+
+    name: str
+    version: str | None
+    version_file: str | None
+    binding: str
+    sym_type: str
+    provider: str | None
+
+    @property
+    def weak(self) -> bool:
+        return self.binding == "WEAK"
+
+
+@dataclass(frozen=True)
+class TargetReport:
+    target: str
+    elf: ElfSummary
+    tree: LoadTree
+    imports: tuple[ImportRecord, ...]
+    version_problems: tuple[VersionProblem, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def unresolved(self) -> tuple[ImportRecord, ...]:
+        return tuple(i for i in self.imports if i.provider is None and not i.weak)
+
+    @property
+    def unresolved_weak(self) -> tuple[ImportRecord, ...]:
+        return tuple(i for i in self.imports if i.provider is None and i.weak)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    root: str
+    library_path: tuple[str, ...]
+    ld_so_conf: str | None
+    use_cache: bool
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one run found; renderers compute nothing of their own."""
+
+    tool_version: str
+    command: str
+    search: SearchSettings
+    targets: tuple[TargetReport, ...]
+    skipped: tuple[Skipped, ...]
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def has_gaps(self) -> bool:
+        return any(t.tree.missing or t.unresolved or t.version_problems for t in self.targets)

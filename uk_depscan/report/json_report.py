@@ -1,0 +1,57 @@
+"""JSON rendering: an explicit, versioned mapping of :class:`~uk_depscan.model.Report`."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from uk_depscan.loader import LoadTree
+from uk_depscan.model import Report, TargetReport
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    return {
+        "schema_version": report.schema_version,
+        "tool": {"name": "uk-depscan", "version": report.tool_version},
+        "command": report.command,
+        "search": {"root": report.search.root, "library_path": list(report.search.library_path),
+                   "ld_so_conf": report.search.ld_so_conf, "use_ld_so_cache": report.search.use_cache},
+        "targets": [target_to_dict(t) for t in report.targets],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+    }
+
+
+def target_to_dict(t: TargetReport) -> dict[str, Any]:
+    elf = asdict(t.elf)
+    elf["needed"] = list(t.elf.needed)
+    return {
+        "target": t.target,
+        "elf": elf,
+        "dependencies": tree_to_dict(t.tree),
+        "imports": [{"name": i.name, "version": i.version, "version_file": i.version_file,
+                     "binding": i.binding, "type": i.sym_type, "provider": i.provider} for i in t.imports],
+        "unresolved": sorted(i.name if not i.version else f"{i.name}@{i.version}" for i in t.unresolved),
+        "unresolved_weak": sorted(i.name if not i.version else f"{i.name}@{i.version}" for i in t.unresolved_weak),
+        "version_problems": [{"file": p.file, "version": p.version, "reason": p.reason} for p in t.version_problems],
+        "warnings": list(t.warnings),
+    }
+
+
+def tree_to_dict(tree: LoadTree) -> dict[str, Any]:
+    return {
+        "load_order": [{"index": o.index, "path": o.path, "realpath": o.realpath, "needed_name": o.needed_name,
+                        "loaded_by": o.loader, "depth": o.depth, "found_via": o.found_via,
+                        "via_detail": o.via_detail, "soname": o.soname, "needed": list(o.needed),
+                        "rpath": o.rpath, "runpath": o.runpath, "machine": o.machine, "class": o.elf_class,
+                        "build_id": o.build_id, "error": o.error,
+                        "rejected_candidates": [{"path": a.path, "outcome": a.outcome} for a in o.tried]}
+                       for o in tree.objects],
+        "edges": [{"from": e.source, "needed": e.needed_name, "to": e.target} for e in tree.edges],
+        "missing": [{"needed_name": m.needed_name, "needed_by": m.needed_by, "reason": m.reason,
+                     "tried": [{"path": a.path, "outcome": a.outcome} for a in m.tried]} for m in tree.missing],
+        "notes": list(tree.search_notes),
+    }
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report_to_dict(report), indent=2, sort_keys=True, ensure_ascii=True) + "\n"

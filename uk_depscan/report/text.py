@@ -1,0 +1,146 @@
+"""Terminal rendering with rich: a one-screen summary and a libtree-style dependency tree.
+
+Strings from binaries go into ``rich.text.Text`` objects (never markup) after
+:func:`~uk_depscan.report.escape.for_terminal`, so a symbol name cannot style or move the terminal.
+"""
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from uk_depscan.loader import LoadTree
+from uk_depscan.model import Report, TargetReport
+from uk_depscan.report.escape import demangle, for_terminal
+
+VIA_STYLE = {"root": "bold", "rpath": "yellow", "runpath": "cyan", "LD_LIBRARY_PATH": "magenta",
+             "ld.so.cache": "green", "ld.so.conf": "green", "default path": "blue", "interpreter": "blue",
+             "direct path": "white"}
+
+
+def _console(color: bool, width: int) -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, force_terminal=color, no_color=not color, width=width, highlight=False,
+                   soft_wrap=False, emoji=False, markup=False), buf
+
+
+def _t(text: str, style: str = "") -> Text:
+    return Text(for_terminal(text), style=style)
+
+
+def render_deps(report: Report, *, color: bool = False, width: int = 120, verbose: bool = False) -> str:
+    con, buf = _console(color, width)
+    for target in report.targets:
+        con.print(deps_tree(target.tree, verbose))
+        for note in target.tree.search_notes if verbose else ():
+            con.print(_t(f"  note: {note}", "dim"))
+    _print_skipped(con, report)
+    return buf.getvalue()
+
+
+def deps_tree(tree: LoadTree, verbose: bool = False) -> Tree:
+    root = tree.objects[0]
+    top = Tree(_t(root.path, "bold"))
+    nodes = {0: top}
+    missing_by = {}
+    for m in tree.missing:
+        missing_by.setdefault(m.needed_by, []).append(m)
+    for obj in tree.objects[1:]:
+        label = _t(obj.needed_name or obj.path, "bold")
+        label.append_text(_t(f" [{_via(obj.found_via, obj.via_detail)}]", VIA_STYLE.get(obj.found_via, "")))
+        label.append_text(_t(f" {obj.path}", "dim"))
+        if obj.error:
+            label.append_text(_t(f"  unreadable: {obj.error}", "red"))
+        parent = nodes.get(obj.loader if obj.loader is not None else 0, top)
+        nodes[obj.index] = parent.add(label)
+        for a in obj.tried if verbose else ():
+            nodes[obj.index].add(_t(f"skipped {a.path}: {a.outcome}", "dim"))
+    for idx, items in missing_by.items():
+        for m in items:
+            branch = nodes.get(idx, top).add(_t(f"{m.needed_name} ", "bold red") + _t(m.reason, "red"))
+            for a in m.tried[: None if verbose else 12]:
+                branch.add(_t(f"{a.path}: {a.outcome}", "dim"))
+            if not verbose and len(m.tried) > 12:
+                branch.add(_t(f"... {len(m.tried) - 12} more (use -v)", "dim"))
+    return top
+
+
+def _via(via: str, detail: str) -> str:
+    if via in ("rpath", "runpath") and detail.startswith("DT_"):
+        owner = detail.split(" of ", 1)[1].split(" (", 1)[0]
+        return f"{via} of {owner}"
+    return via
+
+
+def render_summary(report: Report, *, color: bool = False, width: int = 120, verbose: bool = False) -> str:
+    con, buf = _console(color, width)
+    for target in report.targets:
+        _summary_one(con, target, verbose)
+    _print_skipped(con, report)
+    return buf.getvalue()
+
+
+def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
+    e = t.elf
+    con.print(_t(t.target, "bold underline"))
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row(_t("object"), _t(f"ELF{e.elf_class} {e.machine} {e.elf_type}{' PIE' if e.pie else ''}"
+                                   + ("" if e.machine_supported else "  (architecture not analysed)")))
+    facts.add_row(_t("soname"), _t(e.soname or "-"))
+    facts.add_row(_t("build-id"), _t(e.build_id or "-"))
+    if e.interp:
+        facts.add_row(_t("interpreter"), _t(e.interp))
+    for label, value in (("rpath", e.rpath), ("runpath", e.runpath)):
+        if value:
+            facts.add_row(_t(label), _t(value))
+    flags = [n for n, on in (("TEXTREL", e.textrel), ("exec-stack", e.exec_stack),
+                             ("static-TLS", e.static_tls)) if on]
+    facts.add_row(_t("loader flags"), _t(", ".join(flags) or "none", "yellow" if flags else ""))
+    facts.add_row(_t("symbols"), _t(f"{e.imports} imported, {e.exports} exported, {len(e.ifuncs)} IFUNC, "
+                                    f"TLS {e.tls_memsz if e.tls_memsz is not None else 'none'}"))
+    libs = len(t.tree.objects) - 1
+    facts.add_row(_t("libraries"), _t(f"{libs} loaded, {len(t.tree.missing)} missing",
+                                      "red" if t.tree.missing else "green"))
+    facts.add_row(_t("imports"), _t(f"{len(t.imports)} bound, {len(t.unresolved)} unresolved, "
+                                    f"{len(t.unresolved_weak)} weak unresolved",
+                                    "red" if t.unresolved else ""))
+    con.print(facts)
+    _provider_table(con, t)
+    for m in t.tree.missing:
+        con.print(_t(f"  missing {m.needed_name} (needed by {t.tree.objects[m.needed_by].path}): {m.reason}", "red"))
+    for p in t.version_problems:
+        con.print(_t(f"  {p.reason}", "red"))
+    for sym in t.unresolved[: None if verbose else 20]:
+        con.print(_t(f"  unresolved {demangle(sym.name)}" + (f"@{sym.version}" if sym.version else ""), "red"))
+    for w in t.warnings:
+        con.print(_t(f"  warning: {w}", "yellow"))
+    con.print()
+
+
+def _provider_table(con: Console, t: TargetReport) -> None:
+    counts: dict[str, dict[str, int]] = {}
+    for imp in t.imports:
+        prov = imp.provider or "(unresolved)"
+        versions = counts.setdefault(prov, {})
+        versions[imp.version or "-"] = versions.get(imp.version or "-", 0) + 1
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("provider")
+    table.add_column("imports", justify="right")
+    table.add_column("newest versions")
+    for prov, versions in sorted(counts.items(), key=lambda kv: -sum(kv[1].values())):
+        newest = sorted((v for v in versions if v != "-"), key=_version_key)[-3:]
+        table.add_row(_t(prov), _t(str(sum(versions.values()))), _t(", ".join(newest)))
+    con.print(table)
+
+
+def _version_key(v: str) -> tuple:
+    name, _, num = v.partition("_")
+    return (name, tuple(int(x) if x.isdigit() else 0 for x in num.split(".")))
+
+
+def _print_skipped(con: Console, report: Report) -> None:
+    for s in report.skipped:
+        con.print(_t(f"skipped {s.path}: {s.reason}", "yellow"))
