@@ -167,7 +167,6 @@ class _Walk:
             for name in self.objects[i].needed:
                 self.edges.append(NeededEdge(i, name, self._map_object(name, i)))
             i += 1
-        self._add_interpreter_if_absent()
 
     def _interpreter_names(self) -> set[str]:
         """Names under which rtld's own link map matches (rtld.c: l_name = PT_INTERP, plus its soname)."""
@@ -254,8 +253,21 @@ class _Walk:
             for d in self._dirs_of(root.rpath, root, RPATH, ""):
                 yield _Candidate(os.path.join(d, name), RPATH, f"DT_RPATH of {_short(root)} ({root.rpath})")
 
+    def _origin(self, owner: LoadedObject) -> str:
+        """$ORIGIN as glibc 2.36 computes it (checked against ld.so in the fixture tests).
+
+        An executed program gets the directory of /proc/self/exe, i.e. of its real path.  Every
+        other object (and a shared-library root, loaded like dlopen(path)) gets the directory of
+        the path ld.so constructed for it, *without* resolving symlinks (dl-object.c
+        _dl_new_object), relative paths made absolute against the working directory.
+        """
+        if owner.index == 0 and self.files[0].interp is not None:
+            return os.path.dirname(owner.realpath)
+        path = self.files[owner.index].path.as_posix() if owner.index == 0 else owner.path
+        return os.path.dirname(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+
     def _dirs_of(self, value: str, owner: LoadedObject, via: str, detail: str) -> list[str]:
-        origin = os.path.dirname(owner.realpath)
+        origin = self._origin(owner)
         out = []
         for entry in split_path_list(value):
             expanded = expand_tokens(entry, origin, self.config, self.machine)
@@ -290,11 +302,6 @@ class _Walk:
         if isinstance(ident, str):
             return ("skip", ident) if ident.startswith("cannot read") else ("fatal", ident)
         return verify_ident(ident, self.elf_class, self.machine)
-
-    def _add_interpreter_if_absent(self) -> None:
-        """ld.so itself is always in the process (rtld.c), even if nothing names it in DT_NEEDED."""
-        if self.interp is not None and not any(n in self.names for n in self._interp_names):
-            self._load_interpreter(os.path.basename(self.interp), 0)
 
     def _load_interpreter(self, name: str, loader: int) -> int | None:
         assert self.interp is not None

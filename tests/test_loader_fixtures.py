@@ -1,0 +1,105 @@
+"""Loader emulation on fixture trees compiled at test time, checked against expectations and ld.so."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, compile_so, have, ldd
+from uk_depscan.ldpaths import SearchConfig
+from uk_depscan.loader import resolve_tree
+
+CASES = sorted((FIXTURES / "loader" / "cases").glob("*.json"))
+
+
+def build_case(spec: dict, base: Path) -> None:
+    for i, lib in enumerate(spec["libs"]):
+        out = base / lib["out"]
+        link = [base / l for l in lib.get("link", [])]
+        if lib.get("program"):
+            compile_program(out, FIXTURES / "loader" / "main.c", link, lib.get("runpath"))
+            continue
+        compile_so(out, [FIXTURES / "loader" / "lib.c"], arch=lib.get("arch", "x86_64"), link=link,
+                   rpath=lib.get("rpath"), runpath=lib.get("runpath"), define=f"func_{i}")
+    for lib in spec["libs"]:
+        if lib.get("remove_after_build"):
+            (base / lib["out"]).unlink()
+    for link in spec.get("symlinks", []):
+        (base / link["link"]).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(link["target"], base / link["link"])
+    for f in spec.get("files", []):
+        (base / f["path"]).parent.mkdir(parents=True, exist_ok=True)
+        (base / f["path"]).write_text(f["text"])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_loader_case(case: Path, tmp_path: Path) -> None:
+    spec = json.loads(case.read_text())
+    for tool in spec.get("needs", []):
+        if not have(tool):
+            pytest.skip(f"{tool} not installed")
+    build_case(spec, tmp_path)
+    config = SearchConfig(library_path=tuple(str(tmp_path / d) for d in spec.get("library_path", [])))
+    tree = resolve_tree(tmp_path / spec["root"], config).tree
+    by_name = {o.needed_name: o for o in tree.objects[1:]}
+    missing = {m.needed_name: m for m in tree.missing}
+    for name, want in spec["expect"].items():
+        if want.get("missing"):
+            check_missing(missing.get(name), by_name, want, tmp_path, name)
+        else:
+            check_found(by_name.get(name), want, tmp_path, name)
+    compare_with_ld_so(spec, tmp_path, tree, config)
+
+
+def compile_program(out: Path, src: Path, link: list[Path], runpath: str | None) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["gcc", "-o", str(out), str(src), "-Wl,--no-as-needed", *map(str, link)]
+    if runpath:
+        cmd += [f"-Wl,-rpath,{runpath}", "-Wl,--enable-new-dtags"]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def check_found(obj, want: dict, base: Path, name: str) -> None:
+    assert obj is not None, f"{name} should be found"
+    assert Path(obj.realpath) == (base / want["dir"] / name).resolve()
+    assert obj.found_via == want["via"]
+    assert want.get("detail_contains", "") in obj.via_detail
+    if "rejected_dir" in want:
+        rejected = {os.path.normpath(Path(a.path).parent): a.outcome for a in obj.tried}
+        outcome = rejected[str(base / want["rejected_dir"])]
+        assert want["rejected_contains"] in outcome
+
+
+def check_missing(m, by_name: dict, want: dict, base: Path, name: str) -> None:
+    assert name not in by_name, f"{name} should not be found"
+    assert m is not None, f"{name} should be reported missing"
+    assert want.get("reason_contains", "") in m.reason
+    dirs = [os.path.normpath(Path(a.path).parent) for a in m.tried]  # ld.so keeps "a/../b" unnormalised
+    if "first_tried_dir" in want:
+        assert dirs[0] == os.path.normpath(base / want["first_tried_dir"])
+    if "second_tried_dir" in want:
+        assert dirs[1] == str(base / want["second_tried_dir"])
+    if "not_tried_dir" in want:
+        assert str(base / want["not_tried_dir"]) not in dirs
+    assert all(Path(a.path).name == name for a in m.tried)
+
+
+def compare_with_ld_so(spec: dict, base: Path, tree, config: SearchConfig) -> None:
+    if not have("ldd"):
+        return
+    env = {"LD_LIBRARY_PATH": ":".join(config.library_path)} if config.library_path else {}
+    code, theirs = ldd(base / spec["root"], env)
+    if spec["ldd"] == "fails":
+        assert code != 0 and tree.missing
+        return
+    if spec["ldd"] == "run":  # a trusted program built above: running it is ld.so's verdict
+        assert subprocess.run([str(base / spec["root"])], capture_output=True).returncode == 0
+        assert not tree.missing
+        return
+    ours = {o.needed_name: o.realpath for o in tree.objects[1:]}
+    ours.update({m.needed_name: None for m in tree.missing})
+    theirs = {k: v for k, v in theirs.items() if not k.startswith("linux-vdso")}
+    assert ours == theirs
