@@ -21,6 +21,8 @@ from uk_depscan.ldpaths import SearchConfig
 from uk_depscan.model import Report
 
 EXIT_OK, EXIT_GAPS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+# typer ≥ 0.25 vendors its own click; usage errors come from either, depending on the version.
+_USAGE_ERRORS = tuple({click.ClickException, typer.BadParameter.__mro__[2]})
 SUBCOMMANDS = {"scan", "deps", "tables"}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -143,12 +145,12 @@ def run(argv: list[str]) -> int:
     try:
         rv = typer.main.get_command(app).main(args=route(argv), prog_name="uk-depscan", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else EXIT_OK
-    except click.exceptions.Exit as ex:
-        return ex.exit_code
-    except click.exceptions.Abort:
+    except (typer.Exit, click.exceptions.Exit) as ex:
+        return int(ex.exit_code)
+    except (typer.Abort, click.exceptions.Abort):
         sys.stderr.write("uk-depscan: aborted\n")
         return EXIT_INPUT
-    except click.ClickException as ex:
+    except _USAGE_ERRORS as ex:
         ex.show(file=sys.stderr)
         return EXIT_INPUT
     except DepscanError as err:

@@ -202,9 +202,11 @@ class ElfFile:
 
     # -- header ----------------------------------------------------------------------
     def _parse_header(self) -> None:
-        if self.size < 16 or self._map[:4] != ELFMAG:
-            raise InputError(f"{self.name}: not an ELF file" if self.size >= 4 or self.size == 0
-                             else f"{self.name}: truncated ELF header ({self.size} bytes)")
+        head = bytes(self._map[:4])
+        if head != ELFMAG[:len(head)] or (len(head) < 4 and self.size >= 4):
+            raise InputError(f"{self.name}: not an ELF file")
+        if self.size < 16:
+            raise ElfFormatError(f"{self.name}: truncated ELF header ({self.size} bytes)")
         ei_class, ei_data = self._map[4], self._map[5]
         if ei_class not in (1, 2) or ei_data not in (1, 2):
             raise self.fail(f"invalid ELF class/data bytes ({ei_class}, {ei_data})")
