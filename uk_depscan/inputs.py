@@ -10,6 +10,7 @@ layout is kept so that ``$ORIGIN`` inside the wheel resolves as it would once in
 from __future__ import annotations
 
 import os
+import zlib
 import stat
 import tempfile
 import zipfile
@@ -197,7 +198,7 @@ def _extract_if_elf(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, tmp: 
                     if total + written > MAX_WHEEL_TOTAL:
                         raise InputError(f"{wheel}: refused: more than {MAX_WHEEL_TOTAL >> 30} GiB decompressed")
                     out.write(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as err:
         raise InputError(f"{wheel}: corrupt member {name!r}: {err}") from err
     inputs.targets.append(Target(str(dest), f"{wheel}!/{name}"))
     return written
