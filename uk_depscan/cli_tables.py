@@ -1,0 +1,174 @@
+"""``uk-depscan tables ...``: generate, list and show the Unikraft support tables.
+
+Mounted by ``cli.py`` with ``app.add_typer(tables_app, name="tables")``.  This is
+CLI layer: it may print; the work is done by :mod:`uk_depscan.unikraft_gen`,
+:mod:`uk_depscan.libmusl_gen` and :mod:`uk_depscan.unikraft`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import unikraft as uk
+from .errors import DepscanError, UsageError
+from .libmusl_gen import build_libmusl_table
+from .unikraft_gen import SourceTree, build_loupe_doc, build_table, dump_json
+
+tables_app = typer.Typer(help="Unikraft syscall / lib-musl support tables.", no_args_is_help=True)
+
+
+def _open(spec: str, ref: Optional[str] = None) -> SourceTree:
+    """``PATH`` or ``PATH@REF`` (``ref`` wins when given)."""
+    path, _, at = spec.rpartition("@") if "@" in spec and not Path(spec).exists() else (spec, "", "")
+    return SourceTree.open(Path(path), ref or at or None)
+
+
+def _placeholder(name: str, tree: SourceTree) -> str:
+    """``<name>@REF`` for the recorded command (local paths would make the output machine-dependent)."""
+    return f"<{name}>@{tree.ref}" if tree.ref else f"<{name}>"
+
+
+def _emit(text: str, output: Optional[Path]) -> None:
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+def _fail(err: DepscanError) -> typer.Exit:
+    typer.echo(f"uk-depscan: error: {err}", err=True)
+    return typer.Exit(err.exit_code)
+
+
+@tables_app.command("unikraft")
+def cmd_unikraft(
+    src: Path = typer.Option(..., "--src", help="Unikraft work tree, or git dir (with --ref)."),
+    ref: Optional[str] = typer.Option(None, "--ref", help="Tag/commit to read from a git dir."),
+    elfloader: Optional[str] = typer.Option(None, "--elfloader", help="app-elfloader tree: PATH[@REF]."),
+    release: Optional[str] = typer.Option(None, "--release", help="Release label (default: from the ref)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
+) -> None:
+    """Generate a syscall support table from a Unikraft checkout."""
+    cmd = ["uk-depscan tables unikraft --src <unikraft>"] + ([f"--ref {ref}"] if ref else [])
+    try:
+        tree = SourceTree.open(src, ref)
+        extras = []
+        if elfloader:
+            el = _open(elfloader)
+            extras.append(("app-elfloader", el))
+            cmd.append(f"--elfloader {_placeholder('app-elfloader', el)}")
+        if release:
+            cmd.append(f"--release {release}")
+        doc = build_table(tree, release=release, extras=extras, command=" ".join(cmd))
+    except DepscanError as err:
+        raise _fail(err) from err
+    _emit(dump_json(doc), output)
+
+
+@tables_app.command("libmusl")
+def cmd_libmusl(
+    libmusl: str = typer.Option(..., "--libmusl", help="lib-musl tree: PATH[@REF]."),
+    musl: str = typer.Option(..., "--musl", help="musl sources of the pinned version: PATH[@REF]."),
+    unikraft: Optional[str] = typer.Option(None, "--unikraft", help="Unikraft core tree: PATH[@REF]."),
+    release: str = typer.Option(..., "--release", help="Unikraft release label."),
+    arch: str = typer.Option("x86_64", "--arch"),
+    define: list[str] = typer.Option([], "--define", help="Override a config value: CONFIG_X=y."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output"),
+) -> None:
+    """Generate the lib-musl availability table (symbols a default lib-musl build provides)."""
+    try:
+        lm, mu = _open(libmusl), _open(musl)
+        core = _open(unikraft) if unikraft else None
+        defines = _parse_defines(define)
+        cmd = (f"uk-depscan tables libmusl --libmusl {_placeholder('lib-musl', lm)} --musl {_placeholder('musl', mu)}"
+               + (f" --unikraft {_placeholder('unikraft', core)}" if core else "") + f" --release {release}"
+               + (f" --arch {arch}" if arch != "x86_64" else "")
+               + "".join(f" --define {k}={v}" for k, v in sorted(defines.items())))
+        doc = build_libmusl_table(lm, mu, core, release=release, arch=arch, defines=defines, command=cmd)
+    except DepscanError as err:
+        raise _fail(err) from err
+    _emit(dump_json(doc), output)
+
+
+def _parse_defines(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, val = item.partition("=")
+        if not eq or not key.startswith("CONFIG_"):
+            raise UsageError(f"--define {item!r}: expected CONFIG_NAME=value")
+        out[key] = val
+    return out
+
+
+@tables_app.command("loupe")
+def cmd_loupe(
+    csv_path: Path = typer.Option(..., "--csv", help="loupedb-syscall-priors.csv"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output"),
+) -> None:
+    """Convert the Loupe priors CSV (CC BY 4.0) to the shipped JSON."""
+    try:
+        text = csv_path.read_text(encoding="utf-8")
+        doc = build_loupe_doc(text, source=csv_path.name)
+    except OSError as err:
+        raise _fail(DepscanError(f"{str(csv_path)!r}: {err.strerror}")) from err
+    except DepscanError as err:
+        raise _fail(err) from err
+    _emit(dump_json(doc), output)
+
+
+@tables_app.command("list")
+def cmd_list() -> None:
+    """List the shipped tables with their provenance."""
+    try:
+        infos = uk.list_unikraft_tables() + uk.list_libmusl_tables()
+    except DepscanError as err:
+        raise _fail(err) from err
+    for i in infos:
+        typer.echo(f"{i.kind:9} {i.release:10} commit {i.commit or '-':12.12} {i.file}  ({i.generator}) {i.summary}")
+    prior = uk.loupe_provenance()
+    typer.echo(f"loupe     priors     {prior['file']}  ({prior['license']}; {prior['source']})")
+
+
+@tables_app.command("show")
+def cmd_show(
+    version: str = typer.Argument(..., help="Release, e.g. 0.17.0 or staging."),
+    syscall: Optional[str] = typer.Argument(None, help="Show one syscall in detail."),
+) -> None:
+    """Show one shipped table (summary), or one syscall's row."""
+    try:
+        table = uk.load_unikraft_table(version)
+    except DepscanError as err:
+        raise _fail(err) from err
+    typer.echo(f"Unikraft {table.release} (commit {table.commit}) from {table.source}; generator {table.generator}")
+    if syscall is None:
+        c = table.counts
+        typer.echo(f"registered {c['registered']}  implemented {c['implemented']} (full {c['implemented_full']}/"
+                   f"partial {c['implemented_partial']}/constant {c['implemented_constant']})  stub {c['stub']}  "
+                   f"absent {c['absent']}")
+        for name, s in sorted(table.syscalls.items()):
+            if s.status != "absent" or s.external_status:
+                typer.echo(f"  {name:24} {s.status:12} {s.detail:28} {s.library or '-'}"
+                           + (f"  [external: {s.external_status}]" if s.external_status else ""))
+        return
+    s = table.get(syscall)
+    if s is None:
+        typer.echo(f"uk-depscan: error: {syscall!r} is not in the Unikraft {table.release} table", err=True)
+        raise typer.Exit(1)
+    _show_row(s)
+
+
+def _show_row(s: uk.SyscallSupport) -> None:
+    nrs = ", ".join(f"{arch} nr {'-' if nr is None else nr}" for arch, nr in
+                    (("x86_64", s.x86_64_nr), ("arm64", s.arm64_nr)))
+    typer.echo(f"{s.name}: {s.status} / {s.detail} (behavior {s.behavior}); {nrs}")
+    for key in ("library", "kconfig", "provided_at", "defined_at", "external_status"):
+        if getattr(s, key):
+            typer.echo(f"  {key}: {getattr(s, key)}")
+    for c in s.extra_conditions:
+        typer.echo(f"  condition: {c}")
+    for p in s.providers:
+        typer.echo(f"  provider {p.library} ({p.registration}, {p.kconfig or 'always'}): {p.status}/{p.detail}"
+                   f" at {p.defined_at}" + (" [external]" if p.external else ""))
