@@ -74,3 +74,20 @@ def real_wheels_dir() -> Path:
     if not d.is_dir():
         pytest.skip(f"real wheels not present in {d} (run bench/fetch_wheels.sh)")
     return d
+
+
+def strace_syscalls(argv: list[str], tmp: Path) -> set[str]:
+    """Syscall names a TRUSTED fixture program makes, traced with ``strace -f`` (skips without ptrace)."""
+    if not have("strace"):
+        pytest.skip("strace not installed")
+    out = tmp / "trace.txt"
+    proc = subprocess.run(["strace", "-f", "-qq", "-o", str(out), *argv], capture_output=True, text=True)
+    if not out.exists() or "PTRACE" in proc.stderr.upper():
+        pytest.skip(f"strace unusable here: {proc.stderr.strip()[:120]}")
+    names = set()
+    for line in out.read_text().splitlines():
+        body = line.split(None, 1)[1] if line[:1].isdigit() else line
+        head = body.split("(", 1)[0]
+        if head.isidentifier() and "(" in body:
+            names.add(head)
+    return names

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,24 +16,37 @@ from uk_depscan.inputs import Inputs, Skipped, collect_inputs
 from uk_depscan.ldpaths import SearchConfig
 from uk_depscan.loader import LoadResult, LoadTree, resolve_tree
 from uk_depscan.model import ElfSummary, ImportRecord, Report, SearchSettings, TargetReport
+from uk_depscan.syscalls import analyze_syscalls, syscall_report
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Options:
+    """What the analysis should do beyond loading: syscalls, which libc model, which entry points."""
+
+    symbols: bool = True
+    syscalls: bool = True
+    libc_model: str = "auto"
+    entries: tuple[str, ...] = ()
+    no_cache: bool = False
+
+
 def analyze(paths: list[str], config: SearchConfig | None = None, *, command: str = "scan",
-            symbols: bool = True) -> Report:
+            options: Options | None = None) -> Report:
     """Analyse every ELF named by ``paths`` (files, directories, wheels).
 
     Raises :class:`~uk_depscan.errors.InputError` when an argument itself is unusable;
     a target that fails inside a directory or wheel is reported as skipped.
     """
     config = config or SearchConfig()
+    options = options or Options()
     with collect_inputs(paths) as inputs:
         single = len(inputs.targets) == 1
         reports, skipped = [], list(inputs.skipped)
         for target in inputs.targets:
             try:
-                reports.append(analyze_target(target.path, target.display, config, inputs, symbols))
+                reports.append(analyze_target(target.path, target.display, config, inputs, options))
             except DepscanError as err:
                 if single:
                     raise
@@ -42,8 +56,7 @@ def analyze(paths: list[str], config: SearchConfig | None = None, *, command: st
                   tuple(sorted(skipped, key=lambda s: s.path)))
 
 
-def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs,
-                   symbols: bool = True) -> TargetReport:
+def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs, options: Options) -> TargetReport:
     result = resolve_tree(path, config, display_name=display)
     root = result.files[0]
     imports: tuple[ImportRecord, ...] = ()
@@ -52,7 +65,8 @@ def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs
     if not root.arch_supported:
         warnings.append(f"{root.machine_name} ELFCLASS{root.elf_class}: read, but only x86_64 and aarch64 "
                         "are analysed for syscalls")
-    if symbols:
+    syscalls = None
+    if options.symbols:
         bindings = bind_symbols(result)
         tree = result.tree
         imports = tuple(sorted((ImportRecord(b.symbol.name, b.symbol.version, b.symbol.version_file,
@@ -63,8 +77,12 @@ def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs
         problems = tuple(bindings.version_problems)
         warnings += [f"{inputs.display(result.tree.objects[i].path)}: symbols skipped: {why}"
                      for i, why in bindings.skipped]
-    return TargetReport(display, summarize_elf(root, symbols), _display_tree(result, inputs), imports,
-                        problems, tuple(warnings))
+        if options.syscalls and root.arch_supported:
+            analysis = analyze_syscalls(result, bindings, libc_model=options.libc_model, entries=options.entries,
+                                        no_cache=options.no_cache)
+            syscalls = syscall_report(analysis, root.machine_name, inputs.display)
+    return TargetReport(display, summarize_elf(root, options.symbols), _display_tree(result, inputs), imports,
+                        problems, tuple(warnings), syscalls)
 
 
 def summarize_elf(elf: ElfFile, symbols: bool = True) -> ElfSummary:

@@ -35,6 +35,18 @@ class Format(str, Enum):
     json = "json"
 
 
+class LibcModel(str, Enum):
+    auto = "auto"
+    glibc = "glibc"
+    musl = "musl"
+
+
+LibcOpt = typer.Option(LibcModel.auto, "--libc",
+                       help="libc model: auto (libraries on disk, shipped glibc tables for missing ones), "
+                            "glibc (shipped Debian 12 glibc 2.36 tables), musl (shipped musl 1.2.3, native route).")
+EntryOpt = typer.Option(None, "--entry", help="Only what these exported functions reach (glob on mangled or "
+                                              "demangled names; repeatable). Constructors are always included.")
+NoScanCacheOpt = typer.Option(False, "--no-cache", help="Do not read or write the per-library scan cache.")
 TargetsArg = typer.Argument(..., help="ELF files, directories or wheels.", show_default=False)
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
 OutputOpt = typer.Option(None, "--output", "-o", help="Write the report here (opened only after success).")
@@ -91,12 +103,15 @@ def _stderr_summary(report: Report, quiet: bool) -> None:
 def scan_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: Optional[Path] = OutputOpt,
              root: str = RootOpt, library_path: Optional[List[str]] = LibPathOpt,
              ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
-             verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt) -> int:
-    """Summary of each target: loader facts, dependencies, imports and their providers (default command)."""
-    from uk_depscan.analyze import analyze
+             verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt,
+             libc: LibcModel = LibcOpt, entry: Optional[List[str]] = EntryOpt, no_cache: bool = NoScanCacheOpt) -> int:
+    """Summary of each target: loader facts, imports, reachable syscalls with evidence (default command)."""
+    from uk_depscan.analyze import Options, analyze
     from uk_depscan.report.text import render_summary
 
-    report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan")
+    options = Options(libc_model=libc.value, entries=tuple(entry or ()), no_cache=no_cache)
+    report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
+                     options=options)
     _render(report, fmt, output, verbose, render_summary)
     if fmt is not Format.text or output is not None:
         _stderr_summary(report, quiet)
@@ -109,16 +124,20 @@ def deps_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: O
              ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
              verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt) -> int:
     """Dependency tree, libtree-style: how each library was found, or every path tried."""
-    from uk_depscan.analyze import analyze
+    from uk_depscan.analyze import Options, analyze
     from uk_depscan.report.text import render_deps
 
     report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="deps",
-                     symbols=False)
+                     options=Options(symbols=False, syscalls=False))
     _render(report, fmt, output, verbose, render_deps)
     return EXIT_GAPS if any(t.tree.missing for t in report.targets) else EXIT_OK
 
 
 def _mount_optional_apps() -> None:
+    # run() is called many times in one process (tests, fuzzing): mounting again on every call
+    # would grow app.registered_groups and make each run slower and larger than the last.
+    if any(g.name == "tables" for g in app.registered_groups):
+        return
     try:
         from uk_depscan.cli_tables import tables_app
     except ImportError:  # pragma: no cover - only while the module is absent

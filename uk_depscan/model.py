@@ -54,6 +54,61 @@ class ImportRecord:
 
 
 @dataclass(frozen=True)
+class EvidenceStep:
+    """One edge of a chain: entry/import (name@version) or a syscall site (direct, wrapper, summary)."""
+
+    kind: str
+    library: str
+    symbol: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class SyscallFinding:
+    number: int
+    name: str
+    failure_only: bool
+    kinds: tuple[str, ...]
+    libraries: tuple[str, ...]
+    chain: tuple[EvidenceStep, ...]
+
+
+@dataclass(frozen=True)
+class SiteRecord:
+    """A syscall site in the target itself."""
+
+    address: int
+    kind: str
+    numbers: tuple[int, ...]
+    names: tuple[str, ...]
+    confidence: str
+    reason: str
+    function: str | None
+    via: str | None
+
+
+@dataclass(frozen=True)
+class SummarySourceRecord:
+    library: str
+    source: str
+    build_id: str | None
+
+
+@dataclass(frozen=True)
+class SyscallReport:
+    """Syscalls the target can reach, the start-up baseline, and where the answers came from."""
+
+    arch: str
+    libc_model: str
+    entries: tuple[str, ...]
+    syscalls: tuple[SyscallFinding, ...]
+    baseline: tuple[SyscallFinding, ...]
+    sites: tuple[SiteRecord, ...]
+    sources: tuple[SummarySourceRecord, ...]
+    unknown_sites: int
+
+
+@dataclass(frozen=True)
 class TargetReport:
     target: str
     elf: ElfSummary
@@ -61,6 +116,7 @@ class TargetReport:
     imports: tuple[ImportRecord, ...]
     version_problems: tuple[VersionProblem, ...]
     warnings: tuple[str, ...]
+    syscalls: SyscallReport | None = None
 
     @property
     def unresolved(self) -> tuple[ImportRecord, ...]:

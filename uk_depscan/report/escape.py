@@ -5,12 +5,21 @@ import html
 import re
 from functools import lru_cache
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-?]*[ -/]*[@-~]")
+# Lone surrogates are bytes that were not UTF-8 (names are decoded with "surrogateescape"):
+# a UTF-8 stdout refuses to encode them, so they must be escaped too, not just controls.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]|\x1b\\[[0-?]*[ -/]*[@-~]")
+
+
+def _escape_char(c: str) -> str:
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the original byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def for_terminal(text: str) -> str:
-    """Drop ANSI escape sequences and control characters; show them as ``\\xNN`` escapes."""
-    return _CONTROL.sub(lambda m: "".join(f"\\x{ord(c):02x}" for c in m.group(0)), text)
+    """Drop ANSI escape sequences, control characters and undecodable bytes; show them as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: "".join(_escape_char(c) for c in m.group(0)), text)
 
 
 def for_markdown(text: str) -> str:

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from uk_depscan.loader import LoadTree
-from uk_depscan.model import Report, TargetReport
+from uk_depscan.model import Report, SyscallFinding, SyscallReport, TargetReport
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
@@ -34,6 +34,26 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
         "unresolved_weak": sorted(i.name if not i.version else f"{i.name}@{i.version}" for i in t.unresolved_weak),
         "version_problems": [{"file": p.file, "version": p.version, "reason": p.reason} for p in t.version_problems],
         "warnings": list(t.warnings),
+        "syscalls": syscalls_to_dict(t.syscalls) if t.syscalls is not None else None,
+    }
+
+
+def finding_to_dict(f: SyscallFinding) -> dict[str, Any]:
+    return {"number": f.number, "name": f.name, "failure_only": f.failure_only, "kinds": list(f.kinds),
+            "libraries": list(f.libraries),
+            "chain": [{"kind": s.kind, "library": s.library, "symbol": s.symbol, "detail": s.detail} for s in f.chain]}
+
+
+def syscalls_to_dict(s: SyscallReport) -> dict[str, Any]:
+    return {
+        "arch": s.arch, "libc_model": s.libc_model, "entries": list(s.entries),
+        "reached": [finding_to_dict(f) for f in s.syscalls],
+        "baseline": [finding_to_dict(f) for f in s.baseline],
+        "sites": [{"address": x.address, "kind": x.kind, "numbers": list(x.numbers), "names": list(x.names),
+                   "confidence": x.confidence, "reason": x.reason, "function": x.function, "via": x.via}
+                  for x in s.sites],
+        "sources": [{"library": x.library, "source": x.source, "build_id": x.build_id} for x in s.sources],
+        "unknown_sites": s.unknown_sites,
     }
 
 

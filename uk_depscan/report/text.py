@@ -115,9 +115,41 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
         con.print(_t(f"  {p.reason}", "red"))
     for sym in t.unresolved[: None if verbose else 20]:
         con.print(_t(f"  unresolved {demangle(sym.name)}" + (f"@{sym.version}" if sym.version else ""), "red"))
+    if t.syscalls is not None:
+        _syscall_section(con, t, verbose)
     for w in t.warnings:
         con.print(_t(f"  warning: {w}", "yellow"))
     con.print()
+
+
+def _syscall_section(con: Console, t: TargetReport, verbose: bool) -> None:
+    s = t.syscalls
+    assert s is not None
+    normal = [f for f in s.syscalls if not f.failure_only]
+    failure = [f for f in s.syscalls if f.failure_only]
+    kinds: dict[str, int] = {}
+    for f in s.syscalls:
+        for k in f.kinds:
+            kinds[k] = kinds.get(k, 0) + 1
+    scope = "exports matching " + ", ".join(s.entries) if s.entries else "whole object"
+    con.print(_t(f"syscalls      {len(normal)} reachable + {len(failure)} only on failure paths "
+                 f"({scope}; libc model {s.libc_model}); start-up baseline {len(s.baseline)}", "bold"))
+    con.print(_t("  by evidence: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))))
+    direct = [x for x in s.sites if x.kind not in ("wrapper_call", "local_wrapper_call")]
+    wrapped = [x for x in s.sites if x.kind in ("wrapper_call", "local_wrapper_call")]
+    con.print(_t(f"  sites in the target: {len(direct)} direct, {len(wrapped)} syscall() wrapper calls, "
+                 f"{s.unknown_sites} with unknown number"))
+    con.print(_t("  " + " ".join(f.name for f in normal), "cyan"))
+    if failure:
+        con.print(_t("  failure paths only: " + " ".join(f.name for f in failure), "dim"))
+    for f in s.syscalls if verbose else ():
+        con.print(_t(f"    {f.name}: " + " -> ".join(_step(x) for x in f.chain), "dim"))
+
+
+def _step(step) -> str:  # type: ignore[no-untyped-def]
+    sym = demangle(step.symbol.split("@", 1)[0]) + ("@" + step.symbol.split("@", 1)[1] if "@" in step.symbol else "")
+    where = f" [{step.library}]" if step.kind in ("entry", "direct", "wrapper", "summary", "local_wrapper") else ""
+    return f"{step.kind}:{sym}{where}"
 
 
 def _provider_table(con: Console, t: TargetReport) -> None:

@@ -1,0 +1,60 @@
+"""Helpers for the syscall-extraction tests: build the fixture libraries, compare site sets."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SYSCALL_FIXTURES = REPO / "fixtures" / "syscalls"
+CC = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
+# (source, extra flags); every object is built -O2 -fPIC and linked into one shared object
+SOURCES = [("{arch}/direct.c", []), ("common/wrappers.c", []), ("common/noplt.c", ["-fno-plt"])]
+
+
+def build_syscall_fixture(arch: str, out_dir: Path) -> Path:
+    """Compile ``fixtures/syscalls`` for ``arch`` into ``out_dir/libsys-<arch>.so`` (skip if no compiler)."""
+    cc = CC[arch]
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} not installed")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    objs = []
+    for src, flags in SOURCES:
+        path = SYSCALL_FIXTURES / src.format(arch=arch)
+        obj = out_dir / f"{arch}-{path.stem}.o"
+        _run([cc, "-O2", "-fPIC", *flags, "-c", str(path), "-o", str(obj)])
+        objs.append(str(obj))
+    lib = out_dir / f"libsys-{arch}.so"
+    _run([cc, "-shared", "-o", str(lib), *objs])
+    return lib
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        if "cannot find" in proc.stderr or "No such file" in proc.stderr:
+            pytest.skip(f"toolchain incomplete: {proc.stderr.strip()[:200]}")
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+
+
+def expected_sites(arch: str) -> set[tuple]:
+    doc = json.loads((SYSCALL_FIXTURES / arch / "expect.json").read_text())
+    return {(e["function"], e["kind"], tuple(e["numbers"]), e["confidence"], e.get("via"))
+            for e in doc["sites"]}
+
+
+def expected_wrappers(arch: str) -> set[tuple]:
+    doc = json.loads((SYSCALL_FIXTURES / arch / "expect.json").read_text())
+    return {(w["name"], w["arg_index"], w["via"]) for w in doc["wrappers"]}
+
+
+def site_tuples(scan) -> set[tuple]:
+    return {(s.function, s.kind, tuple(s.numbers), s.confidence, s.via) for s in scan.sites}
+
+
+def wheels_dir() -> Path:
+    return Path(os.environ.get("UK_DEPSCAN_WHEELS", "/work/wheels/x"))

@@ -1,0 +1,666 @@
+"""Mutation corpus: hundreds of deterministic mutants of fixture ELFs through the CLI, in-process.
+
+Issue 8 ("hostile and broken inputs").  Mutants are generated from the fixture libraries and a
+small real library with a fixed ``random.Random(SEED)``: truncation at every header boundary,
+bit flips in the ELF/program/section headers, absurd sizes and offsets, overlapping sections,
+dynamic sections without DT_NULL, string offsets out of range, bad version tables, bad
+``.eh_frame`` lengths, huge symbol counts, executable sections full of random bytes and
+random byte damage.  Every mutant goes through ``uk-depscan scan`` and ``uk-depscan deps
+--format json``; some are also loaded as a *dependency* of a good root.  Outcome rules:
+
+* exit 0/1 with a non-empty result (JSON that parses), or exit 2 with exactly one stderr line
+  ``uk-depscan: error: ...`` naming the file — never exit 3, never a traceback;
+* at most :data:`TIME_BUDGET` seconds per run (a SIGALRM guard turns a hang into a failure);
+* peak RSS growth over the whole corpus below :data:`RSS_BUDGET_MB`.
+
+The generator parses headers with ``struct`` itself, independently of the code under test.
+"""
+from __future__ import annotations
+
+import faulthandler
+import hashlib
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from conftest import FIXTURES, compile_so, have, run_cli
+
+SEED = 0x8BAD
+MIN_MUTANTS = 500
+TARGET_MUTANTS = 560          # the structured kinds, topped up with random damage to this many
+DEP_EVERY = 6                 # every n-th mutant is also loaded as a dependency of a good root
+TIME_BUDGET = 2.0             # seconds per CLI run (and per disassembler run)
+HANG_ALARM = 10               # SIGALRM: a run this long is a hang, not just slow
+RSS_BUDGET_MB = 500
+REAL_LIBRARY = Path("/lib/x86_64-linux-gnu/libz.so.1")
+# What a text report may contain: no C0/C1 control characters but tab and newline, no ESC.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_SONAME, DT_RPATH, DT_DEBUG, DT_RUNPATH = 0, 1, 5, 10, 14, 15, 21, 29
+DT_HASH, DT_GNU_HASH, DT_VERSYM, DT_VERNEED, DT_VERNEEDNUM, DT_VERDEF, DT_VERDEFNUM = (
+    4, 0x6FFFFEF5, 0x6FFFFFF0, 0x6FFFFFFE, 0x6FFFFFFF, 0x6FFFFFFC, 0x6FFFFFFD)
+PT_LOAD, PT_DYNAMIC = 1, 2
+SHF_EXECINSTR, SHT_NOBITS, SHT_DYNSYM = 4, 8, 11
+ABSURD = (0xFFFFFFFFFFFFFFFF, 0x8000000000000000, 0x7FFFFFFFFFFFFFFF, 1 << 40, 0xFFFFFFFF, 0x7FFFFFF0)
+
+
+class Hang(BaseException):
+    """Raised by SIGALRM.  A BaseException, so the CLI's last-resort ``except Exception`` cannot hide it."""
+
+
+# -- an independent, minimal ELF layout reader (LE and BE, 32 and 64 bit) --------------------------
+class Layout:
+    """Where every header field of a well-formed base file lives, so mutations can target them."""
+
+    def __init__(self, data: bytes) -> None:
+        assert data[:4] == b"\x7fELF"
+        self.data = data
+        self.is64 = data[4] == 2
+        self.e = "<" if data[5] == 1 else ">"
+        self.w = "Q" if self.is64 else "I"
+        eh = self.e + ("HHIQQQIHHHHHH" if self.is64 else "HHIIIIIHHHHHH")
+        (_, _, _, _, self.phoff, self.shoff, _, self.ehsize, self.phentsize, self.phnum,
+         self.shentsize, self.shnum, self.shstrndx) = struct.unpack_from(eh, data, 16)
+        # (offset, format) of each ELF header field
+        names = ["e_type", "e_machine", "e_version", "e_entry", "e_phoff", "e_shoff", "e_flags", "e_ehsize",
+                 "e_phentsize", "e_phnum", "e_shentsize", "e_shnum", "e_shstrndx"]
+        self.ehdr_fields: dict[str, tuple[int, str]] = {}
+        off = 16
+        for name, ch in zip(names, eh[1:]):
+            self.ehdr_fields[name] = (off, ch)
+            off += struct.calcsize(ch)
+        self.ph_fields = (dict(p_type=(0, "I"), p_flags=(4, "I"), p_offset=(8, "Q"), p_vaddr=(16, "Q"),
+                               p_filesz=(32, "Q"), p_memsz=(40, "Q"), p_align=(48, "Q")) if self.is64 else
+                          dict(p_type=(0, "I"), p_offset=(4, "I"), p_vaddr=(8, "I"), p_filesz=(16, "I"),
+                               p_memsz=(20, "I"), p_flags=(24, "I"), p_align=(28, "I")))
+        self.sh_fields = (dict(sh_name=(0, "I"), sh_type=(4, "I"), sh_flags=(8, "Q"), sh_addr=(16, "Q"),
+                               sh_offset=(24, "Q"), sh_size=(32, "Q"), sh_link=(40, "I"), sh_info=(44, "I"),
+                               sh_entsize=(56, "Q")) if self.is64 else
+                          dict(sh_name=(0, "I"), sh_type=(4, "I"), sh_flags=(8, "I"), sh_addr=(12, "I"),
+                               sh_offset=(16, "I"), sh_size=(20, "I"), sh_link=(24, "I"), sh_info=(28, "I"),
+                               sh_entsize=(36, "I")))
+        self.phdrs = [self._row(self.phoff + i * self.phentsize, self.ph_fields) for i in range(self.phnum)]
+        self.shdrs = [self._row(self.shoff + i * self.shentsize, self.sh_fields) for i in range(self.shnum)]
+        names_sec = self.shdrs[self.shstrndx] if 0 < self.shstrndx < self.shnum else None
+        for s in self.shdrs:
+            s["name"] = self._cstr(names_sec["sh_offset"] + s["sh_name"]) if names_sec else ""
+        self.dyn = self._dynamic()
+
+    def _row(self, base: int, fields: dict[str, tuple[int, str]]) -> dict:
+        row = {k: struct.unpack_from(self.e + f, self.data, base + o)[0] for k, (o, f) in fields.items()}
+        row["_at"] = base
+        return row
+
+    def _cstr(self, off: int) -> str:
+        end = self.data.index(b"\0", off)
+        return self.data[off:end].decode("latin-1")
+
+    def _dynamic(self) -> list[dict]:
+        seg = next((p for p in self.phdrs if p["p_type"] == PT_DYNAMIC), None)
+        if seg is None:
+            return []
+        ent = 16 if self.is64 else 8
+        out = []
+        for i in range(seg["p_filesz"] // ent):
+            at = seg["p_offset"] + i * ent
+            tag, val = struct.unpack_from(self.e + ("qQ" if self.is64 else "iI"), self.data, at)
+            out.append(dict(tag=tag, val=val, _at=at))
+        return out
+
+    def dyn_val(self, tag: int) -> int | None:
+        return next((d["val"] for d in self.dyn if d["tag"] == tag), None)
+
+    def vaddr_to_off(self, vaddr: int) -> int | None:
+        for p in self.phdrs:
+            if p["p_type"] == PT_LOAD and p["p_vaddr"] <= vaddr < p["p_vaddr"] + p["p_filesz"]:
+                return p["p_offset"] + vaddr - p["p_vaddr"]
+        return None
+
+    def section(self, name: str) -> dict | None:
+        return next((s for s in self.shdrs if s["name"] == name), None)
+
+    def boundaries(self) -> list[int]:
+        """Every offset where a header, a header table entry, a section or a segment starts or ends."""
+        b = {0, 4, 5, 6, 16, 18, 20, 24, self.ehsize - 1, self.ehsize}
+        b |= {o for o, _ in self.ehdr_fields.values()}
+        for i in range(self.phnum + 1):
+            b.add(self.phoff + i * self.phentsize)
+        for i in range(self.shnum + 1):
+            b.add(self.shoff + i * self.shentsize)
+        for s in self.shdrs:
+            if s["sh_type"] != SHT_NOBITS:
+                b |= {s["sh_offset"], s["sh_offset"] + s["sh_size"]}
+        for p in self.phdrs:
+            b |= {p["p_offset"], p["p_offset"] + p["p_filesz"]}
+        for d in self.dyn:
+            b.add(d["_at"])
+        return sorted(x for x in b if 0 < x < len(self.data))
+
+
+class Buf:
+    """A mutable copy of a base file with typed field writes."""
+
+    def __init__(self, lay: Layout) -> None:
+        self.lay = lay
+        self.b = bytearray(lay.data)
+
+    def put(self, at: int, fmt: str, value: int) -> Buf:
+        size = struct.calcsize(fmt)
+        if 0 <= at and at + size <= len(self.b):
+            value &= (1 << (8 * size)) - 1
+            if fmt.islower():  # signed formats
+                value -= (1 << (8 * size)) if value >> (8 * size - 1) else 0
+            struct.pack_into(self.lay.e + fmt, self.b, at, value)
+        return self
+
+    def field(self, row: dict, table: dict[str, tuple[int, str]], name: str, value: int) -> Buf:
+        off, fmt = table[name]
+        return self.put(row["_at"] + off, fmt, value)
+
+    def ehdr(self, name: str, value: int) -> Buf:
+        off, fmt = self.lay.ehdr_fields[name]
+        return self.put(off, fmt, value)
+
+    def dyn_val(self, entry: dict, value: int) -> Buf:
+        return self.put(entry["_at"] + (8 if self.lay.is64 else 4), "Q" if self.lay.is64 else "I", value)
+
+    def dyn_tag(self, entry: dict, tag: int) -> Buf:
+        return self.put(entry["_at"], "q" if self.lay.is64 else "i", tag)
+
+    def flip_bits(self, rng: random.Random, lo: int, hi: int, n: int) -> Buf:
+        hi = min(hi, len(self.b))
+        for _ in range(n):
+            if hi > lo:
+                pos = rng.randrange(lo, hi)
+                self.b[pos] ^= 1 << rng.randrange(8)
+        return self
+
+    def bytes(self) -> bytes:
+        return bytes(self.b)
+
+
+# -- mutation kinds ------------------------------------------------------------------------------------
+Gen = Iterator[tuple[str, bytes]]
+
+
+def m_truncate(lay: Layout, rng: random.Random) -> Gen:
+    cuts = lay.boundaries()
+    for cut in sorted(rng.sample(cuts, min(len(cuts), 28))):
+        yield f"cut{cut:#x}", lay.data[:cut]
+    for cut in (1, 3, 15, len(lay.data) - 1):
+        yield f"cut{cut:#x}", lay.data[:cut]
+
+
+def m_flip_ehdr(lay: Layout, rng: random.Random) -> Gen:
+    for i in range(10):
+        yield f"ehdr{i}", Buf(lay).flip_bits(rng, 4, lay.ehsize, rng.randint(1, 3)).bytes()
+    for name in ("e_phnum", "e_shnum", "e_shstrndx", "e_phentsize", "e_shentsize", "e_phoff", "e_shoff"):
+        yield f"{name}=max", Buf(lay).ehdr(name, 0xFFFFFFFFFFFFFFFF).bytes()
+    yield "e_shoff=0,e_phnum=0", Buf(lay).ehdr("e_shoff", 0).ehdr("e_phnum", 0).bytes()
+    yield "class=3", Buf(lay).put(4, "B", 3).bytes()
+    yield "bigendian", Buf(lay).put(5, "B", 2 if lay.e == "<" else 1).bytes()
+    yield "class-swapped", Buf(lay).put(4, "B", 1 if lay.is64 else 2).bytes()
+
+
+def m_flip_phdr(lay: Layout, rng: random.Random) -> Gen:
+    end = lay.phoff + lay.phnum * lay.phentsize
+    for i in range(12):
+        yield f"phdr{i}", Buf(lay).flip_bits(rng, lay.phoff, end, rng.randint(1, 4)).bytes()
+
+
+def m_flip_shdr(lay: Layout, rng: random.Random) -> Gen:
+    end = lay.shoff + lay.shnum * lay.shentsize
+    for i in range(12):
+        yield f"shdr{i}", Buf(lay).flip_bits(rng, lay.shoff, end, rng.randint(1, 4)).bytes()
+
+
+def m_absurd(lay: Layout, rng: random.Random) -> Gen:
+    """Sizes and offsets the file does not back: must be refused, never allocated."""
+    size = len(lay.data)
+    values = ABSURD + (size, size + 1, size - 1)
+    for i in range(10):
+        s = rng.choice(lay.shdrs[1:])
+        name = rng.choice(("sh_size", "sh_offset", "sh_size", "sh_entsize"))
+        v = rng.choice(values)
+        yield f"{s['name']}.{name}={v:#x}", Buf(lay).field(s, lay.sh_fields, name, v).bytes()
+    for i in range(10):
+        p = rng.choice(lay.phdrs)
+        name = rng.choice(("p_filesz", "p_offset", "p_filesz", "p_vaddr", "p_memsz"))
+        v = rng.choice(values)
+        yield f"ph{p['p_type']:#x}.{name}={v:#x}", Buf(lay).field(p, lay.ph_fields, name, v).bytes()
+    dyn = next((p for p in lay.phdrs if p["p_type"] == PT_DYNAMIC), None)
+    if dyn is not None:
+        for v in (0xFFFFFFF0, 1 << 40, size):
+            yield f"PT_DYNAMIC.p_filesz={v:#x}", Buf(lay).field(dyn, lay.ph_fields, "p_filesz", v).bytes()
+
+
+def m_overlap(lay: Layout, rng: random.Random) -> Gen:
+    """Sections made to overlap each other or the headers."""
+    secs = [s for s in lay.shdrs[1:] if s["sh_type"] != SHT_NOBITS and s["sh_size"]]
+    for i in range(6):
+        a, b = rng.sample(secs, 2)
+        buf = Buf(lay).field(a, lay.sh_fields, "sh_offset", b["sh_offset"] + rng.randrange(0, 8))
+        if rng.random() < 0.5:
+            buf.field(a, lay.sh_fields, "sh_size", b["sh_size"] + a["sh_size"])
+        yield f"{a['name']}-over-{b['name']}", buf.bytes()
+    dynsym = next((s for s in lay.shdrs if s["sh_type"] == SHT_DYNSYM), None)
+    if dynsym is not None:  # symbol table read from the ELF header / program headers
+        yield "dynsym-over-ehdr", Buf(lay).field(dynsym, lay.sh_fields, "sh_offset", 0).bytes()
+        yield "shdrs-over-phdrs", Buf(lay).ehdr("e_shoff", lay.phoff).bytes()
+
+
+def m_dynamic(lay: Layout, rng: random.Random) -> Gen:
+    """No DT_NULL; string offsets of DT_NEEDED/SONAME/RPATH/RUNPATH out of range; bad STRTAB/STRSZ."""
+    if not lay.dyn:
+        return
+    buf = Buf(lay)
+    for d in lay.dyn:
+        if d["tag"] == DT_NULL:
+            buf.dyn_tag(d, DT_DEBUG)
+    yield "no-DT_NULL", buf.bytes()
+    dyn = next(p for p in lay.phdrs if p["p_type"] == PT_DYNAMIC)
+    n_real = next((i for i, d in enumerate(lay.dyn) if d["tag"] == DT_NULL), len(lay.dyn))
+    ent = 16 if lay.is64 else 8
+    yield "dynamic-cut-before-DT_NULL", Buf(lay).field(dyn, lay.ph_fields, "p_filesz", n_real * ent).bytes()
+    yield "dynamic-odd-size", Buf(lay).field(dyn, lay.ph_fields, "p_filesz", n_real * ent + 3).bytes()
+    strsz = lay.dyn_val(DT_STRSZ) or 0
+    bad = (strsz, strsz + 1, 0x7FFFFFFF, 0xFFFFFFFFFFFFFFFF, 1 << 63)
+    first = lay.dyn[0]
+    for tag, label in ((DT_NEEDED, "NEEDED"), (DT_SONAME, "SONAME"), (DT_RUNPATH, "RUNPATH"), (DT_RPATH, "RPATH")):
+        entry = next((d for d in lay.dyn if d["tag"] == tag), None)
+        for v in rng.sample(bad, 2):
+            b = Buf(lay)
+            if entry is None:  # turn the first entry into the tag under test
+                b.dyn_tag(first, tag)
+            b.dyn_val(entry or first, v)
+            yield f"DT_{label}={v:#x}", b.bytes()
+    for tag, label in ((DT_STRTAB, "STRTAB"), (DT_STRSZ, "STRSZ")):
+        entry = next((d for d in lay.dyn if d["tag"] == tag), None)
+        if entry is not None:
+            for v in (0, 0xFFFFFFFFFFFFFFFF, len(lay.data) * 4):
+                yield f"DT_{label}={v:#x}", Buf(lay).dyn_val(entry, v).bytes()
+    # every entry's value replaced by garbage, one at a time
+    for i in range(6):
+        d = rng.choice(lay.dyn[:n_real] or lay.dyn)
+        yield f"dyn[{d['tag']:#x}]=garbage{i}", Buf(lay).dyn_val(d, rng.choice(ABSURD + (rng.getrandbits(32),))).bytes()
+    # a dynamic section that is one huge repetition of DT_NEEDED
+    b = Buf(lay)
+    for d in lay.dyn:
+        b.dyn_tag(d, DT_NEEDED).dyn_val(d, 1)
+    yield "all-DT_NEEDED", b.bytes()
+
+
+def m_versions(lay: Layout, rng: random.Random) -> Gen:
+    versym, count = lay.dyn_val(DT_VERSYM), 0
+    dynsym = next((s for s in lay.shdrs if s["sh_type"] == SHT_DYNSYM), None)
+    if dynsym is not None:
+        count = dynsym["sh_size"] // (24 if lay.is64 else 16)
+    vs_off = lay.vaddr_to_off(versym) if versym is not None else None
+    if vs_off is not None and count:
+        for label, pick in (("0x7fff", lambda i: 0x7FFF), ("hidden-all", lambda i: 0xFFFF),
+                            ("random", lambda i: rng.getrandbits(16)), ("2..", lambda i: 2 + i)):
+            b = Buf(lay)
+            for i in range(1, count):
+                b.put(vs_off + 2 * i, "H", pick(i))
+            yield f"versym-{label}", b.bytes()
+    for tag, num_tag, name in ((DT_VERNEED, DT_VERNEEDNUM, "verneed"), (DT_VERDEF, DT_VERDEFNUM, "verdef")):
+        addr = lay.dyn_val(tag)
+        off = lay.vaddr_to_off(addr) if addr is not None else None
+        if off is None:
+            continue
+        num_entry = next(d for d in lay.dyn if d["tag"] == num_tag)
+        tag_entry = next(d for d in lay.dyn if d["tag"] == tag)
+        yield f"{name}num=max", Buf(lay).dyn_val(num_entry, 0xFFFFFFFF).bytes()
+        yield f"{name}-addr-unbacked", Buf(lay).dyn_val(tag_entry, 1 << 40).bytes()
+        if name == "verneed":  # vn_cnt, vn_file, vn_aux, vn_next; vernaux: vna_name, vna_next
+            yield "vn_next-self", Buf(lay).put(off + 12, "I", 0).put(off + 12, "I", 0xFFFFFFF0).bytes()
+            yield "vn_next-loop", Buf(lay).put(off + 12, "I", 0).bytes()
+            yield "vn_aux-huge", Buf(lay).put(off + 8, "I", 0xFFFFFFF0).bytes()
+            yield "vn_file-oob", Buf(lay).put(off + 4, "I", 0xFFFFFF).bytes()
+            yield "vn_cnt-max", Buf(lay).put(off + 2, "H", 0xFFFF).bytes()
+            aux = off + struct.unpack_from(lay.e + "I", lay.data, off + 8)[0]
+            yield "vna_name-oob", Buf(lay).put(aux + 8, "I", 0xFFFFFFF).bytes()
+            yield "vna_next-self", Buf(lay).put(aux + 12, "I", 0xFFFFFFF0).bytes()
+        else:  # vd_flags, vd_ndx, vd_cnt, vd_hash, vd_aux, vd_next
+            yield "vd_aux-huge", Buf(lay).put(off + 12, "I", 0xFFFFFFF0).bytes()
+            yield "vd_next-back", Buf(lay).put(off + 16, "I", 0xFFFFFFF0).bytes()
+            yield "vd_ndx-max", Buf(lay).put(off + 4, "H", 0xFFFF).bytes()
+            aux = off + struct.unpack_from(lay.e + "I", lay.data, off + 12)[0]
+            yield "vda_name-oob", Buf(lay).put(aux, "I", 0xFFFFFFF).bytes()
+        for i in range(3):
+            yield f"{name}-flip{i}", Buf(lay).flip_bits(rng, off, off + 64, 3).bytes()
+
+
+def m_eh_frame(lay: Layout, rng: random.Random) -> Gen:
+    sec = lay.section(".eh_frame")
+    if sec is not None and sec["sh_size"] >= 8:
+        off, end = sec["sh_offset"], sec["sh_offset"] + sec["sh_size"]
+        records, pos = [], off
+        while pos + 4 <= end:
+            (length,) = struct.unpack_from(lay.e + "I", lay.data, pos)
+            if length == 0 or length == 0xFFFFFFFF:
+                break
+            records.append(pos)
+            pos += 4 + length
+        for i, rec in enumerate(records[:4]):
+            for v in (0xFFFFFFFF, 0xFFFFFFF0, 1, 3, 0x7FFFFFFF):
+                yield f"eh_frame[{i}].len={v:#x}", Buf(lay).put(rec, "I", v).bytes()
+        if records:  # 64-bit extended length that is absurd
+            yield "eh_frame.len64", Buf(lay).put(records[0], "I", 0xFFFFFFFF).put(records[0] + 4, "Q", 1 << 62).bytes()
+        for i in range(3):
+            yield f"eh_frame-flip{i}", Buf(lay).flip_bits(rng, off, end, 6).bytes()
+    hdr = lay.section(".eh_frame_hdr")
+    if hdr is not None:
+        o = hdr["sh_offset"]
+        yield "eh_frame_hdr.count=max", Buf(lay).put(o + 8, "I", 0xFFFFFFFF).bytes()
+        yield "eh_frame_hdr.count=big", Buf(lay).put(o + 8, "I", 0x3FFFFF).bytes()
+        yield "eh_frame_hdr.enc", Buf(lay).put(o + 1, "B", 0x0C).bytes()
+
+
+def m_symbols(lay: Layout, rng: random.Random) -> Gen:
+    """Huge symbol counts, from .dynsym's size or (without section headers) from the hash tables."""
+    dynsym = next((s for s in lay.shdrs if s["sh_type"] == SHT_DYNSYM), None)
+    if dynsym is not None:
+        for v in (0xFFFFFFFFFFFFFFF0, (1 << 24) * 24, dynsym["sh_size"] * 1000, dynsym["sh_size"] + 7):
+            yield f"dynsym.sh_size={v:#x}", Buf(lay).field(dynsym, lay.sh_fields, "sh_size", v).bytes()
+    no_sh = Buf(lay).ehdr("e_shoff", 0).ehdr("e_shnum", 0)
+    yield "no-section-headers", no_sh.bytes()
+    for tag, label in ((DT_GNU_HASH, "gnu_hash"), (DT_HASH, "hash")):
+        addr = lay.dyn_val(tag)
+        off = lay.vaddr_to_off(addr) if addr is not None else None
+        if off is None:
+            continue
+        base = lambda: Buf(lay).ehdr("e_shoff", 0).ehdr("e_shnum", 0)  # noqa: E731
+        if tag == DT_HASH:
+            yield "hash.nchain=max", base().put(off + 4, "I", 0xFFFFFFFF).bytes()
+            yield "hash.nchain=big", base().put(off + 4, "I", 0xFFFFFF).bytes()
+        else:  # nbuckets, symoffset, bloom_size, bloom_shift
+            yield "gnu_hash.nbuckets=max", base().put(off, "I", 0xFFFFFFFF).bytes()
+            yield "gnu_hash.bloom=max", base().put(off + 8, "I", 0xFFFFFFFF).bytes()
+            yield "gnu_hash.symoffset=max", base().put(off + 4, "I", 0xFFFFFFFF).bytes()
+            nb, _, bloom, _ = struct.unpack_from(lay.e + "IIII", lay.data, off)
+            b_off = off + 16 + bloom * (8 if lay.is64 else 4)
+            b = base()
+            for i in range(nb):
+                b.put(b_off + 4 * i, "I", 0xFFFFFFF0)
+            yield "gnu_hash.buckets=max", b.bytes()
+            chains = b_off + nb * 4
+            b = base()  # chains that never terminate (low bit never set) until the end of the file
+            for p in range(chains, min(len(lay.data), chains + 4096), 4):
+                b.put(p, "I", 0x2)
+            yield "gnu_hash.chain-endless", b.bytes()
+
+
+def m_random_text(lay: Layout, rng: random.Random) -> Gen:
+    """Executable sections full of random bytes: disassembler resilience."""
+    execs = [s for s in lay.shdrs if s["sh_flags"] & SHF_EXECINSTR and s["sh_type"] != SHT_NOBITS]
+    for i in range(3):
+        b = Buf(lay)
+        for s in execs:
+            b.b[s["sh_offset"]:s["sh_offset"] + s["sh_size"]] = rng.randbytes(s["sh_size"])
+        if i == 2:  # plus PLT stubs pointing nowhere and syscall opcodes everywhere
+            for s in execs:
+                for p in range(s["sh_offset"], s["sh_offset"] + s["sh_size"] - 1, 7):
+                    b.b[p:p + 2] = b"\x0f\x05"
+        yield f"random-text{i}", b.bytes()
+
+
+def m_random(lay: Layout, rng: random.Random) -> Gen:
+    """Random byte damage anywhere in the file (the top-up kind)."""
+    i = 0
+    while True:
+        b = Buf(lay)
+        for _ in range(rng.randint(1, 12)):
+            pos = rng.randrange(len(b.b))
+            b.b[pos] = rng.getrandbits(8) if rng.random() < 0.7 else rng.choice((0, 0xFF, 0x7F, 0x80))
+        yield f"random{i}", b.bytes()
+        i += 1
+
+
+KINDS: dict[str, Callable[[Layout, random.Random], Gen]] = {
+    "truncate": m_truncate, "flip_ehdr": m_flip_ehdr, "flip_phdr": m_flip_phdr, "flip_shdr": m_flip_shdr,
+    "absurd_size": m_absurd, "overlap": m_overlap, "dynamic": m_dynamic, "versions": m_versions,
+    "eh_frame": m_eh_frame, "symbols": m_symbols, "random_text": m_random_text,
+}
+
+
+@dataclass
+class Mutant:
+    name: str
+    kind: str
+    path: Path
+    args: list[str] = field(default_factory=list)
+    as_dep: bool = False
+
+
+def mutations(bases: dict[str, bytes], seed: int = SEED) -> Iterator[tuple[str, str, str, bytes]]:
+    """``(base, kind, name, bytes)`` of every mutant, unique, in a fixed order for a fixed seed."""
+    rng = random.Random(seed)
+    seen: set[bytes] = set()
+    layouts = {name: Layout(data) for name, data in bases.items()}
+    for kind, gen in KINDS.items():
+        for base, lay in layouts.items():
+            for name, data in gen(lay, rng):
+                if data not in seen:
+                    seen.add(data)
+                    yield base, kind, name, data
+    randoms = {base: m_random(lay, rng) for base, lay in layouts.items()}
+    while len(seen) < TARGET_MUTANTS:
+        for base in layouts:
+            name, data = next(randoms[base])
+            if data not in seen:
+                seen.add(data)
+                yield base, "random_bytes", name, data
+
+
+def generate(bases: dict[str, bytes], out: Path, seed: int = SEED) -> list[Mutant]:
+    """Write the corpus under ``out``, one directory per mutant."""
+    mutants: list[Mutant] = []
+    for base, kind, name, data in mutations(bases, seed):
+        d = out / f"{len(mutants):04d}"
+        d.mkdir()
+        p = d / f"lib{base}-{re.sub(r'[^A-Za-z0-9_.=-]', '_', name)[:60]}.so"
+        p.write_bytes(data)
+        mutants.append(Mutant(f"{base}/{kind}/{name}", kind, p))
+    return mutants
+
+
+def _digest(bases: dict[str, bytes], seed: int = SEED) -> str:
+    h = hashlib.sha256()
+    for base, kind, name, data in mutations(bases, seed):
+        h.update(f"{base}/{kind}/{name}".encode())
+        h.update(hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+# -- bases ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    d = tmp_path_factory.mktemp("bases")
+    out = {"lib": compile_so(d / "liblib.so", [FIXTURES / "loader" / "lib.c"], define="foo").read_bytes()}
+    feat = d / "libfeatures.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-Wl,--build-id", "-Wl,--hash-style=both",
+                    "-Wl,-soname,libfeatures.so", "-Wl,-rpath,$ORIGIN/../lib", "-Wl,--enable-new-dtags",
+                    "-o", str(feat), str(FIXTURES / "elf" / "features.c")], check=True, capture_output=True)
+    out["features"] = feat.read_bytes()
+    if REAL_LIBRARY.exists():  # a small real library: versions defined, stripped, real .eh_frame
+        out["z"] = REAL_LIBRARY.read_bytes()
+    m32 = d / "lib32.so"
+    if subprocess.run(["gcc", "-m32", "-shared", "-nostdlib", "-fPIC", "-o", str(m32), "-Wl,--hash-style=sysv",
+                       str(FIXTURES / "loader" / "lib.c")], capture_output=True).returncode == 0:
+        out["i386"] = m32.read_bytes()
+    if have("aarch64-linux-gnu-gcc"):
+        out["a64"] = compile_so(d / "liba64.so", [FIXTURES / "loader" / "lib.c"], arch="aarch64").read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def dep_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A good root whose only DT_NEEDED is ``libmut.so``; mutants take that name in a -L directory."""
+    d = tmp_path_factory.mktemp("deproot")
+    stub = compile_so(d / "stub" / "libmut.so", [FIXTURES / "loader" / "lib.c"], define="foo")
+    return compile_so(d / "libroot.so", [FIXTURES / "loader" / "user.c"], link=[stub])
+
+
+# -- running one input ---------------------------------------------------------------------------------
+@dataclass
+class Tally:
+    outcomes: Counter = field(default_factory=Counter)
+    kinds: Counter = field(default_factory=Counter)
+    slowest: tuple[float, str] = (0.0, "")
+    failures: list[str] = field(default_factory=list)
+
+    def time(self, elapsed: float, what: str) -> None:
+        if elapsed > self.slowest[0]:
+            self.slowest = (elapsed, what)
+        if elapsed > TIME_BUDGET:
+            self.failures.append(f"{what}: took {elapsed:.2f}s (budget {TIME_BUDGET}s)")
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise Hang()
+
+
+def guarded(fn: Callable[[], object], what: str, tally: Tally) -> object:
+    """Run ``fn`` under the hang guards; record time; a hang or escaping exception is a failure."""
+    faulthandler.dump_traceback_later(HANG_ALARM * 3, exit=True)  # last resort: a hang inside C code
+    signal.alarm(HANG_ALARM)
+    start = time.perf_counter()
+    try:
+        return fn()
+    except Hang:
+        tally.failures.append(f"{what}: hang (> {HANG_ALARM}s)")
+        return None
+    finally:
+        signal.alarm(0)
+        faulthandler.cancel_dump_traceback_later()
+        tally.time(time.perf_counter() - start, what)
+
+
+def check_cli(args: list[str], shown: str, what: str, tally: Tally, json_out: bool) -> int | None:
+    res = guarded(lambda: run_cli(args), what, tally)
+    if res is None:
+        return None
+    code, out, err = res  # type: ignore[misc]
+    problems = []
+    if code not in (0, 1, 2):
+        problems.append(f"exit {code}")
+    if "Traceback" in err or "Traceback" in out:
+        problems.append("traceback")
+    if code == 2:
+        lines = err.splitlines()
+        if len(lines) != 1 or not lines[0].startswith("uk-depscan: error: ") or shown not in lines[0]:
+            problems.append("exit 2 without exactly one error line naming the file")
+        if out:
+            problems.append("exit 2 with output")
+    elif code in (0, 1):
+        if not out.strip():
+            problems.append("empty result")
+        elif json_out:
+            try:
+                json.loads(out)
+            except ValueError as e:
+                problems.append(f"JSON does not parse: {e}")
+        else:
+            if _CONTROL.search(out):
+                problems.append(f"control character in text output: {_CONTROL.search(out).group(0)!r}")
+            try:
+                out.encode("utf-8")
+            except UnicodeEncodeError as e:
+                problems.append(f"text output cannot be written to a UTF-8 terminal: {e}")
+    if problems:
+        tally.failures.append(f"{what}: {', '.join(problems)}; stderr={err.strip()[:300]!r}")
+    tally.outcomes[f"exit {code}"] += 1
+    return code
+
+
+def check_engine(path: Path, what: str, tally: Tally) -> None:
+    """Function starts and (when the engine exists) the syscall scan: DepscanError or a result."""
+    from uk_depscan.elf import open_elf
+    from uk_depscan.elf_frames import function_starts
+    from uk_depscan.errors import DepscanError
+
+    try:
+        from uk_depscan.syscall_scan import scan_library
+    except ImportError:
+        scan_library = None
+
+    def run() -> str:
+        try:
+            with open_elf(path) as elf:
+                function_starts(elf)
+                if scan_library is not None:
+                    scan_library(elf, no_cache=True)
+            return "ok"
+        except DepscanError:
+            return "refused"
+        except Exception as e:  # noqa: BLE001 - any other exception is the bug being looked for
+            tally.failures.append(f"{what}: {type(e).__name__}: {e}")
+            return "crash"
+
+    outcome = guarded(run, what, tally)
+    tally.outcomes[f"engine {outcome}"] += 1
+
+
+def test_mutation_corpus(bases: dict[str, bytes], dep_root: Path, tmp_path: Path,
+                         request: pytest.FixtureRequest) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    mutants = generate(bases, corpus)
+    assert len(mutants) >= MIN_MUTANTS
+    assert _digest(bases) == _digest(bases), "mutant generation is not deterministic"
+    sysroot = tmp_path / "sysroot"  # empty: nothing from the host leaks into the results
+    sysroot.mkdir()
+    iso = ["--root", str(sysroot), "--no-ld-cache"]
+    tally = Tally()
+    fds_before = len(os.listdir("/proc/self/fd"))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    old_handler = signal.signal(signal.SIGALRM, _on_alarm)
+    start = time.perf_counter()
+    try:
+        for i, m in enumerate(mutants):
+            tally.kinds[m.kind] += 1
+            p = str(m.path)
+            codes = (check_cli(["scan", p, *iso], p, f"scan {m.name}", tally, json_out=False),
+                     check_cli(["deps", p, "--format", "json", *iso], p, f"deps {m.name}", tally, json_out=True))
+            tally.outcomes["/".join(str(c) for c in codes)] += 1
+            if i % DEP_EVERY == 0:  # the same bytes as a dependency: data in the tree, never fatal
+                dep_dir = m.path.parent / "L"
+                dep_dir.mkdir()
+                shutil.copyfile(m.path, dep_dir / "libmut.so")
+                tally.kinds["as_dependency"] += 1
+                for cmd, js in (("scan", False), ("deps", True)):
+                    code = check_cli([cmd, str(dep_root), "-L", str(dep_dir), *iso] + (["--format", "json"] if js else []),
+                                     str(dep_root), f"{cmd} {m.name} as dependency", tally, json_out=js)
+                    if code == 2:
+                        tally.failures.append(f"{cmd} {m.name} as dependency: exit 2 (a bad dependency is data)")
+            if m.kind in ("random_text", "eh_frame", "symbols"):
+                check_engine(m.path, f"engine {m.name}", tally)
+    finally:
+        signal.signal(signal.SIGALRM, old_handler)
+    total = time.perf_counter() - start
+    rss_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    fds_after = len(os.listdir("/proc/self/fd"))
+    summary = (f"mutants={len(mutants)} kinds={dict(sorted(tally.kinds.items()))} "
+               f"outcomes(scan/deps)={dict(sorted(tally.outcomes.items()))} "
+               f"slowest={tally.slowest[0]:.3f}s ({tally.slowest[1]}) total={total:.1f}s "
+               f"rss_growth={rss_growth_mb:.0f}MB fds={fds_before}->{fds_after}")
+    request.node.user_properties.append(("mutation_summary", summary))
+    print(summary)
+    assert not tally.failures, f"{len(tally.failures)} failures:\n" + "\n".join(tally.failures[:40])
+    assert rss_growth_mb < RSS_BUDGET_MB, summary
+    assert fds_after <= fds_before + 16, f"file descriptors leak: {summary}"

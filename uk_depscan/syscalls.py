@@ -1,0 +1,277 @@
+"""The syscall stage: engine scans + library summaries + bindings → reachable syscalls with evidence.
+
+* The root is scanned by the engine; its entries are every function (whole-object
+  over-approximation) or, with ``--entry GLOB``, the matching exports plus constructors.
+* Every other loaded object contributes per-export summaries: computed by the engine from the
+  file (cached by build-id) or, for the libc family under ``--libc glibc|musl``, the shipped
+  tables.  Imports the loader could not bind fall back to the shipped model through the
+  file their version was recorded against (DT_VERNEED), so a manylinux wheel scanned on a
+  machine without glibc still gets libc's syscalls.
+* The start-up baseline is what ld.so's entry point and libc's constructors reach.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import logging
+
+import numpy as np
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from uk_depscan.binding import SymbolBindings
+from uk_depscan.closure import Node, OpenSummary, Reach, ReachedSyscall, Site, close_over_bindings
+from uk_depscan.elf import ElfFile, open_elf
+from uk_depscan.errors import DepscanError
+from uk_depscan.linux_syscalls import load_linux_table
+from uk_depscan.loader import LoadResult
+from uk_depscan.model import EvidenceStep, SiteRecord, SummarySourceRecord, SyscallFinding, SyscallReport
+from uk_depscan.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
+
+log = logging.getLogger(__name__)
+LIBC_FAMILY = ("libc.so.6", "libm.so.6", "libpthread.so.0", "librt.so.1", "libdl.so.2", "ld-linux-x86-64.so.2",
+               "ld-linux-aarch64.so.1")
+CXX_FAMILY = ("libstdc++.so.6", "libgcc_s.so.1", "libgomp.so.1")
+SHIPPED_BASE = 1_000_000  # object indices for libraries known only from shipped tables
+# What runs before any library code (glibc 2.36): all of ld.so (rtld.c reaches dl_main, TLS and
+# rseq set-up through function pointers), libc's constructors and __libc_early_init, which
+# ld.so calls by address (elf/libc_early_init.c).
+BASELINE_ENTRIES = (("ld-linux-x86-64.so.2", ALL), ("ld-linux-aarch64.so.1", ALL), ("libc.so.6", INIT),
+                    ("libc.so.6", "__libc_early_init@GLIBC_PRIVATE"))
+# musl's libc.so is its own dynamic loader: _dlstart (the entry point) and its constructors.
+MUSL_BASELINE_ENTRIES = (("libc.so", ENTRY), ("libc.so", INIT))
+
+
+@dataclass(frozen=True)
+class SummarySource:
+    library: str
+    source: str      # "scanned", "cache", "shipped glibc", "shipped musl", "unavailable: why"
+    build_id: str | None
+
+
+@dataclass(frozen=True)
+class SyscallAnalysis:
+    reached: dict[int, ReachedSyscall]
+    baseline: dict[int, ReachedSyscall]
+    root_sites: tuple[object, ...]
+    sources: tuple[SummarySource, ...]
+    libc_model: str
+    entries: tuple[str, ...]
+    unknown_sites: int
+
+
+class EngineSummary:
+    """An :class:`OpenSummary` over one engine scan, memoised per entry."""
+
+    def __init__(self, library: str, elf: ElfFile, scan: object) -> None:
+        self.library = library
+        self.elf = elf
+        self.scan = scan
+        self._exports = {key: addr for key, addr in scan.exports}  # type: ignore[attr-defined]
+        self._memo: dict[str, Reach | None] = {}
+        self._symbolizer: object | None = None
+
+    def addresses(self, entry: str) -> list[int]:
+        if entry == ALL:
+            return [int(a) for a in self.scan.graph.func_starts]  # type: ignore[attr-defined]
+        if entry == ENTRY:
+            return [self.elf.e_entry] if self.elf.e_entry else []
+        if entry == INIT:
+            return [*self.elf.init_array, *(v for v in (self.elf.dyn_value("INIT"),) if v)]
+        for key in key_variants(entry):
+            if key in self._exports:
+                return [self._exports[key]]
+        return []
+
+    def reach(self, entry: str) -> Reach | None:
+        if entry not in self._memo:
+            addrs = self.addresses(entry)
+            self._memo[entry] = self._reach(addrs) if addrs else None
+        return self._memo[entry]
+
+    def reach_addresses(self, key: str, addrs: list[int]) -> Reach:
+        self._memo[key] = self._reach(addrs)
+        return self._memo[key]  # type: ignore[return-value]
+
+    def caller_of(self, import_key: str) -> str | None:
+        """Name (or address) of one function of this object that calls ``import_key`` directly."""
+        g = self.scan.graph  # type: ignore[attr-defined]
+        try:
+            node = g.n_funcs + g.import_keys.index(import_key)
+        except ValueError:
+            return None
+        hits = np.flatnonzero(g.indices == node)
+        if not len(hits):
+            return None
+        src = int(np.searchsorted(g.indptr, int(hits[0]), side="right")) - 1
+        addr = int(g.func_starts[src])
+        if self._symbolizer is None:
+            from uk_depscan.syscall_scan import LazySymbolizer
+
+            self._symbolizer = LazySymbolizer(self.elf)
+        return self._symbolizer.name_at(addr) or f"sub_{addr:x}"
+
+    def _reach(self, addrs: list[int]) -> Reach:
+        _, imports, sites = self.scan.reachable_from(addrs)  # type: ignore[attr-defined]
+        out = tuple(Site(n, _kind(s), s.function or "?", s.address) for s in sites for n in s.numbers)
+        return Reach(out, tuple(sorted(imports)))
+
+
+def _kind(site: object) -> str:
+    kind = getattr(site, "kind", "direct")
+    return {"wrapper_call": "wrapper", "local_wrapper_call": "local_wrapper"}.get(kind, "direct")
+
+
+def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model: str = "auto",
+                     entries: tuple[str, ...] = (), no_cache: bool = False) -> SyscallAnalysis:
+    """Reachable syscalls of the root, with evidence, plus the start-up baseline."""
+    from uk_depscan.syscall_scan import scan_library
+
+    arch = result.files[0].machine_name
+    summaries: dict[int, OpenSummary] = {}
+    sources: list[SummarySource] = []
+    shipped = _shipped_for(libc_model, arch)
+    for idx, obj in enumerate(result.tree.objects):
+        elf = result.files.get(idx)
+        name = obj.soname or obj.path.rsplit("/", 1)[-1]
+        model_summary = _shipped_summary(shipped, name, libc_model)
+        if model_summary is not None and idx != 0:
+            summaries[idx] = model_summary
+            sources.append(SummarySource(name, f"shipped {libc_model}", model_summary.provenance.get("build_id")))
+            continue
+        if elf is None or obj.error or not elf.arch_supported:
+            sources.append(SummarySource(name, f"unavailable: {obj.error or 'architecture not analysed'}", None))
+            continue
+        try:
+            scan = scan_library(elf, no_cache=no_cache)
+        except DepscanError as err:
+            sources.append(SummarySource(name, f"unavailable: {err}", elf.build_id))
+            continue
+        summaries[idx] = EngineSummary(name, elf, scan)
+        sources.append(SummarySource(name, "cache" if getattr(scan, "from_cache", False) else "scanned", elf.build_id))
+    fallback = _shipped_for("glibc" if libc_model in ("auto", "glibc") else libc_model, arch)
+    bind = _bind_map(result, bindings, summaries, fallback, libc_model)
+    root = summaries.get(0)
+    roots = _root_entries(root, entries) if isinstance(root, EngineSummary) else []
+    reached = close_over_bindings(roots, summaries, bind)
+    baseline = close_over_bindings(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind,
+                                   root_kind="baseline")
+    if isinstance(root, EngineSummary):
+        reached = {n: _name_root_caller(r, root) for n, r in reached.items()}
+    root_sites = tuple(getattr(root.scan, "sites", ())) if isinstance(root, EngineSummary) else ()
+    unknown = sum(1 for s in root_sites if not getattr(s, "numbers", ()))
+    return SyscallAnalysis(reached, baseline, root_sites, tuple(sources), libc_model, entries, unknown)
+
+
+def _name_root_caller(r: ReachedSyscall, root: EngineSummary) -> ReachedSyscall:
+    """Replace the whole-object entry step by the target function that calls the first import."""
+    if len(r.chain) < 2 or r.chain[0].symbol != ALL or r.chain[1].kind != "import":
+        return r
+    caller = root.caller_of(r.chain[1].symbol)
+    if caller is None:
+        return r
+    first = dataclasses.replace(r.chain[0], kind="entry", symbol=caller)
+    return dataclasses.replace(r, chain=(first,) + r.chain[1:])
+
+
+def _shipped_for(model: str, arch: str) -> dict[str, TableSummary]:
+    if model not in ("glibc", "musl"):
+        return load_shipped("glibc", arch) if model == "auto" else {}
+    return load_shipped(model, arch)
+
+
+def _shipped_summary(shipped: Mapping[str, TableSummary], soname: str, model: str) -> TableSummary | None:
+    if model not in ("glibc", "musl"):
+        return None
+    if model == "musl" and soname in LIBC_FAMILY:
+        return shipped.get("libc.so")
+    return shipped.get(soname) if soname in LIBC_FAMILY + CXX_FAMILY else None
+
+
+def _root_entries(root: EngineSummary, entries: tuple[str, ...]) -> list[Node]:
+    if not entries:
+        return [(0, ALL)]
+    chosen = [k for k, _ in root.scan.exports  # type: ignore[attr-defined]
+              if any(fnmatch.fnmatchcase(k.split("@", 1)[0], g) or fnmatch.fnmatchcase(_demangled(k), g)
+                     for g in entries)]
+    return [(0, k) for k in chosen] + [(0, INIT)]
+
+
+def _demangled(key: str) -> str:
+    from uk_depscan.report.escape import demangle
+
+    return demangle(key.split("@", 1)[0])
+
+
+def _bind_map(result: LoadResult, bindings: SymbolBindings, summaries: dict[int, OpenSummary],
+              fallback: Mapping[str, TableSummary], model: str) -> dict[tuple[int, str], Node | None]:
+    bind: dict[tuple[int, str], Node | None] = {}
+    extra: dict[str, int] = {}
+    for b in bindings.bindings:
+        key = b.symbol.key
+        if b.provider is not None:
+            target = f"{b.symbol.name}@{b.provider_version}" if b.provider_version else b.symbol.name
+            bind[(b.importer, key)] = (b.provider, target)
+            continue
+        lib = _fallback_library(b.symbol.version_file, model)
+        if lib and lib in fallback:
+            if lib not in extra:
+                extra[lib] = SHIPPED_BASE + len(extra)
+                summaries[extra[lib]] = fallback[lib]
+            bind[(b.importer, key)] = (extra[lib], key)
+    return bind
+
+
+def _fallback_library(version_file: str | None, model: str) -> str | None:
+    if version_file is None:
+        return None
+    if model == "musl" and version_file in LIBC_FAMILY:
+        return "libc.so"
+    return version_file
+
+
+def _baseline_roots(result: LoadResult, summaries: dict[int, OpenSummary], fallback: Mapping[str, TableSummary],
+                    model: str) -> list[Node]:
+    roots: list[Node] = []
+    by_name = {(o.soname or ""): i for i, o in enumerate(result.tree.objects)}
+    interp = result.files[0].interp
+    shipped_nodes: dict[str, int] = {}
+    for soname, entry in (MUSL_BASELINE_ENTRIES if model == "musl" else BASELINE_ENTRIES):
+        idx = by_name.get(soname)
+        if idx is not None and idx in summaries and model != "musl":
+            roots.append((idx, entry))
+        elif soname in fallback and (soname.startswith("libc") or _arch_loader(result, soname)):
+            node = shipped_nodes.setdefault(soname, SHIPPED_BASE + 500 + len(shipped_nodes))
+            summaries[node] = fallback[soname]
+            roots.append((node, entry))
+    if interp and not roots:
+        log.debug("no loader summary available for %s", interp)
+    return roots
+
+
+def _arch_loader(result: LoadResult, soname: str) -> bool:
+    return ("x86-64" in soname) == (result.files[0].machine_name == "x86_64")
+
+
+
+
+def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str], str]) -> SyscallReport:
+    """The report form: names from the target architecture's Linux table, sorted by number."""
+    table = load_linux_table(arch)
+
+    def name(n: int) -> str:
+        return table.name_of(n) or f"syscall_{n}"
+
+    def finding(r: ReachedSyscall) -> SyscallFinding:
+        chain = tuple(EvidenceStep(s.kind, display(s.library), s.symbol, s.detail) for s in r.chain)
+        return SyscallFinding(r.number, name(r.number), r.failure_only, r.kinds,
+                              tuple(display(lib) for lib in r.libraries), chain)
+
+    sites = tuple(SiteRecord(s.address, s.kind, tuple(s.numbers), tuple(name(n) for n in s.numbers), s.confidence,
+                             s.reason, s.function, s.via)
+                  for s in sorted(analysis.root_sites, key=lambda s: s.address))  # type: ignore[attr-defined]
+    return SyscallReport(arch, analysis.libc_model, analysis.entries,
+                         tuple(finding(analysis.reached[n]) for n in sorted(analysis.reached)),
+                         tuple(finding(analysis.baseline[n]) for n in sorted(analysis.baseline)),
+                         sites, tuple(SummarySourceRecord(display(s.library), s.source, s.build_id)
+                                      for s in analysis.sources), analysis.unknown_sites)
