@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -15,7 +16,9 @@ from uk_depscan.errors import DepscanError
 from uk_depscan.inputs import Inputs, Skipped, collect_inputs
 from uk_depscan.ldpaths import SearchConfig
 from uk_depscan.loader import LoadResult, LoadTree, resolve_tree
-from uk_depscan.model import ElfSummary, ImportRecord, Report, SearchSettings, TargetReport
+from uk_depscan.gaps import Gap, assess_all
+from uk_depscan.model import ElfSummary, ImportRecord, Report, SearchSettings, TableRef, TargetReport
+from uk_depscan.unikraft import UnikraftTable, load_loupe_priors, load_unikraft_table
 from uk_depscan.syscalls import analyze_syscalls, syscall_report
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,8 @@ class Options:
     libc_model: str = "auto"
     entries: tuple[str, ...] = ()
     no_cache: bool = False
+    unikraft: str | None = None
+    unikraft_table: str | None = None
 
 
 def analyze(paths: list[str], config: SearchConfig | None = None, *, command: str = "scan",
@@ -52,8 +57,27 @@ def analyze(paths: list[str], config: SearchConfig | None = None, *, command: st
                     raise
                 skipped.append(Skipped(target.display, str(err).removeprefix(f"{target.display}: ")))
     settings = SearchSettings(config.root, config.library_path, config.ld_so_conf, config.use_cache)
+    table = _unikraft_table(options) if options.syscalls else None
+    ref = TableRef(table.release, table.commit, table.generator) if table is not None else None
+    if table is not None:
+        reports = [dataclasses.replace(r, gaps=target_gaps(r, table)) for r in reports]
     return Report(__version__, command, settings, tuple(reports),
-                  tuple(sorted(skipped, key=lambda s: s.path)))
+                  tuple(sorted(skipped, key=lambda s: s.path)), ref)
+
+
+def _unikraft_table(options: Options) -> UnikraftTable:
+    path = Path(options.unikraft_table) if options.unikraft_table else None
+    return load_unikraft_table(options.unikraft, path)
+
+
+def target_gaps(report: TargetReport, table: UnikraftTable) -> tuple[Gap, ...]:
+    """Binary-compatibility route: everything reachable plus the start-up baseline."""
+    if report.syscalls is None:
+        return ()
+    names: dict[str, tuple[bool, bool]] = {f.name: (False, f.failure_only) for f in report.syscalls.syscalls}
+    for f in report.syscalls.baseline:
+        names[f.name] = (True, names.get(f.name, (False, False))[1] and f.name not in names)
+    return assess_all(names, table, load_loupe_priors())
 
 
 def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs, options: Options) -> TargetReport:

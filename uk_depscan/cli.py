@@ -47,6 +47,10 @@ LibcOpt = typer.Option(LibcModel.auto, "--libc",
 EntryOpt = typer.Option(None, "--entry", help="Only what these exported functions reach (glob on mangled or "
                                               "demangled names; repeatable). Constructors are always included.")
 NoScanCacheOpt = typer.Option(False, "--no-cache", help="Do not read or write the per-library scan cache.")
+UnikraftOpt = typer.Option(None, "--unikraft", help="Unikraft release table to compare against (default: newest "
+                                                     "shipped; see `uk-depscan tables list`).")
+UnikraftTableOpt = typer.Option(None, "--unikraft-table", help="A Unikraft support table of your own "
+                                                              "(`uk-depscan tables unikraft --src ...`).")
 TargetsArg = typer.Argument(..., help="ELF files, directories or wheels.", show_default=False)
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
 OutputOpt = typer.Option(None, "--output", "-o", help="Write the report here (opened only after success).")
@@ -95,8 +99,9 @@ def _stderr_summary(report: Report, quiet: bool) -> None:
     if quiet:
         return
     for t in report.targets:
+        gaps = f", {len(t.actionable_gaps)} Unikraft gaps to act on" if t.syscalls is not None else ""
         sys.stderr.write(f"uk-depscan: {t.target}: {len(t.tree.objects) - 1} libraries, "
-                         f"{len(t.tree.missing)} missing, {len(t.unresolved)} unresolved imports\n")
+                         f"{len(t.tree.missing)} missing, {len(t.unresolved)} unresolved imports{gaps}\n")
 
 
 @app.command("scan")
@@ -104,12 +109,14 @@ def scan_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: O
              root: str = RootOpt, library_path: Optional[List[str]] = LibPathOpt,
              ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
              verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt,
-             libc: LibcModel = LibcOpt, entry: Optional[List[str]] = EntryOpt, no_cache: bool = NoScanCacheOpt) -> int:
+             libc: LibcModel = LibcOpt, entry: Optional[List[str]] = EntryOpt, no_cache: bool = NoScanCacheOpt,
+             unikraft: Optional[str] = UnikraftOpt, unikraft_table: Optional[Path] = UnikraftTableOpt) -> int:
     """Summary of each target: loader facts, imports, reachable syscalls with evidence (default command)."""
     from uk_depscan.analyze import Options, analyze
     from uk_depscan.report.text import render_summary
 
-    options = Options(libc_model=libc.value, entries=tuple(entry or ()), no_cache=no_cache)
+    options = Options(libc_model=libc.value, entries=tuple(entry or ()), no_cache=no_cache, unikraft=unikraft,
+                      unikraft_table=str(unikraft_table) if unikraft_table else None)
     report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
                      options=options)
     _render(report, fmt, output, verbose, render_summary)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from uk_depscan.binding import VersionProblem
+from uk_depscan.gaps import Gap
 from uk_depscan.inputs import Skipped
 from uk_depscan.loader import LoadTree
 
@@ -117,6 +118,11 @@ class TargetReport:
     version_problems: tuple[VersionProblem, ...]
     warnings: tuple[str, ...]
     syscalls: SyscallReport | None = None
+    gaps: tuple[Gap, ...] = ()
+
+    @property
+    def actionable_gaps(self) -> tuple[Gap, ...]:
+        return tuple(g for g in self.gaps if g.tier != "P3")
 
     @property
     def unresolved(self) -> tuple[ImportRecord, ...]:
@@ -136,6 +142,15 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class TableRef:
+    """Which Unikraft support table the gaps were computed against."""
+
+    release: str
+    commit: str
+    generator: str
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything one run found; renderers compute nothing of their own."""
 
@@ -144,8 +159,9 @@ class Report:
     search: SearchSettings
     targets: tuple[TargetReport, ...]
     skipped: tuple[Skipped, ...]
+    unikraft: TableRef | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
     def has_gaps(self) -> bool:
-        return any(t.tree.missing or t.unresolved or t.version_problems for t in self.targets)
+        return any(t.tree.missing or t.unresolved or t.version_problems or t.actionable_gaps for t in self.targets)

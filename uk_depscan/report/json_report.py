@@ -18,6 +18,9 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                    "ld_so_conf": report.search.ld_so_conf, "use_ld_so_cache": report.search.use_cache},
         "targets": [target_to_dict(t) for t in report.targets],
         "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+        "unikraft": None if report.unikraft is None else {
+            "release": report.unikraft.release, "commit": report.unikraft.commit,
+            "generator": report.unikraft.generator},
     }
 
 
@@ -35,6 +38,8 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
         "version_problems": [{"file": p.file, "version": p.version, "reason": p.reason} for p in t.version_problems],
         "warnings": list(t.warnings),
         "syscalls": syscalls_to_dict(t.syscalls) if t.syscalls is not None else None,
+        "gaps": [{"name": g.name, "status": g.status, "detail": g.detail, "library": g.library, "kconfig": g.kconfig,
+                  "action": g.action, "tier": g.tier, "reasons": list(g.reasons)} for g in t.gaps],
     }
 
 

@@ -117,6 +117,7 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
         con.print(_t(f"  unresolved {demangle(sym.name)}" + (f"@{sym.version}" if sym.version else ""), "red"))
     if t.syscalls is not None:
         _syscall_section(con, t, verbose)
+        _gap_section(con, t, verbose)
     for w in t.warnings:
         con.print(_t(f"  warning: {w}", "yellow"))
     con.print()
@@ -144,6 +145,45 @@ def _syscall_section(con: Console, t: TargetReport, verbose: bool) -> None:
         con.print(_t("  failure paths only: " + " ".join(f.name for f in failure), "dim"))
     for f in s.syscalls if verbose else ():
         con.print(_t(f"    {f.name}: " + " -> ".join(_step(x) for x in f.chain), "dim"))
+
+
+def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
+    counts: dict[str, int] = {}
+    for g in t.gaps:
+        counts[g.status] = counts.get(g.status, 0) + 1
+    tiers: dict[str, int] = {}
+    for g in t.gaps:
+        tiers[g.tier] = tiers.get(g.tier, 0) + 1
+    con.print(_t("unikraft      " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + "  |  "
+                 + ", ".join(f"{k} {n}" for k, n in sorted(tiers.items())), "bold"))
+    options: dict[str, list[str]] = {}
+    for g in t.gaps:
+        if g.status == "needs-kconfig":
+            options.setdefault(g.action.removeprefix("enable "), []).append(g.name)
+    for opt, names in sorted(options.items(), key=lambda kv: -len(kv[1])):
+        con.print(_t(f"  enable {opt}: {len(names)} syscalls ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"))
+    work = [g for g in t.gaps if g.status != "needs-kconfig" and (verbose or g.tier != "P3")]
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for col in ("tier", "syscall", "unikraft", "action", "why"):
+        table.add_column(col, overflow="fold")
+    for g in work[: None if verbose else 15]:
+        table.add_row(_t(g.tier, TIER_STYLE.get(g.tier, "")), _t(g.name), _t(f"{g.status}: {g.detail}"),
+                      _t(g.action), _t("; ".join(_short_reason(r) for r in g.reasons)))
+    if work:
+        con.print(table)
+    if not verbose and len(work) > 15:
+        con.print(_t(f"  ... {len(work) - 15} more (-v for all, --format json for everything)", "dim"))
+
+
+def _short_reason(reason: str) -> str:
+    if reason.startswith("Loupe: used by "):
+        nums = [int(x) for x in reason.replace(",", "").split() if x.isdigit()]
+        if len(nums) == 4:
+            return f"Loupe: required {nums[1]}/{nums[0]}, stubbable {nums[2]}, fakeable {nums[3]}"
+    return reason.replace(" (ld.so/libc initialisation)", "")
+
+
+TIER_STYLE = {"P0": "bold red", "P1": "yellow", "P2": "cyan", "P3": "dim"}
 
 
 def _step(step) -> str:  # type: ignore[no-untyped-def]

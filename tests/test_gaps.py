@@ -1,0 +1,49 @@
+"""The gap classes, actions and tiers of gaps.py, exactly, on the shipped 0.17.0 table."""
+from __future__ import annotations
+
+import pytest
+
+from uk_depscan.gaps import assess_all
+from uk_depscan.unikraft import LoupePrior, load_loupe_priors, load_unikraft_table
+
+
+@pytest.fixture(scope="module")
+def table():  # type: ignore[no-untyped-def]
+    return load_unikraft_table("0.17.0")
+
+
+def prior(name: str, used: int, required: int, stubbable: int, fakeable: int) -> LoupePrior:
+    return LoupePrior(name, used, required, stubbable, fakeable, "test")
+
+
+CASES = {
+    # name: (startup, failure_only, prior or None) -> (status, action, tier)
+    "read": ((False, False, prior("read", 110, 106, 4, 4)), ("needs-kconfig", "enable CONFIG_LIBPOSIX_FDIO", "P0")),
+    "madvise": ((False, False, prior("madvise", 56, 2, 54, 48)), ("needs-kconfig", "enable CONFIG_LIBPOSIX_MMAP", "P1")),
+    "arch_prctl": ((True, False, prior("arch_prctl", 110, 109, 1, 1)), ("absent", "implement", "P0")),
+    "set_robust_list": ((True, False, prior("set_robust_list", 108, 6, 102, 100)), ("absent", "keep stub", "P3")),
+    "clone3": ((False, False, None), ("absent", "keep stub", "P3")),  # glibc falls back to clone
+    "io_uring_setup": ((False, False, None), ("absent", "implement", "P1")),
+    "sched_getaffinity": ((False, False, prior("sched_getaffinity", 60, 4, 55, 43)), ("stub", "keep stub", "P3")),
+    "mremap": ((False, False, prior("mremap", 6, 2, 4, 1)), ("stub", "implement", "P1")),
+    "futex": ((True, False, prior("futex", 89, 21, 2, 68)), ("partial", "implement", "P0")),
+    "kill": ((False, True, prior("kill", 20, 2, 3, 19)), ("stub", "keep stub", "P3")),
+    "sched_getparam": ((False, False, prior("sched_getparam", 10, 0, 1, 9)), ("absent", "fake (return 0)", "P2")),
+    "pselect6": ((False, True, prior("pselect6", 8, 5, 2, 2)), ("partial", "implement", "P3")),  # failure only
+}
+
+
+def test_classes_actions_tiers(table) -> None:  # type: ignore[no-untyped-def]
+    names = {n: (spec[0], spec[1]) for n, (spec, _) in CASES.items()}
+    priors = {n: spec[2] for n, (spec, _) in CASES.items() if spec[2] is not None}
+    got = {g.name: (g.status, g.action, g.tier) for g in assess_all(names, table, priors)}
+    assert got == {n: want for n, (_, want) in CASES.items()}
+
+
+def test_sorted_by_tier_and_reasons_shown(table) -> None:  # type: ignore[no-untyped-def]
+    gaps = assess_all({"arch_prctl": (True, False), "clone3": (False, False), "read": (False, False)}, table,
+                      load_loupe_priors())
+    assert [g.tier for g in gaps] == sorted(g.tier for g in gaps)
+    arch = next(g for g in gaps if g.name == "arch_prctl")
+    assert any("start-up" in r for r in arch.reasons) and any(r.startswith("Loupe: used by 110") for r in arch.reasons)
+    assert any("falls back to clone" in r for r in next(g for g in gaps if g.name == "clone3").reasons)

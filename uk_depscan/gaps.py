@@ -1,0 +1,137 @@
+"""Gaps against a Unikraft release and what to do about each one.
+
+Classes (per reachable syscall, by name in the Unikraft table):
+
+* ``provided``: implemented (full or constant) by a library that is on by default;
+* ``needs-kconfig``: implemented, but only once ``CONFIG_X`` is enabled (Unikraft libraries are
+  opt-in, so this is most provided syscalls: the action is the option to enable);
+* ``partial``: implemented, with some paths returning an error (e.g. futex ops, ppoll sigmask);
+* ``stub``: registered but a stub — the kind says what the application will see;
+* ``absent``: not registered: the shim's generated stub returns ENOSYS.
+
+Priority formula (documented in the README, tested in tests/test_gaps.py), per gap:
+
+* Loupe ratios over the apps that used the syscall: ``stubbable = apps_stubbable/apps_using``,
+  ``fakeable = apps_fakeable/apps_using``, ``required = apps_requiring/apps_using``; with no Loupe
+  data, or fewer than :data:`MIN_APPS` apps, all three are treated as 0 (unknown).
+* action: ``enable CONFIG_X`` for needs-kconfig; for absent/stub/partial: ``stub (ENOSYS)`` when
+  stubbable ≥ 0.8, else ``fake (return 0)`` when fakeable ≥ 0.8, else ``implement``.  Nothing new
+  is needed (action ``keep stub``) when the current behaviour already matches, when an existing
+  stub is acceptable to Loupe (stubbable ≥ 0.8, or fakeable ≥ 0.8 for a stub that fakes success),
+  or when glibc falls back to a syscall Unikraft provides on ENOSYS (:data:`GLIBC_FALLBACKS`).
+* tier: P0 if the action is implement/enable and the syscall is on the start-up path (ld.so/libc
+  initialisation) or Loupe found it required by ≥ 50 % of the apps using it; P1 for any other
+  implement/enable (including syscalls Loupe has no data on); P2 for fake/stub work still to do;
+  P3 when nothing is to be done or the syscall is reached only on failure paths.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from uk_depscan.unikraft import LoupePrior, SyscallSupport, UnikraftTable
+
+STUB_OK, FAKE_OK = 0.8, 0.8
+MIN_APPS = 5  # fewer Loupe apps than this: too small a sample to decide stub/fake/required
+PROVIDED, NEEDS_KCONFIG, PARTIAL, STUB, ABSENT = "provided", "needs-kconfig", "partial", "stub", "absent"
+GAP_CLASSES = (NEEDS_KCONFIG, PARTIAL, STUB, ABSENT)
+# glibc 2.36 retries with an older syscall when the newer one returns ENOSYS:
+# clone3 → clone (sysdeps/unix/sysv/linux/clone-internal.c), faccessat2 → faccessat
+# (faccessat.c), statx → fstatat (statx.c fallback), epoll_pwait2 has no glibc caller but
+# libraries probe it and fall back to epoll_pwait; rseq registration failure is tolerated (rseq.c).
+GLIBC_FALLBACKS = {"clone3": "clone", "faccessat2": "faccessat", "statx": "newfstatat",
+                   "epoll_pwait2": "epoll_pwait"}
+
+
+@dataclass(frozen=True)
+class Gap:
+    name: str
+    status: str
+    detail: str
+    library: str | None
+    kconfig: str | None
+    action: str
+    tier: str
+    reasons: tuple[str, ...]
+
+
+def classify(support: SyscallSupport | None) -> tuple[str, str]:
+    if support is None or support.status == "absent":
+        return ABSENT, support.detail if support else "not in the release's syscall table"
+    if support.status == "stub":
+        return STUB, support.detail
+    if support.detail.startswith("partial"):
+        return PARTIAL, support.detail
+    defaults = [p.kconfig_default for p in support.providers if not p.external]
+    if support.kconfig and not any(d == "y" for d in defaults):
+        return NEEDS_KCONFIG, support.detail
+    return PROVIDED, support.detail
+
+
+def assess(name: str, support: SyscallSupport | None, prior: LoupePrior | None, *, startup: bool,
+           failure_only: bool, fallback_ok: bool = False) -> Gap:
+    status, detail = classify(support)
+    stubbable, fakeable, required = _ratios(prior)
+    reasons = [_loupe_reason(prior) if prior.used >= MIN_APPS else f"Loupe: only {prior.used} app(s), not used"
+               ] if prior else ["no Loupe data"]
+    if startup:
+        reasons.append("on the start-up path (ld.so/libc initialisation)")
+    if failure_only:
+        reasons.append("reached only on failure paths")
+    if support is not None and support.status == "stub":
+        reasons.append(f"Unikraft stub: {support.detail} ({support.behavior})")
+    action = _action(status, support, stubbable, fakeable)
+    if fallback_ok and status in (ABSENT, STUB):
+        action = "keep stub"
+        reasons.append(f"glibc falls back to {GLIBC_FALLBACKS[name]} on ENOSYS, which Unikraft provides")
+    tier = _tier(action, startup, required, failure_only)
+    return Gap(name, status, detail, support.library if support else None, support.kconfig if support else None,
+               action, tier, tuple(reasons))
+
+
+def _ratios(prior: LoupePrior | None) -> tuple[float, float, float]:
+    if prior is None or prior.used < MIN_APPS:
+        return 0.0, 0.0, 0.0
+    return prior.stubbable / prior.used, prior.fakeable / prior.used, prior.required / prior.used
+
+
+def _loupe_reason(p: LoupePrior) -> str:
+    return (f"Loupe: used by {p.used} apps, required by {p.required}, stubbable in {p.stubbable}, "
+            f"fakeable in {p.fakeable}")
+
+
+def _action(status: str, support: SyscallSupport | None, stubbable: float, fakeable: float) -> str:
+    if status == PROVIDED:
+        return "none"
+    if status == NEEDS_KCONFIG:
+        return f"enable {support.kconfig}" if support and support.kconfig else "enable its library"
+    wanted = "stub (ENOSYS)" if stubbable >= STUB_OK else "fake (return 0)" if fakeable >= FAKE_OK else "implement"
+    behaviour = support.behavior if support is not None else "error_enosys"
+    if (wanted == "stub (ENOSYS)" and behaviour == "error_enosys") or (
+            wanted == "fake (return 0)" and behaviour == "fake_success"):
+        return "keep stub"
+    if status == STUB and (stubbable >= STUB_OK or (fakeable >= FAKE_OK and behaviour == "fake_success")):
+        return "keep stub"
+    if status == PARTIAL and wanted != "implement":
+        return "keep stub"
+    return wanted
+
+
+def _tier(action: str, startup: bool, required: float, failure_only: bool) -> str:
+    if action in ("none", "keep stub") or failure_only:
+        return "P3"
+    if action == "implement" or action.startswith("enable"):
+        return "P0" if startup or required >= 0.5 else "P1"
+    return "P2"
+
+
+def assess_all(names: dict[str, tuple[bool, bool]], table: UnikraftTable,
+               priors: dict[str, LoupePrior]) -> tuple[Gap, ...]:
+    """``names``: syscall name → (on start-up path, failure-only); sorted by tier then name."""
+    gaps = [assess(n, table.get(n), priors.get(n), startup=s, failure_only=f,
+                   fallback_ok=_fallback_provided(n, table)) for n, (s, f) in names.items()]
+    return tuple(sorted(gaps, key=lambda g: (g.tier, g.status != ABSENT, g.name)))
+
+
+def _fallback_provided(name: str, table: UnikraftTable) -> bool:
+    older = GLIBC_FALLBACKS.get(name)
+    return older is not None and classify(table.get(older))[0] in (PROVIDED, NEEDS_KCONFIG, PARTIAL)
