@@ -21,7 +21,8 @@ from typing import Callable, Mapping
 
 from uk_depscan.binding import SymbolBindings
 from uk_depscan.closure import Node, OpenSummary, Reach, ReachedSyscall, Site, close_over_bindings
-from uk_depscan.elf import ElfFile, open_elf
+from uk_depscan.elf import ElfFile
+from uk_depscan.elf_symbols import RELOC_TYPES, elf_relocations
 from uk_depscan.errors import DepscanError
 from uk_depscan.linux_syscalls import load_linux_table
 from uk_depscan.loader import LoadResult
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 LIBC_FAMILY = ("libc.so.6", "libm.so.6", "libpthread.so.0", "librt.so.1", "libdl.so.2", "ld-linux-x86-64.so.2",
                "ld-linux-aarch64.so.1")
 CXX_FAMILY = ("libstdc++.so.6", "libgcc_s.so.1", "libgomp.so.1")
+ADDRESS_TAKEN = "<address-taken>"
 SHIPPED_BASE = 1_000_000  # object indices for libraries known only from shipped tables
 # What runs before any library code (glibc 2.36): all of ld.so (rtld.c reaches dl_main, TLS and
 # rseq set-up through function pointers), libc's constructors and __libc_early_init, which
@@ -78,6 +80,8 @@ class EngineSummary:
             return [self.elf.e_entry] if self.elf.e_entry else []
         if entry == INIT:
             return [*self.elf.init_array, *(v for v in (self.elf.dyn_value("INIT"),) if v)]
+        if entry == ADDRESS_TAKEN:
+            return address_taken(self.elf, self.scan.graph.func_starts)  # type: ignore[attr-defined]
         for key in key_variants(entry):
             if key in self._exports:
                 return [self._exports[key]]
@@ -194,7 +198,19 @@ def _root_entries(root: EngineSummary, entries: tuple[str, ...]) -> list[Node]:
     chosen = [k for k, _ in root.scan.exports  # type: ignore[attr-defined]
               if any(fnmatch.fnmatchcase(k.split("@", 1)[0], g) or fnmatch.fnmatchcase(_demangled(k), g)
                      for g in entries)]
-    return [(0, k) for k in chosen] + [(0, INIT)]
+    return [(0, k) for k in chosen] + [(0, INIT), (0, ADDRESS_TAKEN)]
+
+
+def address_taken(elf: ElfFile, func_starts: np.ndarray) -> list[int]:
+    """Functions whose address is stored in data (RELATIVE relocation targets): vtables, API
+    tables such as OrtApi, callbacks.  Any exported entry may reach them through a pointer, so
+    ``--entry`` keeps them as roots rather than silently dropping what they reach."""
+    relocs = elf_relocations(elf)
+    types = RELOC_TYPES.get(elf.e_machine)
+    if types is None or not len(relocs.offset):
+        return []
+    targets = np.unique(relocs.addend[relocs.rtype == types[0]].astype(np.uint64))
+    return [int(a) for a in np.intersect1d(targets, func_starts.astype(np.uint64))]
 
 
 def _demangled(key: str) -> str:

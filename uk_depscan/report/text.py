@@ -132,7 +132,8 @@ def _syscall_section(con: Console, t: TargetReport, verbose: bool) -> None:
     for f in s.syscalls:
         for k in f.kinds:
             kinds[k] = kinds.get(k, 0) + 1
-    scope = "exports matching " + ", ".join(s.entries) if s.entries else "whole object"
+    scope = ("exports matching " + ", ".join(s.entries) + " + constructors + address-taken functions"
+             if s.entries else "whole object")
     con.print(_t(f"syscalls      {len(normal)} reachable + {len(failure)} only on failure paths "
                  f"({scope}; libc model {s.libc_model}); start-up baseline {len(s.baseline)}", "bold"))
     con.print(_t("  by evidence: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))))
