@@ -119,6 +119,24 @@ def cmd_loupe(
     _emit(dump_json(doc), output)
 
 
+@tables_app.command("summaries")
+def cmd_summaries(
+    model: str = typer.Option("glibc", "--model", help="glibc (Debian 12) or musl (1.2.3)"),
+    arch: str = typer.Option("x86_64", "--arch", help="x86_64 or aarch64 (arm64 needs dpkg multiarch)"),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Keep downloaded .debs here"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="e.g. syscall_tables/summaries/MODEL-ARCH.json"),
+) -> None:
+    """Generate the shipped libc-family syscall summaries from Debian packages (apt-get download)."""
+    from .summaries_gen import generate
+
+    try:
+        text = generate(model, arch, workdir, progress=lambda m: typer.echo(m, err=True))
+    except DepscanError as err:
+        raise _fail(err) from err
+    _emit(text, output)
+
+
 @tables_app.command("list")
 def cmd_list() -> None:
     """List the shipped tables with their provenance."""
