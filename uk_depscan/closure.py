@@ -33,6 +33,7 @@ class Site:
     kind: str
     function: str
     address: int | None = None
+    failure: bool = False  # reachable from the entry only through a failure function
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def _visit(node: Node, summaries: Mapping[int, OpenSummary], bind: Mapping[tuple
     for site in reach.sites:
         step = Step(site.kind, summary.library, site.function,
                     f"{site.address:#x}" if site.address is not None else "")
-        _record(found, site.number, chain + (step,), failure)
+        _record(found, site.number, chain + (step,), failure or site.failure)
     for imp in reach.imports:
         target = bind.get((node[0], imp))
         if target is None or target in parents:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from uk_depscan.binding import SymbolBindings
-from uk_depscan.closure import Node, OpenSummary, Reach, ReachedSyscall, Site, close_over_bindings
+from uk_depscan.closure import (FAILURE_FUNCTIONS, Node, OpenSummary, Reach, ReachedSyscall, Site,
+                                close_over_bindings)
 from uk_depscan.elf import ElfFile
 from uk_depscan.elf_symbols import RELOC_TYPES, elf_relocations
 from uk_depscan.errors import DepscanError
@@ -72,6 +73,7 @@ class EngineSummary:
         self._exports = {key: addr for key, addr in scan.exports}  # type: ignore[attr-defined]
         self._memo: dict[str, Reach | None] = {}
         self._symbolizer: object | None = None
+        self._blocked: np.ndarray | None = None
 
     def addresses(self, entry: str) -> list[int]:
         if entry == ALL:
@@ -117,8 +119,54 @@ class EngineSummary:
 
     def _reach(self, addrs: list[int]) -> Reach:
         _, imports, sites = self.scan.reachable_from(addrs)  # type: ignore[attr-defined]
-        out = tuple(Site(n, _kind(s), s.function or "?", s.address) for s in sites for n in s.numbers)
+        normal = self._normal_functions(addrs)
+        g = self.scan.graph  # type: ignore[attr-defined]
+        out = tuple(Site(n, _kind(s), s.function or "?", s.address,
+                         failure=not normal[g.function_containing(s.address) or 0])
+                    for s in sites for n in s.numbers)
         return Reach(out, tuple(sorted(imports)))
+
+    def _normal_functions(self, addrs: list[int]) -> np.ndarray:
+        """Nodes reachable without passing through a failure function (abort, __assert_fail…)."""
+        g = self.scan.graph  # type: ignore[attr-defined]
+        if self._blocked is None:
+            self._blocked = failure_nodes(g, self.scan.exports)  # type: ignore[attr-defined]
+        roots = [n for n in (g.function_containing(a) for a in addrs) if n is not None]
+        return blocked_reachable(g, roots, self._blocked)
+
+
+def failure_nodes(g: object, exports: tuple[tuple[str, int], ...]) -> np.ndarray:
+    """Boolean mask of call-graph nodes that are failure functions (exported or imported)."""
+    mask = np.zeros(g.n_nodes, bool)  # type: ignore[attr-defined]
+    for key, addr in exports:
+        if key.split("@", 1)[0] in FAILURE_FUNCTIONS:
+            node = g.function_at(addr)  # type: ignore[attr-defined]
+            if node is not None:
+                mask[node] = True
+    for j, key in enumerate(g.import_keys):  # type: ignore[attr-defined]
+        if key.split("@", 1)[0] in FAILURE_FUNCTIONS:
+            mask[g.n_funcs + j] = True  # type: ignore[attr-defined]
+    return mask
+
+
+def blocked_reachable(g: object, roots: list[int], blocked: np.ndarray) -> np.ndarray:
+    """Frontier BFS over the CSR call graph that never enters a blocked node."""
+    seen = blocked.copy()
+    frontier = np.unique(np.asarray([r for r in roots if not blocked[r]], np.int64))
+    seen[frontier] = True
+    indptr, indices = g.indptr, g.indices  # type: ignore[attr-defined]
+    while len(frontier):
+        starts, ends = indptr[frontier], indptr[frontier + 1]
+        counts = ends - starts
+        if not counts.sum():
+            break
+        offs = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+        nxt = indices[offs + np.arange(int(counts.sum()))]
+        nxt = np.unique(nxt[~seen[nxt]])
+        seen[nxt] = True
+        frontier = nxt.astype(np.int64)
+    seen[blocked] = False
+    return seen
 
 
 def _kind(site: object) -> str:
