@@ -23,7 +23,7 @@ from uk_depscan.model import Report
 EXIT_OK, EXIT_GAPS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 # typer ≥ 0.25 vendors its own click; usage errors come from either, depending on the version.
 _USAGE_ERRORS = tuple({click.ClickException, typer.BadParameter.__mro__[2]})
-SUBCOMMANDS = {"scan", "deps", "tables"}
+SUBCOMMANDS = {"scan", "deps", "tables", "explain"}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="What must Unikraft provide for this ELF to work?  Reads ELF files, directories "
@@ -138,6 +138,26 @@ def deps_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: O
                      options=Options(symbols=False, syscalls=False))
     _render(report, fmt, output, verbose, render_deps)
     return EXIT_GAPS if any(t.tree.missing for t in report.targets) else EXIT_OK
+
+
+@app.command("explain")
+def explain_cmd(target: str = typer.Argument(..., help="ELF file, directory or wheel."),
+                query: str = typer.Argument(..., help="Syscall name or number, or an imported symbol."),
+                root: str = RootOpt, library_path: Optional[List[str]] = LibPathOpt,
+                ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
+                libc: LibcModel = LibcOpt, entry: Optional[List[str]] = EntryOpt,
+                unikraft: Optional[str] = UnikraftOpt, unikraft_table: Optional[Path] = UnikraftTableOpt,
+                traceback: bool = TracebackOpt) -> int:
+    """Shortest evidence chains: target function -> import@version -> provider -> syscall site."""
+    from uk_depscan.analyze import Options, analyze
+    from uk_depscan.report.text import render_explain
+
+    options = Options(libc_model=libc.value, entries=tuple(entry or ()), unikraft=unikraft,
+                      unikraft_table=str(unikraft_table) if unikraft_table else None)
+    report = analyze([target], _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
+                     options=options)
+    _emit(render_explain(report, query, color=sys.stdout.isatty()), None)
+    return EXIT_OK
 
 
 def _mount_optional_apps() -> None:

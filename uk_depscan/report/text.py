@@ -217,3 +217,41 @@ def _version_key(v: str) -> tuple:
 def _print_skipped(con: Console, report: Report) -> None:
     for s in report.skipped:
         con.print(_t(f"skipped {s.path}: {s.reason}", "yellow"))
+
+
+def render_explain(report: Report, query: str, *, color: bool = False, width: int = 120) -> str:
+    """Evidence chains for a syscall name/number or an imported symbol, per target."""
+    con, buf = _console(color, width)
+    for t in report.targets:
+        if t.syscalls is None:
+            con.print(_t(f"{t.target}: no syscall analysis (architecture not analysed)", "yellow"))
+            continue
+        con.print(_t(t.target, "bold underline"))
+        hits = _explain_hits(t, query)
+        if not hits:
+            con.print(_t(f"  {query}: not reachable from this target (nor in the start-up baseline)", "green"))
+        for label, f in hits:
+            gap = next((g for g in t.gaps if g.name == f.name), None)
+            status = f"  [unikraft: {gap.status} {gap.detail}, {gap.tier} {gap.action}]" if gap else ""
+            con.print(_t(f"  {f.name} ({f.number}) {label}{' — only on failure paths' if f.failure_only else ''}"
+                         f"{status}", "bold"))
+            for i, step in enumerate(f.chain):
+                con.print(_t(f"    {'  ' * i}{'└─ ' if i else ''}{_step(step)}"
+                             + (f" @ {step.detail}" if step.detail else "")))
+    return buf.getvalue()
+
+
+def _explain_hits(t: TargetReport, query: str) -> list[tuple[str, object]]:
+    assert t.syscalls is not None
+    q = query.strip()
+    groups = (("reached", t.syscalls.syscalls), ("start-up baseline", t.syscalls.baseline))
+    by_syscall = [(label, f) for label, fs in groups for f in fs if q in (f.name, str(f.number))]
+    if by_syscall:
+        return by_syscall
+    return [(label, f) for label, fs in groups for f in fs
+            if any(_symbol_matches(st.symbol, q) for st in f.chain if st.kind in ("import", "entry"))]
+
+
+def _symbol_matches(symbol: str, query: str) -> bool:
+    base = symbol.split("@", 1)[0]
+    return query in (symbol, base) or demangle(base) == query or demangle(base).startswith(query + "(")

@@ -1,0 +1,43 @@
+"""`uk-depscan explain` returns the exact shortest evidence chain on a fixture."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, have, run_cli
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not have("gcc"):
+        pytest.skip("gcc missing")
+    out = tmp_path_factory.mktemp("explain") / "libexplain.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(FIXTURES / "explain" / "explain.c")],
+                   check=True, capture_output=True)
+    return out
+
+
+def test_chains_in_json(lib: Path) -> None:
+    expect = json.loads((FIXTURES / "explain" / "expect.json").read_text())
+    code, out, _ = run_cli(["scan", str(lib), "--format", "json", "--libc", "glibc"])
+    assert code in (0, 1)
+    reached = {f["name"]: f for f in json.loads(out)["targets"][0]["syscalls"]["reached"]}
+    for name, chain in expect.items():
+        got = [[s["kind"], s["symbol"]] for s in reached[name]["chain"]]
+        assert got[: len(chain) - 1] == chain[:-1], name
+        assert got[-1][0] == chain[-1][0] and chain[-1][1] in got[-1][1], (name, got)
+
+
+def test_explain_command(lib: Path) -> None:
+    code, out, err = run_cli(["explain", str(lib), "getrandom", "--libc", "glibc"])
+    assert code == 0, err
+    lines = [l.strip() for l in out.splitlines()]
+    assert lines[1].startswith("getrandom (318) reached") and "unikraft:" in lines[1]
+    assert lines[2] == "entry:seed_buffer [libexplain.so]"
+    assert lines[3] == "└─ import:getrandom@GLIBC_2.25"
+    assert lines[4] == "└─ summary:getrandom@GLIBC_2.25 [libc.so.6]"
+    code, out, _ = run_cli(["explain", str(lib), "io_uring_setup"])
+    assert code == 0 and "not reachable" in out
