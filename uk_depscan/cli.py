@@ -33,6 +33,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 class Format(str, Enum):
     text = "text"
     json = "json"
+    md = "md"
+
+
+class FailOn(str, Enum):
+    absent = "absent"
+    stub = "stub"
+    any = "any"
+    never = "never"
 
 
 class LibcModel(str, Enum):
@@ -51,6 +59,7 @@ UnikraftOpt = typer.Option(None, "--unikraft", help="Unikraft release table to c
                                                      "shipped; see `uk-depscan tables list`).")
 UnikraftTableOpt = typer.Option(None, "--unikraft-table", help="A Unikraft support table of your own "
                                                               "(`uk-depscan tables unikraft --src ...`).")
+FailOnOpt = typer.Option(FailOn.any, "--fail-on", help="Which gaps make the exit code 1 (CI gating).")
 TargetsArg = typer.Argument(..., help="ELF files, directories or wheels.", show_default=False)
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
 OutputOpt = typer.Option(None, "--output", "-o", help="Write the report here (opened only after success).")
@@ -91,6 +100,11 @@ def _render(report: Report, fmt: Format, output: Optional[Path], verbose: int,
 
         _emit(render_json(report), output)
         return
+    if fmt is Format.md:
+        from uk_depscan.report.markdown import render_markdown
+
+        _emit(render_markdown(report), output)
+        return
     color = output is None and sys.stdout.isatty()
     _emit(text_renderer(report, color=color, verbose=bool(verbose)), output)
 
@@ -110,7 +124,8 @@ def scan_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: O
              ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
              verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt,
              libc: LibcModel = LibcOpt, entry: Optional[List[str]] = EntryOpt, no_cache: bool = NoScanCacheOpt,
-             unikraft: Optional[str] = UnikraftOpt, unikraft_table: Optional[Path] = UnikraftTableOpt) -> int:
+             unikraft: Optional[str] = UnikraftOpt, unikraft_table: Optional[Path] = UnikraftTableOpt,
+             fail_on: FailOn = FailOnOpt) -> int:
     """Summary of each target: loader facts, imports, reachable syscalls with evidence (default command)."""
     from uk_depscan.analyze import Options, analyze
     from uk_depscan.report.text import render_summary
@@ -122,7 +137,19 @@ def scan_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: O
     _render(report, fmt, output, verbose, render_summary)
     if fmt is not Format.text or output is not None:
         _stderr_summary(report, quiet)
-    return EXIT_GAPS if report.has_gaps else EXIT_OK
+    return exit_code(report, fail_on)
+
+
+def exit_code(report: Report, fail_on: FailOn) -> int:
+    """--fail-on: any (default: every actionable gap, missing library or unresolved import),
+    absent (only absent syscalls and missing libraries), stub (absent or stub), never."""
+    if fail_on is FailOn.never:
+        return EXIT_OK
+    if fail_on is FailOn.any:
+        return EXIT_GAPS if report.has_gaps else EXIT_OK
+    statuses = {"absent"} if fail_on is FailOn.absent else {"absent", "stub"}
+    bad = any(t.tree.missing or any(g.status in statuses and g.tier != "P3" for g in t.gaps) for t in report.targets)
+    return EXIT_GAPS if bad else EXIT_OK
 
 
 @app.command("deps")

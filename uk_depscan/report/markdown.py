@@ -1,0 +1,61 @@
+"""Markdown rendering for CI summaries and issues; every binary-derived string is escaped."""
+from __future__ import annotations
+
+from uk_depscan.model import Report, TargetReport
+from uk_depscan.report.escape import demangle, for_markdown as md
+
+
+def render_markdown(report: Report, **_: object) -> str:
+    lines = ["# uk-depscan report", ""]
+    if report.unikraft is not None:
+        lines += [f"Unikraft table: **{md(report.unikraft.release)}** (commit `{md(report.unikraft.commit[:12])}`), "
+                  f"uk-depscan {md(report.tool_version)}", ""]
+    for t in report.targets:
+        lines += _target(t)
+    for s in report.skipped:
+        lines.append(f"- skipped {md(s.path)}: {md(s.reason)}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _target(t: TargetReport) -> list[str]:
+    e = t.elf
+    out = [f"## {md(t.target)}", "",
+           "| | |", "|---|---|",
+           f"| object | ELF{e.elf_class} {md(e.machine)} {md(e.elf_type)}{' PIE' if e.pie else ''} |",
+           f"| soname | {md(e.soname or '-')} |",
+           f"| build-id | {md(e.build_id or '-')} |",
+           f"| libraries | {len(t.tree.objects) - 1} loaded, {len(t.tree.missing)} missing |",
+           f"| imports | {len(t.imports)} ({len(t.unresolved)} unresolved) |"]
+    if t.syscalls is not None:
+        s = t.syscalls
+        failure = sum(f.failure_only for f in s.syscalls)
+        out.append(f"| syscalls | {len(s.syscalls) - failure} reachable, {failure} failure-only, "
+                   f"{len(s.baseline)} start-up baseline (libc model {md(s.libc_model)}) |")
+    out.append("")
+    for m in t.tree.missing:
+        out.append(f"- **missing** {md(m.needed_name)}: {md(m.reason)}")
+    out += _gaps(t)
+    return out + [""]
+
+
+def _gaps(t: TargetReport) -> list[str]:
+    if not t.gaps:
+        return []
+    options: dict[str, list[str]] = {}
+    for g in t.gaps:
+        if g.status == "needs-kconfig":
+            options.setdefault(g.action.removeprefix("enable "), []).append(g.name)
+    out = ["### Kconfig options to enable", ""]
+    out += [f"- `{md(opt)}`: {len(names)} syscalls ({md(', '.join(names))})"
+            for opt, names in sorted(options.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+    out += ["", "### Gaps by priority", "", "| tier | syscall | Unikraft | action | reasons | first evidence |",
+            "|---|---|---|---|---|---|"]
+    chains = {f.name: f.chain for f in (t.syscalls.syscalls + t.syscalls.baseline)} if t.syscalls else {}
+    for g in t.gaps:
+        if g.status == "needs-kconfig":
+            continue
+        chain = chains.get(g.name, ())
+        first = " → ".join(md(demangle(s.symbol.split("@", 1)[0])) for s in chain[:3])
+        out.append(f"| {g.tier} | {md(g.name)} | {md(g.status)}: {md(g.detail)} | {md(g.action)} | "
+                   f"{md('; '.join(g.reasons))} | {first} |")
+    return out
