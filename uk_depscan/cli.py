@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable, List, Optional
 
-import click
 import typer
 
 from uk_depscan import __version__
@@ -21,8 +20,9 @@ from uk_depscan.ldpaths import SearchConfig
 from uk_depscan.model import Report
 
 EXIT_OK, EXIT_GAPS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-# typer ≥ 0.25 vendors its own click; usage errors come from either, depending on the version.
-_USAGE_ERRORS = tuple({click.ClickException, typer.BadParameter.__mro__[2]})
+# typer ≥ 0.25 vendors its own click (no `click` package is installed); older typer re-exports
+# click's classes.  Either way typer's BadParameter derives from the ClickException in use.
+_USAGE_ERRORS = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 SUBCOMMANDS = {"scan", "deps", "tables", "explain"}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -218,9 +218,9 @@ def run(argv: list[str]) -> int:
     try:
         rv = typer.main.get_command(app).main(args=route(argv), prog_name="uk-depscan", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else EXIT_OK
-    except (typer.Exit, click.exceptions.Exit) as ex:
+    except typer.Exit as ex:
         return int(ex.exit_code)
-    except (typer.Abort, click.exceptions.Abort):
+    except typer.Abort:
         sys.stderr.write("uk-depscan: aborted\n")
         return EXIT_INPUT
     except _USAGE_ERRORS as ex:
