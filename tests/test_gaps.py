@@ -47,3 +47,17 @@ def test_sorted_by_tier_and_reasons_shown(table) -> None:  # type: ignore[no-unt
     arch = next(g for g in gaps if g.name == "arch_prctl")
     assert any("start-up" in r for r in arch.reasons) and any(r.startswith("Loupe: used by 110") for r in arch.reasons)
     assert any("falls back to clone" in r for r in next(g for g in gaps if g.name == "clone3").reasons)
+
+
+def test_native_route_classification() -> None:
+    from uk_depscan.gaps import native_symbol_gaps
+    from uk_depscan.unikraft import load_libmusl_symbols
+
+    musl = load_libmusl_symbols("0.17.0")
+    imports = (("malloc", "GLIBC_2.2.5", "libc.so.6"), ("__memcpy_chk", "GLIBC_2.3.4", "libc.so.6"),
+               ("fcntl64", "GLIBC_2.28", "libc.so.6"), ("__isoc99_sscanf", "GLIBC_2.7", "libc.so.6"),
+               ("aligned_alloc", "GLIBC_2.16", "libc.so.6"), ("stderr", "GLIBC_2.2.5", "libc.so.6"),
+               ("_ZdlPv", "GLIBCXX_3.4", "libstdc++.so.6"), ("__gmon_start__", None, None))
+    got = {g.name: g.status for g in native_symbol_gaps(imports, musl.has)}
+    assert got == {"malloc": "available", "__memcpy_chk": "fortify", "fcntl64": "available-as",
+                   "__isoc99_sscanf": "available-as", "aligned_alloc": "missing", "stderr": "available"}

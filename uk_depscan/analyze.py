@@ -16,9 +16,10 @@ from uk_depscan.errors import DepscanError
 from uk_depscan.inputs import Inputs, Skipped, collect_inputs
 from uk_depscan.ldpaths import SearchConfig
 from uk_depscan.loader import LoadResult, LoadTree, resolve_tree
-from uk_depscan.gaps import Gap, assess_all
-from uk_depscan.model import ElfSummary, ImportRecord, Report, SearchSettings, TableRef, TargetReport
-from uk_depscan.unikraft import UnikraftTable, load_loupe_priors, load_unikraft_table
+from uk_depscan.gaps import Gap, assess_all, native_symbol_gaps
+from uk_depscan.model import ElfSummary, ImportRecord, NativeRoute, Report, SearchSettings, TableRef, TargetReport
+from uk_depscan.unikraft import (LibmuslAvailability, UnikraftTable, load_libmusl_symbols, load_loupe_priors,
+                                 load_unikraft_table)
 from uk_depscan.syscalls import analyze_syscalls, syscall_report
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def analyze(paths: list[str], config: SearchConfig | None = None, *, command: st
     table = _unikraft_table(options) if options.syscalls else None
     ref = TableRef(table.release, table.commit, table.generator) if table is not None else None
     if table is not None:
-        reports = [dataclasses.replace(r, gaps=target_gaps(r, table)) for r in reports]
+        musl = load_libmusl_symbols(table.release)
+        reports = [dataclasses.replace(r, gaps=target_gaps(r, table), native=native_route(r, musl)) for r in reports]
     return Report(__version__, command, settings, tuple(reports),
                   tuple(sorted(skipped, key=lambda s: s.path)), ref)
 
@@ -68,6 +70,11 @@ def analyze(paths: list[str], config: SearchConfig | None = None, *, command: st
 def _unikraft_table(options: Options) -> UnikraftTable:
     path = Path(options.unikraft_table) if options.unikraft_table else None
     return load_unikraft_table(options.unikraft, path)
+
+
+def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute:
+    imports = tuple((i.name, i.version, i.version_file) for i in report.imports)
+    return NativeRoute(musl.release, musl.musl_version, native_symbol_gaps(imports, musl.has))
 
 
 def target_gaps(report: TargetReport, table: UnikraftTable) -> tuple[Gap, ...]:

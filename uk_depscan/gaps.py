@@ -135,3 +135,60 @@ def assess_all(names: dict[str, tuple[bool, bool]], table: UnikraftTable,
 def _fallback_provided(name: str, table: UnikraftTable) -> bool:
     older = GLIBC_FALLBACKS.get(name)
     return older is not None and classify(table.get(older))[0] in (PROVIDED, NEEDS_KCONFIG, PARTIAL)
+
+
+# -- native route: rebuilding against Unikraft's lib-musl ----------------------------------------
+LIBC_FILES = ("libc.so.6", "libm.so.6", "libpthread.so.0", "librt.so.1", "libdl.so.2", "ld-linux-x86-64.so.2",
+              "ld-linux-aarch64.so.1")
+# glibc binary-level names whose source-level spelling is another symbol: a rebuild uses the latter.
+GLIBC_SOURCE_NAMES = {"__isoc99_sscanf": "sscanf", "__isoc99_fscanf": "fscanf", "__isoc99_scanf": "scanf",
+                      "__isoc99_vsscanf": "vsscanf", "__isoc99_vfscanf": "vfscanf", "__xstat": "stat",
+                      "__fxstat": "fstat", "__lxstat": "lstat", "__xstat64": "stat", "__fxstat64": "fstat",
+                      "__lxstat64": "lstat", "__fxstatat64": "fstatat", "__errno_location": "__errno_location"}
+
+
+# musl 1.2.3 defines these objects (src/stdio/stdin.c etc.); lib-musl's table is built from function
+# definitions and aliases, so they are recognised here by name.
+MUSL_DATA_OBJECTS = frozenset({"stdin", "stdout", "stderr", "environ", "__environ", "optarg", "optind", "opterr",
+                               "optopt", "timezone", "daylight", "tzname", "program_invocation_name",
+                               "program_invocation_short_name", "signgam", "h_errno", "__progname",
+                               "__progname_full"})
+
+
+@dataclass(frozen=True)
+class SymbolGap:
+    name: str
+    version: str | None
+    status: str      # available | available-as | missing | fortify
+    detail: str
+
+
+def native_symbol_gaps(imports: tuple[tuple[str, str | None, str | None], ...], has: object) -> tuple[SymbolGap, ...]:
+    """Classify the target's libc imports ``(name, version, version_file)`` against lib-musl.
+
+    ``has(name) -> bool`` is lib-musl's availability (symbols built by default Kconfig plus what
+    Unikraft core supplies).  Fortify entry points (``__*_chk``) and glibc-only names are reported
+    with what a rebuild would need instead.
+    """
+    out = []
+    for name, version, file in imports:
+        if file not in LIBC_FILES:
+            continue
+        out.append(_native_one(name, version, has))
+    return tuple(sorted(out, key=lambda g: (g.status == "available", g.status, g.name)))
+
+
+def _native_one(name: str, version: str | None, has: object) -> SymbolGap:
+    check = has  # type: ignore[assignment]
+    if check(name):  # type: ignore[operator]
+        return SymbolGap(name, version, "available", "")
+    if name in MUSL_DATA_OBJECTS:
+        return SymbolGap(name, version, "available", "data object defined by musl (the lib-musl table lists functions)")
+    if name.startswith("__") and name.endswith("_chk"):
+        plain = name[2:-4]
+        hint = f" ({plain} is available)" if check(plain) else ""  # type: ignore[operator]
+        return SymbolGap(name, version, "fortify", f"_FORTIFY_SOURCE entry point: rebuild without fortification{hint}")
+    source = GLIBC_SOURCE_NAMES.get(name) or (name[:-2] if name.endswith("64") else None)
+    if source and source != name and check(source):  # type: ignore[operator]
+        return SymbolGap(name, version, "available-as", f"glibc binary name; a rebuild against musl uses {source}")
+    return SymbolGap(name, version, "missing", "not built by lib-musl (default Kconfig) nor supplied by Unikraft core")

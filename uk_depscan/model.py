@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from uk_depscan.binding import VersionProblem
-from uk_depscan.gaps import Gap
+from uk_depscan.gaps import Gap, SymbolGap
 from uk_depscan.inputs import Skipped
 from uk_depscan.loader import LoadTree
 
@@ -110,6 +110,18 @@ class SyscallReport:
 
 
 @dataclass(frozen=True)
+class NativeRoute:
+    """Rebuilding against Unikraft's lib-musl: which of the target's libc imports exist there."""
+
+    libmusl_release: str
+    musl_version: str
+    symbols: tuple[SymbolGap, ...]
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.symbols if s.status == status)
+
+
+@dataclass(frozen=True)
 class TargetReport:
     target: str
     elf: ElfSummary
@@ -119,6 +131,7 @@ class TargetReport:
     warnings: tuple[str, ...]
     syscalls: SyscallReport | None = None
     gaps: tuple[Gap, ...] = ()
+    native: NativeRoute | None = None
 
     @property
     def actionable_gaps(self) -> tuple[Gap, ...]:

@@ -5,9 +5,10 @@ import html
 import re
 from functools import lru_cache
 
+# Newlines are escaped too: a string from a binary is one line, and must not forge report lines.
 # Lone surrogates are bytes that were not UTF-8 (names are decoded with "surrogateescape"):
 # a UTF-8 stdout refuses to encode them, so they must be escaped too, not just controls.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]|\x1b\\[[0-?]*[ -/]*[@-~]")
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _escape_char(c: str) -> str:
@@ -18,7 +19,8 @@ def _escape_char(c: str) -> str:
 
 
 def for_terminal(text: str) -> str:
-    """Drop ANSI escape sequences, control characters and undecodable bytes; show them as ``\\xNN``."""
+    """Neutralise ANSI escape sequences, control characters (tab excepted), newlines and undecodable
+    bytes: each becomes a visible ``\\xNN`` escape, so the text is one inert line."""
     return _CONTROL.sub(lambda m: "".join(_escape_char(c) for c in m.group(0)), text)
 
 

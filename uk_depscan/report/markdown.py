@@ -35,6 +35,13 @@ def _target(t: TargetReport) -> list[str]:
     for m in t.tree.missing:
         out.append(f"- **missing** {md(m.needed_name)}: {md(m.reason)}")
     out += _gaps(t)
+    if t.native is not None:
+        n = t.native
+        out += ["", f"### Native route (lib-musl {md(n.libmusl_release)}, musl {md(n.musl_version)})", "",
+                f"{n.count('available')} libc imports available, {n.count('available-as')} under their source names, "
+                f"{n.count('fortify')} fortify entry points, {n.count('missing')} missing.", ""]
+        out += [f"- `{md(g.name)}` ({md(g.status)}): {md(g.detail)}" for g in n.symbols
+                if g.status in ("missing", "fortify")]
     return out + [""]
 
 

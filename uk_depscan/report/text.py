@@ -118,6 +118,15 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
     if t.syscalls is not None:
         _syscall_section(con, t, verbose)
         _gap_section(con, t, verbose)
+    if t.native is not None:
+        n = t.native
+        con.print(_t(f"native route  lib-musl {n.libmusl_release} (musl {n.musl_version}): "
+                     f"{n.count('available')} libc imports available, {n.count('available-as')} under their "
+                     f"source names, {n.count('fortify')} fortify (__*_chk), {n.count('missing')} missing", "bold"))
+        missing = [g.name for g in n.symbols if g.status in ("missing", "fortify")]
+        if missing:
+            con.print(_t("  " + " ".join(missing[: None if verbose else 30]) + (" ..." if len(missing) > 30 and not verbose else ""),
+                         "yellow"))
     for w in t.warnings:
         con.print(_t(f"  warning: {w}", "yellow"))
     con.print()
