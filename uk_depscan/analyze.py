@@ -20,6 +20,7 @@ from uk_depscan.gaps import Gap, assess_all, native_symbol_gaps
 from uk_depscan.model import ElfSummary, ImportRecord, NativeRoute, Report, SearchSettings, TableRef, TargetReport
 from uk_depscan.unikraft import (LibmuslAvailability, UnikraftTable, load_libmusl_symbols, load_loupe_priors,
                                  load_unikraft_table)
+from uk_depscan.strings import below_syscall
 from uk_depscan.syscalls import analyze_syscalls, syscall_report
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,9 @@ def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs
             analysis = analyze_syscalls(result, bindings, libc_model=options.libc_model, entries=options.entries,
                                         no_cache=options.no_cache)
             syscalls = syscall_report(analysis, root.machine_name, inputs.display)
+    below = below_syscall(root) if options.syscalls else None
     return TargetReport(display, summarize_elf(root, options.symbols), _display_tree(result, inputs), imports,
-                        problems, tuple(warnings), syscalls)
+                        problems, tuple(warnings), syscalls, below=below)
 
 
 def summarize_elf(elf: ElfFile, symbols: bool = True) -> ElfSummary:

@@ -7,6 +7,7 @@ from uk_depscan.binding import VersionProblem
 from uk_depscan.gaps import Gap, SymbolGap
 from uk_depscan.inputs import Skipped
 from uk_depscan.loader import LoadTree
+from uk_depscan.strings import BelowSyscall
 
 SCHEMA_VERSION = 1
 
@@ -132,6 +133,7 @@ class TargetReport:
     syscalls: SyscallReport | None = None
     gaps: tuple[Gap, ...] = ()
     native: NativeRoute | None = None
+    below: BelowSyscall | None = None
 
     @property
     def actionable_gaps(self) -> tuple[Gap, ...]:

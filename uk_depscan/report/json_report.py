@@ -40,6 +40,9 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
         "syscalls": syscalls_to_dict(t.syscalls) if t.syscalls is not None else None,
         "gaps": [{"name": g.name, "status": g.status, "detail": g.detail, "library": g.library, "kconfig": g.kconfig,
                   "action": g.action, "tier": g.tier, "reasons": list(g.reasons)} for g in t.gaps],
+        "below_syscall": None if t.below is None else {
+            "pseudo_files": list(t.below.pseudo_files), "imports_dlopen": t.below.imports_dlopen,
+            "dlopen_targets": [{"name": d.name, "source": d.source} for d in t.below.dlopen_targets]},
         "native_route": None if t.native is None else {
             "libmusl_release": t.native.libmusl_release, "musl_version": t.native.musl_version,
             "symbols": [{"name": g.name, "version": g.version, "status": g.status, "detail": g.detail}

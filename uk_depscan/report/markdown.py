@@ -35,6 +35,10 @@ def _target(t: TargetReport) -> list[str]:
     for m in t.tree.missing:
         out.append(f"- **missing** {md(m.needed_name)}: {md(m.reason)}")
     out += _gaps(t)
+    if t.below is not None and (t.below.pseudo_files or t.below.dlopen_targets):
+        out += ["", "### Below the syscall level", ""]
+        out += [f"- pseudo-file `{md(f)}`" for f in t.below.pseudo_files]
+        out += [f"- dlopen target `{md(d.name)}` ({md(d.source)})" for d in t.below.dlopen_targets]
     if t.native is not None:
         n = t.native
         out += ["", f"### Native route (lib-musl {md(n.libmusl_release)}, musl {md(n.musl_version)})", "",

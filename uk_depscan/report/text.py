@@ -118,6 +118,13 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
     if t.syscalls is not None:
         _syscall_section(con, t, verbose)
         _gap_section(con, t, verbose)
+    if t.below is not None and (t.below.pseudo_files or t.below.dlopen_targets):
+        con.print(_t(f"below syscall {len(t.below.pseudo_files)} pseudo-files, {len(t.below.dlopen_targets)} dlopen "
+                     "targets", "bold"))
+        if t.below.pseudo_files:
+            con.print(_t("  files: " + " ".join(t.below.pseudo_files[: None if verbose else 25])))
+        if t.below.dlopen_targets:
+            con.print(_t("  dlopen: " + " ".join(d.name for d in t.below.dlopen_targets)))
     if t.native is not None:
         n = t.native
         con.print(_t(f"native route  lib-musl {n.libmusl_release} (musl {n.musl_version}): "

@@ -1,0 +1,74 @@
+"""String references below the syscall level: pseudo-files and dlopen targets.
+
+Unikraft's VFS must provide the ``/proc``, ``/sys`` and ``/dev`` files a library opens, and a
+library ``dlopen``s objects its DT_NEEDED list never names.  Both show up as NUL-terminated
+literals in read-only data; they are found with one C-level regex pass per section (no Python
+object per byte).  dlopen targets also come from ``.note.dlopen`` (UAPI "ELF dlopen metadata").
+Library-name literals are reported only when the object imports ``dlopen``, and are candidates:
+nothing ties them to a particular call.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from uk_depscan.elf import ElfFile
+from uk_depscan.elf_symbols import dynamic_symbols
+
+SHT_PROGBITS, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
+MAX_FINDINGS = 2000
+_PSEUDO = re.compile(rb"/(?:proc|sys|dev)(?:/[\x21-\x7e]*)?")
+_LIBNAME = re.compile(rb"(?:[\w./+-]*/)?lib[\w+-]+(?:\.[\w+-]+)*\.so(?:\.\d+)*")
+# Literal anchors searched with bytes.find (C speed); each hit is widened to its NUL-delimited
+# string, which must match the pattern as a whole.
+_ANCHORS = {_PSEUDO: (b"\0/proc", b"\0/sys", b"\0/dev"), _LIBNAME: (b".so",)}
+
+
+@dataclass(frozen=True)
+class DlopenTarget:
+    name: str
+    source: str  # ".note.dlopen (feature=..., priority=...)" or "string literal"
+
+
+@dataclass(frozen=True)
+class BelowSyscall:
+    pseudo_files: tuple[str, ...]
+    dlopen_targets: tuple[DlopenTarget, ...]
+    imports_dlopen: bool
+
+
+def _data_sections(elf: ElfFile):  # type: ignore[no-untyped-def]
+    for sec in elf.sections:
+        if sec.sh_type == SHT_PROGBITS and sec.sh_flags & SHF_ALLOC and not sec.sh_flags & SHF_EXECINSTR:
+            yield elf.section_bytes(sec)
+
+
+def _find(elf: ElfFile, pattern: re.Pattern[bytes]) -> list[str]:
+    found: set[str] = set()
+    for view in _data_sections(elf):
+        raw = b"\0" + bytes(view)  # a string at the section start has no NUL before it
+        for anchor in _ANCHORS[pattern]:
+            pos = raw.find(anchor)
+            while pos >= 0 and len(found) < MAX_FINDINGS:
+                start = raw.rfind(b"\0", max(0, pos - 4096), pos + 1) + 1
+                end = raw.find(b"\0", pos + 1)
+                text = raw[start:end if end >= 0 else len(raw)]
+                if pattern.fullmatch(text):
+                    found.add(text.decode("ascii", "replace"))
+                pos = raw.find(anchor, (end if end >= 0 else len(raw)))
+    return sorted(found)
+
+
+def below_syscall(elf: ElfFile) -> BelowSyscall:
+    imports = {dynamic_symbols(elf).names[i] for i in dynamic_symbols(elf).imported_indices().tolist()}
+    uses_dlopen = bool(imports & {"dlopen", "dlmopen", "__libc_dlopen_mode"})
+    targets = {}
+    for note in elf.dlopen_notes:
+        names = note.get("soname", [])
+        for name in names if isinstance(names, list) else [names]:
+            targets[str(name)] = DlopenTarget(str(name), f".note.dlopen (feature={note.get('feature', '?')}, "
+                                                         f"priority={note.get('priority', '?')})")
+    if uses_dlopen:
+        for name in _find(elf, _LIBNAME):
+            targets.setdefault(name, DlopenTarget(name, "string literal"))
+    return BelowSyscall(tuple(_find(elf, _PSEUDO)), tuple(targets[k] for k in sorted(targets)), uses_dlopen)
