@@ -23,7 +23,7 @@ EXIT_OK, EXIT_GAPS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 # typer ≥ 0.25 vendors its own click (no `click` package is installed); older typer re-exports
 # click's classes.  Either way typer's BadParameter derives from the ClickException in use.
 _USAGE_ERRORS = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-SUBCOMMANDS = {"scan", "deps", "tables", "explain"}
+SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph"}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="What must Unikraft provide for this ELF to work?  Reads ELF files, directories "
@@ -184,6 +184,31 @@ def explain_cmd(target: str = typer.Argument(..., help="ELF file, directory or w
     report = analyze([target], _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
                      options=options)
     _emit(render_explain(report, query, color=sys.stdout.isatty()), None)
+    return EXIT_OK
+
+
+class GraphFormat(str, Enum):
+    graphml = "graphml"
+    json = "json"
+    dot = "dot"
+
+
+@app.command("graph")
+def graph_cmd(targets: List[str] = TargetsArg,
+              fmt: GraphFormat = typer.Option(GraphFormat.dot, "--format", "-f", help="graphml, json or dot "
+                                                                                       "(dot is the collapsed view)."),
+              output: Optional[Path] = OutputOpt, root: str = RootOpt,
+              library_path: Optional[List[str]] = LibPathOpt, ld_so_conf: Optional[Path] = ConfOpt,
+              no_ld_cache: bool = NoCacheOpt, libc: LibcModel = LibcOpt,
+              unikraft: Optional[str] = UnikraftOpt, traceback: bool = TracebackOpt) -> int:
+    """The dependency/syscall graph: libraries, imports, syscalls, Unikraft libraries and Kconfig options."""
+    from uk_depscan.analyze import Options, analyze
+    from uk_depscan.graph import build_graph, to_dot, to_graphml, to_json
+
+    report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
+                     options=Options(libc_model=libc.value, unikraft=unikraft))
+    g = build_graph(report)
+    _emit({GraphFormat.graphml: to_graphml, GraphFormat.json: to_json, GraphFormat.dot: to_dot}[fmt](g), output)
     return EXIT_OK
 
 
