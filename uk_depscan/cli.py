@@ -34,6 +34,8 @@ class Format(str, Enum):
     text = "text"
     json = "json"
     md = "md"
+    html = "html"
+    dot = "dot"
 
 
 class FailOn(str, Enum):
@@ -104,6 +106,16 @@ def _render(report: Report, fmt: Format, output: Optional[Path], verbose: int,
         from uk_depscan.report.markdown import render_markdown
 
         _emit(render_markdown(report), output)
+        return
+    if fmt is Format.html:
+        from uk_depscan.report.html import render_html
+
+        _emit(render_html(report), output)
+        return
+    if fmt is Format.dot:
+        from uk_depscan.graph import build_graph, to_dot
+
+        _emit(to_dot(build_graph(report)), output)
         return
     color = output is None and sys.stdout.isatty()
     _emit(text_renderer(report, color=color, verbose=bool(verbose)), output)
