@@ -34,6 +34,8 @@ STUB_OK, FAKE_OK = 0.8, 0.8
 MIN_APPS = 5  # fewer Loupe apps than this: too small a sample to decide stub/fake/required
 PROVIDED, NEEDS_KCONFIG, PARTIAL, STUB, ABSENT = "provided", "needs-kconfig", "partial", "stub", "absent"
 GAP_CLASSES = (NEEDS_KCONFIG, PARTIAL, STUB, ABSENT)
+# Within a tier: implementation work first, configuration last.
+STATUS_RANK = {ABSENT: 0, STUB: 1, PARTIAL: 2, NEEDS_KCONFIG: 3, PROVIDED: 4}
 # glibc 2.36 retries with an older syscall when the newer one returns ENOSYS:
 # clone3 → clone (sysdeps/unix/sysv/linux/clone-internal.c), faccessat2 → faccessat
 # (faccessat.c), statx → fstatat (statx.c fallback), epoll_pwait2 has no glibc caller but
@@ -129,7 +131,7 @@ def assess_all(names: dict[str, tuple[bool, bool]], table: UnikraftTable,
     """``names``: syscall name → (on start-up path, failure-only); sorted by tier then name."""
     gaps = [assess(n, table.get(n), priors.get(n), startup=s, failure_only=f,
                    fallback_ok=_fallback_provided(n, table)) for n, (s, f) in names.items()]
-    return tuple(sorted(gaps, key=lambda g: (g.tier, g.status != ABSENT, g.name)))
+    return tuple(sorted(gaps, key=lambda g: (g.tier, STATUS_RANK[g.status], g.name)))
 
 
 def _fallback_provided(name: str, table: UnikraftTable) -> bool:
