@@ -74,6 +74,7 @@ class EngineSummary:
         self._memo: dict[str, Reach | None] = {}
         self._symbolizer: object | None = None
         self._blocked: np.ndarray | None = None
+        self._site_nodes = np.zeros(0, np.int64)
 
     def addresses(self, entry: str) -> list[int]:
         if entry == ALL:
@@ -118,21 +119,29 @@ class EngineSummary:
         return self._symbolizer.name_at(addr) or f"sub_{addr:x}"
 
     def _reach(self, addrs: list[int]) -> Reach:
-        _, imports, sites = self.scan.reachable_from(addrs)  # type: ignore[attr-defined]
-        normal = self._normal_functions(addrs)
-        g = self.scan.graph  # type: ignore[attr-defined]
-        out = tuple(Site(n, _kind(s), s.function or "?", s.address,
-                         failure=not normal[g.function_containing(s.address) or 0])
-                    for s in sites for n in s.numbers)
-        return Reach(out, tuple(sorted(imports)))
-
-    def _normal_functions(self, addrs: list[int]) -> np.ndarray:
-        """Nodes reachable without passing through a failure function (abort, __assert_fail…)."""
+        """Sites and imports reachable from ``addrs``; sites reachable only through a failure
+        function are marked.  Vectorised: one BFS each way, then mask look-ups."""
         g = self.scan.graph  # type: ignore[attr-defined]
         if self._blocked is None:
             self._blocked = failure_nodes(g, self.scan.exports)  # type: ignore[attr-defined]
+            self._site_nodes = _site_nodes(g, self.scan.sites)  # type: ignore[attr-defined]
         roots = [n for n in (g.function_containing(a) for a in addrs) if n is not None]
-        return blocked_reachable(g, roots, self._blocked)
+        full = g.reachable(roots)
+        normal = blocked_reachable(g, roots, self._blocked)
+        nodes = self._site_nodes
+        hit = np.flatnonzero((nodes >= 0) & full[np.maximum(nodes, 0)])
+        sites = self.scan.sites  # type: ignore[attr-defined]
+        out = tuple(Site(n, _kind(sites[i]), sites[i].function or "?", sites[i].address,
+                         failure=not bool(normal[nodes[i]]))
+                    for i in hit.tolist() for n in sites[i].numbers)
+        imports = tuple(sorted(g.import_keys[j] for j in np.flatnonzero(full[g.n_funcs:]).tolist()))
+        return Reach(out, imports)
+
+
+def _site_nodes(g: object, sites: tuple[object, ...]) -> np.ndarray:
+    """Call-graph node of every site's containing function (-1 before the first function)."""
+    addrs = np.asarray([s.address for s in sites], np.uint64)  # type: ignore[attr-defined]
+    return np.searchsorted(g.func_starts, addrs, side="right").astype(np.int64) - 1  # type: ignore[attr-defined]
 
 
 def failure_nodes(g: object, exports: tuple[tuple[str, int], ...]) -> np.ndarray:
