@@ -104,7 +104,8 @@ def main() -> None:
     print(f"  in-process phases: {info['stats']}")
 
     if args.write:
-        cmd = "python bench/bench_syscalls.py " + (str(args.lib) if args.lib else "") + f" --write {args.write}"
+        cmd = ("python bench/bench_syscalls.py " + (f"{args.lib} " if args.lib else "")
+               + (f"--repeat {args.repeat} " if args.repeat > 1 else "") + f"--write {args.write}")
         lines = [
             "# Syscall extraction benchmark", "",
             f"Command: `{cmd.replace('  ', ' ')}`  ",

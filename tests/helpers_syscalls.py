@@ -16,19 +16,19 @@ CC = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
 SOURCES = [("{arch}/direct.c", []), ("common/wrappers.c", []), ("common/noplt.c", ["-fno-plt"])]
 
 
-def build_syscall_fixture(arch: str, out_dir: Path) -> Path:
+def build_syscall_fixture(arch: str, out_dir: Path, opt: str = "-O2", sources: list | None = None) -> Path:
     """Compile ``fixtures/syscalls`` for ``arch`` into ``out_dir/libsys-<arch>.so`` (skip if no compiler)."""
     cc = CC[arch]
     if shutil.which(cc) is None:
         pytest.skip(f"{cc} not installed")
     out_dir.mkdir(parents=True, exist_ok=True)
     objs = []
-    for src, flags in SOURCES:
+    for src, flags in (SOURCES if sources is None else sources):
         path = SYSCALL_FIXTURES / src.format(arch=arch)
-        obj = out_dir / f"{arch}-{path.stem}.o"
-        _run([cc, "-O2", "-fPIC", *flags, "-c", str(path), "-o", str(obj)])
+        obj = out_dir / f"{arch}{opt}-{path.stem}.o"
+        _run([cc, opt, "-fPIC", *flags, "-c", str(path), "-o", str(obj)])
         objs.append(str(obj))
-    lib = out_dir / f"libsys-{arch}.so"
+    lib = out_dir / f"libsys-{arch}{opt}.so"
     _run([cc, "-shared", "-o", str(lib), *objs])
     return lib
 

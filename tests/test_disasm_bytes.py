@@ -154,3 +154,32 @@ def test_callgraph_reachability_and_closure():
     bits = g.closure_bits({1: 0b01, 3: 0b10, 4: 0b100})
     assert bits[0] == 0b101 and bits[2] == 0b101 and bits[3] == 0b10 and bits[4] == 0b100
     assert g.callees_of(0x30) == ([0x20], ["syscall@G"])
+
+
+def test_clang_ud1_trap_keeps_decoding_in_sync():
+    # jb +5 (over the trap) ; ud1 0x12(%eax),%eax (67 0f b9 40 12) ; mov $3,%edi ; call rel32
+    code = b"\x72\x05" + b"\x67\x0f\xb9\x40\x12" + b"\xbf\x03\x00\x00\x00" + b"\xe8\x00\x00\x00\x00"
+    arch = get_arch("x86_64")
+    f = decode_function(arch, code, BASE)
+    assert [i.address - BASE for i in f.insns] == [0, 2, 7, 12]
+    assert instruction_starts(arch, code, BASE, [BASE + 7, BASE + 5]) == {BASE + 7}
+    res = track(arch, f, 3, "rdi")
+    assert set(res.values) == {3} and not res.unknown
+
+
+def test_x86_spill_slot_at_O0():
+    # mov %edi,-0x14(%rbp) ; movl $0,-0x4(%rbp) ; mov -0x14(%rbp),%eax ; mov %eax,%edi ; call
+    code = (b"\x89\x7d\xec" b"\xc7\x45\xfc\x00\x00\x00\x00" b"\x8b\x45\xec" b"\x89\xc7"
+            b"\xe8\x00\x00\x00\x00")
+    res = x86(code, site_mnemonic="call", reg="rdi")
+    assert res.params == {"rdi"} and not res.unknown
+    # the slot overwritten in between: unknown
+    code = b"\x89\x7d\xec" b"\x83\x45\xec\x01" b"\x8b\x45\xec" b"\x89\xc7" b"\xe8\x00\x00\x00\x00"
+    res = x86(code, site_mnemonic="call", reg="rdi")
+    assert not res.params and "stack slot modified" in res.unknown[0]
+
+
+def test_a64_spill_slot_at_O0():
+    # str x0,[sp,#24] ; ldr x0,[sp,#24] ; mov x8,x0 ; svc
+    res = a64([0xF9000FE0, 0xF9400FE0, 0xAA0003E8, SVC])
+    assert res.params == {"x0"} and not res.unknown

@@ -36,7 +36,7 @@ def test_sites_are_instructions_with_addresses_and_functions(built):
     for s in scan.sites:
         assert s.function is not None and s.function_addr is not None
         assert s.function_addr <= s.address
-        assert (s.confidence == "exact") == (len(s.numbers) == 1 and not s.reason) or s.kind in ("int80",)
+        assert (s.confidence == "exact") == (len(s.numbers) == 1 and not s.reason) or s.kind in ("int80", "sysenter")
         if s.confidence == "unknown":
             assert s.reason
 
@@ -84,3 +84,56 @@ def test_corrupt_cache_is_a_miss(built, tmp_path, monkeypatch):
         p.write_text("{not json")
     again = scan_library(elf)
     assert not again.from_cache and again.sites == scan.sites
+
+
+def test_expected_numbers_match_the_linux_tables():
+    """The informational names in expect.json agree with the Linux tables (when they exist)."""
+    lt = pytest.importorskip("uk_depscan.linux_syscalls")
+    import json
+
+    from helpers_syscalls import SYSCALL_FIXTURES
+    for arch in ("x86_64", "aarch64"):
+        table = lt.load_linux_table(arch)
+        doc = json.loads((SYSCALL_FIXTURES / arch / "expect.json").read_text())
+        for e in doc["sites"]:
+            for n, name in zip(e["numbers"], e["names"]):
+                if e["kind"] in ("int80", "sysenter") or name.startswith("("):
+                    continue  # i386 numbering / deliberately invalid numbers
+                assert table.name_of(n) == name, (arch, e)
+
+
+def test_cache_dir_precedence(monkeypatch, tmp_path):
+    from uk_depscan import scan_cache
+
+    monkeypatch.delenv("UK_DEPSCAN_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert scan_cache.cache_dir() == tmp_path / "xdg" / "uk-depscan"
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "own"))
+    assert scan_cache.cache_dir() == tmp_path / "own"
+    monkeypatch.delenv("UK_DEPSCAN_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert scan_cache.cache_dir().parts[-2:] == (".cache", "uk-depscan")
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_unoptimised_build_tracks_through_spill_slots(arch, tmp_path):
+    """At -O0 every value goes through a frame slot (str/ldr, mov to/from [rbp-N]): the wrapper
+    sites must come out the same as at -O2."""
+    from helpers_syscalls import SOURCES
+
+    lib = build_syscall_fixture(arch, tmp_path, "-O0", sources=SOURCES[1:])
+    with open_elf(lib) as elf:
+        scan = scan_library(elf, no_cache=True)
+        got = site_tuples(scan)
+    want = {t for t in expected_sites(arch)
+            if t[1] in ("wrapper_call", "local_wrapper_call") and t[4] != "my_raw_syscall"}  # not in direct.c
+    assert got == want, f"missing: {sorted(want - got, key=str)}\nunexpected: {sorted(got - want, key=str)}"
+
+
+def test_export_summary_agrees_with_reachable_from(built):
+    _, _, scan = built
+    summary = scan.export_summary()
+    assert set(summary) == {k for k, _ in scan.exports}
+    for key, addr in scan.exports:
+        nums, imports, _ = scan.reachable_from([addr])
+        assert summary[key] == (frozenset(nums), frozenset(imports)), key

@@ -124,3 +124,13 @@ def test_libtorch_call_graph_is_compact(scans):
     assert g.memory_bytes() < 64 << 20
     nums, imports, _ = scan.reachable_from([a for k, a in scan.exports if k.startswith("_ZN2at3cpu8init_amx")])
     assert 158 in nums  # arch_prctl(ARCH_REQ_XCOMP_PERM) for AMX
+
+
+def test_libgomp_export_summary_agrees_with_bfs(scans):
+    _, scan = scans("libgomp")
+    summary = scan.export_summary()
+    assert len(summary) > 100
+    for key, addr in scan.exports:
+        nums, imports, _ = scan.reachable_from([addr])
+        assert summary[key] == (frozenset(nums), frozenset(imports)), key
+    assert 202 in summary["GOMP_barrier@@GOMP_1.0"][0]  # futex

@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # numpy fields: identity equality and hash
 class CallGraph:
     func_starts: np.ndarray   # uint64, sorted, unique
     indptr: np.ndarray        # int64, len n_nodes + 1
@@ -155,11 +155,11 @@ class CallGraph:
         cs, cd = comp[src_nodes], comp[self.indices]
         m = cs != cd
         if m.any():
-            key = np.unique(cs[m] * ncomp + cd[m])
+            key = np.sort(cs[m] * ncomp + cd[m])   # sorted by caller component, deduplicated
+            key = key[np.concatenate(([True], key[1:] != key[:-1]))]
             cs_l, cd_l = (key // ncomp).tolist(), (key % ncomp).tolist()
-            order = np.argsort(np.asarray(cs_l), kind="stable").tolist()
-            for j in order:  # cs ascending: every callee component (smaller number) is final
-                cbits[cs_l[j]] |= cbits[cd_l[j]]
+            for a, b in zip(cs_l, cd_l):  # cs ascending: every callee component (smaller) is final
+                cbits[a] |= cbits[b]
         return [cbits[int(c)] for c in comp.tolist()]
 
     def memory_bytes(self) -> int:

@@ -10,8 +10,10 @@ Tracked definitions (both architectures, 32-bit writes zero-extend, narrower wri
 immediate moves (``mov``/``movabs``/``movz``/``movn``/``movk``/``orr rd, zr, #imm``), zeroing
 idioms (``xor r,r``, ``sub r,r``, ``mov rd, zr``), register copies (also ``movzx``/``movsx``,
 ``xchg``, ``cmov``: both alternatives), ``lea``/``add``/``sub``/``inc``/``dec`` with a constant,
-``push imm|reg`` … ``pop reg`` through a tracked stack depth, and the caller-saved registers
-that a ``call``/``bl`` clobbers.  A register that reaches the function entry unchanged is an
+``push imm|reg`` … ``pop reg`` through a tracked stack depth, frame spill slots (``mov``
+to/from ``[rbp|rsp+disp]``, ``str``/``ldr`` with ``[sp|x29, #disp]``: unoptimised code; slot
+addresses are assumed not to escape), and the caller-saved registers that a ``call``/``bl``
+clobbers.  A register that reaches the function entry unchanged is an
 *argument* (``param``), which is how local syscall wrappers are recognised.
 """
 from __future__ import annotations
@@ -145,7 +147,7 @@ _X86_FAMILIES["rip"] = ("rip", 64)
 
 _X86_COND_JUMPS = frozenset(getattr(X86, n) for n in dir(X86) if n.startswith("X86_INS_J")
                             and n not in ("X86_INS_JMP", "X86_INS_LJMP"))
-_X86_STOP = frozenset({X86.X86_INS_HLT, X86.X86_INS_UD2, X86.X86_INS_INT3})
+_X86_STOP = frozenset({X86.X86_INS_HLT, X86.X86_INS_UD2, X86.X86_INS_INT3, X86.X86_INS_UD1, X86.X86_INS_UD0})
 _X86_CMOV = frozenset(getattr(X86, n) for n in dir(X86) if n.startswith("X86_INS_CMOV"))
 
 
@@ -185,6 +187,8 @@ class X86_64(Arch):
         i = insn.raw
         iid = i.id
         ops = i.operands
+        if isinstance(loc, tuple) and loc[0] == "mem":
+            return self._slot_effect(insn, loc)
         if isinstance(loc, tuple):  # ("stack", depth): the qword `depth` slots above rsp
             depth = loc[1]
             if iid == X86.X86_INS_PUSH:
@@ -229,6 +233,9 @@ class X86_64(Arch):
             if src.type == X86.X86_OP_REG:
                 sfam = self.fam(src.reg)[0]
                 return [self._write_copy(width, sfam, (), fam)]
+            slot = self._frame_slot(src)
+            if slot is not None and width >= 32:
+                return [("copy", slot, self._width_ops(width))]
             return [("unknown", f"loaded from memory ({insn.text()}) at {insn.address:#x}")]
         if iid in (X86.X86_INS_XOR, X86.X86_INS_SUB) and src is not None and src.type == X86.X86_OP_REG \
                 and src.reg == ops[0].reg:
@@ -270,6 +277,38 @@ class X86_64(Arch):
         _, writes = i.regs_access()
         if any(self.fam(r)[0] == fam for r in writes):
             return [("unknown", f"computed ({insn.text()}) at {insn.address:#x}")]
+        return None
+
+    def _frame_slot(self, op: object) -> tuple | None:
+        """("mem", base, disp) for an ``[rbp+disp]``/``[rsp+disp]`` operand (a spill slot)."""
+        if op.type != X86.X86_OP_MEM:
+            return None
+        m = op.mem
+        if m.index != 0 or m.segment != 0 or m.base == 0:
+            return None
+        bfam = self.fam(m.base)[0]
+        return ("mem", bfam, m.disp) if bfam in ("rbp", "rsp") else None
+
+    def _slot_effect(self, insn: Insn, loc: tuple) -> list[tuple] | None:
+        """Effect on a frame slot: the store that filled it, else None; unknown when the frame
+        register moves or the slot is modified otherwise (slot addresses are assumed not to escape)."""
+        i = insn.raw
+        _, bfam, disp = loc
+        if insn.flow in ("call", "icall") and bfam == "rsp":
+            return [("unknown", f"stack slot across call at {insn.address:#x}")]
+        ops = i.operands
+        if ops and ops[0].type == X86.X86_OP_MEM and i.id not in (X86.X86_INS_CMP, X86.X86_INS_TEST):
+            slot = self._frame_slot(ops[0])
+            if slot is not None and slot[1] == bfam and slot[2] < disp + 8 and disp < slot[2] + max(ops[0].size, 1):
+                if i.id == X86.X86_INS_MOV and slot[2] == disp and ops[0].size >= 4 and len(ops) == 2:
+                    if ops[1].type == X86.X86_OP_IMM:
+                        return [("const", ops[1].imm & _w_mask(ops[0].size * 8))]
+                    if ops[1].type == X86.X86_OP_REG:
+                        return [("copy", self.fam(ops[1].reg)[0], self._width_ops(ops[0].size * 8))]
+                return [("unknown", f"stack slot modified by {insn.text()} at {insn.address:#x}")]
+        _, writes = i.regs_access()
+        if any(self.fam(r)[0] == bfam for r in writes):
+            return [("unknown", f"{bfam} changed at {insn.address:#x}")]
         return None
 
     @staticmethod
@@ -338,7 +377,39 @@ class AArch64(Arch):
             return "stop", None
         return "fall", None
 
+    def _frame_slot(self, insn: Insn, op: object) -> tuple | None:
+        if op.type != A64.ARM64_OP_MEM or op.mem.index != 0 or getattr(insn.raw, "writeback", False):
+            return None
+        bfam = self.fam(op.mem.base)[0]
+        return ("mem", bfam, op.mem.disp) if bfam in ("sp", "x29") else None
+
+    def _slot_effect(self, insn: Insn, loc: tuple) -> list[tuple] | None:
+        i = insn.raw
+        _, bfam, disp = loc
+        mn = insn.mnemonic
+        ops = i.operands
+        if mn.startswith("st") and len(ops) >= 2 and ops[-1].type == A64.ARM64_OP_MEM:
+            mem = ops[-1]
+            if mem.mem.base and self.fam(mem.mem.base)[0] == bfam:
+                nregs = len(ops) - 1
+                width = 8 if any(self.fam(o.reg)[1] == 64 for o in ops[:-1] if o.type == A64.ARM64_OP_REG) else 4
+                lo, hi = mem.mem.disp, mem.mem.disp + width * nregs
+                if lo < disp + 8 and disp < hi:
+                    slot = self._frame_slot(insn, mem)
+                    if mn in ("str", "stur") and slot is not None and slot[2] == disp and ops[0].type == A64.ARM64_OP_REG:
+                        sfam, sw = self.fam(ops[0].reg)
+                        if sfam == "zr":
+                            return [("const", 0)]
+                        return [("copy", sfam, (("mask", 0xFFFFFFFF),) if sw == 32 else ())]
+                    return [("unknown", f"stack slot modified by {insn.text()} at {insn.address:#x}")]
+        _, writes = i.regs_access()
+        if any(self.fam(r)[0] == bfam for r in writes):
+            return [("unknown", f"{bfam} changed at {insn.address:#x}")]
+        return None
+
     def effect(self, insn: Insn, loc: object) -> list[tuple] | None:
+        if isinstance(loc, tuple) and loc[0] == "mem":
+            return self._slot_effect(insn, loc)
         if isinstance(loc, tuple):
             return [("unknown", "stack slot")]
         fam = loc
@@ -401,6 +472,10 @@ class AArch64(Arch):
                 sfam = self.fam(op.reg)[0]
                 out.append(("const", 0) if sfam == "zr" else ("copy", sfam, (wmask,) if wmask else ()))
             return out
+        if mn in ("ldr", "ldur") and src is not None:
+            slot = self._frame_slot(insn, src)
+            if slot is not None:
+                return [("copy", slot, (wmask,) if wmask else ())]
         if mn.startswith("ldr") or mn.startswith("ldur") or mn.startswith("ldp"):
             return [("unknown", f"loaded from memory ({insn.text()}) at {insn.address:#x}")]
         if mn in ("cmp", "cmn", "tst"):
@@ -436,15 +511,22 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
     cs = arch.cs
     while pos < len(data):
         progressed = False
+        resync = False
         for i in cs.disasm(data[pos:], start + pos):
             flow, target = arch.classify(i)
-            insns.append(Insn(i.address, i.size, i.mnemonic, i.op_str, flow, target, i))
-            pos = i.address + i.size - start
+            size = i.size
+            if i.mnemonic in ("ud0", "ud1") and arch.name == "x86_64":
+                size = _ud_size(data, i.address - start, i.size)
+                resync = size != i.size
+            insns.append(Insn(i.address, size, i.mnemonic, i.op_str, flow, target, i))
+            pos = i.address + size - start
             progressed = True
-            if stop_at is not None and pos + start > stop_at:
+            if resync or (stop_at is not None and pos + start > stop_at):
                 break
         if stop_at is not None and pos + start > stop_at:
             break
+        if resync:
+            continue
         if pos >= len(data):
             break
         if arch.name == "aarch64":
@@ -473,6 +555,30 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
                 preds[j + 1].remove(j)
                 j += 1
     return Function(start, insns, index, preds, bad)
+
+
+def _ud_size(data: bytes, off: int, size: int) -> int:
+    """Capstone 5 decodes ``ud0``/``ud1`` (0f ff / 0f b9) without their ModRM operand; clang
+    emits ``ud1 disp(%eax),%eax`` as UBSan/trap markers, and a 2-byte decode desynchronises
+    everything after it.  Return the architectural length (prefixes + opcode + ModRM…)."""
+    p = off + size  # capstone's size covers prefixes and the two opcode bytes
+    if p >= len(data):
+        return size
+    modrm = data[p]
+    mod, rm = modrm >> 6, modrm & 7
+    n = 1
+    if mod != 3:
+        if rm == 4:
+            n += 1
+            if p + 1 < len(data) and mod == 0 and (data[p + 1] & 7) == 5:
+                n += 4
+        if mod == 0 and rm == 5:
+            n += 4
+        elif mod == 1:
+            n += 1
+        elif mod == 2:
+            n += 4
+    return size + n
 
 
 def _is_padding(ins: Insn) -> bool:
@@ -564,13 +670,21 @@ def instruction_starts(arch: Arch, code: bytes | memoryview, start: int, wanted:
     pos = 0
     while pos < len(data):
         progressed = False
-        for addr, size, _m, _o in cs.disasm_lite(data[pos:], start + pos):
+        resync = False
+        for addr, size, mnem, _o in cs.disasm_lite(data[pos:], start + pos):
             if addr in wset:
                 found.add(addr)
+            if mnem in ("ud0", "ud1") and arch.name == "x86_64":
+                fixed = _ud_size(data, addr - start, size)
+                resync, size = fixed != size, fixed
             pos = addr + size - start
             progressed = True
             if addr >= last:
                 return found
+            if resync:
+                break
+        if resync:
+            continue
         if not progressed or arch.name != "aarch64":
             break
         pos = (pos + 4) & ~3

@@ -17,10 +17,22 @@ Pipeline of :func:`scan_library`:
    decoded and their argument tracked, to a fixpoint (wrappers of wrappers).
 
 The result is cached by build-id (:mod:`uk_depscan.scan_cache`).
+
+API: ``scan_library(elf, no_cache=False) -> LibraryScan`` with ``.sites`` (:class:`SyscallSite`),
+``.wrappers`` (:class:`LocalWrapper`), ``.graph`` (:class:`~uk_depscan.callgraph.CallGraph`),
+``.exports`` ((key, address) of exported functions), ``.reachable_from(addresses)`` →
+(numbers, import keys, sites) and ``.export_summary()`` → {export key: (numbers, import keys)}.
+
+Approximations: the call graph takes every ``e8``/``e9``/``0f 8x`` rel32 whose target is exactly a
+known function start without decoding the source (a byte pattern inside another instruction that
+happens to point at a function start adds a spurious edge); calls through registers, vtables and
+relocated function pointers are not edges, except the address-taken references described at
+``ADDRESS_TAKEN_EDGES``.  Number tracking is intra-procedural (plus the wrapper fixpoint).
 """
 from __future__ import annotations
 
 import logging
+import mmap
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -41,7 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"  # bump whenever results can change: it is part of the cache key
 SYSCALL_IMPORTS = frozenset({"syscall"})
 MAX_FUNCTION_BYTES = 4 << 20   # decode at most this much of one function
 WINDOW = 4096                  # verified window when no function start precedes a site
@@ -49,6 +61,12 @@ WRAPPER_ROUNDS = 6
 CHUNK = 1 << 25
 
 KIND_CALL, KIND_JMP, KIND_JCC, KIND_GOTCALL, KIND_GOTJMP = 0, 1, 2, 3, 4
+# address-taken references: `lea reg, [rip+func]` / `adrp+add` (function start or PLT stub) and
+# `mov reg, [rip+GOT]` of an imported function.  They become "may call" edges (callbacks handed
+# to pthread_create, qsort, atexit…); set ADDRESS_TAKEN_EDGES = False for call/jump edges only.
+KIND_ADDR, KIND_GOTLOAD = 5, 6
+ADDRESS_TAKEN_EDGES = True
+CALL_KINDS = (KIND_CALL, KIND_JMP, KIND_JCC, KIND_GOTCALL, KIND_GOTJMP)
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,7 @@ class LocalWrapper:
         return {"address": self.address, "name": self.name, "arg_index": self.arg_index, "via": self.via}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds numpy arrays: identity equality and hash
 class LibraryScan:
     path: str
     arch: str
@@ -139,11 +157,15 @@ class LibraryScan:
             node_bits[g.n_funcs + j] = 1 << (base + j)
         closure = g.closure_bits(node_bits)
         out: dict[str, tuple[frozenset[int], frozenset[str]]] = {}
+        decoded: dict[int, tuple[frozenset[int], frozenset[str]]] = {}
         for key, addr in self.exports:
             node = g.function_at(addr)
             bits = closure[node] if node is not None else 0
-            out[key] = (frozenset(numbers[i] for i in _bits(bits & ((1 << base) - 1))),
-                        frozenset(g.import_keys[i] for i in _bits(bits >> base)))
+            val = decoded.get(bits)
+            if val is None:
+                val = decoded[bits] = (frozenset(numbers[i] for i in _bits(bits & ((1 << base) - 1))),
+                                       frozenset(g.import_keys[i] for i in _bits(bits >> base)))
+            out[key] = val
         return out
 
     def to_json(self) -> dict:
@@ -154,13 +176,12 @@ class LibraryScan:
 
 
 def _bits(x: int) -> list[int]:
+    """Indices of the set bits of ``x`` (visiting set bits only)."""
     out = []
-    i = 0
     while x:
-        if x & 1:
-            out.append(i)
-        x >>= 1
-        i += 1
+        low = x & -x
+        out.append(low.bit_length() - 1)
+        x ^= low
     return out
 
 
@@ -221,6 +242,24 @@ class LazySymbolizer:
 
 
 # ---------------------------------------------------------------------------------------------
+def _advise_willneed(elf: ElfFile, ranges: list[tuple[int, int]]) -> None:
+    """madvise(MADV_WILLNEED) the code about to be scanned: faulting 280 MB of .text in page by
+    page costs more than the scan itself.  (Uses the ElfFile's mmap; a no-op where unsupported.)"""
+    mm = getattr(elf, "_map", None)
+    advice = getattr(mmap, "MADV_WILLNEED", None)
+    if not isinstance(mm, mmap.mmap) or advice is None:
+        return
+    for vaddr, size in ranges:
+        off = elf.vaddr_to_offset(vaddr, size)
+        if off is None or size <= 0:
+            continue
+        start = off & ~(mmap.PAGESIZE - 1)
+        try:
+            mm.madvise(advice, start, min(len(mm) - start, size + (off - start)))
+        except (OSError, ValueError):
+            return
+
+
 @dataclass
 class _Region:
     name: str
@@ -245,6 +284,7 @@ class _Scanner:
         self.regions = [_Region(n, va, np.frombuffer(mv, np.uint8))
                         for n, va, mv in elf.iter_exec_regions() if not n.startswith(".plt")]
         self.plt_regions = [(va, va + len(mv)) for n, va, mv in elf.iter_exec_regions() if n.startswith(".plt")]
+        _advise_willneed(elf, [(r.vaddr, len(r.code)) for r in self.regions])
         self.dyn = dynamic_symbols(elf)
         self.names = LazySymbolizer(elf)
         starts = function_starts(elf)
@@ -381,26 +421,49 @@ class _Scanner:
         n = len(c)
         if n < 6:
             return
+        # every byte offset viewed as a little-endian int32 (an unaligned, 1-byte-strided view):
+        # one gather per candidate instead of four byte gathers
+        i32 = np.ndarray(shape=(n - 3,), dtype="<i4", buffer=c, offset=0, strides=(1,))
+        # reused scratch buffers: fresh 32 MB temporaries per chunk cost more in page faults
+        # than the comparisons themselves
+        tmp = np.empty(min(CHUNK, n), np.uint8)
+        hit = np.empty(min(CHUNK, n), bool)
+
+        def where(a: np.ndarray, mask: int | None, value: int) -> np.ndarray:
+            t, h = tmp[:len(a)], hit[:len(a)]
+            if mask is None:
+                np.equal(a, value, out=h)
+            else:
+                np.bitwise_and(a, mask, out=t)
+                np.equal(t, value, out=h)
+            return np.flatnonzero(h)
+
         for lo in range(0, n - 5, CHUNK):
             hi = min(n - 5, lo + CHUNK)
             a = c[lo:hi]
-            p_call = np.flatnonzero((a & 0xFE) == 0xE8) + lo
-            p0f = np.flatnonzero(a == 0x0F) + lo
+            p_call = where(a, 0xFE, 0xE8) + lo
+            p0f = where(a, None, 0x0F) + lo
             p0f = p0f[(c[p0f + 1] & 0xF0) == 0x80]
-            pff = np.flatnonzero(a == 0xFF) + lo
+            pff = where(a, None, 0xFF) + lo
             pff = pff[(c[pff + 1] == 0x15) | (c[pff + 1] == 0x25)]
-            for p, width, kinds in ((p_call, 5, None), (p0f, 6, KIND_JCC), (pff, 6, None)):
+            groups = [(p_call, 5, None), (p0f, 6, KIND_JCC), (pff, 6, None)]
+            if ADDRESS_TAKEN_EDGES:
+                # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
+                prex = where(a, 0xFB, 0x48) + lo
+                prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
+                groups.append((prex, 7, None))
+            for p, width, kinds in groups:
                 if not len(p):
                     continue
-                d0 = p + (width - 4)
-                disp = (c[d0].astype(np.uint32) | (c[d0 + 1].astype(np.uint32) << 8)
-                        | (c[d0 + 2].astype(np.uint32) << 16) | (c[d0 + 3].astype(np.uint32) << 24)).view(np.int32)
+                disp = i32[p + (width - 4)]
                 tgt = p.astype(np.int64) + (r.vaddr + width) + disp.astype(np.int64)
                 inr = (tgt >= self.target_lo) & (tgt < self.target_hi)
                 p, tgt = p[inr], tgt[inr].astype(np.uint64)
                 if kinds is None:
                     if width == 5:
                         k = np.where(c[p] == 0xE8, KIND_CALL, KIND_JMP).astype(np.int8)
+                    elif width == 7:
+                        k = np.where(c[p + 1] == 0x8D, KIND_ADDR, KIND_GOTLOAD).astype(np.int8)
                     else:
                         k = np.where(c[p + 1] == 0x15, KIND_GOTCALL, KIND_GOTJMP).astype(np.int8)
                 else:
@@ -422,6 +485,21 @@ class _Scanner:
             tgt_l.append((pos + imm * 4).astype(np.uint64))
             kind_l.append(np.where((w >> 31) == 1, KIND_CALL, KIND_JMP).astype(np.int8))
         # adrp xN, page ; ldr xT, [xN, #off]  (next word): a GOT load
+        # adrp xN, page ; add xD, xN, #lo12 : a function address (callback)
+        if ADDRESS_TAKEN_EDGES and len(words) > 1:
+            adrp = np.flatnonzero((words[:-1] & 0x9F000000) == 0x90000000)
+            add = words[adrp + 1]
+            ok = ((add & 0xFFC00000) == 0x91000000) & (((add >> 5) & 0x1F) == (words[adrp] & 0x1F))
+            adrp = adrp[ok]
+            if len(adrp):
+                w = words[adrp].astype(np.int64)
+                imm = (((w >> 5) & 0x7FFFF) << 2) | ((w >> 29) & 3)
+                imm -= (imm & (1 << 20)) << 1
+                pc = adrp.astype(np.int64) * 4 + base
+                tgt = (pc & ~0xFFF) + (imm << 12) + ((words[adrp + 1].astype(np.int64) >> 10) & 0xFFF)
+                pos_l.append((pc + 4).astype(np.uint64))
+                tgt_l.append(tgt.astype(np.uint64))
+                kind_l.append(np.full(len(adrp), KIND_ADDR, np.int8))
         # (the ldr may come one or two words after the adrp)
         for gap in (1, 2):
             if len(words) <= gap:
@@ -500,7 +578,7 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
     stats["branch_candidates"] = int(len(pos))
     starts = sc.starts
     nf = len(starts)
-    is_got = (kind == KIND_GOTCALL) | (kind == KIND_GOTJMP)
+    is_got = (kind == KIND_GOTCALL) | (kind == KIND_GOTJMP) | (kind == KIND_GOTLOAD)
     # direct targets: function starts
     ti = np.zeros(len(tgt), np.int64)
     hit_func = np.zeros(len(tgt), bool)
@@ -548,6 +626,7 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
     # also import nodes for every imported symbol reached by a PLT stub/GOT slot never called
     graph = CallGraph.from_edges(starts, graph_src, graph_dst, tuple(import_keys))
     cand_pos, cand_node, cand_kind = pos[keep], node[keep], kind[keep]
+    is_call = np.isin(cand_kind, np.asarray(CALL_KINDS, np.int8))
     del pos, tgt, kind, ti, node
     stats["edges"] = graph.n_edges
     t2 = time.perf_counter()
@@ -616,7 +695,7 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
     syscall_nodes = {nf + imported_idx[s] for s in syscall_syms if s in imported_idx}
     via_key = {nf + imported_idx[s]: import_keys[imported_idx[s]] for s in syscall_syms if s in imported_idx}
     if syscall_nodes:
-        sel = np.isin(cand_node, np.fromiter(syscall_nodes, np.int64))
+        sel = np.isin(cand_node, np.fromiter(syscall_nodes, np.int64)) & (is_call | (cand_kind == KIND_GOTLOAD))
         for addr, nd, kd in zip(cand_pos[sel].tolist(), cand_node[sel].tolist(), cand_kind[sel].tolist()):
             _call_site(sc, arch, int(addr), int(kd), "wrapper_call", via_key[nd], add_site)
 
@@ -635,7 +714,7 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
             if fnode is None:
                 continue
             wname = w.name or f"{fstart:#x}"
-            sel = cand_node == fnode
+            sel = (cand_node == fnode) & is_call
             for addr, kd in zip(cand_pos[sel].tolist(), cand_kind[sel].tolist()):
                 _call_site(sc, arch, int(addr), int(kd), "local_wrapper_call", wname, add_site, reg)
     stats["wrapper_rounds"] = rounds
@@ -698,7 +777,14 @@ def _call_site(sc: _Scanner, arch: Arch, addr: int, kd: int, kind_name: str, via
     start, f = got_f
     i = f.at(addr)
     ins = f.insns[i]
-    if sc.x86:
+    if sc.x86 and kd == KIND_GOTLOAD:  # mov reg, [rip+GOT] ... call/jmp *reg
+        if ins.mnemonic != "mov" or not ins.raw.operands:
+            return
+        i = _branch_through(f, i, ins.raw.operands[0].reg, arch)
+        if i is None:
+            return
+        addr = f.insns[i].address
+    elif sc.x86:
         if kd in (KIND_GOTCALL, KIND_GOTJMP):
             if ins.flow not in ("icall", "ijump"):
                 return
@@ -707,7 +793,7 @@ def _call_site(sc: _Scanner, arch: Arch, addr: int, kd: int, kind_name: str, via
     else:
         if kd == KIND_GOTCALL:  # addr is the `ldr xT, [xN, #off]`; find the blr/br of xT after it
             target_reg = ins.raw.operands[0].reg if ins.raw.operands else None
-            i = _a64_branch_through(f, i, target_reg, arch)
+            i = _branch_through(f, i, target_reg, arch)
             if i is None:
                 return
             addr = f.insns[i].address
@@ -718,7 +804,9 @@ def _call_site(sc: _Scanner, arch: Arch, addr: int, kd: int, kind_name: str, via
     add_site(addr, kind_name, start if start == fstart else None, res, via)
 
 
-def _a64_branch_through(f: Function, i: int, reg: int | None, arch: Arch) -> int | None:
+def _branch_through(f: Function, i: int, reg: int | None, arch: Arch) -> int | None:
+    """The indirect call/jump through ``reg`` within a few straight-line instructions after ``i``
+    (which loaded ``reg`` from a GOT slot), or None."""
     if reg is None:
         return None
     fam = arch.fam(reg)[0]
