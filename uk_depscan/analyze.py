@@ -26,6 +26,11 @@ from uk_depscan.syscalls import analyze_syscalls, syscall_report
 log = logging.getLogger(__name__)
 
 
+MUSL_WARNING = ("--libc musl under-reports: Debian's musl 1.2.3 libc.so has almost no unwind tables, so calls "
+                "into its internal helpers (e.g. __syscall_cp behind read/write) are not followed; treat its "
+                "syscall sets as a lower bound")
+
+
 @dataclass(frozen=True)
 class Options:
     """What the analysis should do beyond loading: syscalls, which libc model, which entry points."""
@@ -109,6 +114,8 @@ def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs
         problems = tuple(bindings.version_problems)
         warnings += [f"{inputs.display(result.tree.objects[i].path)}: symbols skipped: {why}"
                      for i, why in bindings.skipped]
+        if options.syscalls and options.libc_model == "musl":
+            warnings.append(MUSL_WARNING)
         if options.syscalls and root.arch_supported:
             analysis = analyze_syscalls(result, bindings, libc_model=options.libc_model, entries=options.entries,
                                         no_cache=options.no_cache)

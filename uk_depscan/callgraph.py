@@ -73,11 +73,16 @@ class CallGraph:
         imps = [self.import_keys[s - self.n_funcs] for s in succ if s >= self.n_funcs]
         return funcs, imps
 
-    def reachable(self, roots: Iterable[int]) -> np.ndarray:
-        """Boolean mask over nodes reachable from the root *nodes* (inclusive), by frontier BFS."""
-        seen = np.zeros(self.n_nodes, bool)
+    def reachable(self, roots: Iterable[int], blocked: np.ndarray | None = None) -> np.ndarray:
+        """Boolean mask over nodes reachable from the root *nodes* (inclusive), by frontier BFS.
+
+        ``blocked`` (a node mask) is never entered nor reported: reachability *avoiding* those
+        nodes, e.g. failure functions such as ``abort``.
+        """
+        seen = np.zeros(self.n_nodes, bool) if blocked is None else blocked.copy()
         frontier = np.unique(np.asarray(list(roots), np.int64))
         frontier = frontier[(frontier >= 0) & (frontier < self.n_nodes)]
+        frontier = frontier[~seen[frontier]]
         seen[frontier] = True
         indptr, indices = self.indptr, self.indices
         while len(frontier):
@@ -91,6 +96,8 @@ class CallGraph:
             nxt = np.unique(nxt[~seen[nxt]])
             seen[nxt] = True
             frontier = nxt.astype(np.int64)
+        if blocked is not None:
+            seen &= ~blocked
         return seen
 
     def sccs(self) -> tuple[np.ndarray, int]:

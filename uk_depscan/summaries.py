@@ -49,6 +49,7 @@ class TableSummary:
         if r is None:
             return None
         sites = tuple(Site(n, "summary", entry) for n in sorted(r.syscalls))
+        sites += tuple(Site(n, "summary", entry, failure=True) for n in sorted(r.failure_syscalls - r.syscalls))
         return Reach(sites, tuple(sorted(r.imports)))
 
 

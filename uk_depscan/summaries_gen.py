@@ -32,18 +32,21 @@ MUSL_SONAMES = ("libc.so",)
 
 
 def summarize_elf(elf: ElfFile) -> dict[str, EntryReach]:
-    """Entry summaries of one library from the engine: every export plus ``<entry>`` and ``<init>``."""
+    """Entry summaries of one library from the engine: every export plus ``<entry>``, ``<init>``
+    and ``<all>``, each split into normal-path syscalls and those reached only through failure
+    functions (the same split the analysis makes for libraries scanned on the spot)."""
     from uk_depscan.syscall_scan import scan_library
+    from uk_depscan.syscalls import EngineSummary
 
-    scan = scan_library(elf)
-    entries = {k: EntryReach(frozenset(s), frozenset(i)) for k, (s, i) in scan.export_summary().items()}
-    roots = {ENTRY: [elf.e_entry] if elf.e_entry else [],
-             INIT: [*elf.init_array, *(v for v in (elf.dyn_value("INIT"),) if v)],
-             ALL: [int(a) for a in scan.graph.func_starts]}
-    for name, addrs in roots.items():
-        if addrs:
-            nums, imps, _ = scan.reachable_from(addrs)
-            entries[name] = EntryReach(frozenset(nums), frozenset(imps))
+    summary = EngineSummary(elf.name, elf, scan_library(elf))
+    entries = {}
+    for key in sorted({k for k, _ in summary.scan.exports} | {ENTRY, INIT, ALL}):
+        reach = summary.reach(key)
+        if reach is None:
+            continue
+        normal = frozenset(s.number for s in reach.sites if not s.failure)
+        failure = frozenset(s.number for s in reach.sites if s.failure) - normal
+        entries[key] = EntryReach(normal, frozenset(reach.imports), failure)
     return entries
 
 
@@ -85,7 +88,9 @@ def generate(model: str, arch: str, workdir: Path | None = None,
                 prov = dict(pkg.provenance(), build_id=elf.build_id or "",
                             path_in_package="/" + str(path.relative_to(pkg.root)))
                 summaries[soname] = TableSummary(soname, summarize_elf(elf), prov)
-    header = {"model": model, "arch": arch, "generator": GENERATOR,
+    from uk_depscan.syscall_scan import ENGINE_VERSION
+
+    header = {"model": model, "arch": arch, "generator": GENERATOR, "engine_version": ENGINE_VERSION,
               "command": f"uk-depscan tables summaries --model {model} --arch {arch}",
               "notes": _notes(model)}
     return summary_to_json(summaries, header)
@@ -94,5 +99,7 @@ def generate(model: str, arch: str, workdir: Path | None = None,
 def _notes(model: str) -> str:
     if model == "musl":
         return ("libc family from Debian musl 1.2.3 (libc.so: every libc/libm/libpthread/librt/libdl symbol); "
-                "libstdc++/libgcc_s/libgomp from Debian 12 (glibc builds), their libc imports matched by name.")
+                "libstdc++/libgcc_s/libgomp from Debian 12 (glibc builds), their libc imports matched by name. "
+                "INCOMPLETE: Debian's musl libc.so has almost no unwind tables, so calls into its internal "
+                "helpers (__syscall_cp, malloc internals) are not followed and many exports under-report.")
     return "Debian 12 (bookworm) glibc 2.36 and GCC 12 runtime libraries."

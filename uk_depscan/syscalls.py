@@ -127,7 +127,7 @@ class EngineSummary:
             self._site_nodes = _site_nodes(g, self.scan.sites)  # type: ignore[attr-defined]
         roots = [n for n in (g.function_containing(a) for a in addrs) if n is not None]
         full = g.reachable(roots)
-        normal = blocked_reachable(g, roots, self._blocked)
+        normal = g.reachable(roots, blocked=self._blocked)
         nodes = self._site_nodes
         hit = np.flatnonzero((nodes >= 0) & full[np.maximum(nodes, 0)])
         sites = self.scan.sites  # type: ignore[attr-defined]
@@ -156,26 +156,6 @@ def failure_nodes(g: object, exports: tuple[tuple[str, int], ...]) -> np.ndarray
         if key.split("@", 1)[0] in FAILURE_FUNCTIONS:
             mask[g.n_funcs + j] = True  # type: ignore[attr-defined]
     return mask
-
-
-def blocked_reachable(g: object, roots: list[int], blocked: np.ndarray) -> np.ndarray:
-    """Frontier BFS over the CSR call graph that never enters a blocked node."""
-    seen = blocked.copy()
-    frontier = np.unique(np.asarray([r for r in roots if not blocked[r]], np.int64))
-    seen[frontier] = True
-    indptr, indices = g.indptr, g.indices  # type: ignore[attr-defined]
-    while len(frontier):
-        starts, ends = indptr[frontier], indptr[frontier + 1]
-        counts = ends - starts
-        if not counts.sum():
-            break
-        offs = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-        nxt = indices[offs + np.arange(int(counts.sum()))]
-        nxt = np.unique(nxt[~seen[nxt]])
-        seen[nxt] = True
-        frontier = nxt.astype(np.int64)
-    seen[blocked] = False
-    return seen
 
 
 def _kind(site: object) -> str:
