@@ -61,3 +61,23 @@ def test_native_route_classification() -> None:
     got = {g.name: g.status for g in native_symbol_gaps(imports, musl.has)}
     assert got == {"malloc": "available", "__memcpy_chk": "fortify", "fcntl64": "available-as",
                    "__isoc99_sscanf": "available", "aligned_alloc": "missing", "stderr": "available"}
+
+
+def test_binary_compat_findings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A non-PIE program with an executable stack, built by the test, is flagged for app-elfloader."""
+    import subprocess
+
+    from conftest import FIXTURES, have, run_cli
+
+    if not have("gcc"):
+        return
+    exe = tmp_path / "nopie"
+    subprocess.run(["gcc", "-no-pie", "-z", "execstack", "-o", str(exe), str(FIXTURES / "programs" / "empty.c")],
+                   check=True, capture_output=True)
+    import json
+
+    code, out, _ = run_cli(["scan", str(exe), "--format", "json", "--libc", "glibc"])
+    found = {(r["severity"], r["problem"].split(":")[0]) for r in json.loads(out)["targets"][0]["binary_compat"]
+             if r["object"] == str(exe)}
+    assert found == {("blocker", "not PIE (ET_EXEC)"), ("warning", "requests an executable stack (PT_GNU_STACK PF_X or absent)")}
+    assert code == 1

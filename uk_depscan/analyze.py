@@ -16,7 +16,7 @@ from uk_depscan.errors import DepscanError
 from uk_depscan.inputs import Inputs, Skipped, collect_inputs
 from uk_depscan.ldpaths import SearchConfig
 from uk_depscan.loader import LoadResult, LoadTree, resolve_tree
-from uk_depscan.gaps import Gap, assess_all, native_symbol_gaps
+from uk_depscan.gaps import Gap, assess_all, binary_compat_findings, native_symbol_gaps
 from uk_depscan.model import ElfSummary, ImportRecord, NativeRoute, Report, SearchSettings, TableRef, TargetReport
 from uk_depscan.unikraft import (LibmuslAvailability, UnikraftTable, load_libmusl_symbols, load_loupe_priors,
                                  load_unikraft_table)
@@ -121,8 +121,16 @@ def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs
                                         no_cache=options.no_cache)
             syscalls = syscall_report(analysis, root.machine_name, inputs.display)
     below = below_syscall(root) if options.syscalls else None
+    route = binary_compat_findings(tuple(_route_facts(result, inputs))) if options.syscalls else ()
     return TargetReport(display, summarize_elf(root, options.symbols), _display_tree(result, inputs), imports,
-                        problems, tuple(warnings), syscalls, below=below)
+                        problems, tuple(warnings), syscalls, below=below, route=route)
+
+
+def _route_facts(result: LoadResult, inputs: Inputs):  # type: ignore[no-untyped-def]
+    for idx, elf in sorted(result.files.items()):
+        etype = {ET_EXEC: "EXEC", ET_DYN: "DYN"}.get(elf.e_type, "?")
+        yield (inputs.display(result.tree.objects[idx].path), etype, idx == 0, elf.is_pie, elf.textrel,
+               elf.exec_stack, elf.static_tls)
 
 
 def summarize_elf(elf: ElfFile, symbols: bool = True) -> ElfSummary:

@@ -194,3 +194,33 @@ def _native_one(name: str, version: str | None, has: object) -> SymbolGap:
     if source and source != name and check(source):  # type: ignore[operator]
         return SymbolGap(name, version, "available-as", f"glibc binary name; a rebuild against musl uses {source}")
     return SymbolGap(name, version, "missing", "not built by lib-musl (default Kconfig) nor supplied by Unikraft core")
+
+
+# -- binary-compatibility route: what app-elfloader needs from the objects themselves ------------
+@dataclass(frozen=True)
+class RouteFinding:
+    severity: str   # blocker | warning
+    object: str
+    problem: str
+
+
+def binary_compat_findings(objects: tuple[tuple[str, str, bool, bool, bool, bool, bool], ...]) -> tuple[RouteFinding, ...]:
+    """``objects``: (path, elf_type, is_root, pie, textrel, exec_stack, static_tls) per loaded object.
+
+    app-elfloader loads position-independent programs only (kraftkit checks DF_1_PIE), maps text
+    read-only (TEXTREL needs writable text), and gives threads non-executable stacks; an object
+    with DF_STATIC_TLS that is dlopen'ed (a Python extension, say) needs static TLS space the
+    loader must reserve up front.
+    """
+    out = []
+    for path, etype, is_root, pie, textrel, exec_stack, static_tls in objects:
+        if is_root and etype == "EXEC":
+            out.append(RouteFinding("blocker", path, "not PIE (ET_EXEC): app-elfloader loads only PIE programs"))
+        if textrel:
+            out.append(RouteFinding("blocker", path, "TEXTREL: relocations in read-only text"))
+        if exec_stack:
+            out.append(RouteFinding("warning", path, "requests an executable stack (PT_GNU_STACK PF_X or absent)"))
+        if static_tls and is_root and etype == "DYN" and not pie:
+            out.append(RouteFinding("warning", path, "DF_STATIC_TLS in a library that is dlopen'ed: needs "
+                                                     "surplus static TLS"))
+    return tuple(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from uk_depscan.binding import VersionProblem
-from uk_depscan.gaps import Gap, SymbolGap
+from uk_depscan.gaps import Gap, RouteFinding, SymbolGap
 from uk_depscan.inputs import Skipped
 from uk_depscan.loader import LoadTree
 from uk_depscan.strings import BelowSyscall
@@ -134,6 +134,7 @@ class TargetReport:
     gaps: tuple[Gap, ...] = ()
     native: NativeRoute | None = None
     below: BelowSyscall | None = None
+    route: tuple[RouteFinding, ...] = ()
 
     @property
     def actionable_gaps(self) -> tuple[Gap, ...]:
@@ -179,4 +180,5 @@ class Report:
 
     @property
     def has_gaps(self) -> bool:
-        return any(t.tree.missing or t.unresolved or t.version_problems or t.actionable_gaps for t in self.targets)
+        return any(t.tree.missing or t.unresolved or t.version_problems or t.actionable_gaps
+                   or any(r.severity == "blocker" for r in t.route) for t in self.targets)

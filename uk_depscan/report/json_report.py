@@ -40,6 +40,7 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
         "syscalls": syscalls_to_dict(t.syscalls) if t.syscalls is not None else None,
         "gaps": [{"name": g.name, "status": g.status, "detail": g.detail, "library": g.library, "kconfig": g.kconfig,
                   "action": g.action, "tier": g.tier, "reasons": list(g.reasons)} for g in t.gaps],
+        "binary_compat": [{"severity": r.severity, "object": r.object, "problem": r.problem} for r in t.route],
         "below_syscall": None if t.below is None else {
             "pseudo_files": list(t.below.pseudo_files), "imports_dlopen": t.below.imports_dlopen,
             "dlopen_targets": [{"name": d.name, "source": d.source} for d in t.below.dlopen_targets]},

@@ -34,6 +34,8 @@ def _target(t: TargetReport) -> list[str]:
     out.append("")
     for m in t.tree.missing:
         out.append(f"- **missing** {md(m.needed_name)}: {md(m.reason)}")
+    for r in t.route:
+        out.append(f"- **binary-compat {md(r.severity)}** {md(r.object)}: {md(r.problem)}")
     out += _gaps(t)
     if t.below is not None and (t.below.pseudo_files or t.below.dlopen_targets):
         out += ["", "### Below the syscall level", ""]

@@ -115,6 +115,8 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
         con.print(_t(f"  {p.reason}", "red"))
     for sym in t.unresolved[: None if verbose else 20]:
         con.print(_t(f"  unresolved {demangle(sym.name)}" + (f"@{sym.version}" if sym.version else ""), "red"))
+    for r in t.route:
+        con.print(_t(f"binary-compat {r.severity}: {r.object}: {r.problem}", "red" if r.severity == "blocker" else "yellow"))
     if t.syscalls is not None:
         _syscall_section(con, t, verbose)
         _gap_section(con, t, verbose)
