@@ -81,3 +81,17 @@ def test_binary_compat_findings(tmp_path) -> None:  # type: ignore[no-untyped-de
              if r["object"] == str(exe)}
     assert found == {("blocker", "not PIE (ET_EXEC)"), ("warning", "requests an executable stack (PT_GNU_STACK PF_X or absent)")}
     assert code == 1
+
+
+def test_greedy_plan_exact() -> None:
+    from uk_depscan.gaps import PlanStep, greedy_plan
+
+    req = {"a.so": frozenset({"enable CONFIG_X", "implement: rseq"}), "b.so": frozenset({"enable CONFIG_X"}),
+           "c.so": frozenset({"enable CONFIG_X", "implement: rseq", "fake (return 0): prctl"}), "d.so": frozenset()}
+    assert greedy_plan(req) == (
+        PlanStep(0, (), ("d.so",)),
+        PlanStep(1, ("enable CONFIG_X",), ("b.so",)),
+        PlanStep(2, ("implement: rseq",), ("a.so",)),
+        PlanStep(3, ("fake (return 0): prctl",), ("c.so",)),
+    )
+    assert [p.number for p in greedy_plan({"x": frozenset({"a"}), "y": frozenset({"a", "b"})})] == [1, 2]

@@ -16,7 +16,7 @@ from uk_depscan.errors import DepscanError
 from uk_depscan.inputs import Inputs, Skipped, collect_inputs
 from uk_depscan.ldpaths import SearchConfig
 from uk_depscan.loader import LoadResult, LoadTree, resolve_tree
-from uk_depscan.gaps import Gap, assess_all, binary_compat_findings, native_symbol_gaps
+from uk_depscan.gaps import Gap, assess_all, binary_compat_findings, greedy_plan, native_symbol_gaps, work_items
 from uk_depscan.model import ElfSummary, ImportRecord, NativeRoute, Report, SearchSettings, TableRef, TargetReport
 from uk_depscan.unikraft import (LibmuslAvailability, UnikraftTable, load_libmusl_symbols, load_loupe_priors,
                                  load_unikraft_table)
@@ -69,8 +69,10 @@ def analyze(paths: list[str], config: SearchConfig | None = None, *, command: st
     if table is not None:
         musl = load_libmusl_symbols(table.release)
         reports = [dataclasses.replace(r, gaps=target_gaps(r, table), native=native_route(r, musl)) for r in reports]
+    plan = greedy_plan({r.target: work_items(r.gaps) for r in reports if r.syscalls is not None}) \
+        if table is not None and len(reports) > 1 else ()
     return Report(__version__, command, settings, tuple(reports),
-                  tuple(sorted(skipped, key=lambda s: s.path)), ref)
+                  tuple(sorted(skipped, key=lambda s: s.path)), ref, plan)
 
 
 def _unikraft_table(options: Options) -> UnikraftTable:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from functools import cached_property
@@ -49,6 +50,10 @@ NT_GNU_BUILD_ID = 3
 NT_FDO_DLOPEN_METADATA = 0x407C0C0A
 # Refuse tables far larger than any real object; real values are backed by file bytes anyway.
 MAX_TABLE_ENTRIES = 1 << 24
+# Real dynamic sections have tens of entries (a few hundred with huge DT_NEEDED lists).
+MAX_DYNAMIC_ENTRIES = 1 << 16
+# Section names are short; a nul-free name table must not make every name a copy of all of it.
+MAX_SECTION_NAME = 1024
 
 
 @dataclass(frozen=True)
@@ -119,12 +124,24 @@ class DynamicInfo:
         return None
 
 
+def is_special_file(path: str | os.PathLike[str]) -> bool:
+    """True for an existing FIFO, socket or device: opening or reading one can block forever
+    (a FIFO without writer) or never end (/dev/zero), so readers refuse them before opening."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def read_ident(path: str | os.PathLike[str]) -> ElfIdent | str:
     """Read the fixed ELF header fields of ``path`` or return why it is not ELF.
 
     Used by the loader to imitate ``open_verify`` (glibc elf/dl-load.c) on candidates
     without mapping the whole file.
     """
+    if is_special_file(path):
+        return "not a regular file"
     try:
         with open(path, "rb") as fh:
             head = fh.read(64)
@@ -143,6 +160,8 @@ def read_ident(path: str | os.PathLike[str]) -> ElfIdent | str:
 
 
 def is_elf_file(path: str | os.PathLike[str]) -> bool:
+    if is_special_file(path):
+        return False
     try:
         with open(path, "rb") as fh:
             return fh.read(4) == ELFMAG
@@ -295,8 +314,8 @@ class ElfFile:
         base, size = strtab[4], strtab[5]
         if base + size > self.size:
             raise self.fail(f"section name table at {base:#x} runs past the end of the file")
-        return [self.cstring(base + r[0], base + size).decode("latin-1") if r[0] < size else ""
-                for r in rows]
+        return [self.cstring(base + r[0], min(base + size, base + r[0] + MAX_SECTION_NAME)).decode("latin-1")
+                if r[0] < size else "" for r in rows]
 
     def get_section(self, name: str) -> Section | None:
         return next((s for s in self.sections if s.name == name), None)
@@ -329,14 +348,14 @@ class ElfFile:
         count = seg.p_filesz // ent
         arr = self.array_at(seg.p_offset, np.dtype(self.endian + ("i8" if self.is64 else "i4")),
                             count * 2, "dynamic segment").reshape(-1, 2)
-        tags: list[tuple[int, int]] = []
-        has_null = False
-        for tag, val in arr.tolist():
-            if tag == DT["NULL"]:
-                has_null = True
-                break
-            tags.append((tag & ((1 << 64) - 1) if tag < 0 else tag, val))
-        return self._dynamic_info(tuple(tags), has_null)
+        # ld.so stops at DT_NULL: find it in numpy rather than materialising a file-sized list
+        nulls = np.flatnonzero(arr[:, 0] == DT["NULL"])
+        has_null = len(nulls) > 0
+        n = int(nulls[0]) if has_null else len(arr)
+        if n > MAX_DYNAMIC_ENTRIES:
+            raise self.fail(f"dynamic segment has {n} entries before DT_NULL (limit {MAX_DYNAMIC_ENTRIES})")
+        tags = tuple((tag & ((1 << 64) - 1) if tag < 0 else tag, val) for tag, val in arr[:n].tolist())
+        return self._dynamic_info(tags, has_null)
 
     def _dynamic_info(self, tags: tuple[tuple[int, int], ...], has_null: bool) -> DynamicInfo:
         strtab, strsz = None, 0
@@ -409,11 +428,17 @@ class ElfFile:
             regions = [(s.p_offset, s.p_filesz, 8 if s.p_align == 8 else 4)
                        for s in self.segments if s.p_type == PT_NOTE]
         seen: set[tuple[int, int]] = set()
+        budget = self.size  # real note regions do not overlap; overlapping copies would be re-parsed forever
         for off, size, align in regions:
             if (off, size) in seen:
                 continue
             seen.add((off, size))
-            yield from self._iter_note_region(self.bytes_at(off, size, "note"), align)
+            raw = self.bytes_at(off, size, "note")
+            budget -= size
+            if budget < 0:
+                raise self.fail(f"note sections/segments overlap: more note bytes than the file has "
+                                f"({len(regions)} regions)")
+            yield from self._iter_note_region(raw, align)
 
     def _iter_note_region(self, raw: memoryview, align: int) -> Iterator[tuple[bytes, int, memoryview]]:
         pos = 0
@@ -477,6 +502,8 @@ def _map_file(path: Path, name: str) -> tuple[object, mmap.mmap | bytes]:
     try:
         if path.is_dir():
             raise InputError(f"{name}: is a directory, not an ELF file")
+        if is_special_file(path):
+            raise InputError(f"{name}: not a regular file (FIFO, socket or device)")
         fh = open(path, "rb")
     except InputError:
         raise

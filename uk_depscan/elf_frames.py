@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from uk_depscan.elf_symbols import STT_FUNC, STT_GNU_IFUNC, dynamic_symbols, sym_dtype
+from uk_depscan.elf_symbols import STT_FUNC, STT_GNU_IFUNC, decode_names, dynamic_symbols, sym_dtype
 
 if TYPE_CHECKING:
     from uk_depscan.elf import ElfFile
@@ -73,7 +73,8 @@ def _func_symbols(elf: ElfFile, with_names: bool = False) -> tuple[np.ndarray, n
         dtype = sym_dtype(elf)
         arr = elf.array_at(symtab.sh_offset, dtype, symtab.sh_size // dtype.itemsize, ".symtab")
         idx = _func_mask(arr)
-        names = [_name(elf, strsec.sh_offset, strsec.sh_size, int(arr["name"][i])) for i in idx] if with_names else []
+        names = decode_names(elf, strsec.sh_offset, strsec.sh_size, arr["name"][idx].tolist(), ".strtab",
+                             lambda i: "") if with_names else []
         rows.append((arr["value"][idx].astype(np.uint64), arr["size"][idx].astype(np.uint64), names))
     dyn = dynamic_symbols(elf)
     if dyn.count:
@@ -102,12 +103,6 @@ def _func_mask(arr: np.ndarray) -> list[int]:
     typ = arr["info"] & 0xF
     m = ((typ == STT_FUNC) | (typ == STT_GNU_IFUNC)) & (arr["shndx"] != 0) & (arr["value"] != 0)
     return np.nonzero(m)[0].tolist()
-
-
-def _name(elf: ElfFile, base: int, size: int, off: int) -> str:
-    if off >= size:
-        return ""
-    return elf.cstring(base + off, base + size).decode("utf-8", "surrogateescape")
 
 
 # -- unwind tables ------------------------------------------------------------------------------
@@ -143,7 +138,9 @@ def _hdr_table(elf: ElfFile, off: int, vaddr: int) -> np.ndarray | None:
     if count > MAX_FDES:
         raise elf.fail(f".eh_frame_hdr claims {count} FDEs")
     table = elf.array_at(off + 8 + ptr_size, np.dtype(elf.endian + "i4"), count * 2, ".eh_frame_hdr table")
-    return (table[0::2].astype(np.int64) + vaddr).astype(np.uint64)
+    # datarel offsets from the header's address, in modular 64-bit arithmetic: a hostile sh_addr
+    # near 2**64 must wrap as the address space does, not overflow a Python int into int64
+    return table[0::2].astype(np.int64).view(np.uint64) + np.uint64(vaddr & 0xFFFFFFFFFFFFFFFF)
 
 
 def _walk_eh_frame(elf: ElfFile, raw: bytes, base: int) -> np.ndarray:

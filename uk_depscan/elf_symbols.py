@@ -7,13 +7,14 @@ else by walking DT_GNU_HASH).  Tables are numpy views; names are decoded on dema
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from uk_depscan.elf import DT, EM_AARCH64, EM_X86_64
+from uk_depscan.elf import DT, EM_AARCH64, EM_X86_64, MAX_TABLE_ENTRIES
 
 if TYPE_CHECKING:
     from uk_depscan.elf import ElfFile
@@ -25,6 +26,13 @@ STT_NAMES = {0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "C
 STT_FUNC, STT_GNU_IFUNC = 2, 10
 VERSYM_HIDDEN = 0x8000
 VER_FLG_BASE = 0x1
+# Version indices are 15 bits, so no real file has more vernaux entries than this; the walk is
+# bounded by it (entries may point back into a shared chain, which would otherwise be quadratic).
+MAX_VERSION_ENTRIES = 0x8000
+# Decoded symbol-name bytes allowed per byte of string table (plus a floor): names that share a
+# tail are normal, millions of symbols pointing into one long nul-free run are a memory bomb.
+NAME_BYTES_PER_STRTAB_BYTE = 8
+NAME_BYTES_FLOOR = 64 << 20
 # Relocation types by machine: (RELATIVE, JUMP_SLOT, GLOB_DAT, absolute word)
 RELOC_TYPES = {EM_X86_64: (8, 7, 6, 1), EM_AARCH64: (1027, 1026, 1025, 257), 3: (8, 7, 6, 1),
                40: (23, 22, 21, 2)}
@@ -101,7 +109,9 @@ class DynamicSymbols:
 
     @cached_property
     def names(self) -> list[str]:
-        return [self.name(i) for i in range(self.count)]
+        offsets = self.table["name"].tolist() if self.count else []
+        return decode_names(self.elf, self.strtab_off, self.strtab_size, offsets, "DT_STRTAB",
+                            lambda i: f"<bad-name-{i}>")
 
     @cached_property
     def version_needs(self) -> dict[int, VersionNeed]:
@@ -177,6 +187,32 @@ class DynamicSymbols:
         return out
 
 
+def decode_names(elf: ElfFile, base: int | None, size: int, offsets: list[int], table: str,
+                 bad: Callable[[int], str]) -> list[str]:
+    """Names at ``offsets`` of the string table at file offset ``base``, decoded once per offset.
+
+    Raises ElfFormatError when the decoded bytes exceed a budget proportional to the table: the
+    file backs every name, but overlapping names can still multiply it without bound.
+    """
+    cache: dict[int, str] = {}
+    budget = NAME_BYTES_PER_STRTAB_BYTE * size + NAME_BYTES_FLOOR
+    out = []
+    for i, off in enumerate(offsets):
+        name = cache.get(off)
+        if name is None:
+            if base is None or off >= size:
+                out.append(bad(i))
+                continue
+            raw = elf.cstring(base + off, base + size)
+            budget -= len(raw)
+            if budget < 0:
+                raise elf.fail(f"symbol names overlap implausibly: more than "
+                               f"{NAME_BYTES_PER_STRTAB_BYTE}x the {table} size ({size:#x} bytes) decoded")
+            name = cache[off] = raw.decode("utf-8", "surrogateescape")
+        out.append(name)
+    return out
+
+
 def sym_dtype(elf: ElfFile) -> np.dtype:
     e = elf.endian
     if elf.is64:
@@ -221,13 +257,15 @@ def _count_from_hash(elf: ElfFile) -> int:
     last = int(buckets.max()) if nbuckets else 0
     if last < symoffset:
         return symoffset
-    chains_off = b_off + nbuckets * 4
-    idx = last
-    while True:  # walk the last chain to its terminator (low bit set)
-        val = int(elf.array_at(chains_off + (idx - symoffset) * 4, np.dtype(e + "u4"), 1, "DT_GNU_HASH chain")[0])
-        if val & 1:
-            return idx + 1
-        idx += 1
+    # the last chain ends at the first entry with the low bit set; search the rest of the file
+    # for it with numpy instead of one bounds-checked read per entry
+    start = b_off + nbuckets * 4 + (last - symoffset) * 4
+    rest = elf.array_at(start, np.dtype(e + "u4"), min(max(elf.size - start, 0) // 4, MAX_TABLE_ENTRIES),
+                        "DT_GNU_HASH chain")
+    ends = np.flatnonzero(rest & 1)
+    if not len(ends):
+        raise elf.fail(f"DT_GNU_HASH chain starting at symbol {last} has no terminator")
+    return last + int(ends[0]) + 1
 
 
 def _strtab(elf: ElfFile) -> tuple[int | None, int]:
@@ -266,15 +304,18 @@ def _parse_verneed(syms: DynamicSymbols) -> dict[int, VersionNeed]:
         return out
     off, num = start
     u2, u4 = np.dtype(elf.endian + "u2"), np.dtype(elf.endian + "u4")
+    budget = MAX_VERSION_ENTRIES
     for _ in range(num):
         _, cnt = elf.array_at(off, u2, 2, "verneed entry").tolist()
         vn_file, vn_aux, vn_next = elf.array_at(off + 4, u4, 3, "verneed entry").tolist()
         file = syms.dstr(vn_file)
         aux = off + vn_aux
+        budget -= min(cnt, 4096)
+        if budget < 0:
+            raise elf.fail(f"DT_VERNEED lists more than {MAX_VERSION_ENTRIES} versions")
         for _ in range(min(cnt, 4096)):
-            _, flags, other = [int(x) for x in (elf.array_at(aux, u4, 1, "vernaux")[0],
-                                                *elf.array_at(aux + 4, u2, 2, "vernaux"))]
-            name_off, nxt = elf.array_at(aux + 8, u4, 2, "vernaux").tolist()
+            _, flags, other, name_off, nxt = struct.unpack_from(elf.endian + "IHHII",
+                                                                elf.bytes_at(aux, 16, "vernaux"))
             out[other & 0x7FFF] = VersionNeed(file, syms.dstr(name_off), bool(other & VERSYM_HIDDEN),
                                               bool(flags & 0x2))
             if not nxt:
@@ -380,6 +421,12 @@ def got_slot_symbols(elf: ElfFile) -> dict[int, int]:
     if types is None:
         return {}
     m = ((relocs.rtype == types[1]) | (relocs.rtype == types[2])) & (relocs.sym != 0)
+    count = dynamic_symbols(elf).count
+    bad = np.flatnonzero(m & (relocs.sym >= np.uint64(count)))
+    if len(bad):  # callers index the symbol table with these
+        i = int(bad[0])
+        raise elf.fail(f"relocation at {int(relocs.offset[i]):#x} refers to symbol {int(relocs.sym[i])} "
+                       f"but the dynamic symbol table has {count} entries")
     return {int(o): int(s) for o, s in zip(relocs.offset[m], relocs.sym[m])}
 
 

@@ -224,3 +224,42 @@ def binary_compat_findings(objects: tuple[tuple[str, str, bool, bool, bool, bool
             out.append(RouteFinding("warning", path, "DF_STATIC_TLS in a library that is dlopen'ed: needs "
                                                      "surplus static TLS"))
     return tuple(out)
+
+
+# -- several targets: Loupe's greedy support plan ------------------------------------------------
+@dataclass(frozen=True)
+class PlanStep:
+    number: int
+    actions: tuple[str, ...]
+    completes: tuple[str, ...]
+
+
+def work_items(gaps: tuple[Gap, ...]) -> frozenset[str]:
+    """What must be done for one target: Kconfig options once each, other actions per syscall."""
+    items = set()
+    for g in gaps:
+        if g.tier == "P3":
+            continue
+        items.add(g.action if g.action.startswith("enable ") else f"{g.action}: {g.name}")
+    return frozenset(items)
+
+
+def greedy_plan(requirements: dict[str, frozenset[str]]) -> tuple[PlanStep, ...]:
+    """Loupe's ``support_plan``: repeatedly finish the target needing the fewest new items.
+
+    Each step lists the new work and every target it makes fully supported (several when their
+    needs are covered at once); targets needing nothing are completed by step 0.
+    """
+    done: set[str] = set()
+    left = dict(requirements)
+    steps: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    while left:
+        target = min(left, key=lambda t: (len(left[t] - done), t))
+        new = tuple(sorted(left[target] - done))
+        done |= set(new)
+        complete = tuple(sorted(t for t in left if left[t] <= done))
+        for t in complete:
+            del left[t]
+        steps.append((new, complete))
+    first = 0 if steps and not steps[0][0] else 1  # step 0 exists only for targets needing nothing
+    return tuple(PlanStep(i + first, new, complete) for i, (new, complete) in enumerate(steps))

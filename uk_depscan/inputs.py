@@ -90,6 +90,8 @@ def _collect_one(p: str, inputs: Inputs) -> None:
         raise InputError(f"{p}: {_oserror(err)}") from err
     if stat.S_ISDIR(st.st_mode):
         _collect_dir(p, inputs)
+    elif not stat.S_ISREG(st.st_mode):  # a FIFO would block the first read forever
+        raise InputError(f"{p}: not a regular file (FIFO, socket or device)")
     elif _is_zip(p):
         _collect_wheel(p, inputs)
     else:

@@ -20,6 +20,7 @@ recorded as a missing library with the reason rather than aborting the scan.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ from uk_depscan.ldpaths import (INTERPRETERS, SearchConfig, default_dirs, expand
 
 log = logging.getLogger(__name__)
 DF_1_NODEFLIB = 0x800
+# ld.so gives up at the first missing library; we search every DT_NEEDED to report them all, so a
+# hostile object with tens of thousands of entries must not cost a directory search each.
+MAX_NEEDED_SEARCHED = 1024
 
 ROOT, DIRECT, RPATH, LD_LIBRARY_PATH, RUNPATH = "root", "direct path", "rpath", "LD_LIBRARY_PATH", "runpath"
 LD_SO_CACHE, LD_SO_CONF, DEFAULT, INTERPRETER = "ld.so.cache", "ld.so.conf", "default path", "interpreter"
@@ -164,9 +168,18 @@ class _Walk:
     def run(self) -> None:
         i = 0
         while i < len(self.objects):
-            for name in self.objects[i].needed:
+            for name in self._needed_to_search(self.objects[i]):
                 self.edges.append(NeededEdge(i, name, self._map_object(name, i)))
             i += 1
+
+    def _needed_to_search(self, obj: LoadedObject) -> list[str]:
+        """DT_NEEDED in order without repeats (a repeat matches the first, found or not), capped."""
+        names = list(dict.fromkeys(obj.needed))
+        if len(names) > MAX_NEEDED_SEARCHED:
+            self.notes.append(f"{obj.path}: {len(names)} distinct DT_NEEDED entries; only the first "
+                              f"{MAX_NEEDED_SEARCHED} were searched")
+            names = names[:MAX_NEEDED_SEARCHED]
+        return names
 
     def _interpreter_names(self) -> set[str]:
         """Names under which rtld's own link map matches (rtld.c: l_name = PT_INTERP, plus its soname)."""
@@ -214,7 +227,9 @@ class _Walk:
             return same
         try:
             elf = open_elf(cand.path)
-            elf.dynamic  # noqa: B018 - parse now so a corrupt object becomes a node with a reason
+            # parse now what _add reads, so a corrupt object becomes a node with a reason
+            elf.dynamic  # noqa: B018
+            elf.build_id  # noqa: B018
             error = None
         except DepscanError as err:
             error = str(err)
@@ -295,7 +310,7 @@ class _Walk:
 
     def _verify(self, path: str) -> tuple[str, str]:
         if not os.path.lexists(path) or not os.path.exists(path):
-            return ("absent", "absent") if not os.path.lexists(path) else ("skip", "dangling symlink")
+            return ("absent", "absent") if not os.path.lexists(path) else ("skip", _broken_link(path))
         if os.path.isdir(path):
             return "fatal", "cannot read file data: Is a directory"
         ident = read_ident(path)
@@ -343,6 +358,16 @@ def verify_ident(ident: ElfIdent, elf_class: int, machine: int) -> tuple[str, st
     if ident.e_phentsize != (56 if elf_class == 64 else 32):
         return "fatal", "ELF file's phentsize not the expected size"
     return "ok", "found"
+
+
+def _broken_link(path: str) -> str:
+    """A symlink ld.so cannot open (ENOENT or ELOOP): it skips it and searches on."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symbolic link loop"
+    return "dangling symlink"
 
 
 def _not_found_reason(tried: list[Attempt]) -> str:

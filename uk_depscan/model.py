@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from uk_depscan.binding import VersionProblem
-from uk_depscan.gaps import Gap, RouteFinding, SymbolGap
+from uk_depscan.gaps import Gap, PlanStep, RouteFinding, SymbolGap
 from uk_depscan.inputs import Skipped
 from uk_depscan.loader import LoadTree
 from uk_depscan.strings import BelowSyscall
@@ -176,6 +176,7 @@ class Report:
     targets: tuple[TargetReport, ...]
     skipped: tuple[Skipped, ...]
     unikraft: TableRef | None = None
+    plan: tuple[PlanStep, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     @property

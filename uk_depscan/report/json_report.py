@@ -18,6 +18,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                    "ld_so_conf": report.search.ld_so_conf, "use_ld_so_cache": report.search.use_cache},
         "targets": [target_to_dict(t) for t in report.targets],
         "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+        "plan": [{"step": p.number, "actions": list(p.actions), "completes": list(p.completes)} for p in report.plan],
         "unikraft": None if report.unikraft is None else {
             "release": report.unikraft.release, "commit": report.unikraft.commit,
             "generator": report.unikraft.generator},

@@ -12,6 +12,11 @@ def render_markdown(report: Report, **_: object) -> str:
                   f"uk-depscan {md(report.tool_version)}", ""]
     for t in report.targets:
         lines += _target(t)
+    if report.plan:
+        lines += ["## Plan (greedy: finish the target that needs least, repeat)", "", "| step | new actions | fully supported after it |", "|---|---|---|"]
+        lines += [f"| {p.number} | {md(', '.join(p.actions)) or 'nothing new'} | {md(', '.join(p.completes))} |"
+                  for p in report.plan]
+        lines.append("")
     for s in report.skipped:
         lines.append(f"- skipped {md(s.path)}: {md(s.reason)}")
     return "\n".join(lines).rstrip() + "\n"

@@ -79,8 +79,20 @@ def render_summary(report: Report, *, color: bool = False, width: int = 120, ver
     con, buf = _console(color, width)
     for target in report.targets:
         _summary_one(con, target, verbose)
+    _print_plan(con, report, verbose)
     _print_skipped(con, report)
     return buf.getvalue()
+
+
+def _print_plan(con: Console, report: Report, verbose: bool) -> None:
+    if not report.plan:
+        return
+    con.print(_t("plan (greedy, Loupe-style: finish the target that needs least, repeat)", "bold"))
+    for step in report.plan:
+        actions = ", ".join(step.actions[: None if verbose else 12]) or "nothing new"
+        more = f" (+{len(step.actions) - 12} more)" if not verbose and len(step.actions) > 12 else ""
+        con.print(_t(f"  step {step.number}: {len(step.actions)} actions: {actions}{more}"))
+        con.print(_t(f"          -> fully supported: {', '.join(step.completes)}", "green"))
 
 
 def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
