@@ -36,10 +36,13 @@ LIBC_FAMILY = ("libc.so.6", "libm.so.6", "libpthread.so.0", "librt.so.1", "libdl
 CXX_FAMILY = ("libstdc++.so.6", "libgcc_s.so.1", "libgomp.so.1")
 ADDRESS_TAKEN = "<address-taken>"
 SHIPPED_BASE = 1_000_000  # object indices for libraries known only from shipped tables
-# What runs before any library code (glibc 2.36): all of ld.so (rtld.c reaches dl_main, TLS and
-# rseq set-up through function pointers), libc's constructors and __libc_early_init, which
-# ld.so calls by address (elf/libc_early_init.c).
-BASELINE_ENTRIES = (("ld-linux-x86-64.so.2", ALL), ("ld-linux-aarch64.so.1", ALL), ("libc.so.6", INIT),
+# What runs before any library code (glibc 2.36): ld.so from its entry point (the engine follows
+# dl_main, passed to _dl_sysdep_start by address, through address-taken edges) and
+# __libc_early_init, which ld.so calls by address (elf/libc_early_init.c).  Checked against strace
+# of an empty program in tests/test_strace_recall.py.  Constructors (DT_INIT/DT_INIT_ARRAY) of
+# every loaded object also run at load time; they are roots of the reached set, not of the
+# baseline, because their static reach is much wider than what they actually do at start-up.
+BASELINE_ENTRIES = (("ld-linux-x86-64.so.2", ENTRY), ("ld-linux-aarch64.so.1", ENTRY),
                     ("libc.so.6", "__libc_early_init@GLIBC_PRIVATE"))
 # musl's libc.so is its own dynamic loader: _dlstart (the entry point) and its constructors.
 MUSL_BASELINE_ENTRIES = (("libc.so", ENTRY), ("libc.so", INIT))
@@ -195,6 +198,10 @@ def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model
     root = summaries.get(0)
     roots = _root_entries(root, entries) if isinstance(root, EngineSummary) else []
     reached = close_over_bindings(roots, summaries, bind)
+    # Constructors of the dependencies run at load too; they add only what the target's own code
+    # does not already explain (so blame chains start in the target whenever they can).
+    ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
+    reached.update({n: r for n, r in ctors.items() if n not in reached})
     baseline = close_over_bindings(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind,
                                    root_kind="baseline")
     if isinstance(root, EngineSummary):
