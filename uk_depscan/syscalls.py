@@ -128,7 +128,8 @@ class EngineSummary:
         if self._blocked is None:
             self._blocked = failure_nodes(g, self.scan.exports)  # type: ignore[attr-defined]
             self._site_nodes = _site_nodes(g, self.scan.sites)  # type: ignore[attr-defined]
-        roots = [n for n in (g.function_containing(a) for a in addrs) if n is not None]
+        nodes_of = np.searchsorted(g.func_starts, np.asarray(addrs, np.uint64), side="right") - 1
+        roots = nodes_of[nodes_of >= 0]
         full = g.reachable(roots)
         normal = g.reachable(roots, blocked=self._blocked)
         nodes = self._site_nodes
