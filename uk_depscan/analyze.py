@@ -17,7 +17,8 @@ from uk_depscan.inputs import Inputs, Skipped, collect_inputs
 from uk_depscan.ldpaths import SearchConfig
 from uk_depscan.loader import LoadResult, LoadTree, resolve_tree
 from uk_depscan.gaps import Gap, assess_all, binary_compat_findings, greedy_plan, native_symbol_gaps, work_items
-from uk_depscan.model import ElfSummary, ImportRecord, NativeRoute, Report, SearchSettings, TableRef, TargetReport
+from uk_depscan.model import (ElfSummary, ImportRecord, MatrixRow, NativeRoute, Report, SearchSettings, TableRef,
+                              TargetReport)
 from uk_depscan.unikraft import (LibmuslAvailability, UnikraftTable, load_libmusl_symbols, load_loupe_priors,
                                  load_unikraft_table)
 from uk_depscan.strings import below_syscall
@@ -71,8 +72,19 @@ def analyze(paths: list[str], config: SearchConfig | None = None, *, command: st
         reports = [dataclasses.replace(r, gaps=target_gaps(r, table), native=native_route(r, musl)) for r in reports]
     plan = greedy_plan({r.target: work_items(r.gaps) for r in reports if r.syscalls is not None}) \
         if table is not None and len(reports) > 1 else ()
+    matrix = syscall_matrix(reports) if len(reports) > 1 else ()
     return Report(__version__, command, settings, tuple(reports),
-                  tuple(sorted(skipped, key=lambda s: s.path)), ref, plan)
+                  tuple(sorted(skipped, key=lambda s: s.path)), ref, plan, matrix)
+
+
+def syscall_matrix(reports: list[TargetReport]) -> tuple[MatrixRow, ...]:
+    """Every syscall any target needs (reached or start-up), with its gap verdict, tier-sorted."""
+    verdict = {g.name: g for r in reports for g in r.gaps}
+    needed = [{f.name for f in r.syscalls.syscalls + r.syscalls.baseline} if r.syscalls else set() for r in reports]
+    names = sorted(set().union(*needed))
+    rows = [MatrixRow(n, verdict[n].status if n in verdict else "unknown", verdict[n].tier if n in verdict else "-",
+                      verdict[n].action if n in verdict else "", tuple(n in s for s in needed)) for n in names]
+    return tuple(sorted(rows, key=lambda r: (r.tier, -sum(r.needed_by), r.name)))
 
 
 def _unikraft_table(options: Options) -> UnikraftTable:

@@ -158,6 +158,17 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class MatrixRow:
+    """One syscall across several targets: its Unikraft verdict and which targets need it."""
+
+    name: str
+    status: str
+    tier: str
+    action: str
+    needed_by: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
 class TableRef:
     """Which Unikraft support table the gaps were computed against."""
 
@@ -177,6 +188,7 @@ class Report:
     skipped: tuple[Skipped, ...]
     unikraft: TableRef | None = None
     plan: tuple[PlanStep, ...] = ()
+    matrix: tuple[MatrixRow, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -453,6 +453,7 @@ class _Scanner:
                 prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
                 groups.append((prex, 7, None))
             for p, width, kinds in groups:
+                p = p[p + width <= n]  # a 7-byte lea/mov candidate may start 6 bytes before the end
                 if not len(p):
                     continue
                 disp = i32[p + (width - 4)]

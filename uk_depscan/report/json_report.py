@@ -19,6 +19,9 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "targets": [target_to_dict(t) for t in report.targets],
         "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
         "plan": [{"step": p.number, "actions": list(p.actions), "completes": list(p.completes)} for p in report.plan],
+        "matrix": [{"syscall": m.name, "status": m.status, "tier": m.tier, "action": m.action,
+                    "needed_by": [t.target for t, need in zip(report.targets, m.needed_by) if need]}
+                   for m in report.matrix],
         "unikraft": None if report.unikraft is None else {
             "release": report.unikraft.release, "commit": report.unikraft.commit,
             "generator": report.unikraft.generator},

@@ -12,6 +12,13 @@ def render_markdown(report: Report, **_: object) -> str:
                   f"uk-depscan {md(report.tool_version)}", ""]
     for t in report.targets:
         lines += _target(t)
+    if report.matrix:
+        heads = " | ".join(f"#{i + 1}" for i in range(len(report.targets)))
+        lines += ["## Syscalls × targets", "", f"| tier | syscall | Unikraft | {heads} |",
+                  "|---|---|---|" + "---|" * len(report.targets)]
+        lines += [f"| {m.tier} | {md(m.name)} | {md(m.status)} | " + " | ".join("x" if n else "" for n in m.needed_by) + " |"
+                  for m in report.matrix]
+        lines += [""] + [f"- #{i + 1}: {md(t.target)}" for i, t in enumerate(report.targets)] + [""]
     if report.plan:
         lines += ["## Plan (greedy: finish the target that needs least, repeat)", "", "| step | new actions | fully supported after it |", "|---|---|---|"]
         lines += [f"| {p.number} | {md(', '.join(p.actions)) or 'nothing new'} | {md(', '.join(p.completes))} |"

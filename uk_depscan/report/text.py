@@ -79,9 +79,26 @@ def render_summary(report: Report, *, color: bool = False, width: int = 120, ver
     con, buf = _console(color, width)
     for target in report.targets:
         _summary_one(con, target, verbose)
+    _print_matrix(con, report, verbose)
     _print_plan(con, report, verbose)
     _print_skipped(con, report)
     return buf.getvalue()
+
+
+def _print_matrix(con: Console, report: Report, verbose: bool) -> None:
+    if not report.matrix:
+        return
+    con.print(_t("matrix (syscalls × targets; x = needed)", "bold"))
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for col in ("tier", "syscall", "unikraft", *(f"#{i + 1}" for i in range(len(report.targets)))):
+        table.add_column(col)
+    rows = [m for m in report.matrix if verbose or m.tier in ("P0", "P1", "P2")]
+    for m in rows[: None if verbose else 40]:
+        table.add_row(_t(m.tier, TIER_STYLE.get(m.tier, "")), _t(m.name), _t(m.status),
+                      *(_t("x" if need else "·") for need in m.needed_by))
+    con.print(table)
+    for i, t in enumerate(report.targets):
+        con.print(_t(f"  #{i + 1} = {t.target}", "dim"))
 
 
 def _print_plan(con: Console, report: Report, verbose: bool) -> None:
