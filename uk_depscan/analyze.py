@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ class Options:
 
 
 def analyze(paths: list[str], config: SearchConfig | None = None, *, command: str = "scan",
-            options: Options | None = None) -> Report:
+            options: Options | None = None, progress: Callable[[str], None] | None = None) -> Report:
     """Analyse every ELF named by ``paths`` (files, directories, wheels).
 
     Raises :class:`~uk_depscan.errors.InputError` when an argument itself is unusable;
@@ -54,12 +55,14 @@ def analyze(paths: list[str], config: SearchConfig | None = None, *, command: st
     """
     config = config or SearchConfig()
     options = options or Options()
+    note = progress or (lambda _msg: None)
     with collect_inputs(paths) as inputs:
         single = len(inputs.targets) == 1
         reports, skipped = [], list(inputs.skipped)
         for target in inputs.targets:
             try:
-                reports.append(analyze_target(target.path, target.display, config, inputs, options))
+                note(f"{target.display}: resolving dependencies")
+                reports.append(analyze_target(target.path, target.display, config, inputs, options, note))
             except DepscanError as err:
                 if single:
                     raise
@@ -107,7 +110,8 @@ def target_gaps(report: TargetReport, table: UnikraftTable) -> tuple[Gap, ...]:
     return assess_all(names, table, load_loupe_priors())
 
 
-def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs, options: Options) -> TargetReport:
+def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs, options: Options,
+                   note: Callable[[str], None] = lambda _msg: None) -> TargetReport:
     result = resolve_tree(path, config, display_name=display)
     root = result.files[0]
     imports: tuple[ImportRecord, ...] = ()
@@ -132,7 +136,7 @@ def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs
             warnings.append(MUSL_WARNING)
         if options.syscalls and root.arch_supported:
             analysis = analyze_syscalls(result, bindings, libc_model=options.libc_model, entries=options.entries,
-                                        no_cache=options.no_cache)
+                                        no_cache=options.no_cache, progress=note)
             syscalls = syscall_report(analysis, root.machine_name, inputs.display)
     below = below_syscall(root) if options.syscalls else None
     route = binary_compat_findings(tuple(_route_facts(result, inputs))) if options.syscalls else ()

@@ -10,7 +10,8 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterator, List, Optional
 
 import typer
 
@@ -23,7 +24,7 @@ EXIT_OK, EXIT_GAPS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 # typer ≥ 0.25 vendors its own click (no `click` package is installed); older typer re-exports
 # click's classes.  Either way typer's BadParameter derives from the ClickException in use.
 _USAGE_ERRORS = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph"}
+SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff"}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="What must Unikraft provide for this ELF to work?  Reads ELF files, directories "
@@ -121,6 +122,21 @@ def _render(report: Report, fmt: Format, output: Optional[Path], verbose: int,
     _emit(text_renderer(report, color=color, verbose=bool(verbose)), output)
 
 
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner with the current step on stderr, only for a terminal and without --quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda _msg: None
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    from uk_depscan.report.escape import for_terminal
+
+    with Console(stderr=True).status("uk-depscan: starting") as status:
+        yield lambda msg: status.update(f"uk-depscan: {escape(for_terminal(msg))}")
+
+
 def _stderr_summary(report: Report, quiet: bool) -> None:
     if quiet:
         return
@@ -144,8 +160,9 @@ def scan_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: O
 
     options = Options(libc_model=libc.value, entries=tuple(entry or ()), no_cache=no_cache, unikraft=unikraft,
                       unikraft_table=str(unikraft_table) if unikraft_table else None)
-    report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
-                     options=options)
+    with _progress(quiet) as note:
+        report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
+                         options=options, progress=note)
     _render(report, fmt, output, verbose, render_summary)
     if fmt is not Format.text or output is not None:
         _stderr_summary(report, quiet)
@@ -222,6 +239,39 @@ def graph_cmd(targets: List[str] = TargetsArg,
     g = build_graph(report)
     _emit({GraphFormat.graphml: to_graphml, GraphFormat.json: to_json, GraphFormat.dot: to_dot}[fmt](g), output)
     return EXIT_OK
+
+
+@app.command("diff")
+def diff_cmd(old: str = typer.Argument(..., help="Old: a saved --format json report, or a binary/wheel to analyse."),
+             new: str = typer.Argument(..., help="New: likewise."),
+             fmt: Format = FormatOpt, output: Optional[Path] = OutputOpt, libc: LibcModel = LibcOpt,
+             unikraft: Optional[str] = UnikraftOpt, traceback: bool = TracebackOpt) -> int:
+    """What a new version adds or removes: libraries, symbol versions, syscalls, Unikraft gaps.
+    Exit code 1 when the new side has gaps (P0-P2) the old one did not."""
+    from uk_depscan.diff import diff_reports, render_diff_json, render_diff_markdown, render_diff_text
+
+    d = diff_reports(_report_doc(old, libc, unikraft), _report_doc(new, libc, unikraft), old, new)
+    render = {Format.json: render_diff_json, Format.md: render_diff_markdown}.get(fmt, render_diff_text)
+    _emit(render(d), output)
+    return EXIT_GAPS if d.new_gaps else EXIT_OK
+
+
+def _report_doc(arg: str, libc: LibcModel, unikraft: Optional[str]) -> dict:  # type: ignore[type-arg]
+    """A saved JSON report as is, or a fresh analysis of a binary in its JSON form."""
+    import json
+
+    from uk_depscan.analyze import Options, analyze
+    from uk_depscan.report.json_report import report_to_dict
+
+    if arg.endswith(".json"):
+        try:
+            doc = json.loads(Path(arg).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise UsageError(f"{arg}: not a readable uk-depscan JSON report: {err}") from err
+        if not isinstance(doc, dict) or doc.get("schema_version") != 1 or "targets" not in doc:
+            raise UsageError(f"{arg}: not a uk-depscan JSON report (schema_version 1)")
+        return doc
+    return report_to_dict(analyze([arg], options=Options(libc_model=libc.value, unikraft=unikraft)))
 
 
 def _mount_optional_apps() -> None:

@@ -168,7 +168,8 @@ def _kind(site: object) -> str:
 
 
 def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model: str = "auto",
-                     entries: tuple[str, ...] = (), no_cache: bool = False) -> SyscallAnalysis:
+                     entries: tuple[str, ...] = (), no_cache: bool = False,
+                     progress: Callable[[str], None] = lambda _msg: None) -> SyscallAnalysis:
     """Reachable syscalls of the root, with evidence, plus the start-up baseline."""
     from uk_depscan.syscall_scan import scan_library
 
@@ -187,6 +188,7 @@ def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model
         if elf is None or obj.error or not elf.arch_supported:
             sources.append(SummarySource(name, f"unavailable: {obj.error or 'architecture not analysed'}", None))
             continue
+        progress(f"scanning {name} for syscalls")
         try:
             scan = scan_library(elf, no_cache=no_cache)
         except DepscanError as err:
@@ -194,6 +196,7 @@ def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model
             continue
         summaries[idx] = EngineSummary(name, elf, scan)
         sources.append(SummarySource(name, "cache" if getattr(scan, "from_cache", False) else "scanned", elf.build_id))
+    progress("following imports through library summaries")
     fallback = _shipped_for("glibc" if libc_model in ("auto", "glibc") else libc_model, arch)
     bind = _bind_map(result, bindings, summaries, fallback, libc_model)
     root = summaries.get(0)
