@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Callable
@@ -140,8 +141,9 @@ def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs
             syscalls = syscall_report(analysis, root.machine_name, inputs.display)
     below = below_syscall(root) if options.syscalls else None
     route = binary_compat_findings(tuple(_route_facts(result, inputs))) if options.syscalls else ()
+    digest = hashlib.sha256(root.data).hexdigest() if options.syscalls else None  # input provenance
     return TargetReport(display, summarize_elf(root, options.symbols), _display_tree(result, inputs), imports,
-                        problems, tuple(warnings), syscalls, below=below, route=route)
+                        problems, tuple(warnings), syscalls, below=below, route=route, sha256=digest)
 
 
 def _route_facts(result: LoadResult, inputs: Inputs):  # type: ignore[no-untyped-def]

@@ -135,6 +135,7 @@ class TargetReport:
     native: NativeRoute | None = None
     below: BelowSyscall | None = None
     route: tuple[RouteFinding, ...] = ()
+    sha256: str | None = None
 
     @property
     def actionable_gaps(self) -> tuple[Gap, ...]:

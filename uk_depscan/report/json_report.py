@@ -33,6 +33,7 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
     elf["needed"] = list(t.elf.needed)
     return {
         "target": t.target,
+        "sha256": t.sha256,
         "elf": elf,
         "dependencies": tree_to_dict(t.tree),
         "imports": [{"name": i.name, "version": i.version, "version_file": i.version_file,
