@@ -27,7 +27,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("command", ["scan", "deps"])
-def test_cli_json_validates_and_is_deterministic(chain: Path, command: str) -> None:
+def test_cli_json_validates_and_is_deterministic(chain: Path, command: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))  # first run cold, second warm
     code1, out1, _ = run_cli([command, str(chain), "--format", "json"])
     code2, out2, _ = run_cli([command, str(chain), "--format", "json"])
     assert code1 == code2 == 1  # libgone.so is missing: a gap

@@ -195,7 +195,8 @@ def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model
             sources.append(SummarySource(name, f"unavailable: {err}", elf.build_id))
             continue
         summaries[idx] = EngineSummary(name, elf, scan)
-        sources.append(SummarySource(name, "cache" if getattr(scan, "from_cache", False) else "scanned", elf.build_id))
+        # the build-id cache is an implementation detail: a report must not depend on whether it was warm
+        sources.append(SummarySource(name, "scanned", elf.build_id))
     progress("following imports through library summaries")
     fallback = _shipped_for("glibc" if libc_model in ("auto", "glibc") else libc_model, arch)
     bind = _bind_map(result, bindings, summaries, fallback, libc_model)
