@@ -4,7 +4,8 @@
 Usage: python bench/bench_analysis.py [LIB ...] [--skip-objdump] [--out bench/RESULTS-analysis.md]
 Default LIB: the torch wheel's libtorch_cpu.so (bash bench/fetch_wheels.sh torch).  Every command
 runs as its own child; wall time from perf_counter, peak RSS from wait4's rusage of that child.
-Runs: `deps`, a cold full analysis (--no-cache, default libc model), the same warm (cache), and
+Runs: `deps`, a cold full analysis (--no-cache: every library of the closure scanned), the same
+with the libc family from the shipped tables (--libc glibc), a warm run (cache), and
 `objdump -d LIB > /dev/null` as the baseline, all in this one run so the ratio is like for like.
 """
 from __future__ import annotations
@@ -45,6 +46,8 @@ def main() -> int:
             return 2
         cases = [("deps", exe + ["deps", str(lib)]),
                  ("full analysis, cold (--no-cache)", exe + ["scan", str(lib), "--no-cache", "-q", "-f", "json"]),
+                 ("full analysis, cold target + shipped glibc summaries (--no-cache --libc glibc)",
+                  exe + ["scan", str(lib), "--no-cache", "--libc", "glibc", "-q", "-f", "json"]),
                  ("full analysis, cached", exe + ["scan", str(lib), "-q", "-f", "json"])]
         if not args.skip_objdump:
             cases.append(("objdump -d > /dev/null (baseline)", ["objdump", "-d", str(lib)]))
