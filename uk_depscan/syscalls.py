@@ -7,17 +7,18 @@
   tables.  Imports the loader could not bind fall back to the shipped model through the
   file their version was recorded against (DT_VERNEED), so a manylinux wheel scanned on a
   machine without glibc still gets libc's syscalls.
-* The start-up baseline is what ld.so's entry point and libc's constructors reach.
+* The start-up baseline is what ld.so's entry point and ``__libc_early_init`` reach; the
+  constructors of every loaded object are further roots of the reached set.
 """
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
 import logging
-
-import numpy as np
 from dataclasses import dataclass
 from typing import Callable, Mapping
+
+import numpy as np
 
 from uk_depscan.binding import SymbolBindings
 from uk_depscan.closure import (FAILURE_FUNCTIONS, Node, OpenSummary, Reach, ReachedSyscall, Site,
@@ -49,18 +50,11 @@ MUSL_BASELINE_ENTRIES = (("libc.so", ENTRY), ("libc.so", INIT))
 
 
 @dataclass(frozen=True)
-class SummarySource:
-    library: str
-    source: str      # "scanned", "cache", "shipped glibc", "shipped musl", "unavailable: why"
-    build_id: str | None
-
-
-@dataclass(frozen=True)
 class SyscallAnalysis:
     reached: dict[int, ReachedSyscall]
     baseline: dict[int, ReachedSyscall]
     root_sites: tuple[object, ...]
-    sources: tuple[SummarySource, ...]
+    sources: tuple[SummarySourceRecord, ...]  # source: scanned | shipped MODEL | unavailable: why
     libc_model: str
     entries: tuple[str, ...]
     unknown_sites: int
@@ -175,7 +169,7 @@ def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model
 
     arch = result.files[0].machine_name
     summaries: dict[int, OpenSummary] = {}
-    sources: list[SummarySource] = []
+    sources: list[SummarySourceRecord] = []
     shipped = _shipped_for(libc_model, arch)
     for idx, obj in enumerate(result.tree.objects):
         elf = result.files.get(idx)
@@ -183,20 +177,20 @@ def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model
         model_summary = _shipped_summary(shipped, name, libc_model)
         if model_summary is not None and idx != 0:
             summaries[idx] = model_summary
-            sources.append(SummarySource(name, f"shipped {libc_model}", model_summary.provenance.get("build_id")))
+            sources.append(SummarySourceRecord(name, f"shipped {libc_model}", model_summary.provenance.get("build_id")))
             continue
         if elf is None or obj.error or not elf.arch_supported:
-            sources.append(SummarySource(name, f"unavailable: {obj.error or 'architecture not analysed'}", None))
+            sources.append(SummarySourceRecord(name, f"unavailable: {obj.error or 'architecture not analysed'}", None))
             continue
         progress(f"scanning {name} for syscalls")
         try:
             scan = scan_library(elf, no_cache=no_cache)
         except DepscanError as err:
-            sources.append(SummarySource(name, f"unavailable: {err}", elf.build_id))
+            sources.append(SummarySourceRecord(name, f"unavailable: {err}", elf.build_id))
             continue
         summaries[idx] = EngineSummary(name, elf, scan)
         # the build-id cache is an implementation detail: a report must not depend on whether it was warm
-        sources.append(SummarySource(name, "scanned", elf.build_id))
+        sources.append(SummarySourceRecord(name, "scanned", elf.build_id))
     progress("following imports through library summaries")
     fallback = _shipped_for("glibc" if libc_model in ("auto", "glibc") else libc_model, arch)
     bind = _bind_map(result, bindings, summaries, fallback, libc_model)
@@ -338,5 +332,5 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
     return SyscallReport(arch, analysis.libc_model, analysis.entries,
                          tuple(finding(analysis.reached[n]) for n in sorted(analysis.reached)),
                          tuple(finding(analysis.baseline[n]) for n in sorted(analysis.baseline)),
-                         sites, tuple(SummarySourceRecord(display(s.library), s.source, s.build_id)
-                                      for s in analysis.sources), analysis.unknown_sites)
+                         sites, tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
+                         analysis.unknown_sites)
