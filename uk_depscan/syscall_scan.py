@@ -493,11 +493,8 @@ class _Scanner:
             ok = ((add & 0xFFC00000) == 0x91000000) & (((add >> 5) & 0x1F) == (words[adrp] & 0x1F))
             adrp = adrp[ok]
             if len(adrp):
-                w = words[adrp].astype(np.int64)
-                imm = (((w >> 5) & 0x7FFFF) << 2) | ((w >> 29) & 3)
-                imm -= (imm & (1 << 20)) << 1
-                pc = adrp.astype(np.int64) * 4 + base
-                tgt = (pc & ~0xFFF) + (imm << 12) + ((words[adrp + 1].astype(np.int64) >> 10) & 0xFFF)
+                pc, page = _adrp_pages(words, adrp, base)
+                tgt = page + ((words[adrp + 1].astype(np.int64) >> 10) & 0xFFF)
                 pos_l.append((pc + 4).astype(np.uint64))
                 tgt_l.append(tgt.astype(np.uint64))
                 kind_l.append(np.full(len(adrp), KIND_ADDR, np.int8))
@@ -510,17 +507,23 @@ class _Scanner:
             ok = ((ldr & 0xFFC00000) == 0xF9400000) & (((ldr >> 5) & 0x1F) == (words[adrp] & 0x1F))
             adrp = adrp[ok]
             if len(adrp):
-                w = words[adrp].astype(np.int64)
-                imm = (((w >> 5) & 0x7FFFF) << 2) | ((w >> 29) & 3)
-                imm -= (imm & (1 << 20)) << 1
-                pc = adrp.astype(np.int64) * 4 + base
-                slot = (pc & ~0xFFF) + (imm << 12) + ((words[adrp + gap].astype(np.int64) >> 10) & 0xFFF) * 8
+                pc, page = _adrp_pages(words, adrp, base)
+                slot = page + ((words[adrp + gap].astype(np.int64) >> 10) & 0xFFF) * 8
                 pos_l.append((pc + 4 * gap).astype(np.uint64))   # the ldr
                 tgt_l.append(slot.astype(np.uint64))
                 kind_l.append(np.full(len(adrp), KIND_GOTCALL, np.int8))
 
 
 # ---------------------------------------------------------------------------------------------
+def _adrp_pages(words: np.ndarray, idx: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pc, page) of the ``adrp`` instructions at word indices ``idx``: page = (pc & ~0xfff) + imm21 << 12."""
+    w = words[idx].astype(np.int64)
+    imm = (((w >> 5) & 0x7FFFF) << 2) | ((w >> 29) & 3)
+    imm -= (imm & (1 << 20)) << 1
+    pc = idx.astype(np.int64) * 4 + base
+    return pc, (pc & ~0xFFF) + (imm << 12)
+
+
 def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
     """Every syscall site of ``elf`` with recovered numbers, local wrappers and the call graph."""
     key = scan_cache.cache_key(elf, ENGINE_VERSION)
