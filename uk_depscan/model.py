@@ -7,6 +7,7 @@ from uk_depscan.binding import VersionProblem
 from uk_depscan.gaps import Gap, PlanStep, RouteFinding, SymbolGap
 from uk_depscan.inputs import Skipped
 from uk_depscan.loader import LoadTree
+from uk_depscan.requests import RequestRecord
 from uk_depscan.strings import BelowSyscall
 
 SCHEMA_VERSION = 1
@@ -108,6 +109,7 @@ class SyscallReport:
     sites: tuple[SiteRecord, ...]
     sources: tuple[SummarySourceRecord, ...]
     unknown_sites: int
+    requests: tuple[RequestRecord, ...] = ()
 
 
 @dataclass(frozen=True)

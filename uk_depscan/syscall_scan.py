@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "2"  # bump whenever results can change: it is part of the cache key
+ENGINE_VERSION = "3"  # bump whenever results can change: it is part of the cache key
 SYSCALL_IMPORTS = frozenset({"syscall"})
 MAX_FUNCTION_BYTES = 4 << 20   # decode at most this much of one function
 WINDOW = 4096                  # verified window when no function start precedes a site
@@ -99,6 +99,27 @@ class LocalWrapper:
         return {"address": self.address, "name": self.name, "arg_index": self.arg_index, "via": self.via}
 
 
+# Below-syscall request codes: (imported function, argument index) whose value decides what the
+# kernel is asked to do — ioctl request, fcntl command, prctl option, setsockopt level/optname.
+REQUEST_ARGS = (("ioctl", 1), ("fcntl", 1), ("fcntl64", 1), ("prctl", 0), ("setsockopt", 1), ("setsockopt", 2))
+
+
+@dataclass(frozen=True)
+class RequestSite:
+    """A call to ioctl/fcntl/prctl/setsockopt and the value its request argument can hold."""
+
+    address: int
+    call: str
+    arg_index: int
+    values: tuple[int, ...]
+    exact: bool
+    function: str | None
+
+    def to_json(self) -> dict:
+        return {"address": self.address, "call": self.call, "arg_index": self.arg_index,
+                "values": list(self.values), "exact": self.exact, "function": self.function}
+
+
 @dataclass(frozen=True, eq=False)  # holds numpy arrays: identity equality and hash
 class LibraryScan:
     path: str
@@ -110,6 +131,7 @@ class LibraryScan:
     exports: tuple[tuple[str, int], ...]     # (export key, address) of defined functions
     stats: dict = field(default_factory=dict, compare=False)
     from_cache: bool = False
+    requests: tuple[RequestSite, ...] = ()
 
     # -- queries ---------------------------------------------------------------------
     @property
@@ -172,7 +194,7 @@ class LibraryScan:
         return {"path": self.path, "arch": self.arch, "cache_key": self.cache_key,
                 "sites": [s.to_json() for s in self.sites], "wrappers": [w.to_json() for w in self.wrappers],
                 "import_keys": list(self.graph.import_keys), "exports": [list(e) for e in self.exports],
-                "stats": self.stats}
+                "stats": self.stats, "requests": [r.to_json() for r in self.requests]}
 
 
 def _bits(x: int) -> list[int]:
@@ -548,8 +570,10 @@ def _from_cache(elf: ElfFile, key: str, meta: dict, arrays: dict[str, np.ndarray
                               s["function"], s["function_addr"], s["via"]) for s in meta["sites"])
     wrappers = tuple(LocalWrapper(w["address"], w["name"], w["arg_index"], w["via"]) for w in meta["wrappers"])
     graph = CallGraph(arrays["func_starts"], arrays["indptr"], arrays["indices"], tuple(meta["import_keys"]))
+    requests = tuple(RequestSite(r["address"], r["call"], r["arg_index"], tuple(r["values"]), r["exact"],
+                                 r["function"]) for r in meta.get("requests", []))
     return LibraryScan(str(elf.name), meta["arch"], key, sites, wrappers, graph,
-                       tuple((k, a) for k, a in meta["exports"]), meta.get("stats", {}), True)
+                       tuple((k, a) for k, a in meta["exports"]), meta.get("stats", {}), True, requests)
 
 
 def _scan(elf: ElfFile, key: str) -> LibraryScan:
@@ -703,6 +727,9 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
         for addr, nd, kd in zip(cand_pos[sel].tolist(), cand_node[sel].tolist(), cand_kind[sel].tolist()):
             _call_site(sc, arch, int(addr), int(kd), "wrapper_call", via_key[nd], add_site)
 
+    # --- request codes at ioctl/fcntl/prctl/setsockopt calls -----------------------------------------
+    requests = _request_sites(sc, arch, elf, dyn, ~defined, imported_idx, nf, cand_pos, cand_node, cand_kind, is_call)
+
     # --- local wrappers, to a fixpoint ----------------------------------------------------------------
     rounds = 0
     while pending and rounds < WRAPPER_ROUNDS:
@@ -732,7 +759,30 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
                  functions=int(nf), sites=len(uniq_sites))
     log.debug("syscall scan of %s: %s", elf.name, stats)
     return LibraryScan(str(elf.name), arch.name, key, uniq_sites, tuple(wrappers.values()), graph,
-                       tuple(exports), stats, False)
+                       tuple(exports), stats, False, requests)
+
+
+def _request_sites(sc: _Scanner, arch: Arch, elf: ElfFile, dyn, undefined: np.ndarray,  # type: ignore[no-untyped-def]
+                   imported_idx: dict[int, int], nf: int, cand_pos: np.ndarray, cand_node: np.ndarray,
+                   cand_kind: np.ndarray, is_call: np.ndarray) -> tuple[RequestSite, ...]:
+    """Track the request argument at every verified call to the REQUEST_ARGS imports."""
+    out: list[RequestSite] = []
+    for name, arg in REQUEST_ARGS:
+        nodes = [nf + imported_idx[s] for s in _symbols_named(elf, dyn, frozenset({name}), undefined)
+                 if s in imported_idx]
+        if not nodes:
+            continue
+        sel = np.isin(cand_node, np.asarray(nodes, np.int64)) & (is_call | (cand_kind == KIND_GOTLOAD))
+
+        def add(addr: int, _kind: str, fstart: int | None, res: TrackResult | None, _via: str | None,
+                _extra: str = "", _name: str = name, _arg: int = arg) -> None:
+            exact = res is not None and not res.unknown and not res.params
+            values = tuple(sorted(res.values)) if res is not None else ()
+            out.append(RequestSite(addr, _name, _arg, values, exact, sc.name_of(fstart)))
+
+        for addr, kd in zip(cand_pos[sel].tolist(), cand_kind[sel].tolist()):
+            _call_site(sc, arch, int(addr), int(kd), "request", name, add, arch.arg_regs[arg])
+    return tuple(sorted(out, key=lambda r: (r.call, r.arg_index, r.address)))
 
 
 def _symbols_named(elf: ElfFile, dyn, names: frozenset[str], mask: np.ndarray) -> set[int]:

@@ -28,6 +28,7 @@ from uk_depscan.elf_symbols import RELOC_TYPES, elf_relocations
 from uk_depscan.errors import DepscanError
 from uk_depscan.linux_syscalls import load_linux_table
 from uk_depscan.loader import LoadResult
+from uk_depscan.requests import request_records
 from uk_depscan.model import EvidenceStep, SiteRecord, SummarySourceRecord, SyscallFinding, SyscallReport
 from uk_depscan.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
 
@@ -54,6 +55,7 @@ class SyscallAnalysis:
     reached: dict[int, ReachedSyscall]
     baseline: dict[int, ReachedSyscall]
     root_sites: tuple[object, ...]
+    root_requests: tuple[object, ...]
     sources: tuple[SummarySourceRecord, ...]  # source: scanned | shipped MODEL | unavailable: why
     libc_model: str
     entries: tuple[str, ...]
@@ -206,8 +208,9 @@ def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model
     if isinstance(root, EngineSummary):
         reached = {n: _name_root_caller(r, root) for n, r in reached.items()}
     root_sites = tuple(getattr(root.scan, "sites", ())) if isinstance(root, EngineSummary) else ()
+    root_requests = tuple(getattr(root.scan, "requests", ())) if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not getattr(s, "numbers", ()))
-    return SyscallAnalysis(reached, baseline, root_sites, tuple(sources), libc_model, entries, unknown)
+    return SyscallAnalysis(reached, baseline, root_sites, root_requests, tuple(sources), libc_model, entries, unknown)
 
 
 def _name_root_caller(r: ReachedSyscall, root: EngineSummary) -> ReachedSyscall:
@@ -333,4 +336,4 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
                          tuple(finding(analysis.reached[n]) for n in sorted(analysis.reached)),
                          tuple(finding(analysis.baseline[n]) for n in sorted(analysis.baseline)),
                          sites, tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
-                         analysis.unknown_sites)
+                         analysis.unknown_sites, request_records(analysis.root_requests))

@@ -72,6 +72,8 @@ def syscalls_to_dict(s: SyscallReport) -> dict[str, Any]:
                   for x in s.sites],
         "sources": [{"library": x.library, "source": x.source, "build_id": x.build_id} for x in s.sources],
         "unknown_sites": s.unknown_sites,
+        "requests": [{"call": r.call, "arg_index": r.arg_index, "value": r.value, "name": r.name, "sites": r.sites}
+                     for r in s.requests],
     }
 
 

@@ -53,6 +53,9 @@ def _target(t: TargetReport) -> list[str]:
         out += ["", "### Below the syscall level", ""]
         out += [f"- pseudo-file `{md(f)}`" for f in t.below.pseudo_files]
         out += [f"- dlopen target `{md(d.name)}` ({md(d.source)})" for d in t.below.dlopen_targets]
+    if t.syscalls is not None and t.syscalls.requests:
+        out += ["", "### Request codes (ioctl, fcntl, prctl, setsockopt)", ""]
+        out += [f"- `{md(r.call)}` argument {r.arg_index}: {md(r.name)} ({r.sites} call sites)" for r in t.syscalls.requests]
     if t.native is not None:
         n = t.native
         out += ["", f"### Native route (lib-musl {md(n.libmusl_release)}, musl {md(n.musl_version)})", "",

@@ -156,6 +156,9 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
             con.print(_t("  files: " + " ".join(t.below.pseudo_files[: None if verbose else 25])))
         if t.below.dlopen_targets:
             con.print(_t("  dlopen: " + " ".join(d.name for d in t.below.dlopen_targets)))
+    if t.syscalls is not None and t.syscalls.requests:
+        reqs = ", ".join(f"{r.call}({r.name})" + (f"×{r.sites}" if r.sites > 1 else "") for r in t.syscalls.requests)
+        con.print(_t(f"requests      {reqs}"))
     if t.native is not None:
         n = t.native
         con.print(_t(f"native route  lib-musl {n.libmusl_release} (musl {n.musl_version}): "
