@@ -95,3 +95,18 @@ def test_greedy_plan_exact() -> None:
         PlanStep(3, ("fake (return 0): prctl",), ("c.so",)),
     )
     assert [p.number for p in greedy_plan({"x": frozenset({"a"}), "y": frozenset({"a", "b"})})] == [1, 2]
+
+
+def test_routes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """binary-compat includes the start-up baseline and loader flags; native drops them and adds libc symbols."""
+    import json
+
+    from conftest import FIXTURES, compile_so, run_cli
+
+    lib = compile_so(tmp_path / "libplain.so", [FIXTURES / "loader" / "lib.c"])
+    docs = {r: json.loads(run_cli(["scan", str(lib), "-f", "json", "--libc", "glibc", "--route", r])[1])["targets"][0]
+            for r in ("both", "binary-compat", "native")}
+    assert any(g["name"] == "arch_prctl" for g in docs["binary-compat"]["gaps"])  # ld.so start-up
+    assert not any(g["name"] == "arch_prctl" for g in docs["native"]["gaps"])
+    assert docs["binary-compat"]["native_route"] is None and docs["native"]["native_route"] is not None
+    assert docs["both"]["gaps"] == docs["binary-compat"]["gaps"] and docs["both"]["native_route"] is not None

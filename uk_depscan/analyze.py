@@ -45,6 +45,7 @@ class Options:
     no_cache: bool = False
     unikraft: str | None = None
     unikraft_table: str | None = None
+    route: str = "both"  # both | binary-compat | native
 
 
 def analyze(paths: list[str], config: SearchConfig | None = None, *, command: str = "scan",
@@ -73,7 +74,7 @@ def analyze(paths: list[str], config: SearchConfig | None = None, *, command: st
     ref = TableRef(table.release, table.commit, table.generator) if table is not None else None
     if table is not None:
         musl = load_libmusl_symbols(table.release)
-        reports = [dataclasses.replace(r, gaps=target_gaps(r, table), native=native_route(r, musl)) for r in reports]
+        reports = [_route_view(r, table, musl, options.route) for r in reports]
     plan = greedy_plan({r.target: work_items(r.gaps) for r in reports if r.syscalls is not None}) \
         if table is not None and len(reports) > 1 else ()
     matrix = syscall_matrix(reports) if len(reports) > 1 else ()
@@ -96,17 +97,28 @@ def _unikraft_table(options: Options) -> UnikraftTable:
     return load_unikraft_table(options.unikraft, path)
 
 
+def _route_view(r: TargetReport, table: UnikraftTable, musl: LibmuslAvailability, route: str) -> TargetReport:
+    """binary-compat: the Linux ELF under app-elfloader with glibc — start-up baseline included,
+    loader flags checked.  native: rebuilt against lib-musl — the glibc loader never runs, so no
+    baseline and no loader flags, plus the libc-symbol check.  both: side by side."""
+    if route == "native":
+        return dataclasses.replace(r, gaps=target_gaps(r, table, with_baseline=False), native=native_route(r, musl),
+                                   route=())
+    native = native_route(r, musl) if route == "both" else None
+    return dataclasses.replace(r, gaps=target_gaps(r, table), native=native)
+
+
 def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute:
     imports = tuple((i.name, i.version, i.version_file) for i in report.imports)
     return NativeRoute(musl.release, musl.musl_version, native_symbol_gaps(imports, musl.has))
 
 
-def target_gaps(report: TargetReport, table: UnikraftTable) -> tuple[Gap, ...]:
-    """Binary-compatibility route: everything reachable plus the start-up baseline."""
+def target_gaps(report: TargetReport, table: UnikraftTable, with_baseline: bool = True) -> tuple[Gap, ...]:
+    """Everything reachable, plus (binary-compatibility route) the start-up baseline."""
     if report.syscalls is None:
         return ()
     names: dict[str, tuple[bool, bool]] = {f.name: (False, f.failure_only) for f in report.syscalls.syscalls}
-    for f in report.syscalls.baseline:
+    for f in report.syscalls.baseline if with_baseline else ():
         names[f.name] = (True, names.get(f.name, (False, False))[1] and f.name not in names)
     return assess_all(names, table, load_loupe_priors())
 

@@ -62,6 +62,14 @@ UnikraftOpt = typer.Option(None, "--unikraft", help="Unikraft release table to c
                                                      "shipped; see `uk-depscan tables list`).")
 UnikraftTableOpt = typer.Option(None, "--unikraft-table", help="A Unikraft support table of your own "
                                                               "(`uk-depscan tables unikraft --src ...`).")
+class Route(str, Enum):
+    both = "both"
+    binary_compat = "binary-compat"
+    native = "native"
+
+
+RouteOpt = typer.Option(Route.both, "--route", help="binary-compat (app-elfloader runs the Linux ELF with glibc), "
+                                                     "native (rebuilt against lib-musl), or both side by side.")
 FailOnOpt = typer.Option(FailOn.any, "--fail-on", help="Which gaps make the exit code 1 (CI gating).")
 TargetsArg = typer.Argument(..., help="ELF files, directories or wheels.", show_default=False)
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
@@ -153,13 +161,13 @@ def scan_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: O
              verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt,
              libc: LibcModel = LibcOpt, entry: Optional[List[str]] = EntryOpt, no_cache: bool = NoScanCacheOpt,
              unikraft: Optional[str] = UnikraftOpt, unikraft_table: Optional[Path] = UnikraftTableOpt,
-             fail_on: FailOn = FailOnOpt) -> int:
+             fail_on: FailOn = FailOnOpt, route: Route = RouteOpt) -> int:
     """Summary of each target: loader facts, imports, reachable syscalls with evidence (default command)."""
     from uk_depscan.analyze import Options, analyze
     from uk_depscan.report.text import render_summary
 
     options = Options(libc_model=libc.value, entries=tuple(entry or ()), no_cache=no_cache, unikraft=unikraft,
-                      unikraft_table=str(unikraft_table) if unikraft_table else None)
+                      unikraft_table=str(unikraft_table) if unikraft_table else None, route=route.value)
     with _progress(quiet) as note:
         report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
                          options=options, progress=note)

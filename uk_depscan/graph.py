@@ -2,9 +2,9 @@
 
 The only module that imports networkx.  Built from a :class:`~uk_depscan.model.Report`, so it
 adds no facts of its own.  Node ids are typed: ``target:``, ``lib:``, ``sym:`` (imports of the
-target, ``name@version``), ``sys:``, ``uk:`` (Unikraft library), ``kconfig:``, ``file:``
+target, ``name@version``), ``export:`` (the definition an import binds to), ``sys:``, ``uk:`` (Unikraft library), ``kconfig:``, ``file:``
 (pseudo-files) and ``dlopen:``.  Edge kinds: ``needs`` (DT_NEEDED), ``imports``, ``binds-to``
-(import → providing library), ``reaches`` (import or library → syscall, from the evidence
+(import → the exported definition), ``defined-in`` (definition → library), ``reaches`` (import or library → syscall, from the evidence
 chains), ``invokes`` (syscall site in the target), ``provided-by`` (syscall → Unikraft library),
 ``enabled-by`` (Unikraft library → Kconfig option), ``opens`` and ``dlopens``.
 
@@ -63,7 +63,11 @@ def _add_target(g: nx.MultiDiGraph, t: TargetReport) -> None:
                     version=imp.version)
         _edge(g, root, sym, "imports")
         if imp.provider in by_path:
-            _edge(g, sym, by_path[imp.provider], "binds-to")
+            lib = by_path[imp.provider]
+            export = _node(g, f"export:{g.nodes[lib]['label']}:{sym[4:]}", "exported-symbol", imp.name,
+                           version=imp.version)
+            _edge(g, sym, export, "binds-to")
+            _edge(g, export, lib, "defined-in")
     _add_syscalls(g, t, root)
     _add_gaps(g, t)
     if t.below is not None:
