@@ -137,7 +137,7 @@ class _Walk:
         idx = len(self.objects)
         dyn = elf.dynamic if elf is not None and error is None else None
         depth = 0 if loader is None else self.objects[loader].depth + 1
-        obj = LoadedObject(idx, shown, os.path.realpath(path), needed_name, loader, depth, via, detail,
+        obj = LoadedObject(idx, shown, _real(path), needed_name, loader, depth, via, detail,
                            dyn.soname if dyn else None, dyn.needed if dyn else (),
                            dyn.rpath if dyn and dyn.runpath is None else None, dyn.runpath if dyn else None,
                            elf.machine_name if elf else "?", elf.elf_class if elf else 0,
@@ -368,6 +368,12 @@ def _broken_link(path: str) -> str:
         if err.errno == errno.ELOOP:
             return "symbolic link loop"
     return "dangling symlink"
+
+
+def _real(path: str) -> str:
+    """The resolved path; relative when the given one is, so reports do not embed the checkout's location."""
+    real = os.path.realpath(path)
+    return real if os.path.isabs(path) else os.path.relpath(real)
 
 
 def _not_found_reason(tried: list[Attempt]) -> str:
