@@ -274,12 +274,14 @@ class _Walk:
         An executed program gets the directory of /proc/self/exe, i.e. of its real path.  Every
         other object (and a shared-library root, loaded like dlopen(path)) gets the directory of
         the path ld.so constructed for it, *without* resolving symlinks (dl-object.c
-        _dl_new_object), relative paths made absolute against the working directory.
+        _dl_new_object); a relative name stays relative to the working directory.
         """
         if owner.index == 0 and self.files[0].interp is not None:
             return os.path.dirname(owner.realpath)
         path = self.files[owner.index].path.as_posix() if owner.index == 0 else owner.path
-        return os.path.dirname(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+        # ld.so would prefix the working directory to a relative name; the files found are the same
+        # either way, and keeping it relative keeps reports free of the checkout's location.
+        return os.path.dirname(path) or "."
 
     def _dirs_of(self, value: str, owner: LoadedObject, via: str, detail: str) -> list[str]:
         origin = self._origin(owner)
