@@ -120,7 +120,18 @@ def target_gaps(report: TargetReport, table: UnikraftTable, with_baseline: bool 
     names: dict[str, tuple[bool, bool]] = {f.name: (False, f.failure_only) for f in report.syscalls.syscalls}
     for f in report.syscalls.baseline if with_baseline else ():
         names[f.name] = (True, names.get(f.name, (False, False))[1] and f.name not in names)
-    return assess_all(names, table, load_loupe_priors())
+    return tuple(_with_blame(g, report) for g in assess_all(names, table, load_loupe_priors()))
+
+
+def _with_blame(gap: Gap, report: TargetReport) -> Gap:
+    """Add which libraries the shortest evidence chain runs through (the blame, in one line)."""
+    assert report.syscalls is not None
+    f = next((x for x in report.syscalls.syscalls + report.syscalls.baseline if x.name == gap.name), None)
+    if f is None:
+        return gap
+    libs = [lib.rsplit("/", 1)[-1] for lib in f.libraries]
+    return dataclasses.replace(gap, reasons=gap.reasons + (f"needed via {len(libs)} "
+                                                           f"librar{'y' if len(libs) == 1 else 'ies'}: {' -> '.join(libs)}",))
 
 
 def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs, options: Options,
