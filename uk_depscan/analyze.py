@@ -131,7 +131,7 @@ def _with_blame(gap: Gap, report: TargetReport) -> Gap:
         return gap
     libs = [lib.rsplit("/", 1)[-1] for lib in f.libraries]
     return dataclasses.replace(gap, reasons=gap.reasons + (f"needed via {len(libs)} "
-                                                           f"librar{'y' if len(libs) == 1 else 'ies'}: {' -> '.join(libs)}",))
+                                                           f"librar{'y' if len(libs) == 1 else 'ies'}: {', '.join(libs)}",))
 
 
 def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs, options: Options,
