@@ -95,10 +95,6 @@ class EngineSummary:
             self._memo[entry] = self._reach(addrs) if addrs else None
         return self._memo[entry]
 
-    def reach_addresses(self, key: str, addrs: list[int]) -> Reach:
-        self._memo[key] = self._reach(addrs)
-        return self._memo[key]  # type: ignore[return-value]
-
     def caller_of(self, import_key: str) -> str | None:
         """Name (or address) of one function of this object that calls ``import_key`` directly."""
         g = self.scan.graph  # type: ignore[attr-defined]
