@@ -19,10 +19,10 @@ from uk_depscan.inputs import Inputs, Skipped, collect_inputs
 from uk_depscan.ldpaths import SearchConfig
 from uk_depscan.loader import LoadResult, LoadTree, resolve_tree
 from uk_depscan.gaps import Gap, assess_all, binary_compat_findings, greedy_plan, native_symbol_gaps, work_items
-from uk_depscan.model import (ElfSummary, ImportRecord, MatrixRow, NativeRoute, Report, SearchSettings, TableRef,
-                              TargetReport)
-from uk_depscan.unikraft import (LibmuslAvailability, UnikraftTable, load_libmusl_symbols, load_loupe_priors,
-                                 load_unikraft_table)
+from uk_depscan.model import (ElfSummary, ImportRecord, MatrixRow, NativeRoute, Report, SearchSettings,
+                              SyscallFinding, TableRef, TargetReport)
+from uk_depscan.unikraft import (LibmuslAvailability, LoupePrior, UnikraftTable, load_libmusl_symbols,
+                                 load_loupe_priors, load_unikraft_table)
 from uk_depscan.strings import below_syscall
 from uk_depscan.syscalls import analyze_syscalls, syscall_report
 
@@ -73,8 +73,8 @@ def analyze(paths: list[str], config: SearchConfig | None = None, *, command: st
     table = _unikraft_table(options) if options.syscalls else None
     ref = TableRef(table.release, table.commit, table.generator) if table is not None else None
     if table is not None:
-        musl = load_libmusl_symbols(table.release)
-        reports = [_route_view(r, table, musl, options.route) for r in reports]
+        musl, priors = load_libmusl_symbols(table.release), load_loupe_priors()
+        reports = [_route_view(r, table, priors, musl, options.route) for r in reports]
     plan = greedy_plan({r.target: work_items(r.gaps) for r in reports if r.syscalls is not None}) \
         if table is not None and len(reports) > 1 else ()
     matrix = syscall_matrix(reports) if len(reports) > 1 else ()
@@ -97,15 +97,16 @@ def _unikraft_table(options: Options) -> UnikraftTable:
     return load_unikraft_table(options.unikraft, path)
 
 
-def _route_view(r: TargetReport, table: UnikraftTable, musl: LibmuslAvailability, route: str) -> TargetReport:
+def _route_view(r: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], musl: LibmuslAvailability,
+                route: str) -> TargetReport:
     """binary-compat: the Linux ELF under app-elfloader with glibc — start-up baseline included,
     loader flags checked.  native: rebuilt against lib-musl — the glibc loader never runs, so no
     baseline and no loader flags, plus the libc-symbol check.  both: side by side."""
     if route == "native":
-        return dataclasses.replace(r, gaps=target_gaps(r, table, with_baseline=False), native=native_route(r, musl),
-                                   route=())
+        return dataclasses.replace(r, gaps=target_gaps(r, table, priors, with_baseline=False),
+                                   native=native_route(r, musl), route=())
     native = native_route(r, musl) if route == "both" else None
-    return dataclasses.replace(r, gaps=target_gaps(r, table), native=native)
+    return dataclasses.replace(r, gaps=target_gaps(r, table, priors), native=native)
 
 
 def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute:
@@ -113,20 +114,21 @@ def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute
     return NativeRoute(musl.release, musl.musl_version, native_symbol_gaps(imports, musl.has))
 
 
-def target_gaps(report: TargetReport, table: UnikraftTable, with_baseline: bool = True) -> tuple[Gap, ...]:
+def target_gaps(report: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior],
+                with_baseline: bool = True) -> tuple[Gap, ...]:
     """Everything reachable, plus (binary-compatibility route) the start-up baseline."""
     if report.syscalls is None:
         return ()
     names: dict[str, tuple[bool, bool]] = {f.name: (False, f.failure_only) for f in report.syscalls.syscalls}
     for f in report.syscalls.baseline if with_baseline else ():
-        names[f.name] = (True, names.get(f.name, (False, False))[1] and f.name not in names)
-    return tuple(_with_blame(g, report) for g in assess_all(names, table, load_loupe_priors()))
+        names[f.name] = (True, False)  # start-up: on the path, and a normal path
+    findings = {f.name: f for f in report.syscalls.baseline}
+    findings.update({f.name: f for f in report.syscalls.syscalls})  # the target's own chain wins
+    return tuple(_with_blame(g, findings.get(g.name)) for g in assess_all(names, table, priors))
 
 
-def _with_blame(gap: Gap, report: TargetReport) -> Gap:
+def _with_blame(gap: Gap, f: SyscallFinding | None) -> Gap:
     """Add which libraries the shortest evidence chain runs through (the blame, in one line)."""
-    assert report.syscalls is not None
-    f = next((x for x in report.syscalls.syscalls + report.syscalls.baseline if x.name == gap.name), None)
     if f is None:
         return gap
     libs = [lib.rsplit("/", 1)[-1] for lib in f.libraries]
