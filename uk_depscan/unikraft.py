@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import DepscanError, TableError
 
@@ -199,25 +199,22 @@ def _shipped(kind: str) -> list[Any]:
 
 def list_unikraft_tables() -> list[TableInfo]:
     """Shipped Unikraft syscall tables, oldest release first (``staging`` last)."""
-    out = []
-    for res in _shipped("unikraft"):
-        doc = _read_json(res, f"unikraft/{res.name}")
-        c = doc.get("counts", {})
-        out.append(TableInfo("unikraft", str(doc.get("release")), doc.get("commit"), f"unikraft/{res.name}",
-                             _gen(doc), f"registered {c.get('registered')}, implemented {c.get('implemented')}, "
-                             f"stub {c.get('stub')}, absent {c.get('absent')}"))
-    return out
+    return _list_tables("unikraft", lambda c: f"registered {c.get('registered')}, implemented "
+                                              f"{c.get('implemented')}, stub {c.get('stub')}, absent {c.get('absent')}")
 
 
 def list_libmusl_tables() -> list[TableInfo]:
     """Shipped lib-musl availability tables."""
+    return _list_tables("libmusl", lambda c: f"symbols {c.get('symbols')}, core {c.get('core_symbols')}, "
+                                             f"missing {c.get('missing')}")
+
+
+def _list_tables(kind: str, summarize: Callable[[Mapping[str, Any]], str]) -> list[TableInfo]:
     out = []
-    for res in _shipped("libmusl"):
-        doc = _read_json(res, f"libmusl/{res.name}")
-        c = doc.get("counts", {})
-        out.append(TableInfo("libmusl", str(doc.get("release")), doc.get("commit"), f"libmusl/{res.name}",
-                             _gen(doc), f"symbols {c.get('symbols')}, core {c.get('core_symbols')}, "
-                             f"missing {c.get('missing')}"))
+    for res in _shipped(kind):
+        doc = _read_json(res, f"{kind}/{res.name}")
+        out.append(TableInfo(kind, str(doc.get("release")), doc.get("commit"), f"{kind}/{res.name}", _gen(doc),
+                             summarize(doc.get("counts", {}))))
     return out
 
 
