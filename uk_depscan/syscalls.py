@@ -72,6 +72,7 @@ class EngineSummary:
         self._exports = {key: addr for key, addr in scan.exports}  # type: ignore[attr-defined]
         self._memo: dict[str, Reach | None] = {}
         self._symbolizer: object | None = None
+        self._callers: dict[str, str | None] = {}
         self._blocked: np.ndarray | None = None
         self._site_nodes = np.zeros(0, np.int64)
 
@@ -96,7 +97,14 @@ class EngineSummary:
         return self._memo[entry]
 
     def caller_of(self, import_key: str) -> str | None:
-        """Name (or address) of one function of this object that calls ``import_key`` directly."""
+        """Name (or address) of one function of this object that calls ``import_key`` directly.
+
+        Memoised: each look-up scans every call-graph edge, and many syscalls share an import."""
+        if import_key not in self._callers:
+            self._callers[import_key] = self._find_caller(import_key)
+        return self._callers[import_key]
+
+    def _find_caller(self, import_key: str) -> str | None:
         g = self.scan.graph  # type: ignore[attr-defined]
         try:
             node = g.n_funcs + g.import_keys.index(import_key)
