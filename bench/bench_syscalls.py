@@ -26,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 SCAN = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from uk_depscan.elf import open_elf
-from uk_depscan.syscall_scan import scan_library
+from uk_depscan.elf.file import open_elf
+from uk_depscan.syscalls.scan import scan_library
 with open_elf(sys.argv[1]) as elf:
     s = scan_library(elf, no_cache=sys.argv[2] == "1")
     out = {"sites": len(s.sites), "from_cache": s.from_cache, "edges": s.graph.n_edges,

@@ -42,7 +42,7 @@ def compile_so(out: Path, sources: list[Path], *, arch: str = "x86_64", soname: 
 
 def run_cli(args: list[str]) -> tuple[int, str, str]:
     """Run ``uk-depscan`` in-process; return (exit code, stdout, stderr)."""
-    from uk_depscan.cli import run
+    from uk_depscan.cli.main import run
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import FIXTURES, have
-from uk_depscan.elf import open_elf
-from uk_depscan.strings import below_syscall
+from uk_depscan.elf.file import open_elf
+from uk_depscan.elf.literals import below_syscall
 
 
 def _build(src: Path, out: Path) -> Path:

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import FIXTURES, compile_so, have, run_cli
-from uk_depscan.binding import bind_symbols
-from uk_depscan.loader import resolve_tree
+from uk_depscan.loader.binding import bind_symbols
+from uk_depscan.loader.resolve import resolve_tree
 
 SRC = FIXTURES / "loader"
 
@@ -75,7 +75,7 @@ def test_imports_match_readelf(tmp_path: Path) -> None:
     out = subprocess.run(["readelf", "--dyn-syms", "-W", str(target)], capture_output=True, text=True).stdout
     theirs = {cols[7] for cols in map(str.split, out.splitlines())
               if len(cols) >= 8 and cols[6] == "UND" and cols[0] != "0:"}
-    from uk_depscan.elf import open_elf
-    from uk_depscan.elf_symbols import dynamic_symbols
+    from uk_depscan.elf.file import open_elf
+    from uk_depscan.elf.symbols import dynamic_symbols
 
     assert {s.key for s in dynamic_symbols(open_elf(target)).iter_imports()} == theirs

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from uk_depscan.closure import Reach, Site, close_over_bindings
+from uk_depscan.syscalls.closure import Reach, Site, close_over_bindings
 
 
 @dataclass

@@ -5,8 +5,8 @@ import struct
 
 import pytest
 
-from uk_depscan.callgraph import CallGraph
-from uk_depscan.disasm import decode_function, get_arch, instruction_starts, looks_like_data, track
+from uk_depscan.syscalls.callgraph import CallGraph
+from uk_depscan.syscalls.disasm import decode_function, get_arch, instruction_starts, looks_like_data, track
 
 BASE = 0x1000
 

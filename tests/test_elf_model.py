@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, have
-from uk_depscan.elf import open_elf
-from uk_depscan.elf_frames import fde_starts, function_starts
-from uk_depscan.elf_symbols import dynamic_symbols, plt_stub_symbols
+from uk_depscan.elf.file import open_elf
+from uk_depscan.elf.frames import fde_starts, function_starts
+from uk_depscan.elf.symbols import dynamic_symbols, plt_stub_symbols
 
 ARCHES = {"x86_64": ("gcc", "objdump", "readelf"),
           "aarch64": ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-objdump", "aarch64-linux-gnu-readelf")}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from uk_depscan.gaps import assess_all
-from uk_depscan.unikraft import LoupePrior, load_loupe_priors, load_unikraft_table
+from uk_depscan.unikraft.gaps import assess_all
+from uk_depscan.unikraft.tables import LoupePrior, load_loupe_priors, load_unikraft_table
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def test_sorted_by_tier_and_reasons_shown(table) -> None:  # type: ignore[no-unt
 
 
 def test_native_route_classification() -> None:
-    from uk_depscan.gaps import native_symbol_gaps
-    from uk_depscan.unikraft import load_libmusl_symbols
+    from uk_depscan.unikraft.gaps import native_symbol_gaps
+    from uk_depscan.unikraft.tables import load_libmusl_symbols
 
     musl = load_libmusl_symbols("0.17.0")
     imports = (("malloc", "GLIBC_2.2.5", "libc.so.6"), ("__memcpy_chk", "GLIBC_2.3.4", "libc.so.6"),
@@ -84,7 +84,7 @@ def test_binary_compat_findings(tmp_path) -> None:  # type: ignore[no-untyped-de
 
 
 def test_greedy_plan_exact() -> None:
-    from uk_depscan.gaps import PlanStep, greedy_plan
+    from uk_depscan.unikraft.gaps import PlanStep, greedy_plan
 
     req = {"a.so": frozenset({"enable CONFIG_X", "implement: rseq"}), "b.so": frozenset({"enable CONFIG_X"}),
            "c.so": frozenset({"enable CONFIG_X", "implement: rseq", "fake (return 0): prctl"}), "d.so": frozenset()}

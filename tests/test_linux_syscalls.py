@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from uk_depscan.errors import TableError
-from uk_depscan.linux_syscalls import (ARCHES, dump_table, load_linux_table, load_table_file, parse_header_text,
+from uk_depscan.syscalls.linux import (ARCHES, dump_table, load_linux_table, load_table_file, parse_header_text,
                                        validate_table_doc)
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, compile_so, have, ldd
-from uk_depscan.ldpaths import SearchConfig
-from uk_depscan.loader import resolve_tree
+from uk_depscan.loader.paths import SearchConfig
+from uk_depscan.loader.resolve import resolve_tree
 
 CASES = sorted((FIXTURES / "loader" / "cases").glob("*.json"))
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from uk_depscan import unikraft as uk
-from uk_depscan.cli_tables import tables_app
+from uk_depscan.unikraft import tables as uk
+from uk_depscan.cli.tables import tables_app
 from uk_depscan.errors import InputError, TableError
-from uk_depscan.unikraft_gen import build_loupe_doc, dump_json
+from uk_depscan.tablegen.unikraft import build_loupe_doc, dump_json
 
 LOUPE = files("uk_depscan.syscall_tables") / "loupe"
 

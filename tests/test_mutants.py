@@ -712,12 +712,12 @@ def check_cli_output(args: list[str], shown: str, what: str, tally: Tally,
 
 def check_engine(path: Path, what: str, tally: Tally, disassemble: bool) -> None:
     """Function starts and (when the engine exists) the syscall scan: DepscanError or a result."""
-    from uk_depscan.elf import open_elf
-    from uk_depscan.elf_frames import function_starts
+    from uk_depscan.elf.file import open_elf
+    from uk_depscan.elf.frames import function_starts
     from uk_depscan.errors import DepscanError
 
     try:
-        from uk_depscan.syscall_scan import scan_library
+        from uk_depscan.syscalls.scan import scan_library
     except ImportError:
         scan_library = None
 

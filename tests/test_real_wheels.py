@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import have, ldd, run_cli
-from uk_depscan.loader import resolve_tree
+from uk_depscan.loader.resolve import resolve_tree
 
 pytestmark = pytest.mark.realwheel
 

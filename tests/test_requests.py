@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 from conftest import FIXTURES, have
-from uk_depscan.elf import open_elf
-from uk_depscan.requests import request_records
-from uk_depscan.syscall_scan import scan_library
+from uk_depscan.elf.file import open_elf
+from uk_depscan.syscalls.requests import request_records
+from uk_depscan.syscalls.scan import scan_library
 
 
 def test_request_codes(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, have, strace_syscalls
-from uk_depscan.binding import bind_symbols
-from uk_depscan.linux_syscalls import load_linux_table
-from uk_depscan.loader import resolve_tree
-from uk_depscan.syscalls import analyze_syscalls
+from uk_depscan.loader.binding import bind_symbols
+from uk_depscan.syscalls.linux import load_linux_table
+from uk_depscan.loader.resolve import resolve_tree
+from uk_depscan.syscalls.reach import analyze_syscalls
 
 pytestmark = pytest.mark.strace
 SPEC = json.loads((FIXTURES / "programs" / "programs.json").read_text())["programs"]

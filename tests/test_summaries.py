@@ -6,8 +6,8 @@ from importlib import resources
 import pytest
 
 from uk_depscan.errors import TableError
-from uk_depscan.linux_syscalls import load_linux_table
-from uk_depscan.summaries import ALL, INIT, load_shipped, summaries_from_json, summary_to_json
+from uk_depscan.syscalls.linux import load_linux_table
+from uk_depscan.syscalls.summaries import ALL, INIT, load_shipped, summaries_from_json, summary_to_json
 
 SHIPPED = [("glibc", "x86_64"), ("glibc", "aarch64"), ("musl", "x86_64"), ("musl", "aarch64")]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from helpers_syscalls import build_syscall_fixture, expected_sites, expected_wrappers, site_tuples
-from uk_depscan.elf import open_elf
-from uk_depscan.syscall_scan import scan_library
+from uk_depscan.elf.file import open_elf
+from uk_depscan.syscalls.scan import scan_library
 
 ARCHES = ["x86_64", pytest.param("aarch64", marks=pytest.mark.cross)]
 
@@ -88,7 +88,7 @@ def test_corrupt_cache_is_a_miss(built, tmp_path, monkeypatch):
 
 def test_expected_numbers_match_the_linux_tables():
     """The informational names in expect.json agree with the Linux tables (when they exist)."""
-    lt = pytest.importorskip("uk_depscan.linux_syscalls")
+    lt = pytest.importorskip("uk_depscan.syscalls.linux")
     import json
 
     from helpers_syscalls import SYSCALL_FIXTURES
@@ -103,7 +103,7 @@ def test_expected_numbers_match_the_linux_tables():
 
 
 def test_cache_dir_precedence(monkeypatch, tmp_path):
-    from uk_depscan import scan_cache
+    from uk_depscan.syscalls import cache as scan_cache
 
     monkeypatch.delenv("UK_DEPSCAN_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from helpers_syscalls import wheels_dir
-from uk_depscan.elf import open_elf
-from uk_depscan.syscall_scan import scan_library
+from uk_depscan.elf.file import open_elf
+from uk_depscan.syscalls.scan import scan_library
 
 pytestmark = pytest.mark.realwheel
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from uk_depscan import unikraft_gen as gen
-from uk_depscan.cli_tables import tables_app
-from uk_depscan.libmusl_gen import build_libmusl_table, eval_condition, expand
+from uk_depscan.tablegen import unikraft as gen
+from uk_depscan.cli.tables import tables_app
+from uk_depscan.tablegen.libmusl import build_libmusl_table, eval_condition, expand
 
 # ----------------------------------------------------------------- the synthetic tree
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from uk_depscan import unikraft as uk
-from uk_depscan.cli_tables import tables_app
+from uk_depscan.unikraft import tables as uk
+from uk_depscan.cli.tables import tables_app
 from uk_depscan.errors import TableError
-from uk_depscan.unikraft_gen import dump_json
+from uk_depscan.tablegen.unikraft import dump_json
 
 ROOT = files("uk_depscan.syscall_tables")
 RELEASES = ["0.12.0", "0.14.0", "0.16.3", "0.17.0", "staging"]

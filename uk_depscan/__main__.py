@@ -1,4 +1,5 @@
 """``python -m uk_depscan``."""
-from uk_depscan.cli import main
+from uk_depscan.cli.main import main
 
 main()
+

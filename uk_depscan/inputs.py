@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from uk_depscan.elf import ELFMAG
+from uk_depscan.elf.file import ELFMAG
 from uk_depscan.errors import InputError
 
 MAX_WHEEL_TOTAL = 8 << 30          # bytes decompressed over the whole wheel

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from uk_depscan.binding import VersionProblem
-from uk_depscan.gaps import Gap, PlanStep, RouteFinding, SymbolGap
+from uk_depscan.loader.binding import VersionProblem
+from uk_depscan.unikraft.gaps import Gap, PlanStep, RouteFinding, SymbolGap
 from uk_depscan.inputs import Skipped
-from uk_depscan.loader import LoadTree
-from uk_depscan.requests import RequestRecord
-from uk_depscan.strings import BelowSyscall
+from uk_depscan.loader.resolve import LoadTree
+from uk_depscan.syscalls.requests import RequestRecord
+from uk_depscan.elf.literals import BelowSyscall
 
 SCHEMA_VERSION = 1
 

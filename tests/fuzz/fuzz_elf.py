@@ -29,9 +29,9 @@ ENGINE = os.environ.get("UK_DEPSCAN_FUZZ_ENGINE") == "1"
 
 def exercise(data: bytes) -> None:
     """Read ``data`` as an ELF target through every reader; only DepscanError may escape."""
-    from uk_depscan.elf import open_elf
-    from uk_depscan.elf_frames import function_names, function_starts
-    from uk_depscan.elf_symbols import dynamic_symbols, elf_relocations, got_slot_symbols, plt_stub_symbols
+    from uk_depscan.elf.file import open_elf
+    from uk_depscan.elf.frames import function_names, function_starts
+    from uk_depscan.elf.symbols import dynamic_symbols, elf_relocations, got_slot_symbols, plt_stub_symbols
     from uk_depscan.errors import DepscanError
 
     SCRATCH.write_bytes(data)
@@ -46,7 +46,7 @@ def exercise(data: bytes) -> None:
             elf_relocations(elf), got_slot_symbols(elf), plt_stub_symbols(elf)  # noqa: B018
             function_starts(elf), function_names(elf)  # noqa: B018
             if ENGINE:
-                from uk_depscan.syscall_scan import scan_library
+                from uk_depscan.syscalls.scan import scan_library
 
                 scan_library(elf, no_cache=True)
     except DepscanError:
@@ -58,7 +58,7 @@ def exercise_cli(data: bytes) -> None:
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
-    from uk_depscan.cli import run
+    from uk_depscan.cli.main import run
 
     SCRATCH.write_bytes(data)
     out, err = io.StringIO(), io.StringIO()
@@ -97,9 +97,9 @@ def main() -> None:
     import atheris
 
     with atheris.instrument_imports():
-        import uk_depscan.elf  # noqa: F401
-        import uk_depscan.elf_frames  # noqa: F401
-        import uk_depscan.elf_symbols  # noqa: F401
+        import uk_depscan.elf.file  # noqa: F401
+        import uk_depscan.elf.frames  # noqa: F401
+        import uk_depscan.elf.symbols  # noqa: F401
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
 

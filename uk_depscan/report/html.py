@@ -31,7 +31,7 @@ def graph_svg_data_uri(report: Report) -> str | None:
     dot = shutil.which("dot")
     if dot is None:
         return None
-    from uk_depscan.graph import build_graph, to_dot
+    from uk_depscan.report.graph import build_graph, to_dot
 
     try:
         proc = subprocess.run([dot, "-Tsvg"], input=to_dot(build_graph(report)).encode(), capture_output=True,

@@ -5,7 +5,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from uk_depscan.loader import LoadTree
+from uk_depscan.loader.resolve import LoadTree
 from uk_depscan.model import Report, SyscallFinding, SyscallReport, TargetReport
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from uk_depscan.loader import LoadTree
+from uk_depscan.loader.resolve import LoadTree
 from uk_depscan.model import Report, TargetReport
 from uk_depscan.report.escape import demangle, for_terminal
 

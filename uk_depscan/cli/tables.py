@@ -1,8 +1,8 @@
 """``uk-depscan tables ...``: generate, list and show the Unikraft support tables.
 
 Mounted by ``cli.py`` with ``app.add_typer(tables_app, name="tables")``.  This is
-CLI layer: it may print; the work is done by :mod:`uk_depscan.unikraft_gen`,
-:mod:`uk_depscan.libmusl_gen` and :mod:`uk_depscan.unikraft`.
+CLI layer: it may print; the work is done by :mod:`uk_depscan.tablegen.unikraft`,
+:mod:`uk_depscan.tablegen.libmusl` and :mod:`uk_depscan.unikraft.tables`.
 """
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Optional
 
 import typer
 
-from . import unikraft as uk
-from .errors import DepscanError, UsageError
-from .libmusl_gen import build_libmusl_table
-from .unikraft_gen import SourceTree, build_loupe_doc, build_table, dump_json
+from uk_depscan.unikraft import tables as uk
+from uk_depscan.errors import DepscanError, UsageError
+from uk_depscan.tablegen.libmusl import build_libmusl_table
+from uk_depscan.tablegen.unikraft import SourceTree, build_loupe_doc, build_table, dump_json
 
 tables_app = typer.Typer(help="Unikraft syscall / lib-musl support tables.", no_args_is_help=True)
 
@@ -128,7 +128,7 @@ def cmd_summaries(
                                           help="e.g. syscall_tables/summaries/MODEL-ARCH.json"),
 ) -> None:
     """Generate the shipped libc-family syscall summaries from Debian packages (apt-get download)."""
-    from .summaries_gen import generate
+    from uk_depscan.tablegen.summaries import generate
 
     try:
         text = generate(model, arch, workdir, progress=lambda m: typer.echo(m, err=True))

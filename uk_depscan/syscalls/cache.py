@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from uk_depscan.elf import ElfFile
+    from uk_depscan.elf.file import ElfFile
 
 log = logging.getLogger(__name__)
 

@@ -7,19 +7,19 @@ Pipeline of :func:`scan_library`:
    ``svc`` words on AArch64; and every direct branch — ``e8``/``e9``/``0f 8x`` rel32 and
    ``ff 15``/``ff 25`` RIP-relative GOT calls on x86-64, ``bl``/``b`` and ``adrp``+``ldr``
    GOT loads on AArch64 — whose target is a function start, a PLT stub or a GOT slot.
-2. The branch candidates become the call graph (:class:`~uk_depscan.callgraph.CallGraph`).
+2. The branch candidates become the call graph (:class:`~uk_depscan.syscalls.callgraph.CallGraph`).
 3. Only functions containing a candidate syscall instruction or a call to libc's ``syscall()``
    are decoded with capstone, from the function start; a candidate that is not an
    instruction boundary of that decode is dropped (a byte pair inside another instruction).
 4. The number register (``rax``/``x8``; ``rdi``/``x0`` at ``syscall()`` calls) is tracked
-   backwards inside the function (:func:`uk_depscan.disasm.track`).  A number that is the
+   backwards inside the function (:func:`uk_depscan.syscalls.disasm.track`).  A number that is the
    function's own argument makes the function a *local wrapper*; its callers are then
    decoded and their argument tracked, to a fixpoint (wrappers of wrappers).
 
-The result is cached by build-id (:mod:`uk_depscan.scan_cache`).
+The result is cached by build-id (:mod:`uk_depscan.syscalls.cache`).
 
 API: ``scan_library(elf, no_cache=False) -> LibraryScan`` with ``.sites`` (:class:`SyscallSite`),
-``.wrappers`` (:class:`LocalWrapper`), ``.graph`` (:class:`~uk_depscan.callgraph.CallGraph`),
+``.wrappers`` (:class:`LocalWrapper`), ``.graph`` (:class:`~uk_depscan.syscalls.callgraph.CallGraph`),
 ``.exports`` ((key, address) of exported functions), ``.reachable_from(addresses)`` →
 (numbers, import keys, sites) and ``.export_summary()`` → {export key: (numbers, import keys)}.
 
@@ -40,16 +40,16 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from uk_depscan import scan_cache
-from uk_depscan.callgraph import CallGraph
-from uk_depscan.disasm import (Arch, Function, TrackResult, decode_function, get_arch, instruction_starts,
+from uk_depscan.syscalls import cache as scan_cache
+from uk_depscan.syscalls.callgraph import CallGraph
+from uk_depscan.syscalls.disasm import (Arch, Function, TrackResult, decode_function, get_arch, instruction_starts,
                                looks_like_data, track)
-from uk_depscan.elf import EM_AARCH64, EM_X86_64
-from uk_depscan.elf_frames import SHT_SYMTAB, function_starts
-from uk_depscan.elf_symbols import STT_FUNC, STT_GNU_IFUNC, dynamic_symbols, got_slot_symbols, plt_stub_symbols, sym_dtype
+from uk_depscan.elf.file import EM_AARCH64, EM_X86_64
+from uk_depscan.elf.frames import SHT_SYMTAB, function_starts
+from uk_depscan.elf.symbols import STT_FUNC, STT_GNU_IFUNC, dynamic_symbols, got_slot_symbols, plt_stub_symbols, sym_dtype
 
 if TYPE_CHECKING:
-    from uk_depscan.elf import ElfFile
+    from uk_depscan.elf.file import ElfFile
 
 log = logging.getLogger(__name__)
 
@@ -877,7 +877,7 @@ def _branch_through(f: Function, i: int, reg: int | None, arch: Arch) -> int | N
 
 
 def scan_path(path: str, *, no_cache: bool = False) -> LibraryScan:
-    from uk_depscan.elf import open_elf
+    from uk_depscan.elf.file import open_elf
 
     with open_elf(path) as elf:
         return scan_library(elf, no_cache=no_cache)

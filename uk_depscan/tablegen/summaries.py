@@ -18,10 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from uk_depscan.debpkg import DebPackage, fetch_package
-from uk_depscan.elf import ElfFile, open_elf
+from uk_depscan.tablegen.debpkg import DebPackage, fetch_package
+from uk_depscan.elf.file import ElfFile, open_elf
 from uk_depscan.errors import DepscanError, UsageError
-from uk_depscan.summaries import ALL, ENTRY, INIT, EntryReach, TableSummary, summary_to_json
+from uk_depscan.syscalls.summaries import ALL, ENTRY, INIT, EntryReach, TableSummary, summary_to_json
 
 GENERATOR = "uk_depscan.summaries_gen 1"
 GLIBC_PACKAGES = ("libc6", "libstdc++6", "libgcc-s1", "libgomp1")
@@ -35,8 +35,8 @@ def summarize_elf(elf: ElfFile) -> dict[str, EntryReach]:
     """Entry summaries of one library from the engine: every export plus ``<entry>``, ``<init>``
     and ``<all>``, each split into normal-path syscalls and those reached only through failure
     functions (the same split the analysis makes for libraries scanned on the spot)."""
-    from uk_depscan.syscall_scan import scan_library
-    from uk_depscan.syscalls import EngineSummary
+    from uk_depscan.syscalls.scan import scan_library
+    from uk_depscan.syscalls.reach import EngineSummary
 
     summary = EngineSummary(elf.name, elf, scan_library(elf))
     entries = {}
@@ -88,7 +88,7 @@ def generate(model: str, arch: str, workdir: Path | None = None,
                 prov = dict(pkg.provenance(), build_id=elf.build_id or "",
                             path_in_package="/" + str(path.relative_to(pkg.root)))
                 summaries[soname] = TableSummary(soname, summarize_elf(elf), prov)
-    from uk_depscan.syscall_scan import ENGINE_VERSION
+    from uk_depscan.syscalls.scan import ENGINE_VERSION
 
     header = {"model": model, "arch": arch, "generator": GENERATOR, "engine_version": ENGINE_VERSION,
               "command": f"uk-depscan tables summaries --model {model} --arch {arch}",

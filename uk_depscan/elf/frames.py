@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from uk_depscan.elf_symbols import STT_FUNC, STT_GNU_IFUNC, decode_names, dynamic_symbols, sym_dtype
+from uk_depscan.elf.symbols import STT_FUNC, STT_GNU_IFUNC, decode_names, dynamic_symbols, sym_dtype
 
 if TYPE_CHECKING:
-    from uk_depscan.elf import ElfFile
+    from uk_depscan.elf.file import ElfFile
 
 PT_GNU_EH_FRAME = 0x6474E550
 SHT_SYMTAB = 2

@@ -17,7 +17,7 @@ import typer
 
 from uk_depscan import __version__
 from uk_depscan.errors import DepscanError, UsageError
-from uk_depscan.ldpaths import SearchConfig
+from uk_depscan.loader.paths import SearchConfig
 from uk_depscan.model import Report
 
 EXIT_OK, EXIT_GAPS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -122,7 +122,7 @@ def _render(report: Report, fmt: Format, output: Optional[Path], verbose: int,
         _emit(render_html(report), output)
         return
     if fmt is Format.dot:
-        from uk_depscan.graph import build_graph, to_dot
+        from uk_depscan.report.graph import build_graph, to_dot
 
         _emit(to_dot(build_graph(report)), output)
         return
@@ -163,7 +163,7 @@ def scan_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: O
              unikraft: Optional[str] = UnikraftOpt, unikraft_table: Optional[Path] = UnikraftTableOpt,
              fail_on: FailOn = FailOnOpt, route: Route = RouteOpt) -> int:
     """Summary of each target: loader facts, imports, reachable syscalls with evidence (default command)."""
-    from uk_depscan.analyze import Options, analyze
+    from uk_depscan.pipeline import Options, analyze
     from uk_depscan.report.text import render_summary
 
     options = Options(libc_model=libc.value, entries=tuple(entry or ()), no_cache=no_cache, unikraft=unikraft,
@@ -195,7 +195,7 @@ def deps_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: O
              ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
              verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt) -> int:
     """Dependency tree, libtree-style: how each library was found, or every path tried."""
-    from uk_depscan.analyze import Options, analyze
+    from uk_depscan.pipeline import Options, analyze
     from uk_depscan.report.text import render_deps
 
     report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="deps",
@@ -213,7 +213,7 @@ def explain_cmd(target: str = typer.Argument(..., help="ELF file, directory or w
                 unikraft: Optional[str] = UnikraftOpt, unikraft_table: Optional[Path] = UnikraftTableOpt,
                 traceback: bool = TracebackOpt) -> int:
     """Shortest evidence chains: target function -> import@version -> provider -> syscall site."""
-    from uk_depscan.analyze import Options, analyze
+    from uk_depscan.pipeline import Options, analyze
     from uk_depscan.report.text import render_explain
 
     options = Options(libc_model=libc.value, entries=tuple(entry or ()), unikraft=unikraft,
@@ -239,8 +239,8 @@ def graph_cmd(targets: List[str] = TargetsArg,
               no_ld_cache: bool = NoCacheOpt, libc: LibcModel = LibcOpt,
               unikraft: Optional[str] = UnikraftOpt, traceback: bool = TracebackOpt) -> int:
     """The dependency/syscall graph: libraries, imports, syscalls, Unikraft libraries and Kconfig options."""
-    from uk_depscan.analyze import Options, analyze
-    from uk_depscan.graph import build_graph, to_dot, to_graphml, to_json
+    from uk_depscan.pipeline import Options, analyze
+    from uk_depscan.report.graph import build_graph, to_dot, to_graphml, to_json
 
     report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
                      options=Options(libc_model=libc.value, unikraft=unikraft))
@@ -256,7 +256,7 @@ def diff_cmd(old: str = typer.Argument(..., help="Old: a saved --format json rep
              unikraft: Optional[str] = UnikraftOpt, traceback: bool = TracebackOpt) -> int:
     """What a new version adds or removes: libraries, symbol versions, syscalls, Unikraft gaps.
     Exit code 1 when the new side has gaps (P0-P2) the old one did not."""
-    from uk_depscan.diff import diff_reports, render_diff_json, render_diff_markdown, render_diff_text
+    from uk_depscan.report.diff import diff_reports, render_diff_json, render_diff_markdown, render_diff_text
 
     d = diff_reports(_report_doc(old, libc, unikraft), _report_doc(new, libc, unikraft), old, new)
     render = {Format.json: render_diff_json, Format.md: render_diff_markdown}.get(fmt, render_diff_text)
@@ -268,7 +268,7 @@ def _report_doc(arg: str, libc: LibcModel, unikraft: Optional[str]) -> dict:  # 
     """A saved JSON report as is, or a fresh analysis of a binary in its JSON form."""
     import json
 
-    from uk_depscan.analyze import Options, analyze
+    from uk_depscan.pipeline import Options, analyze
     from uk_depscan.report.json_report import report_to_dict
 
     if arg.endswith(".json"):
@@ -288,7 +288,7 @@ def _mount_optional_apps() -> None:
     if any(g.name == "tables" for g in app.registered_groups):
         return
     try:
-        from uk_depscan.cli_tables import tables_app
+        from uk_depscan.cli.tables import tables_app
     except ImportError:  # pragma: no cover - only while the module is absent
         return
     app.add_typer(tables_app, name="tables", help="Unikraft and Linux syscall tables: list, show, generate.")

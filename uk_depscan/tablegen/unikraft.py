@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from .errors import InputError
+from uk_depscan.errors import InputError
 
 GENERATOR_NAME = "uk_depscan.unikraft_gen"
 GENERATOR_VERSION = 1

@@ -24,7 +24,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .errors import TableError
+from uk_depscan.errors import TableError
 
 SCHEMA_VERSION = 1
 ARCHES = ("x86_64", "aarch64")

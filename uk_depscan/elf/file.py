@@ -7,8 +7,8 @@ is a bounds-checked numpy view into a read-only mmap, so nothing is materialised
 caller asks for it, and no allocation is proportional to a header field that the file
 does not back with bytes.  pyelftools and readelf serve as oracles in the tests.
 
-Symbols, versions, relocations and PLT maps live in :mod:`uk_depscan.elf_symbols`;
-function starts (symtab, dynsym, ``.eh_frame``) in :mod:`uk_depscan.elf_frames`.
+Symbols, versions, relocations and PLT maps live in :mod:`uk_depscan.elf.symbols`;
+function starts (symtab, dynsym, ``.eh_frame``) in :mod:`uk_depscan.elf.frames`.
 """
 from __future__ import annotations
 
@@ -483,7 +483,7 @@ class ElfFile:
         if off is None:
             return ()
         values = self.array_at(off, self.addr_dtype, n, f"DT_{addr_tag}").tolist()
-        from uk_depscan.elf_symbols import relative_addends  # elf_symbols imports this module
+        from uk_depscan.elf.symbols import relative_addends  # elf_symbols imports this module
 
         step = self.addr_dtype.itemsize
         addends = relative_addends(self, addr, addr + n * step)

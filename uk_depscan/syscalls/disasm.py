@@ -1,6 +1,6 @@
 """Capstone decoding of single functions and backward value tracking (x86-64 and AArch64).
 
-Nothing here ever decodes a whole ``.text``: :mod:`uk_depscan.syscall_scan` finds candidate
+Nothing here ever decodes a whole ``.text``: :mod:`uk_depscan.syscalls.scan` finds candidate
 sites with numpy byte patterns and asks this module to decode only the functions that contain
 them.  A decoded function is a list of small tuples; control flow inside it (fall-through,
 direct jumps and conditional branches) gives every instruction its predecessors, and

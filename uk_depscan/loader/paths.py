@@ -1,6 +1,6 @@
 """Where ld.so looks: dynamic string tokens, ld.so.conf, ld.so.cache and default directories.
 
-Pure path logic for :mod:`uk_depscan.loader`.  References are to glibc 2.36 (elf/dl-load.c,
+Pure path logic for :mod:`uk_depscan.loader.resolve`.  References are to glibc 2.36 (elf/dl-load.c,
 elf/dl-cache.c, elf/ldconfig.c); behaviour that depends on the running kernel or CPU
 (AT_PLATFORM, glibc-hwcaps subdirectories) is fixed per target architecture and stated.
 """
@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from uk_depscan.elf import EM_AARCH64, EM_X86_64, is_special_file
+from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, is_special_file
 
 # Debian's multiarch triplets and the interpreters the psABIs fix (PT_INTERP of every glibc program).
 TRIPLETS = {EM_X86_64: "x86_64-linux-gnu", EM_AARCH64: "aarch64-linux-gnu"}

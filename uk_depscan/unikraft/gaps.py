@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from uk_depscan.unikraft import LoupePrior, SyscallSupport, UnikraftTable
+from uk_depscan.unikraft.tables import LoupePrior, SyscallSupport, UnikraftTable
 
 STUB_OK, FAKE_OK = 0.8, 0.8
 MIN_APPS = 5  # fewer Loupe apps than this: too small a sample to decide stub/fake/required

@@ -20,17 +20,17 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from uk_depscan.binding import SymbolBindings
-from uk_depscan.closure import (FAILURE_FUNCTIONS, Node, OpenSummary, Reach, ReachedSyscall, Site,
+from uk_depscan.loader.binding import SymbolBindings
+from uk_depscan.syscalls.closure import (FAILURE_FUNCTIONS, Node, OpenSummary, Reach, ReachedSyscall, Site,
                                 close_over_bindings)
-from uk_depscan.elf import ElfFile
-from uk_depscan.elf_symbols import RELOC_TYPES, elf_relocations
+from uk_depscan.elf.file import ElfFile
+from uk_depscan.elf.symbols import RELOC_TYPES, elf_relocations
 from uk_depscan.errors import DepscanError
-from uk_depscan.linux_syscalls import load_linux_table
-from uk_depscan.loader import LoadResult
-from uk_depscan.requests import request_records
+from uk_depscan.syscalls.linux import load_linux_table
+from uk_depscan.loader.resolve import LoadResult
+from uk_depscan.syscalls.requests import request_records
 from uk_depscan.model import EvidenceStep, SiteRecord, SummarySourceRecord, SyscallFinding, SyscallReport
-from uk_depscan.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
+from uk_depscan.syscalls.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
 
 log = logging.getLogger(__name__)
 LIBC_FAMILY = ("libc.so.6", "libm.so.6", "libpthread.so.0", "librt.so.1", "libdl.so.2", "ld-linux-x86-64.so.2",
@@ -116,7 +116,7 @@ class EngineSummary:
         src = int(np.searchsorted(g.indptr, int(hits[0]), side="right")) - 1
         addr = int(g.func_starts[src])
         if self._symbolizer is None:
-            from uk_depscan.syscall_scan import LazySymbolizer
+            from uk_depscan.syscalls.scan import LazySymbolizer
 
             self._symbolizer = LazySymbolizer(self.elf)
         return self._symbolizer.name_at(addr) or f"sub_{addr:x}"
@@ -171,7 +171,7 @@ def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model
                      entries: tuple[str, ...] = (), no_cache: bool = False,
                      progress: Callable[[str], None] = lambda _msg: None) -> SyscallAnalysis:
     """Reachable syscalls of the root, with evidence, plus the start-up baseline."""
-    from uk_depscan.syscall_scan import scan_library
+    from uk_depscan.syscalls.scan import scan_library
 
     arch = result.files[0].machine_name
     summaries: dict[int, OpenSummary] = {}

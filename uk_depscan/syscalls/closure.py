@@ -3,7 +3,7 @@
 Each library contributes an *open* summary — for an entry point (an export key such as
 ``pthread_create@GLIBC_2.34``, or a pseudo entry like ``<entry>``/``<init>``): the syscall
 sites it reaches inside the library and the imports it calls.  Imports are followed to the
-object ld.so binds them to (:mod:`uk_depscan.binding`), so ``libtorch_cpu.so → std::thread
+object ld.so binds them to (:mod:`uk_depscan.loader.binding`), so ``libtorch_cpu.so → std::thread
 → libstdc++ → pthread_create → libc → clone3`` becomes one evidence chain.  The walk is
 breadth-first, so each syscall keeps its *shortest* chain.
 

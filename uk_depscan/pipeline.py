@@ -11,20 +11,20 @@ from pathlib import Path
 import numpy as np
 
 from uk_depscan import __version__
-from uk_depscan.binding import bind_symbols
-from uk_depscan.elf import ET_DYN, ET_EXEC, ElfFile
-from uk_depscan.elf_symbols import STT_GNU_IFUNC, dynamic_symbols
+from uk_depscan.loader.binding import bind_symbols
+from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile
+from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols
 from uk_depscan.errors import DepscanError
 from uk_depscan.inputs import Inputs, Skipped, collect_inputs
-from uk_depscan.ldpaths import SearchConfig
-from uk_depscan.loader import LoadResult, LoadTree, resolve_tree
-from uk_depscan.gaps import Gap, assess_all, binary_compat_findings, greedy_plan, native_symbol_gaps, work_items
+from uk_depscan.loader.paths import SearchConfig
+from uk_depscan.loader.resolve import LoadResult, LoadTree, resolve_tree
+from uk_depscan.unikraft.gaps import Gap, assess_all, binary_compat_findings, greedy_plan, native_symbol_gaps, work_items
 from uk_depscan.model import (ElfSummary, ImportRecord, MatrixRow, NativeRoute, Report, SearchSettings,
                               SyscallFinding, TableRef, TargetReport)
-from uk_depscan.unikraft import (LibmuslAvailability, LoupePrior, UnikraftTable, load_libmusl_symbols,
+from uk_depscan.unikraft.tables import (LibmuslAvailability, LoupePrior, UnikraftTable, load_libmusl_symbols,
                                  load_loupe_priors, load_unikraft_table)
-from uk_depscan.strings import below_syscall
-from uk_depscan.syscalls import analyze_syscalls, syscall_report
+from uk_depscan.elf.literals import below_syscall
+from uk_depscan.syscalls.reach import analyze_syscalls, syscall_report
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .unikraft_gen import (SourceTree, blank_c, iter_make_lines, match_paren, parse_kconfig,
+from uk_depscan.tablegen.unikraft import (SourceTree, blank_c, iter_make_lines, match_paren, parse_kconfig,
                            split_top)
 
 GENERATOR_NAME = "uk_depscan.libmusl_gen"

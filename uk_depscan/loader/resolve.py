@@ -25,9 +25,9 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from uk_depscan.elf import ET_DYN, ET_EXEC, ElfFile, ElfIdent, open_elf, read_ident
+from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, ElfIdent, open_elf, read_ident
 from uk_depscan.errors import DepscanError
-from uk_depscan.ldpaths import (INTERPRETERS, SearchConfig, default_dirs, expand_tokens, read_ld_so_cache,
+from uk_depscan.loader.paths import (INTERPRETERS, SearchConfig, default_dirs, expand_tokens, read_ld_so_cache,
                                 read_ld_so_conf, split_path_list, starts_with_origin)
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,7 @@ def verify_ident(ident: ElfIdent, elf_class: int, machine: int) -> tuple[str, st
     if ident.e_version != 1:
         return "fatal", "ELF file version does not match current one"
     if ident.e_machine != machine:
-        from uk_depscan.elf import MACHINE_NAMES
+        from uk_depscan.elf.file import MACHINE_NAMES
         return "skip", f"wrong machine: {MACHINE_NAMES.get(ident.e_machine, ident.e_machine)}"
     if ident.e_type not in (ET_DYN, ET_EXEC):
         return "fatal", "only ET_DYN and ET_EXEC can be loaded"

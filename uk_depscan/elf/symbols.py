@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from uk_depscan.elf import DT, EM_AARCH64, EM_X86_64, MAX_TABLE_ENTRIES
+from uk_depscan.elf.file import DT, EM_AARCH64, EM_X86_64, MAX_TABLE_ENTRIES
 
 if TYPE_CHECKING:
-    from uk_depscan.elf import ElfFile
+    from uk_depscan.elf.file import ElfFile
 
 SHT_DYNSYM = 11
 STB_NAMES = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from uk_depscan.elf import ElfFile
-from uk_depscan.elf_symbols import dynamic_symbols
+from uk_depscan.elf.file import ElfFile
+from uk_depscan.elf.symbols import dynamic_symbols
 
 SHT_PROGBITS, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
 MAX_FINDINGS = 2000

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from uk_depscan.elf import ElfFile
-from uk_depscan.elf_symbols import VERSYM_HIDDEN, DynamicSymbols, ImportedSymbol, dynamic_symbols
+from uk_depscan.elf.file import ElfFile
+from uk_depscan.elf.symbols import VERSYM_HIDDEN, DynamicSymbols, ImportedSymbol, dynamic_symbols
 from uk_depscan.errors import DepscanError
-from uk_depscan.loader import LoadResult
+from uk_depscan.loader.resolve import LoadResult
 
 
 @dataclass(frozen=True)

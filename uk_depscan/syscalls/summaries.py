@@ -1,6 +1,6 @@
 """Per-library syscall summaries: entry (export key or pseudo entry) → syscalls and imports.
 
-Two sources, one shape (:class:`TableSummary`, an :class:`~uk_depscan.closure.OpenSummary`):
+Two sources, one shape (:class:`TableSummary`, an :class:`~uk_depscan.syscalls.closure.OpenSummary`):
 
 * computed by the engine from a library on disk, cached by build-id;
 * shipped in ``syscall_tables/summaries/<model>-<arch>.json`` for libc models the scanning
@@ -21,7 +21,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Mapping
 
-from uk_depscan.closure import Reach, Site
+from uk_depscan.syscalls.closure import Reach, Site
 from uk_depscan.errors import TableError
 
 SCHEMA_VERSION = 1

@@ -4,7 +4,7 @@ Nodes ``0 .. n_funcs-1`` are function starts (sorted addresses, ``func_starts``)
 ``n_funcs .. n_funcs+n_imports-1`` are imported symbols (``import_keys``, "name@VERSION").
 Edges are direct calls and jumps between functions, PLT calls, and GOT calls/jumps; there is
 no Python object per edge.  Only import nodes and functions have identity; a syscall *site*
-is attached to its containing function by :mod:`uk_depscan.syscall_scan`.
+is attached to its containing function by :mod:`uk_depscan.syscalls.scan`.
 """
 from __future__ import annotations
 
