@@ -8,6 +8,7 @@ Runs: `deps`, a cold full analysis (--no-cache: every library of the closure sca
 with the libc family from the shipped tables (--libc glibc), a warm run (cache), and
 `objdump -d LIB > /dev/null` as the baseline, all in this one run so the ratio is like for like.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,11 +45,15 @@ def main() -> int:
         if not lib.exists():
             print(f"missing {lib}: run bash bench/fetch_wheels.sh", file=sys.stderr)
             return 2
-        cases = [("deps", exe + ["deps", str(lib)]),
-                 ("full analysis, cold (--no-cache)", exe + ["scan", str(lib), "--no-cache", "-q", "-f", "json"]),
-                 ("full analysis, cold target + shipped glibc summaries (--no-cache --libc glibc)",
-                  exe + ["scan", str(lib), "--no-cache", "--libc", "glibc", "-q", "-f", "json"]),
-                 ("full analysis, cached", exe + ["scan", str(lib), "-q", "-f", "json"])]
+        cases = [
+            ("deps", exe + ["deps", str(lib)]),
+            ("full analysis, cold (--no-cache)", exe + ["scan", str(lib), "--no-cache", "-q", "-f", "json"]),
+            (
+                "full analysis, cold target + shipped glibc summaries (--no-cache --libc glibc)",
+                exe + ["scan", str(lib), "--no-cache", "--libc", "glibc", "-q", "-f", "json"],
+            ),
+            ("full analysis, cached", exe + ["scan", str(lib), "-q", "-f", "json"]),
+        ]
         if not args.skip_objdump:
             cases.append(("objdump -d > /dev/null (baseline)", ["objdump", "-d", str(lib)]))
         results = {name: run(cmd) for name, cmd in cases}
@@ -57,10 +62,17 @@ def main() -> int:
             ratio = f"{secs / base[0]:.3f}x" if base else "-"
             rows.append(f"| {lib.name} | {name} | {secs:.2f} | {ratio} | {rss:.0f} | {code} |")
             print(rows[-1])
-    text = ["# Full-analysis benchmark", "",
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
-            f"Command: `python bench/bench_analysis.py {' '.join(map(str, args.libs))}`", "",
-            "| library | run | seconds | vs objdump | peak RSS MiB | exit |", "|---|---|---|---|---|---|", *rows, ""]
+    text = [
+        "# Full-analysis benchmark",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
+        f"Command: `python bench/bench_analysis.py {' '.join(map(str, args.libs))}`",
+        "",
+        "| library | run | seconds | vs objdump | peak RSS MiB | exit |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
     args.out.write_text("\n".join(text))
     return 0
 

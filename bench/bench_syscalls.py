@@ -10,6 +10,7 @@ Usage:  python bench/bench_syscalls.py [LIB] [--write bench/RESULTS.md] [--repea
 LIB defaults to $UK_DEPSCAN_WHEELS/torch/torch/lib/libtorch_cpu.so (UK_DEPSCAN_WHEELS defaults
 to /work/wheels/x, else bench/wheels/x).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,9 +90,11 @@ def main() -> None:
         cache_bytes = sum(p.stat().st_size for p in Path(cache).iterdir())
 
     mb = 1 << 20
-    rows = [("syscall scan, uncached (whole process)", scan_wall, scan_rss),
-            ("scan + cache write (first cached run)", fill_wall, None),
-            ("syscall scan, cached re-scan (whole process)", cached_wall, cached_rss)]
+    rows = [
+        ("syscall scan, uncached (whole process)", scan_wall, scan_rss),
+        ("scan + cache write (first cached run)", fill_wall, None),
+        ("syscall scan, cached re-scan (whole process)", cached_wall, cached_rss),
+    ]
     if objdump_wall is not None:
         rows.insert(1, ("objdump -d > /dev/null", objdump_wall, objdump_rss))
     print(f"library: {lib} ({lib.stat().st_size / mb:.0f} MB)")
@@ -99,32 +102,48 @@ def main() -> None:
         print(f"  {name:48s} {wall:8.2f} s   " + (f"peak RSS {rss / mb:7.0f} MB" if rss else ""))
     if objdump_wall:
         print(f"  ratio scan/objdump: {scan_wall / objdump_wall:.3f}")
-    print(f"  result: {info['sites']} sites {info['by_kind']}, {info['functions']} functions, "
-          f"{info['edges']} call-graph edges, {info['wrappers']} local wrappers; cache {cache_bytes / mb:.1f} MB")
+    print(
+        f"  result: {info['sites']} sites {info['by_kind']}, {info['functions']} functions, "
+        f"{info['edges']} call-graph edges, {info['wrappers']} local wrappers; cache {cache_bytes / mb:.1f} MB"
+    )
     print(f"  in-process phases: {info['stats']}")
 
     if args.write:
-        cmd = ("python bench/bench_syscalls.py " + (f"{args.lib} " if args.lib else "")
-               + (f"--repeat {args.repeat} " if args.repeat > 1 else "") + f"--write {args.write}")
+        cmd = (
+            "python bench/bench_syscalls.py "
+            + (f"{args.lib} " if args.lib else "")
+            + (f"--repeat {args.repeat} " if args.repeat > 1 else "")
+            + f"--write {args.write}"
+        )
         lines = [
-            "# Syscall extraction benchmark", "",
+            "# Syscall extraction benchmark",
+            "",
             f"Command: `{cmd.replace('  ', ' ')}`  ",
             f"Library: `{lib}` ({lib.stat().st_size / mb:.0f} MB)  ",
             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-            "Each row is a separate process; wall time and peak RSS (`ru_maxrss` from `wait4`).", "",
-            "| run | wall time | peak RSS |", "|---|---:|---:|"]
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            "",
+            "Each row is a separate process; wall time and peak RSS (`ru_maxrss` from `wait4`).",
+            "",
+            "| run | wall time | peak RSS |",
+            "|---|---:|---:|",
+        ]
         for name, wall, rss in rows:
             lines.append(f"| {name} | {wall:.2f} s | {f'{rss / mb:.0f} MB' if rss else '—'} |")
         lines.append("")
         if objdump_wall:
             lines.append(f"Ratio uncached scan / objdump: **{scan_wall / objdump_wall:.3f}** (target ≤ 0.1).  ")
-        lines += [f"Peak RSS of the scan: **{scan_rss / mb:.0f} MB** (target ≤ 1536 MB); "
-                  f"cached re-scan: **{cached_wall:.2f} s** (target ≤ 1 s).", "",
-                  f"Result: {info['sites']} sites {info['by_kind']}, {info['functions']} functions, "
-                  f"{info['edges']} call-graph edges, {info['wrappers']} local wrappers; "
-                  f"cache entry {cache_bytes / mb:.1f} MB.", "",
-                  f"In-process phase times (s): `{json.dumps(info['stats'])}`", ""]
+        lines += [
+            f"Peak RSS of the scan: **{scan_rss / mb:.0f} MB** (target ≤ 1536 MB); "
+            f"cached re-scan: **{cached_wall:.2f} s** (target ≤ 1 s).",
+            "",
+            f"Result: {info['sites']} sites {info['by_kind']}, {info['functions']} functions, "
+            f"{info['edges']} call-graph edges, {info['wrappers']} local wrappers; "
+            f"cache entry {cache_bytes / mb:.1f} MB.",
+            "",
+            f"In-process phase times (s): `{json.dumps(info['stats'])}`",
+            "",
+        ]
         args.write.write_text("\n".join(lines))
 
 

@@ -23,6 +23,7 @@ header layout; the host gcc is enough.  The ``__NR_<name>`` values (possibly ali
 ``__NR_newfstatat`` -> ``__NR3264_fstatat`` -> 79) are then resolved by
 ``uk_depscan.syscalls.linux.parse_header_text``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from uk_depscan.syscalls.linux import (SCHEMA_VERSION, dump_table, parse_header_text,  # noqa: E402
-                                       validate_table_doc)
+from uk_depscan.syscalls.linux import SCHEMA_VERSION, dump_table, parse_header_text, validate_table_doc  # noqa: E402
 
 PACKAGE = "linux-libc-dev"
 DEFAULT_SUITE = "trixie"
@@ -50,9 +50,9 @@ COMMAND = "python scripts/gen_linux_syscalls.py"
 
 @dataclass(frozen=True)
 class ArchSpec:
-    arch: str          # table name
-    deb_arch: str      # Debian architecture of a per-arch package
-    triplet: str       # multiarch include dir holding asm/
+    arch: str  # table name
+    deb_arch: str  # Debian architecture of a per-arch package
+    triplet: str  # multiarch include dir holding asm/
     predefines: tuple[str, ...]  # what the arch's compiler predefines that the headers test
 
 
@@ -81,11 +81,14 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess[str]:
 def inspect_deb(path: Path) -> Deb:
     def field(name: str) -> str:
         return run(["dpkg-deb", "-f", str(path), name]).stdout.strip()
-    return Deb(path, field("Package"), field("Version"), field("Architecture"),
-               hashlib.sha256(path.read_bytes()).hexdigest())
+
+    return Deb(
+        path, field("Package"), field("Version"), field("Architecture"), hashlib.sha256(path.read_bytes()).hexdigest()
+    )
 
 
 # ----------------------------------------------------------------------------- fetching
+
 
 def apt_options(suite: str, state: Path) -> list[str]:
     """apt-get options for a private apt state holding only ``suite`` (system config untouched)."""
@@ -95,10 +98,22 @@ def apt_options(suite: str, state: Path) -> list[str]:
     for sub in (parts, state / "lists" / "partial", state / "cache" / "archives" / "partial"):
         sub.mkdir(parents=True, exist_ok=True)
     (parts / "debian.sources").write_text(
-        f"Types: deb\nURIs: {MIRROR}\nSuites: {suite}\nComponents: main\nSigned-By: {KEYRING}\n")
-    return ["-o", "Dir::Etc::SourceList=/dev/null", "-o", f"Dir::Etc::SourceParts={parts}",
-            "-o", f"Dir::State::Lists={state / 'lists'}", "-o", f"Dir::Cache={state / 'cache'}",
-            "-o", "APT::Architectures::=amd64", "-o", "APT::Architectures::=arm64"]
+        f"Types: deb\nURIs: {MIRROR}\nSuites: {suite}\nComponents: main\nSigned-By: {KEYRING}\n"
+    )
+    return [
+        "-o",
+        "Dir::Etc::SourceList=/dev/null",
+        "-o",
+        f"Dir::Etc::SourceParts={parts}",
+        "-o",
+        f"Dir::State::Lists={state / 'lists'}",
+        "-o",
+        f"Dir::Cache={state / 'cache'}",
+        "-o",
+        "APT::Architectures::=amd64",
+        "-o",
+        "APT::Architectures::=arm64",
+    ]
 
 
 def download(suite: str, version: str | None, work: Path) -> Path:
@@ -128,9 +143,23 @@ def find_deb(directory: Path, spec: ArchSpec) -> Path:
 
 # ----------------------------------------------------------------------------- evaluating
 
+
 def cpp_cmd(inc: Path, spec: ArchSpec, *flags: str) -> list[str]:
-    return ["gcc", "-E", *flags, "-nostdinc", "-undef", *(f"-D{d}" for d in spec.predefines),
-            "-I", str(inc / spec.triplet), "-I", str(inc), "-x", "c", "-"]
+    return [
+        "gcc",
+        "-E",
+        *flags,
+        "-nostdinc",
+        "-undef",
+        *(f"-D{d}" for d in spec.predefines),
+        "-I",
+        str(inc / spec.triplet),
+        "-I",
+        str(inc),
+        "-x",
+        "c",
+        "-",
+    ]
 
 
 def preprocess(root: Path, spec: ArchSpec) -> tuple[str, list[str]]:
@@ -161,9 +190,11 @@ def build(spec: ArchSpec, deb: Deb, work: Path, suite: str) -> dict:
         "deb": deb.path.name,
         "deb_sha256": deb.sha256,
         "header": " -> ".join(headers),
-        "method": (f"gcc -E -dM -nostdinc -undef {' '.join('-D' + d for d in spec.predefines)} "
-                   f"-I usr/include/{spec.triplet} -I usr/include on '#include <asm/unistd.h>'; "
-                   "every __NR_<name> macro resolved to an integer"),
+        "method": (
+            f"gcc -E -dM -nostdinc -undef {' '.join('-D' + d for d in spec.predefines)} "
+            f"-I usr/include/{spec.triplet} -I usr/include on '#include <asm/unistd.h>'; "
+            "every __NR_<name> macro resolved to an integer"
+        ),
         "generator": GENERATOR,
         "command": COMMAND if suite == DEFAULT_SUITE else f"{COMMAND} --suite {suite}",
     }
@@ -176,8 +207,11 @@ def build(spec: ArchSpec, deb: Deb, work: Path, suite: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", default=DEFAULT_SUITE,
-                    help=f"Debian suite to fetch {PACKAGE} from (default {DEFAULT_SUITE}; 'system': this machine's apt sources)")
+    ap.add_argument(
+        "--suite",
+        default=DEFAULT_SUITE,
+        help=f"Debian suite to fetch {PACKAGE} from (default {DEFAULT_SUITE}; 'system': this machine's apt sources)",
+    )
     ap.add_argument("--version", help=f"exact {PACKAGE} version to download")
     ap.add_argument("--deb-dir", type=Path, help=f"use {PACKAGE}_*_{{all,amd64,arm64}}.deb from here; no download")
     ap.add_argument("--out", type=Path, default=REPO / "syscall_tables" / "linux")
@@ -191,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             doc = build(spec, deb, work, args.suite)
             out = args.out / f"{spec.arch}.json"
             out.write_text(dump_table(doc), encoding="utf-8")
-            print(f"wrote {out}: {len(doc['syscalls'])} syscalls (max {max(doc['syscalls'].values())}) "
-                  f"from {deb.package} {deb.version} ({deb.architecture})", file=sys.stderr)
+            print(
+                f"wrote {out}: {len(doc['syscalls'])} syscalls (max {max(doc['syscalls'].values())}) "
+                f"from {deb.package} {deb.version} ({deb.architecture})",
+                file=sys.stderr,
+            )
     return 0
 
 

@@ -1,11 +1,11 @@
 """Shared test helpers: compilers, fixture builds, the CLI run in-process."""
+
 from __future__ import annotations
 
 import io
 import os
 import shutil
 import subprocess
-import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -20,16 +20,37 @@ def have(tool: str) -> bool:
     return shutil.which(tool) is not None
 
 
-def compile_so(out: Path, sources: list[Path], *, arch: str = "x86_64", soname: str | None = None,
-               link: list[Path] = (), rpath: str | None = None, runpath: str | None = None,
-               extra: list[str] = (), define: str | None = None) -> Path:
+def compile_so(
+    out: Path,
+    sources: list[Path],
+    *,
+    arch: str = "x86_64",
+    soname: str | None = None,
+    link: list[Path] = (),
+    rpath: str | None = None,
+    runpath: str | None = None,
+    extra: list[str] = (),
+    define: str | None = None,
+) -> Path:
     """Build a -nostdlib shared object, so its DT_NEEDED list is exactly ``link``."""
     cc = CROSS_CC[arch]
     if not have(cc):
         pytest.skip(f"{cc} not installed")
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [cc, "-shared", "-nostdlib", "-fPIC", "-O1", "-o", str(out), *map(str, sources),
-           f"-Wl,-soname,{soname or out.name}", "-Wl,--no-as-needed", *map(str, link), *extra]
+    cmd = [
+        cc,
+        "-shared",
+        "-nostdlib",
+        "-fPIC",
+        "-O1",
+        "-o",
+        str(out),
+        *map(str, sources),
+        f"-Wl,-soname,{soname or out.name}",
+        "-Wl,--no-as-needed",
+        *map(str, link),
+        *extra,
+    ]
     if define:
         cmd.append(f"-DFUNC={define}")
     if rpath is not None:

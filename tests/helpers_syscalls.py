@@ -1,4 +1,5 @@
 """Helpers for the syscall-extraction tests: build the fixture libraries, compare site sets."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def build_syscall_fixture(arch: str, out_dir: Path, opt: str = "-O2", sources: l
         pytest.skip(f"{cc} not installed")
     out_dir.mkdir(parents=True, exist_ok=True)
     objs = []
-    for src, flags in (SOURCES if sources is None else sources):
+    for src, flags in SOURCES if sources is None else sources:
         path = SYSCALL_FIXTURES / src.format(arch=arch)
         obj = out_dir / f"{arch}{opt}-{path.stem}.o"
         _run([cc, opt, "-fPIC", *flags, "-c", str(path), "-o", str(obj)])
@@ -43,8 +44,7 @@ def _run(cmd: list[str]) -> None:
 
 def expected_sites(arch: str) -> set[tuple]:
     doc = json.loads((SYSCALL_FIXTURES / arch / "expect.json").read_text())
-    return {(e["function"], e["kind"], tuple(e["numbers"]), e["confidence"], e.get("via"))
-            for e in doc["sites"]}
+    return {(e["function"], e["kind"], tuple(e["numbers"]), e["confidence"], e.get("via")) for e in doc["sites"]}
 
 
 def expected_wrappers(arch: str) -> set[tuple]:

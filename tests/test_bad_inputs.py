@@ -1,4 +1,5 @@
 """Corrupt and hostile inputs built from bytes: one clear line, exit 2, no traceback, fast."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, compile_so, run_cli
 
 
@@ -19,8 +19,13 @@ def good_so(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def _elf_header_with(data: bytes, **fields: int) -> bytes:
-    offsets = {"e_shoff": (0x28, "<Q"), "e_shnum": (0x3C, "<H"), "e_phoff": (0x20, "<Q"),
-               "e_phnum": (0x38, "<H"), "e_shentsize": (0x3A, "<H")}
+    offsets = {
+        "e_shoff": (0x28, "<Q"),
+        "e_shnum": (0x3C, "<H"),
+        "e_phoff": (0x20, "<Q"),
+        "e_phnum": (0x38, "<H"),
+        "e_shentsize": (0x3A, "<H"),
+    }
     buf = bytearray(data)
     for name, value in fields.items():
         off, fmt = offsets[name]

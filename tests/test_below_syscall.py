@@ -1,4 +1,5 @@
 """Pseudo-files and dlopen targets found in read-only data, exactly, on fixtures."""
+
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import FIXTURES, have
+
 from uk_depscan.elf.file import open_elf
 from uk_depscan.elf.literals import below_syscall
 
@@ -30,5 +32,6 @@ def test_note_dlopen_and_no_literals_without_dlopen(tmp_path: Path) -> None:
         return
     b = below_syscall(open_elf(_build(FIXTURES / "elf" / "features.c", tmp_path / "libfeatures.so")))
     assert [(d.name, d.source) for d in b.dlopen_targets] == [
-        ("libzstd.so.1", ".note.dlopen (feature=zstd, priority=recommended)")]
+        ("libzstd.so.1", ".note.dlopen (feature=zstd, priority=recommended)")
+    ]
     assert not b.imports_dlopen and b.pseudo_files == ()

@@ -1,4 +1,5 @@
 """Symbol binding on compiled fixtures: versions, weak imports, providers in load order."""
+
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import FIXTURES, compile_so, have, run_cli
+
 from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.loader.resolve import resolve_tree
 
@@ -14,11 +16,13 @@ SRC = FIXTURES / "loader"
 
 def test_versioned_symbol_binds_to_the_recorded_version(tmp_path: Path) -> None:
     """A binary linked against foo@VER_1 keeps binding to VER_1 after libver gains foo@@VER_2."""
-    old = compile_so(tmp_path / "old" / "libver.so", [SRC / "versioned_v1.c"],
-                     extra=[f"-Wl,--version-script={SRC / 'ver1.map'}"])
+    old = compile_so(
+        tmp_path / "old" / "libver.so", [SRC / "versioned_v1.c"], extra=[f"-Wl,--version-script={SRC / 'ver1.map'}"]
+    )
     user_old = compile_so(tmp_path / "a" / "libuser_old.so", [SRC / "user.c"], link=[old], runpath="$ORIGIN/../new")
-    new = compile_so(tmp_path / "new" / "libver.so", [SRC / "versioned_v2.c"],
-                     extra=[f"-Wl,--version-script={SRC / 'ver2.map'}"])
+    new = compile_so(
+        tmp_path / "new" / "libver.so", [SRC / "versioned_v2.c"], extra=[f"-Wl,--version-script={SRC / 'ver2.map'}"]
+    )
     user_new = compile_so(tmp_path / "a" / "libuser_new.so", [SRC / "user.c"], link=[new], runpath="$ORIGIN/../new")
     for user, version in ((user_old, "VER_1"), (user_new, "VER_2")):
         result = resolve_tree(user)
@@ -30,10 +34,13 @@ def test_versioned_symbol_binds_to_the_recorded_version(tmp_path: Path) -> None:
 
 def test_missing_version_is_reported(tmp_path: Path) -> None:
     """Linked against VER_2, run against a libver.so that only has VER_1: ld.so refuses to start."""
-    new = compile_so(tmp_path / "new" / "libver.so", [SRC / "versioned_v2.c"],
-                     extra=[f"-Wl,--version-script={SRC / 'ver2.map'}"])
+    new = compile_so(
+        tmp_path / "new" / "libver.so", [SRC / "versioned_v2.c"], extra=[f"-Wl,--version-script={SRC / 'ver2.map'}"]
+    )
     user = compile_so(tmp_path / "a" / "libuser.so", [SRC / "user.c"], link=[new], runpath="$ORIGIN/../old")
-    compile_so(tmp_path / "old" / "libver.so", [SRC / "versioned_v1.c"], extra=[f"-Wl,--version-script={SRC / 'ver1.map'}"])
+    compile_so(
+        tmp_path / "old" / "libver.so", [SRC / "versioned_v1.c"], extra=[f"-Wl,--version-script={SRC / 'ver1.map'}"]
+    )
     problems = bind_symbols(resolve_tree(user)).version_problems
     assert [(p.file, p.version) for p in problems] == [("libver.so", "VER_2")]
     assert "version `VER_2' not found" in problems[0].reason
@@ -73,8 +80,9 @@ def test_imports_match_readelf(tmp_path: Path) -> None:
     if not target.exists():
         return
     out = subprocess.run(["readelf", "--dyn-syms", "-W", str(target)], capture_output=True, text=True).stdout
-    theirs = {cols[7] for cols in map(str.split, out.splitlines())
-              if len(cols) >= 8 and cols[6] == "UND" and cols[0] != "0:"}
+    theirs = {
+        cols[7] for cols in map(str.split, out.splitlines()) if len(cols) >= 8 and cols[6] == "UND" and cols[0] != "0:"
+    }
     from uk_depscan.elf.file import open_elf
     from uk_depscan.elf.symbols import dynamic_symbols
 

@@ -1,4 +1,5 @@
 """Capstone decoding and backward value tracking on literal byte strings (no compiler needed)."""
+
 from __future__ import annotations
 
 import struct
@@ -28,19 +29,22 @@ def a64(words: list[int], reg: str = "x8", site: str = "svc"):
 SYSCALL = b"\x0f\x05"
 
 
-@pytest.mark.parametrize("code,expected", [
-    (b"\xb8\x27\x00\x00\x00" + SYSCALL, {39}),                                   # mov $39,%eax
-    (b"\x48\xc7\xc0\x3c\x00\x00\x00" + SYSCALL, {60}),                           # mov $60,%rax
-    (b"\x48\xb8" + (231).to_bytes(8, "little") + SYSCALL, {231}),                 # movabs
-    (b"\x41\xb8\xca\x00\x00\x00\x90\x44\x89\xc0" + SYSCALL, {202}),              # mov $0xca,%r8d; mov %r8d,%eax
-    (b"\x6a\x18\x58" + SYSCALL, {24}),                                           # push $24; pop %rax
-    (b"\x31\xc0" + SYSCALL, {0}),                                                # xor %eax,%eax
-    (b"\xb9\x14\x00\x00\x00\x8d\x41\x02" + SYSCALL, {22}),                       # mov $20,%ecx; lea 2(%rcx),%eax
-    (b"\x31\xc0\xb0\x3c" + SYSCALL, {60}),                                       # xor; mov $0x3c,%al
-    (b"\xbb\x27\x00\x00\x00\xe8\x00\x00\x00\x00\x89\xd8" + SYSCALL, {39}),       # ebx survives a call
-    (b"\xb8\x27\x00\x00\x00\x83\xc0\x03" + SYSCALL, {42}),                       # add $3,%eax
-    (b"\x6a\x27\x6a\x05\x5f\x58" + SYSCALL, {39}),                               # two pushes, two pops
-])
+@pytest.mark.parametrize(
+    "code,expected",
+    [
+        (b"\xb8\x27\x00\x00\x00" + SYSCALL, {39}),  # mov $39,%eax
+        (b"\x48\xc7\xc0\x3c\x00\x00\x00" + SYSCALL, {60}),  # mov $60,%rax
+        (b"\x48\xb8" + (231).to_bytes(8, "little") + SYSCALL, {231}),  # movabs
+        (b"\x41\xb8\xca\x00\x00\x00\x90\x44\x89\xc0" + SYSCALL, {202}),  # mov $0xca,%r8d; mov %r8d,%eax
+        (b"\x6a\x18\x58" + SYSCALL, {24}),  # push $24; pop %rax
+        (b"\x31\xc0" + SYSCALL, {0}),  # xor %eax,%eax
+        (b"\xb9\x14\x00\x00\x00\x8d\x41\x02" + SYSCALL, {22}),  # mov $20,%ecx; lea 2(%rcx),%eax
+        (b"\x31\xc0\xb0\x3c" + SYSCALL, {60}),  # xor; mov $0x3c,%al
+        (b"\xbb\x27\x00\x00\x00\xe8\x00\x00\x00\x00\x89\xd8" + SYSCALL, {39}),  # ebx survives a call
+        (b"\xb8\x27\x00\x00\x00\x83\xc0\x03" + SYSCALL, {42}),  # add $3,%eax
+        (b"\x6a\x27\x6a\x05\x5f\x58" + SYSCALL, {39}),  # two pushes, two pops
+    ],
+)
 def test_x86_exact(code, expected):
     res = x86(code)
     assert set(res.values) == expected and not res.unknown and not res.params
@@ -59,18 +63,21 @@ def test_x86_cmov_gives_both():
     assert set(x86(code).values) == {60, 231}
 
 
-@pytest.mark.parametrize("code,reason", [
-    (b"\x8b\x07" + SYSCALL, "memory"),                                           # mov (%rdi),%eax
-    (b"\xb8\x27\x00\x00\x00\xe8\x00\x00\x00\x00" + SYSCALL, "result of call"),    # clobbered by call
-    (b"\x0f\xaf\xc7" + SYSCALL, "computed"),                                      # imul %edi,%eax
-])
+@pytest.mark.parametrize(
+    "code,reason",
+    [
+        (b"\x8b\x07" + SYSCALL, "memory"),  # mov (%rdi),%eax
+        (b"\xb8\x27\x00\x00\x00\xe8\x00\x00\x00\x00" + SYSCALL, "result of call"),  # clobbered by call
+        (b"\x0f\xaf\xc7" + SYSCALL, "computed"),  # imul %edi,%eax
+    ],
+)
 def test_x86_unknown_reasons(code, reason):
     res = x86(code)
     assert not res.values and res.unknown and reason in res.unknown[0]
 
 
 def test_x86_number_from_argument_is_a_param():
-    res = x86(b"\x48\x89\xf8\x48\x89\xf7" + SYSCALL)          # mov %rdi,%rax; mov %rsi,%rdi; syscall
+    res = x86(b"\x48\x89\xf8\x48\x89\xf7" + SYSCALL)  # mov %rdi,%rax; mov %rsi,%rdi; syscall
     assert res.params == {"rdi"} and not res.values
 
 
@@ -88,17 +95,19 @@ def test_wrapper_argument_at_call():
 
 
 def test_byte_pair_inside_immediate_is_not_an_instruction():
-    code = b"\xb8\x0f\x05\x0f\x05\xc3"                          # mov $0x050f050f,%eax ; ret
+    code = b"\xb8\x0f\x05\x0f\x05\xc3"  # mov $0x050f050f,%eax ; ret
     arch = get_arch("x86_64")
     assert instruction_starts(arch, code, BASE, [BASE + 1, BASE + 3, BASE + 5]) == {BASE + 5}
 
 
 def test_padding_after_ret_is_no_path():
     # je L ; ret ; nop (padding) ; L: mov $39,%eax is reached only from the je... but eax set before
-    code = (b"\xb8\x27\x00\x00\x00"       # mov $39,%eax
-            b"\x74\x02"                   # je +2 -> syscall
-            b"\xc3"                       # ret
-            b"\x90" + SYSCALL)            # nop padding ; syscall
+    code = (
+        b"\xb8\x27\x00\x00\x00"  # mov $39,%eax
+        b"\x74\x02"  # je +2 -> syscall
+        b"\xc3"  # ret
+        b"\x90" + SYSCALL
+    )  # nop padding ; syscall
     res = x86(code)
     assert set(res.values) == {39} and not res.unknown
 
@@ -107,13 +116,16 @@ def test_padding_after_ret_is_no_path():
 SVC = 0xD4000001
 
 
-@pytest.mark.parametrize("words,expected", [
-    ([0xD2801588, SVC], {172}),                                   # mov x8,#172
-    ([0x52801649, 0xD503201F, 0xAA0903E8, SVC], {178}),           # mov w9,#178; nop; mov x8,x9
-    ([0xD2800068, 0xF2A00028, SVC], {0x10003}),                   # movz x8,#3; movk x8,#1,lsl #16
-    ([0xAA1F03E8, SVC], {0}),                                     # mov x8,xzr
-    ([0x5280078A, 0x11000D48, SVC], {63}),                        # mov w10,#60; add w8,w10,#3
-])
+@pytest.mark.parametrize(
+    "words,expected",
+    [
+        ([0xD2801588, SVC], {172}),  # mov x8,#172
+        ([0x52801649, 0xD503201F, 0xAA0903E8, SVC], {178}),  # mov w9,#178; nop; mov x8,x9
+        ([0xD2800068, 0xF2A00028, SVC], {0x10003}),  # movz x8,#3; movk x8,#1,lsl #16
+        ([0xAA1F03E8, SVC], {0}),  # mov x8,xzr
+        ([0x5280078A, 0x11000D48, SVC], {63}),  # mov w10,#60; add w8,w10,#3
+    ],
+)
 def test_a64_exact(words, expected):
     res = a64(words)
     assert set(res.values) == expected and not res.unknown and not res.params
@@ -126,17 +138,17 @@ def test_a64_two_branches():
 
 
 def test_a64_unknown_and_param():
-    res = a64([0xF9400008, SVC])                                  # ldr x8,[x0]
+    res = a64([0xF9400008, SVC])  # ldr x8,[x0]
     assert not res.values and "memory" in res.unknown[0]
-    res = a64([0xAA0003E8, 0xAA0103E0, SVC])                      # mov x8,x0; mov x0,x1
+    res = a64([0xAA0003E8, 0xAA0103E0, SVC])  # mov x8,x0; mov x0,x1
     assert res.params == {"x0"}
-    res = a64([0xD2801588, 0x94000000, SVC])                      # bl clobbers x8
+    res = a64([0xD2801588, 0x94000000, SVC])  # bl clobbers x8
     assert not res.values and "call" in res.unknown[0]
 
 
 def test_a64_literal_pool_is_data():
     arch = get_arch("aarch64")
-    words = [0xD65F03C0, SVC, SVC]                                # ret ; .word svc ; .word svc
+    words = [0xD65F03C0, SVC, SVC]  # ret ; .word svc ; .word svc
     f = decode_function(arch, struct.pack("<3I", *words), BASE)
     assert looks_like_data(f, 1) and looks_like_data(f, 2)
     f = decode_function(arch, struct.pack("<2I", 0xD2801588, SVC), BASE)
@@ -169,12 +181,11 @@ def test_clang_ud1_trap_keeps_decoding_in_sync():
 
 def test_x86_spill_slot_at_O0():
     # mov %edi,-0x14(%rbp) ; movl $0,-0x4(%rbp) ; mov -0x14(%rbp),%eax ; mov %eax,%edi ; call
-    code = (b"\x89\x7d\xec" b"\xc7\x45\xfc\x00\x00\x00\x00" b"\x8b\x45\xec" b"\x89\xc7"
-            b"\xe8\x00\x00\x00\x00")
+    code = b"\x89\x7d\xec\xc7\x45\xfc\x00\x00\x00\x00\x8b\x45\xec\x89\xc7\xe8\x00\x00\x00\x00"
     res = x86(code, site_mnemonic="call", reg="rdi")
     assert res.params == {"rdi"} and not res.unknown
     # the slot overwritten in between: unknown
-    code = b"\x89\x7d\xec" b"\x83\x45\xec\x01" b"\x8b\x45\xec" b"\x89\xc7" b"\xe8\x00\x00\x00\x00"
+    code = b"\x89\x7d\xec\x83\x45\xec\x01\x8b\x45\xec\x89\xc7\xe8\x00\x00\x00\x00"
     res = x86(code, site_mnemonic="call", reg="rdi")
     assert not res.params and "stack slot modified" in res.unknown[0]
 

@@ -1,4 +1,5 @@
 """The ELF model against readelf/objdump on fixtures compiled at test time (x86-64 and aarch64)."""
+
 from __future__ import annotations
 
 import re
@@ -6,25 +7,43 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, have
+
 from uk_depscan.elf.file import open_elf
 from uk_depscan.elf.frames import fde_starts, function_starts
 from uk_depscan.elf.symbols import dynamic_symbols, plt_stub_symbols
 
-ARCHES = {"x86_64": ("gcc", "objdump", "readelf"),
-          "aarch64": ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-objdump", "aarch64-linux-gnu-readelf")}
+ARCHES = {
+    "x86_64": ("gcc", "objdump", "readelf"),
+    "aarch64": ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-objdump", "aarch64-linux-gnu-readelf"),
+}
 
 
 @pytest.fixture(scope="module", params=sorted(ARCHES))
-def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, tuple[str, str, str]]:
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path, tuple[str, str, str]]:
     arch = request.param
     tools = ARCHES[arch]
     if not all(have(t) for t in tools):
         pytest.skip(f"{arch} toolchain not installed")
     out = tmp_path_factory.mktemp(arch) / "libfeatures.so"
-    subprocess.run([tools[0], "-shared", "-fPIC", "-O1", "-Wl,--build-id", "-Wl,-z,execstack", "-Wl,-soname,libfeatures.so", "-o", str(out),
-                    str(FIXTURES / "elf" / "features.c")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            tools[0],
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-Wl,--build-id",
+            "-Wl,-z,execstack",
+            "-Wl,-soname,libfeatures.so",
+            "-o",
+            str(out),
+            str(FIXTURES / "elf" / "features.c"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return arch, out, tools
 
 
@@ -52,8 +71,11 @@ def test_header_dynamic_and_notes(built: tuple[str, Path, tuple[str, str, str]])
 
 def test_symbols_match_readelf(built: tuple[str, Path, tuple[str, str, str]]) -> None:
     _, path, (_, _, readelf) = built
-    rows = [c for c in map(str.split, _readelf(readelf, "--dyn-syms", path).splitlines())
-            if len(c) >= 8 and c[0].rstrip(":").isdigit() and c[0] != "0:"]
+    rows = [
+        c
+        for c in map(str.split, _readelf(readelf, "--dyn-syms", path).splitlines())
+        if len(c) >= 8 and c[0].rstrip(":").isdigit() and c[0] != "0:"
+    ]
     syms = dynamic_symbols(open_elf(path))
     assert {i.key for i in syms.iter_imports()} == {c[7] for c in rows if c[6] == "UND"}
     exports = {e.name: e for e in syms.iter_exports()}
@@ -84,8 +106,9 @@ def test_real_library_plt_matches_objdump() -> None:
     lib = Path("/lib/x86_64-linux-gnu/libstdc++.so.6")
     if not lib.exists() or not have("objdump"):
         pytest.skip("no host libstdc++ or objdump")
-    out = subprocess.run(["objdump", "-d", "-j", ".plt", "-j", ".plt.sec", "-j", ".plt.got", str(lib)],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["objdump", "-d", "-j", ".plt", "-j", ".plt.sec", "-j", ".plt.got", str(lib)], capture_output=True, text=True
+    ).stdout
     theirs = {int(a, 16): n.split("@")[0] for a, n in re.findall(r"^([0-9a-f]+) <([^>]+)@plt>:", out, re.M)}
     elf = open_elf(lib)
     syms = dynamic_symbols(elf)

@@ -1,4 +1,5 @@
 """`uk-depscan explain` returns the exact shortest evidence chain on a fixture."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, have, run_cli
 
 
@@ -15,8 +15,11 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not have("gcc"):
         pytest.skip("gcc missing")
     out = tmp_path_factory.mktemp("explain") / "libexplain.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(FIXTURES / "explain" / "explain.c")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(FIXTURES / "explain" / "explain.c")],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 

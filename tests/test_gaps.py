@@ -1,4 +1,5 @@
 """The gap classes, actions and tiers of gaps.py, exactly, on the shipped 0.17.0 table."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,10 @@ def prior(name: str, used: int, required: int, stubbable: int, fakeable: int) ->
 CASES = {
     # name: (startup, failure_only, prior or None) -> (status, action, tier)
     "read": ((False, False, prior("read", 110, 106, 4, 4)), ("needs-kconfig", "enable CONFIG_LIBPOSIX_FDIO", "P0")),
-    "madvise": ((False, False, prior("madvise", 56, 2, 54, 48)), ("needs-kconfig", "enable CONFIG_LIBPOSIX_MMAP", "P1")),
+    "madvise": (
+        (False, False, prior("madvise", 56, 2, 54, 48)),
+        ("needs-kconfig", "enable CONFIG_LIBPOSIX_MMAP", "P1"),
+    ),
     "arch_prctl": ((True, False, prior("arch_prctl", 110, 109, 1, 1)), ("absent", "implement", "P0")),
     "set_robust_list": ((True, False, prior("set_robust_list", 108, 6, 102, 100)), ("absent", "keep stub", "P3")),
     "clone3": ((False, False, None), ("absent", "keep stub", "P3")),  # glibc falls back to clone
@@ -41,8 +45,9 @@ def test_classes_actions_tiers(table) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_sorted_by_tier_and_reasons_shown(table) -> None:  # type: ignore[no-untyped-def]
-    gaps = assess_all({"arch_prctl": (True, False), "clone3": (False, False), "read": (False, False)}, table,
-                      load_loupe_priors())
+    gaps = assess_all(
+        {"arch_prctl": (True, False), "clone3": (False, False), "read": (False, False)}, table, load_loupe_priors()
+    )
     assert [g.tier for g in gaps] == sorted(g.tier for g in gaps)
     arch = next(g for g in gaps if g.name == "arch_prctl")
     assert any("start-up" in r for r in arch.reasons) and any(r.startswith("Loupe: used by 110") for r in arch.reasons)
@@ -54,13 +59,25 @@ def test_native_route_classification() -> None:
     from uk_depscan.unikraft.tables import load_libmusl_symbols
 
     musl = load_libmusl_symbols("0.17.0")
-    imports = (("malloc", "GLIBC_2.2.5", "libc.so.6"), ("__memcpy_chk", "GLIBC_2.3.4", "libc.so.6"),
-               ("fcntl64", "GLIBC_2.28", "libc.so.6"), ("__isoc99_sscanf", "GLIBC_2.7", "libc.so.6"),  # musl alias
-               ("aligned_alloc", "GLIBC_2.16", "libc.so.6"), ("stderr", "GLIBC_2.2.5", "libc.so.6"),
-               ("_ZdlPv", "GLIBCXX_3.4", "libstdc++.so.6"), ("__gmon_start__", None, None))
+    imports = (
+        ("malloc", "GLIBC_2.2.5", "libc.so.6"),
+        ("__memcpy_chk", "GLIBC_2.3.4", "libc.so.6"),
+        ("fcntl64", "GLIBC_2.28", "libc.so.6"),
+        ("__isoc99_sscanf", "GLIBC_2.7", "libc.so.6"),  # musl alias
+        ("aligned_alloc", "GLIBC_2.16", "libc.so.6"),
+        ("stderr", "GLIBC_2.2.5", "libc.so.6"),
+        ("_ZdlPv", "GLIBCXX_3.4", "libstdc++.so.6"),
+        ("__gmon_start__", None, None),
+    )
     got = {g.name: g.status for g in native_symbol_gaps(imports, musl.has)}
-    assert got == {"malloc": "available", "__memcpy_chk": "fortify", "fcntl64": "available-as",
-                   "__isoc99_sscanf": "available", "aligned_alloc": "missing", "stderr": "available"}
+    assert got == {
+        "malloc": "available",
+        "__memcpy_chk": "fortify",
+        "fcntl64": "available-as",
+        "__isoc99_sscanf": "available",
+        "aligned_alloc": "missing",
+        "stderr": "available",
+    }
 
 
 def test_binary_compat_findings(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -72,22 +89,35 @@ def test_binary_compat_findings(tmp_path) -> None:  # type: ignore[no-untyped-de
     if not have("gcc"):
         return
     exe = tmp_path / "nopie"
-    subprocess.run(["gcc", "-no-pie", "-z", "execstack", "-o", str(exe), str(FIXTURES / "programs" / "empty.c")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["gcc", "-no-pie", "-z", "execstack", "-o", str(exe), str(FIXTURES / "programs" / "empty.c")],
+        check=True,
+        capture_output=True,
+    )
     import json
 
     code, out, _ = run_cli(["scan", str(exe), "--format", "json", "--libc", "glibc"])
-    found = {(r["severity"], r["problem"].split(":")[0]) for r in json.loads(out)["targets"][0]["binary_compat"]
-             if r["object"] == str(exe)}
-    assert found == {("blocker", "not PIE (ET_EXEC)"), ("warning", "requests an executable stack (PT_GNU_STACK PF_X or absent)")}
+    found = {
+        (r["severity"], r["problem"].split(":")[0])
+        for r in json.loads(out)["targets"][0]["binary_compat"]
+        if r["object"] == str(exe)
+    }
+    assert found == {
+        ("blocker", "not PIE (ET_EXEC)"),
+        ("warning", "requests an executable stack (PT_GNU_STACK PF_X or absent)"),
+    }
     assert code == 1
 
 
 def test_greedy_plan_exact() -> None:
     from uk_depscan.unikraft.gaps import PlanStep, greedy_plan
 
-    req = {"a.so": frozenset({"enable CONFIG_X", "implement: rseq"}), "b.so": frozenset({"enable CONFIG_X"}),
-           "c.so": frozenset({"enable CONFIG_X", "implement: rseq", "fake (return 0): prctl"}), "d.so": frozenset()}
+    req = {
+        "a.so": frozenset({"enable CONFIG_X", "implement: rseq"}),
+        "b.so": frozenset({"enable CONFIG_X"}),
+        "c.so": frozenset({"enable CONFIG_X", "implement: rseq", "fake (return 0): prctl"}),
+        "d.so": frozenset(),
+    }
     assert greedy_plan(req) == (
         PlanStep(0, (), ("d.so",)),
         PlanStep(1, ("enable CONFIG_X",), ("b.so",)),
@@ -104,8 +134,10 @@ def test_routes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from conftest import FIXTURES, compile_so, run_cli
 
     lib = compile_so(tmp_path / "libplain.so", [FIXTURES / "loader" / "lib.c"])
-    docs = {r: json.loads(run_cli(["scan", str(lib), "-f", "json", "--libc", "glibc", "--route", r])[1])["targets"][0]
-            for r in ("both", "binary-compat", "native")}
+    docs = {
+        r: json.loads(run_cli(["scan", str(lib), "-f", "json", "--libc", "glibc", "--route", r])[1])["targets"][0]
+        for r in ("both", "binary-compat", "native")
+    }
     assert any(g["name"] == "arch_prctl" for g in docs["binary-compat"]["gaps"])  # ld.so start-up
     assert not any(g["name"] == "arch_prctl" for g in docs["native"]["gaps"])
     assert docs["binary-compat"]["native_route"] is None and docs["native"]["native_route"] is not None

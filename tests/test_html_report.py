@@ -1,4 +1,5 @@
 """The HTML report in headless Chromium: renders, escapes hostile names, sorts and filters, no network."""
+
 from __future__ import annotations
 
 import re
@@ -7,13 +8,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, compile_so, run_cli
 
 HOSTILE = "lib<img src=x onerror=alert(1)>.so"
 CHROMIUM = next((shutil.which(c) for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Appended to the test's own copy of the page: drive the controls like a user, record the outcome.
 DRIVER = """<script>
 window.addEventListener("load", function () {
@@ -54,9 +62,21 @@ def test_renders_sorts_filters_in_chromium(page: Path, tmp_path: Path) -> None:
         pytest.skip("chromium not installed (.ci/run installs Debian's chromium)")
     driven = tmp_path / "driven.html"
     driven.write_text(page.read_text().replace("</body>", DRIVER + "</body>"))
-    proc = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
-                           "--v=0", "--virtual-time-budget=5000", "--dump-dom", driven.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            driven.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     dom = proc.stdout
     assert 'data-sort-ok="true"' in dom, proc.stderr[-2000:]
     assert 'data-visible="1"' in dom
@@ -64,6 +84,16 @@ def test_renders_sorts_filters_in_chromium(page: Path, tmp_path: Path) -> None:
     console = [l for l in proc.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
     assert not console, console
     shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}",
-                    "--window-size=1400,1000", page.as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'profile2'}",
+            f"--screenshot={shot}",
+            "--window-size=1400,1000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.exists() and shot.stat().st_size > 10_000

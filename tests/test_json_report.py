@@ -1,4 +1,5 @@
 """JSON output: validated against the committed schema, deterministic, golden on a fixture."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from conftest import FIXTURES, compile_so, run_cli
 
 SCHEMA = json.loads((resources.files("uk_depscan") / "report" / "schema" / "report-v1.schema.json").read_text())
@@ -20,15 +20,17 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = FIXTURES / "loader" / "lib.c"
     bot = compile_so(base / "r" / "libbot.so", [src], define="provided_func")
     gone = compile_so(base / "gone" / "libgone.so", [src], define="gone_func")
-    top = compile_so(base / "a" / "libtop.so", [FIXTURES / "loader" / "weak.c"], link=[bot, gone],
-                     runpath="$ORIGIN/../r")
+    top = compile_so(
+        base / "a" / "libtop.so", [FIXTURES / "loader" / "weak.c"], link=[bot, gone], runpath="$ORIGIN/../r"
+    )
     gone.unlink()
     return top
 
 
 @pytest.mark.parametrize("command", ["scan", "deps"])
-def test_cli_json_validates_and_is_deterministic(chain: Path, command: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_json_validates_and_is_deterministic(
+    chain: Path, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))  # first run cold, second warm
     code1, out1, _ = run_cli([command, str(chain), "--format", "json"])
     code2, out2, _ = run_cli([command, str(chain), "--format", "json"])
@@ -50,9 +52,12 @@ def test_golden_fixture_report(chain: Path) -> None:
         ("libbot.so", "runpath", "<base>/a/../r/libbot.so"),
     ]
     assert [(m["needed_name"], m["needed_by"], m["tried"][0]["path"]) for m in deps["missing"]] == [
-        ("libgone.so", 0, "<base>/a/../r/libgone.so")]
+        ("libgone.so", 0, "<base>/a/../r/libgone.so")
+    ]
     assert [(i["name"], i["binding"], i["provider"]) for i in t["imports"]] == [
-        ("maybe_missing", "WEAK", None), ("provided_func", "GLOBAL", "<base>/a/../r/libbot.so")]
+        ("maybe_missing", "WEAK", None),
+        ("provided_func", "GLOBAL", "<base>/a/../r/libbot.so"),
+    ]
     assert t["unresolved"] == [] and t["unresolved_weak"] == ["maybe_missing"]
 
 
@@ -80,7 +85,9 @@ def test_golden_deps_report(chain: Path) -> None:
     import re
 
     _, out, _ = run_cli(["deps", str(chain), "--format", "json"])
-    text = re.sub(r'"build_id": "[0-9a-f]+"', '"build_id": "<build-id>"', out.replace(str(chain.parent.parent), "<base>"))
+    text = re.sub(
+        r'"build_id": "[0-9a-f]+"', '"build_id": "<build-id>"', out.replace(str(chain.parent.parent), "<base>")
+    )
     doc = json.loads(text)
     for t in doc["targets"]:  # the library search after the runpath depends on the host's ld.so.cache
         for m in t["dependencies"]["missing"]:

@@ -1,4 +1,5 @@
 """Linux syscall name <-> number tables (syscall_tables/linux/*.json) and their parser."""
+
 from __future__ import annotations
 
 import json
@@ -8,25 +9,87 @@ from pathlib import Path
 import pytest
 
 from uk_depscan.errors import TableError
-from uk_depscan.syscalls.linux import (ARCHES, dump_table, load_linux_table, load_table_file, parse_header_text,
-                                       validate_table_doc)
+from uk_depscan.syscalls.linux import (
+    ARCHES,
+    dump_table,
+    load_linux_table,
+    load_table_file,
+    parse_header_text,
+    validate_table_doc,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 HOST_X86_HEADER = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
 
-X86_ANCHORS = {"read": 0, "write": 1, "open": 2, "stat": 4, "fstat": 5, "mmap": 9, "dup2": 33, "clone": 56,
-               "fork": 57, "epoll_wait": 232, "openat": 257, "newfstatat": 262, "getrandom": 318, "rseq": 334,
-               "io_uring_setup": 425, "clone3": 435,
-               # newer than bookworm's 6.1 headers; numbers Unikraft's tables also use
-               "cachestat": 451, "fchmodat2": 452, "map_shadow_stack": 453, "futex_wait": 455, "mseal": 462}
-AARCH64_ANCHORS = {"openat": 56, "read": 63, "write": 64, "newfstatat": 79, "fstat": 80, "clone": 220,
-                   "mmap": 222, "getrandom": 278, "rseq": 293, "io_uring_setup": 425, "clone3": 435,
-                   # asm-generic __NR3264_* pairs under their 64-bit (strace / glibc SYS_) names
-                   "fcntl": 25, "statfs": 43, "fstatfs": 44, "truncate": 45, "ftruncate": 46, "lseek": 62,
-                   "sendfile": 71, "fadvise64": 223, "cachestat": 451, "fchmodat2": 452, "listmount": 458}
+X86_ANCHORS = {
+    "read": 0,
+    "write": 1,
+    "open": 2,
+    "stat": 4,
+    "fstat": 5,
+    "mmap": 9,
+    "dup2": 33,
+    "clone": 56,
+    "fork": 57,
+    "epoll_wait": 232,
+    "openat": 257,
+    "newfstatat": 262,
+    "getrandom": 318,
+    "rseq": 334,
+    "io_uring_setup": 425,
+    "clone3": 435,
+    # newer than bookworm's 6.1 headers; numbers Unikraft's tables also use
+    "cachestat": 451,
+    "fchmodat2": 452,
+    "map_shadow_stack": 453,
+    "futex_wait": 455,
+    "mseal": 462,
+}
+AARCH64_ANCHORS = {
+    "openat": 56,
+    "read": 63,
+    "write": 64,
+    "newfstatat": 79,
+    "fstat": 80,
+    "clone": 220,
+    "mmap": 222,
+    "getrandom": 278,
+    "rseq": 293,
+    "io_uring_setup": 425,
+    "clone3": 435,
+    # asm-generic __NR3264_* pairs under their 64-bit (strace / glibc SYS_) names
+    "fcntl": 25,
+    "statfs": 43,
+    "fstatfs": 44,
+    "truncate": 45,
+    "ftruncate": 46,
+    "lseek": 62,
+    "sendfile": 71,
+    "fadvise64": 223,
+    "cachestat": 451,
+    "fchmodat2": 452,
+    "listmount": 458,
+}
 # Legacy syscalls asm-generic never had: a name from the x86 table must not leak into aarch64.
-AARCH64_ABSENT = ("open", "stat", "lstat", "dup2", "epoll_wait", "fork", "vfork", "pipe", "poll", "access",
-                  "fstatat", "fcntl64", "mmap2", "_llseek", "statfs64", "arch_specific_syscall", "syscalls")
+AARCH64_ABSENT = (
+    "open",
+    "stat",
+    "lstat",
+    "dup2",
+    "epoll_wait",
+    "fork",
+    "vfork",
+    "pipe",
+    "poll",
+    "access",
+    "fstatat",
+    "fcntl64",
+    "mmap2",
+    "_llseek",
+    "statfs64",
+    "arch_specific_syscall",
+    "syscalls",
+)
 
 
 def shipped_path(arch: str) -> Path:
@@ -52,7 +115,7 @@ def test_aarch64_lacks_legacy_syscalls() -> None:
 
 def test_loader_api_and_aliases() -> None:
     x86 = load_linux_table("x86_64")
-    assert load_linux_table("x86-64") is x86 and load_linux_table("amd64") is x86   # lru_cached
+    assert load_linux_table("x86-64") is x86 and load_linux_table("amd64") is x86  # lru_cached
     assert load_linux_table("arm64") is load_linux_table("aarch64")
     assert x86.names == tuple(sorted(x86.names)) and len(x86.names) == len(x86.by_number) > 300
     assert all(x86.by_number[nr] == name for name, nr in x86.by_name.items())
@@ -119,8 +182,13 @@ GENERIC_SNIPPET = """\
 
 def test_parser_on_literal_header() -> None:
     assert parse_header_text(GENERIC_SNIPPET) == {
-        "newfstatat": 79, "fstat": 80, "openat": 56, "based": 21, "shifted": 10,
-        "io_uring_setup": 425}
+        "newfstatat": 79,
+        "fstat": 80,
+        "openat": 56,
+        "based": 21,
+        "shifted": 10,
+        "io_uring_setup": 425,
+    }
 
 
 def test_parser_on_plain_unistd_64_text() -> None:
@@ -128,22 +196,34 @@ def test_parser_on_plain_unistd_64_text() -> None:
     assert parse_header_text(text) == {"read": 0, "write": 1}
 
 
-@pytest.mark.parametrize("text", [
-    "#define __NR_a __NR_undefined\n",
-    "#define __NR_a 1\n#define __NR_b 1\n",         # duplicate number
-    "#define __NR_a (foo(1))\n",                     # not an integer expression
-    "#define __NR_a __NR_b\n#define __NR_b __NR_a\n",  # cycle
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#define __NR_a __NR_undefined\n",
+        "#define __NR_a 1\n#define __NR_b 1\n",  # duplicate number
+        "#define __NR_a (foo(1))\n",  # not an integer expression
+        "#define __NR_a __NR_b\n#define __NR_b __NR_a\n",  # cycle
+    ],
+)
 def test_parser_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_header_text(text)
 
 
 def _valid_doc() -> dict:
-    return {"schema_version": 1, "arch": "x86_64",
-            "source": {"package": "linux-libc-dev", "version": "1", "deb_sha256": "0" * 64, "header": "h",
-                       "generator": "g", "command": "c"},
-            "syscalls": {"read": 0, "write": 1}}
+    return {
+        "schema_version": 1,
+        "arch": "x86_64",
+        "source": {
+            "package": "linux-libc-dev",
+            "version": "1",
+            "deb_sha256": "0" * 64,
+            "header": "h",
+            "generator": "g",
+            "command": "c",
+        },
+        "syscalls": {"read": 0, "write": 1},
+    }
 
 
 def _broken(change) -> dict:
@@ -152,17 +232,20 @@ def _broken(change) -> dict:
     return doc
 
 
-@pytest.mark.parametrize("doc,problem", [
-    (_broken(lambda d: d.update(schema_version=2)), "schema_version"),
-    (_broken(lambda d: d.update(arch="mips")), "arch"),
-    (_broken(lambda d: d["source"].pop("deb_sha256")), "deb_sha256"),
-    (_broken(lambda d: d["syscalls"].update({"not-an-ident": 5})), "identifier"),
-    (_broken(lambda d: d["syscalls"].update(dup=1)), "used by both"),
-    (_broken(lambda d: d["syscalls"].update(neg=-1)), "non-negative"),
-    (_broken(lambda d: d["syscalls"].update(text="3")), "non-negative"),
-    (_broken(lambda d: d["syscalls"].update(flag=True)), "non-negative"),
-    (_broken(lambda d: d.update(syscalls={})), "syscalls"),
-])
+@pytest.mark.parametrize(
+    "doc,problem",
+    [
+        (_broken(lambda d: d.update(schema_version=2)), "schema_version"),
+        (_broken(lambda d: d.update(arch="mips")), "arch"),
+        (_broken(lambda d: d["source"].pop("deb_sha256")), "deb_sha256"),
+        (_broken(lambda d: d["syscalls"].update({"not-an-ident": 5})), "identifier"),
+        (_broken(lambda d: d["syscalls"].update(dup=1)), "used by both"),
+        (_broken(lambda d: d["syscalls"].update(neg=-1)), "non-negative"),
+        (_broken(lambda d: d["syscalls"].update(text="3")), "non-negative"),
+        (_broken(lambda d: d["syscalls"].update(flag=True)), "non-negative"),
+        (_broken(lambda d: d.update(syscalls={})), "syscalls"),
+    ],
+)
 def test_malformed_table_raises_with_file_name(tmp_path: Path, doc: dict, problem: str) -> None:
     path = tmp_path / "bad-x86_64.json"
     path.write_text(json.dumps(doc))

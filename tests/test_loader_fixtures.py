@@ -1,4 +1,5 @@
 """Loader emulation on fixture trees compiled at test time, checked against expectations and ld.so."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, compile_so, have, ldd
+
 from uk_depscan.loader.paths import SearchConfig
 from uk_depscan.loader.resolve import resolve_tree
 
@@ -22,8 +23,15 @@ def build_case(spec: dict, base: Path) -> None:
         if lib.get("program"):
             compile_program(out, FIXTURES / "loader" / "main.c", link, lib.get("runpath"))
             continue
-        compile_so(out, [FIXTURES / "loader" / "lib.c"], arch=lib.get("arch", "x86_64"), link=link,
-                   rpath=lib.get("rpath"), runpath=lib.get("runpath"), define=f"func_{i}")
+        compile_so(
+            out,
+            [FIXTURES / "loader" / "lib.c"],
+            arch=lib.get("arch", "x86_64"),
+            link=link,
+            rpath=lib.get("rpath"),
+            runpath=lib.get("runpath"),
+            define=f"func_{i}",
+        )
     for lib in spec["libs"]:
         if lib.get("remove_after_build"):
             (base / lib["out"]).unlink()

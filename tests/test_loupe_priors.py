@@ -1,4 +1,5 @@
 """Loupe priors: shipped with CC BY 4.0 attribution and provenance; loader and validation."""
+
 from __future__ import annotations
 
 import csv
@@ -9,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from uk_depscan.unikraft import tables as uk
 from uk_depscan.cli.tables import tables_app
 from uk_depscan.errors import InputError, TableError
 from uk_depscan.tablegen.unikraft import build_loupe_doc, dump_json
+from uk_depscan.unikraft import tables as uk
 
 LOUPE = files("uk_depscan.syscall_tables") / "loupe"
 

@@ -1,4 +1,5 @@
 """Markdown output: hostile strings from binaries stay inside their table cell; --fail-on gating."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +22,9 @@ def test_hostile_soname_is_escaped(tmp_path: Path) -> None:
 
 def test_fail_on_levels(tmp_path: Path) -> None:
     lib = compile_so(tmp_path / "libplain.so", [FIXTURES / "loader" / "lib.c"])
-    codes = {level: run_cli(["scan", str(lib), "--fail-on", level, "-q", "--format", "json"])[0]
-             for level in ("never", "absent", "stub", "any")}
+    codes = {
+        level: run_cli(["scan", str(lib), "--fail-on", level, "-q", "--format", "json"])[0]
+        for level in ("never", "absent", "stub", "any")
+    }
     # the start-up baseline needs arch_prctl, absent in the default (staging) table
     assert codes == {"never": 0, "absent": 1, "stub": 1, "any": 1}

@@ -1,4 +1,5 @@
 """Several targets at once (matrix, plan) and `diff` between versions."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,10 @@ def test_matrix_plan_and_diff(tmp_path: Path) -> None:
     rows = {m["syscall"]: m for m in doc["matrix"]}
     assert set(rows["arch_prctl"]["needed_by"]) == {str(a), str(b)}  # start-up path of both
     assert rows["arch_prctl"]["tier"] == "P0" and rows["arch_prctl"]["status"] == "absent"
-    assert doc["plan"] and set(doc["plan"][-1]["completes"]) | {t for s in doc["plan"] for t in s["completes"]} == {str(a), str(b)}
+    assert doc["plan"] and set(doc["plan"][-1]["completes"]) | {t for s in doc["plan"] for t in s["completes"]} == {
+        str(a),
+        str(b),
+    }
     saved = tmp_path / "old.json"
     saved.write_text(out)
     code, diff_out, _ = run_cli(["diff", str(saved), str(saved), "--format", "json"])

@@ -21,6 +21,7 @@ The summary (counts by kind and outcome, slowest input, time per phase, RSS grow
 
 The generator parses headers with ``struct`` itself, independently of the code under test.
 """
+
 from __future__ import annotations
 
 import faulthandler
@@ -36,29 +37,35 @@ import struct
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-
 from conftest import FIXTURES, compile_so, have, run_cli
 
 SEED = 0x8BAD
 MIN_MUTANTS = 500
-TARGET_MUTANTS = 530          # the structured kinds, topped up with random damage to this many
-DEP_EVERY = 12                # every n-th mutant is also loaded as a dependency of a good root
-TIME_BUDGET = 2.0             # seconds per CLI run (and per disassembler run)
-HANG_ALARM = 10               # SIGALRM: a run this long is a hang, not just slow
+TARGET_MUTANTS = 530  # the structured kinds, topped up with random damage to this many
+DEP_EVERY = 12  # every n-th mutant is also loaded as a dependency of a good root
+TIME_BUDGET = 2.0  # seconds per CLI run (and per disassembler run)
+HANG_ALARM = 10  # SIGALRM: a run this long is a hang, not just slow
 RSS_BUDGET_MB = 500
-SCAN_OPTS = ["--no-cache"]    # never write the per-library scan cache for throw-away mutants
+SCAN_OPTS = ["--no-cache"]  # never write the per-library scan cache for throw-away mutants
 REAL_LIBRARY = Path("/lib/x86_64-linux-gnu/libz.so.1")
 # What a text report may contain: no C0/C1 control characters but tab and newline, no ESC.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_SONAME, DT_RPATH, DT_DEBUG, DT_RUNPATH = 0, 1, 5, 10, 14, 15, 21, 29
 DT_HASH, DT_GNU_HASH, DT_VERSYM, DT_VERNEED, DT_VERNEEDNUM, DT_VERDEF, DT_VERDEFNUM = (
-    4, 0x6FFFFEF5, 0x6FFFFFF0, 0x6FFFFFFE, 0x6FFFFFFF, 0x6FFFFFFC, 0x6FFFFFFD)
+    4,
+    0x6FFFFEF5,
+    0x6FFFFFF0,
+    0x6FFFFFFE,
+    0x6FFFFFFF,
+    0x6FFFFFFC,
+    0x6FFFFFFD,
+)
 PT_LOAD, PT_DYNAMIC = 1, 2
 SHF_EXECINSTR, SHT_NOBITS, SHT_DYNSYM = 4, 8, 11
 ABSURD = (0xFFFFFFFFFFFFFFFF, 0x8000000000000000, 0x7FFFFFFFFFFFFFFF, 1 << 40, 0xFFFFFFFF, 0x7FFFFFF0)
@@ -79,26 +86,88 @@ class Layout:
         self.e = "<" if data[5] == 1 else ">"
         self.w = "Q" if self.is64 else "I"
         eh = self.e + ("HHIQQQIHHHHHH" if self.is64 else "HHIIIIIHHHHHH")
-        (_, _, _, _, self.phoff, self.shoff, _, self.ehsize, self.phentsize, self.phnum,
-         self.shentsize, self.shnum, self.shstrndx) = struct.unpack_from(eh, data, 16)
+        (
+            _,
+            _,
+            _,
+            _,
+            self.phoff,
+            self.shoff,
+            _,
+            self.ehsize,
+            self.phentsize,
+            self.phnum,
+            self.shentsize,
+            self.shnum,
+            self.shstrndx,
+        ) = struct.unpack_from(eh, data, 16)
         # (offset, format) of each ELF header field
-        names = ["e_type", "e_machine", "e_version", "e_entry", "e_phoff", "e_shoff", "e_flags", "e_ehsize",
-                 "e_phentsize", "e_phnum", "e_shentsize", "e_shnum", "e_shstrndx"]
+        names = [
+            "e_type",
+            "e_machine",
+            "e_version",
+            "e_entry",
+            "e_phoff",
+            "e_shoff",
+            "e_flags",
+            "e_ehsize",
+            "e_phentsize",
+            "e_phnum",
+            "e_shentsize",
+            "e_shnum",
+            "e_shstrndx",
+        ]
         self.ehdr_fields: dict[str, tuple[int, str]] = {}
         off = 16
         for name, ch in zip(names, eh[1:]):
             self.ehdr_fields[name] = (off, ch)
             off += struct.calcsize(ch)
-        self.ph_fields = (dict(p_type=(0, "I"), p_flags=(4, "I"), p_offset=(8, "Q"), p_vaddr=(16, "Q"),
-                               p_filesz=(32, "Q"), p_memsz=(40, "Q"), p_align=(48, "Q")) if self.is64 else
-                          dict(p_type=(0, "I"), p_offset=(4, "I"), p_vaddr=(8, "I"), p_filesz=(16, "I"),
-                               p_memsz=(20, "I"), p_flags=(24, "I"), p_align=(28, "I")))
-        self.sh_fields = (dict(sh_name=(0, "I"), sh_type=(4, "I"), sh_flags=(8, "Q"), sh_addr=(16, "Q"),
-                               sh_offset=(24, "Q"), sh_size=(32, "Q"), sh_link=(40, "I"), sh_info=(44, "I"),
-                               sh_entsize=(56, "Q")) if self.is64 else
-                          dict(sh_name=(0, "I"), sh_type=(4, "I"), sh_flags=(8, "I"), sh_addr=(12, "I"),
-                               sh_offset=(16, "I"), sh_size=(20, "I"), sh_link=(24, "I"), sh_info=(28, "I"),
-                               sh_entsize=(36, "I")))
+        self.ph_fields = (
+            dict(
+                p_type=(0, "I"),
+                p_flags=(4, "I"),
+                p_offset=(8, "Q"),
+                p_vaddr=(16, "Q"),
+                p_filesz=(32, "Q"),
+                p_memsz=(40, "Q"),
+                p_align=(48, "Q"),
+            )
+            if self.is64
+            else dict(
+                p_type=(0, "I"),
+                p_offset=(4, "I"),
+                p_vaddr=(8, "I"),
+                p_filesz=(16, "I"),
+                p_memsz=(20, "I"),
+                p_flags=(24, "I"),
+                p_align=(28, "I"),
+            )
+        )
+        self.sh_fields = (
+            dict(
+                sh_name=(0, "I"),
+                sh_type=(4, "I"),
+                sh_flags=(8, "Q"),
+                sh_addr=(16, "Q"),
+                sh_offset=(24, "Q"),
+                sh_size=(32, "Q"),
+                sh_link=(40, "I"),
+                sh_info=(44, "I"),
+                sh_entsize=(56, "Q"),
+            )
+            if self.is64
+            else dict(
+                sh_name=(0, "I"),
+                sh_type=(4, "I"),
+                sh_flags=(8, "I"),
+                sh_addr=(12, "I"),
+                sh_offset=(16, "I"),
+                sh_size=(20, "I"),
+                sh_link=(24, "I"),
+                sh_info=(28, "I"),
+                sh_entsize=(36, "I"),
+            )
+        )
         self.phdrs = [self._row(self.phoff + i * self.phentsize, self.ph_fields) for i in range(self.phnum)]
         self.shdrs = [self._row(self.shoff + i * self.shentsize, self.sh_fields) for i in range(self.shnum)]
         names_sec = self.shdrs[self.shstrndx] if 0 < self.shstrndx < self.shnum else None
@@ -166,7 +235,7 @@ class Buf:
 
     def put(self, at: int, fmt: str, value: int) -> Buf:
         size = struct.calcsize(fmt)
-        if 0 <= at and at + size <= len(self.b):
+        if at >= 0 and at + size <= len(self.b):
             value &= (1 << (8 * size)) - 1
             if fmt.islower():  # signed formats
                 value -= (1 << (8 * size)) if value >> (8 * size - 1) else 0
@@ -316,8 +385,12 @@ def m_versions(lay: Layout, rng: random.Random) -> Gen:
         count = dynsym["sh_size"] // (24 if lay.is64 else 16)
     vs_off = lay.vaddr_to_off(versym) if versym is not None else None
     if vs_off is not None and count:
-        for label, pick in (("0x7fff", lambda i: 0x7FFF), ("hidden-all", lambda i: 0xFFFF),
-                            ("random", lambda i: rng.getrandbits(16)), ("2..", lambda i: 2 + i)):
+        for label, pick in (
+            ("0x7fff", lambda i: 0x7FFF),
+            ("hidden-all", lambda i: 0xFFFF),
+            ("random", lambda i: rng.getrandbits(16)),
+            ("2..", lambda i: 2 + i),
+        ):
             b = Buf(lay)
             for i in range(1, count):
                 b.put(vs_off + 2 * i, "H", pick(i))
@@ -418,19 +491,19 @@ def m_random_text(lay: Layout, rng: random.Random) -> Gen:
     for i in range(3):
         b = Buf(lay)
         for s in execs:
-            b.b[s["sh_offset"]:s["sh_offset"] + s["sh_size"]] = rng.randbytes(s["sh_size"])
+            b.b[s["sh_offset"] : s["sh_offset"] + s["sh_size"]] = rng.randbytes(s["sh_size"])
         if i == 2:  # plus many syscall opcodes (x86-64 `syscall`; aarch64 sees other garbage)
             # every 61 bytes: every 7 bytes costs the engine 1-3 s on libz (noted in the report)
             for s in execs:
                 for p in range(s["sh_offset"], s["sh_offset"] + s["sh_size"] - 1, 61):
-                    b.b[p:p + 2] = b"\x0f\x05"
+                    b.b[p : p + 2] = b"\x0f\x05"
         yield f"random-text{i}", b.bytes()
     # found by tests/fuzz: a 7-byte `lea rax, [rip+disp32]` starting 6 bytes before a section's end
     b = Buf(lay)
     for s in execs:
         if s["sh_size"] >= 6:
             end = s["sh_offset"] + s["sh_size"]
-            b.b[end - 6:end] = b"\x48\x8d\x05\x00\x00\x00"
+            b.b[end - 6 : end] = b"\x48\x8d\x05\x00\x00\x00"
     yield "lea-at-section-end", b.bytes()
 
 
@@ -459,8 +532,9 @@ def _append(data: bytes, extra: bytes) -> tuple[Buf, int, int]:
     return buf, start, last["p_vaddr"] + start - last["p_offset"]
 
 
-def _new_dynamic(data: bytes, entries: Callable[[int], list[tuple[int, int]]], strtab: bytes = b"\0",
-                 no_sections: bool = False) -> bytes:
+def _new_dynamic(
+    data: bytes, entries: Callable[[int], list[tuple[int, int]]], strtab: bytes = b"\0", no_sections: bool = False
+) -> bytes:
     """Move PT_DYNAMIC to appended ``entries(strtab_vaddr)`` (+ DT_NULL), with ``strtab`` appended too."""
     strtab = strtab.ljust(len(strtab) + (-len(strtab)) % 16, b"\0")
     n = len(entries(0)) + 1
@@ -496,10 +570,30 @@ def m_complexity(lay: Layout, rng: random.Random) -> Gen:
     for n in names[:-1]:
         offs.append(offs[-1] + len(n) + 1)
     strtab = b"\0" + b"\0".join(names) + b"\0"
-    yield "needed-5000-distinct", _new_dynamic(data, lambda sv: [(DT_STRTAB, sv), (DT_STRSZ, len(strtab))] + [
-        (DT_NEEDED, o) for o in offs] + _kept(lay, (DT_STRTAB, DT_STRSZ, DT_SONAME, DT_NEEDED)), strtab)
-    yield "needed-20000-same", _new_dynamic(data, lambda sv: [(DT_STRTAB, sv), (DT_STRSZ, 16)] + [
-        (DT_NEEDED, 1)] * 20000 + _kept(lay, (DT_STRTAB, DT_STRSZ, DT_SONAME, DT_NEEDED)), b"\0libmissing.so\0")
+    yield (
+        "needed-5000-distinct",
+        _new_dynamic(
+            data,
+            lambda sv: (
+                [(DT_STRTAB, sv), (DT_STRSZ, len(strtab))]
+                + [(DT_NEEDED, o) for o in offs]
+                + _kept(lay, (DT_STRTAB, DT_STRSZ, DT_SONAME, DT_NEEDED))
+            ),
+            strtab,
+        ),
+    )
+    yield (
+        "needed-20000-same",
+        _new_dynamic(
+            data,
+            lambda sv: (
+                [(DT_STRTAB, sv), (DT_STRSZ, 16)]
+                + [(DT_NEEDED, 1)] * 20000
+                + _kept(lay, (DT_STRTAB, DT_STRSZ, DT_SONAME, DT_NEEDED))
+            ),
+            b"\0libmissing.so\0",
+        ),
+    )
     # 4096 verneed entries that all share one chain of 4096 vernaux entries: 16 M visits if unbounded
     nv = na = 4096
     buf, start, vaddr = _append(data, b"\0" * 16 * (nv + na))
@@ -508,16 +602,25 @@ def m_complexity(lay: Layout, rng: random.Random) -> Gen:
     for j in range(na):
         struct.pack_into("<IHHII", buf.b, start + 16 * (nv + j), 0, 0, 2 + j, 1, 16)
     shared = buf.bytes()
-    yield "verneed-shared-chain", _new_dynamic(shared, lambda sv: _kept(Layout(shared), (DT_VERSYM,)) + [
-        (DT_VERNEED, vaddr), (DT_VERNEEDNUM, nv)])
+    yield (
+        "verneed-shared-chain",
+        _new_dynamic(
+            shared, lambda sv: _kept(Layout(shared), (DT_VERSYM,)) + [(DT_VERNEED, vaddr), (DT_VERNEEDNUM, nv)]
+        ),
+    )
     # 4000 SHT_NOTE sections over one 100 KB region, and 4000 names in a nul-free 100 KB table
     region, n = 100_000, 4000
     base = len(data) + (-len(data)) % 16
     for label, fill, row in (
-            ("notes-overlapping", b"\0", lambda i: struct.pack(
-                "<IIQQQQIIQQ", 0, 7, 0, 0, base, region - i, 0, 0, 4, 0)),
-            ("section-names-nul-free", b"A", lambda i: struct.pack(
-                "<IIQQQQIIQQ", i % 97, 3 if i == 1 else 1, 0, 0, base, region if i == 1 else 0, 0, 0, 1, 0))):
+        ("notes-overlapping", b"\0", lambda i: struct.pack("<IIQQQQIIQQ", 0, 7, 0, 0, base, region - i, 0, 0, 4, 0)),
+        (
+            "section-names-nul-free",
+            b"A",
+            lambda i: struct.pack(
+                "<IIQQQQIIQQ", i % 97, 3 if i == 1 else 1, 0, 0, base, region if i == 1 else 0, 0, 0, 1, 0
+            ),
+        ),
+    ):
         buf = Buf(lay)
         buf.b = bytearray(data.ljust(base, b"\0") + fill * region + b"".join(row(i) for i in range(n)))
         buf.ehdr("e_shoff", base + region).ehdr("e_shnum", n).ehdr("e_shstrndx", 1 if fill == b"A" else 0)
@@ -526,8 +629,14 @@ def m_complexity(lay: Layout, rng: random.Random) -> Gen:
     gh = struct.pack("<IIII", 1, 1, 1, 0) + b"\0" * 8 + struct.pack("<I", 1) + struct.pack("<I", 2) * 500_000
     buf, start, vaddr = _append(data, gh)
     endless = buf.bytes()
-    yield "gnu-hash-endless-chain", _new_dynamic(endless, lambda sv: _kept(Layout(endless), (
-        DT_HASH, DT_GNU_HASH)) + [(DT_GNU_HASH, vaddr)], no_sections=True)
+    yield (
+        "gnu-hash-endless-chain",
+        _new_dynamic(
+            endless,
+            lambda sv: _kept(Layout(endless), (DT_HASH, DT_GNU_HASH)) + [(DT_GNU_HASH, vaddr)],
+            no_sections=True,
+        ),
+    )
     # 20000 dynamic symbols named by one 20 KB nul-free run: the same offset, then distinct offsets
     for label, name_of in (("dynsym-same-long-name", lambda i: 1), ("dynsym-overlapping-names", lambda i: 1 + i)):
         run = b"\0" + b"B" * 40_000 + b"\0"
@@ -536,15 +645,31 @@ def m_complexity(lay: Layout, rng: random.Random) -> Gen:
         buf, start, vaddr = _append(data, run + bytes((-len(run)) % 16) + syms + hashtab)
         sym_v = vaddr + len(run) + (-len(run)) % 16
         long_names = buf.bytes()
-        yield label, _new_dynamic(long_names, lambda sv: _kept(Layout(long_names), (
-            DT_STRTAB, DT_STRSZ, 6, DT_HASH, DT_GNU_HASH, DT_VERSYM, DT_SONAME)) + [
-            (DT_STRTAB, vaddr), (DT_STRSZ, len(run)), (6, sym_v), (DT_HASH, sym_v + len(syms))], no_sections=True)
+        yield (
+            label,
+            _new_dynamic(
+                long_names,
+                lambda sv: (
+                    _kept(Layout(long_names), (DT_STRTAB, DT_STRSZ, 6, DT_HASH, DT_GNU_HASH, DT_VERSYM, DT_SONAME))
+                    + [(DT_STRTAB, vaddr), (DT_STRSZ, len(run)), (6, sym_v), (DT_HASH, sym_v + len(syms))]
+                ),
+                no_sections=True,
+            ),
+        )
 
 
 KINDS: dict[str, Callable[[Layout, random.Random], Gen]] = {
-    "truncate": m_truncate, "flip_ehdr": m_flip_ehdr, "flip_phdr": m_flip_phdr, "flip_shdr": m_flip_shdr,
-    "absurd_size": m_absurd, "overlap": m_overlap, "dynamic": m_dynamic, "versions": m_versions,
-    "eh_frame": m_eh_frame, "symbols": m_symbols, "random_text": m_random_text,
+    "truncate": m_truncate,
+    "flip_ehdr": m_flip_ehdr,
+    "flip_phdr": m_flip_phdr,
+    "flip_shdr": m_flip_shdr,
+    "absurd_size": m_absurd,
+    "overlap": m_overlap,
+    "dynamic": m_dynamic,
+    "versions": m_versions,
+    "eh_frame": m_eh_frame,
+    "symbols": m_symbols,
+    "random_text": m_random_text,
 }
 COMPLEXITY_BASES = ("lib",)  # one small base is enough: these cases are about size, not content
 
@@ -608,15 +733,45 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     d = tmp_path_factory.mktemp("bases")
     out = {"lib": compile_so(d / "liblib.so", [FIXTURES / "loader" / "lib.c"], define="foo").read_bytes()}
     feat = d / "libfeatures.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-Wl,--build-id", "-Wl,--hash-style=both",
-                    "-Wl,-soname,libfeatures.so", "-Wl,-rpath,$ORIGIN/../lib", "-Wl,--enable-new-dtags",
-                    "-o", str(feat), str(FIXTURES / "elf" / "features.c")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-Wl,--build-id",
+            "-Wl,--hash-style=both",
+            "-Wl,-soname,libfeatures.so",
+            "-Wl,-rpath,$ORIGIN/../lib",
+            "-Wl,--enable-new-dtags",
+            "-o",
+            str(feat),
+            str(FIXTURES / "elf" / "features.c"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     out["features"] = feat.read_bytes()
     if REAL_LIBRARY.exists():  # a small real library: versions defined, stripped, real .eh_frame
         out["z"] = REAL_LIBRARY.read_bytes()
     m32 = d / "lib32.so"
-    if subprocess.run(["gcc", "-m32", "-shared", "-nostdlib", "-fPIC", "-o", str(m32), "-Wl,--hash-style=sysv",
-                       str(FIXTURES / "loader" / "lib.c")], capture_output=True).returncode == 0:
+    if (
+        subprocess.run(
+            [
+                "gcc",
+                "-m32",
+                "-shared",
+                "-nostdlib",
+                "-fPIC",
+                "-o",
+                str(m32),
+                "-Wl,--hash-style=sysv",
+                str(FIXTURES / "loader" / "lib.c"),
+            ],
+            capture_output=True,
+        ).returncode
+        == 0
+    ):
         out["i386"] = m32.read_bytes()
     if have("aarch64-linux-gnu-gcc"):
         out["a64"] = compile_so(d / "liba64.so", [FIXTURES / "loader" / "lib.c"], arch="aarch64").read_bytes()
@@ -672,8 +827,7 @@ def check_cli(args: list[str], shown: str, what: str, tally: Tally, json_out: bo
     return code
 
 
-def check_cli_output(args: list[str], shown: str, what: str, tally: Tally,
-                     json_out: bool) -> tuple[int | None, str]:
+def check_cli_output(args: list[str], shown: str, what: str, tally: Tally, json_out: bool) -> tuple[int | None, str]:
     res = guarded(lambda: run_cli(args), what, tally)
     if res is None:
         return None, ""
@@ -730,7 +884,7 @@ def check_engine(path: Path, what: str, tally: Tally, disassemble: bool) -> None
             return "ok"
         except DepscanError:
             return "refused"
-        except Exception as e:  # noqa: BLE001 - any other exception is the bug being looked for
+        except Exception as e:
             tally.failures.append(f"{what}: {type(e).__name__}: {e}")
             return "crash"
 
@@ -766,8 +920,9 @@ def _dep_fate(out: str) -> str:
     return "error" if node["error"] else "loaded"
 
 
-def test_mutation_corpus(bases: dict[str, bytes], dep_root: Path, tmp_path: Path,
-                         request: pytest.FixtureRequest) -> None:
+def test_mutation_corpus(
+    bases: dict[str, bytes], dep_root: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     mutants = generate(bases, corpus)
@@ -786,8 +941,10 @@ def test_mutation_corpus(bases: dict[str, bytes], dep_root: Path, tmp_path: Path
             tally.kinds[m.kind] += 1
             t0 = time.perf_counter()
             p = str(m.path)
-            codes = (check_cli(["scan", p, *iso, *SCAN_OPTS], p, f"scan {m.name}", tally, json_out=False),
-                     check_cli(["deps", p, "--format", "json", *iso], p, f"deps {m.name}", tally, json_out=True))
+            codes = (
+                check_cli(["scan", p, *iso, *SCAN_OPTS], p, f"scan {m.name}", tally, json_out=False),
+                check_cli(["deps", p, "--format", "json", *iso], p, f"deps {m.name}", tally, json_out=True),
+            )
             tally.outcomes["/".join(str(c) for c in codes)] += 1
             t1 = time.perf_counter()
             tally.seconds["root runs"] += t1 - t0
@@ -803,11 +960,13 @@ def test_mutation_corpus(bases: dict[str, bytes], dep_root: Path, tmp_path: Path
     total = time.perf_counter() - start
     rss_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     fds_after = len(os.listdir("/proc/self/fd"))
-    summary = (f"mutants={len(mutants)} kinds={dict(sorted(tally.kinds.items()))} "
-               f"outcomes(scan/deps)={dict(sorted(tally.outcomes.items()))} "
-               f"slowest={tally.slowest[0]:.3f}s ({tally.slowest[1]}) total={total:.1f}s "
-               f"({', '.join(f'{k} {v:.1f}s' for k, v in tally.seconds.items())}) "
-               f"rss_growth={rss_growth_mb:.0f}MB fds={fds_before}->{fds_after}")
+    summary = (
+        f"mutants={len(mutants)} kinds={dict(sorted(tally.kinds.items()))} "
+        f"outcomes(scan/deps)={dict(sorted(tally.outcomes.items()))} "
+        f"slowest={tally.slowest[0]:.3f}s ({tally.slowest[1]}) total={total:.1f}s "
+        f"({', '.join(f'{k} {v:.1f}s' for k, v in tally.seconds.items())}) "
+        f"rss_growth={rss_growth_mb:.0f}MB fds={fds_before}->{fds_after}"
+    )
     request.node.user_properties.append(("mutation_summary", summary))
     print(summary)
     assert not tally.failures, f"{len(tally.failures)} failures:\n" + "\n".join(tally.failures[:40])
@@ -832,9 +991,9 @@ def test_symlink_loops_in_library_path_are_skipped(dep_root: Path, tmp_path: Pat
     loops, good = root / "loops", root / "good"
     loops.mkdir(parents=True)
     good.mkdir()
-    os.symlink("libmut.so", loops / "libmut.so")          # a self-loop named like the needed library
+    os.symlink("libmut.so", loops / "libmut.so")  # a self-loop named like the needed library
     os.symlink("libtwo.so", loops / "libone.so")
-    os.symlink("libone.so", loops / "libtwo.so")          # and a two-link cycle
+    os.symlink("libone.so", loops / "libtwo.so")  # and a two-link cycle
     shutil.copyfile(dep_root.parent / "stub" / "libmut.so", good / "libmut.so")
     code, doc = _deps_json([str(dep_root), "-L", "/loops"], root)
     assert code == 1
@@ -856,7 +1015,7 @@ def test_fifo_named_like_a_library_or_given_as_input_does_not_block(dep_root: Pa
     fifos.mkdir(parents=True)
     os.mkfifo(fifos / "libmut.so")
     (tmp_path / "root" / "etc").mkdir()
-    os.mkfifo(tmp_path / "root" / "etc" / "ld.so.conf")   # and where the sysroot's configuration is read
+    os.mkfifo(tmp_path / "root" / "etc" / "ld.so.conf")  # and where the sysroot's configuration is read
     code, doc = _deps_json([str(dep_root), "-L", "/fifos"], tmp_path / "root")
     assert code == 1 and "not a regular file" in doc["dependencies"]["missing"][0]["reason"]
     code, out, err = run_cli(["scan", str(fifos / "libmut.so")])
@@ -869,7 +1028,7 @@ def test_cyclic_and_self_referential_needed(tmp_path: Path) -> None:
     d = tmp_path / "root" / "L"
     first_a = compile_so(tmp_path / "tmp" / "liba.so", [src], define="a_func")
     libb = compile_so(d / "libb.so", [src], link=[first_a], define="b_func")
-    liba = compile_so(d / "liba.so", [src], link=[libb], define="a_func")            # a → b → a
+    liba = compile_so(d / "liba.so", [src], link=[libb], define="a_func")  # a → b → a
     first_self = compile_so(tmp_path / "tmp2" / "libself.so", [src], define="s_func")
     libself = compile_so(d / "libself.so", [src], link=[first_self], define="s_func")  # self → self
     code, doc = _deps_json([str(liba), "-L", "/L"], tmp_path / "root")

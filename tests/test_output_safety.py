@@ -5,6 +5,7 @@ a newline, an ANSI colour sequence, a Markdown table pipe, backticks, an HTML pa
 non-UTF-8 byte; the text renderers must show them inert (no raw ESC byte, nothing a UTF-8
 terminal cannot print), and the JSON report must keep them exactly.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,17 +13,28 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import compile_so, run_cli
+
 from uk_depscan.report.escape import for_html, for_markdown, for_terminal
 
 PAYLOAD = "\n\x1b[31m|`x`<img src=x onerror=alert(1)>\x1b[0m"
-RAW_PAYLOAD = PAYLOAD.encode() + b"\xff"       # plus a byte that is not UTF-8
-SHOWN = "\\x0a\\x1b[31m|`x`<img"           # how the start of the payload must appear in text
+RAW_PAYLOAD = PAYLOAD.encode() + b"\xff"  # plus a byte that is not UTF-8
+SHOWN = "\\x0a\\x1b[31m|`x`<img"  # how the start of the payload must appear in text
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
-HOSTILE = ["\x1b[31mred\x1b[0m", "\x1b]0;title\x07", "a|b|c", "`code`", "<img src=x onerror=alert(1)>",
-           "line1\nuk-depscan: all good", "cr\roverwrite", "\x9b31m", "bad\udcffbyte", "tab\there",
-           "\x00nul", "\x7f"]
+HOSTILE = [
+    "\x1b[31mred\x1b[0m",
+    "\x1b]0;title\x07",
+    "a|b|c",
+    "`code`",
+    "<img src=x onerror=alert(1)>",
+    "line1\nuk-depscan: all good",
+    "cr\roverwrite",
+    "\x9b31m",
+    "bad\udcffbyte",
+    "tab\there",
+    "\x00nul",
+    "\x7f",
+]
 
 
 # -- the helpers -----------------------------------------------------------------------------------
@@ -58,7 +70,7 @@ def test_for_html_cannot_open_a_tag_or_attribute(text: str) -> None:
     assert not RAW_CONTROL.search(out)
     assert not set(out) & set("<>\"'"), out
     assert "&lt;img" in for_html("<img src=x onerror=alert(1)>")
-    assert for_html('a"b\'c&d') == "a&quot;b&#x27;c&amp;d"
+    assert for_html("a\"b'c&d") == "a&quot;b&#x27;c&amp;d"
 
 
 # -- end to end: the text renderers on a hostile fixture ----------------------------------------------
@@ -77,14 +89,20 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | bytes]
     ph = {"dep": b"D" * n, "gone": b"G" * n, "evil": b"E" * n, "run": b"R" * n, "imp": b"I" * n}
     libdir = tmp / "L"
     src = tmp / "evil.c"
-    src.write_text(f"extern int imp_{ph['imp'].decode()}(void);\n"
-                   f"int exported(void) {{ return imp_{ph['imp'].decode()}(); }}\n")
+    src.write_text(
+        f"extern int imp_{ph['imp'].decode()}(void);\nint exported(void) {{ return imp_{ph['imp'].decode()}(); }}\n"
+    )
     stub = tmp / "stub.c"
     stub.write_text("int stub_func(void) { return 1; }\n")
     dep = compile_so(tmp / "build" / "libdep.so", [stub], soname=f"libdep{ph['dep'].decode()}.so")
     gone = compile_so(tmp / "build" / "libgone.so", [stub], soname=f"libgone{ph['gone'].decode()}.so")
-    evil = compile_so(tmp / "libevil.so", [src], soname=f"libevil{ph['evil'].decode()}.so", link=[dep, gone],
-                      runpath=f"/opt/{ph['run'].decode()}")
+    evil = compile_so(
+        tmp / "libevil.so",
+        [src],
+        soname=f"libevil{ph['evil'].decode()}.so",
+        link=[dep, gone],
+        runpath=f"/opt/{ph['run'].decode()}",
+    )
     for key in ("dep", "gone", "evil", "run", "imp"):
         _patch(evil, ph[key], RAW_PAYLOAD)
     _patch(dep, ph["dep"], RAW_PAYLOAD)
@@ -95,8 +113,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | bytes]
 
 def _run(args: list[str], hostile: dict) -> tuple[int, str]:
     hostile["root"].mkdir(exist_ok=True)
-    code, out, err = run_cli([*args, "-L", str(hostile["libdir"]), "--root", str(hostile["root"]),
-                              "--no-ld-cache"])
+    code, out, err = run_cli([*args, "-L", str(hostile["libdir"]), "--root", str(hostile["root"]), "--no-ld-cache"])
     assert code in (0, 1), err
     assert "Traceback" not in err
     return code, out

@@ -1,4 +1,5 @@
 """Loader exactness on the real ML wheels: every .so resolves like ld.so says (ldd on trusted files)."""
+
 from __future__ import annotations
 
 import os
@@ -6,16 +7,17 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import have, ldd, run_cli
+
 from uk_depscan.loader.resolve import resolve_tree
 
 pytestmark = pytest.mark.realwheel
 
 
 def _shared_objects(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.so*") if p.is_file() and not p.is_symlink()
-                  and p.read_bytes()[:4] == b"\x7fELF")
+    return sorted(
+        p for p in root.rglob("*.so*") if p.is_file() and not p.is_symlink() and p.read_bytes()[:4] == b"\x7fELF"
+    )
 
 
 @pytest.mark.parametrize("wheel", ["torch", "onnxruntime"])

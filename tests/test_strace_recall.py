@@ -1,4 +1,5 @@
 """Static answer vs strace on ground-truth programs (issue 4): recall 100 %, baseline covers start-up."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, have, strace_syscalls
+
 from uk_depscan.loader.binding import bind_symbols
-from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.loader.resolve import resolve_tree
+from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.reach import analyze_syscalls
 
 pytestmark = pytest.mark.strace
@@ -27,8 +28,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         if not have(spec["cc"]):
             continue
         exe = out / name
-        subprocess.run([spec["cc"], "-O1", "-o", str(exe), str(FIXTURES / "programs" / spec["src"]), *spec["flags"]],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [spec["cc"], "-O1", "-o", str(exe), str(FIXTURES / "programs" / spec["src"]), *spec["flags"]],
+            check=True,
+            capture_output=True,
+        )
         made[name] = exe
     return made
 
@@ -52,9 +56,9 @@ def static_sets(exe: Path, model: str) -> tuple[set[str], set[str], set[str]]:
 
 @pytest.mark.parametrize("name", sorted(SPEC))
 @pytest.mark.parametrize("model", ["auto", "glibc"])
-def test_static_contains_every_traced_syscall(name: str, model: str, built: dict[str, Path],
-                                              baseline_trace: set[str], tmp_path: Path,
-                                              record_property) -> None:  # type: ignore[no-untyped-def]
+def test_static_contains_every_traced_syscall(
+    name: str, model: str, built: dict[str, Path], baseline_trace: set[str], tmp_path: Path, record_property
+) -> None:  # type: ignore[no-untyped-def]
     if name not in built:
         pytest.skip(f"{SPEC[name]['cc']} missing")
     traced = strace_syscalls([str(built[name])], tmp_path) - NOT_FROM_PROGRAM
@@ -67,7 +71,10 @@ def test_static_contains_every_traced_syscall(name: str, model: str, built: dict
     missed = traced - baseline - static  # the traced runs succeed: their syscalls must be on normal paths
     assert not missed, f"static analysis misses traced syscalls {sorted(missed)}"
     answer = static | baseline
-    record_property("sizes", f"{name}/{model}: normal {len(static)} + baseline {len(baseline)} = {len(answer)} "
-                             f"(+{len(failure - answer)} failure-only), traced {len(traced)}, "
-                             f"ratio {len(answer) / len(traced):.2f}")
+    record_property(
+        "sizes",
+        f"{name}/{model}: normal {len(static)} + baseline {len(baseline)} = {len(answer)} "
+        f"(+{len(failure - answer)} failure-only), traced {len(traced)}, "
+        f"ratio {len(answer) / len(traced):.2f}",
+    )
     assert len(answer) <= 3 * len(traced), (len(answer), len(traced))

@@ -1,4 +1,5 @@
 """Shipped libc-family summaries: provenance, byte-stable serialisation, anchor facts."""
+
 from __future__ import annotations
 
 from importlib import resources
@@ -58,7 +59,8 @@ def test_musl_table_is_musl_1_2_3() -> None:
 
 def test_malformed_table_names_the_file() -> None:
     with pytest.raises(TableError, match="mine.json"):
-        summaries_from_json('{"schema_version": 1, "sets": [], "libraries": {"x": {"entries": {"a": [9, 0, 0]}}}}',
-                            "mine.json")
+        summaries_from_json(
+            '{"schema_version": 1, "sets": [], "libraries": {"x": {"entries": {"a": [9, 0, 0]}}}}', "mine.json"
+        )
     with pytest.raises(TableError, match="unknown libc model"):
         load_shipped("uclibc", "x86_64")

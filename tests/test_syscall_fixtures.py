@@ -1,9 +1,10 @@
 """Syscall extraction on fixture libraries compiled at test time (x86-64, then AArch64)."""
+
 from __future__ import annotations
 
 import pytest
-
 from helpers_syscalls import build_syscall_fixture, expected_sites, expected_wrappers, site_tuples
+
 from uk_depscan.elf.file import open_elf
 from uk_depscan.syscalls.scan import scan_library
 
@@ -92,6 +93,7 @@ def test_expected_numbers_match_the_linux_tables():
     import json
 
     from helpers_syscalls import SYSCALL_FIXTURES
+
     for arch in ("x86_64", "aarch64"):
         table = lt.load_linux_table(arch)
         doc = json.loads((SYSCALL_FIXTURES / arch / "expect.json").read_text())
@@ -125,8 +127,9 @@ def test_unoptimised_build_tracks_through_spill_slots(arch, tmp_path):
     with open_elf(lib) as elf:
         scan = scan_library(elf, no_cache=True)
         got = site_tuples(scan)
-    want = {t for t in expected_sites(arch)
-            if t[1] in ("wrapper_call", "local_wrapper_call") and t[4] != "my_raw_syscall"}  # not in direct.c
+    want = {
+        t for t in expected_sites(arch) if t[1] in ("wrapper_call", "local_wrapper_call") and t[4] != "my_raw_syscall"
+    }  # not in direct.c
     assert got == want, f"missing: {sorted(want - got, key=str)}\nunexpected: {sorted(got - want, key=str)}"
 
 

@@ -4,6 +4,7 @@ Marked ``realwheel``: skipped unless the extracted wheels are present (``UK_DEPS
 default ``/work/wheels/x``; ``bench/fetch_wheels.sh`` fills ``bench/wheels/x``).  The libtorch
 reference costs one full ``objdump -d`` of the 434 MB library (about a minute and a half).
 """
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from helpers_syscalls import wheels_dir
+
 from uk_depscan.elf.file import open_elf
 from uk_depscan.syscalls.scan import scan_library
 
@@ -21,8 +22,10 @@ pytestmark = pytest.mark.realwheel
 
 LIBS = {
     "libtorch_cpu": ["torch/torch/lib/libtorch_cpu.so"],
-    "libonnxruntime": ["ort/onnxruntime/capi/libonnxruntime.so.1.31.1",
-                       "onnxruntime/onnxruntime/capi/libonnxruntime.so.1.31.1"],
+    "libonnxruntime": [
+        "ort/onnxruntime/capi/libonnxruntime.so.1.31.1",
+        "onnxruntime/onnxruntime/capi/libonnxruntime.so.1.31.1",
+    ],
     "libgomp": ["torch/torch/lib/libgomp.so.1"],
 }
 LINE = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
@@ -42,10 +45,8 @@ def find_lib(key: str) -> Path:
 def objdump_lines(path: Path, pattern: str, before: int) -> list[str]:
     if shutil.which("objdump") is None:
         pytest.skip("objdump not installed")
-    dump = subprocess.Popen(["objdump", "-d", "--no-show-raw-insn", "-j", ".text", str(path)],
-                            stdout=subprocess.PIPE)
-    grep = subprocess.run(["grep", f"-B{before}", "-E", pattern], stdin=dump.stdout,
-                          capture_output=True, text=True)
+    dump = subprocess.Popen(["objdump", "-d", "--no-show-raw-insn", "-j", ".text", str(path)], stdout=subprocess.PIPE)
+    grep = subprocess.run(["grep", f"-B{before}", "-E", pattern], stdin=dump.stdout, capture_output=True, text=True)
     dump.stdout.close()
     dump.wait()
     return grep.stdout.splitlines()
@@ -61,7 +62,7 @@ def wrapper_reference(path: Path) -> dict[int, int | None]:
         if not m or not WRAPPER_CALL.match(f"{m.group(2)} {m.group(3)}".strip()):
             continue
         number = None
-        for prev in reversed(lines[max(0, i - 16):i]):
+        for prev in reversed(lines[max(0, i - 16) : i]):
             pm = LINE.match(prev)
             if not pm:
                 break  # '--' group separator or a function header
@@ -72,7 +73,7 @@ def wrapper_reference(path: Path) -> dict[int, int | None]:
             if em:
                 number = int(em.group(1), 16)
                 break
-            if WRITES_EDI.search(ops) or mnem in ("pop",) and ops in ("%rdi",):
+            if WRITES_EDI.search(ops) or (mnem in ("pop",) and ops in ("%rdi",)):
                 break
         ref[int(m.group(1), 16)] = number
     return ref
@@ -88,6 +89,7 @@ def scans():
             with open_elf(path) as elf:
                 cache[key] = (path, scan_library(elf, no_cache=True))
         return cache[key]
+
     return get
 
 
@@ -97,10 +99,14 @@ def test_every_syscall_wrapper_site_found_with_its_number(scans, key):
     ref = wrapper_reference(path)
     assert ref, "reference found no syscall() call sites"
     ours = {s.address: s for s in scan.sites if s.kind == "wrapper_call" and (s.via or "").startswith("syscall@")}
-    assert set(ours) == set(ref), (f"missing {sorted(map(hex, set(ref) - set(ours)))}, "
-                                   f"extra {sorted(map(hex, set(ours) - set(ref)))}")
-    wrong = {hex(a): (n, ours[a].numbers, ours[a].reason) for a, n in ref.items()
-             if n is not None and n not in ours[a].numbers}
+    assert set(ours) == set(ref), (
+        f"missing {sorted(map(hex, set(ref) - set(ours)))}, extra {sorted(map(hex, set(ours) - set(ref)))}"
+    )
+    wrong = {
+        hex(a): (n, ours[a].numbers, ours[a].reason)
+        for a, n in ref.items()
+        if n is not None and n not in ours[a].numbers
+    }
     assert not wrong
     # numbers the textual reference cannot see must still be recovered, not dropped
     unresolved = [hex(a) for a, s in ours.items() if not s.numbers]
@@ -109,8 +115,11 @@ def test_every_syscall_wrapper_site_found_with_its_number(scans, key):
 
 def test_libgomp_direct_sites_resolved(scans):
     path, scan = scans("libgomp")
-    ref = {int(m.group(1), 16) for m in map(LINE.match, objdump_lines(path, r"\ssyscall\s*$", 0))
-           if m and m.group(2) == "syscall"}
+    ref = {
+        int(m.group(1), 16)
+        for m in map(LINE.match, objdump_lines(path, r"\ssyscall\s*$", 0))
+        if m and m.group(2) == "syscall"
+    }
     ours = {s.address: s for s in scan.sites if s.kind == "direct"}
     assert set(ours) == ref
     resolved = sum(1 for s in ours.values() if s.confidence in ("exact", "multiple"))

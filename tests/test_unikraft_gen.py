@@ -1,4 +1,5 @@
 """Generator tests on a small synthetic Unikraft-like tree written by the tests (no network, no fetch)."""
+
 from __future__ import annotations
 
 import json
@@ -10,20 +11,55 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from uk_depscan.tablegen import unikraft as gen
 from uk_depscan.cli.tables import tables_app
+from uk_depscan.tablegen import unikraft as gen
 from uk_depscan.tablegen.libmusl import build_libmusl_table, eval_condition, expand
 
 # ----------------------------------------------------------------- the synthetic tree
 
-NUMBERS_X86 = {"read": 0, "write": 1, "open": 2, "close": 3, "mmap": 9, "mprotect": 10, "brk": 12,
-               "sched_yield": 24, "pause": 34, "getpid": 39, "clone": 56, "execve": 59, "wait4": 61,
-               "kill": 62, "uname": 63, "getdents": 78, "creat": 85, "getuid": 102, "setuid": 105,
-               "getppid": 110, "setsid": 112, "capget": 125, "arch_prctl": 158, "chroot": 161,
-               "sync": 162, "settimeofday": 164, "futex": 202, "timer_create": 222, "times": 100,
-               "getcwd": 79}
-ARM_ONLY_ABSENT = {"read": 63, "write": 64, "close": 57, "mmap": 222, "getpid": 172, "clone": 220,
-                   "sync": 81, "futex": 98, "getcwd": 17}
+NUMBERS_X86 = {
+    "read": 0,
+    "write": 1,
+    "open": 2,
+    "close": 3,
+    "mmap": 9,
+    "mprotect": 10,
+    "brk": 12,
+    "sched_yield": 24,
+    "pause": 34,
+    "getpid": 39,
+    "clone": 56,
+    "execve": 59,
+    "wait4": 61,
+    "kill": 62,
+    "uname": 63,
+    "getdents": 78,
+    "creat": 85,
+    "getuid": 102,
+    "setuid": 105,
+    "getppid": 110,
+    "setsid": 112,
+    "capget": 125,
+    "arch_prctl": 158,
+    "chroot": 161,
+    "sync": 162,
+    "settimeofday": 164,
+    "futex": 202,
+    "timer_create": 222,
+    "times": 100,
+    "getcwd": 79,
+}
+ARM_ONLY_ABSENT = {
+    "read": 63,
+    "write": 64,
+    "close": 57,
+    "mmap": 222,
+    "getpid": 172,
+    "clone": 220,
+    "sync": 81,
+    "futex": 98,
+    "getcwd": 17,
+}
 
 FILES: dict[str, str] = {
     "version.mk": "UK_VERSION = 0\nUK_SUBVERSION = 99\nUK_EXTRAVERSION = 1\n",
@@ -293,7 +329,7 @@ FILES: dict[str, str] = {
         LIBPOSIX_MMAP_SRCS-y += $(LIBPOSIX_MMAP_BASE)/mmap.c
         UK_PROVIDED_SYSCALLS-$(CONFIG_LIBPOSIX_MMAP) += mmap-6 mprotect-3
         """,
-    "lib/posix-mmap/Config.uk": "menuconfig LIBPOSIX_MMAP\n\tbool \"mmap\"\n\tdefault n\n\tdepends on LIBUKVMEM\n",
+    "lib/posix-mmap/Config.uk": 'menuconfig LIBPOSIX_MMAP\n\tbool "mmap"\n\tdefault n\n\tdepends on LIBUKVMEM\n',
     "lib/posix-mmap/mmap.c": """\
         UK_SYSCALL_DEFINE(void *, mmap, void *, addr, size_t, len, int, prot, int, flags, int, fd, off_t, off)
         {
@@ -310,7 +346,7 @@ FILES: dict[str, str] = {
         LIBUKMMAP_SRCS-y += $(LIBUKMMAP_BASE)/mmap.c
         UK_PROVIDED_SYSCALLS-$(CONFIG_LIBUKMMAP) += mmap-6 mprotect-3
         """,
-    "lib/ukmmap/Config.uk": "menuconfig LIBUKMMAP\n\tbool \"ukmmap\"\n\tdefault n\n\tdepends on !LIBPOSIX_MMAP\n",
+    "lib/ukmmap/Config.uk": 'menuconfig LIBUKMMAP\n\tbool "ukmmap"\n\tdefault n\n\tdepends on !LIBPOSIX_MMAP\n',
     "lib/ukmmap/mmap.c": """\
         UK_SYSCALL_DEFINE(void *, mmap, void *, addr, size_t, len, int, prot, int, flags, int, fd, off_t, off)
         {
@@ -400,20 +436,36 @@ def line(tree: Path, rel: str, needle: str) -> str:
 # ----------------------------------------------------------------- exact expectations
 
 EXPECTED = {
-    "read": ("implemented", "full"), "write": ("implemented", "full"), "close": ("stub", "enosys"),
-    "getdents": ("implemented", "full"), "sync": ("stub", "noop_success"),
+    "read": ("implemented", "full"),
+    "write": ("implemented", "full"),
+    "close": ("stub", "enosys"),
+    "getdents": ("implemented", "full"),
+    "sync": ("stub", "noop_success"),
     "getcwd": ("absent", "generated_enosys_stub"),
-    "clone": ("implemented", "full"), "getpid": ("implemented", "full"),
-    "getppid": ("implemented", "constant(UNIKRAFT_PPID)"), "getuid": ("implemented", "constant(0)"),
-    "execve": ("stub", "enosys"), "wait4": ("stub", "const_error(-ECHILD)"),
-    "setsid": ("stub", "const_error(-EPERM)"), "kill": ("stub", "fake(no_state)"),
-    "setuid": ("stub", "errno_EPERM"), "capget": ("stub", "noop_success"), "times": ("stub", "enotsup"),
+    "clone": ("implemented", "full"),
+    "getpid": ("implemented", "full"),
+    "getppid": ("implemented", "constant(UNIKRAFT_PPID)"),
+    "getuid": ("implemented", "constant(0)"),
+    "execve": ("stub", "enosys"),
+    "wait4": ("stub", "const_error(-ECHILD)"),
+    "setsid": ("stub", "const_error(-EPERM)"),
+    "kill": ("stub", "fake(no_state)"),
+    "setuid": ("stub", "errno_EPERM"),
+    "capget": ("stub", "noop_success"),
+    "times": ("stub", "enotsup"),
     "sched_yield": ("stub", "warn_stubbed_fake_success"),
-    "settimeofday": ("stub", "warn_stubbed_fake_success"), "timer_create": ("stub", "warn_stubbed"),
-    "pause": ("implemented", "partial(stub_paths)"), "futex": ("implemented", "partial(enosys_paths)"),
-    "open": ("implemented", "full"), "creat": ("implemented", "full"), "uname": ("implemented", "full"),
-    "chroot": ("stub", "enosys"), "mmap": ("implemented", "full"), "mprotect": ("implemented", "full"),
-    "brk": ("absent", "generated_enosys_stub"), "arch_prctl": ("absent", "generated_enosys_stub"),
+    "settimeofday": ("stub", "warn_stubbed_fake_success"),
+    "timer_create": ("stub", "warn_stubbed"),
+    "pause": ("implemented", "partial(stub_paths)"),
+    "futex": ("implemented", "partial(enosys_paths)"),
+    "open": ("implemented", "full"),
+    "creat": ("implemented", "full"),
+    "uname": ("implemented", "full"),
+    "chroot": ("stub", "enosys"),
+    "mmap": ("implemented", "full"),
+    "mprotect": ("implemented", "full"),
+    "brk": ("absent", "generated_enosys_stub"),
+    "arch_prctl": ("absent", "generated_enosys_stub"),
 }
 
 
@@ -433,13 +485,32 @@ def test_behaviors(doc: dict) -> None:
 def test_counts(doc: dict) -> None:
     c = doc["counts"]
     assert (c["x86_64_table"], c["arm64_table"]) == (30, 9)
-    assert (c["registered"], c["implemented"], c["implemented_full"], c["implemented_partial"],
-            c["implemented_constant"], c["stub"], c["absent"]) == (27, 14, 10, 2, 2, 13, 3)
-    assert c["stub_kinds"] == {"enosys": 3, "noop_success": 2, "const_error(-ECHILD)": 1,
-                               "const_error(-EPERM)": 1, "fake(no_state)": 1, "errno_EPERM": 1, "enotsup": 1,
-                               "warn_stubbed_fake_success": 2, "warn_stubbed": 1}
-    assert c["registrations_by_library"] == {"lib/posix-fdio": 5, "lib/posix-process": 20,
-                                             "lib/posix-mmap": 2, "lib/ukmmap": 2}
+    assert (
+        c["registered"],
+        c["implemented"],
+        c["implemented_full"],
+        c["implemented_partial"],
+        c["implemented_constant"],
+        c["stub"],
+        c["absent"],
+    ) == (27, 14, 10, 2, 2, 13, 3)
+    assert c["stub_kinds"] == {
+        "enosys": 3,
+        "noop_success": 2,
+        "const_error(-ECHILD)": 1,
+        "const_error(-EPERM)": 1,
+        "fake(no_state)": 1,
+        "errno_EPERM": 1,
+        "enotsup": 1,
+        "warn_stubbed_fake_success": 2,
+        "warn_stubbed": 1,
+    }
+    assert c["registrations_by_library"] == {
+        "lib/posix-fdio": 5,
+        "lib/posix-process": 20,
+        "lib/posix-mmap": 2,
+        "lib/ukmmap": 2,
+    }
 
 
 def test_header_fields(doc: dict, uk_tree: Path) -> None:
@@ -449,8 +520,9 @@ def test_header_fields(doc: dict, uk_tree: Path) -> None:
     assert doc["generator"] == {"name": "uk_depscan.unikraft_gen", "version": 1}
     assert doc["registration_suffixes"] == ["e"]
     assert doc["defined_not_registered"] == [
-        {"name": "getcwd", "defined_at": line(uk_tree, "lib/posix-fdio/fdio.c", "int, getcwd")}]
-    assert "brk" not in [d["name"] for d in doc["defined_not_registered"]]   # doc/ is skipped
+        {"name": "getcwd", "defined_at": line(uk_tree, "lib/posix-fdio/fdio.c", "int, getcwd")}
+    ]
+    assert "brk" not in [d["name"] for d in doc["defined_not_registered"]]  # doc/ is skipped
 
 
 def test_continuation_conditions_and_locations(doc: dict, uk_tree: Path) -> None:
@@ -458,15 +530,22 @@ def test_continuation_conditions_and_locations(doc: dict, uk_tree: Path) -> None
     mk = "lib/posix-fdio/Makefile.uk"
     assert rows["close"]["provided_at"] == line(uk_tree, mk, "read-3 write-3")
     assert rows["getdents"]["provided_at"] == line(uk_tree, mk, "getdents-3")
-    assert rows["getdents"]["extra_conditions"] == ["ifeq ($(CONFIG_LIBPOSIX_FDIO_NONLARGEFILE),y)",
-                                                    "#if CONFIG_LIBPOSIX_FDIO_NONLARGEFILE"]
+    assert rows["getdents"]["extra_conditions"] == [
+        "ifeq ($(CONFIG_LIBPOSIX_FDIO_NONLARGEFILE),y)",
+        "#if CONFIG_LIBPOSIX_FDIO_NONLARGEFILE",
+    ]
     assert rows["sync"]["kconfig"] is None
     assert rows["sync"]["extra_conditions"] == ["!ifeq ($(CONFIG_LIBPOSIX_FDIO_NONLARGEFILE),y)"]
     assert rows["read"]["defined_at"] == line(uk_tree, "lib/posix-fdio/fdio.c", "ssize_t, read")
-    assert rows["read"]["extra_conditions"] == []          # include guard dropped
+    assert rows["read"]["extra_conditions"] == []  # include guard dropped
     p = rows["read"]["providers"][0]
     assert (p["library"], p["libname"], p["kconfig"], p["registration"], p["macro"]) == (
-        "lib/posix-fdio", "libposix_fdio", "CONFIG_LIBPOSIX_FDIO", "read-3", "UK_SYSCALL_R_DEFINE")
+        "lib/posix-fdio",
+        "libposix_fdio",
+        "CONFIG_LIBPOSIX_FDIO",
+        "read-3",
+        "UK_SYSCALL_R_DEFINE",
+    )
     assert p["kconfig_defined_at"] == "lib/posix-fdio/Config.uk:1"
     assert (p["kconfig_default"], p["kconfig_depends_on"]) == ("n", [])
 
@@ -485,8 +564,7 @@ def test_arch_alternative_headers_and_compiled_if(doc: dict, uk_tree: Path) -> N
     assert p["macro"] == "UK_LLSYSCALL_R_E_DEFINE"
     assert p["compiled_if"] == "CONFIG_LIBPOSIX_PROCESS_CLONE"
     assert p["kconfig_depends_on"] == ["LIBPOSIX_PROCESS"]
-    assert [d["pp_conditions"] for d in p["all_definitions"]] == [["CONFIG_ARCH_X86_64"],
-                                                                   ["!(CONFIG_ARCH_X86_64)"]]
+    assert [d["pp_conditions"] for d in p["all_definitions"]] == [["CONFIG_ARCH_X86_64"], ["!(CONFIG_ARCH_X86_64)"]]
     assert doc["syscalls"]["clone"]["extra_conditions"] == ["#if CONFIG_ARCH_X86_64"]
 
 
@@ -495,7 +573,8 @@ def test_pp_variants_best_wins(doc: dict, uk_tree: Path) -> None:
     defs = row["providers"][0]["all_definitions"]
     assert [(d["detail"], d["pp_conditions"]) for d in defs] == [
         ("full", ["CONFIG_LIBPOSIX_PROCESS_PIDS"]),
-        ("constant(UNIKRAFT_PID)", ["!(CONFIG_LIBPOSIX_PROCESS_PIDS)"])]
+        ("constant(UNIKRAFT_PID)", ["!(CONFIG_LIBPOSIX_PROCESS_PIDS)"]),
+    ]
     assert row["extra_conditions"] == ["#if CONFIG_LIBPOSIX_PROCESS_PIDS"]
 
 
@@ -503,11 +582,15 @@ def test_delegation_chains(doc: dict, uk_tree: Path) -> None:
     rows = doc["syscalls"]
     proc = "lib/posix-process/process.c"
     assert rows["write"]["providers"][0]["followed"] == [
-        f"do_write@{line(uk_tree, 'lib/posix-fdio/fdio.c', 'do_write(int fd')}"]
+        f"do_write@{line(uk_tree, 'lib/posix-fdio/fdio.c', 'do_write(int fd')}"
+    ]
     assert rows["settimeofday"]["providers"][0]["followed"] == [
-        f"uk_sys_settimeofday@{line(uk_tree, proc, 'static int uk_sys_settimeofday')}"]
+        f"uk_sys_settimeofday@{line(uk_tree, proc, 'static int uk_sys_settimeofday')}"
+    ]
     assert rows["creat"]["providers"][0]["followed"] == [
-        "uk_syscall_r_open", f"vfs_open@{line(uk_tree, proc, 'vfs_open(const char')}"]
+        "uk_syscall_r_open",
+        f"vfs_open@{line(uk_tree, proc, 'vfs_open(const char')}",
+    ]
 
 
 def test_alternative_providers(doc: dict, uk_tree: Path) -> None:
@@ -515,7 +598,8 @@ def test_alternative_providers(doc: dict, uk_tree: Path) -> None:
     assert row["library"] == "lib/posix-mmap"
     assert [(p["library"], p["status"], p["detail"], p["kconfig"]) for p in row["providers"]] == [
         ("lib/posix-mmap", "implemented", "full", "CONFIG_LIBPOSIX_MMAP"),
-        ("lib/ukmmap", "stub", "warn_stubbed_fake_success", "CONFIG_LIBUKMMAP")]
+        ("lib/ukmmap", "stub", "warn_stubbed_fake_success", "CONFIG_LIBUKMMAP"),
+    ]
     assert row["providers"][1]["kconfig_depends_on"] == ["!LIBPOSIX_MMAP"]
 
 
@@ -524,7 +608,12 @@ def test_elfloader_is_listed_but_does_not_change_core_status(doc: dict) -> None:
     assert brk["status"] == "absent" and brk["external_status"] == "implemented/full"
     (p,) = brk["providers"]
     assert (p["source"], p["external"], p["provided_at"], p["defined_at"], p["kconfig_defined_at"]) == (
-        "app-elfloader", True, "app-elfloader:Makefile.uk:3", "app-elfloader:brk.c:1", "app-elfloader:Config.uk:1")
+        "app-elfloader",
+        True,
+        "app-elfloader:Makefile.uk:3",
+        "app-elfloader:brk.c:1",
+        "app-elfloader:Config.uk:1",
+    )
     assert p["compiled_if"] == "CONFIG_APPELFLOADER_BRK"
     (q,) = ap["providers"]
     assert q["registration"] == "arch_prctl-3u" and q["suffix_supported"] is False
@@ -540,8 +629,9 @@ def test_arm64_numbers(doc: dict) -> None:
 
 
 def test_output_is_byte_stable(uk_tree: Path, el_tree: Path, doc: dict) -> None:
-    again = gen.build_table(gen.SourceTree.open(uk_tree),
-                            extras=[("app-elfloader", gen.SourceTree.open(el_tree))], command="test")
+    again = gen.build_table(
+        gen.SourceTree.open(uk_tree), extras=[("app-elfloader", gen.SourceTree.open(el_tree))], command="test"
+    )
     assert gen.dump_json(again) == gen.dump_json(doc)
     assert gen.dump_json(json.loads(gen.dump_json(doc))) == gen.dump_json(doc)
 
@@ -550,31 +640,43 @@ def test_output_is_byte_stable(uk_tree: Path, el_tree: Path, doc: dict) -> None:
 def test_git_dir_and_ref_give_the_same_rows(uk_tree: Path, doc: dict, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(uk_tree, repo)
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
-           "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
+        "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "x"], ["tag", "RELEASE-0.99.1"]):
         subprocess.run(["git", "-C", str(repo), *cmd], check=True, env=env, capture_output=True)
     (repo / "lib/posix-fdio/fdio.c").write_text("/* work tree edit is ignored with --ref */\n")
     tree = gen.SourceTree.open(repo / ".git", "RELEASE-0.99.1")
     got = gen.build_table(tree, extras=[], command="test")
     assert got["release"] == "0.99.1" and len(got["commit"]) == 40 and got["ref"] == "RELEASE-0.99.1"
-    strip = {n: {k: v for k, v in r.items() if k not in ("providers", "external_status")}
-             for n, r in got["syscalls"].items()}
-    want = {n: {k: v for k, v in r.items() if k not in ("providers", "external_status")}
-            for n, r in doc["syscalls"].items()}
+    strip = {
+        n: {k: v for k, v in r.items() if k not in ("providers", "external_status")} for n, r in got["syscalls"].items()
+    }
+    want = {
+        n: {k: v for k, v in r.items() if k not in ("providers", "external_status")} for n, r in doc["syscalls"].items()
+    }
     assert strip == want
 
 
 def test_cli_generator(uk_tree: Path, el_tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "t.json"
-    res = CliRunner().invoke(tables_app, ["unikraft", "--src", str(uk_tree), "--elfloader", str(el_tree),
-                                          "--release", "synthetic", "-o", str(out)])
+    res = CliRunner().invoke(
+        tables_app,
+        ["unikraft", "--src", str(uk_tree), "--elfloader", str(el_tree), "--release", "synthetic", "-o", str(out)],
+    )
     assert res.exit_code == 0, res.output
     got = json.loads(out.read_text())
     assert got["release"] == "synthetic"
-    assert got["command"] == ("uk-depscan tables unikraft --src <unikraft> --elfloader <app-elfloader> "
-                              "--release synthetic")
+    assert got["command"] == (
+        "uk-depscan tables unikraft --src <unikraft> --elfloader <app-elfloader> --release synthetic"
+    )
     assert {n: (r["status"], r["detail"]) for n, r in got["syscalls"].items()} == EXPECTED
 
 
@@ -590,10 +692,12 @@ def test_cli_generator_bad_source(tmp_path: Path) -> None:
 def test_make_lines_condition_stack() -> None:
     text = "ifeq ($(A),y)\nX += 1\nelse ifeq ($(B),y)\nX += 2\nelse\nX += 3\nendif\nX += 4 # c\n"
     got = [(m.text.strip(), m.conditions) for m in gen.iter_make_lines(text)]
-    assert got == [("X += 1", ("ifeq ($(A),y)",)),
-                   ("X += 2", ("!ifeq ($(A),y)", "ifeq ($(B),y)")),
-                   ("X += 3", ("!ifeq ($(A),y)", "!ifeq ($(B),y)")),
-                   ("X += 4", ())]
+    assert got == [
+        ("X += 1", ("ifeq ($(A),y)",)),
+        ("X += 2", ("!ifeq ($(A),y)", "ifeq ($(B),y)")),
+        ("X += 3", ("!ifeq ($(A),y)", "!ifeq ($(B),y)")),
+        ("X += 4", ()),
+    ]
 
 
 def test_blank_c_keeps_offsets() -> None:
@@ -665,17 +769,17 @@ LIBMUSL = {
 MUSL = {
     "arch/x86_64/bits/syscall.h.in": "#define __NR_read 0\n#define __NR_getrandom 318\n",
     "include/string.h": "void *memcpy (void *__restrict, const void *__restrict, size_t);\n"
-                        "char *strdup (const char *);\nint getc_unlocked(FILE *);\n"
-                        "#define strdupa(x) strcpy(alloca(strlen(x)+1),x)\n",
+    "char *strdup (const char *);\nint getc_unlocked(FILE *);\n"
+    "#define strdupa(x) strcpy(alloca(strlen(x)+1),x)\n",
     "include/stdlib.h": "void *malloc (size_t);\nvoid *aligned_alloc(size_t, size_t);\n"
-                        "void qsort (void *, size_t, size_t, int (*)(const void *, const void *));\n"
-                        "int getrandom(void *, size_t, unsigned);\n",
+    "void qsort (void *, size_t, size_t, int (*)(const void *, const void *));\n"
+    "int getrandom(void *, size_t, unsigned);\n",
     "include/complex.h": "double cabs(double complex);\ntypedef struct { int q; } cx_t;\n",
     "include/math.h": "double fabs(double);\n",
     "src/string/memcpy.c": "void *memcpy(void *restrict d, const void *restrict s, size_t n)\n{\n\treturn d;\n}\n",
     "src/string/getc.c": "static int helper(void) { return 0; }\nint (getc_unlocked)(FILE *f)\n{\n"
-                         "\treturn __syscall(SYS_read, 0, 0, 0) + __syscall(SYS_fstat64, 0);\n}\n"
-                         "weak_alias(getc_unlocked, _IO_getc_unlocked);\n",
+    "\treturn __syscall(SYS_read, 0, 0, 0) + __syscall(SYS_fstat64, 0);\n}\n"
+    "weak_alias(getc_unlocked, _IO_getc_unlocked);\n",
     "src/string/strdup.c": "char *strdup(const char *s)\n{\n\treturn 0;\n}\n",
     "src/string/getrandom.c": "int getrandom(void *b, size_t n, unsigned f)\n{\n\treturn syscall(SYS_getrandom);\n}\n",
     "src/math/fabs.c": "double fabs(double x)\n{\n\treturn x;\n}\n",
@@ -695,28 +799,37 @@ def test_libmusl_synthetic(tmp_path: Path) -> None:
     mu = gen.SourceTree.open(write_tree(tmp_path / "musl", MUSL))
     core = gen.SourceTree.open(write_tree(tmp_path / "uk", CORE))
     d = build_libmusl_table(lm, mu, core, release="synthetic", command="test")
-    assert d["symbols"] == {"memcpy": "src/string/memcpy.c", "getc_unlocked": "src/string/getc.c",
-                            "_IO_getc_unlocked": "src/string/getc.c", "fabs": "src/math/x86_64/fabs.s",
-                            "malloc": "glue:mem.c"}
+    assert d["symbols"] == {
+        "memcpy": "src/string/memcpy.c",
+        "getc_unlocked": "src/string/getc.c",
+        "_IO_getc_unlocked": "src/string/getc.c",
+        "fabs": "src/math/x86_64/fabs.s",
+        "malloc": "glue:mem.c",
+    }
     assert d["core_symbols"] == {"qsort": "lib/posix-environ/qsort_impl.c:1"}
     # aligned_alloc only exists in nolibc (never linked with musl); complex is off by default;
     # getrandom's list entry needs CONFIG_LIBUKSWRAND; strdup's entry is commented out.
     assert d["missing"] == ["aligned_alloc", "cabs", "getrandom", "strdup"]
     assert d["commented_out"] == ["src/string/strdup.c"]
     assert d["never_listed"] == ["src/stdlib/qsort.c"]
-    assert d["listed_not_compiled"] == {"src/complex/cabs.c": "Makefile.uk.musl.complex:1",
-                                        "src/math/aarch64/fabs.c": "Makefile.uk.musl.math:6",
-                                        "src/math/fabs.c": "Makefile.uk.musl.math:1",
-                                        "src/string/getrandom.c": "Makefile.uk.musl.string:4"}
+    assert d["listed_not_compiled"] == {
+        "src/complex/cabs.c": "Makefile.uk.musl.complex:1",
+        "src/math/aarch64/fabs.c": "Makefile.uk.musl.math:6",
+        "src/math/fabs.c": "Makefile.uk.musl.math:1",
+        "src/string/getrandom.c": "Makefile.uk.musl.string:4",
+    }
     getc = d["files"]["src/string/getc.c"]
-    assert getc == {"makefile": "Makefile.uk.musl.string:2", "conditions": ["ifeq ($(CONFIG_LIBMUSL_STRING),y)"],
-                    "symbols": ["_IO_getc_unlocked", "getc_unlocked"], "syscalls": ["read"],
-                    "syscalls_other_arch": ["fstat64"]}
+    assert getc == {
+        "makefile": "Makefile.uk.musl.string:2",
+        "conditions": ["ifeq ($(CONFIG_LIBMUSL_STRING),y)"],
+        "symbols": ["_IO_getc_unlocked", "getc_unlocked"],
+        "syscalls": ["read"],
+        "syscalls_other_arch": ["fstat64"],
+    }
     assert d["source"]["musl"]["version"] == "1.2.3"
     assert "CONFIG_LIBMUSL_COMPLEX" not in d["config"] and d["config"]["CONFIG_LIBMUSL_MATH"] == "y"
     assert d["counts"]["compiled_files"] == 4 and d["counts"]["missing"] == 4
-    d2 = build_libmusl_table(lm, mu, core, release="synthetic", command="test",
-                             defines={"CONFIG_LIBMUSL_COMPLEX": "y"})
+    d2 = build_libmusl_table(lm, mu, core, release="synthetic", command="test", defines={"CONFIG_LIBMUSL_COMPLEX": "y"})
     assert d2["symbols"]["cabs"] == "src/complex/cabs.c" and "cabs" not in d2["missing"]
 
 
@@ -724,15 +837,31 @@ def test_cli_libmusl_generator_and_bad_define(tmp_path: Path) -> None:
     lm, mu = write_tree(tmp_path / "lm", LIBMUSL), write_tree(tmp_path / "musl", MUSL)
     out = tmp_path / "m.json"
     r = CliRunner()
-    res = r.invoke(tables_app, ["libmusl", "--libmusl", str(lm), "--musl", str(mu), "--release", "x",
-                                "--define", "CONFIG_LIBMUSL_COMPLEX=y", "-o", str(out)])
+    res = r.invoke(
+        tables_app,
+        [
+            "libmusl",
+            "--libmusl",
+            str(lm),
+            "--musl",
+            str(mu),
+            "--release",
+            "x",
+            "--define",
+            "CONFIG_LIBMUSL_COMPLEX=y",
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     got = json.loads(out.read_text())
     assert got["symbols"]["cabs"] == "src/complex/cabs.c" and got["core_symbols"] == {}
-    assert got["command"] == ("uk-depscan tables libmusl --libmusl <lib-musl> --musl <musl> "
-                              "--release x --define CONFIG_LIBMUSL_COMPLEX=y")
-    res = r.invoke(tables_app, ["libmusl", "--libmusl", str(lm), "--musl", str(mu), "--release", "x",
-                                "--define", "COMPLEX"])
+    assert got["command"] == (
+        "uk-depscan tables libmusl --libmusl <lib-musl> --musl <musl> --release x --define CONFIG_LIBMUSL_COMPLEX=y"
+    )
+    res = r.invoke(
+        tables_app, ["libmusl", "--libmusl", str(lm), "--musl", str(mu), "--release", "x", "--define", "COMPLEX"]
+    )
     assert res.exit_code == 2 and "expected CONFIG_NAME=value" in res.output
 
 
@@ -740,7 +869,11 @@ def test_pp_condition_stack_with_guard_elif_else() -> None:
     code = "#ifndef G\n#define G\n#if !(A)\nx\n#elif B\ny\n#else\nz\n#endif\nw\n#endif\n"
     idx = gen.pp_stack_index(code)
     assert [gen.pp_conditions_at(idx, n) for n in (4, 6, 8, 10)] == [
-        ("!(A)",), ("!(!(A))", "B"), ("!(!(A))", "!(B)"), ()]
+        ("!(A)",),
+        ("!(!(A))", "B"),
+        ("!(!(A))", "!(B)"),
+        (),
+    ]
 
 
 def test_0_16_style_u_suffix(tmp_path: Path, el_tree: Path) -> None:

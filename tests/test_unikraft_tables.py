@@ -1,4 +1,5 @@
 """Shipped Unikraft syscall and lib-musl tables: provenance, byte stability, reference counts, loaders, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -9,19 +10,28 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from uk_depscan.unikraft import tables as uk
 from uk_depscan.cli.tables import tables_app
 from uk_depscan.errors import TableError
 from uk_depscan.tablegen.unikraft import dump_json
+from uk_depscan.unikraft import tables as uk
 
 ROOT = files("uk_depscan.syscall_tables")
 RELEASES = ["0.12.0", "0.14.0", "0.16.3", "0.17.0", "staging"]
-COMMITS = {"0.12.0": "4c7352c0a5", "0.14.0": "70bc0af0bd", "0.16.3": "e453b74a2e", "0.17.0": "484ff209a5",
-           "staging": "eaf6fda1d4"}
+COMMITS = {
+    "0.12.0": "4c7352c0a5",
+    "0.14.0": "70bc0af0bd",
+    "0.16.3": "e453b74a2e",
+    "0.17.0": "484ff209a5",
+    "staging": "eaf6fda1d4",
+}
 # notes/unikraft-syscall-registry.md §2: x86_64 table, registered, implemented (full/partial/const), stub, absent
-REFERENCE = {"0.12.0": (357, 163, 118, 109, 2, 7, 45, 194), "0.14.0": (357, 170, 119, 109, 3, 7, 51, 187),
-             "0.16.3": (357, 177, 125, 113, 5, 7, 52, 180), "0.17.0": (369, 179, 126, 114, 5, 7, 53, 190),
-             "staging": (369, 179, 126, 114, 5, 7, 53, 190)}
+REFERENCE = {
+    "0.12.0": (357, 163, 118, 109, 2, 7, 45, 194),
+    "0.14.0": (357, 170, 119, 109, 3, 7, 51, 187),
+    "0.16.3": (357, 177, 125, 113, 5, 7, 52, 180),
+    "0.17.0": (369, 179, 126, 114, 5, 7, 53, 190),
+    "staging": (369, 179, 126, 114, 5, 7, 53, 190),
+}
 HANDFUL = 3
 
 
@@ -60,8 +70,9 @@ def test_provenance_and_no_timestamps(kind: str) -> None:
         assert "/tmp/" not in text and "/work/" not in text and "/home/" not in text
 
 
-@pytest.mark.parametrize("kind,schema", [("unikraft", "unikraft-syscalls"), ("libmusl", "unikraft-libmusl"),
-                                         ("loupe", "unikraft-loupe")])
+@pytest.mark.parametrize(
+    "kind,schema", [("unikraft", "unikraft-syscalls"), ("libmusl", "unikraft-libmusl"), ("loupe", "unikraft-loupe")]
+)
 def test_json_schema(kind: str, schema: str) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     sch = json.loads((ROOT / "schema" / f"{schema}.schema.json").read_text())
@@ -73,8 +84,16 @@ def test_json_schema(kind: str, schema: str) -> None:
 @pytest.mark.parametrize("release", RELEASES)
 def test_counts_match_reference(release: str) -> None:
     c = load("unikraft", release)["counts"]
-    got = (c["x86_64_table"], c["registered"], c["implemented"], c["implemented_full"],
-           c["implemented_partial"], c["implemented_constant"], c["stub"], c["absent"])
+    got = (
+        c["x86_64_table"],
+        c["registered"],
+        c["implemented"],
+        c["implemented_full"],
+        c["implemented_partial"],
+        c["implemented_constant"],
+        c["stub"],
+        c["absent"],
+    )
     assert got[0] == REFERENCE[release][0]
     for g, want in zip(got, REFERENCE[release]):
         assert abs(g - want) <= HANDFUL, (release, got, REFERENCE[release])
@@ -83,14 +102,37 @@ def test_counts_match_reference(release: str) -> None:
 
 def test_0_17_stub_kinds_and_libraries() -> None:
     c = load("unikraft", "0.17.0")["counts"]
-    assert c["stub_kinds"] == {"fake(no_state)": 21, "noop_success": 11, "warn_stubbed_fake_success": 7,
-                               "enotsup": 6, "enosys": 2, "warn_stubbed": 2, "const_error(-ECHILD)": 2,
-                               "const_error(-EINTR)": 1, "const_error(-EPERM)": 1}
+    assert c["stub_kinds"] == {
+        "fake(no_state)": 21,
+        "noop_success": 11,
+        "warn_stubbed_fake_success": 7,
+        "enotsup": 6,
+        "enosys": 2,
+        "warn_stubbed": 2,
+        "const_error(-ECHILD)": 2,
+        "const_error(-EINTR)": 1,
+        "const_error(-EPERM)": 1,
+    }
     assert c["registrations_by_library"] == {
-        "lib/vfscore": 46, "lib/posix-process": 21, "lib/posix-user": 18, "lib/posix-socket": 16,
-        "lib/posix-time": 15, "lib/posix-fdio": 14, "lib/posix-poll": 10, "lib/uksignal": 10, "lib/posix-mmap": 6,
-        "lib/ukmmap": 5, "lib/posix-fdtab": 4, "lib/posix-sysinfo": 4, "lib/uksched": 4, "lib/posix-timerfd": 3,
-        "lib/posix-eventfd": 2, "lib/posix-futex": 2, "lib/posix-pipe": 2, "lib/ukrandom": 1}
+        "lib/vfscore": 46,
+        "lib/posix-process": 21,
+        "lib/posix-user": 18,
+        "lib/posix-socket": 16,
+        "lib/posix-time": 15,
+        "lib/posix-fdio": 14,
+        "lib/posix-poll": 10,
+        "lib/uksignal": 10,
+        "lib/posix-mmap": 6,
+        "lib/ukmmap": 5,
+        "lib/posix-fdtab": 4,
+        "lib/posix-sysinfo": 4,
+        "lib/uksched": 4,
+        "lib/posix-timerfd": 3,
+        "lib/posix-eventfd": 2,
+        "lib/posix-futex": 2,
+        "lib/posix-pipe": 2,
+        "lib/ukrandom": 1,
+    }
 
 
 # ----------------------------------------------------------------- loaders
@@ -118,13 +160,19 @@ def test_every_shipped_table_loads_and_validates(release: str) -> None:
 def test_known_rows_0_17() -> None:
     t = uk.load_unikraft_table("0.17.0")
     assert (t.get("read").status, t.get("read").library) == ("implemented", "lib/posix-fdio")
-    assert t.get("fstatat").name == "newfstatat"              # alias
+    assert t.get("fstatat").name == "newfstatat"  # alias
     mremap = t.get("mremap")
     assert (mremap.status, mremap.detail, mremap.behavior, mremap.library) == (
-        "stub", "noop_success", "fake_success", "lib/ukmmap")
+        "stub",
+        "noop_success",
+        "fake_success",
+        "lib/ukmmap",
+    )
     mmap = t.get("mmap")
-    assert [(p.library, p.kconfig) for p in mmap.providers] == [("lib/posix-mmap", "CONFIG_LIBPOSIX_MMAP"),
-                                                                ("lib/ukmmap", "CONFIG_LIBUKMMAP")]
+    assert [(p.library, p.kconfig) for p in mmap.providers] == [
+        ("lib/posix-mmap", "CONFIG_LIBPOSIX_MMAP"),
+        ("lib/ukmmap", "CONFIG_LIBUKMMAP"),
+    ]
     assert [p.detail for p in t.get("mprotect").providers] == ["full", "warn_stubbed_fake_success"]
     gd = t.get("getdents")
     assert gd.extra_conditions[0] == "ifeq ($(CONFIG_LIBVFSCORE_NONLARGEFILE),y)"
@@ -167,18 +215,21 @@ def _set_status(doc: dict, key: str, **kw) -> None:
     doc["syscalls"][key].update(kw)
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda d: d.pop("syscalls"), "top level: missing key 'syscalls'"),
-    (lambda d: d.update(schema_version=2), "unsupported schema_version 2"),
-    (lambda d: _set_status(d, "read", status="supported"), "syscall 'read': status 'supported' not in"),
-    (lambda d: _set_status(d, "read", behavior="fine"), "syscall 'read': behavior 'fine' not in"),
-    (lambda d: _set_status(d, "read", library=None), "syscall 'read': status 'implemented' but no library"),
-    (lambda d: _set_status(d, "read", x86_64_nr=-1), "syscall 'read': bad x86_64_nr -1"),
-    (lambda d: _set_status(d, "read", name="write"), "row name 'write' differs from its key"),
-    (lambda d: d["syscalls"]["read"]["providers"][0].pop("status"), "provider 0: missing key 'status'"),
-    (lambda d: d["counts"].update(stub=1), "counts.stub is 1 but 53 rows have status 'stub'"),
-    (lambda d: d.update(syscalls=[]), "'syscalls' must be dict, got list"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda d: d.pop("syscalls"), "top level: missing key 'syscalls'"),
+        (lambda d: d.update(schema_version=2), "unsupported schema_version 2"),
+        (lambda d: _set_status(d, "read", status="supported"), "syscall 'read': status 'supported' not in"),
+        (lambda d: _set_status(d, "read", behavior="fine"), "syscall 'read': behavior 'fine' not in"),
+        (lambda d: _set_status(d, "read", library=None), "syscall 'read': status 'implemented' but no library"),
+        (lambda d: _set_status(d, "read", x86_64_nr=-1), "syscall 'read': bad x86_64_nr -1"),
+        (lambda d: _set_status(d, "read", name="write"), "row name 'write' differs from its key"),
+        (lambda d: d["syscalls"]["read"]["providers"][0].pop("status"), "provider 0: missing key 'status'"),
+        (lambda d: d["counts"].update(stub=1), "counts.stub is 1 but 53 rows have status 'stub'"),
+        (lambda d: d.update(syscalls=[]), "'syscalls' must be dict, got list"),
+    ],
+)
 def test_malformed_user_table(tmp_path: Path, mutate, message: str) -> None:
     p = _user_table(tmp_path, mutate)
     with pytest.raises(TableError) as exc:
@@ -200,17 +251,35 @@ def test_not_json_and_missing_file(tmp_path: Path) -> None:
 
 def test_linux_name_invariant_with_tiny_tables(tmp_path: Path) -> None:
     names = {"x86_64": {"read": 0, "write": 1}, "aarch64": {"read": 63, "write": 64}}
-    doc = {"schema_version": 1, "release": "t", "commit": None, "generator": {"name": "x", "version": 1},
-           "command": "", "counts": {}, "syscalls": {}}
-    row = {"name": "read", "status": "absent", "detail": "generated_enosys_stub", "behavior": "error_enosys",
-           "providers": [], "extra_conditions": [], "x86_64_nr": 0, "arm64_nr": 63}
+    doc = {
+        "schema_version": 1,
+        "release": "t",
+        "commit": None,
+        "generator": {"name": "x", "version": 1},
+        "command": "",
+        "counts": {},
+        "syscalls": {},
+    }
+    row = {
+        "name": "read",
+        "status": "absent",
+        "detail": "generated_enosys_stub",
+        "behavior": "error_enosys",
+        "providers": [],
+        "extra_conditions": [],
+        "x86_64_nr": 0,
+        "arm64_nr": 63,
+    }
     doc["syscalls"]["read"] = row
     uk.validate_unikraft_doc(doc, "t.json", names)
     doc["syscalls"]["nosuch"] = dict(row, name="nosuch", x86_64_nr=1, arm64_nr=None)
-    with pytest.raises(TableError, match=r"t\.json: syscall 'nosuch' is not in the Linux x86_64 table "
-                                         r"\(its number 1 is 'write' there\)"):
+    with pytest.raises(
+        TableError,
+        match=r"t\.json: syscall 'nosuch' is not in the Linux x86_64 table "
+        r"\(its number 1 is 'write' there\)",
+    ):
         uk.validate_unikraft_doc(doc, "t.json", names)
-    doc["syscalls"]["nosuch"]["x86_64_nr"] = 500          # unknown to this (older) Linux table: accepted
+    doc["syscalls"]["nosuch"]["x86_64_nr"] = 500  # unknown to this (older) Linux table: accepted
     uk.validate_unikraft_doc(doc, "t.json", names)
     doc["syscalls"]["read"]["arm64_nr"] = 64
     with pytest.raises(TableError, match="syscall 'read': arm64 number 64 but the Linux aarch64 table has 63"):
@@ -250,8 +319,10 @@ def test_libmusl_counts_and_pins() -> None:
     assert d["config"]["CONFIG_UK_ARCH"] == "x86_64" and "CONFIG_LIBMUSL_COMPLEX" not in d["config"]
     assert d["counts"]["compiled_files"] == 1217 and d["counts"]["commented_out"] == 78
     assert load("libmusl", "0.12.0")["config"]["CONFIG_LIBMUSL_COMPLEX"] == "y"
-    assert uk.load_libmusl_symbols("0.16.3").provider("syscall") == \
-        "lib/syscall_shim/uk_syscall.awk (generated weak alias)"
+    assert (
+        uk.load_libmusl_symbols("0.16.3").provider("syscall")
+        == "lib/syscall_shim/uk_syscall.awk (generated weak alias)"
+    )
 
 
 def test_libmusl_malformed(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """Hostile wheels: bombs, traversal, absolute and symlink members, corrupt archives."""
+
 from __future__ import annotations
 
 import glob
@@ -9,7 +10,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, compile_so, run_cli
 
 
@@ -46,8 +46,12 @@ def test_zip_bomb_member_is_refused(tmp_path: Path, elf_bytes: bytes) -> None:
 def test_traversal_absolute_and_symlink_members_are_never_written(tmp_path: Path, elf_bytes: bytes) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    members = {"pkg/libok.so": elf_bytes, "../../outside/evil.so": elf_bytes,
-               f"{outside}/abs.so": elf_bytes, "pkg/../../escape.so": elf_bytes}
+    members = {
+        "pkg/libok.so": elf_bytes,
+        "../../outside/evil.so": elf_bytes,
+        f"{outside}/abs.so": elf_bytes,
+        "pkg/../../escape.so": elf_bytes,
+    }
     whl = _wheel(tmp_path / "trav-1.0-py3-none-any.whl", members, symlinks={"pkg/liblink.so": "/etc/passwd"})
     code, out, err = run_cli(["deps", str(whl), "--format", "json"])
     assert code == 0, err

@@ -1,4 +1,5 @@
 """Exception hierarchy.  The library raises; only ``cli.py`` turns these into exit codes."""
+
 from __future__ import annotations
 
 

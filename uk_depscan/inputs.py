@@ -7,13 +7,14 @@ temporary directory created by this process, and the whole archive is refused pa
 compression-ratio or total-size limit.  Only ELF members are written; their relative
 layout is kept so that ``$ORIGIN`` inside the wheel resolves as it would once installed.
 """
+
 from __future__ import annotations
 
 import os
-import zlib
 import stat
 import tempfile
 import zipfile
+import zlib
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -21,8 +22,8 @@ from pathlib import Path, PurePosixPath
 from uk_depscan.elf.file import ELFMAG
 from uk_depscan.errors import InputError
 
-MAX_WHEEL_TOTAL = 8 << 30          # bytes decompressed over the whole wheel
-MAX_MEMBER_RATIO = 200             # decompressed / compressed, per member (zip bombs)
+MAX_WHEEL_TOTAL = 8 << 30  # bytes decompressed over the whole wheel
+MAX_MEMBER_RATIO = 200  # decompressed / compressed, per member (zip bombs)
 MAX_MEMBERS = 200_000
 MAX_DIR_FILES = 200_000
 CHUNK = 1 << 20
@@ -54,7 +55,7 @@ class Inputs:
     def display(self, path: str) -> str:
         for real, shown in self.prefixes.items():
             if path == real or path.startswith(real + os.sep):
-                return shown + path[len(real):]
+                return shown + path[len(real) :]
         return path
 
     def close(self) -> None:
@@ -118,8 +119,9 @@ def _collect_dir(root: str, inputs: Inputs) -> None:
     """Every ELF file below ``root``; symlinks are not followed (no loops, no escapes)."""
     seen: set[tuple[int, int]] = set()
     count = 0
-    for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: inputs.skipped.append(
-            Skipped(getattr(e, "filename", root) or root, _oserror(e)))):
+    for dirpath, dirnames, filenames in os.walk(
+        root, onerror=lambda e: inputs.skipped.append(Skipped(getattr(e, "filename", root) or root, _oserror(e)))
+    ):
         dirnames.sort()
         for name in sorted(filenames):
             count += 1
@@ -176,8 +178,9 @@ def _safe_member_name(info: zipfile.ZipInfo) -> str | None:
     return str(pure)
 
 
-def _extract_if_elf(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, tmp: str, wheel: str,
-                    total: int, inputs: Inputs) -> int:
+def _extract_if_elf(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, tmp: str, wheel: str, total: int, inputs: Inputs
+) -> int:
     limit = max(info.compress_size, 1) * MAX_MEMBER_RATIO
     written = 0
     dest = Path(tmp, name)
@@ -195,8 +198,10 @@ def _extract_if_elf(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, tmp: 
                 while chunk := src.read(CHUNK):
                     written += len(chunk)
                     if written > limit and written > (1 << 20):
-                        raise InputError(f"{wheel}: refused: member {name!r} decompresses more than "
-                                         f"{MAX_MEMBER_RATIO}x its compressed size (zip bomb?)")
+                        raise InputError(
+                            f"{wheel}: refused: member {name!r} decompresses more than "
+                            f"{MAX_MEMBER_RATIO}x its compressed size (zip bomb?)"
+                        )
                     if total + written > MAX_WHEEL_TOTAL:
                         raise InputError(f"{wheel}: refused: more than {MAX_WHEEL_TOTAL >> 30} GiB decompressed")
                     out.write(chunk)

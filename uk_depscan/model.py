@@ -1,14 +1,15 @@
 """The result objects: one :class:`Report` per run, rendered by every output format."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from uk_depscan.loader.binding import VersionProblem
-from uk_depscan.unikraft.gaps import Gap, PlanStep, RouteFinding, SymbolGap
+from uk_depscan.elf.literals import BelowSyscall
 from uk_depscan.inputs import Skipped
+from uk_depscan.loader.binding import VersionProblem
 from uk_depscan.loader.resolve import LoadTree
 from uk_depscan.syscalls.requests import RequestRecord
-from uk_depscan.elf.literals import BelowSyscall
+from uk_depscan.unikraft.gaps import Gap, PlanStep, RouteFinding, SymbolGap
 
 SCHEMA_VERSION = 1
 
@@ -196,5 +197,11 @@ class Report:
 
     @property
     def has_gaps(self) -> bool:
-        return any(t.tree.missing or t.unresolved or t.version_problems or t.actionable_gaps
-                   or any(r.severity == "blocker" for r in t.route) for t in self.targets)
+        return any(
+            t.tree.missing
+            or t.unresolved
+            or t.version_problems
+            or t.actionable_gaps
+            or any(r.severity == "blocker" for r in t.route)
+            for t in self.targets
+        )

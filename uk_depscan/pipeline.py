@@ -1,37 +1,62 @@
 """``analyze()``: inputs → loader → binding → one :class:`~uk_depscan.model.Report`."""
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
 
 import numpy as np
 
 from uk_depscan import __version__
-from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile
+from uk_depscan.elf.literals import below_syscall
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols
 from uk_depscan.errors import DepscanError
 from uk_depscan.inputs import Inputs, Skipped, collect_inputs
+from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.loader.paths import SearchConfig
 from uk_depscan.loader.resolve import LoadResult, LoadTree, resolve_tree
-from uk_depscan.unikraft.gaps import Gap, assess_all, binary_compat_findings, greedy_plan, native_symbol_gaps, work_items
-from uk_depscan.model import (ElfSummary, ImportRecord, MatrixRow, NativeRoute, Report, SearchSettings,
-                              SyscallFinding, TableRef, TargetReport)
-from uk_depscan.unikraft.tables import (LibmuslAvailability, LoupePrior, UnikraftTable, load_libmusl_symbols,
-                                 load_loupe_priors, load_unikraft_table)
-from uk_depscan.elf.literals import below_syscall
+from uk_depscan.model import (
+    ElfSummary,
+    ImportRecord,
+    MatrixRow,
+    NativeRoute,
+    Report,
+    SearchSettings,
+    SyscallFinding,
+    TableRef,
+    TargetReport,
+)
 from uk_depscan.syscalls.reach import analyze_syscalls, syscall_report
+from uk_depscan.unikraft.gaps import (
+    Gap,
+    assess_all,
+    binary_compat_findings,
+    greedy_plan,
+    native_symbol_gaps,
+    work_items,
+)
+from uk_depscan.unikraft.tables import (
+    LibmuslAvailability,
+    LoupePrior,
+    UnikraftTable,
+    load_libmusl_symbols,
+    load_loupe_priors,
+    load_unikraft_table,
+)
 
 log = logging.getLogger(__name__)
 
 
-MUSL_WARNING = ("--libc musl under-reports: Debian's musl 1.2.3 libc.so has almost no unwind tables, so calls "
-                "into its internal helpers (e.g. __syscall_cp behind read/write) are not followed; treat its "
-                "syscall sets as a lower bound")
+MUSL_WARNING = (
+    "--libc musl under-reports: Debian's musl 1.2.3 libc.so has almost no unwind tables, so calls "
+    "into its internal helpers (e.g. __syscall_cp behind read/write) are not followed; treat its "
+    "syscall sets as a lower bound"
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +73,14 @@ class Options:
     route: str = "both"  # both | binary-compat | native
 
 
-def analyze(paths: list[str], config: SearchConfig | None = None, *, command: str = "scan",
-            options: Options | None = None, progress: Callable[[str], None] | None = None) -> Report:
+def analyze(
+    paths: list[str],
+    config: SearchConfig | None = None,
+    *,
+    command: str = "scan",
+    options: Options | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
     """Analyse every ELF named by ``paths`` (files, directories, wheels).
 
     Raises :class:`~uk_depscan.errors.InputError` when an argument itself is unusable;
@@ -75,11 +106,15 @@ def analyze(paths: list[str], config: SearchConfig | None = None, *, command: st
     if table is not None:
         musl, priors = load_libmusl_symbols(table.release), load_loupe_priors()
         reports = [_route_view(r, table, priors, musl, options.route) for r in reports]
-    plan = greedy_plan({r.target: work_items(r.gaps) for r in reports if r.syscalls is not None}) \
-        if table is not None and len(reports) > 1 else ()
+    plan = (
+        greedy_plan({r.target: work_items(r.gaps) for r in reports if r.syscalls is not None})
+        if table is not None and len(reports) > 1
+        else ()
+    )
     matrix = syscall_matrix(reports) if len(reports) > 1 else ()
-    return Report(__version__, command, settings, tuple(reports),
-                  tuple(sorted(skipped, key=lambda s: s.path)), ref, plan, matrix)
+    return Report(
+        __version__, command, settings, tuple(reports), tuple(sorted(skipped, key=lambda s: s.path)), ref, plan, matrix
+    )
 
 
 def syscall_matrix(reports: list[TargetReport]) -> tuple[MatrixRow, ...]:
@@ -87,8 +122,16 @@ def syscall_matrix(reports: list[TargetReport]) -> tuple[MatrixRow, ...]:
     verdict = {g.name: g for r in reports for g in r.gaps}
     needed = [{f.name for f in r.syscalls.syscalls + r.syscalls.baseline} if r.syscalls else set() for r in reports]
     names = sorted(set().union(*needed))
-    rows = [MatrixRow(n, verdict[n].status if n in verdict else "unknown", verdict[n].tier if n in verdict else "-",
-                      verdict[n].action if n in verdict else "", tuple(n in s for s in needed)) for n in names]
+    rows = [
+        MatrixRow(
+            n,
+            verdict[n].status if n in verdict else "unknown",
+            verdict[n].tier if n in verdict else "-",
+            verdict[n].action if n in verdict else "",
+            tuple(n in s for s in needed),
+        )
+        for n in names
+    ]
     return tuple(sorted(rows, key=lambda r: (r.tier, -sum(r.needed_by), r.name)))
 
 
@@ -97,14 +140,16 @@ def _unikraft_table(options: Options) -> UnikraftTable:
     return load_unikraft_table(options.unikraft, path)
 
 
-def _route_view(r: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], musl: LibmuslAvailability,
-                route: str) -> TargetReport:
+def _route_view(
+    r: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], musl: LibmuslAvailability, route: str
+) -> TargetReport:
     """binary-compat: the Linux ELF under app-elfloader with glibc — start-up baseline included,
     loader flags checked.  native: rebuilt against lib-musl — the glibc loader never runs, so no
     baseline and no loader flags, plus the libc-symbol check.  both: side by side."""
     if route == "native":
-        return dataclasses.replace(r, gaps=target_gaps(r, table, priors, with_baseline=False),
-                                   native=native_route(r, musl), route=())
+        return dataclasses.replace(
+            r, gaps=target_gaps(r, table, priors, with_baseline=False), native=native_route(r, musl), route=()
+        )
     native = native_route(r, musl) if route == "both" else None
     return dataclasses.replace(r, gaps=target_gaps(r, table, priors), native=native)
 
@@ -114,8 +159,9 @@ def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute
     return NativeRoute(musl.release, musl.musl_version, native_symbol_gaps(imports, musl.has))
 
 
-def target_gaps(report: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior],
-                with_baseline: bool = True) -> tuple[Gap, ...]:
+def target_gaps(
+    report: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], with_baseline: bool = True
+) -> tuple[Gap, ...]:
     """Everything reachable, plus (binary-compatibility route) the start-up baseline."""
     if report.syscalls is None:
         return ()
@@ -132,50 +178,94 @@ def _with_blame(gap: Gap, f: SyscallFinding | None) -> Gap:
     if f is None:
         return gap
     libs = [lib.rsplit("/", 1)[-1] for lib in f.libraries]
-    return dataclasses.replace(gap, reasons=gap.reasons + (f"needed via {len(libs)} "
-                                                           f"librar{'y' if len(libs) == 1 else 'ies'}: {', '.join(libs)}",))
+    return dataclasses.replace(
+        gap,
+        reasons=gap.reasons + (f"needed via {len(libs)} librar{'y' if len(libs) == 1 else 'ies'}: {', '.join(libs)}",),
+    )
 
 
-def analyze_target(path: str, display: str, config: SearchConfig, inputs: Inputs, options: Options,
-                   note: Callable[[str], None] = lambda _msg: None) -> TargetReport:
+def analyze_target(
+    path: str,
+    display: str,
+    config: SearchConfig,
+    inputs: Inputs,
+    options: Options,
+    note: Callable[[str], None] = lambda _msg: None,
+) -> TargetReport:
     result = resolve_tree(path, config, display_name=display)
     root = result.files[0]
     imports: tuple[ImportRecord, ...] = ()
     problems: tuple = ()
     warnings: list[str] = []
     if not root.arch_supported:
-        warnings.append(f"{root.machine_name} ELFCLASS{root.elf_class}: read, but only x86_64 and aarch64 "
-                        "are analysed for syscalls")
+        warnings.append(
+            f"{root.machine_name} ELFCLASS{root.elf_class}: read, but only x86_64 and aarch64 are analysed for syscalls"
+        )
     syscalls = None
     if options.symbols:
         bindings = bind_symbols(result)
         tree = result.tree
-        imports = tuple(sorted((ImportRecord(b.symbol.name, b.symbol.version, b.symbol.version_file,
-                                             b.symbol.binding, b.symbol.sym_type,
-                                             inputs.display(tree.objects[b.provider].path)
-                                             if b.provider is not None else None)
-                                for b in bindings.of(0)), key=lambda r: (r.name, r.version or "")))
+        imports = tuple(
+            sorted(
+                (
+                    ImportRecord(
+                        b.symbol.name,
+                        b.symbol.version,
+                        b.symbol.version_file,
+                        b.symbol.binding,
+                        b.symbol.sym_type,
+                        inputs.display(tree.objects[b.provider].path) if b.provider is not None else None,
+                    )
+                    for b in bindings.of(0)
+                ),
+                key=lambda r: (r.name, r.version or ""),
+            )
+        )
         problems = tuple(bindings.version_problems)
-        warnings += [f"{inputs.display(result.tree.objects[i].path)}: symbols skipped: {why}"
-                     for i, why in bindings.skipped]
+        warnings += [
+            f"{inputs.display(result.tree.objects[i].path)}: symbols skipped: {why}" for i, why in bindings.skipped
+        ]
         if options.syscalls and options.libc_model == "musl":
             warnings.append(MUSL_WARNING)
         if options.syscalls and root.arch_supported:
-            analysis = analyze_syscalls(result, bindings, libc_model=options.libc_model, entries=options.entries,
-                                        no_cache=options.no_cache, progress=note)
+            analysis = analyze_syscalls(
+                result,
+                bindings,
+                libc_model=options.libc_model,
+                entries=options.entries,
+                no_cache=options.no_cache,
+                progress=note,
+            )
             syscalls = syscall_report(analysis, root.machine_name, inputs.display)
     below = below_syscall(root) if options.syscalls else None
     route = binary_compat_findings(tuple(_route_facts(result, inputs))) if options.syscalls else ()
     digest = hashlib.sha256(root.data).hexdigest() if options.syscalls else None  # input provenance
-    return TargetReport(display, summarize_elf(root, options.symbols), _display_tree(result, inputs), imports,
-                        problems, tuple(warnings), syscalls, below=below, route=route, sha256=digest)
+    return TargetReport(
+        display,
+        summarize_elf(root, options.symbols),
+        _display_tree(result, inputs),
+        imports,
+        problems,
+        tuple(warnings),
+        syscalls,
+        below=below,
+        route=route,
+        sha256=digest,
+    )
 
 
 def _route_facts(result: LoadResult, inputs: Inputs):  # type: ignore[no-untyped-def]
     for idx, elf in sorted(result.files.items()):
         etype = {ET_EXEC: "EXEC", ET_DYN: "DYN"}.get(elf.e_type, "?")
-        yield (inputs.display(result.tree.objects[idx].path), etype, idx == 0, elf.is_pie, elf.textrel,
-               elf.exec_stack, elf.static_tls)
+        yield (
+            inputs.display(result.tree.objects[idx].path),
+            etype,
+            idx == 0,
+            elf.is_pie,
+            elf.textrel,
+            elf.exec_stack,
+            elf.static_tls,
+        )
 
 
 def summarize_elf(elf: ElfFile, symbols: bool = True) -> ElfSummary:
@@ -190,11 +280,29 @@ def summarize_elf(elf: ElfFile, symbols: bool = True) -> ElfSummary:
         ifuncs = tuple(sorted(syms.names[int(i)] for i in defined[kinds == STT_GNU_IFUNC]))
     etype = {ET_EXEC: "EXEC", ET_DYN: "DYN"}.get(elf.e_type, f"ET_{elf.e_type}")
     tls = elf.tls
-    return ElfSummary(elf.elf_class, elf.machine_name, elf.arch_supported, etype, elf.is_pie, elf.interp,
-                      dyn.soname if dyn else None, dyn.needed if dyn else (), dyn.rpath if dyn else None,
-                      dyn.runpath if dyn else None, elf.build_id, elf.textrel, elf.exec_stack, elf.static_tls,
-                      tls.memsz if tls else None, ifuncs, len(elf.init_array), len(elf.fini_array),
-                      tuple(_note_text(n) for n in elf.dlopen_notes), n_imp, n_exp)
+    return ElfSummary(
+        elf.elf_class,
+        elf.machine_name,
+        elf.arch_supported,
+        etype,
+        elf.is_pie,
+        elf.interp,
+        dyn.soname if dyn else None,
+        dyn.needed if dyn else (),
+        dyn.rpath if dyn else None,
+        dyn.runpath if dyn else None,
+        elf.build_id,
+        elf.textrel,
+        elf.exec_stack,
+        elf.static_tls,
+        tls.memsz if tls else None,
+        ifuncs,
+        len(elf.init_array),
+        len(elf.fini_array),
+        tuple(_note_text(n) for n in elf.dlopen_notes),
+        n_imp,
+        n_exp,
+    )
 
 
 def _note_text(note: dict[str, object]) -> str:
@@ -205,14 +313,23 @@ def _note_text(note: dict[str, object]) -> str:
 
 def _display_tree(result: LoadResult, inputs: Inputs) -> LoadTree:
     tree = result.tree
-    objs = tuple(dataclasses.replace(o, path=inputs.display(o.path), realpath=inputs.display(o.realpath),
-                                     tried=tuple(dataclasses.replace(a, path=inputs.display(a.path))
-                                                 for a in o.tried))
-                 for o in tree.objects)
-    missing = tuple(dataclasses.replace(m, reason=_translate(m.reason, inputs),
-                                        tried=tuple(dataclasses.replace(a, path=inputs.display(a.path))
-                                                    for a in m.tried))
-                    for m in tree.missing)
+    objs = tuple(
+        dataclasses.replace(
+            o,
+            path=inputs.display(o.path),
+            realpath=inputs.display(o.realpath),
+            tried=tuple(dataclasses.replace(a, path=inputs.display(a.path)) for a in o.tried),
+        )
+        for o in tree.objects
+    )
+    missing = tuple(
+        dataclasses.replace(
+            m,
+            reason=_translate(m.reason, inputs),
+            tried=tuple(dataclasses.replace(a, path=inputs.display(a.path)) for a in m.tried),
+        )
+        for m in tree.missing
+    )
     return dataclasses.replace(tree, objects=objs, missing=missing)
 
 

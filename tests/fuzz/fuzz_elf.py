@@ -15,6 +15,7 @@ Run (see README.md)::
 Without atheris, ``python tests/fuzz/fuzz_elf.py --plain SEED_DIR [RUNS]`` runs the same
 harness on random byte mutations of the seeds (no coverage guidance).
 """
+
 from __future__ import annotations
 
 import os
@@ -42,9 +43,9 @@ def exercise(data: bytes) -> None:
             for _ in elf.iter_exec_regions():
                 pass
             syms = dynamic_symbols(elf)
-            syms.iter_imports(), syms.iter_exports(), syms.definitions, syms.version_defs  # noqa: B018
-            elf_relocations(elf), got_slot_symbols(elf), plt_stub_symbols(elf)  # noqa: B018
-            function_starts(elf), function_names(elf)  # noqa: B018
+            syms.iter_imports(), syms.iter_exports(), syms.definitions, syms.version_defs
+            elf_relocations(elf), got_slot_symbols(elf), plt_stub_symbols(elf)
+            function_starts(elf), function_names(elf)
             if ENGINE:
                 from uk_depscan.syscalls.scan import scan_library
 
@@ -85,7 +86,7 @@ def plain(seed_dir: str, runs: int) -> None:
             pos = rng.randrange(len(buf))
             buf[pos] = rng.getrandbits(8)
         if rng.random() < 0.1:
-            del buf[rng.randrange(len(buf)):]
+            del buf[rng.randrange(len(buf)) :]
         one_input(bytes(buf))
     print(f"{runs} inputs, no crash")
 
@@ -97,8 +98,8 @@ def main() -> None:
     import atheris
 
     with atheris.instrument_imports():
-        import uk_depscan.elf.file  # noqa: F401
-        import uk_depscan.elf.frames  # noqa: F401
+        import uk_depscan.elf.file
+        import uk_depscan.elf.frames
         import uk_depscan.elf.symbols  # noqa: F401
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()

@@ -3,15 +3,16 @@
 Exit codes: 0 no gaps, 1 gaps found (missing libraries, unresolved imports, unsupported
 syscalls), 2 bad input or usage, 3 internal error.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Callable, Iterator, List, Optional
 
 import typer
 
@@ -26,9 +27,13 @@ EXIT_OK, EXIT_GAPS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 _USAGE_ERRORS = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff"}
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="What must Unikraft provide for this ELF to work?  Reads ELF files, directories "
-                       "and wheels without executing them.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="What must Unikraft provide for this ELF to work?  Reads ELF files, directories "
+    "and wheels without executing them.",
+)
 
 
 class Format(str, Enum):
@@ -52,31 +57,49 @@ class LibcModel(str, Enum):
     musl = "musl"
 
 
-LibcOpt = typer.Option(LibcModel.auto, "--libc",
-                       help="libc model: auto (libraries on disk, shipped glibc tables for missing ones), "
-                            "glibc (shipped Debian 12 glibc 2.36 tables), musl (shipped musl 1.2.3, native route).")
-EntryOpt = typer.Option(None, "--entry", help="Only what these exported functions reach (glob on mangled or "
-                                              "demangled names; repeatable). Constructors are always included.")
+LibcOpt = typer.Option(
+    LibcModel.auto,
+    "--libc",
+    help="libc model: auto (libraries on disk, shipped glibc tables for missing ones), "
+    "glibc (shipped Debian 12 glibc 2.36 tables), musl (shipped musl 1.2.3, native route).",
+)
+EntryOpt = typer.Option(
+    None,
+    "--entry",
+    help="Only what these exported functions reach (glob on mangled or "
+    "demangled names; repeatable). Constructors are always included.",
+)
 NoScanCacheOpt = typer.Option(False, "--no-cache", help="Do not read or write the per-library scan cache.")
-UnikraftOpt = typer.Option(None, "--unikraft", help="Unikraft release table to compare against (default: newest "
-                                                     "shipped; see `uk-depscan tables list`).")
-UnikraftTableOpt = typer.Option(None, "--unikraft-table", help="A Unikraft support table of your own "
-                                                              "(`uk-depscan tables unikraft --src ...`).")
+UnikraftOpt = typer.Option(
+    None,
+    "--unikraft",
+    help="Unikraft release table to compare against (default: newest shipped; see `uk-depscan tables list`).",
+)
+UnikraftTableOpt = typer.Option(
+    None, "--unikraft-table", help="A Unikraft support table of your own (`uk-depscan tables unikraft --src ...`)."
+)
+
+
 class Route(str, Enum):
     both = "both"
     binary_compat = "binary-compat"
     native = "native"
 
 
-RouteOpt = typer.Option(Route.both, "--route", help="binary-compat (app-elfloader runs the Linux ELF with glibc), "
-                                                     "native (rebuilt against lib-musl), or both side by side.")
+RouteOpt = typer.Option(
+    Route.both,
+    "--route",
+    help="binary-compat (app-elfloader runs the Linux ELF with glibc), "
+    "native (rebuilt against lib-musl), or both side by side.",
+)
 FailOnOpt = typer.Option(FailOn.any, "--fail-on", help="Which gaps make the exit code 1 (CI gating).")
 TargetsArg = typer.Argument(..., help="ELF files, directories or wheels.", show_default=False)
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
 OutputOpt = typer.Option(None, "--output", "-o", help="Write the report here (opened only after success).")
 RootOpt = typer.Option("/", "--root", help="Sysroot: resolve absolute search paths inside DIR.")
-LibPathOpt = typer.Option(None, "--library-path", "-L",
-                          help="Directories searched like LD_LIBRARY_PATH (repeatable, or colon-separated).")
+LibPathOpt = typer.Option(
+    None, "--library-path", "-L", help="Directories searched like LD_LIBRARY_PATH (repeatable, or colon-separated)."
+)
 ConfOpt = typer.Option(None, "--ld-so-conf", help="Use this ld.so.conf (with includes) instead of ld.so.cache.")
 NoCacheOpt = typer.Option(False, "--no-ld-cache", help="Ignore ROOT/etc/ld.so.cache; read ld.so.conf instead.")
 VerboseOpt = typer.Option(0, "--verbose", "-v", count=True, help="More detail (rejected candidates, all symbols).")
@@ -84,16 +107,18 @@ QuietOpt = typer.Option(False, "--quiet", "-q", help="No summary on stderr.")
 TracebackOpt = typer.Option(False, "--traceback", help="Show the Python traceback on errors.")
 
 
-def _search_config(root: str, library_path: Optional[List[str]], ld_so_conf: Optional[Path],
-                   no_ld_cache: bool) -> SearchConfig:
+def _search_config(
+    root: str, library_path: list[str] | None, ld_so_conf: Path | None, no_ld_cache: bool
+) -> SearchConfig:
     if not os.path.isdir(root):
         raise UsageError(f"--root {root}: not a directory")
     dirs = tuple(d for entry in (library_path or []) for d in entry.split(":") if d)
-    return SearchConfig(root=root, library_path=dirs, ld_so_conf=str(ld_so_conf) if ld_so_conf else None,
-                        use_cache=not no_ld_cache)
+    return SearchConfig(
+        root=root, library_path=dirs, ld_so_conf=str(ld_so_conf) if ld_so_conf else None, use_cache=not no_ld_cache
+    )
 
 
-def _emit(text: str, output: Optional[Path]) -> None:
+def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -104,8 +129,7 @@ def _emit(text: str, output: Optional[Path]) -> None:
         raise UsageError(f"{output}: cannot write: {err.strerror or err}") from err
 
 
-def _render(report: Report, fmt: Format, output: Optional[Path], verbose: int,
-            text_renderer: Callable[..., str]) -> None:
+def _render(report: Report, fmt: Format, output: Path | None, verbose: int, text_renderer: Callable[..., str]) -> None:
     if fmt is Format.json:
         from uk_depscan.report.json_report import render_json
 
@@ -150,27 +174,52 @@ def _stderr_summary(report: Report, quiet: bool) -> None:
         return
     for t in report.targets:
         gaps = f", {len(t.actionable_gaps)} Unikraft gaps to act on" if t.syscalls is not None else ""
-        sys.stderr.write(f"uk-depscan: {t.target}: {len(t.tree.objects) - 1} libraries, "
-                         f"{len(t.tree.missing)} missing, {len(t.unresolved)} unresolved imports{gaps}\n")
+        sys.stderr.write(
+            f"uk-depscan: {t.target}: {len(t.tree.objects) - 1} libraries, "
+            f"{len(t.tree.missing)} missing, {len(t.unresolved)} unresolved imports{gaps}\n"
+        )
 
 
 @app.command("scan")
-def scan_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: Optional[Path] = OutputOpt,
-             root: str = RootOpt, library_path: Optional[List[str]] = LibPathOpt,
-             ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
-             verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt,
-             libc: LibcModel = LibcOpt, entry: Optional[List[str]] = EntryOpt, no_cache: bool = NoScanCacheOpt,
-             unikraft: Optional[str] = UnikraftOpt, unikraft_table: Optional[Path] = UnikraftTableOpt,
-             fail_on: FailOn = FailOnOpt, route: Route = RouteOpt) -> int:
+def scan_cmd(
+    targets: list[str] = TargetsArg,
+    fmt: Format = FormatOpt,
+    output: Path | None = OutputOpt,
+    root: str = RootOpt,
+    library_path: list[str] | None = LibPathOpt,
+    ld_so_conf: Path | None = ConfOpt,
+    no_ld_cache: bool = NoCacheOpt,
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+    traceback: bool = TracebackOpt,
+    libc: LibcModel = LibcOpt,
+    entry: list[str] | None = EntryOpt,
+    no_cache: bool = NoScanCacheOpt,
+    unikraft: str | None = UnikraftOpt,
+    unikraft_table: Path | None = UnikraftTableOpt,
+    fail_on: FailOn = FailOnOpt,
+    route: Route = RouteOpt,
+) -> int:
     """Summary of each target: loader facts, imports, reachable syscalls with evidence (default command)."""
     from uk_depscan.pipeline import Options, analyze
     from uk_depscan.report.text import render_summary
 
-    options = Options(libc_model=libc.value, entries=tuple(entry or ()), no_cache=no_cache, unikraft=unikraft,
-                      unikraft_table=str(unikraft_table) if unikraft_table else None, route=route.value)
+    options = Options(
+        libc_model=libc.value,
+        entries=tuple(entry or ()),
+        no_cache=no_cache,
+        unikraft=unikraft,
+        unikraft_table=str(unikraft_table) if unikraft_table else None,
+        route=route.value,
+    )
     with _progress(quiet) as note:
-        report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
-                         options=options, progress=note)
+        report = analyze(
+            targets,
+            _search_config(root, library_path, ld_so_conf, no_ld_cache),
+            command="scan",
+            options=options,
+            progress=note,
+        )
     _render(report, fmt, output, verbose, render_summary)
     if fmt is not Format.text or output is not None:
         _stderr_summary(report, quiet)
@@ -190,36 +239,59 @@ def exit_code(report: Report, fail_on: FailOn) -> int:
 
 
 @app.command("deps")
-def deps_cmd(targets: List[str] = TargetsArg, fmt: Format = FormatOpt, output: Optional[Path] = OutputOpt,
-             root: str = RootOpt, library_path: Optional[List[str]] = LibPathOpt,
-             ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
-             verbose: int = VerboseOpt, quiet: bool = QuietOpt, traceback: bool = TracebackOpt) -> int:
+def deps_cmd(
+    targets: list[str] = TargetsArg,
+    fmt: Format = FormatOpt,
+    output: Path | None = OutputOpt,
+    root: str = RootOpt,
+    library_path: list[str] | None = LibPathOpt,
+    ld_so_conf: Path | None = ConfOpt,
+    no_ld_cache: bool = NoCacheOpt,
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+    traceback: bool = TracebackOpt,
+) -> int:
     """Dependency tree, libtree-style: how each library was found, or every path tried."""
     from uk_depscan.pipeline import Options, analyze
     from uk_depscan.report.text import render_deps
 
-    report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="deps",
-                     options=Options(symbols=False, syscalls=False))
+    report = analyze(
+        targets,
+        _search_config(root, library_path, ld_so_conf, no_ld_cache),
+        command="deps",
+        options=Options(symbols=False, syscalls=False),
+    )
     _render(report, fmt, output, verbose, render_deps)
     return EXIT_GAPS if any(t.tree.missing for t in report.targets) else EXIT_OK
 
 
 @app.command("explain")
-def explain_cmd(target: str = typer.Argument(..., help="ELF file, directory or wheel."),
-                query: str = typer.Argument(..., help="Syscall name or number, or an imported symbol."),
-                root: str = RootOpt, library_path: Optional[List[str]] = LibPathOpt,
-                ld_so_conf: Optional[Path] = ConfOpt, no_ld_cache: bool = NoCacheOpt,
-                libc: LibcModel = LibcOpt, entry: Optional[List[str]] = EntryOpt,
-                unikraft: Optional[str] = UnikraftOpt, unikraft_table: Optional[Path] = UnikraftTableOpt,
-                traceback: bool = TracebackOpt) -> int:
+def explain_cmd(
+    target: str = typer.Argument(..., help="ELF file, directory or wheel."),
+    query: str = typer.Argument(..., help="Syscall name or number, or an imported symbol."),
+    root: str = RootOpt,
+    library_path: list[str] | None = LibPathOpt,
+    ld_so_conf: Path | None = ConfOpt,
+    no_ld_cache: bool = NoCacheOpt,
+    libc: LibcModel = LibcOpt,
+    entry: list[str] | None = EntryOpt,
+    unikraft: str | None = UnikraftOpt,
+    unikraft_table: Path | None = UnikraftTableOpt,
+    traceback: bool = TracebackOpt,
+) -> int:
     """Shortest evidence chains: target function -> import@version -> provider -> syscall site."""
     from uk_depscan.pipeline import Options, analyze
     from uk_depscan.report.text import render_explain
 
-    options = Options(libc_model=libc.value, entries=tuple(entry or ()), unikraft=unikraft,
-                      unikraft_table=str(unikraft_table) if unikraft_table else None)
-    report = analyze([target], _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
-                     options=options)
+    options = Options(
+        libc_model=libc.value,
+        entries=tuple(entry or ()),
+        unikraft=unikraft,
+        unikraft_table=str(unikraft_table) if unikraft_table else None,
+    )
+    report = analyze(
+        [target], _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan", options=options
+    )
     _emit(render_explain(report, query, color=sys.stdout.isatty()), None)
     return EXIT_OK
 
@@ -231,29 +303,45 @@ class GraphFormat(str, Enum):
 
 
 @app.command("graph")
-def graph_cmd(targets: List[str] = TargetsArg,
-              fmt: GraphFormat = typer.Option(GraphFormat.dot, "--format", "-f", help="graphml, json or dot "
-                                                                                       "(dot is the collapsed view)."),
-              output: Optional[Path] = OutputOpt, root: str = RootOpt,
-              library_path: Optional[List[str]] = LibPathOpt, ld_so_conf: Optional[Path] = ConfOpt,
-              no_ld_cache: bool = NoCacheOpt, libc: LibcModel = LibcOpt,
-              unikraft: Optional[str] = UnikraftOpt, traceback: bool = TracebackOpt) -> int:
+def graph_cmd(
+    targets: list[str] = TargetsArg,
+    fmt: GraphFormat = typer.Option(
+        GraphFormat.dot, "--format", "-f", help="graphml, json or dot (dot is the collapsed view)."
+    ),
+    output: Path | None = OutputOpt,
+    root: str = RootOpt,
+    library_path: list[str] | None = LibPathOpt,
+    ld_so_conf: Path | None = ConfOpt,
+    no_ld_cache: bool = NoCacheOpt,
+    libc: LibcModel = LibcOpt,
+    unikraft: str | None = UnikraftOpt,
+    traceback: bool = TracebackOpt,
+) -> int:
     """The dependency/syscall graph: libraries, imports, syscalls, Unikraft libraries and Kconfig options."""
     from uk_depscan.pipeline import Options, analyze
     from uk_depscan.report.graph import build_graph, to_dot, to_graphml, to_json
 
-    report = analyze(targets, _search_config(root, library_path, ld_so_conf, no_ld_cache), command="scan",
-                     options=Options(libc_model=libc.value, unikraft=unikraft))
+    report = analyze(
+        targets,
+        _search_config(root, library_path, ld_so_conf, no_ld_cache),
+        command="scan",
+        options=Options(libc_model=libc.value, unikraft=unikraft),
+    )
     g = build_graph(report)
     _emit({GraphFormat.graphml: to_graphml, GraphFormat.json: to_json, GraphFormat.dot: to_dot}[fmt](g), output)
     return EXIT_OK
 
 
 @app.command("diff")
-def diff_cmd(old: str = typer.Argument(..., help="Old: a saved --format json report, or a binary/wheel to analyse."),
-             new: str = typer.Argument(..., help="New: likewise."),
-             fmt: Format = FormatOpt, output: Optional[Path] = OutputOpt, libc: LibcModel = LibcOpt,
-             unikraft: Optional[str] = UnikraftOpt, traceback: bool = TracebackOpt) -> int:
+def diff_cmd(
+    old: str = typer.Argument(..., help="Old: a saved --format json report, or a binary/wheel to analyse."),
+    new: str = typer.Argument(..., help="New: likewise."),
+    fmt: Format = FormatOpt,
+    output: Path | None = OutputOpt,
+    libc: LibcModel = LibcOpt,
+    unikraft: str | None = UnikraftOpt,
+    traceback: bool = TracebackOpt,
+) -> int:
     """What a new version adds or removes: libraries, symbol versions, syscalls, Unikraft gaps.
     Exit code 1 when the new side has gaps (P0-P2) the old one did not."""
     from uk_depscan.report.diff import diff_reports, render_diff_json, render_diff_markdown, render_diff_text
@@ -264,7 +352,7 @@ def diff_cmd(old: str = typer.Argument(..., help="Old: a saved --format json rep
     return EXIT_GAPS if d.new_gaps else EXIT_OK
 
 
-def _report_doc(arg: str, libc: LibcModel, unikraft: Optional[str]) -> dict:  # type: ignore[type-arg]
+def _report_doc(arg: str, libc: LibcModel, unikraft: str | None) -> dict:  # type: ignore[type-arg]
     """A saved JSON report as is, or a fresh analysis of a binary in its JSON form."""
     import json
 
@@ -307,8 +395,11 @@ def run(argv: list[str]) -> int:
         sys.stdout.write(f"uk-depscan {__version__}\n")
         return EXIT_OK
     show_tb = "--traceback" in argv
-    logging.basicConfig(level=logging.DEBUG if argv.count("-v") > 1 or "-vv" in argv else logging.WARNING,
-                        format="uk-depscan: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if argv.count("-v") > 1 or "-vv" in argv else logging.WARNING,
+        format="uk-depscan: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
     _mount_optional_apps()
     try:
         rv = typer.main.get_command(app).main(args=route(argv), prog_name="uk-depscan", standalone_mode=False)
@@ -329,7 +420,7 @@ def run(argv: list[str]) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except Exception as err:  # noqa: BLE001 - last resort: one line and exit 3, never a traceback
+    except Exception as err:
         if show_tb:
             raise
         sys.stderr.write(f"uk-depscan: internal error: {type(err).__name__}: {err} (rerun with --traceback)\n")

@@ -4,22 +4,22 @@ Mounted by ``cli.py`` with ``app.add_typer(tables_app, name="tables")``.  This i
 CLI layer: it may print; the work is done by :mod:`uk_depscan.tablegen.unikraft`,
 :mod:`uk_depscan.tablegen.libmusl` and :mod:`uk_depscan.unikraft.tables`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from uk_depscan.unikraft import tables as uk
 from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.tablegen.libmusl import build_libmusl_table
 from uk_depscan.tablegen.unikraft import SourceTree, build_loupe_doc, build_table, dump_json
+from uk_depscan.unikraft import tables as uk
 
 tables_app = typer.Typer(help="Unikraft syscall / lib-musl support tables.", no_args_is_help=True)
 
 
-def _open(spec: str, ref: Optional[str] = None) -> SourceTree:
+def _open(spec: str, ref: str | None = None) -> SourceTree:
     """``PATH`` or ``PATH@REF`` (``ref`` wins when given)."""
     path, _, at = spec.rpartition("@") if "@" in spec and not Path(spec).exists() else (spec, "", "")
     return SourceTree.open(Path(path), ref or at or None)
@@ -30,7 +30,7 @@ def _placeholder(name: str, tree: SourceTree) -> str:
     return f"<{name}>@{tree.ref}" if tree.ref else f"<{name}>"
 
 
-def _emit(text: str, output: Optional[Path]) -> None:
+def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -46,10 +46,10 @@ def _fail(err: DepscanError) -> typer.Exit:
 @tables_app.command("unikraft")
 def cmd_unikraft(
     src: Path = typer.Option(..., "--src", help="Unikraft work tree, or git dir (with --ref)."),
-    ref: Optional[str] = typer.Option(None, "--ref", help="Tag/commit to read from a git dir."),
-    elfloader: Optional[str] = typer.Option(None, "--elfloader", help="app-elfloader tree: PATH[@REF]."),
-    release: Optional[str] = typer.Option(None, "--release", help="Release label (default: from the ref)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
+    ref: str | None = typer.Option(None, "--ref", help="Tag/commit to read from a git dir."),
+    elfloader: str | None = typer.Option(None, "--elfloader", help="app-elfloader tree: PATH[@REF]."),
+    release: str | None = typer.Option(None, "--release", help="Release label (default: from the ref)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
 ) -> None:
     """Generate a syscall support table from a Unikraft checkout."""
     cmd = ["uk-depscan tables unikraft --src <unikraft>"] + ([f"--ref {ref}"] if ref else [])
@@ -72,21 +72,24 @@ def cmd_unikraft(
 def cmd_libmusl(
     libmusl: str = typer.Option(..., "--libmusl", help="lib-musl tree: PATH[@REF]."),
     musl: str = typer.Option(..., "--musl", help="musl sources of the pinned version: PATH[@REF]."),
-    unikraft: Optional[str] = typer.Option(None, "--unikraft", help="Unikraft core tree: PATH[@REF]."),
+    unikraft: str | None = typer.Option(None, "--unikraft", help="Unikraft core tree: PATH[@REF]."),
     release: str = typer.Option(..., "--release", help="Unikraft release label."),
     arch: str = typer.Option("x86_64", "--arch"),
     define: list[str] = typer.Option([], "--define", help="Override a config value: CONFIG_X=y."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output"),
+    output: Path | None = typer.Option(None, "-o", "--output"),
 ) -> None:
     """Generate the lib-musl availability table (symbols a default lib-musl build provides)."""
     try:
         lm, mu = _open(libmusl), _open(musl)
         core = _open(unikraft) if unikraft else None
         defines = _parse_defines(define)
-        cmd = (f"uk-depscan tables libmusl --libmusl {_placeholder('lib-musl', lm)} --musl {_placeholder('musl', mu)}"
-               + (f" --unikraft {_placeholder('unikraft', core)}" if core else "") + f" --release {release}"
-               + (f" --arch {arch}" if arch != "x86_64" else "")
-               + "".join(f" --define {k}={v}" for k, v in sorted(defines.items())))
+        cmd = (
+            f"uk-depscan tables libmusl --libmusl {_placeholder('lib-musl', lm)} --musl {_placeholder('musl', mu)}"
+            + (f" --unikraft {_placeholder('unikraft', core)}" if core else "")
+            + f" --release {release}"
+            + (f" --arch {arch}" if arch != "x86_64" else "")
+            + "".join(f" --define {k}={v}" for k, v in sorted(defines.items()))
+        )
         doc = build_libmusl_table(lm, mu, core, release=release, arch=arch, defines=defines, command=cmd)
     except DepscanError as err:
         raise _fail(err) from err
@@ -106,7 +109,7 @@ def _parse_defines(items: list[str]) -> dict[str, str]:
 @tables_app.command("loupe")
 def cmd_loupe(
     csv_path: Path = typer.Option(..., "--csv", help="loupedb-syscall-priors.csv"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output"),
+    output: Path | None = typer.Option(None, "-o", "--output"),
 ) -> None:
     """Convert the Loupe priors CSV (CC BY 4.0) to the shipped JSON."""
     try:
@@ -123,9 +126,8 @@ def cmd_loupe(
 def cmd_summaries(
     model: str = typer.Option("glibc", "--model", help="glibc (Debian 12) or musl (1.2.3)"),
     arch: str = typer.Option("x86_64", "--arch", help="x86_64 or aarch64 (arm64 needs dpkg multiarch)"),
-    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Keep downloaded .debs here"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="e.g. syscall_tables/summaries/MODEL-ARCH.json"),
+    workdir: Path | None = typer.Option(None, "--workdir", help="Keep downloaded .debs here"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="e.g. syscall_tables/summaries/MODEL-ARCH.json"),
 ) -> None:
     """Generate the shipped libc-family syscall summaries from Debian packages (apt-get download)."""
     from uk_depscan.tablegen.summaries import generate
@@ -153,7 +155,7 @@ def cmd_list() -> None:
 @tables_app.command("show")
 def cmd_show(
     version: str = typer.Argument(..., help="Release, e.g. 0.17.0 or staging."),
-    syscall: Optional[str] = typer.Argument(None, help="Show one syscall in detail."),
+    syscall: str | None = typer.Argument(None, help="Show one syscall in detail."),
 ) -> None:
     """Show one shipped table (summary), or one syscall's row."""
     try:
@@ -163,13 +165,17 @@ def cmd_show(
     typer.echo(f"Unikraft {table.release} (commit {table.commit}) from {table.source}; generator {table.generator}")
     if syscall is None:
         c = table.counts
-        typer.echo(f"registered {c['registered']}  implemented {c['implemented']} (full {c['implemented_full']}/"
-                   f"partial {c['implemented_partial']}/constant {c['implemented_constant']})  stub {c['stub']}  "
-                   f"absent {c['absent']}")
+        typer.echo(
+            f"registered {c['registered']}  implemented {c['implemented']} (full {c['implemented_full']}/"
+            f"partial {c['implemented_partial']}/constant {c['implemented_constant']})  stub {c['stub']}  "
+            f"absent {c['absent']}"
+        )
         for name, s in sorted(table.syscalls.items()):
             if s.status != "absent" or s.external_status:
-                typer.echo(f"  {name:24} {s.status:12} {s.detail:28} {s.library or '-'}"
-                           + (f"  [external: {s.external_status}]" if s.external_status else ""))
+                typer.echo(
+                    f"  {name:24} {s.status:12} {s.detail:28} {s.library or '-'}"
+                    + (f"  [external: {s.external_status}]" if s.external_status else "")
+                )
         return
     s = table.get(syscall)
     if s is None:
@@ -179,8 +185,9 @@ def cmd_show(
 
 
 def _show_row(s: uk.SyscallSupport) -> None:
-    nrs = ", ".join(f"{arch} nr {'-' if nr is None else nr}" for arch, nr in
-                    (("x86_64", s.x86_64_nr), ("arm64", s.arm64_nr)))
+    nrs = ", ".join(
+        f"{arch} nr {'-' if nr is None else nr}" for arch, nr in (("x86_64", s.x86_64_nr), ("arm64", s.arm64_nr))
+    )
     typer.echo(f"{s.name}: {s.status} / {s.detail} (behavior {s.behavior}); {nrs}")
     for key in ("library", "kconfig", "provided_at", "defined_at", "external_status"):
         if getattr(s, key):
@@ -188,5 +195,7 @@ def _show_row(s: uk.SyscallSupport) -> None:
     for c in s.extra_conditions:
         typer.echo(f"  condition: {c}")
     for p in s.providers:
-        typer.echo(f"  provider {p.library} ({p.registration}, {p.kconfig or 'always'}): {p.status}/{p.detail}"
-                   f" at {p.defined_at}" + (" [external]" if p.external else ""))
+        typer.echo(
+            f"  provider {p.library} ({p.registration}, {p.kconfig or 'always'}): {p.status}/{p.detail}"
+            f" at {p.defined_at}" + (" [external]" if p.external else "")
+        )

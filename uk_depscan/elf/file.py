@@ -10,6 +10,7 @@ does not back with bytes.  pyelftools and readelf serve as oracles in the tests.
 Symbols, versions, relocations and PLT maps live in :mod:`uk_depscan.elf.symbols`;
 function starts (symtab, dynsym, ``.eh_frame``) in :mod:`uk_depscan.elf.frames`.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,10 @@ import mmap
 import os
 import stat
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -28,8 +29,17 @@ from uk_depscan.errors import ElfFormatError, InputError
 
 ELFMAG = b"\x7fELF"
 EM_386, EM_ARM, EM_X86_64, EM_AARCH64, EM_RISCV = 3, 40, 62, 183, 243
-MACHINE_NAMES = {EM_386: "i386", EM_ARM: "arm", EM_X86_64: "x86_64", EM_AARCH64: "aarch64",
-                 EM_RISCV: "riscv", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390"}
+MACHINE_NAMES = {
+    EM_386: "i386",
+    EM_ARM: "arm",
+    EM_X86_64: "x86_64",
+    EM_AARCH64: "aarch64",
+    EM_RISCV: "riscv",
+    8: "mips",
+    20: "ppc",
+    21: "ppc64",
+    22: "s390",
+}
 FULLY_SUPPORTED_MACHINES = frozenset({EM_X86_64, EM_AARCH64})
 ET_EXEC, ET_DYN = 2, 3
 PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_TLS = 1, 2, 3, 4, 7
@@ -37,13 +47,41 @@ PT_GNU_STACK = 0x6474E551
 PF_X = 1
 SHT_NOTE, SHT_NOBITS = 7, 8
 SHF_EXECINSTR = 4
-DT = dict(NULL=0, NEEDED=1, PLTRELSZ=2, STRTAB=5, SYMTAB=6, RELA=7, RELASZ=8, STRSZ=10,
-          SONAME=14, RPATH=15, REL=17, RELSZ=18, PLTREL=20, TEXTREL=22, JMPREL=23,
-          INIT_ARRAY=25, FINI_ARRAY=26, INIT_ARRAYSZ=27, FINI_ARRAYSZ=28, RUNPATH=29,
-          FLAGS=30, PREINIT_ARRAY=32, PREINIT_ARRAYSZ=33, HASH=4, GNU_HASH=0x6FFFFEF5,
-          VERSYM=0x6FFFFFF0, FLAGS_1=0x6FFFFFFB, VERDEF=0x6FFFFFFC, VERDEFNUM=0x6FFFFFFD,
-          VERNEED=0x6FFFFFFE, VERNEEDNUM=0x6FFFFFFF,
-          INIT=12, FINI=13)
+DT = dict(
+    NULL=0,
+    NEEDED=1,
+    PLTRELSZ=2,
+    STRTAB=5,
+    SYMTAB=6,
+    RELA=7,
+    RELASZ=8,
+    STRSZ=10,
+    SONAME=14,
+    RPATH=15,
+    REL=17,
+    RELSZ=18,
+    PLTREL=20,
+    TEXTREL=22,
+    JMPREL=23,
+    INIT_ARRAY=25,
+    FINI_ARRAY=26,
+    INIT_ARRAYSZ=27,
+    FINI_ARRAYSZ=28,
+    RUNPATH=29,
+    FLAGS=30,
+    PREINIT_ARRAY=32,
+    PREINIT_ARRAYSZ=33,
+    HASH=4,
+    GNU_HASH=0x6FFFFEF5,
+    VERSYM=0x6FFFFFF0,
+    FLAGS_1=0x6FFFFFFB,
+    VERDEF=0x6FFFFFFC,
+    VERDEFNUM=0x6FFFFFFD,
+    VERNEED=0x6FFFFFFE,
+    VERNEEDNUM=0x6FFFFFFF,
+    INIT=12,
+    FINI=13,
+)
 DF_TEXTREL, DF_STATIC_TLS = 0x4, 0x10
 DF_1_NODEFLIB, DF_1_PIE = 0x800, 0x08000000
 NT_GNU_BUILD_ID = 3
@@ -155,8 +193,9 @@ def read_ident(path: str | os.PathLike[str]) -> ElfIdent | str:
     if len(head) < phentsize_off + 2:
         return "file too short"
     (e_phentsize,) = struct.unpack_from(end + "H", head, phentsize_off)
-    return ElfIdent(head[4], head[5], head[6], head[7], head[8], not any(head[9:16]),
-                    e_type, e_machine, e_version, e_phentsize)
+    return ElfIdent(
+        head[4], head[5], head[6], head[7], head[8], not any(head[9:16]), e_type, e_machine, e_version, e_phentsize
+    )
 
 
 def is_elf_file(path: str | os.PathLike[str]) -> bool:
@@ -202,9 +241,8 @@ class ElfFile:
     # -- raw access ------------------------------------------------------------------
     def bytes_at(self, offset: int, size: int, what: str) -> memoryview:
         if offset < 0 or size < 0 or offset + size > self.size:
-            raise self.fail(f"{what} at offset {offset:#x} size {size:#x} lies outside the file "
-                            f"({self.size:#x} bytes)")
-        return memoryview(self._map)[offset:offset + size]
+            raise self.fail(f"{what} at offset {offset:#x} size {size:#x} lies outside the file ({self.size:#x} bytes)")
+        return memoryview(self._map)[offset : offset + size]
 
     def array_at(self, offset: int, dtype: np.dtype, count: int, what: str) -> np.ndarray:
         if count < 0 or count > MAX_TABLE_ENTRIES:
@@ -217,12 +255,12 @@ class ElfFile:
         if offset < 0 or offset >= end:
             raise self.fail(f"string offset {offset:#x} lies outside its table")
         stop = self._map.find(b"\0", offset, end)
-        return self._map[offset:(end if stop < 0 else stop)]
+        return self._map[offset : (end if stop < 0 else stop)]
 
     # -- header ----------------------------------------------------------------------
     def _parse_header(self) -> None:
         head = bytes(self._map[:4])
-        if head != ELFMAG[:len(head)] or (len(head) < 4 and self.size >= 4):
+        if head != ELFMAG[: len(head)] or (len(head) < 4 and self.size >= 4):
             raise InputError(f"{self.name}: not an ELF file")
         if self.size < 16:
             raise ElfFormatError(f"{self.name}: truncated ELF header ({self.size} bytes)")
@@ -234,9 +272,21 @@ class ElfFile:
         fmt = self.endian + ("HHIQQQIHHHHHH" if self.is64 else "HHIIIIIHHHHHH")
         if self.size < 16 + struct.calcsize(fmt):
             raise self.fail(f"truncated ELF header ({self.size} bytes)")
-        (self.e_type, self.e_machine, _, self.e_entry, self.e_phoff, self.e_shoff, self.e_flags,
-         _, self.e_phentsize, self.e_phnum, self.e_shentsize, self.e_shnum,
-         self.e_shstrndx) = struct.unpack_from(fmt, self._map, 16)
+        (
+            self.e_type,
+            self.e_machine,
+            _,
+            self.e_entry,
+            self.e_phoff,
+            self.e_shoff,
+            self.e_flags,
+            _,
+            self.e_phentsize,
+            self.e_phnum,
+            self.e_shentsize,
+            self.e_shnum,
+            self.e_shstrndx,
+        ) = struct.unpack_from(fmt, self._map, 16)
         self.word = "Q" if self.is64 else "I"
         self.addr_dtype = np.dtype(self.endian + ("u8" if self.is64 else "u4"))
 
@@ -295,17 +345,20 @@ class ElfFile:
         if self.e_shentsize != want:
             raise self.fail(f"e_shentsize is {self.e_shentsize}, expected {want}")
         if self.e_shoff >= self.size:
-            raise self.fail(f"section header table offset e_shoff={self.e_shoff:#x} is past the end "
-                            f"of the file ({self.size:#x} bytes)")
+            raise self.fail(
+                f"section header table offset e_shoff={self.e_shoff:#x} is past the end "
+                f"of the file ({self.size:#x} bytes)"
+            )
         if self.e_shoff + self.e_shnum * want > self.size:
-            raise self.fail(f"section header table ({self.e_shnum} entries at {self.e_shoff:#x}) "
-                            f"runs past the end of the file ({self.size:#x} bytes)")
+            raise self.fail(
+                f"section header table ({self.e_shnum} entries at {self.e_shoff:#x}) "
+                f"runs past the end of the file ({self.size:#x} bytes)"
+            )
         raw = self.bytes_at(self.e_shoff, self.e_shnum * want, "section header table")
         fmt = self.endian + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII")
         rows = [struct.unpack_from(fmt, raw, i * want) for i in range(self.e_shnum)]
         names = self._section_names(rows)
-        return tuple(Section(n, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
-                     for n, r in zip(names, rows))
+        return tuple(Section(n, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for n, r in zip(names, rows))
 
     def _section_names(self, rows: list[tuple[int, ...]]) -> list[str]:
         if not 0 < self.e_shstrndx < len(rows):
@@ -314,8 +367,12 @@ class ElfFile:
         base, size = strtab[4], strtab[5]
         if base + size > self.size:
             raise self.fail(f"section name table at {base:#x} runs past the end of the file")
-        return [self.cstring(base + r[0], min(base + size, base + r[0] + MAX_SECTION_NAME)).decode("latin-1")
-                if r[0] < size else "" for r in rows]
+        return [
+            self.cstring(base + r[0], min(base + size, base + r[0] + MAX_SECTION_NAME)).decode("latin-1")
+            if r[0] < size
+            else ""
+            for r in rows
+        ]
 
     def get_section(self, name: str) -> Section | None:
         return next((s for s in self.sections if s.name == name), None)
@@ -335,8 +392,11 @@ class ElfFile:
         if not found:
             for seg in self._loads:
                 if seg.p_flags & PF_X and seg.p_filesz:
-                    yield f"PT_LOAD@{seg.p_vaddr:#x}", seg.p_vaddr, self.bytes_at(
-                        seg.p_offset, seg.p_filesz, "executable segment")
+                    yield (
+                        f"PT_LOAD@{seg.p_vaddr:#x}",
+                        seg.p_vaddr,
+                        self.bytes_at(seg.p_offset, seg.p_filesz, "executable segment"),
+                    )
 
     # -- dynamic segment ---------------------------------------------------------------
     @cached_property
@@ -346,8 +406,9 @@ class ElfFile:
             return None
         ent = 16 if self.is64 else 8
         count = seg.p_filesz // ent
-        arr = self.array_at(seg.p_offset, np.dtype(self.endian + ("i8" if self.is64 else "i4")),
-                            count * 2, "dynamic segment").reshape(-1, 2)
+        arr = self.array_at(
+            seg.p_offset, np.dtype(self.endian + ("i8" if self.is64 else "i4")), count * 2, "dynamic segment"
+        ).reshape(-1, 2)
         # ld.so stops at DT_NULL: find it in numpy rather than materialising a file-sized list
         nulls = np.flatnonzero(arr[:, 0] == DT["NULL"])
         has_null = len(nulls) > 0
@@ -378,8 +439,9 @@ class ElfFile:
         soname = dstr(first[DT["SONAME"]], "SONAME") if DT["SONAME"] in first else None
         rpath = dstr(first[DT["RPATH"]], "RPATH") if DT["RPATH"] in first else None
         runpath = dstr(first[DT["RUNPATH"]], "RUNPATH") if DT["RUNPATH"] in first else None
-        return DynamicInfo(needed, soname, rpath, runpath, first.get(DT["FLAGS"], 0),
-                           first.get(DT["FLAGS_1"], 0), tags, has_null)
+        return DynamicInfo(
+            needed, soname, rpath, runpath, first.get(DT["FLAGS"], 0), first.get(DT["FLAGS_1"], 0), tags, has_null
+        )
 
     def dyn_value(self, name: str) -> int | None:
         return self.dynamic.value(DT[name]) if self.dynamic else None
@@ -390,8 +452,11 @@ class ElfFile:
         seg = self.segment_of_type(PT_INTERP)
         if seg is None:
             return None
-        return bytes(self.bytes_at(seg.p_offset, seg.p_filesz, "PT_INTERP")).split(b"\0")[0].decode(
-            "utf-8", "surrogateescape")
+        return (
+            bytes(self.bytes_at(seg.p_offset, seg.p_filesz, "PT_INTERP"))
+            .split(b"\0")[0]
+            .decode("utf-8", "surrogateescape")
+        )
 
     @property
     def is_pie(self) -> bool:
@@ -422,11 +487,13 @@ class ElfFile:
     # -- notes ---------------------------------------------------------------------------
     def iter_notes(self) -> Iterator[tuple[bytes, int, memoryview]]:
         """Yield ``(owner, type, desc)`` from note sections, else PT_NOTE segments."""
-        regions = [(s.sh_offset, s.sh_size, 8 if s.sh_addralign == 8 else 4)
-                   for s in self.sections if s.sh_type == SHT_NOTE]
+        regions = [
+            (s.sh_offset, s.sh_size, 8 if s.sh_addralign == 8 else 4) for s in self.sections if s.sh_type == SHT_NOTE
+        ]
         if not regions:
-            regions = [(s.p_offset, s.p_filesz, 8 if s.p_align == 8 else 4)
-                       for s in self.segments if s.p_type == PT_NOTE]
+            regions = [
+                (s.p_offset, s.p_filesz, 8 if s.p_align == 8 else 4) for s in self.segments if s.p_type == PT_NOTE
+            ]
         seen: set[tuple[int, int]] = set()
         budget = self.size  # real note regions do not overlap; overlapping copies would be re-parsed forever
         for off, size, align in regions:
@@ -436,8 +503,9 @@ class ElfFile:
             raw = self.bytes_at(off, size, "note")
             budget -= size
             if budget < 0:
-                raise self.fail(f"note sections/segments overlap: more note bytes than the file has "
-                                f"({len(regions)} regions)")
+                raise self.fail(
+                    f"note sections/segments overlap: more note bytes than the file has ({len(regions)} regions)"
+                )
             yield from self._iter_note_region(raw, align)
 
     def _iter_note_region(self, raw: memoryview, align: int) -> Iterator[tuple[bytes, int, memoryview]]:
@@ -449,7 +517,7 @@ class ElfFile:
             desc_off = pos + 12 + pad(namesz)
             if name_end > len(raw) or desc_off + descsz > len(raw):
                 return
-            yield bytes(raw[pos + 12:name_end]).rstrip(b"\0"), ntype, raw[desc_off:desc_off + descsz]
+            yield bytes(raw[pos + 12 : name_end]).rstrip(b"\0"), ntype, raw[desc_off : desc_off + descsz]
             pos = desc_off + pad(descsz)
 
     @cached_property

@@ -6,6 +6,7 @@ that can throw or be unwound through has an FDE whose ``initial_location`` is it
 numpy array.  Without it, ``.eh_frame`` itself is walked (CIE augmentation decides the pointer
 encoding, per the LSB "Exception Frames" chapter).
 """
+
 from __future__ import annotations
 
 import struct
@@ -73,8 +74,11 @@ def _func_symbols(elf: ElfFile, with_names: bool = False) -> tuple[np.ndarray, n
         dtype = sym_dtype(elf)
         arr = elf.array_at(symtab.sh_offset, dtype, symtab.sh_size // dtype.itemsize, ".symtab")
         idx = _func_mask(arr)
-        names = decode_names(elf, strsec.sh_offset, strsec.sh_size, arr["name"][idx].tolist(), ".strtab",
-                             lambda i: "") if with_names else []
+        names = (
+            decode_names(elf, strsec.sh_offset, strsec.sh_size, arr["name"][idx].tolist(), ".strtab", lambda i: "")
+            if with_names
+            else []
+        )
         rows.append((arr["value"][idx].astype(np.uint64), arr["size"][idx].astype(np.uint64), names))
     dyn = dynamic_symbols(elf)
     if dyn.count:
@@ -177,7 +181,7 @@ def _cie_fde_encoding(raw: bytes, pos: int, end: int) -> int:
     try:
         version = raw[pos]
         aug_end = raw.index(b"\0", pos + 1, end)
-        aug = raw[pos + 1:aug_end].decode("ascii", "replace")
+        aug = raw[pos + 1 : aug_end].decode("ascii", "replace")
         p = aug_end + 1
         if "eh" in aug:
             p += 8

@@ -7,6 +7,7 @@ object per byte).  dlopen targets also come from ``.note.dlopen`` (UAPI "ELF dlo
 Library-name literals are reported only when the object imports ``dlopen``, and are candidates:
 nothing ties them to a particular call.
 """
+
 from __future__ import annotations
 
 import re
@@ -52,7 +53,7 @@ def _find(elf: ElfFile, pattern: re.Pattern[bytes]) -> list[str]:
             while pos >= 0 and len(found) < MAX_FINDINGS:
                 start = raw.rfind(b"\0", max(0, pos - 4096), pos + 1) + 1
                 end = raw.find(b"\0", pos + 1)
-                text = raw[start:end if end >= 0 else len(raw)]
+                text = raw[start : end if end >= 0 else len(raw)]
                 if pattern.fullmatch(text):
                     found.add(text.decode("ascii", "replace"))
                 pos = raw.find(anchor, (end if end >= 0 else len(raw)))
@@ -66,8 +67,9 @@ def below_syscall(elf: ElfFile) -> BelowSyscall:
     for note in elf.dlopen_notes:
         names = note.get("soname", [])
         for name in names if isinstance(names, list) else [names]:
-            targets[str(name)] = DlopenTarget(str(name), f".note.dlopen (feature={note.get('feature', '?')}, "
-                                                         f"priority={note.get('priority', '?')})")
+            targets[str(name)] = DlopenTarget(
+                str(name), f".note.dlopen (feature={note.get('feature', '?')}, priority={note.get('priority', '?')})"
+            )
     if uses_dlopen:
         for name in _find(elf, _LIBNAME):
             targets.setdefault(name, DlopenTarget(name, "string literal"))

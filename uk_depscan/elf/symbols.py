@@ -5,12 +5,14 @@ the way ld.so finds it, and falls back to section headers only for the symbol co
 the dynamic segment does not state (it is taken from ``.dynsym``'s size, else DT_HASH's nchain,
 else by walking DT_GNU_HASH).  Tables are numpy views; names are decoded on demand.
 """
+
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,8 +23,7 @@ if TYPE_CHECKING:
 
 SHT_DYNSYM = 11
 STB_NAMES = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
-STT_NAMES = {0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "COMMON", 6: "TLS",
-             10: "IFUNC"}
+STT_NAMES = {0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "COMMON", 6: "TLS", 10: "IFUNC"}
 STT_FUNC, STT_GNU_IFUNC = 2, 10
 VERSYM_HIDDEN = 0x8000
 VER_FLG_BASE = 0x1
@@ -34,8 +35,7 @@ MAX_VERSION_ENTRIES = 0x8000
 NAME_BYTES_PER_STRTAB_BYTE = 8
 NAME_BYTES_FLOOR = 64 << 20
 # Relocation types by machine: (RELATIVE, JUMP_SLOT, GLOB_DAT, absolute word)
-RELOC_TYPES = {EM_X86_64: (8, 7, 6, 1), EM_AARCH64: (1027, 1026, 1025, 257), 3: (8, 7, 6, 1),
-               40: (23, 22, 21, 2)}
+RELOC_TYPES = {EM_X86_64: (8, 7, 6, 1), EM_AARCH64: (1027, 1026, 1025, 257), 3: (8, 7, 6, 1), 40: (23, 22, 21, 2)}
 
 
 @dataclass(frozen=True)
@@ -99,19 +99,22 @@ class DynamicSymbols:
         if self.strtab_off is None or off >= self.strtab_size:
             return f"<bad-name-{index}>"
         return self.elf.cstring(self.strtab_off + off, self.strtab_off + self.strtab_size).decode(
-            "utf-8", "surrogateescape")
+            "utf-8", "surrogateescape"
+        )
 
     def dstr(self, off: int) -> str:
         if self.strtab_off is None or not 0 <= off < self.strtab_size:
             raise self.elf.fail(f"version string offset {off:#x} is outside DT_STRTAB")
         return self.elf.cstring(self.strtab_off + off, self.strtab_off + self.strtab_size).decode(
-            "utf-8", "surrogateescape")
+            "utf-8", "surrogateescape"
+        )
 
     @cached_property
     def names(self) -> list[str]:
         offsets = self.table["name"].tolist() if self.count else []
-        return decode_names(self.elf, self.strtab_off, self.strtab_size, offsets, "DT_STRTAB",
-                            lambda i: f"<bad-name-{i}>")
+        return decode_names(
+            self.elf, self.strtab_off, self.strtab_size, offsets, "DT_STRTAB", lambda i: f"<bad-name-{i}>"
+        )
 
     @cached_property
     def version_needs(self) -> dict[int, VersionNeed]:
@@ -170,8 +173,17 @@ class DynamicSymbols:
         t = self.table
         for i in self.defined_indices().tolist():
             version, default, _ = self.export_version(i)
-            out.append(ExportedSymbol(self.names[i], version, default, self.binding(i), self.sym_type(i),
-                                      int(t["value"][i]), int(t["size"][i])))
+            out.append(
+                ExportedSymbol(
+                    self.names[i],
+                    version,
+                    default,
+                    self.binding(i),
+                    self.sym_type(i),
+                    int(t["value"][i]),
+                    int(t["size"][i]),
+                )
+            )
         return out
 
     @cached_property
@@ -187,8 +199,9 @@ class DynamicSymbols:
         return out
 
 
-def decode_names(elf: ElfFile, base: int | None, size: int, offsets: list[int], table: str,
-                 bad: Callable[[int], str]) -> list[str]:
+def decode_names(
+    elf: ElfFile, base: int | None, size: int, offsets: list[int], table: str, bad: Callable[[int], str]
+) -> list[str]:
     """Names at ``offsets`` of the string table at file offset ``base``, decoded once per offset.
 
     Raises ElfFormatError when the decoded bytes exceed a budget proportional to the table: the
@@ -206,8 +219,10 @@ def decode_names(elf: ElfFile, base: int | None, size: int, offsets: list[int], 
             raw = elf.cstring(base + off, base + size)
             budget -= len(raw)
             if budget < 0:
-                raise elf.fail(f"symbol names overlap implausibly: more than "
-                               f"{NAME_BYTES_PER_STRTAB_BYTE}x the {table} size ({size:#x} bytes) decoded")
+                raise elf.fail(
+                    f"symbol names overlap implausibly: more than "
+                    f"{NAME_BYTES_PER_STRTAB_BYTE}x the {table} size ({size:#x} bytes) decoded"
+                )
             name = cache[off] = raw.decode("utf-8", "surrogateescape")
         out.append(name)
     return out
@@ -216,10 +231,26 @@ def decode_names(elf: ElfFile, base: int | None, size: int, offsets: list[int], 
 def sym_dtype(elf: ElfFile) -> np.dtype:
     e = elf.endian
     if elf.is64:
-        return np.dtype([("name", e + "u4"), ("info", "u1"), ("other", "u1"), ("shndx", e + "u2"),
-                         ("value", e + "u8"), ("size", e + "u8")])
-    return np.dtype([("name", e + "u4"), ("value", e + "u4"), ("size", e + "u4"), ("info", "u1"),
-                     ("other", "u1"), ("shndx", e + "u2")])
+        return np.dtype(
+            [
+                ("name", e + "u4"),
+                ("info", "u1"),
+                ("other", "u1"),
+                ("shndx", e + "u2"),
+                ("value", e + "u8"),
+                ("size", e + "u8"),
+            ]
+        )
+    return np.dtype(
+        [
+            ("name", e + "u4"),
+            ("value", e + "u4"),
+            ("size", e + "u4"),
+            ("info", "u1"),
+            ("other", "u1"),
+            ("shndx", e + "u2"),
+        ]
+    )
 
 
 def _symbol_array(elf: ElfFile) -> np.ndarray:
@@ -260,8 +291,9 @@ def _count_from_hash(elf: ElfFile) -> int:
     # the last chain ends at the first entry with the low bit set; search the rest of the file
     # for it with numpy instead of one bounds-checked read per entry
     start = b_off + nbuckets * 4 + (last - symoffset) * 4
-    rest = elf.array_at(start, np.dtype(e + "u4"), min(max(elf.size - start, 0) // 4, MAX_TABLE_ENTRIES),
-                        "DT_GNU_HASH chain")
+    rest = elf.array_at(
+        start, np.dtype(e + "u4"), min(max(elf.size - start, 0) // 4, MAX_TABLE_ENTRIES), "DT_GNU_HASH chain"
+    )
     ends = np.flatnonzero(rest & 1)
     if not len(ends):
         raise elf.fail(f"DT_GNU_HASH chain starting at symbol {last} has no terminator")
@@ -314,10 +346,8 @@ def _parse_verneed(syms: DynamicSymbols) -> dict[int, VersionNeed]:
         if budget < 0:
             raise elf.fail(f"DT_VERNEED lists more than {MAX_VERSION_ENTRIES} versions")
         for _ in range(min(cnt, 4096)):
-            _, flags, other, name_off, nxt = struct.unpack_from(elf.endian + "IHHII",
-                                                                elf.bytes_at(aux, 16, "vernaux"))
-            out[other & 0x7FFF] = VersionNeed(file, syms.dstr(name_off), bool(other & VERSYM_HIDDEN),
-                                              bool(flags & 0x2))
+            _, flags, other, name_off, nxt = struct.unpack_from(elf.endian + "IHHII", elf.bytes_at(aux, 16, "vernaux"))
+            out[other & 0x7FFF] = VersionNeed(file, syms.dstr(name_off), bool(other & VERSYM_HIDDEN), bool(flags & 0x2))
             if not nxt:
                 break
             aux += nxt
@@ -425,8 +455,10 @@ def got_slot_symbols(elf: ElfFile) -> dict[int, int]:
     bad = np.flatnonzero(m & (relocs.sym >= np.uint64(count)))
     if len(bad):  # callers index the symbol table with these
         i = int(bad[0])
-        raise elf.fail(f"relocation at {int(relocs.offset[i]):#x} refers to symbol {int(relocs.sym[i])} "
-                       f"but the dynamic symbol table has {count} entries")
+        raise elf.fail(
+            f"relocation at {int(relocs.offset[i]):#x} refers to symbol {int(relocs.sym[i])} "
+            f"but the dynamic symbol table has {count} entries"
+        )
     return {int(o): int(s) for o, s in zip(relocs.offset[m], relocs.sym[m])}
 
 
@@ -457,7 +489,7 @@ def _x86_plt(code: np.ndarray, base: int, entsize: int, slots: dict[int, int]) -
     hits = np.nonzero((code[:-5] == 0xFF) & (code[1:-4] == 0x25))[0]
     out: dict[int, int] = {}
     for pos in hits.tolist():
-        disp = int.from_bytes(code[pos + 2:pos + 6].tobytes(), "little", signed=True)
+        disp = int.from_bytes(code[pos + 2 : pos + 6].tobytes(), "little", signed=True)
         slot = base + pos + 6 + disp
         if slot in slots:
             out.setdefault(base + (pos // entsize) * entsize, slots[slot])
@@ -466,7 +498,7 @@ def _x86_plt(code: np.ndarray, base: int, entsize: int, slots: dict[int, int]) -
 
 def _a64_plt(code: np.ndarray, base: int, slots: dict[int, int], endian: str) -> dict[int, int]:
     n = len(code) // 4
-    words = np.frombuffer(code[:n * 4].tobytes(), np.dtype(endian + "u4"))
+    words = np.frombuffer(code[: n * 4].tobytes(), np.dtype(endian + "u4"))
     out: dict[int, int] = {}
     adrp = np.nonzero((words[:-1] & 0x9F00001F) == 0x90000010)[0]  # adrp x16, page
     for i in adrp.tolist():

@@ -14,11 +14,11 @@ objects unless LD_DYNAMIC_WEAK).  Matching follows ``check_match``:
 Version requirements themselves are checked like dl-version.c ``match_symbol``: every
 (DT_VERNEED file, version) must be defined by the loaded object of that name.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from uk_depscan.elf.file import ElfFile
 from uk_depscan.elf.symbols import VERSYM_HIDDEN, DynamicSymbols, ImportedSymbol, dynamic_symbols
 from uk_depscan.errors import DepscanError
 from uk_depscan.loader.resolve import LoadResult
@@ -95,8 +95,9 @@ def _bind_object(imp: int, tables: dict[int, DynamicSymbols], scope: list[int]) 
     return out
 
 
-def _lookup(sym: ImportedSymbol, hidden: bool, tables: dict[int, DynamicSymbols],
-            scope: list[int]) -> tuple[int | None, str | None]:
+def _lookup(
+    sym: ImportedSymbol, hidden: bool, tables: dict[int, DynamicSymbols], scope: list[int]
+) -> tuple[int | None, str | None]:
     for obj in scope:
         table = tables.get(obj)
         if table is None:
@@ -110,8 +111,9 @@ def _lookup(sym: ImportedSymbol, hidden: bool, tables: dict[int, DynamicSymbols]
     return None, None
 
 
-def _match(version: str | None, hidden: bool, defs: list[tuple[int, str | None, int]],
-           has_versym: bool) -> tuple[int, str | None, int] | None:
+def _match(
+    version: str | None, hidden: bool, defs: list[tuple[int, str | None, int]], has_versym: bool
+) -> tuple[int, str | None, int] | None:
     if not has_versym:
         return defs[0]
     if version is not None:
@@ -140,9 +142,9 @@ def _check_versions(imp: int, result: LoadResult, tables: dict[int, DynamicSymbo
             continue
         defined = {name for name, base in tables[target].version_defs.values() if not base}
         if tables[target].version_defs and version not in defined and not weak:
-            out.append(VersionProblem(imp, file, version,
-                                      f"version `{version}' not found (required by "
-                                      f"{result.tree.objects[imp].path})"))
+            out.append(
+                VersionProblem(
+                    imp, file, version, f"version `{version}' not found (required by {result.tree.objects[imp].path})"
+                )
+            )
     return sorted(out, key=lambda p: (p.file, p.version))
-
-

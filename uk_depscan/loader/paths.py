@@ -4,6 +4,7 @@ Pure path logic for :mod:`uk_depscan.loader.resolve`.  References are to glibc 2
 elf/dl-cache.c, elf/ldconfig.c); behaviour that depends on the running kernel or CPU
 (AT_PLATFORM, glibc-hwcaps subdirectories) is fixed per target architecture and stated.
 """
+
 from __future__ import annotations
 
 import glob
@@ -53,8 +54,9 @@ def default_dirs(config: SearchConfig, machine: int) -> tuple[str, ...]:
     if config.default_dirs is not None:
         return config.default_dirs
     triplet = TRIPLETS.get(machine)
-    if triplet and (os.path.isdir(config.in_root(f"/lib/{triplet}"))
-                    or os.path.isdir(config.in_root(f"/usr/lib/{triplet}"))):
+    if triplet and (
+        os.path.isdir(config.in_root(f"/lib/{triplet}")) or os.path.isdir(config.in_root(f"/usr/lib/{triplet}"))
+    ):
         return (f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib")
     if machine == EM_X86_64 and os.path.isdir(config.in_root("/usr/lib64")):
         return ("/lib64", "/usr/lib64")
@@ -76,8 +78,11 @@ def expand_tokens(entry: str, origin: str, config: SearchConfig, machine: int) -
     Returns None for an unknown ``$TOKEN``: glibc drops such a path element
     (dl-load.c fillin_rpath → expand_dynamic_string_token → "empty" result).
     """
-    values = {"ORIGIN": origin, "LIB": lib_token(config, machine),
-              "PLATFORM": config.platform or PLATFORMS.get(machine, "")}
+    values = {
+        "ORIGIN": origin,
+        "LIB": lib_token(config, machine),
+        "PLATFORM": config.platform or PLATFORMS.get(machine, ""),
+    }
     out, i = [], 0
     while i < len(entry):
         if entry[i] != "$":
@@ -94,7 +99,7 @@ def expand_tokens(entry: str, origin: str, config: SearchConfig, machine: int) -
 def _token_at(entry: str, i: int) -> tuple[str, int]:
     if entry.startswith("{", i):
         end = entry.find("}", i)
-        return (entry[i + 1:end], end + 1) if end > 0 else ("", len(entry))
+        return (entry[i + 1 : end], end + 1) if end > 0 else ("", len(entry))
     j = i
     while j < len(entry) and (entry[j].isalnum() or entry[j] == "_"):
         j += 1
@@ -190,4 +195,4 @@ def _cstr(data: bytes, off: int) -> str:
     if not 0 <= off < len(data):
         return ""
     end = data.find(b"\0", off)
-    return data[off:end if end >= 0 else len(data)].decode("utf-8", "surrogateescape")
+    return data[off : end if end >= 0 else len(data)].decode("utf-8", "surrogateescape")

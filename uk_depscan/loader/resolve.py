@@ -18,6 +18,7 @@ and the search continues; any other header defect (not ELF, bad data encoding/ve
 wrong e_type or e_phentsize) makes ld.so stop with an error for that dependency, which is
 recorded as a missing library with the reason rather than aborting the scan.
 """
+
 from __future__ import annotations
 
 import errno
@@ -27,8 +28,16 @@ from dataclasses import dataclass, field
 
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, ElfIdent, open_elf, read_ident
 from uk_depscan.errors import DepscanError
-from uk_depscan.loader.paths import (INTERPRETERS, SearchConfig, default_dirs, expand_tokens, read_ld_so_cache,
-                                read_ld_so_conf, split_path_list, starts_with_origin)
+from uk_depscan.loader.paths import (
+    INTERPRETERS,
+    SearchConfig,
+    default_dirs,
+    expand_tokens,
+    read_ld_so_cache,
+    read_ld_so_conf,
+    split_path_list,
+    starts_with_origin,
+)
 
 log = logging.getLogger(__name__)
 DF_1_NODEFLIB = 0x800
@@ -131,17 +140,40 @@ class _Walk:
         self._interp_names = self._interpreter_names()
 
     # -- bookkeeping ------------------------------------------------------------------------
-    def _add(self, elf: ElfFile | None, path: str, shown: str, needed_name: str | None,
-             loader: int | None, via: str, detail: str, tried: tuple[Attempt, ...],
-             error: str | None = None) -> int:
+    def _add(
+        self,
+        elf: ElfFile | None,
+        path: str,
+        shown: str,
+        needed_name: str | None,
+        loader: int | None,
+        via: str,
+        detail: str,
+        tried: tuple[Attempt, ...],
+        error: str | None = None,
+    ) -> int:
         idx = len(self.objects)
         dyn = elf.dynamic if elf is not None and error is None else None
         depth = 0 if loader is None else self.objects[loader].depth + 1
-        obj = LoadedObject(idx, shown, _real(path), needed_name, loader, depth, via, detail,
-                           dyn.soname if dyn else None, dyn.needed if dyn else (),
-                           dyn.rpath if dyn and dyn.runpath is None else None, dyn.runpath if dyn else None,
-                           elf.machine_name if elf else "?", elf.elf_class if elf else 0,
-                           elf.build_id if elf is not None and error is None else None, tried, error)
+        obj = LoadedObject(
+            idx,
+            shown,
+            _real(path),
+            needed_name,
+            loader,
+            depth,
+            via,
+            detail,
+            dyn.soname if dyn else None,
+            dyn.needed if dyn else (),
+            dyn.rpath if dyn and dyn.runpath is None else None,
+            dyn.runpath if dyn else None,
+            elf.machine_name if elf else "?",
+            elf.elf_class if elf else 0,
+            elf.build_id if elf is not None and error is None else None,
+            tried,
+            error,
+        )
         self.objects.append(obj)
         if elf is not None:
             self.files[idx] = elf
@@ -176,8 +208,10 @@ class _Walk:
         """DT_NEEDED in order without repeats (a repeat matches the first, found or not), capped."""
         names = list(dict.fromkeys(obj.needed))
         if len(names) > MAX_NEEDED_SEARCHED:
-            self.notes.append(f"{obj.path}: {len(names)} distinct DT_NEEDED entries; only the first "
-                              f"{MAX_NEEDED_SEARCHED} were searched")
+            self.notes.append(
+                f"{obj.path}: {len(names)} distinct DT_NEEDED entries; only the first "
+                f"{MAX_NEEDED_SEARCHED} were searched"
+            )
             names = names[:MAX_NEEDED_SEARCHED]
         return names
 
@@ -208,8 +242,9 @@ class _Walk:
             kind, outcome = self._verify(cand.path)
             tried.append(Attempt(cand.path, outcome))
             if kind == "fatal":
-                self.missing.append(MissingLibrary(name, loader, f"ld.so stops with an error: {cand.path}: "
-                                                   f"{outcome}", tuple(tried)))
+                self.missing.append(
+                    MissingLibrary(name, loader, f"ld.so stops with an error: {cand.path}: {outcome}", tuple(tried))
+                )
                 return None
             if kind == "ok":
                 return self._load(name, loader, cand, tuple(t for t in tried[:-1] if t.outcome != "absent"))
@@ -245,8 +280,7 @@ class _Walk:
                 yield _Candidate(os.path.join(c, name), LD_LIBRARY_PATH, f"LD_LIBRARY_PATH entry {d}")
         if obj.runpath is not None:
             for d in self._dirs_of(obj.runpath, obj, RUNPATH, ""):
-                yield _Candidate(os.path.join(d, name), RUNPATH,
-                                 f"DT_RUNPATH of {_short(obj)} ({obj.runpath})")
+                yield _Candidate(os.path.join(d, name), RUNPATH, f"DT_RUNPATH of {_short(obj)} ({obj.runpath})")
         nodeflib = self._flags_1(loader) & DF_1_NODEFLIB
         if not nodeflib:
             yield from self._cache_candidates(name)
@@ -326,8 +360,9 @@ class _Walk:
         kind, outcome = self._verify(path)
         if kind != "ok":
             self.notes.append(f"interpreter {self.interp} not available in the root: {outcome}")
-            self.missing.append(MissingLibrary(name, loader, f"interpreter {self.interp}: {outcome}",
-                                               (Attempt(path, outcome),)))
+            self.missing.append(
+                MissingLibrary(name, loader, f"interpreter {self.interp}: {outcome}", (Attempt(path, outcome),))
+            )
             return None
         detail = "PT_INTERP" if self.files[0].interp else "the architecture's standard interpreter"
         idx = self._load(name, loader, _Candidate(path, INTERPRETER, detail), ())
@@ -354,6 +389,7 @@ def verify_ident(ident: ElfIdent, elf_class: int, machine: int) -> tuple[str, st
         return "fatal", "ELF file version does not match current one"
     if ident.e_machine != machine:
         from uk_depscan.elf.file import MACHINE_NAMES
+
         return "skip", f"wrong machine: {MACHINE_NAMES.get(ident.e_machine, ident.e_machine)}"
     if ident.e_type not in (ET_DYN, ET_EXEC):
         return "fatal", "only ET_DYN and ET_EXEC can be loaded"
@@ -391,8 +427,9 @@ def _short(obj: LoadedObject) -> str:
     return obj.soname or os.path.basename(obj.path)
 
 
-def resolve_tree(path: str | os.PathLike[str], config: SearchConfig | None = None,
-                 display_name: str | None = None) -> LoadResult:
+def resolve_tree(
+    path: str | os.PathLike[str], config: SearchConfig | None = None, display_name: str | None = None
+) -> LoadResult:
     """Resolve the DT_NEEDED closure of ``path``; only a bad root raises."""
     config = config or SearchConfig()
     root = open_elf(path, display_name=display_name)
@@ -400,11 +437,22 @@ def resolve_tree(path: str | os.PathLike[str], config: SearchConfig | None = Non
     walk = _Walk(root, config, display_name or str(path))
     walk.run()
     kind = walk._cache_dirs[0]
-    notes = (f"library cache: {kind}" + ("" if kind == LD_SO_CACHE else " (directories, emulating ldconfig)"),
-             "default directories: " + ":".join(default_dirs(config, walk.machine)), *walk.notes)
+    notes = (
+        f"library cache: {kind}" + ("" if kind == LD_SO_CACHE else " (directories, emulating ldconfig)"),
+        "default directories: " + ":".join(default_dirs(config, walk.machine)),
+        *walk.notes,
+    )
     tree = LoadTree(tuple(walk.objects), tuple(walk.edges), tuple(walk.missing), notes)
     return LoadResult(tree, walk.files)
 
 
-__all__ = ["Attempt", "LoadedObject", "LoadTree", "LoadResult", "MissingLibrary", "NeededEdge",
-           "resolve_tree", "verify_ident"]
+__all__ = [
+    "Attempt",
+    "LoadResult",
+    "LoadTree",
+    "LoadedObject",
+    "MissingLibrary",
+    "NeededEdge",
+    "resolve_tree",
+    "verify_ident",
+]

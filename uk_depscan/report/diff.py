@@ -4,6 +4,7 @@ Works on the JSON form of two reports (a saved ``--format json`` file, or a fres
 binary), so a CI job can diff today's build against a stored baseline.  Facts are the union
 over each side's targets.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ KINDS = ("library", "symbol-version", "syscall", "gap")
 class Change:
     kind: str
     item: str
-    change: str   # added | removed | changed
+    change: str  # added | removed | changed
     detail: str
 
 
@@ -28,8 +29,11 @@ class DiffReport:
 
     @property
     def new_gaps(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.kind == "gap" and c.change in ("added", "changed")
-                     and not c.detail.endswith("P3"))
+        return tuple(
+            c
+            for c in self.changes
+            if c.kind == "gap" and c.change in ("added", "changed") and not c.detail.endswith("P3")
+        )
 
 
 def facts(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -70,8 +74,10 @@ def render_diff_text(d: DiffReport) -> str:
     lines = [f"diff {for_terminal(d.old)} -> {for_terminal(d.new)}"]
     for kind in KINDS:
         items = [c for c in d.changes if c.kind == kind]
-        lines.append(f"{kind}: {sum(c.change == 'added' for c in items)} added, "
-                     f"{sum(c.change == 'removed' for c in items)} removed, {sum(c.change == 'changed' for c in items)} changed")
+        lines.append(
+            f"{kind}: {sum(c.change == 'added' for c in items)} added, "
+            f"{sum(c.change == 'removed' for c in items)} removed, {sum(c.change == 'changed' for c in items)} changed"
+        )
         sign = {"added": "+", "removed": "-", "changed": "~"}
         lines += [f"  {sign[c.change]} {for_terminal(c.item)}  ({for_terminal(c.detail)})" for c in items]
     return "\n".join(lines) + "\n"
@@ -80,13 +86,30 @@ def render_diff_text(d: DiffReport) -> str:
 def render_diff_json(d: DiffReport) -> str:
     import json
 
-    return json.dumps({"schema_version": 1, "kind": "diff", "old": d.old, "new": d.new,
-                       "changes": [c.__dict__ for c in d.changes]}, indent=2, sort_keys=True) + "\n"
+    return (
+        json.dumps(
+            {
+                "schema_version": 1,
+                "kind": "diff",
+                "old": d.old,
+                "new": d.new,
+                "changes": [c.__dict__ for c in d.changes],
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
 
 
 def render_diff_markdown(d: DiffReport) -> str:
     from uk_depscan.report.escape import for_markdown as md
 
-    lines = [f"# uk-depscan diff: {md(d.old)} → {md(d.new)}", "", "| kind | item | change | detail |", "|---|---|---|---|"]
+    lines = [
+        f"# uk-depscan diff: {md(d.old)} → {md(d.new)}",
+        "",
+        "| kind | item | change | detail |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {c.kind} | {md(c.item)} | {c.change} | {md(c.detail)} |" for c in d.changes]
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
 """Neutralising strings taken from binaries before they reach a terminal, Markdown or HTML."""
+
 from __future__ import annotations
 
 import html

@@ -10,6 +10,7 @@ chains), ``invokes`` (syscall site in the target), ``provided-by`` (syscall → 
 
 The collapsed view keeps targets, libraries and syscalls only: libtorch_cpu.so has 75 k symbols.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,8 +22,13 @@ import networkx as nx
 from uk_depscan.model import Report, TargetReport
 
 GRAPH_SCHEMA_VERSION = 1
-STATUS_COLOURS = {"provided": "#2e7d32", "needs-kconfig": "#1565c0", "partial": "#ef6c00", "stub": "#f9a825",
-                  "absent": "#c62828"}
+STATUS_COLOURS = {
+    "provided": "#2e7d32",
+    "needs-kconfig": "#1565c0",
+    "partial": "#ef6c00",
+    "stub": "#f9a825",
+    "absent": "#c62828",
+}
 
 
 def build_graph(report: Report) -> nx.MultiDiGraph:
@@ -54,18 +60,27 @@ def _add_target(g: nx.MultiDiGraph, t: TargetReport) -> None:
     for obj in t.tree.objects[1:]:
         ids[obj.index] = _node(g, _lib_id(t, obj.index), "library", obj.soname or obj.path, path=obj.path)
     for e in t.tree.edges:
-        dst = ids.get(e.target) if e.target is not None else _node(g, f"lib:{e.needed_name}", "library",
-                                                                    e.needed_name, missing=True)
+        dst = (
+            ids.get(e.target)
+            if e.target is not None
+            else _node(g, f"lib:{e.needed_name}", "library", e.needed_name, missing=True)
+        )
         _edge(g, ids[e.source], dst, "needs")
     by_path = {o.path: ids[o.index] for o in t.tree.objects}
     for imp in t.imports:
-        sym = _node(g, f"sym:{imp.name}@{imp.version}" if imp.version else f"sym:{imp.name}", "symbol", imp.name,
-                    version=imp.version)
+        sym = _node(
+            g,
+            f"sym:{imp.name}@{imp.version}" if imp.version else f"sym:{imp.name}",
+            "symbol",
+            imp.name,
+            version=imp.version,
+        )
         _edge(g, root, sym, "imports")
         if imp.provider in by_path:
             lib = by_path[imp.provider]
-            export = _node(g, f"export:{g.nodes[lib]['label']}:{sym[4:]}", "exported-symbol", imp.name,
-                           version=imp.version)
+            export = _node(
+                g, f"export:{g.nodes[lib]['label']}:{sym[4:]}", "exported-symbol", imp.name, version=imp.version
+            )
             _edge(g, sym, export, "binds-to")
             _edge(g, export, lib, "defined-in")
     _add_syscalls(g, t, root)
@@ -124,8 +139,11 @@ def to_json(g: nx.MultiDiGraph) -> str:
     """Our own explicit schema (not networkx's node-link dump, whose keys change across releases)."""
     nodes = [{"id": n, **{k: d[k] for k in sorted(d)}} for n, d in sorted(g.nodes(data=True))]
     edges = sorted({(a, b, d["kind"]) for a, b, d in g.edges(data=True)})
-    doc = {"schema_version": GRAPH_SCHEMA_VERSION, "nodes": nodes,
-           "edges": [{"source": a, "target": b, "kind": k} for a, b, k in edges]}
+    doc = {
+        "schema_version": GRAPH_SCHEMA_VERSION,
+        "nodes": nodes,
+        "edges": [{"source": a, "target": b, "kind": k} for a, b, k in edges],
+    }
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
 
@@ -144,7 +162,9 @@ def to_dot(g: nx.MultiDiGraph) -> str:
     for n, d in sorted(view.nodes(data=True)):
         shape = {"target": "box3d", "library": "box"}.get(d["kind"], "ellipse")
         colour = STATUS_COLOURS.get(d.get("status", ""), "#555555")
-        lines = [d["label"]] + ([f"{d.get('tier', '')} {d.get('status', '')}".strip()] if d["kind"] == "syscall" else [])
+        lines = [d["label"]] + (
+            [f"{d.get('tier', '')} {d.get('status', '')}".strip()] if d["kind"] == "syscall" else []
+        )
         label = '"' + "\\n".join(_dot_escape(x) for x in lines if x) + '"'
         dot.add_node(pydot.Node(_dot_id(n), label=label, shape=shape, color=colour))
     for a, b, d in sorted(view.edges(data=True)):
@@ -155,8 +175,11 @@ def to_dot(g: nx.MultiDiGraph) -> str:
 def _stable(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
     out = nx.MultiDiGraph()
     out.add_nodes_from(sorted(g.nodes(data=True)))
-    out.add_edges_from(sorted(((a, b, {"kind": d["kind"]}) for a, b, d in g.edges(data=True)),
-                              key=lambda e: (e[0], e[1], e[2]["kind"])))
+    out.add_edges_from(
+        sorted(
+            ((a, b, {"kind": d["kind"]}) for a, b, d in g.edges(data=True)), key=lambda e: (e[0], e[1], e[2]["kind"])
+        )
+    )
     return out
 
 

@@ -5,6 +5,7 @@ addition, through :func:`~uk_depscan.report.escape.for_terminal` to make control
 visible.  The graph SVG is rendered by graphviz (``dot``) when installed and embedded as an
 ``<img>`` data URI, where a browser never runs scripts; without graphviz the page says so.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,8 +20,7 @@ from uk_depscan.report.escape import demangle, for_terminal
 
 
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True)
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["clean"] = for_terminal
     env.filters["demangle"] = lambda s: demangle(s.split("@", 1)[0]) + ("@" + s.split("@", 1)[1] if "@" in s else "")
     return env
@@ -34,8 +34,9 @@ def graph_svg_data_uri(report: Report) -> str | None:
     from uk_depscan.report.graph import build_graph, to_dot
 
     try:
-        proc = subprocess.run([dot, "-Tsvg"], input=to_dot(build_graph(report)).encode(), capture_output=True,
-                              timeout=120, check=True)
+        proc = subprocess.run(
+            [dot, "-Tsvg"], input=to_dot(build_graph(report)).encode(), capture_output=True, timeout=120, check=True
+        )
     except (subprocess.SubprocessError, OSError):
         return None
     return "data:image/svg+xml;base64," + base64.b64encode(proc.stdout).decode("ascii")

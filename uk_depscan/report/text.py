@@ -3,6 +3,7 @@
 Strings from binaries go into ``rich.text.Text`` objects (never markup) after
 :func:`~uk_depscan.report.escape.for_terminal`, so a symbol name cannot style or move the terminal.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,15 +17,31 @@ from uk_depscan.loader.resolve import LoadTree
 from uk_depscan.model import Report, TargetReport
 from uk_depscan.report.escape import demangle, for_terminal
 
-VIA_STYLE = {"root": "bold", "rpath": "yellow", "runpath": "cyan", "LD_LIBRARY_PATH": "magenta",
-             "ld.so.cache": "green", "ld.so.conf": "green", "default path": "blue", "interpreter": "blue",
-             "direct path": "white"}
+VIA_STYLE = {
+    "root": "bold",
+    "rpath": "yellow",
+    "runpath": "cyan",
+    "LD_LIBRARY_PATH": "magenta",
+    "ld.so.cache": "green",
+    "ld.so.conf": "green",
+    "default path": "blue",
+    "interpreter": "blue",
+    "direct path": "white",
+}
 
 
 def _console(color: bool, width: int) -> tuple[Console, io.StringIO]:
     buf = io.StringIO()
-    return Console(file=buf, force_terminal=color, no_color=not color, width=width, highlight=False,
-                   soft_wrap=False, emoji=False, markup=False), buf
+    return Console(
+        file=buf,
+        force_terminal=color,
+        no_color=not color,
+        width=width,
+        highlight=False,
+        soft_wrap=False,
+        emoji=False,
+        markup=False,
+    ), buf
 
 
 def _t(text: str, style: str = "") -> Text:
@@ -94,8 +111,12 @@ def _print_matrix(con: Console, report: Report, verbose: bool) -> None:
         table.add_column(col)
     rows = [m for m in report.matrix if verbose or m.tier in ("P0", "P1", "P2")]
     for m in rows[: None if verbose else 40]:
-        table.add_row(_t(m.tier, TIER_STYLE.get(m.tier, "")), _t(m.name), _t(m.status),
-                      *(_t("x" if need else "·") for need in m.needed_by))
+        table.add_row(
+            _t(m.tier, TIER_STYLE.get(m.tier, "")),
+            _t(m.name),
+            _t(m.status),
+            *(_t("x" if need else "·") for need in m.needed_by),
+        )
     con.print(table)
     for i, t in enumerate(report.targets):
         con.print(_t(f"  #{i + 1} = {t.target}", "dim"))
@@ -116,8 +137,13 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
     e = t.elf
     con.print(_t(t.target, "bold underline"))
     facts = Table.grid(padding=(0, 2))
-    facts.add_row(_t("object"), _t(f"ELF{e.elf_class} {e.machine} {e.elf_type}{' PIE' if e.pie else ''}"
-                                   + ("" if e.machine_supported else "  (architecture not analysed)")))
+    facts.add_row(
+        _t("object"),
+        _t(
+            f"ELF{e.elf_class} {e.machine} {e.elf_type}{' PIE' if e.pie else ''}"
+            + ("" if e.machine_supported else "  (architecture not analysed)")
+        ),
+    )
     facts.add_row(_t("soname"), _t(e.soname or "-"))
     facts.add_row(_t("build-id"), _t(e.build_id or "-"))
     if e.interp:
@@ -125,17 +151,26 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
     for label, value in (("rpath", e.rpath), ("runpath", e.runpath)):
         if value:
             facts.add_row(_t(label), _t(value))
-    flags = [n for n, on in (("TEXTREL", e.textrel), ("exec-stack", e.exec_stack),
-                             ("static-TLS", e.static_tls)) if on]
+    flags = [n for n, on in (("TEXTREL", e.textrel), ("exec-stack", e.exec_stack), ("static-TLS", e.static_tls)) if on]
     facts.add_row(_t("loader flags"), _t(", ".join(flags) or "none", "yellow" if flags else ""))
-    facts.add_row(_t("symbols"), _t(f"{e.imports} imported, {e.exports} exported, {len(e.ifuncs)} IFUNC, "
-                                    f"TLS {e.tls_memsz if e.tls_memsz is not None else 'none'}"))
+    facts.add_row(
+        _t("symbols"),
+        _t(
+            f"{e.imports} imported, {e.exports} exported, {len(e.ifuncs)} IFUNC, "
+            f"TLS {e.tls_memsz if e.tls_memsz is not None else 'none'}"
+        ),
+    )
     libs = len(t.tree.objects) - 1
-    facts.add_row(_t("libraries"), _t(f"{libs} loaded, {len(t.tree.missing)} missing",
-                                      "red" if t.tree.missing else "green"))
-    facts.add_row(_t("imports"), _t(f"{len(t.imports)} bound, {len(t.unresolved)} unresolved, "
-                                    f"{len(t.unresolved_weak)} weak unresolved",
-                                    "red" if t.unresolved else ""))
+    facts.add_row(
+        _t("libraries"), _t(f"{libs} loaded, {len(t.tree.missing)} missing", "red" if t.tree.missing else "green")
+    )
+    facts.add_row(
+        _t("imports"),
+        _t(
+            f"{len(t.imports)} bound, {len(t.unresolved)} unresolved, {len(t.unresolved_weak)} weak unresolved",
+            "red" if t.unresolved else "",
+        ),
+    )
     con.print(facts)
     _provider_table(con, t)
     for m in t.tree.missing:
@@ -145,13 +180,19 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
     for sym in t.unresolved[: None if verbose else 20]:
         con.print(_t(f"  unresolved {demangle(sym.name)}" + (f"@{sym.version}" if sym.version else ""), "red"))
     for r in t.route:
-        con.print(_t(f"binary-compat {r.severity}: {r.object}: {r.problem}", "red" if r.severity == "blocker" else "yellow"))
+        con.print(
+            _t(f"binary-compat {r.severity}: {r.object}: {r.problem}", "red" if r.severity == "blocker" else "yellow")
+        )
     if t.syscalls is not None:
         _syscall_section(con, t, verbose)
         _gap_section(con, t, verbose)
     if t.below is not None and (t.below.pseudo_files or t.below.dlopen_targets):
-        con.print(_t(f"below syscall {len(t.below.pseudo_files)} pseudo-files, {len(t.below.dlopen_targets)} dlopen "
-                     "targets", "bold"))
+        con.print(
+            _t(
+                f"below syscall {len(t.below.pseudo_files)} pseudo-files, {len(t.below.dlopen_targets)} dlopen targets",
+                "bold",
+            )
+        )
         if t.below.pseudo_files:
             con.print(_t("  files: " + " ".join(t.below.pseudo_files[: None if verbose else 25])))
         if t.below.dlopen_targets:
@@ -161,13 +202,24 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
         con.print(_t(f"requests      {reqs}"))
     if t.native is not None:
         n = t.native
-        con.print(_t(f"native route  lib-musl {n.libmusl_release} (musl {n.musl_version}): "
-                     f"{n.count('available')} libc imports available, {n.count('available-as')} under their "
-                     f"source names, {n.count('fortify')} fortify (__*_chk), {n.count('missing')} missing", "bold"))
+        con.print(
+            _t(
+                f"native route  lib-musl {n.libmusl_release} (musl {n.musl_version}): "
+                f"{n.count('available')} libc imports available, {n.count('available-as')} under their "
+                f"source names, {n.count('fortify')} fortify (__*_chk), {n.count('missing')} missing",
+                "bold",
+            )
+        )
         missing = [g.name for g in n.symbols if g.status in ("missing", "fortify")]
         if missing:
-            con.print(_t("  " + " ".join(missing[: None if verbose else 30]) + (" ..." if len(missing) > 30 and not verbose else ""),
-                         "yellow"))
+            con.print(
+                _t(
+                    "  "
+                    + " ".join(missing[: None if verbose else 30])
+                    + (" ..." if len(missing) > 30 and not verbose else ""),
+                    "yellow",
+                )
+            )
     for w in t.warnings:
         con.print(_t(f"  warning: {w}", "yellow"))
     con.print()
@@ -182,15 +234,27 @@ def _syscall_section(con: Console, t: TargetReport, verbose: bool) -> None:
     for f in s.syscalls:
         for k in f.kinds:
             kinds[k] = kinds.get(k, 0) + 1
-    scope = ("exports matching " + ", ".join(s.entries) + " + constructors + address-taken functions"
-             if s.entries else "whole object")
-    con.print(_t(f"syscalls      {len(normal)} reachable + {len(failure)} only on failure paths "
-                 f"({scope}; libc model {s.libc_model}); start-up baseline {len(s.baseline)}", "bold"))
+    scope = (
+        "exports matching " + ", ".join(s.entries) + " + constructors + address-taken functions"
+        if s.entries
+        else "whole object"
+    )
+    con.print(
+        _t(
+            f"syscalls      {len(normal)} reachable + {len(failure)} only on failure paths "
+            f"({scope}; libc model {s.libc_model}); start-up baseline {len(s.baseline)}",
+            "bold",
+        )
+    )
     con.print(_t("  by evidence: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))))
     direct = [x for x in s.sites if x.kind not in ("wrapper_call", "local_wrapper_call")]
     wrapped = [x for x in s.sites if x.kind in ("wrapper_call", "local_wrapper_call")]
-    con.print(_t(f"  sites in the target: {len(direct)} direct, {len(wrapped)} syscall() wrapper calls, "
-                 f"{s.unknown_sites} with unknown number"))
+    con.print(
+        _t(
+            f"  sites in the target: {len(direct)} direct, {len(wrapped)} syscall() wrapper calls, "
+            f"{s.unknown_sites} with unknown number"
+        )
+    )
     con.print(_t("  " + " ".join(f.name for f in normal), "cyan"))
     if failure:
         con.print(_t("  failure paths only: " + " ".join(f.name for f in failure), "dim"))
@@ -205,21 +269,35 @@ def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
     tiers: dict[str, int] = {}
     for g in t.gaps:
         tiers[g.tier] = tiers.get(g.tier, 0) + 1
-    con.print(_t("unikraft      " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + "  |  "
-                 + ", ".join(f"{k} {n}" for k, n in sorted(tiers.items())), "bold"))
+    con.print(
+        _t(
+            "unikraft      "
+            + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+            + "  |  "
+            + ", ".join(f"{k} {n}" for k, n in sorted(tiers.items())),
+            "bold",
+        )
+    )
     options: dict[str, list[str]] = {}
     for g in t.gaps:
         if g.status == "needs-kconfig":
             options.setdefault(g.action.removeprefix("enable "), []).append(g.name)
     for opt, names in sorted(options.items(), key=lambda kv: -len(kv[1])):
-        con.print(_t(f"  enable {opt}: {len(names)} syscalls ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"))
+        con.print(
+            _t(f"  enable {opt}: {len(names)} syscalls ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})")
+        )
     work = [g for g in t.gaps if g.status != "needs-kconfig" and (verbose or g.tier != "P3")]
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("tier", "syscall", "unikraft", "action", "why"):
         table.add_column(col, overflow="fold")
     for g in work[: None if verbose else 15]:
-        table.add_row(_t(g.tier, TIER_STYLE.get(g.tier, "")), _t(g.name), _t(f"{g.status}: {g.detail}"),
-                      _t(g.action), _t("; ".join(_short_reason(r) for r in g.reasons)))
+        table.add_row(
+            _t(g.tier, TIER_STYLE.get(g.tier, "")),
+            _t(g.name),
+            _t(f"{g.status}: {g.detail}"),
+            _t(g.action),
+            _t("; ".join(_short_reason(r) for r in g.reasons)),
+        )
     if work:
         con.print(table)
     if not verbose and len(work) > 15:
@@ -283,11 +361,19 @@ def render_explain(report: Report, query: str, *, color: bool = False, width: in
         for label, f in hits:
             gap = next((g for g in t.gaps if g.name == f.name), None)
             status = f"  [unikraft: {gap.status} {gap.detail}, {gap.tier} {gap.action}]" if gap else ""
-            con.print(_t(f"  {f.name} ({f.number}) {label}{' — only on failure paths' if f.failure_only else ''}"
-                         f"{status}", "bold"))
+            con.print(
+                _t(
+                    f"  {f.name} ({f.number}) {label}{' — only on failure paths' if f.failure_only else ''}{status}",
+                    "bold",
+                )
+            )
             for i, step in enumerate(f.chain):
-                con.print(_t(f"    {'  ' * i}{'└─ ' if i else ''}{_step(step)}"
-                             + (f" @ {step.detail}" if step.detail else "")))
+                con.print(
+                    _t(
+                        f"    {'  ' * i}{'└─ ' if i else ''}{_step(step)}"
+                        + (f" @ {step.detail}" if step.detail else "")
+                    )
+                )
     return buf.getvalue()
 
 
@@ -298,8 +384,12 @@ def _explain_hits(t: TargetReport, query: str) -> list[tuple[str, object]]:
     by_syscall = [(label, f) for label, fs in groups for f in fs if q in (f.name, str(f.number))]
     if by_syscall:
         return by_syscall
-    return [(label, f) for label, fs in groups for f in fs
-            if any(_symbol_matches(st.symbol, q) for st in f.chain if st.kind in ("import", "entry"))]
+    return [
+        (label, f)
+        for label, fs in groups
+        for f in fs
+        if any(_symbol_matches(st.symbol, q) for st in f.chain if st.kind in ("import", "entry"))
+    ]
 
 
 def _symbol_matches(symbol: str, query: str) -> bool:

@@ -6,6 +6,7 @@ else ``~/.cache/uk-depscan``.  Writes are atomic (temporary file + rename); a co
 unreadable entry is treated as a miss.  Cached data is never trusted to be executable: it is
 only JSON and numpy arrays loaded with ``allow_pickle=False``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,7 @@ def file_identity(elf: ElfFile) -> str:
     data = elf.data
     step = 1 << 24
     for off in range(0, len(data), step):
-        h.update(memoryview(data[off:off + step]))
+        h.update(memoryview(data[off : off + step]))
     return f"sha-{h.hexdigest()}"
 
 
@@ -71,8 +72,10 @@ def store(key: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None
     try:
         d.mkdir(parents=True, exist_ok=True)
         meta = dict(meta, key=key)
-        for suffix, writer in ((".npz", lambda fh: np.savez(fh, **arrays)),
-                               (".json", lambda fh: fh.write(json.dumps(meta).encode("utf-8")))):
+        for suffix, writer in (
+            (".npz", lambda fh: np.savez(fh, **arrays)),
+            (".json", lambda fh: fh.write(json.dumps(meta).encode("utf-8"))),
+        ):
             fd, tmp = tempfile.mkstemp(prefix=f".{key}", suffix=suffix + ".tmp", dir=d)
             try:
                 with os.fdopen(fd, "wb") as fh:

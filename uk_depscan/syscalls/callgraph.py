@@ -6,20 +6,21 @@ Edges are direct calls and jumps between functions, PLT calls, and GOT calls/jum
 no Python object per edge.  Only import nodes and functions have identity; a syscall *site*
 is attached to its containing function by :mod:`uk_depscan.syscalls.scan`.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
 
 @dataclass(frozen=True, eq=False)  # numpy fields: identity equality and hash
 class CallGraph:
-    func_starts: np.ndarray   # uint64, sorted, unique
-    indptr: np.ndarray        # int64, len n_nodes + 1
-    indices: np.ndarray       # int32 targets
+    func_starts: np.ndarray  # uint64, sorted, unique
+    indptr: np.ndarray  # int64, len n_nodes + 1
+    indices: np.ndarray  # int32 targets
     import_keys: tuple[str, ...]
 
     @property
@@ -35,8 +36,9 @@ class CallGraph:
         return len(self.indices)
 
     @classmethod
-    def from_edges(cls, func_starts: np.ndarray, src: np.ndarray, dst: np.ndarray,
-                   import_keys: tuple[str, ...]) -> CallGraph:
+    def from_edges(
+        cls, func_starts: np.ndarray, src: np.ndarray, dst: np.ndarray, import_keys: tuple[str, ...]
+    ) -> CallGraph:
         n = len(func_starts) + len(import_keys)
         src = np.asarray(src, np.int64)
         dst = np.asarray(dst, np.int64)
@@ -61,7 +63,7 @@ class CallGraph:
         return None
 
     def successors(self, node: int) -> np.ndarray:
-        return self.indices[self.indptr[node]:self.indptr[node + 1]]
+        return self.indices[self.indptr[node] : self.indptr[node + 1]]
 
     def callees_of(self, addr: int) -> tuple[list[int], list[str]]:
         """(function start addresses, import keys) a function calls directly."""
@@ -162,7 +164,7 @@ class CallGraph:
         cs, cd = comp[src_nodes], comp[self.indices]
         m = cs != cd
         if m.any():
-            key = np.sort(cs[m] * ncomp + cd[m])   # sorted by caller component, deduplicated
+            key = np.sort(cs[m] * ncomp + cd[m])  # sorted by caller component, deduplicated
             key = key[np.concatenate(([True], key[1:] != key[:-1]))]
             cs_l, cd_l = (key // ncomp).tolist(), (key % ncomp).tolist()
             for a, b in zip(cs_l, cd_l):  # cs ascending: every callee component (smaller) is final

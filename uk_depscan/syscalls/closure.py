@@ -12,17 +12,33 @@ and fortify failures) are walked only after everything else, and syscalls first 
 through them are marked ``failure_only`` rather than dropped (over-approximation is acceptable;
 silent under-approximation is not).
 """
+
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol
+from typing import Protocol
 
-FAILURE_FUNCTIONS = frozenset({
-    "abort", "__assert_fail", "__assert_perror_fail", "__stack_chk_fail", "__fortify_fail", "__chk_fail",
-    "__libc_fatal", "__libc_message", "_dl_signal_error", "__cxa_pure_virtual", "__cxa_bad_cast",
-    "__cxa_bad_typeid", "_ZSt9terminatev", "__gxx_personality_v0_terminate", "_ZSt20__throw_length_errorPKc",
-})
+FAILURE_FUNCTIONS = frozenset(
+    {
+        "abort",
+        "__assert_fail",
+        "__assert_perror_fail",
+        "__stack_chk_fail",
+        "__fortify_fail",
+        "__chk_fail",
+        "__libc_fatal",
+        "__libc_message",
+        "_dl_signal_error",
+        "__cxa_pure_virtual",
+        "__cxa_bad_cast",
+        "__cxa_bad_typeid",
+        "_ZSt9terminatev",
+        "__gxx_personality_v0_terminate",
+        "_ZSt20__throw_length_errorPKc",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +72,7 @@ class OpenSummary(Protocol):
 class Step:
     """One edge of an evidence chain."""
 
-    kind: str          # "entry", "import", "direct", "wrapper", "local_wrapper", "summary", "baseline"
+    kind: str  # "entry", "import", "direct", "wrapper", "local_wrapper", "summary", "baseline"
     library: str
     symbol: str
     detail: str = ""
@@ -74,9 +90,12 @@ class ReachedSyscall:
 Node = tuple[int, str]  # (object index, entry key)
 
 
-def close_over_bindings(roots: Iterable[Node], summaries: Mapping[int, OpenSummary],
-                        bind: Mapping[tuple[int, str], Node | None], root_kind: str = "entry",
-                        ) -> dict[int, ReachedSyscall]:
+def close_over_bindings(
+    roots: Iterable[Node],
+    summaries: Mapping[int, OpenSummary],
+    bind: Mapping[tuple[int, str], Node | None],
+    root_kind: str = "entry",
+) -> dict[int, ReachedSyscall]:
     """Walk from ``roots`` through summaries and bindings; return syscall number → evidence.
 
     ``bind[(importer, import_key)]`` is the (provider object, provider export key) the loader
@@ -88,8 +107,10 @@ def close_over_bindings(roots: Iterable[Node], summaries: Mapping[int, OpenSumma
     queue: deque[Node] = deque()
     for node in roots:
         if node not in parents:
-            parents[node] = (None, Step(root_kind, summaries[node[0]].library if node[0] in summaries else "?",
-                                        node[1]))
+            parents[node] = (
+                None,
+                Step(root_kind, summaries[node[0]].library if node[0] in summaries else "?", node[1]),
+            )
             queue.append(node)
     for failure_phase in (False, True):
         if failure_phase:
@@ -103,17 +124,23 @@ def close_over_bindings(roots: Iterable[Node], summaries: Mapping[int, OpenSumma
     return found
 
 
-def _visit(node: Node, summaries: Mapping[int, OpenSummary], bind: Mapping[tuple[int, str], Node | None],
-           parents: dict[Node, tuple[Node | None, Step]], queue: deque[Node],
-           deferred: list[tuple[Node, Node, Step]], found: dict[int, ReachedSyscall], failure: bool) -> None:
+def _visit(
+    node: Node,
+    summaries: Mapping[int, OpenSummary],
+    bind: Mapping[tuple[int, str], Node | None],
+    parents: dict[Node, tuple[Node | None, Step]],
+    queue: deque[Node],
+    deferred: list[tuple[Node, Node, Step]],
+    found: dict[int, ReachedSyscall],
+    failure: bool,
+) -> None:
     summary = summaries.get(node[0])
     reach = summary.reach(node[1]) if summary is not None else None
     if reach is None:
         return
     chain = _chain(node, parents)
     for site in reach.sites:
-        step = Step(site.kind, summary.library, site.function,
-                    f"{site.address:#x}" if site.address is not None else "")
+        step = Step(site.kind, summary.library, site.function, f"{site.address:#x}" if site.address is not None else "")
         _record(found, site.number, chain + (step,), failure or site.failure)
     for imp in reach.imports:
         target = bind.get((node[0], imp))

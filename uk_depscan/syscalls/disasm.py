@@ -16,10 +16,11 @@ addresses are assumed not to escape), and the caller-saved registers that a ``ca
 clobbers.  A register that reaches the function entry unchanged is an
 *argument* (``param``), which is how local syscall wrappers are recognised.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import capstone
 from capstone import arm64 as A64
@@ -42,7 +43,7 @@ class Insn:
     size: int
     mnemonic: str
     op_str: str
-    flow: str          # 'fall' | 'jump' | 'cjump' | 'call' | 'ret' | 'ijump' | 'icall' | 'stop'
+    flow: str  # 'fall' | 'jump' | 'cjump' | 'call' | 'ret' | 'ijump' | 'icall' | 'stop'
     target: int | None  # direct branch/call target
     raw: object = field(repr=False, default=None)  # the capstone instruction (detail on)
 
@@ -135,18 +136,22 @@ class Arch:
 # x86-64
 _X86_FAMILIES: dict[str, tuple[str, int]] = {}
 for _f, _n in (("rax", "a"), ("rbx", "b"), ("rcx", "c"), ("rdx", "d")):
-    _X86_FAMILIES.update({f"r{_n}x": (_f, 64), f"e{_n}x": (_f, 32), f"{_n}x": (_f, 16), f"{_n}l": (_f, 8),
-                          f"{_n}h": (_f, -8)})
+    _X86_FAMILIES.update(
+        {f"r{_n}x": (_f, 64), f"e{_n}x": (_f, 32), f"{_n}x": (_f, 16), f"{_n}l": (_f, 8), f"{_n}h": (_f, -8)}
+    )
 for _n in ("si", "di", "bp", "sp"):
-    _X86_FAMILIES.update({f"r{_n}": (f"r{_n}", 64), f"e{_n}": (f"r{_n}", 32), _n: (f"r{_n}", 16),
-                          f"{_n}l": (f"r{_n}", 8)})
+    _X86_FAMILIES.update(
+        {f"r{_n}": (f"r{_n}", 64), f"e{_n}": (f"r{_n}", 32), _n: (f"r{_n}", 16), f"{_n}l": (f"r{_n}", 8)}
+    )
 for _i in range(8, 16):
-    _X86_FAMILIES.update({f"r{_i}": (f"r{_i}", 64), f"r{_i}d": (f"r{_i}", 32), f"r{_i}w": (f"r{_i}", 16),
-                          f"r{_i}b": (f"r{_i}", 8)})
+    _X86_FAMILIES.update(
+        {f"r{_i}": (f"r{_i}", 64), f"r{_i}d": (f"r{_i}", 32), f"r{_i}w": (f"r{_i}", 16), f"r{_i}b": (f"r{_i}", 8)}
+    )
 _X86_FAMILIES["rip"] = ("rip", 64)
 
-_X86_COND_JUMPS = frozenset(getattr(X86, n) for n in dir(X86) if n.startswith("X86_INS_J")
-                            and n not in ("X86_INS_JMP", "X86_INS_LJMP"))
+_X86_COND_JUMPS = frozenset(
+    getattr(X86, n) for n in dir(X86) if n.startswith("X86_INS_J") and n not in ("X86_INS_JMP", "X86_INS_LJMP")
+)
 _X86_STOP = frozenset({X86.X86_INS_HLT, X86.X86_INS_UD2, X86.X86_INS_INT3, X86.X86_INS_UD1, X86.X86_INS_UD0})
 _X86_CMOV = frozenset(getattr(X86, n) for n in dir(X86) if n.startswith("X86_INS_CMOV"))
 
@@ -214,8 +219,12 @@ class X86_64(Arch):
                 return [("unknown", f"result of call at {insn.address:#x}")]
             return None
         if not ops or ops[0].type != X86.X86_OP_REG or self.fam(ops[0].reg)[0] != fam:
-            if iid in (X86.X86_INS_XCHG, X86.X86_INS_XADD) and len(ops) == 2 and ops[1].type == X86.X86_OP_REG \
-                    and self.fam(ops[1].reg)[0] == fam:
+            if (
+                iid in (X86.X86_INS_XCHG, X86.X86_INS_XADD)
+                and len(ops) == 2
+                and ops[1].type == X86.X86_OP_REG
+                and self.fam(ops[1].reg)[0] == fam
+            ):
                 if iid == X86.X86_INS_XCHG and ops[0].type == X86.X86_OP_REG:
                     return [("copy", self.fam(ops[0].reg)[0], self._width_ops(self.fam(ops[1].reg)[1]))]
                 return [("unknown", f"{insn.text()} at {insn.address:#x}")]
@@ -237,11 +246,18 @@ class X86_64(Arch):
             if slot is not None and width >= 32:
                 return [("copy", slot, self._width_ops(width))]
             return [("unknown", f"loaded from memory ({insn.text()}) at {insn.address:#x}")]
-        if iid in (X86.X86_INS_XOR, X86.X86_INS_SUB) and src is not None and src.type == X86.X86_OP_REG \
-                and src.reg == ops[0].reg:
+        if (
+            iid in (X86.X86_INS_XOR, X86.X86_INS_SUB)
+            and src is not None
+            and src.type == X86.X86_OP_REG
+            and src.reg == ops[0].reg
+        ):
             return [self._write_const(width, 0, fam)]
-        if iid in (X86.X86_INS_MOVZX, X86.X86_INS_MOVSX, X86.X86_INS_MOVSXD) and src is not None \
-                and src.type == X86.X86_OP_REG:
+        if (
+            iid in (X86.X86_INS_MOVZX, X86.X86_INS_MOVSX, X86.X86_INS_MOVSXD)
+            and src is not None
+            and src.type == X86.X86_OP_REG
+        ):
             sfam, sw = self.fam(src.reg)
             if sw <= 0:
                 return [("unknown", f"{insn.text()} at {insn.address:#x}")]
@@ -360,7 +376,10 @@ class AArch64(Arch):
         last_imm = ops[-1].imm if ops and ops[-1].type == A64.ARM64_OP_IMM else None
         if iid == A64.ARM64_INS_BL:
             return "call", last_imm
-        if iid == A64.ARM64_INS_BLR or iid in (getattr(A64, "ARM64_INS_BLRAA", -1), getattr(A64, "ARM64_INS_BLRAB", -1)):
+        if iid == A64.ARM64_INS_BLR or iid in (
+            getattr(A64, "ARM64_INS_BLRAA", -1),
+            getattr(A64, "ARM64_INS_BLRAB", -1),
+        ):
             return "icall", None
         if iid == A64.ARM64_INS_B:
             if i.cc not in (A64.ARM64_CC_INVALID, A64.ARM64_CC_AL):
@@ -370,8 +389,12 @@ class AArch64(Arch):
             return "cjump", last_imm
         if iid in (A64.ARM64_INS_BR, getattr(A64, "ARM64_INS_BRAA", -1), getattr(A64, "ARM64_INS_BRAB", -1)):
             return "ijump", None
-        if iid in (A64.ARM64_INS_RET, getattr(A64, "ARM64_INS_RETAA", -1), getattr(A64, "ARM64_INS_RETAB", -1),
-                   A64.ARM64_INS_ERET):
+        if iid in (
+            A64.ARM64_INS_RET,
+            getattr(A64, "ARM64_INS_RETAA", -1),
+            getattr(A64, "ARM64_INS_RETAB", -1),
+            A64.ARM64_INS_ERET,
+        ):
             return "ret", None
         if iid in (A64.ARM64_INS_BRK, A64.ARM64_INS_HLT, getattr(A64, "ARM64_INS_UDF", -1)):
             return "stop", None
@@ -396,7 +419,12 @@ class AArch64(Arch):
                 lo, hi = mem.mem.disp, mem.mem.disp + width * nregs
                 if lo < disp + 8 and disp < hi:
                     slot = self._frame_slot(insn, mem)
-                    if mn in ("str", "stur") and slot is not None and slot[2] == disp and ops[0].type == A64.ARM64_OP_REG:
+                    if (
+                        mn in ("str", "stur")
+                        and slot is not None
+                        and slot[2] == disp
+                        and ops[0].type == A64.ARM64_OP_REG
+                    ):
                         sfam, sw = self.fam(ops[0].reg)
                         if sfam == "zr":
                             return [("const", 0)]
@@ -450,8 +478,13 @@ class AArch64(Arch):
             sh = src.shift.value if src.shift.type == A64.ARM64_SFT_LSL else 0
             m = 0xFFFF << sh
             return [("copy", fam, (("insert", m, (src.imm << sh) & m),) + ((wmask,) if wmask else ()))]
-        if mn in ("orr", "add", "sub", "eor") and len(ops) == 3 and ops[1].type == A64.ARM64_OP_REG \
-                and ops[2].type == A64.ARM64_OP_IMM and ops[1].shift.type == 0:
+        if (
+            mn in ("orr", "add", "sub", "eor")
+            and len(ops) == 3
+            and ops[1].type == A64.ARM64_OP_REG
+            and ops[2].type == A64.ARM64_OP_IMM
+            and ops[1].shift.type == 0
+        ):
             sfam = self.fam(ops[1].reg)[0]
             k = shifted(ops[2])
             if sfam == "zr" and mn in ("orr", "add", "eor"):
@@ -459,8 +492,13 @@ class AArch64(Arch):
             if mn in ("add", "sub"):
                 k = k if mn == "add" else -k
                 return [("copy", sfam, (("add", k),) + ((wmask,) if wmask else ()))]
-        if mn in ("eor", "sub") and len(ops) == 3 and ops[1].type == ops[2].type == A64.ARM64_OP_REG \
-                and ops[1].reg == ops[2].reg and ops[2].shift.type == 0:
+        if (
+            mn in ("eor", "sub")
+            and len(ops) == 3
+            and ops[1].type == ops[2].type == A64.ARM64_OP_REG
+            and ops[1].reg == ops[2].reg
+            and ops[2].shift.type == 0
+        ):
             return [("const", 0)]
         if mn == "adrp" and src is not None and src.type == A64.ARM64_OP_IMM:
             return [("const", src.imm & MASK64)]
@@ -539,8 +577,11 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
     index = {ins.address: k for k, ins in enumerate(insns)}
     preds: list[list[int]] = [[] for _ in insns]
     for k, ins in enumerate(insns):
-        if k + 1 < len(insns) and ins.flow not in ("jump", "ijump", "ret", "stop") \
-                and insns[k + 1].address == ins.address + ins.size:
+        if (
+            k + 1 < len(insns)
+            and ins.flow not in ("jump", "ijump", "ret", "stop")
+            and insns[k + 1].address == ins.address + ins.size
+        ):
             preds[k + 1].append(k)
         if ins.flow in ("jump", "cjump") and ins.target is not None:
             t = index.get(ins.target)
@@ -550,8 +591,12 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
     for k, ins in enumerate(insns):
         if k and not preds[k] and _is_padding(ins) and k + 1 < len(insns) and k in preds[k + 1]:
             j = k
-            while j + 1 < len(insns) and j in preds[j + 1] and _is_padding(insns[j]) and not [
-                    p for p in preds[j] if p != j - 1 or j == k]:
+            while (
+                j + 1 < len(insns)
+                and j in preds[j + 1]
+                and _is_padding(insns[j])
+                and not [p for p in preds[j] if p != j - 1 or j == k]
+            ):
                 preds[j + 1].remove(j)
                 j += 1
     return Function(start, insns, index, preds, bad)

@@ -12,30 +12,38 @@ seen by a 64-bit user-space build of that arch.  That is the name strace and gli
 ``__NR3264_fstatat``), never ``fstatat``; aarch64 has no ``open``/``stat``/``dup2``...
 because asm-generic/unistd.h does not define them.
 """
+
 from __future__ import annotations
 
 import ast
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from uk_depscan.errors import TableError
 
 SCHEMA_VERSION = 1
 ARCHES = ("x86_64", "aarch64")
-ARCH_ALIASES = MappingProxyType({
-    "x86_64": "x86_64", "x86-64": "x86_64", "amd64": "x86_64",
-    "aarch64": "aarch64", "arm64": "aarch64",
-})
+ARCH_ALIASES = MappingProxyType(
+    {
+        "x86_64": "x86_64",
+        "x86-64": "x86_64",
+        "amd64": "x86_64",
+        "aarch64": "aarch64",
+        "arm64": "aarch64",
+    }
+)
 # ``__NR_<x>`` macros that are not syscalls: table sizes, range markers and number bases
 # (the bases only occur on other arches, e.g. arm32/mips; listed so the parser stays general).
-NOT_SYSCALLS = frozenset({"syscalls", "arch_specific_syscall", "SYSCALL_BASE", "OABI_SYSCALL_BASE", "Linux",
-                          "Linux_syscalls"})
+NOT_SYSCALLS = frozenset(
+    {"syscalls", "arch_specific_syscall", "SYSCALL_BASE", "OABI_SYSCALL_BASE", "Linux", "Linux_syscalls"}
+)
 REQUIRED_SOURCE_KEYS = ("package", "version", "deb_sha256", "header", "generator", "command")
 
 _DEFINE = re.compile(r"^\s*#\s*define\s+([A-Za-z_]\w*)(\([^)]*\))?[ \t]*(.*?)\s*$")
@@ -44,6 +52,7 @@ _INT_SUFFIX = re.compile(r"\b(0[xX][0-9a-fA-F]+|\d+)[uUlL]+\b")
 
 
 # --------------------------------------------------------------------------- loader
+
 
 # eq=False: identity equality/hash; the field-wise ones would try to hash the mapping proxies.
 @dataclass(frozen=True, eq=False)
@@ -60,9 +69,11 @@ class LinuxSyscallTable:
         # Derived views; frozen, so set through object.__setattr__ once.
         object.__setattr__(self, "by_name", MappingProxyType(dict(self.by_name)))
         object.__setattr__(self, "source", MappingProxyType(dict(self.source)))
-        object.__setattr__(self, "by_number",
-                           MappingProxyType({nr: name for name, nr in sorted(self.by_name.items(),
-                                                                             key=lambda kv: kv[1])}))
+        object.__setattr__(
+            self,
+            "by_number",
+            MappingProxyType({nr: name for name, nr in sorted(self.by_name.items(), key=lambda kv: kv[1])}),
+        )
         object.__setattr__(self, "names", tuple(sorted(self.by_name)))
 
     @property
@@ -95,7 +106,7 @@ def load_linux_table(arch: str) -> LinuxSyscallTable:
     return _load(canonical_arch(arch))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(arch: str) -> LinuxSyscallTable:
     res = resources.files("uk_depscan.syscall_tables") / "linux" / f"{arch}.json"
     label = f"syscall_tables/linux/{arch}.json"
@@ -129,13 +140,16 @@ def parse_table_text(text: str, label: str, expect_arch: str | None = None) -> L
 
 def validate_table_doc(doc: Any, label: str, expect_arch: str | None = None) -> None:
     """Raise ``TableError("<label>: <problem>")`` unless ``doc`` is a well-formed v1 table."""
+
     def need(cond: bool, msg: str) -> None:
         if not cond:
             raise TableError(f"{label}: {msg}")
 
     need(isinstance(doc, dict), "top level is not an object")
-    need(doc.get("schema_version") == SCHEMA_VERSION,
-         f"schema_version is {doc.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    need(
+        doc.get("schema_version") == SCHEMA_VERSION,
+        f"schema_version is {doc.get('schema_version')!r}, expected {SCHEMA_VERSION}",
+    )
     need(doc.get("arch") in ARCHES, f"arch {doc.get('arch')!r} is not one of {ARCHES}")
     need(expect_arch is None or doc["arch"] == expect_arch, f"arch {doc['arch']!r}, expected {expect_arch!r}")
     src = doc.get("source")
@@ -148,8 +162,10 @@ def validate_table_doc(doc: Any, label: str, expect_arch: str | None = None) -> 
     for name, nr in sc.items():
         need(name.isidentifier() and name.isascii(), f"syscall name {name!r} is not an identifier")
         # bool is an int subclass: reject it explicitly.
-        need(isinstance(nr, int) and not isinstance(nr, bool) and nr >= 0,
-             f"syscall {name!r}: number {nr!r} is not a non-negative integer")
+        need(
+            isinstance(nr, int) and not isinstance(nr, bool) and nr >= 0,
+            f"syscall {name!r}: number {nr!r} is not a non-negative integer",
+        )
         need(nr not in seen, f"syscall number {nr} is used by both {seen.get(nr)!r} and {name!r}")
         seen[nr] = name
 
@@ -160,6 +176,7 @@ def dump_table(doc: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- header parsing
+
 
 def parse_defines(text: str) -> dict[str, str]:
     """Object-like ``#define NAME BODY`` lines of ``text`` (e.g. ``cpp -dM`` output).
@@ -194,8 +211,22 @@ def eval_macro(name: str, defines: Mapping[str, str], _depth: int = 0) -> int:
     return _eval_int_expr(expr, name)
 
 
-_ALLOWED_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult,
-                  ast.LShift, ast.RShift, ast.BitOr, ast.BitAnd, ast.USub, ast.UAdd, ast.Invert)
+_ALLOWED_NODES = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Constant,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.LShift,
+    ast.RShift,
+    ast.BitOr,
+    ast.BitAnd,
+    ast.USub,
+    ast.UAdd,
+    ast.Invert,
+)
 
 
 def _eval_int_expr(expr: str, name: str) -> int:
@@ -206,8 +237,7 @@ def _eval_int_expr(expr: str, name: str) -> int:
     except SyntaxError as err:
         raise ValueError(f"macro {name}: cannot parse {expr!r}") from err
     for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES) or (isinstance(node, ast.Constant)
-                                                    and type(node.value) is not int):
+        if not isinstance(node, _ALLOWED_NODES) or (isinstance(node, ast.Constant) and type(node.value) is not int):
             raise ValueError(f"macro {name}: unsupported expression {expr!r}")
     return int(eval(compile(tree, "<macro>", "eval"), {"__builtins__": {}}))  # noqa: S307 - AST-checked
 
@@ -222,7 +252,7 @@ def syscalls_from_defines(defines: Mapping[str, str]) -> dict[str, int]:
     for macro in sorted(defines):
         if not macro.startswith("__NR_"):
             continue
-        name = macro[len("__NR_"):]
+        name = macro[len("__NR_") :]
         if name in NOT_SYSCALLS:
             continue
         out[name] = eval_macro(macro, defines)

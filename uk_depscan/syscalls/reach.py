@@ -10,31 +10,46 @@
 * The start-up baseline is what ld.so's entry point and ``__libc_early_init`` reach; the
   constructors of every loaded object are further roots of the reached set.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 
-from uk_depscan.loader.binding import SymbolBindings
-from uk_depscan.syscalls.closure import (FAILURE_FUNCTIONS, Node, OpenSummary, Reach, ReachedSyscall, Site,
-                                close_over_bindings)
 from uk_depscan.elf.file import ElfFile
 from uk_depscan.elf.symbols import RELOC_TYPES, elf_relocations
 from uk_depscan.errors import DepscanError
-from uk_depscan.syscalls.linux import load_linux_table
+from uk_depscan.loader.binding import SymbolBindings
 from uk_depscan.loader.resolve import LoadResult
-from uk_depscan.syscalls.requests import request_records
 from uk_depscan.model import EvidenceStep, SiteRecord, SummarySourceRecord, SyscallFinding, SyscallReport
+from uk_depscan.syscalls.closure import (
+    FAILURE_FUNCTIONS,
+    Node,
+    OpenSummary,
+    Reach,
+    ReachedSyscall,
+    Site,
+    close_over_bindings,
+)
+from uk_depscan.syscalls.linux import load_linux_table
+from uk_depscan.syscalls.requests import request_records
 from uk_depscan.syscalls.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
 
 log = logging.getLogger(__name__)
-LIBC_FAMILY = ("libc.so.6", "libm.so.6", "libpthread.so.0", "librt.so.1", "libdl.so.2", "ld-linux-x86-64.so.2",
-               "ld-linux-aarch64.so.1")
+LIBC_FAMILY = (
+    "libc.so.6",
+    "libm.so.6",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libdl.so.2",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+)
 CXX_FAMILY = ("libstdc++.so.6", "libgcc_s.so.1", "libgomp.so.1")
 ADDRESS_TAKEN = "<address-taken>"
 SHIPPED_BASE = 1_000_000  # object indices for libraries known only from shipped tables
@@ -44,8 +59,11 @@ SHIPPED_BASE = 1_000_000  # object indices for libraries known only from shipped
 # of an empty program in tests/test_strace_recall.py.  Constructors (DT_INIT/DT_INIT_ARRAY) of
 # every loaded object also run at load time; they are roots of the reached set, not of the
 # baseline, because their static reach is much wider than what they actually do at start-up.
-BASELINE_ENTRIES = (("ld-linux-x86-64.so.2", ENTRY), ("ld-linux-aarch64.so.1", ENTRY),
-                    ("libc.so.6", "__libc_early_init@GLIBC_PRIVATE"))
+BASELINE_ENTRIES = (
+    ("ld-linux-x86-64.so.2", ENTRY),
+    ("ld-linux-aarch64.so.1", ENTRY),
+    ("libc.so.6", "__libc_early_init@GLIBC_PRIVATE"),
+)
 # musl's libc.so is its own dynamic loader: _dlstart (the entry point) and its constructors.
 MUSL_BASELINE_ENTRIES = (("libc.so", ENTRY), ("libc.so", INIT))
 
@@ -135,10 +153,12 @@ class EngineSummary:
         nodes = self._site_nodes
         hit = np.flatnonzero((nodes >= 0) & full[np.maximum(nodes, 0)])
         sites = self.scan.sites  # type: ignore[attr-defined]
-        out = tuple(Site(n, _kind(sites[i]), sites[i].function or "?", sites[i].address,
-                         failure=not bool(normal[nodes[i]]))
-                    for i in hit.tolist() for n in sites[i].numbers)
-        imports = tuple(sorted(g.import_keys[j] for j in np.flatnonzero(full[g.n_funcs:]).tolist()))
+        out = tuple(
+            Site(n, _kind(sites[i]), sites[i].function or "?", sites[i].address, failure=not bool(normal[nodes[i]]))
+            for i in hit.tolist()
+            for n in sites[i].numbers
+        )
+        imports = tuple(sorted(g.import_keys[j] for j in np.flatnonzero(full[g.n_funcs :]).tolist()))
         return Reach(out, imports)
 
 
@@ -167,9 +187,15 @@ def _kind(site: object) -> str:
     return {"wrapper_call": "wrapper", "local_wrapper_call": "local_wrapper"}.get(kind, "direct")
 
 
-def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model: str = "auto",
-                     entries: tuple[str, ...] = (), no_cache: bool = False,
-                     progress: Callable[[str], None] = lambda _msg: None) -> SyscallAnalysis:
+def analyze_syscalls(
+    result: LoadResult,
+    bindings: SymbolBindings,
+    *,
+    libc_model: str = "auto",
+    entries: tuple[str, ...] = (),
+    no_cache: bool = False,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> SyscallAnalysis:
     """Reachable syscalls of the root, with evidence, plus the start-up baseline."""
     from uk_depscan.syscalls.scan import scan_library
 
@@ -207,8 +233,9 @@ def analyze_syscalls(result: LoadResult, bindings: SymbolBindings, *, libc_model
     # does not already explain (so blame chains start in the target whenever they can).
     ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
     reached.update({n: r for n, r in ctors.items() if n not in reached})
-    baseline = close_over_bindings(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind,
-                                   root_kind="baseline")
+    baseline = close_over_bindings(
+        _baseline_roots(result, summaries, fallback, libc_model), summaries, bind, root_kind="baseline"
+    )
     if isinstance(root, EngineSummary):
         reached = {n: _name_root_caller(r, root) for n, r in reached.items()}
     root_sites = tuple(getattr(root.scan, "sites", ())) if isinstance(root, EngineSummary) else ()
@@ -245,9 +272,11 @@ def _shipped_summary(shipped: Mapping[str, TableSummary], soname: str, model: st
 def _root_entries(root: EngineSummary, entries: tuple[str, ...]) -> list[Node]:
     if not entries:
         return [(0, ALL)]
-    chosen = [k for k, _ in root.scan.exports  # type: ignore[attr-defined]
-              if any(fnmatch.fnmatchcase(k.split("@", 1)[0], g) or fnmatch.fnmatchcase(_demangled(k), g)
-                     for g in entries)]
+    chosen = [
+        k
+        for k, _ in root.scan.exports  # type: ignore[attr-defined]
+        if any(fnmatch.fnmatchcase(k.split("@", 1)[0], g) or fnmatch.fnmatchcase(_demangled(k), g) for g in entries)
+    ]
     return [(0, k) for k in chosen] + [(0, INIT), (0, ADDRESS_TAKEN)]
 
 
@@ -269,8 +298,13 @@ def _demangled(key: str) -> str:
     return demangle(key.split("@", 1)[0])
 
 
-def _bind_map(result: LoadResult, bindings: SymbolBindings, summaries: dict[int, OpenSummary],
-              fallback: Mapping[str, TableSummary], model: str) -> dict[tuple[int, str], Node | None]:
+def _bind_map(
+    result: LoadResult,
+    bindings: SymbolBindings,
+    summaries: dict[int, OpenSummary],
+    fallback: Mapping[str, TableSummary],
+    model: str,
+) -> dict[tuple[int, str], Node | None]:
     bind: dict[tuple[int, str], Node | None] = {}
     extra: dict[str, int] = {}
     for b in bindings.bindings:
@@ -296,13 +330,14 @@ def _fallback_library(version_file: str | None, model: str) -> str | None:
     return version_file
 
 
-def _baseline_roots(result: LoadResult, summaries: dict[int, OpenSummary], fallback: Mapping[str, TableSummary],
-                    model: str) -> list[Node]:
+def _baseline_roots(
+    result: LoadResult, summaries: dict[int, OpenSummary], fallback: Mapping[str, TableSummary], model: str
+) -> list[Node]:
     roots: list[Node] = []
     by_name = {(o.soname or ""): i for i, o in enumerate(result.tree.objects)}
     interp = result.files[0].interp
     shipped_nodes: dict[str, int] = {}
-    for soname, entry in (MUSL_BASELINE_ENTRIES if model == "musl" else BASELINE_ENTRIES):
+    for soname, entry in MUSL_BASELINE_ENTRIES if model == "musl" else BASELINE_ENTRIES:
         idx = by_name.get(soname)
         if idx is not None and idx in summaries and model != "musl":
             roots.append((idx, entry))
@@ -319,8 +354,6 @@ def _arch_loader(result: LoadResult, soname: str) -> bool:
     return ("x86-64" in soname) == (result.files[0].machine_name == "x86_64")
 
 
-
-
 def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str], str]) -> SyscallReport:
     """The report form: names from the target architecture's Linux table, sorted by number."""
     table = load_linux_table(arch)
@@ -330,14 +363,31 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
 
     def finding(r: ReachedSyscall) -> SyscallFinding:
         chain = tuple(EvidenceStep(s.kind, display(s.library), s.symbol, s.detail) for s in r.chain)
-        return SyscallFinding(r.number, name(r.number), r.failure_only, r.kinds,
-                              tuple(display(lib) for lib in r.libraries), chain)
+        return SyscallFinding(
+            r.number, name(r.number), r.failure_only, r.kinds, tuple(display(lib) for lib in r.libraries), chain
+        )
 
-    sites = tuple(SiteRecord(s.address, s.kind, tuple(s.numbers), tuple(name(n) for n in s.numbers), s.confidence,
-                             s.reason, s.function, s.via)
-                  for s in sorted(analysis.root_sites, key=lambda s: s.address))  # type: ignore[attr-defined]
-    return SyscallReport(arch, analysis.libc_model, analysis.entries,
-                         tuple(finding(analysis.reached[n]) for n in sorted(analysis.reached)),
-                         tuple(finding(analysis.baseline[n]) for n in sorted(analysis.baseline)),
-                         sites, tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
-                         analysis.unknown_sites, request_records(analysis.root_requests))
+    sites = tuple(
+        SiteRecord(
+            s.address,
+            s.kind,
+            tuple(s.numbers),
+            tuple(name(n) for n in s.numbers),
+            s.confidence,
+            s.reason,
+            s.function,
+            s.via,
+        )
+        for s in sorted(analysis.root_sites, key=lambda s: s.address)
+    )  # type: ignore[attr-defined]
+    return SyscallReport(
+        arch,
+        analysis.libc_model,
+        analysis.entries,
+        tuple(finding(analysis.reached[n]) for n in sorted(analysis.reached)),
+        tuple(finding(analysis.baseline[n]) for n in sorted(analysis.baseline)),
+        sites,
+        tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
+        analysis.unknown_sites,
+        request_records(analysis.root_requests),
+    )

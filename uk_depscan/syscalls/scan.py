@@ -29,24 +29,41 @@ happens to point at a function start adds a spurious edge); calls through regist
 relocated function pointers are not edges, except the address-taken references described at
 ``ADDRESS_TAKEN_EDGES``.  Number tracking is intra-procedural (plus the wrapper fixpoint).
 """
+
 from __future__ import annotations
 
 import logging
 import mmap
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from uk_depscan.syscalls import cache as scan_cache
-from uk_depscan.syscalls.callgraph import CallGraph
-from uk_depscan.syscalls.disasm import (Arch, Function, TrackResult, decode_function, get_arch, instruction_starts,
-                               looks_like_data, track)
 from uk_depscan.elf.file import EM_AARCH64, EM_X86_64
 from uk_depscan.elf.frames import SHT_SYMTAB, function_starts
-from uk_depscan.elf.symbols import STT_FUNC, STT_GNU_IFUNC, dynamic_symbols, got_slot_symbols, plt_stub_symbols, sym_dtype
+from uk_depscan.elf.symbols import (
+    STT_FUNC,
+    STT_GNU_IFUNC,
+    dynamic_symbols,
+    got_slot_symbols,
+    plt_stub_symbols,
+    sym_dtype,
+)
+from uk_depscan.syscalls import cache as scan_cache
+from uk_depscan.syscalls.callgraph import CallGraph
+from uk_depscan.syscalls.disasm import (
+    Arch,
+    Function,
+    TrackResult,
+    decode_function,
+    get_arch,
+    instruction_starts,
+    looks_like_data,
+    track,
+)
 
 if TYPE_CHECKING:
     from uk_depscan.elf.file import ElfFile
@@ -55,8 +72,8 @@ log = logging.getLogger(__name__)
 
 ENGINE_VERSION = "3"  # bump whenever results can change: it is part of the cache key
 SYSCALL_IMPORTS = frozenset({"syscall"})
-MAX_FUNCTION_BYTES = 4 << 20   # decode at most this much of one function
-WINDOW = 4096                  # verified window when no function start precedes a site
+MAX_FUNCTION_BYTES = 4 << 20  # decode at most this much of one function
+WINDOW = 4096  # verified window when no function start precedes a site
 WRAPPER_ROUNDS = 6
 CHUNK = 1 << 25
 
@@ -72,18 +89,25 @@ CALL_KINDS = (KIND_CALL, KIND_JMP, KIND_JCC, KIND_GOTCALL, KIND_GOTJMP)
 @dataclass(frozen=True)
 class SyscallSite:
     address: int
-    kind: str                  # direct | int80 | sysenter | svc | wrapper_call | local_wrapper_call
+    kind: str  # direct | int80 | sysenter | svc | wrapper_call | local_wrapper_call
     numbers: tuple[int, ...]
-    confidence: str            # exact | multiple | unknown
+    confidence: str  # exact | multiple | unknown
     reason: str
-    function: str | None       # mangled name of the containing function (None: stripped)
+    function: str | None  # mangled name of the containing function (None: stripped)
     function_addr: int | None
-    via: str | None = None     # import key (syscall@GLIBC_2.2.5) or local wrapper name
+    via: str | None = None  # import key (syscall@GLIBC_2.2.5) or local wrapper name
 
     def to_json(self) -> dict:
-        return {"address": self.address, "kind": self.kind, "numbers": list(self.numbers),
-                "confidence": self.confidence, "reason": self.reason, "function": self.function,
-                "function_addr": self.function_addr, "via": self.via}
+        return {
+            "address": self.address,
+            "kind": self.kind,
+            "numbers": list(self.numbers),
+            "confidence": self.confidence,
+            "reason": self.reason,
+            "function": self.function,
+            "function_addr": self.function_addr,
+            "via": self.via,
+        }
 
 
 @dataclass(frozen=True)
@@ -93,7 +117,7 @@ class LocalWrapper:
     address: int
     name: str | None
     arg_index: int
-    via: str                   # 'syscall instruction' / import key / another wrapper's name
+    via: str  # 'syscall instruction' / import key / another wrapper's name
 
     def to_json(self) -> dict:
         return {"address": self.address, "name": self.name, "arg_index": self.arg_index, "via": self.via}
@@ -116,8 +140,14 @@ class RequestSite:
     function: str | None
 
     def to_json(self) -> dict:
-        return {"address": self.address, "call": self.call, "arg_index": self.arg_index,
-                "values": list(self.values), "exact": self.exact, "function": self.function}
+        return {
+            "address": self.address,
+            "call": self.call,
+            "arg_index": self.arg_index,
+            "values": list(self.values),
+            "exact": self.exact,
+            "function": self.function,
+        }
 
 
 @dataclass(frozen=True, eq=False)  # holds numpy arrays: identity equality and hash
@@ -128,7 +158,7 @@ class LibraryScan:
     sites: tuple[SyscallSite, ...]
     wrappers: tuple[LocalWrapper, ...]
     graph: CallGraph
-    exports: tuple[tuple[str, int], ...]     # (export key, address) of defined functions
+    exports: tuple[tuple[str, int], ...]  # (export key, address) of defined functions
     stats: dict = field(default_factory=dict, compare=False)
     from_cache: bool = False
     requests: tuple[RequestSite, ...] = ()
@@ -141,8 +171,9 @@ class LibraryScan:
     @cached_property
     def _site_nodes(self) -> np.ndarray:
         """Call-graph function node of every site (-1: outside any known function)."""
-        addrs = np.asarray([s.function_addr if s.function_addr is not None else s.address for s in self.sites],
-                           np.uint64)
+        addrs = np.asarray(
+            [s.function_addr if s.function_addr is not None else s.address for s in self.sites], np.uint64
+        )
         starts = self.graph.func_starts
         if not len(addrs) or not len(starts):
             return np.full(len(addrs), -1, np.int64)
@@ -157,7 +188,7 @@ class LibraryScan:
         mask = g.reachable(nodes[nodes >= 0])
         sn = self._site_nodes
         sites = [s for s, node in zip(self.sites, sn.tolist()) if node >= 0 and mask[node]]
-        imports = {g.import_keys[i] for i in np.flatnonzero(mask[g.n_funcs:]).tolist()}
+        imports = {g.import_keys[i] for i in np.flatnonzero(mask[g.n_funcs :]).tolist()}
         return {n for s in sites for n in s.numbers}, imports, sites
 
     def export_summary(self) -> dict[str, tuple[frozenset[int], frozenset[str]]]:
@@ -185,16 +216,25 @@ class LibraryScan:
             bits = closure[node] if node is not None else 0
             val = decoded.get(bits)
             if val is None:
-                val = decoded[bits] = (frozenset(numbers[i] for i in _bits(bits & ((1 << base) - 1))),
-                                       frozenset(g.import_keys[i] for i in _bits(bits >> base)))
+                val = decoded[bits] = (
+                    frozenset(numbers[i] for i in _bits(bits & ((1 << base) - 1))),
+                    frozenset(g.import_keys[i] for i in _bits(bits >> base)),
+                )
             out[key] = val
         return out
 
     def to_json(self) -> dict:
-        return {"path": self.path, "arch": self.arch, "cache_key": self.cache_key,
-                "sites": [s.to_json() for s in self.sites], "wrappers": [w.to_json() for w in self.wrappers],
-                "import_keys": list(self.graph.import_keys), "exports": [list(e) for e in self.exports],
-                "stats": self.stats, "requests": [r.to_json() for r in self.requests]}
+        return {
+            "path": self.path,
+            "arch": self.arch,
+            "cache_key": self.cache_key,
+            "sites": [s.to_json() for s in self.sites],
+            "wrappers": [w.to_json() for w in self.wrappers],
+            "import_keys": list(self.graph.import_keys),
+            "exports": [list(e) for e in self.exports],
+            "stats": self.stats,
+            "requests": [r.to_json() for r in self.requests],
+        }
 
 
 def _bits(x: int) -> list[int]:
@@ -303,8 +343,11 @@ class _Scanner:
         else:
             raise elf.fail(f"syscall scan supports x86-64 and AArch64 only, not {elf.machine_name}")
         self.x86 = self.arch.name == "x86_64"
-        self.regions = [_Region(n, va, np.frombuffer(mv, np.uint8))
-                        for n, va, mv in elf.iter_exec_regions() if not n.startswith(".plt")]
+        self.regions = [
+            _Region(n, va, np.frombuffer(mv, np.uint8))
+            for n, va, mv in elf.iter_exec_regions()
+            if not n.startswith(".plt")
+        ]
         self.plt_regions = [(va, va + len(mv)) for n, va, mv in elf.iter_exec_regions() if n.startswith(".plt")]
         _advise_willneed(elf, [(r.vaddr, len(r.code)) for r in self.regions])
         self.dyn = dynamic_symbols(elf)
@@ -349,7 +392,7 @@ class _Scanner:
             if r is None:
                 return None
             end = self.func_extent(start)
-            f = decode_function(self.arch, r.code[start - r.vaddr:end - r.vaddr].tobytes(), start)
+            f = decode_function(self.arch, r.code[start - r.vaddr : end - r.vaddr].tobytes(), start)
             self._funcs[start] = f
             self.stats["decoded_functions"] = self.stats.get("decoded_functions", 0) + 1
             self.stats["decoded_insns"] = self.stats.get("decoded_insns", 0) + len(f.insns)
@@ -375,9 +418,12 @@ class _Scanner:
         if not self.x86:
             return max(r.vaddr, (addr - WINDOW) & ~3)
         lo = max(r.vaddr, addr - WINDOW)
-        code = r.code[lo - r.vaddr:addr - r.vaddr + 16]
-        agree = [s for s in (lo, lo + 1, lo + 2, lo + 3, lo + 7)
-                 if addr in instruction_starts(self.arch, code[s - lo:], s, [addr])]
+        code = r.code[lo - r.vaddr : addr - r.vaddr + 16]
+        agree = [
+            s
+            for s in (lo, lo + 1, lo + 2, lo + 3, lo + 7)
+            if addr in instruction_starts(self.arch, code[s - lo :], s, [addr])
+        ]
         return lo if len(agree) >= 4 and lo in agree else None
 
     def window_says_boundary(self, addr: int) -> bool:
@@ -387,9 +433,9 @@ class _Scanner:
         lo = max(r.vaddr, addr - 64)
         if addr - lo < 16:
             return True
-        code = r.code[lo - r.vaddr:addr - r.vaddr + 16].tobytes()
+        code = r.code[lo - r.vaddr : addr - r.vaddr + 16].tobytes()
         for s in (lo, lo + 1, lo + 3, lo + 6, lo + 10):
-            if addr in instruction_starts(self.arch, code[s - lo:], s, [addr]):
+            if addr in instruction_starts(self.arch, code[s - lo :], s, [addr]):
                 return True
         return False
 
@@ -406,7 +452,7 @@ class _Scanner:
                     continue
                 for lo in range(0, len(c) - 1, CHUNK):
                     hi = min(len(c) - 1, lo + CHUNK)
-                    a, b = c[lo:hi], c[lo + 1:hi + 1]
+                    a, b = c[lo:hi], c[lo + 1 : hi + 1]
                     for pos in (np.flatnonzero((a == 0x0F) & (b == 0x05)) + lo).tolist():
                         out.append((r.vaddr + pos, "direct"))
                     for pos in (np.flatnonzero((a == 0xCD) & (b == 0x80)) + lo).tolist():
@@ -422,8 +468,9 @@ class _Scanner:
     def _words(self, r: _Region) -> np.ndarray:
         skip = (-r.vaddr) % 4
         n = (len(r.code) - skip) // 4
-        return np.frombuffer(r.code[skip:skip + 4 * n].tobytes() if skip else r.code[:4 * n],
-                             np.dtype(self.elf.endian + "u4"))
+        return np.frombuffer(
+            r.code[skip : skip + 4 * n].tobytes() if skip else r.code[: 4 * n], np.dtype(self.elf.endian + "u4")
+        )
 
     def branch_candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(site address, target address or GOT slot, kind) of every direct branch/GOT call."""
@@ -452,7 +499,7 @@ class _Scanner:
         hit = np.empty(min(CHUNK, n), bool)
 
         def where(a: np.ndarray, mask: int | None, value: int) -> np.ndarray:
-            t, h = tmp[:len(a)], hit[:len(a)]
+            t, h = tmp[: len(a)], hit[: len(a)]
             if mask is None:
                 np.equal(a, value, out=h)
             else:
@@ -531,7 +578,7 @@ class _Scanner:
             if len(adrp):
                 pc, page = _adrp_pages(words, adrp, base)
                 slot = page + ((words[adrp + gap].astype(np.int64) >> 10) & 0xFFF) * 8
-                pos_l.append((pc + 4 * gap).astype(np.uint64))   # the ldr
+                pos_l.append((pc + 4 * gap).astype(np.uint64))  # the ldr
                 tgt_l.append(slot.astype(np.uint64))
                 kind_l.append(np.full(len(adrp), KIND_GOTCALL, np.int8))
 
@@ -559,21 +606,43 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
     scan = _scan(elf, key)
     if not no_cache:
         meta = scan.to_json()
-        arrays = {"func_starts": scan.graph.func_starts, "indptr": scan.graph.indptr,
-                  "indices": scan.graph.indices}
+        arrays = {"func_starts": scan.graph.func_starts, "indptr": scan.graph.indptr, "indices": scan.graph.indices}
         scan_cache.store(key, meta, arrays)
     return scan
 
 
 def _from_cache(elf: ElfFile, key: str, meta: dict, arrays: dict[str, np.ndarray]) -> LibraryScan:
-    sites = tuple(SyscallSite(s["address"], s["kind"], tuple(s["numbers"]), s["confidence"], s["reason"],
-                              s["function"], s["function_addr"], s["via"]) for s in meta["sites"])
+    sites = tuple(
+        SyscallSite(
+            s["address"],
+            s["kind"],
+            tuple(s["numbers"]),
+            s["confidence"],
+            s["reason"],
+            s["function"],
+            s["function_addr"],
+            s["via"],
+        )
+        for s in meta["sites"]
+    )
     wrappers = tuple(LocalWrapper(w["address"], w["name"], w["arg_index"], w["via"]) for w in meta["wrappers"])
     graph = CallGraph(arrays["func_starts"], arrays["indptr"], arrays["indices"], tuple(meta["import_keys"]))
-    requests = tuple(RequestSite(r["address"], r["call"], r["arg_index"], tuple(r["values"]), r["exact"],
-                                 r["function"]) for r in meta.get("requests", []))
-    return LibraryScan(str(elf.name), meta["arch"], key, sites, wrappers, graph,
-                       tuple((k, a) for k, a in meta["exports"]), meta.get("stats", {}), True, requests)
+    requests = tuple(
+        RequestSite(r["address"], r["call"], r["arg_index"], tuple(r["values"]), r["exact"], r["function"])
+        for r in meta.get("requests", [])
+    )
+    return LibraryScan(
+        str(elf.name),
+        meta["arch"],
+        key,
+        sites,
+        wrappers,
+        graph,
+        tuple((k, a) for k, a in meta["exports"]),
+        meta.get("stats", {}),
+        True,
+        requests,
+    )
 
 
 def _scan(elf: ElfFile, key: str) -> LibraryScan:
@@ -603,7 +672,7 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
 
     # --- branch candidates -> call graph ----------------------------------------------------------
     pos, tgt, kind = sc.branch_candidates()
-    stats["branch_candidates"] = int(len(pos))
+    stats["branch_candidates"] = len(pos)
     starts = sc.starts
     nf = len(starts)
     is_got = (kind == KIND_GOTCALL) | (kind == KIND_GOTJMP) | (kind == KIND_GOTLOAD)
@@ -664,8 +733,9 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
     # pending wrapper candidates: function start -> (arg register, via)
     pending: dict[int, tuple[str, str]] = {}
 
-    def add_site(addr: int, kind_name: str, fstart: int | None, res: TrackResult | None, via: str | None,
-                 extra_reason: str = "") -> None:
+    def add_site(
+        addr: int, kind_name: str, fstart: int | None, res: TrackResult | None, via: str | None, extra_reason: str = ""
+    ) -> None:
         fname = sc.name_of(fstart)
         if res is None:
             sites.append(SyscallSite(addr, kind_name, (), "unknown", extra_reason or "not decoded", fname, fstart, via))
@@ -754,28 +824,63 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
     exports = _function_exports(dyn)
     sites.sort(key=lambda s: (s.address, s.kind))
     uniq_sites = tuple({(s.address, s.kind): s for s in sites}.values())
-    stats.update(t_setup=round(t1 - t0, 3), t_graph=round(t2 - t1, 3), t_direct=round(t3 - t2, 3),
-                 t_wrappers=round(t4 - t3, 3), t_total=round(time.perf_counter() - t0, 3),
-                 functions=int(nf), sites=len(uniq_sites))
+    stats.update(
+        t_setup=round(t1 - t0, 3),
+        t_graph=round(t2 - t1, 3),
+        t_direct=round(t3 - t2, 3),
+        t_wrappers=round(t4 - t3, 3),
+        t_total=round(time.perf_counter() - t0, 3),
+        functions=int(nf),
+        sites=len(uniq_sites),
+    )
     log.debug("syscall scan of %s: %s", elf.name, stats)
-    return LibraryScan(str(elf.name), arch.name, key, uniq_sites, tuple(wrappers.values()), graph,
-                       tuple(exports), stats, False, requests)
+    return LibraryScan(
+        str(elf.name),
+        arch.name,
+        key,
+        uniq_sites,
+        tuple(wrappers.values()),
+        graph,
+        tuple(exports),
+        stats,
+        False,
+        requests,
+    )
 
 
-def _request_sites(sc: _Scanner, arch: Arch, elf: ElfFile, dyn, undefined: np.ndarray,  # type: ignore[no-untyped-def]
-                   imported_idx: dict[int, int], nf: int, cand_pos: np.ndarray, cand_node: np.ndarray,
-                   cand_kind: np.ndarray, is_call: np.ndarray) -> tuple[RequestSite, ...]:
+def _request_sites(
+    sc: _Scanner,
+    arch: Arch,
+    elf: ElfFile,
+    dyn,
+    undefined: np.ndarray,  # type: ignore[no-untyped-def]
+    imported_idx: dict[int, int],
+    nf: int,
+    cand_pos: np.ndarray,
+    cand_node: np.ndarray,
+    cand_kind: np.ndarray,
+    is_call: np.ndarray,
+) -> tuple[RequestSite, ...]:
     """Track the request argument at every verified call to the REQUEST_ARGS imports."""
     out: list[RequestSite] = []
     for name, arg in REQUEST_ARGS:
-        nodes = [nf + imported_idx[s] for s in _symbols_named(elf, dyn, frozenset({name}), undefined)
-                 if s in imported_idx]
+        nodes = [
+            nf + imported_idx[s] for s in _symbols_named(elf, dyn, frozenset({name}), undefined) if s in imported_idx
+        ]
         if not nodes:
             continue
         sel = np.isin(cand_node, np.asarray(nodes, np.int64)) & (is_call | (cand_kind == KIND_GOTLOAD))
 
-        def add(addr: int, _kind: str, fstart: int | None, res: TrackResult | None, _via: str | None,
-                _extra: str = "", _name: str = name, _arg: int = arg) -> None:
+        def add(
+            addr: int,
+            _kind: str,
+            fstart: int | None,
+            res: TrackResult | None,
+            _via: str | None,
+            _extra: str = "",
+            _name: str = name,
+            _arg: int = arg,
+        ) -> None:
             exact = res is not None and not res.unknown and not res.params
             values = tuple(sorted(res.values)) if res is not None else ()
             out.append(RequestSite(addr, _name, _arg, values, exact, sc.name_of(fstart)))
@@ -791,7 +896,7 @@ def _symbols_named(elf: ElfFile, dyn, names: frozenset[str], mask: np.ndarray) -
     out: set[int] = set()
     if not dyn.count or dyn.strtab_off is None:
         return out
-    strtab = elf.data[dyn.strtab_off:dyn.strtab_off + dyn.strtab_size]
+    strtab = elf.data[dyn.strtab_off : dyn.strtab_off + dyn.strtab_size]
     offs = dyn.table["name"].astype(np.int64)
     for name in names:
         want = np.frombuffer(name.encode() + b"\0", np.uint8)
@@ -821,8 +926,9 @@ def _function_exports(dyn) -> list[tuple[str, int]]:
     return out
 
 
-def _call_site(sc: _Scanner, arch: Arch, addr: int, kd: int, kind_name: str, via: str, add_site,
-               reg: str | None = None) -> None:
+def _call_site(
+    sc: _Scanner, arch: Arch, addr: int, kd: int, kind_name: str, via: str, add_site, reg: str | None = None
+) -> None:
     """Verify the branch at ``addr`` decodes as such and track the argument register there."""
     reg = reg or arch.arg_regs[0]
     got_f = sc.containing(addr)

@@ -13,16 +13,18 @@ constructors, ``<all>`` every function of the library (used for ld.so, whose sta
 largely reached through function pointers such as ``dl_main``).  Syscall and import sets are
 interned in the file (``sets``) because thousands of libc exports share the same few sets.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
-from uk_depscan.syscalls.closure import Reach, Site
 from uk_depscan.errors import TableError
+from uk_depscan.syscalls.closure import Reach, Site
 
 SCHEMA_VERSION = 1
 ENTRY, INIT, ALL = "<entry>", "<init>", "<all>"
@@ -71,11 +73,17 @@ def summary_to_json(summaries: Mapping[str, TableSummary], header: dict[str, Any
 
     libs = {}
     for soname, summ in sorted(summaries.items()):
-        entries = {k: [intern(v.syscalls), intern(v.imports), intern(v.failure_syscalls)]
-                   for k, v in sorted(summ.entries.items())}
+        entries = {
+            k: [intern(v.syscalls), intern(v.imports), intern(v.failure_syscalls)]
+            for k, v in sorted(summ.entries.items())
+        }
         libs[soname] = {"provenance": summ.provenance, "entries": entries}
-    doc = dict(header, schema_version=SCHEMA_VERSION, libraries=libs,
-               sets=[list(k) for k, _ in sorted(sets.items(), key=lambda kv: kv[1])])
+    doc = dict(
+        header,
+        schema_version=SCHEMA_VERSION,
+        libraries=libs,
+        sets=[list(k) for k, _ in sorted(sets.items(), key=lambda kv: kv[1])],
+    )
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
 

@@ -6,6 +6,7 @@ which needs ``dpkg --add-architecture arm64 && apt-get update`` once) and unpack
 ``dpkg-deb -x`` into a caller-owned directory.  Each unpacked package records its name,
 version, architecture and the sha256 of the .deb, which go into every table built from it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,13 @@ class DebPackage:
     root: Path
 
     def provenance(self) -> dict[str, str]:
-        return {"package": self.name, "version": self.version, "architecture": self.arch,
-                "deb_sha256": self.sha256, "deb": self.deb}
+        return {
+            "package": self.name,
+            "version": self.version,
+            "architecture": self.arch,
+            "deb_sha256": self.sha256,
+            "deb": self.deb,
+        }
 
 
 def fetch_package(name: str, arch: str, workdir: Path) -> DebPackage:
@@ -49,8 +55,9 @@ def unpack(deb: Path, dest: Path) -> DebPackage:
     subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True, capture_output=True)
     fields = {}
     for field in ("Package", "Version", "Architecture"):
-        fields[field] = subprocess.run(["dpkg-deb", "-f", str(deb), field], capture_output=True, text=True,
-                                       check=True).stdout.strip()
+        fields[field] = subprocess.run(
+            ["dpkg-deb", "-f", str(deb), field], capture_output=True, text=True, check=True
+        ).stdout.strip()
     digest = hashlib.sha256(deb.read_bytes()).hexdigest()
     return DebPackage(fields["Package"], fields["Version"], fields["Architecture"], digest, deb.name, dest)
 

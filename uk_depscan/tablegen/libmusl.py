@@ -9,15 +9,16 @@ itself, and mark every other function declared in musl's public headers as
 missing.  Symbols are approximate: column-0 non-static function definitions,
 ``weak_alias``/``strong_alias`` targets and ``.global`` in assembly.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from uk_depscan.tablegen.unikraft import (SourceTree, blank_c, iter_make_lines, match_paren, parse_kconfig,
-                           split_top)
+from uk_depscan.tablegen.unikraft import SourceTree, blank_c, iter_make_lines, match_paren, parse_kconfig, split_top
 
 GENERATOR_NAME = "uk_depscan.libmusl_gen"
 GENERATOR_VERSION = 1
@@ -29,8 +30,11 @@ _INCLUDE = re.compile(r"^\s*-?include\s+(\S+)\s*$")
 _ASSIGN = re.compile(r"^\s*([A-Za-z0-9_]+)(?:-(\S+?))?\s*([+:?]?=)\s*(.*)$")
 _COMMENTED = re.compile(r"^\s*#\s*(LIBMUSL\w*_SRCS)-\S+\s*\+?=\s*\$\(LIBMUSL\)/(\S+)")
 # column-0 definition head: optional return type, then `name(` or musl's macro-proof `(name)(`
-_FUNC = re.compile(r"^(?!static\b|typedef\b|extern\b|return\b|else\b|#)"
-                   r"(?:[A-Za-z_][\w \t\*]*?[ \t\*])?\(?([A-Za-z_]\w*)\)?\s*\(", re.M)
+_FUNC = re.compile(
+    r"^(?!static\b|typedef\b|extern\b|return\b|else\b|#)"
+    r"(?:[A-Za-z_][\w \t\*]*?[ \t\*])?\(?([A-Za-z_]\w*)\)?\s*\(",
+    re.M,
+)
 _NOT_FUNCS = {"if", "while", "for", "switch", "sizeof", "return"}
 _ALIAS = re.compile(r"\b(?:weak_alias|strong_alias)\s*\(\s*\w+\s*,\s*(\w+)\s*\)")
 _ASM_GLOBAL = re.compile(r"^\s*\.glob(?:a)?l\s+(\w+)", re.M)
@@ -49,13 +53,13 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     while m := inner.search(text):
         body = m.group(1)
         if body.startswith("filter "):
-            pats, _, words = body[len("filter "):].partition(",")
+            pats, _, words = body[len("filter ") :].partition(",")
             val = " ".join(w for w in words.split() if w in pats.split())
         elif body.startswith("strip "):
-            val = " ".join(body[len("strip "):].split())
+            val = " ".join(body[len("strip ") :].split())
         else:
             val = env.get(body.strip(), "")
-        text = text[:m.start()] + val + text[m.end():]
+        text = text[: m.start()] + val + text[m.end() :]
     return text
 
 
@@ -82,7 +86,7 @@ def eval_condition(directive: str, env: Mapping[str, str]) -> bool:
 class ListedFile:
     """One musl source named in a lib-musl source list."""
 
-    path: str                  # relative to the musl tree, e.g. src/string/memcpy.c
+    path: str  # relative to the musl tree, e.g. src/string/memcpy.c
     makefile: str
     line: int
     variable: str
@@ -99,8 +103,7 @@ class MakeState:
     commented: list[tuple[str, str, int]]
 
 
-def evaluate_makefile(tree: SourceTree, path: str, state: MakeState, active: bool,
-                      outer: tuple[str, ...] = ()) -> None:
+def evaluate_makefile(tree: SourceTree, path: str, state: MakeState, active: bool, outer: tuple[str, ...] = ()) -> None:
     """Evaluate one makefile: assignments, ``*_SRCS-<cond>`` lists, includes (recursively)."""
     text = tree.read(path) or ""
     for no, raw in enumerate(text.splitlines(), 1):
@@ -129,8 +132,16 @@ def _assign(state: MakeState, m: re.Match[str], active: bool, conds: tuple[str, 
             rel = re.sub(r"^\$\(LIBMUSL(?:_BASE)?\)/", "", tok.split("|")[0])
             if rel != tok.split("|")[0] or tok.startswith("$(LIBMUSL_BASE)"):
                 glue = tok.startswith("$(LIBMUSL_BASE)")
-                items.append(ListedFile(("glue:" if glue else "") + rel, path, line, var, on,
-                                        conds + ((f"{var}-{cond}",) if cond and cond != "y" else ())))
+                items.append(
+                    ListedFile(
+                        ("glue:" if glue else "") + rel,
+                        path,
+                        line,
+                        var,
+                        on,
+                        conds + ((f"{var}-{cond}",) if cond and cond != "y" else ()),
+                    )
+                )
     elif cond is None and active and op in ("=", ":=") and var not in state.env:
         state.env[var] = value.strip()
 
@@ -138,8 +149,7 @@ def _assign(state: MakeState, m: re.Match[str], active: bool, conds: tuple[str, 
 def default_env(libmusl: SourceTree, arch: str, defines: Mapping[str, str]) -> dict[str, str]:
     """``CONFIG_*`` values of a default lib-musl build: Config.uk defaults plus ``select``s of LIBMUSL."""
     syms = parse_kconfig(libmusl.read("Config.uk") or "", "Config.uk")
-    env = {"CONFIG_UK_ARCH": arch, "ARCH": arch, "CONFIG_LIBMUSL": "y",
-           f"CONFIG_ARCH_{arch.upper()}": "y"}
+    env = {"CONFIG_UK_ARCH": arch, "ARCH": arch, "CONFIG_LIBMUSL": "y", f"CONFIG_ARCH_{arch.upper()}": "y"}
     for name, sym in syms.items():
         if sym.default and sym.default.split()[0] == "y" and name.startswith("LIBMUSL_"):
             env[f"CONFIG_{name}"] = "y"
@@ -163,7 +173,7 @@ def c_symbols(text: str) -> list[str]:
         end = match_paren(code, m.end() - 1)
         if end < 0:
             continue
-        rest = re.sub(r"^(?:\s|__attribute__\s*\(\(.*?\)\))*", "", code[end:end + 400], flags=re.S)
+        rest = re.sub(r"^(?:\s|__attribute__\s*\(\(.*?\)\))*", "", code[end : end + 400], flags=re.S)
         if rest.startswith("{") and m.group(1) not in _NOT_FUNCS:
             names.add(m.group(1))
     return sorted(names)
@@ -227,8 +237,11 @@ def _top_level_statements(code: str) -> list[str]:
 def core_symbols(core: SourceTree) -> dict[str, str]:
     """Public-looking functions Unikraft core defines (symbol -> file:line)."""
     out: dict[str, str] = {}
-    files = [f for f in core.files if f.startswith("lib/") and f.endswith(".c")
-             and not f.startswith(CORE_EXCLUDED_LIBS) and "/tests/" not in f]
+    files = [
+        f
+        for f in core.files
+        if f.startswith("lib/") and f.endswith(".c") and not f.startswith(CORE_EXCLUDED_LIBS) and "/tests/" not in f
+    ]
     core.prefetch(files)
     for f in files:
         text = core.read(f) or ""
@@ -253,9 +266,16 @@ def musl_version(libmusl: SourceTree) -> str | None:
     return None
 
 
-def build_libmusl_table(libmusl: SourceTree, musl: SourceTree, core: SourceTree | None, *, release: str,
-                        arch: str = DEFAULT_ARCH, defines: Mapping[str, str] | None = None,
-                        command: str = "") -> dict[str, Any]:
+def build_libmusl_table(
+    libmusl: SourceTree,
+    musl: SourceTree,
+    core: SourceTree | None,
+    *,
+    release: str,
+    arch: str = DEFAULT_ARCH,
+    defines: Mapping[str, str] | None = None,
+    command: str = "",
+) -> dict[str, Any]:
     """Generate the availability document for one release."""
     env = default_env(libmusl, arch, defines or {})
     state = MakeState(dict(env), {}, [])
@@ -283,15 +303,23 @@ def build_libmusl_table(libmusl: SourceTree, musl: SourceTree, core: SourceTree 
     never_listed = _never_listed(musl, files, arch, {p for p, _, _ in state.commented})
     missing = sorted(s for s in api if s not in symbols and s not in core_supplied)
     return {
-        "schema_version": 1, "kind": "libmusl-availability", "release": release, "arch": arch,
+        "schema_version": 1,
+        "kind": "libmusl-availability",
+        "release": release,
+        "arch": arch,
         "commit": core.commit if core else None,
-        "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION}, "command": command,
-        "source": {"unikraft": {"ref": core.ref if core else None, "commit": core.commit if core else None},
-                   "lib-musl": {"ref": libmusl.ref, "commit": libmusl.commit},
-                   "musl": {"ref": musl.ref, "commit": musl.commit, "version": musl_version(libmusl)}},
+        "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION},
+        "command": command,
+        "source": {
+            "unikraft": {"ref": core.ref if core else None, "commit": core.commit if core else None},
+            "lib-musl": {"ref": libmusl.ref, "commit": libmusl.commit},
+            "musl": {"ref": musl.ref, "commit": musl.commit, "version": musl_version(libmusl)},
+        },
         "config": {k: v for k, v in sorted(env.items()) if k.startswith(("CONFIG_", "ARCH"))},
         "counts": _counts(files, symbols, core_supplied, missing, state, never_listed),
-        "symbols": symbols, "core_symbols": core_supplied, "missing": missing,
+        "symbols": symbols,
+        "core_symbols": core_supplied,
+        "missing": missing,
         "commented_out": sorted({p for p, _, _ in state.commented}),
         "never_listed": never_listed,
         "listed_not_compiled": {p: r["makefile"] for p, r in sorted(files.items()) if not r["compiled"]},
@@ -301,19 +329,27 @@ def build_libmusl_table(libmusl: SourceTree, musl: SourceTree, core: SourceTree 
 
 def _compact(rec: Mapping[str, Any]) -> dict[str, Any]:
     """Drop empty lists and the ``compiled`` flag from a compiled file's record."""
-    return {k: v for k, v in rec.items()
-            if k not in ("compiled", "variable") and v not in ([], None) and not (k == "exists" and v)}
+    return {
+        k: v
+        for k, v in rec.items()
+        if k not in ("compiled", "variable") and v not in ([], None) and not (k == "exists" and v)
+    }
 
 
 def _file_record(lf: ListedFile, musl: SourceTree, libmusl: SourceTree, x86: set[str]) -> dict[str, Any]:
     glue = lf.path.startswith("glue:")
     text = (libmusl.read(lf.path[5:]) if glue else musl.read(lf.path)) or ""
     sys_all = file_syscalls(text)
-    return {"makefile": f"{lf.makefile}:{lf.line}", "variable": lf.variable, "compiled": lf.compiled,
-            "conditions": list(lf.conditions), "exists": bool(text),
-            "symbols": file_symbols(lf.path, text) if lf.compiled else [],
-            "syscalls": [s for s in sys_all if s in x86],
-            "syscalls_other_arch": [s for s in sys_all if s not in x86]}
+    return {
+        "makefile": f"{lf.makefile}:{lf.line}",
+        "variable": lf.variable,
+        "compiled": lf.compiled,
+        "conditions": list(lf.conditions),
+        "exists": bool(text),
+        "symbols": file_symbols(lf.path, text) if lf.compiled else [],
+        "syscalls": [s for s in sys_all if s in x86],
+        "syscalls_other_arch": [s for s in sys_all if s not in x86],
+    }
 
 
 def _never_listed(musl: SourceTree, files: Mapping[str, Any], arch: str, commented: set[str]) -> list[str]:
@@ -328,15 +364,24 @@ def _never_listed(musl: SourceTree, files: Mapping[str, Any], arch: str, comment
     return out
 
 
-def _counts(files: Mapping[str, Mapping[str, Any]], symbols: Mapping[str, str], core: Mapping[str, str],
-            missing: Sequence[str], state: MakeState, never: Sequence[str]) -> dict[str, int]:
+def _counts(
+    files: Mapping[str, Mapping[str, Any]],
+    symbols: Mapping[str, str],
+    core: Mapping[str, str],
+    missing: Sequence[str],
+    state: MakeState,
+    never: Sequence[str],
+) -> dict[str, int]:
     compiled = [p for p, r in files.items() if r["compiled"]]
     return {
-        "listed_files": len(files), "compiled_files": len(compiled),
+        "listed_files": len(files),
+        "compiled_files": len(compiled),
         "compiled_glue_files": sum(p.startswith("glue:") for p in compiled),
-        "commented_out": len({p for p, _, _ in state.commented}), "never_listed": len(never),
-        "symbols": len(symbols), "symbols_public": sum(not s.startswith("_") for s in symbols),
-        "core_symbols": len(core), "missing": len(missing),
+        "commented_out": len({p for p, _, _ in state.commented}),
+        "never_listed": len(never),
+        "symbols": len(symbols),
+        "symbols_public": sum(not s.startswith("_") for s in symbols),
+        "core_symbols": len(core),
+        "missing": len(missing),
         "syscalls_used": len({s for p in compiled for s in files[p]["syscalls"]}),
     }
-

@@ -11,23 +11,34 @@ Models:
 
 Every library records package, version, .deb sha256, build-id and its path in the package.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from uk_depscan.tablegen.debpkg import DebPackage, fetch_package
 from uk_depscan.elf.file import ElfFile, open_elf
 from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.syscalls.summaries import ALL, ENTRY, INIT, EntryReach, TableSummary, summary_to_json
+from uk_depscan.tablegen.debpkg import DebPackage, fetch_package
 
 GENERATOR = "uk_depscan.summaries_gen 1"
 GLIBC_PACKAGES = ("libc6", "libstdc++6", "libgcc-s1", "libgomp1")
 MUSL_PACKAGES = ("musl",)
-GLIBC_SONAMES = ("libc.so.6", "libm.so.6", "libpthread.so.0", "librt.so.1", "libdl.so.2",
-                 "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libstdc++.so.6", "libgcc_s.so.1", "libgomp.so.1")
+GLIBC_SONAMES = (
+    "libc.so.6",
+    "libm.so.6",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libdl.so.2",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+    "libstdc++.so.6",
+    "libgcc_s.so.1",
+    "libgomp.so.1",
+)
 MUSL_SONAMES = ("libc.so",)
 
 
@@ -35,8 +46,8 @@ def summarize_elf(elf: ElfFile) -> dict[str, EntryReach]:
     """Entry summaries of one library from the engine: every export plus ``<entry>``, ``<init>``
     and ``<all>``, each split into normal-path syscalls and those reached only through failure
     functions (the same split the analysis makes for libraries scanned on the spot)."""
-    from uk_depscan.syscalls.scan import scan_library
     from uk_depscan.syscalls.reach import EngineSummary
+    from uk_depscan.syscalls.scan import scan_library
 
     summary = EngineSummary(elf.name, elf, scan_library(elf))
     entries = {}
@@ -68,8 +79,9 @@ def find_libraries(pkg: DebPackage, sonames: tuple[str, ...]) -> dict[str, Path]
     return found
 
 
-def generate(model: str, arch: str, workdir: Path | None = None,
-             progress: Callable[[str], None] = lambda _: None) -> str:
+def generate(
+    model: str, arch: str, workdir: Path | None = None, progress: Callable[[str], None] = lambda _: None
+) -> str:
     """Fetch the model's packages for ``arch`` and return the summary table as JSON text."""
     if model not in ("glibc", "musl"):
         raise UsageError(f"unknown libc model {model!r}")
@@ -85,21 +97,29 @@ def generate(model: str, arch: str, workdir: Path | None = None,
             for soname, path in sorted(find_libraries(pkg, wanted).items()):
                 progress(f"{pkg.name} {pkg.version}: {soname}")
                 elf = open_elf(path)
-                prov = dict(pkg.provenance(), build_id=elf.build_id or "",
-                            path_in_package="/" + str(path.relative_to(pkg.root)))
+                prov = dict(
+                    pkg.provenance(), build_id=elf.build_id or "", path_in_package="/" + str(path.relative_to(pkg.root))
+                )
                 summaries[soname] = TableSummary(soname, summarize_elf(elf), prov)
     from uk_depscan.syscalls.scan import ENGINE_VERSION
 
-    header = {"model": model, "arch": arch, "generator": GENERATOR, "engine_version": ENGINE_VERSION,
-              "command": f"uk-depscan tables summaries --model {model} --arch {arch}",
-              "notes": _notes(model)}
+    header = {
+        "model": model,
+        "arch": arch,
+        "generator": GENERATOR,
+        "engine_version": ENGINE_VERSION,
+        "command": f"uk-depscan tables summaries --model {model} --arch {arch}",
+        "notes": _notes(model),
+    }
     return summary_to_json(summaries, header)
 
 
 def _notes(model: str) -> str:
     if model == "musl":
-        return ("libc family from Debian musl 1.2.3 (libc.so: every libc/libm/libpthread/librt/libdl symbol); "
-                "libstdc++/libgcc_s/libgomp from Debian 12 (glibc builds), their libc imports matched by name. "
-                "INCOMPLETE: Debian's musl libc.so has almost no unwind tables, so calls into its internal "
-                "helpers (__syscall_cp, malloc internals) are not followed and many exports under-report.")
+        return (
+            "libc family from Debian musl 1.2.3 (libc.so: every libc/libm/libpthread/librt/libdl symbol); "
+            "libstdc++/libgcc_s/libgomp from Debian 12 (glibc builds), their libc imports matched by name. "
+            "INCOMPLETE: Debian's musl libc.so has almost no unwind tables, so calls into its internal "
+            "helpers (__syscall_cp, malloc internals) are not followed and many exports under-report."
+        )
     return "Debian 12 (bookworm) glibc 2.36 and GCC 12 runtime libraries."

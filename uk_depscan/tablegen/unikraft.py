@@ -17,14 +17,16 @@ make ``ifeq``, ``#if``, compiled-if) are recorded, not evaluated.  All
 functions are pure apart from :class:`SourceTree`, which reads a work tree or
 ``git --git-dir`` + ref.
 """
+
 from __future__ import annotations
 
 import bisect
 import re
 import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from uk_depscan.errors import InputError
 
@@ -70,13 +72,15 @@ class SourceTree:
         if self.git_dir is not None:
             return self._git("rev-parse", f"{self.ref}^{{commit}}").decode().strip()
         try:
-            res = subprocess.run(["git", "-C", str(self.root), "rev-parse", "HEAD"],
-                                 capture_output=True, check=True, text=True)
+            res = subprocess.run(
+                ["git", "-C", str(self.root), "rev-parse", "HEAD"], capture_output=True, check=True, text=True
+            )
         except (OSError, subprocess.CalledProcessError):
             return None
         # only trust it when root is the top of that repository
-        top = subprocess.run(["git", "-C", str(self.root), "rev-parse", "--show-toplevel"],
-                             capture_output=True, text=True)
+        top = subprocess.run(
+            ["git", "-C", str(self.root), "rev-parse", "--show-toplevel"], capture_output=True, text=True
+        )
         if Path(top.stdout.strip()).resolve() != self.root.resolve():
             return None
         return res.stdout.strip()
@@ -85,8 +89,11 @@ class SourceTree:
         if self.git_dir is not None:
             out = self._git("ls-tree", "-r", "--name-only", "-z", str(self.commit))
             return sorted(p for p in out.decode("utf-8", "replace").split("\0") if p)
-        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
-                      if p.is_file() and ".git" not in p.relative_to(self.root).parts)
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in self.root.rglob("*")
+            if p.is_file() and ".git" not in p.relative_to(self.root).parts
+        )
 
     def has(self, path: str) -> bool:
         return path in self._fileset
@@ -114,7 +121,7 @@ class SourceTree:
         for p in todo:
             nl = out.index(b"\n", pos)
             size = int(out[pos:nl].split()[2])
-            self._cache[p] = out[nl + 1:nl + 1 + size].decode("utf-8", "replace")
+            self._cache[p] = out[nl + 1 : nl + 1 + size].decode("utf-8", "replace")
             pos = nl + 1 + size + 1
 
 
@@ -226,9 +233,18 @@ def parse_makefile(text: str, path: str, library: str) -> MakefileInfo:
         if m := _REG.match(ml.text):
             for tok in m.group(2).split():
                 if t := _REG_TOKEN.match(tok):
-                    regs.append(Registration(t.group(1), int(t.group(2)), t.group(3), library,
-                                             kconfig_of(m.group(1)), m.group(1), ml.conditions,
-                                             f"{path}:{ml.line}"))
+                    regs.append(
+                        Registration(
+                            t.group(1),
+                            int(t.group(2)),
+                            t.group(3),
+                            library,
+                            kconfig_of(m.group(1)),
+                            m.group(1),
+                            ml.conditions,
+                            f"{path}:{ml.line}",
+                        )
+                    )
         elif m := _SRCS.match(ml.text):
             for tok in m.group(3).split():
                 pat = _source_pattern(tok.split("|")[0], library)
@@ -256,8 +272,10 @@ def compiled_condition(file: str, sources: Sequence[SrcEntry]) -> SrcEntry | Non
 # ---------------------------------------------------------------- Kconfig
 
 _KC_START = re.compile(r"^\s*(config|menuconfig)\s+([A-Za-z0-9_]+)\s*$")
-_KC_END = re.compile(r"^\s*(endmenu|endif|endchoice|choice)\s*$|^\s*(menu|comment|source|mainmenu)\s+\S"
-                     r"|^\s*if\s+[A-Z0-9_!(]")
+_KC_END = re.compile(
+    r"^\s*(endmenu|endif|endchoice|choice)\s*$|^\s*(menu|comment|source|mainmenu)\s+\S"
+    r"|^\s*if\s+[A-Z0-9_!(]"
+)
 _KC_IF = re.compile(r"^\s*if\s+(.+?)\s*$")
 
 
@@ -283,14 +301,17 @@ def parse_kconfig(text: str, path: str) -> dict[str, KconfigSym]:
     def flush() -> None:
         if cur is not None:
             deps = tuple(ifs) + tuple(cur["depends"])
-            out.setdefault(cur["name"], KconfigSym(cur["name"], cur["at"], cur["type"], cur["default"],
-                                                   deps, tuple(cur["select"])))
+            out.setdefault(
+                cur["name"], KconfigSym(cur["name"], cur["at"], cur["type"], cur["default"], deps, tuple(cur["select"]))
+            )
 
     for no, line in enumerate(text.splitlines(), 1):
         if m := _KC_START.match(line):
             flush()
-            cur, in_help = {"name": m.group(2), "at": f"{path}:{no}", "type": None, "default": None,
-                            "depends": [], "select": []}, False
+            cur, in_help = (
+                {"name": m.group(2), "at": f"{path}:{no}", "type": None, "default": None, "depends": [], "select": []},
+                False,
+            )
             continue
         if _KC_END.match(line):
             flush()
@@ -330,11 +351,13 @@ def _blank(s: str) -> str:
 
 def blank_c(text: str, *, strings: bool) -> str:
     """Blank comments (and string contents if ``strings``) keeping offsets and newlines."""
+
     def repl(m: re.Match[str]) -> str:
         tok = m.group(0)
         if tok[0] == "/":
             return _blank(tok)
         return tok[0] + _blank(tok[1:-1]) + tok[-1] if strings else tok
+
     return _LEX.sub(repl, text)
 
 
@@ -382,8 +405,8 @@ class Definition:
     file: str
     line: int
     params: tuple[str, ...]
-    body: str        # comments blanked, strings kept
-    code: str        # comments and strings blanked
+    body: str  # comments blanked, strings kept
+    code: str  # comments and strings blanked
     pp_conditions: tuple[str, ...]
 
 
@@ -395,7 +418,7 @@ def pp_stack_index(code: str) -> tuple[list[int], list[tuple[str, ...]]]:
     """(line numbers, stack after that line) for every ``#if`` family directive."""
     lines: list[int] = [0]
     stacks: list[tuple[str, ...]] = [()]
-    stack: list[tuple[list[str], str | None]] = []    # per #if: (earlier branches, current branch)
+    stack: list[tuple[list[str], str | None]] = []  # per #if: (earlier branches, current branch)
     dirs = list(_PP.finditer(code))
     for i, m in enumerate(dirs):
         kw, arg = m.group(1), m.group(2).strip()
@@ -403,10 +426,12 @@ def pp_stack_index(code: str) -> tuple[list[int], list[tuple[str, ...]]]:
         if kw == "define":
             continue
         if kw in ("if", "ifdef", "ifndef"):
-            guard = (kw == "ifndef" and nxt is not None and nxt.group(1) == "define"
-                     and nxt.group(2).split()[:1] == [arg])
-            stack.append(([], None if guard else {"if": arg, "ifdef": f"defined({arg})",
-                                                  "ifndef": f"!defined({arg})"}[kw]))
+            guard = (
+                kw == "ifndef" and nxt is not None and nxt.group(1) == "define" and nxt.group(2).split()[:1] == [arg]
+            )
+            stack.append(
+                ([], None if guard else {"if": arg, "ifdef": f"defined({arg})", "ifndef": f"!defined({arg})"}[kw])
+            )
         elif kw in ("elif", "else") and stack:
             prior, cur = stack[-1]
             stack[-1] = (prior + ([cur] if cur else []), arg if kw == "elif" else None)
@@ -472,17 +497,18 @@ def find_definitions(text: str, path: str) -> list[Definition]:
         if _in_define(code, m.start()):
             continue
         end = match_paren(code, m.end() - 1)
-        args = split_top(code[m.end():end - 1]) if end > 0 else []
+        args = split_top(code[m.end() : end - 1]) if end > 0 else []
         if len(args) < 2 or not re.fullmatch(r"\w+", args[1]):
             continue
         params = tuple(_last_ident(a) for a in args[3::2])
-        if (d := _definition(code, body_text, path, index, m, end, args[1], m.group(1), params)):
+        if d := _definition(code, body_text, path, index, m, end, args[1], m.group(1), params):
             out.append(d)
     for m in _DIRECT.finditer(code):
         end = match_paren(code, m.end() - 1)
-        params = tuple(_last_ident(a) for a in split_top(code[m.end():end - 1]) if a != "void")
-        if end > 0 and (d := _definition(code, body_text, path, index, m, end, m.group(2),
-                                         f"uk_syscall_{m.group(1)}", params)):
+        params = tuple(_last_ident(a) for a in split_top(code[m.end() : end - 1]) if a != "void")
+        if end > 0 and (
+            d := _definition(code, body_text, path, index, m, end, m.group(2), f"uk_syscall_{m.group(1)}", params)
+        ):
             out.append(d)
     return out
 
@@ -492,15 +518,25 @@ def _last_ident(decl: str) -> str:
     return ids[-1] if ids else ""
 
 
-def _definition(code: str, body_text: str, path: str, index: Any, m: re.Match[str], end: int,
-                name: str, macro: str, params: tuple[str, ...]) -> Definition | None:
+def _definition(
+    code: str,
+    body_text: str,
+    path: str,
+    index: Any,
+    m: re.Match[str],
+    end: int,
+    name: str,
+    macro: str,
+    params: tuple[str, ...],
+) -> Definition | None:
     brace = _find_body(code, end)
     close = match_paren(code, brace, "{", "}") if brace >= 0 else -1
     if close < 0:
         return None
     line = line_of(code, m.start())
-    return Definition(name, macro, path, line, params, body_text[brace:close], code[brace:close],
-                      pp_conditions_at(index, line))
+    return Definition(
+        name, macro, path, line, params, body_text[brace:close], code[brace:close], pp_conditions_at(index, line)
+    )
 
 
 def find_function(code: str, body_text: str, fname: str) -> tuple[int, str, str, tuple[str, ...]] | None:
@@ -510,14 +546,14 @@ def find_function(code: str, body_text: str, fname: str) -> tuple[int, str, str,
         end = match_paren(code, m.end() - 1)
         if end < 0:
             continue
-        rest = code[end:end + 200].lstrip()
+        rest = code[end : end + 200].lstrip()
         if not rest.startswith("{"):
             continue
         brace = code.index("{", end)
         close = match_paren(code, brace, "{", "}")
         if close < 0:
             continue
-        params = tuple(_last_ident(a) for a in split_top(code[m.end():end - 1]) if a.strip() != "void")
+        params = tuple(_last_ident(a) for a in split_top(code[m.end() : end - 1]) if a.strip() != "void")
         return m.start(), body_text[brace:close], code[brace:close], params
     return None
 
@@ -531,24 +567,75 @@ _STRING = re.compile(r"\"(?:\\.|[^\"\\\n])*\"")
 _CONTROL = re.compile(r"\b(?:if|switch|for|while|goto)\b|\?")
 _CONST = re.compile(r"^\(?\s*(-?)\s*\(?\s*([A-Z_][A-Z0-9_]*|\d+|0x[0-9a-fA-F]+)\s*\)?\s*\)?$")
 _ENOTSUP = {"-ENOTSUP", "-EOPNOTSUPP"}
-_TRIVIAL_CALLS = {"memset", "memcpy", "sigemptyset", "sigfillset", "sigaddset", "sigdelset",
-                  "likely", "unlikely", "sizeof", "__builtin_memset", "__builtin_memcpy"}
-_KEYWORDS = {"if", "else", "switch", "case", "default", "for", "while", "do", "goto", "return",
-             "break", "continue", "sizeof", "struct", "union", "enum", "const", "volatile", "static",
-             "register", "unsigned", "signed", "long", "short", "int", "char", "void", "bool", "_Bool",
-             "float", "double", "true", "false", "__unused", "__maybe_unused", "typeof", "__typeof__",
-             "inline", "extern", "auto"}
+_TRIVIAL_CALLS = {
+    "memset",
+    "memcpy",
+    "sigemptyset",
+    "sigfillset",
+    "sigaddset",
+    "sigdelset",
+    "likely",
+    "unlikely",
+    "sizeof",
+    "__builtin_memset",
+    "__builtin_memcpy",
+}
+_KEYWORDS = {
+    "if",
+    "else",
+    "switch",
+    "case",
+    "default",
+    "for",
+    "while",
+    "do",
+    "goto",
+    "return",
+    "break",
+    "continue",
+    "sizeof",
+    "struct",
+    "union",
+    "enum",
+    "const",
+    "volatile",
+    "static",
+    "register",
+    "unsigned",
+    "signed",
+    "long",
+    "short",
+    "int",
+    "char",
+    "void",
+    "bool",
+    "_Bool",
+    "float",
+    "double",
+    "true",
+    "false",
+    "__unused",
+    "__maybe_unused",
+    "typeof",
+    "__typeof__",
+    "inline",
+    "extern",
+    "auto",
+}
 _TYPE_WORD = r"(?:unsigned|signed|long|short|int|char|void|bool|_Bool|float|double|\w+_t|__[us]\d+)"
-_DECL = re.compile(rf"^\s*(?:(?:const|volatile|static|register)\s+)*(?:(?:struct|union|enum)\s+\w+|{_TYPE_WORD}"
-                   rf"(?:\s+{_TYPE_WORD})*)\s*(?:const\s+)?\**\s*(?:const\s+)?([A-Za-z_]\w*)\s*(.*)$", re.S)
+_DECL = re.compile(
+    rf"^\s*(?:(?:const|volatile|static|register)\s+)*(?:(?:struct|union|enum)\s+\w+|{_TYPE_WORD}"
+    rf"(?:\s+{_TYPE_WORD})*)\s*(?:const\s+)?\**\s*(?:const\s+)?([A-Za-z_]\w*)\s*(.*)$",
+    re.S,
+)
 
 
 @dataclass(frozen=True)
 class Verdict:
     """Classification of one definition."""
 
-    status: str      # implemented | stub
-    detail: str      # full, partial(...), constant(X), enosys, enotsup, ...
+    status: str  # implemented | stub
+    detail: str  # full, partial(...), constant(X), enosys, enotsup, ...
     followed: tuple[str, ...] = ()
 
 
@@ -562,7 +649,7 @@ def strip_calls(text: str) -> str:
         if end < 0:
             continue
         semi = re.match(r"\s*;", text[end:])
-        out.append(text[pos:m.start()])
+        out.append(text[pos : m.start()])
         pos = end + (semi.end() if semi else 0)
     out.append(text[pos:])
     return re.sub(r"\(\s*void\s*\)\s*[A-Za-z_]\w*\s*;", "", "".join(out))
@@ -666,8 +753,12 @@ def is_stateless_fake(code: str, params: Sequence[str]) -> bool:
             if not (tok in _TRIVIAL_CALLS or tok.isupper() or tok.startswith("uk_pr_")):
                 return False
             continue
-        if tok in allowed or tok.endswith("_t") or re.fullmatch(r"[A-Z_][A-Z0-9_]*", tok) \
-                or re.fullmatch(r"__[us]\d+", tok):
+        if (
+            tok in allowed
+            or tok.endswith("_t")
+            or re.fullmatch(r"[A-Z_][A-Z0-9_]*", tok)
+            or re.fullmatch(r"__[us]\d+", tok)
+        ):
             continue
         return False
     return True
@@ -684,10 +775,10 @@ class ScannedTree:
     """Everything the generator extracted from one tree."""
 
     tree: SourceTree
-    label: str                                   # "core" or an extra source name
-    makefiles: dict[str, MakefileInfo]           # library dir -> info
+    label: str  # "core" or an extra source name
+    makefiles: dict[str, MakefileInfo]  # library dir -> info
     kconfig: dict[str, KconfigSym]
-    definitions: dict[str, list[Definition]]     # syscall name -> definitions
+    definitions: dict[str, list[Definition]]  # syscall name -> definitions
     _code_cache: dict[str, tuple[str, str]]
 
     def library_of(self, path: str) -> str:
@@ -708,10 +799,13 @@ def library_of(path: str, lib_dirs: Mapping[str, Any] | set[str]) -> str:
 def merge_makefiles(parsed: Sequence[MakefileInfo]) -> MakefileInfo:
     """Several ``Makefile.uk`` of one library directory (only the first ``addlib`` counts)."""
     first = parsed[0]
-    return MakefileInfo(first.library, next((m.libname for m in parsed if m.libname), None),
-                        next((m.lib_kconfig for m in parsed if m.lib_kconfig), None),
-                        tuple(r for m in parsed for r in m.registrations),
-                        tuple(s for m in parsed for s in m.sources))
+    return MakefileInfo(
+        first.library,
+        next((m.libname for m in parsed if m.libname), None),
+        next((m.lib_kconfig for m in parsed if m.lib_kconfig), None),
+        tuple(r for m in parsed for r in m.registrations),
+        tuple(s for m in parsed for s in m.sources),
+    )
 
 
 def scan_tree(tree: SourceTree, label: str = "core") -> ScannedTree:
@@ -739,8 +833,11 @@ def scan_tree(tree: SourceTree, label: str = "core") -> ScannedTree:
 
 
 def _excluded(path: str) -> bool:
-    return path.startswith(("doc/", "support/", "lib/syscall_shim/include/")) or "/tests/" in path \
+    return (
+        path.startswith(("doc/", "support/", "lib/syscall_shim/include/"))
+        or "/tests/" in path
         or path.startswith("tests/")
+    )
 
 
 def parse_numbers(tree: SourceTree) -> dict[str, dict[str, int]]:
@@ -757,8 +854,9 @@ def parse_numbers(tree: SourceTree) -> dict[str, dict[str, int]]:
 def supported_suffixes(tree: SourceTree) -> list[str]:
     """Registration suffixes this release's syscall_shim understands (``u`` 0.16, ``e`` 0.17+)."""
     text = tree.read("lib/syscall_shim/include/uk/syscall.h") or ""
-    return [s for s, mac in (("e", "UK_LLSYSCALL_R_E_DEFINE"), ("u", "UK_LLSYSCALL_R_U_DEFINE"))
-            if f"define {mac}" in text]
+    return [
+        s for s, mac in (("e", "UK_LLSYSCALL_R_E_DEFINE"), ("u", "UK_LLSYSCALL_R_U_DEFINE")) if f"define {mac}" in text
+    ]
 
 
 def read_version(tree: SourceTree) -> str | None:
@@ -767,8 +865,9 @@ def read_version(tree: SourceTree) -> str | None:
         text = tree.read(f) or ""
         vals = dict(re.findall(r"^(UK_(?:SUB|EXTRA)?VERSION)\s*[:?]?=\s*(\S*)", text, re.M))
         if "UK_VERSION" in vals:
-            return ".".join(v for v in (vals["UK_VERSION"], vals.get("UK_SUBVERSION"),
-                                        vals.get("UK_EXTRAVERSION")) if v)
+            return ".".join(
+                v for v in (vals["UK_VERSION"], vals.get("UK_SUBVERSION"), vals.get("UK_EXTRAVERSION")) if v
+            )
     return None
 
 
@@ -779,13 +878,16 @@ def _code_for(st: ScannedTree, path: str) -> tuple[str, str]:
     return st._code_cache[path]
 
 
-Helper = tuple[str, int, str, str, tuple[str, ...]]   # file, line, body, code body, params
+Helper = tuple[str, int, str, str, tuple[str, ...]]  # file, line, body, code body, params
 
 
 def find_helper(st: ScannedTree, library: str, fname: str, near: str) -> Helper | None:
     """Definition of a helper function: same file first, then the same library."""
-    files = [near] + [f for f in st.tree.files if f != near and f.endswith(C_SUFFIXES)
-                      and st.library_of(f) == library and not _excluded(f)]
+    files = [near] + [
+        f
+        for f in st.tree.files
+        if f != near and f.endswith(C_SUFFIXES) and st.library_of(f) == library and not _excluded(f)
+    ]
     for f in files:
         code, body_text = _code_for(st, f)
         if fname not in code:
@@ -796,15 +898,25 @@ def find_helper(st: ScannedTree, library: str, fname: str, near: str) -> Helper 
     return None
 
 
-def classify_definition(st: ScannedTree, d: Definition, nargs: int, depth: int = 0,
-                        seen: frozenset[str] = frozenset()) -> Verdict:
+def classify_definition(
+    st: ScannedTree, d: Definition, nargs: int, depth: int = 0, seen: frozenset[str] = frozenset()
+) -> Verdict:
     """Classify ``d``, following a single-call delegation up to three levels."""
-    return _classify(st, d.name, st.library_of(d.file), d.file, d.body, d.code,
-                     d.params, nargs, depth, seen | {d.name})
+    return _classify(st, d.name, st.library_of(d.file), d.file, d.body, d.code, d.params, nargs, depth, seen | {d.name})
 
 
-def _classify(st: ScannedTree, name: str, library: str, file: str, body: str, code: str,
-              params: Sequence[str], nargs: int, depth: int, seen: frozenset[str]) -> Verdict:
+def _classify(
+    st: ScannedTree,
+    name: str,
+    library: str,
+    file: str,
+    body: str,
+    code: str,
+    params: Sequence[str],
+    nargs: int,
+    depth: int,
+    seen: frozenset[str],
+) -> Verdict:
     target = delegate_target(normalise(code))
     if target and depth < 3:
         if m := re.fullmatch(r"uk_syscall_[re]_(\w+)", target):
@@ -837,11 +949,22 @@ def best_verdict(vs: Sequence[Verdict]) -> Verdict:
     return min(vs, key=verdict_rank) if vs else Verdict("unknown", "registered_without_definition")
 
 
-BEHAVIOR = {"full": "real", "partial": "real_partial", "constant": "constant", "noop_success": "fake_success",
-            "fake": "fake_success", "warn_stubbed_fake_success": "fake_success", "warn_stubbed": "fake_success",
-            "enosys": "error_enosys", "errno_ENOSYS": "error_enosys", "generated_enosys_stub": "error_enosys",
-            "not_in_release_syscall_table": "error_enosys", "enotsup": "error_other",
-            "const_error": "error_other", "registered_without_definition": "unknown"}
+BEHAVIOR = {
+    "full": "real",
+    "partial": "real_partial",
+    "constant": "constant",
+    "noop_success": "fake_success",
+    "fake": "fake_success",
+    "warn_stubbed_fake_success": "fake_success",
+    "warn_stubbed": "fake_success",
+    "enosys": "error_enosys",
+    "errno_ENOSYS": "error_enosys",
+    "generated_enosys_stub": "error_enosys",
+    "not_in_release_syscall_table": "error_enosys",
+    "enotsup": "error_other",
+    "const_error": "error_other",
+    "registered_without_definition": "unknown",
+}
 
 
 def behavior_of(detail: str) -> str:
@@ -866,25 +989,33 @@ def provider_record(st: ScannedTree, reg: Registration, suffixes: Sequence[str])
     judged.sort(key=lambda dv: (verdict_rank(dv[1]), dv[0].file, dv[0].line))
     verdict = judged[0][1] if judged else best_verdict([])
     best = judged[0][0] if judged else None
-    sym = st.kconfig.get(reg.kconfig[len("CONFIG_"):]) if reg.kconfig else None
+    sym = st.kconfig.get(reg.kconfig[len("CONFIG_") :]) if reg.kconfig else None
     rec: dict[str, Any] = {
-        "source": st.label, "library": reg.library or st.label, "libname": mk.libname,
-        "registration": f"{reg.name}-{reg.nargs}{reg.suffix}", "provided_at": _loc(st, reg.at),
-        "kconfig": reg.kconfig, "kconfig_defined_at": _loc(st, sym.at) if sym else None,
+        "source": st.label,
+        "library": reg.library or st.label,
+        "libname": mk.libname,
+        "registration": f"{reg.name}-{reg.nargs}{reg.suffix}",
+        "provided_at": _loc(st, reg.at),
+        "kconfig": reg.kconfig,
+        "kconfig_defined_at": _loc(st, sym.at) if sym else None,
         "kconfig_default": sym.default if sym else None,
         "kconfig_depends_on": list(sym.depends_on) if sym else [],
         "make_conditions": list(reg.make_conditions),
         "suffix_supported": not reg.suffix or reg.suffix in suffixes,
-        "status": verdict.status, "detail": verdict.detail, "behavior": behavior_of(verdict.detail),
+        "status": verdict.status,
+        "detail": verdict.detail,
+        "behavior": behavior_of(verdict.detail),
         "followed": list(verdict.followed),
         "macro": best.macro if best else None,
         "defined_at": _loc(st, f"{best.file}:{best.line}") if best else None,
         "pp_conditions": list(best.pp_conditions) if best else [],
         "compiled_if": _compiled_if(st, best.file) if best else None,
     }
-    if len(judged) > 1:   # alternative definitions (#if variants, per-arch headers)
-        rec["all_definitions"] = [{"at": _loc(st, f"{d.file}:{d.line}"), "detail": v.detail,
-                                   "pp_conditions": list(d.pp_conditions)} for d, v in judged]
+    if len(judged) > 1:  # alternative definitions (#if variants, per-arch headers)
+        rec["all_definitions"] = [
+            {"at": _loc(st, f"{d.file}:{d.line}"), "detail": v.detail, "pp_conditions": list(d.pp_conditions)}
+            for d, v in judged
+        ]
     return rec
 
 
@@ -905,16 +1036,18 @@ def extra_conditions(p: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def build_rows(core: ScannedTree, extras: Sequence[ScannedTree], numbers: Mapping[str, Mapping[str, int]],
-               suffixes: Sequence[str]) -> dict[str, dict[str, Any]]:
+def build_rows(
+    core: ScannedTree, extras: Sequence[ScannedTree], numbers: Mapping[str, Mapping[str, int]], suffixes: Sequence[str]
+) -> dict[str, dict[str, Any]]:
     """One row per syscall name (number tables plus anything registered)."""
     regs: dict[str, list[tuple[ScannedTree, Registration]]] = {}
     for st in (core, *extras):
         for mk in sorted(st.makefiles.values(), key=lambda m: m.library):
             for r in mk.registrations:
                 regs.setdefault(r.name, []).append((st, r))
-    names = set(numbers["x86_64"]) | set(numbers["arm64"]) | {n for n, rs in regs.items()
-                                                               if any(s is core for s, _ in rs)}
+    names = (
+        set(numbers["x86_64"]) | set(numbers["arm64"]) | {n for n, rs in regs.items() if any(s is core for s, _ in rs)}
+    )
     rows = {}
     for name in sorted(names):
         provs = [provider_record(st, r, suffixes) for st, r in regs.get(name, [])]
@@ -927,24 +1060,46 @@ def build_rows(core: ScannedTree, extras: Sequence[ScannedTree], numbers: Mappin
 def make_row(name: str, provs: list[dict[str, Any]], numbers: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
     """Pick the best core provider; external ones are listed but do not change the status."""
     x86, arm = numbers["x86_64"].get(name), numbers["arm64"].get(name)
-    core = sorted((p for p in provs if not p["external"]),
-                  key=lambda p: verdict_rank(Verdict(p["status"], p["detail"])))
-    row: dict[str, Any] = {"name": name, "x86_64_nr": x86, "arm64_nr": arm,
-                           "in_release_table": x86 is not None or arm is not None, "providers": provs}
+    core = sorted(
+        (p for p in provs if not p["external"]), key=lambda p: verdict_rank(Verdict(p["status"], p["detail"]))
+    )
+    row: dict[str, Any] = {
+        "name": name,
+        "x86_64_nr": x86,
+        "arm64_nr": arm,
+        "in_release_table": x86 is not None or arm is not None,
+        "providers": provs,
+    }
     if core:
         b = core[0]
-        row.update(status=b["status"], detail=b["detail"], behavior=b["behavior"], library=b["library"],
-                   kconfig=b["kconfig"], extra_conditions=extra_conditions(b), provided_at=b["provided_at"],
-                   defined_at=b["defined_at"])
+        row.update(
+            status=b["status"],
+            detail=b["detail"],
+            behavior=b["behavior"],
+            library=b["library"],
+            kconfig=b["kconfig"],
+            extra_conditions=extra_conditions(b),
+            provided_at=b["provided_at"],
+            defined_at=b["defined_at"],
+        )
     else:
         detail = "generated_enosys_stub" if row["in_release_table"] else "not_in_release_syscall_table"
-        row.update(status="absent", detail=detail, behavior="error_enosys", library=None, kconfig=None,
-                   extra_conditions=[], provided_at=None, defined_at=None)
+        row.update(
+            status="absent",
+            detail=detail,
+            behavior="error_enosys",
+            library=None,
+            kconfig=None,
+            extra_conditions=[],
+            provided_at=None,
+            defined_at=None,
+        )
     ext = [p for p in provs if p["external"]]
     if ext:
         e = min(ext, key=lambda p: verdict_rank(Verdict(p["status"], p["detail"])))
-        row["external_status"] = f"{e['status']}/{e['detail']}" + ("" if e["suffix_supported"]
-                                                                  else " (suffix not supported by this release)")
+        row["external_status"] = f"{e['status']}/{e['detail']}" + (
+            "" if e["suffix_supported"] else " (suffix not supported by this release)"
+        )
     return row
 
 
@@ -961,15 +1116,19 @@ def count_rows(rows: Mapping[str, Mapping[str, Any]], numbers: Mapping[str, Mapp
             if not p["external"]:
                 libs[p["library"]] = libs.get(p["library"], 0) + 1
     return {
-        "x86_64_table": len(numbers["x86_64"]), "arm64_table": len(numbers["arm64"]),
-        "registered": len(reg), "implemented": len(impl),
+        "x86_64_table": len(numbers["x86_64"]),
+        "arm64_table": len(numbers["arm64"]),
+        "registered": len(reg),
+        "implemented": len(impl),
         "implemented_full": sum(r["detail"] == "full" for r in impl),
         "implemented_partial": sum(r["detail"].startswith("partial") for r in impl),
         "implemented_constant": sum(r["detail"].startswith("constant") for r in impl),
-        "stub": sum(r["status"] == "stub" for r in reg), "unknown": sum(r["status"] == "unknown" for r in reg),
+        "stub": sum(r["status"] == "stub" for r in reg),
+        "unknown": sum(r["status"] == "unknown" for r in reg),
         "absent": sum(r["status"] == "absent" and r["x86_64_nr"] is not None for r in rows.values()),
         "registered_not_in_table": sum(not r["in_release_table"] for r in reg),
-        "stub_kinds": kinds, "registrations_by_library": libs,
+        "stub_kinds": kinds,
+        "registrations_by_library": libs,
     }
 
 
@@ -982,8 +1141,13 @@ def defined_not_registered(core: ScannedTree, rows: Mapping[str, Mapping[str, An
     return out
 
 
-def build_table(core_tree: SourceTree, *, release: str | None = None,
-                extras: Sequence[tuple[str, SourceTree]] = (), command: str = "") -> dict[str, Any]:
+def build_table(
+    core_tree: SourceTree,
+    *,
+    release: str | None = None,
+    extras: Sequence[tuple[str, SourceTree]] = (),
+    command: str = "",
+) -> dict[str, Any]:
     """Generate the whole table document for one Unikraft tree."""
     numbers = parse_numbers(core_tree)
     suffixes = supported_suffixes(core_tree)
@@ -992,10 +1156,14 @@ def build_table(core_tree: SourceTree, *, release: str | None = None,
     rows = build_rows(core, ext, numbers, suffixes)
     version = read_version(core_tree)
     return {
-        "schema_version": 1, "kind": "unikraft-syscall-table",
+        "schema_version": 1,
+        "kind": "unikraft-syscall-table",
         "release": release or default_release(core_tree.ref, version),
-        "commit": core_tree.commit, "ref": core_tree.ref, "unikraft_version": version,
-        "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION}, "command": command,
+        "commit": core_tree.commit,
+        "ref": core_tree.ref,
+        "unikraft_version": version,
+        "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION},
+        "command": command,
         "source": {"repo": "unikraft/unikraft", "ref": core_tree.ref, "commit": core_tree.commit},
         "extra_sources": [{"name": label, "ref": t.ref, "commit": t.commit} for label, t in extras],
         "arch_tables": {a: f"lib/syscall_shim/arch/{a}/syscall.h.in" for a in ARCHES},
@@ -1018,35 +1186,50 @@ def default_release(ref: str | None, version: str | None) -> str:
 def dump_json(doc: Any) -> str:
     """The one serialisation every shipped table uses."""
     import json
+
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
 # ---------------------------------------------------------------- Loupe priors
 
-LOUPE_ATTRIBUTION = ("Loupe database (unikraft/loupedb), CC BY 4.0; Lefeuvre et al., \"Loupe: Driving the "
-                     "Development of OS Compatibility Layers\", ASPLOS 2024")
+LOUPE_ATTRIBUTION = (
+    'Loupe database (unikraft/loupedb), CC BY 4.0; Lefeuvre et al., "Loupe: Driving the '
+    'Development of OS Compatibility Layers", ASPLOS 2024'
+)
 
 
 def build_loupe_doc(csv_text: str, *, source: str = "loupedb-syscall-priors.csv") -> dict[str, Any]:
     """Loupe priors CSV (syscall,apps_using,apps_requiring,apps_stubbable,apps_fakeable) -> JSON document."""
     import csv
     import io
+
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     want = ["syscall", "apps_using", "apps_requiring", "apps_stubbable", "apps_fakeable"]
     if not rows or list(rows[0].keys()) != want:
         raise InputError(f"{source!r}: expected columns {want}")
-    syscalls = {r["syscall"]: {"used": int(r["apps_using"]), "required": int(r["apps_requiring"]),
-                               "stubbable": int(r["apps_stubbable"]), "fakeable": int(r["apps_fakeable"])}
-                for r in rows}
+    syscalls = {
+        r["syscall"]: {
+            "used": int(r["apps_using"]),
+            "required": int(r["apps_requiring"]),
+            "stubbable": int(r["apps_stubbable"]),
+            "fakeable": int(r["apps_fakeable"]),
+        }
+        for r in rows
+    }
     return {
-        "schema_version": 1, "kind": "loupe-priors", "attribution": LOUPE_ATTRIBUTION, "license": "CC-BY-4.0",
+        "schema_version": 1,
+        "kind": "loupe-priors",
+        "attribution": LOUPE_ATTRIBUTION,
+        "license": "CC-BY-4.0",
         "license_url": "https://creativecommons.org/licenses/by/4.0/",
         "source": "unikraft/loupedb dyn.csv files of the 110 benchmark workloads, counted into " + source,
         "workloads": 110,
-        "columns": {"used": "workloads that made the syscall at all (traced)",
-                    "required": "workloads that broke when it returned ENOSYS and when it returned 0",
-                    "stubbable": "workloads that still worked when it returned ENOSYS",
-                    "fakeable": "workloads that still worked when it returned 0 without doing anything"},
+        "columns": {
+            "used": "workloads that made the syscall at all (traced)",
+            "required": "workloads that broke when it returned ENOSYS and when it returned 0",
+            "stubbable": "workloads that still worked when it returned ENOSYS",
+            "fakeable": "workloads that still worked when it returned 0 without doing anything",
+        },
         "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION},
         "command": f"uk-depscan tables loupe --csv {source} -o syscall_tables/loupe/loupedb-syscall-priors.json",
         "syscalls": syscalls,

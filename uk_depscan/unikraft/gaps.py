@@ -24,6 +24,7 @@ Priority formula (documented in the README, tested in tests/test_gaps.py), per g
   implement/enable (including syscalls Loupe has no data on); P2 for fake/stub work still to do;
   P3 when nothing is to be done or the syscall is reached only on failure paths.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,7 @@ STATUS_RANK = {ABSENT: 0, STUB: 1, PARTIAL: 2, NEEDS_KCONFIG: 3, PROVIDED: 4}
 # clone3 → clone (sysdeps/unix/sysv/linux/clone-internal.c), faccessat2 → faccessat
 # (faccessat.c), statx → fstatat (statx.c fallback), epoll_pwait2 has no glibc caller but
 # libraries probe it and fall back to epoll_pwait; rseq registration failure is tolerated (rseq.c).
-GLIBC_FALLBACKS = {"clone3": "clone", "faccessat2": "faccessat", "statx": "newfstatat",
-                   "epoll_pwait2": "epoll_pwait"}
+GLIBC_FALLBACKS = {"clone3": "clone", "faccessat2": "faccessat", "statx": "newfstatat", "epoll_pwait2": "epoll_pwait"}
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,22 @@ def classify(support: SyscallSupport | None) -> tuple[str, str]:
     return PROVIDED, support.detail
 
 
-def assess(name: str, support: SyscallSupport | None, prior: LoupePrior | None, *, startup: bool,
-           failure_only: bool, fallback_ok: bool = False) -> Gap:
+def assess(
+    name: str,
+    support: SyscallSupport | None,
+    prior: LoupePrior | None,
+    *,
+    startup: bool,
+    failure_only: bool,
+    fallback_ok: bool = False,
+) -> Gap:
     status, detail = classify(support)
     stubbable, fakeable, required = _ratios(prior)
-    reasons = [_loupe_reason(prior) if prior.used >= MIN_APPS else f"Loupe: only {prior.used} app(s), not used"
-               ] if prior else ["no Loupe data"]
+    reasons = (
+        [_loupe_reason(prior) if prior.used >= MIN_APPS else f"Loupe: only {prior.used} app(s), not used"]
+        if prior
+        else ["no Loupe data"]
+    )
     if startup:
         reasons.append("on the start-up path (ld.so/libc initialisation)")
     if failure_only:
@@ -86,8 +96,16 @@ def assess(name: str, support: SyscallSupport | None, prior: LoupePrior | None, 
         action = "keep stub"
         reasons.append(f"glibc falls back to {GLIBC_FALLBACKS[name]} on ENOSYS, which Unikraft provides")
     tier = _tier(action, startup, required, failure_only)
-    return Gap(name, status, detail, support.library if support else None, support.kconfig if support else None,
-               action, tier, tuple(reasons))
+    return Gap(
+        name,
+        status,
+        detail,
+        support.library if support else None,
+        support.kconfig if support else None,
+        action,
+        tier,
+        tuple(reasons),
+    )
 
 
 def _ratios(prior: LoupePrior | None) -> tuple[float, float, float]:
@@ -97,8 +115,9 @@ def _ratios(prior: LoupePrior | None) -> tuple[float, float, float]:
 
 
 def _loupe_reason(p: LoupePrior) -> str:
-    return (f"Loupe: used by {p.used} apps, required by {p.required}, stubbable in {p.stubbable}, "
-            f"fakeable in {p.fakeable}")
+    return (
+        f"Loupe: used by {p.used} apps, required by {p.required}, stubbable in {p.stubbable}, fakeable in {p.fakeable}"
+    )
 
 
 def _action(status: str, support: SyscallSupport | None, stubbable: float, fakeable: float) -> str:
@@ -109,7 +128,8 @@ def _action(status: str, support: SyscallSupport | None, stubbable: float, fakea
     wanted = "stub (ENOSYS)" if stubbable >= STUB_OK else "fake (return 0)" if fakeable >= FAKE_OK else "implement"
     behaviour = support.behavior if support is not None else "error_enosys"
     if (wanted == "stub (ENOSYS)" and behaviour == "error_enosys") or (
-            wanted == "fake (return 0)" and behaviour == "fake_success"):
+        wanted == "fake (return 0)" and behaviour == "fake_success"
+    ):
         return "keep stub"
     if status == STUB and (stubbable >= STUB_OK or (fakeable >= FAKE_OK and behaviour == "fake_success")):
         return "keep stub"
@@ -126,11 +146,14 @@ def _tier(action: str, startup: bool, required: float, failure_only: bool) -> st
     return "P2"
 
 
-def assess_all(names: dict[str, tuple[bool, bool]], table: UnikraftTable,
-               priors: dict[str, LoupePrior]) -> tuple[Gap, ...]:
+def assess_all(
+    names: dict[str, tuple[bool, bool]], table: UnikraftTable, priors: dict[str, LoupePrior]
+) -> tuple[Gap, ...]:
     """``names``: syscall name → (on start-up path, failure-only); sorted by tier then name."""
-    gaps = [assess(n, table.get(n), priors.get(n), startup=s, failure_only=f,
-                   fallback_ok=_fallback_provided(n, table)) for n, (s, f) in names.items()]
+    gaps = [
+        assess(n, table.get(n), priors.get(n), startup=s, failure_only=f, fallback_ok=_fallback_provided(n, table))
+        for n, (s, f) in names.items()
+    ]
     return tuple(sorted(gaps, key=lambda g: (g.tier, STATUS_RANK[g.status], g.name)))
 
 
@@ -140,28 +163,64 @@ def _fallback_provided(name: str, table: UnikraftTable) -> bool:
 
 
 # -- native route: rebuilding against Unikraft's lib-musl ----------------------------------------
-LIBC_FILES = ("libc.so.6", "libm.so.6", "libpthread.so.0", "librt.so.1", "libdl.so.2", "ld-linux-x86-64.so.2",
-              "ld-linux-aarch64.so.1")
+LIBC_FILES = (
+    "libc.so.6",
+    "libm.so.6",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libdl.so.2",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+)
 # glibc binary-level names whose source-level spelling is another symbol: a rebuild uses the latter.
-GLIBC_SOURCE_NAMES = {"__isoc99_sscanf": "sscanf", "__isoc99_fscanf": "fscanf", "__isoc99_scanf": "scanf",
-                      "__isoc99_vsscanf": "vsscanf", "__isoc99_vfscanf": "vfscanf", "__xstat": "stat",
-                      "__fxstat": "fstat", "__lxstat": "lstat", "__xstat64": "stat", "__fxstat64": "fstat",
-                      "__lxstat64": "lstat", "__fxstatat64": "fstatat", "__errno_location": "__errno_location"}
+GLIBC_SOURCE_NAMES = {
+    "__isoc99_sscanf": "sscanf",
+    "__isoc99_fscanf": "fscanf",
+    "__isoc99_scanf": "scanf",
+    "__isoc99_vsscanf": "vsscanf",
+    "__isoc99_vfscanf": "vfscanf",
+    "__xstat": "stat",
+    "__fxstat": "fstat",
+    "__lxstat": "lstat",
+    "__xstat64": "stat",
+    "__fxstat64": "fstat",
+    "__lxstat64": "lstat",
+    "__fxstatat64": "fstatat",
+    "__errno_location": "__errno_location",
+}
 
 
 # musl 1.2.3 defines these objects (src/stdio/stdin.c etc.); lib-musl's table is built from function
 # definitions and aliases, so they are recognised here by name.
-MUSL_DATA_OBJECTS = frozenset({"stdin", "stdout", "stderr", "environ", "__environ", "optarg", "optind", "opterr",
-                               "optopt", "timezone", "daylight", "tzname", "program_invocation_name",
-                               "program_invocation_short_name", "signgam", "h_errno", "__progname",
-                               "__progname_full"})
+MUSL_DATA_OBJECTS = frozenset(
+    {
+        "stdin",
+        "stdout",
+        "stderr",
+        "environ",
+        "__environ",
+        "optarg",
+        "optind",
+        "opterr",
+        "optopt",
+        "timezone",
+        "daylight",
+        "tzname",
+        "program_invocation_name",
+        "program_invocation_short_name",
+        "signgam",
+        "h_errno",
+        "__progname",
+        "__progname_full",
+    }
+)
 
 
 @dataclass(frozen=True)
 class SymbolGap:
     name: str
     version: str | None
-    status: str      # available | available-as | missing | fortify
+    status: str  # available | available-as | missing | fortify
     detail: str
 
 
@@ -199,12 +258,14 @@ def _native_one(name: str, version: str | None, has: object) -> SymbolGap:
 # -- binary-compatibility route: what app-elfloader needs from the objects themselves ------------
 @dataclass(frozen=True)
 class RouteFinding:
-    severity: str   # blocker | warning
+    severity: str  # blocker | warning
     object: str
     problem: str
 
 
-def binary_compat_findings(objects: tuple[tuple[str, str, bool, bool, bool, bool, bool], ...]) -> tuple[RouteFinding, ...]:
+def binary_compat_findings(
+    objects: tuple[tuple[str, str, bool, bool, bool, bool, bool], ...],
+) -> tuple[RouteFinding, ...]:
     """``objects``: (path, elf_type, is_root, pie, textrel, exec_stack, static_tls) per loaded object.
 
     app-elfloader loads position-independent programs only (kraftkit checks DF_1_PIE), maps text
@@ -221,8 +282,9 @@ def binary_compat_findings(objects: tuple[tuple[str, str, bool, bool, bool, bool
         if exec_stack:
             out.append(RouteFinding("warning", path, "requests an executable stack (PT_GNU_STACK PF_X or absent)"))
         if static_tls and is_root and etype == "DYN" and not pie:
-            out.append(RouteFinding("warning", path, "DF_STATIC_TLS in a library that is dlopen'ed: needs "
-                                                     "surplus static TLS"))
+            out.append(
+                RouteFinding("warning", path, "DF_STATIC_TLS in a library that is dlopen'ed: needs surplus static TLS")
+            )
     return tuple(out)
 
 

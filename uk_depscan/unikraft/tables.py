@@ -14,15 +14,17 @@ Names are musl's (as in Unikraft's ``syscall.h.in``), which are the Linux
 names on x86_64 and arm64 (``newfstatat``, ``pread64``, ``umount2``).
 :data:`NAME_ALIASES` maps libc-style spellings to them for lookups.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from uk_depscan.errors import DepscanError, TableError
 
@@ -33,11 +35,20 @@ LINUX_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 # Lookup aliases: libc / historical spellings -> the name used in the tables.
 # ``fstatat`` is what glibc/musl call the libc function; the syscall is ``newfstatat``
 # on both 64-bit arches (vfscore also defines an unregistered ``fstatat``).
-NAME_ALIASES = MappingProxyType({
-    "fstatat": "newfstatat", "pread": "pread64", "pwrite": "pwrite64", "umount": "umount2",
-    "fadvise": "fadvise64", "posix_fadvise": "fadvise64", "prlimit": "prlimit64",
-    "getdents64_": "getdents64", "_llseek": "lseek", "mmap2": "mmap",
-})
+NAME_ALIASES = MappingProxyType(
+    {
+        "fstatat": "newfstatat",
+        "pread": "pread64",
+        "pwrite": "pwrite64",
+        "umount": "umount2",
+        "fadvise": "fadvise64",
+        "posix_fadvise": "fadvise64",
+        "prlimit": "prlimit64",
+        "getdents64_": "getdents64",
+        "_llseek": "lseek",
+        "mmap2": "mmap",
+    }
+)
 _PACKAGE = "uk_depscan.syscall_tables"
 
 
@@ -48,10 +59,10 @@ _PACKAGE = "uk_depscan.syscall_tables"
 class TableInfo:
     """One shipped table and its provenance."""
 
-    kind: str            # "unikraft" | "libmusl"
+    kind: str  # "unikraft" | "libmusl"
     release: str
     commit: str | None
-    file: str            # path inside syscall_tables/
+    file: str  # path inside syscall_tables/
     generator: str
     summary: str
 
@@ -131,9 +142,9 @@ class LibmuslAvailability:
     source: str
     libmusl_commit: str | None
     musl_version: str | None
-    symbols: Mapping[str, str]          # musl/glue symbol -> defining file
-    core_symbols: Mapping[str, str]     # supplied by Unikraft core instead -> file:line
-    missing: frozenset[str]             # declared in musl headers, provided nowhere
+    symbols: Mapping[str, str]  # musl/glue symbol -> defining file
+    core_symbols: Mapping[str, str]  # supplied by Unikraft core instead -> file:line
+    missing: frozenset[str]  # declared in musl headers, provided nowhere
     files: Mapping[str, Mapping[str, Any]]
 
     def has(self, symbol: str) -> bool:
@@ -187,7 +198,7 @@ def _release_key(release: str) -> tuple[int, tuple[int, ...], str]:
     nums = re.findall(r"\d+", release)
     if re.fullmatch(r"\d+(?:\.\d+)*", release):
         return (0, tuple(int(n) for n in nums), release)
-    return (1, (), release)        # staging / branch names sort after every release
+    return (1, (), release)  # staging / branch names sort after every release
 
 
 def _shipped(kind: str) -> list[Any]:
@@ -199,22 +210,36 @@ def _shipped(kind: str) -> list[Any]:
 
 def list_unikraft_tables() -> list[TableInfo]:
     """Shipped Unikraft syscall tables, oldest release first (``staging`` last)."""
-    return _list_tables("unikraft", lambda c: f"registered {c.get('registered')}, implemented "
-                                              f"{c.get('implemented')}, stub {c.get('stub')}, absent {c.get('absent')}")
+    return _list_tables(
+        "unikraft",
+        lambda c: (
+            f"registered {c.get('registered')}, implemented "
+            f"{c.get('implemented')}, stub {c.get('stub')}, absent {c.get('absent')}"
+        ),
+    )
 
 
 def list_libmusl_tables() -> list[TableInfo]:
     """Shipped lib-musl availability tables."""
-    return _list_tables("libmusl", lambda c: f"symbols {c.get('symbols')}, core {c.get('core_symbols')}, "
-                                             f"missing {c.get('missing')}")
+    return _list_tables(
+        "libmusl", lambda c: f"symbols {c.get('symbols')}, core {c.get('core_symbols')}, missing {c.get('missing')}"
+    )
 
 
 def _list_tables(kind: str, summarize: Callable[[Mapping[str, Any]], str]) -> list[TableInfo]:
     out = []
     for res in _shipped(kind):
         doc = _read_json(res, f"{kind}/{res.name}")
-        out.append(TableInfo(kind, str(doc.get("release")), doc.get("commit"), f"{kind}/{res.name}", _gen(doc),
-                             summarize(doc.get("counts", {}))))
+        out.append(
+            TableInfo(
+                kind,
+                str(doc.get("release")),
+                doc.get("commit"),
+                f"{kind}/{res.name}",
+                _gen(doc),
+                summarize(doc.get("counts", {})),
+            )
+        )
     return out
 
 
@@ -231,8 +256,9 @@ def _pick(kind: str, version: str | None) -> tuple[Any, str]:
         res = shipped[-1]
     else:
         want = version.removeprefix("RELEASE-").removeprefix("unikraft-")
-        match = [p for p in shipped if p.name[:-5] == want] or \
-            [p for p in shipped if p.name[:-5].startswith(want + ".")][-1:]     # "0.17" -> newest 0.17.x
+        match = [p for p in shipped if p.name[:-5] == want] or [
+            p for p in shipped if p.name[:-5].startswith(want + ".")
+        ][-1:]  # "0.17" -> newest 0.17.x
         if not match:
             names = ", ".join(p.name[:-5] for p in shipped)
             raise TableError(f"{kind}/{want}.json: no shipped table for {version!r} (have: {names})")
@@ -245,8 +271,9 @@ def _pick(kind: str, version: str | None) -> tuple[Any, str]:
 LinuxTables = Mapping[str, Mapping[str, int]]
 
 
-def load_unikraft_table(version: str | None = None, path: Path | None = None, *,
-                        linux_tables: LinuxTables | None = None) -> UnikraftTable:
+def load_unikraft_table(
+    version: str | None = None, path: Path | None = None, *, linux_tables: LinuxTables | None = None
+) -> UnikraftTable:
     """Load and validate a Unikraft table: a user's ``path``, else the shipped ``version`` (default newest).
 
     ``linux_tables`` ({"x86_64": {name: nr}, "aarch64": {...}}) overrides the shipped Linux
@@ -260,20 +287,52 @@ def load_unikraft_table(version: str | None = None, path: Path | None = None, *,
         doc = _read_json(res, label)
     validate_unikraft_doc(doc, label, linux_tables if linux_tables is not None else _linux_tables())
     rows = {name: _support(row) for name, row in doc["syscalls"].items()}
-    return UnikraftTable(str(doc["release"]), doc.get("commit"), label, _gen(doc),
-                         MappingProxyType(rows), MappingProxyType(dict(doc.get("counts", {}))))
+    return UnikraftTable(
+        str(doc["release"]),
+        doc.get("commit"),
+        label,
+        _gen(doc),
+        MappingProxyType(rows),
+        MappingProxyType(dict(doc.get("counts", {}))),
+    )
 
 
 def _support(row: Mapping[str, Any]) -> SyscallSupport:
-    provs = tuple(Provider(p["source"], p["library"], p["registration"], p.get("kconfig"), p["provided_at"],
-                           p.get("defined_at"), p["status"], p["detail"], p["behavior"], bool(p["external"]),
-                           tuple(p.get("make_conditions", ())), tuple(p.get("pp_conditions", ())),
-                           p.get("compiled_if"), p.get("kconfig_default"),
-                           tuple(p.get("kconfig_depends_on", ()))) for p in row["providers"])
-    return SyscallSupport(row["name"], row["status"], row["detail"], row["behavior"], row.get("library"),
-                          row.get("kconfig"), tuple(row.get("extra_conditions", ())), row.get("provided_at"),
-                          row.get("defined_at"), provs, row.get("x86_64_nr"), row.get("arm64_nr"),
-                          row.get("external_status"))
+    provs = tuple(
+        Provider(
+            p["source"],
+            p["library"],
+            p["registration"],
+            p.get("kconfig"),
+            p["provided_at"],
+            p.get("defined_at"),
+            p["status"],
+            p["detail"],
+            p["behavior"],
+            bool(p["external"]),
+            tuple(p.get("make_conditions", ())),
+            tuple(p.get("pp_conditions", ())),
+            p.get("compiled_if"),
+            p.get("kconfig_default"),
+            tuple(p.get("kconfig_depends_on", ())),
+        )
+        for p in row["providers"]
+    )
+    return SyscallSupport(
+        row["name"],
+        row["status"],
+        row["detail"],
+        row["behavior"],
+        row.get("library"),
+        row.get("kconfig"),
+        tuple(row.get("extra_conditions", ())),
+        row.get("provided_at"),
+        row.get("defined_at"),
+        provs,
+        row.get("x86_64_nr"),
+        row.get("arm64_nr"),
+        row.get("external_status"),
+    )
 
 
 def _linux_tables() -> LinuxTables | None:
@@ -286,7 +345,7 @@ def _linux_tables() -> LinuxTables | None:
     for arch in LINUX_ARCH.values():
         try:
             tab = linux_syscalls.load_linux_table(arch)
-        except (DepscanError, OSError):   # Linux table not shipped yet: skip the name check
+        except (DepscanError, OSError):  # Linux table not shipped yet: skip the name check
             return None
         out[arch] = _names_of(tab)
     return out
@@ -306,19 +365,26 @@ def _require(cond: bool, label: str, msg: str) -> None:
         raise TableError(f"{label}: {msg}")
 
 
-_TOP_KEYS = {"schema_version": int, "release": str, "generator": dict, "command": str, "syscalls": dict,
-             "counts": dict}
-_ROW_KEYS = {"name": str, "status": str, "detail": str, "behavior": str, "providers": list,
-             "extra_conditions": list}
-_PROV_KEYS = {"source": str, "library": str, "registration": str, "provided_at": str, "status": str,
-              "detail": str, "behavior": str, "external": bool}
+_TOP_KEYS = {"schema_version": int, "release": str, "generator": dict, "command": str, "syscalls": dict, "counts": dict}
+_ROW_KEYS = {"name": str, "status": str, "detail": str, "behavior": str, "providers": list, "extra_conditions": list}
+_PROV_KEYS = {
+    "source": str,
+    "library": str,
+    "registration": str,
+    "provided_at": str,
+    "status": str,
+    "detail": str,
+    "behavior": str,
+    "external": bool,
+}
 
 
 def _check_keys(obj: Mapping[str, Any], spec: Mapping[str, type], label: str, where: str) -> None:
     for key, typ in spec.items():
         _require(key in obj, label, f"{where}: missing key {key!r}")
-        _require(isinstance(obj[key], typ), label, f"{where}: {key!r} must be {typ.__name__}, "
-                                                   f"got {type(obj[key]).__name__}")
+        _require(
+            isinstance(obj[key], typ), label, f"{where}: {key!r} must be {typ.__name__}, got {type(obj[key]).__name__}"
+        )
 
 
 def validate_unikraft_doc(doc: Mapping[str, Any], label: str, linux: LinuxTables | None = None) -> None:
@@ -343,8 +409,11 @@ def _validate_row(name: str, row: Mapping[str, Any], label: str, linux: LinuxTab
         _require(nr is None or (isinstance(nr, int) and nr >= 0), label, f"{where}: bad {arch}_nr {nr!r}")
     if row["status"] in ("implemented", "stub"):
         _require(bool(row.get("library")), label, f"{where}: status {row['status']!r} but no library")
-        _require(any(not p.get("external") for p in row["providers"]), label,
-                 f"{where}: status {row['status']!r} but no core provider")
+        _require(
+            any(not p.get("external") for p in row["providers"]),
+            label,
+            f"{where}: status {row['status']!r} but no core provider",
+        )
     for i, p in enumerate(row["providers"]):
         _check_keys(p, _PROV_KEYS, label, f"{where} provider {i}")
         _require(p["status"] in STATUSES, label, f"{where} provider {i}: status {p['status']!r} not in {STATUSES}")
@@ -364,12 +433,18 @@ def _check_linux_name(name: str, row: Mapping[str, Any], label: str, linux: Linu
             continue
         lname = name if name in names else NAME_ALIASES.get(name, name)
         if lname in names:
-            _require(names[lname] == nr, label, f"syscall {name!r}: {arch} number {nr} but the Linux {larch} "
-                                                f"table has {names[lname]}")
+            _require(
+                names[lname] == nr,
+                label,
+                f"syscall {name!r}: {arch} number {nr} but the Linux {larch} table has {names[lname]}",
+            )
             continue
         other = next((n for n, v in names.items() if v == nr), None)
-        _require(other is None, label, f"syscall {name!r} is not in the Linux {larch} table "
-                                       f"(its number {nr} is {other!r} there)")
+        _require(
+            other is None,
+            label,
+            f"syscall {name!r} is not in the Linux {larch} table (its number {nr} is {other!r} there)",
+        )
 
 
 def _check_counts(doc: Mapping[str, Any], label: str) -> None:
@@ -394,16 +469,35 @@ def load_libmusl_symbols(version: str | None = None, path: Path | None = None) -
         doc = _read_json(res, label)
     validate_libmusl_doc(doc, label)
     src = doc.get("source", {})
-    return LibmuslAvailability(str(doc["release"]), doc.get("commit"), label,
-                               src.get("lib-musl", {}).get("commit"), src.get("musl", {}).get("version"),
-                               MappingProxyType(doc["symbols"]), MappingProxyType(doc["core_symbols"]),
-                               frozenset(doc["missing"]), MappingProxyType(doc["files"]))
+    return LibmuslAvailability(
+        str(doc["release"]),
+        doc.get("commit"),
+        label,
+        src.get("lib-musl", {}).get("commit"),
+        src.get("musl", {}).get("version"),
+        MappingProxyType(doc["symbols"]),
+        MappingProxyType(doc["core_symbols"]),
+        frozenset(doc["missing"]),
+        MappingProxyType(doc["files"]),
+    )
 
 
 def validate_libmusl_doc(doc: Mapping[str, Any], label: str) -> None:
     """Schema + invariants of a lib-musl availability table."""
-    _check_keys(doc, {"schema_version": int, "release": str, "generator": dict, "symbols": dict,
-                      "core_symbols": dict, "missing": list, "files": dict}, label, "top level")
+    _check_keys(
+        doc,
+        {
+            "schema_version": int,
+            "release": str,
+            "generator": dict,
+            "symbols": dict,
+            "core_symbols": dict,
+            "missing": list,
+            "files": dict,
+        },
+        label,
+        "top level",
+    )
     _require(doc["schema_version"] == 1, label, f"unsupported schema_version {doc['schema_version']!r}")
     for sym, where in doc["symbols"].items():
         _require(where in doc["files"], label, f"symbol {sym!r}: defining file {where!r} not in files")
@@ -420,13 +514,20 @@ def load_loupe_priors(path: Path | None = None) -> dict[str, LoupePrior]:
     """Loupe priors by syscall name (counts over 110 workloads; CC BY 4.0, see :func:`loupe_provenance`)."""
     label = str(path) if path is not None else LOUPE_FILE
     doc = _read_json(Path(path) if path is not None else _root() / LOUPE_FILE, label)
-    _check_keys(doc, {"schema_version": int, "attribution": str, "license": str, "workloads": int,
-                      "syscalls": dict}, label, "top level")
+    _check_keys(
+        doc,
+        {"schema_version": int, "attribution": str, "license": str, "workloads": int, "syscalls": dict},
+        label,
+        "top level",
+    )
     out = {}
     for name, rec in doc["syscalls"].items():
         vals = [rec.get(k) for k in ("used", "required", "stubbable", "fakeable")]
-        _require(all(isinstance(v, int) and 0 <= v <= doc["workloads"] for v in vals), label,
-                 f"syscall {name!r}: counts must be integers in 0..{doc['workloads']}")
+        _require(
+            all(isinstance(v, int) and 0 <= v <= doc["workloads"] for v in vals),
+            label,
+            f"syscall {name!r}: counts must be integers in 0..{doc['workloads']}",
+        )
         out[name] = LoupePrior(name, *vals, attribution=doc["attribution"])  # type: ignore[arg-type]
     return out
 
@@ -434,6 +535,10 @@ def load_loupe_priors(path: Path | None = None) -> dict[str, LoupePrior]:
 def loupe_provenance() -> dict[str, Any]:
     """Attribution, license and source of the shipped Loupe priors."""
     doc = _read_json(_root() / LOUPE_FILE, LOUPE_FILE)
-    return {"file": LOUPE_FILE, "attribution": doc.get("attribution"), "license": doc.get("license"),
-            "source": doc.get("source"), "workloads": doc.get("workloads")}
-
+    return {
+        "file": LOUPE_FILE,
+        "attribution": doc.get("attribution"),
+        "license": doc.get("license"),
+        "source": doc.get("source"),
+        "workloads": doc.get("workloads"),
+    }
