@@ -198,16 +198,6 @@ def read_ident(path: str | os.PathLike[str]) -> ElfIdent | str:
     )
 
 
-def is_elf_file(path: str | os.PathLike[str]) -> bool:
-    if is_special_file(path):
-        return False
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == ELFMAG
-    except OSError:
-        return False
-
-
 class ElfFile:
     """A read-only, lazily decoded view of one ELF file.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, is_special_file
@@ -35,7 +35,6 @@ class SearchConfig:
     platform: str | None = None
     lib: str | None = None
     default_dirs: tuple[str, ...] | None = None
-    extra_notes: tuple[str, ...] = field(default=())
 
     def in_root(self, path: str) -> str:
         """Map an absolute target path into the sysroot."""

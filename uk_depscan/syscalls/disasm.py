@@ -59,7 +59,6 @@ class Function:
     insns: list[Insn]
     index: dict[int, int]
     preds: list[list[int]]
-    bad_tail: bool = False  # decoding stopped on an undecodable byte before the end
 
     def at(self, address: int) -> int | None:
         return self.index.get(address)
@@ -127,9 +126,6 @@ class Arch:
 
     def effect(self, insn: Insn, loc: object) -> list[tuple] | None:
         raise NotImplementedError
-
-    def value_of_reg_at_entry(self, fam: str) -> str | None:
-        return fam if fam in self.arg_regs else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,10 +541,8 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
     insns: list[Insn] = []
     data = bytes(code)
     pos = 0
-    bad = False
     cs = arch.cs
     while pos < len(data):
-        progressed = False
         resync = False
         for i in cs.disasm(data[pos:], start + pos):
             flow, target = arch.classify(i)
@@ -558,7 +552,6 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
                 resync = size != i.size
             insns.append(Insn(i.address, size, i.mnemonic, i.op_str, flow, target, i))
             pos = i.address + size - start
-            progressed = True
             if resync or (stop_at is not None and pos + start > stop_at):
                 break
         if stop_at is not None and pos + start > stop_at:
@@ -570,10 +563,7 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
         if arch.name == "aarch64":
             pos = (pos + 4) & ~3
             continue
-        bad = True
-        if not progressed:
-            break
-        break
+        break  # x86-64: an undecodable byte ends the function
     index = {ins.address: k for k, ins in enumerate(insns)}
     preds: list[list[int]] = [[] for _ in insns]
     for k, ins in enumerate(insns):
@@ -599,7 +589,7 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
             ):
                 preds[j + 1].remove(j)
                 j += 1
-    return Function(start, insns, index, preds, bad)
+    return Function(start, insns, index, preds)
 
 
 def _ud_size(data: bytes, off: int, size: int) -> int:

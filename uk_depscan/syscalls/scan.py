@@ -20,14 +20,14 @@ The result is cached by build-id (:mod:`uk_depscan.syscalls.cache`).
 
 API: ``scan_library(elf, no_cache=False) -> LibraryScan`` with ``.sites`` (:class:`SyscallSite`),
 ``.wrappers`` (:class:`LocalWrapper`), ``.graph`` (:class:`~uk_depscan.syscalls.callgraph.CallGraph`),
-``.exports`` ((key, address) of exported functions), ``.reachable_from(addresses)`` →
-(numbers, import keys, sites) and ``.export_summary()`` → {export key: (numbers, import keys)}.
+``.exports`` ((key, address) of exported functions) and ``.requests`` (:class:`RequestSite`).
+What an entry point reaches is answered by :class:`uk_depscan.syscalls.reach.EngineSummary`.
 
 Approximations: the call graph takes every ``e8``/``e9``/``0f 8x`` rel32 whose target is exactly a
 known function start without decoding the source (a byte pattern inside another instruction that
 happens to point at a function start adds a spurious edge); calls through registers, vtables and
 relocated function pointers are not edges, except the address-taken references described at
-``ADDRESS_TAKEN_EDGES``.  Number tracking is intra-procedural (plus the wrapper fixpoint).
+``KIND_ADDR``.  Number tracking is intra-procedural (plus the wrapper fixpoint).
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ from __future__ import annotations
 import logging
 import mmap
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -80,9 +78,8 @@ CHUNK = 1 << 25
 KIND_CALL, KIND_JMP, KIND_JCC, KIND_GOTCALL, KIND_GOTJMP = 0, 1, 2, 3, 4
 # address-taken references: `lea reg, [rip+func]` / `adrp+add` (function start or PLT stub) and
 # `mov reg, [rip+GOT]` of an imported function.  They become "may call" edges (callbacks handed
-# to pthread_create, qsort, atexit…); set ADDRESS_TAKEN_EDGES = False for call/jump edges only.
+# to pthread_create, qsort, atexit…).
 KIND_ADDR, KIND_GOTLOAD = 5, 6
-ADDRESS_TAKEN_EDGES = True
 CALL_KINDS = (KIND_CALL, KIND_JMP, KIND_JCC, KIND_GOTCALL, KIND_GOTJMP)
 
 
@@ -163,66 +160,6 @@ class LibraryScan:
     from_cache: bool = False
     requests: tuple[RequestSite, ...] = ()
 
-    # -- queries ---------------------------------------------------------------------
-    @property
-    def numbers(self) -> frozenset[int]:
-        return frozenset(n for s in self.sites for n in s.numbers)
-
-    @cached_property
-    def _site_nodes(self) -> np.ndarray:
-        """Call-graph function node of every site (-1: outside any known function)."""
-        addrs = np.asarray(
-            [s.function_addr if s.function_addr is not None else s.address for s in self.sites], np.uint64
-        )
-        starts = self.graph.func_starts
-        if not len(addrs) or not len(starts):
-            return np.full(len(addrs), -1, np.int64)
-        return np.searchsorted(starts, addrs, side="right").astype(np.int64) - 1
-
-    def reachable_from(self, root_addresses: Iterable[int]) -> tuple[set[int], set[str], list[SyscallSite]]:
-        """(syscall numbers, import keys, sites) reachable from the functions containing
-        ``root_addresses`` (function starts, exports, init_array entries…)."""
-        g = self.graph
-        roots = np.fromiter((int(a) for a in root_addresses), np.uint64)
-        nodes = np.searchsorted(g.func_starts, roots, side="right").astype(np.int64) - 1
-        mask = g.reachable(nodes[nodes >= 0])
-        sn = self._site_nodes
-        sites = [s for s, node in zip(self.sites, sn.tolist()) if node >= 0 and mask[node]]
-        imports = {g.import_keys[i] for i in np.flatnonzero(mask[g.n_funcs :]).tolist()}
-        return {n for s in sites for n in s.numbers}, imports, sites
-
-    def export_summary(self) -> dict[str, tuple[frozenset[int], frozenset[str]]]:
-        """Per exported function: (syscall numbers, import keys) it can reach.  Meant for small
-        libraries (libc, libgomp): SCC condensation with Python-int bitsets over all nodes."""
-        g = self.graph
-        numbers = sorted(self.numbers)
-        nbit = {n: i for i, n in enumerate(numbers)}
-        base = len(numbers)
-        node_bits: dict[int, int] = {}
-        for s, node in zip(self.sites, self._site_nodes.tolist()):
-            if node < 0:
-                continue
-            b = 0
-            for n in s.numbers:
-                b |= 1 << nbit[n]
-            node_bits[node] = node_bits.get(node, 0) | b
-        for j in range(len(g.import_keys)):
-            node_bits[g.n_funcs + j] = 1 << (base + j)
-        closure = g.closure_bits(node_bits)
-        out: dict[str, tuple[frozenset[int], frozenset[str]]] = {}
-        decoded: dict[int, tuple[frozenset[int], frozenset[str]]] = {}
-        for key, addr in self.exports:
-            node = g.function_at(addr)
-            bits = closure[node] if node is not None else 0
-            val = decoded.get(bits)
-            if val is None:
-                val = decoded[bits] = (
-                    frozenset(numbers[i] for i in _bits(bits & ((1 << base) - 1))),
-                    frozenset(g.import_keys[i] for i in _bits(bits >> base)),
-                )
-            out[key] = val
-        return out
-
     def to_json(self) -> dict:
         return {
             "path": self.path,
@@ -235,16 +172,6 @@ class LibraryScan:
             "stats": self.stats,
             "requests": [r.to_json() for r in self.requests],
         }
-
-
-def _bits(x: int) -> list[int]:
-    """Indices of the set bits of ``x`` (visiting set bits only)."""
-    out = []
-    while x:
-        low = x & -x
-        out.append(low.bit_length() - 1)
-        x ^= low
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,12 +442,10 @@ class _Scanner:
             p0f = p0f[(c[p0f + 1] & 0xF0) == 0x80]
             pff = where(a, None, 0xFF) + lo
             pff = pff[(c[pff + 1] == 0x15) | (c[pff + 1] == 0x25)]
-            groups = [(p_call, 5, None), (p0f, 6, KIND_JCC), (pff, 6, None)]
-            if ADDRESS_TAKEN_EDGES:
-                # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
-                prex = where(a, 0xFB, 0x48) + lo
-                prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
-                groups.append((prex, 7, None))
+            # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
+            prex = where(a, 0xFB, 0x48) + lo
+            prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
+            groups = [(p_call, 5, None), (p0f, 6, KIND_JCC), (pff, 6, None), (prex, 7, None)]
             for p, width, kinds in groups:
                 p = p[p + width <= n]  # a 7-byte lea/mov candidate may start 6 bytes before the end
                 if not len(p):
@@ -556,7 +481,7 @@ class _Scanner:
             kind_l.append(np.where((w >> 31) == 1, KIND_CALL, KIND_JMP).astype(np.int8))
         # adrp xN, page ; ldr xT, [xN, #off]  (next word): a GOT load
         # adrp xN, page ; add xD, xN, #lo12 : a function address (callback)
-        if ADDRESS_TAKEN_EDGES and len(words) > 1:
+        if len(words) > 1:
             adrp = np.flatnonzero((words[:-1] & 0x9F000000) == 0x90000000)
             add = words[adrp + 1]
             ok = ((add & 0xFFC00000) == 0x91000000) & (((add >> 5) & 0x1F) == (words[adrp] & 0x1F))
@@ -980,10 +905,3 @@ def _branch_through(f: Function, i: int, reg: int | None, arch: Arch) -> int | N
         if any(arch.fam(w)[0] == fam for w in writes) or ins.flow in ("jump", "ret", "stop"):
             return None
     return None
-
-
-def scan_path(path: str, *, no_cache: bool = False) -> LibraryScan:
-    from uk_depscan.elf.file import open_elf
-
-    with open_elf(path) as elf:
-        return scan_library(elf, no_cache=no_cache)

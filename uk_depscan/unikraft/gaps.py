@@ -34,7 +34,6 @@ from uk_depscan.unikraft.tables import LoupePrior, SyscallSupport, UnikraftTable
 STUB_OK, FAKE_OK = 0.8, 0.8
 MIN_APPS = 5  # fewer Loupe apps than this: too small a sample to decide stub/fake/required
 PROVIDED, NEEDS_KCONFIG, PARTIAL, STUB, ABSENT = "provided", "needs-kconfig", "partial", "stub", "absent"
-GAP_CLASSES = (NEEDS_KCONFIG, PARTIAL, STUB, ABSENT)
 # Within a tier: implementation work first, configuration last.
 STATUS_RANK = {ABSENT: 0, STUB: 1, PARTIAL: 2, NEEDS_KCONFIG: 3, PROVIDED: 4}
 # glibc 2.36 retries with an older syscall when the newer one returns ENOSYS:
