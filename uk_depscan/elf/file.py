@@ -7,8 +7,10 @@ is a bounds-checked numpy view into a read-only mmap, so nothing is materialised
 caller asks for it, and no allocation is proportional to a header field that the file
 does not back with bytes.  pyelftools and readelf serve as oracles in the tests.
 
-Symbols, versions, relocations and PLT maps live in :mod:`uk_depscan.elf.symbols`;
-function starts (symtab, dynsym, ``.eh_frame``) in :mod:`uk_depscan.elf.frames`.
+Symbols, versions, relocations, PLT maps and the relocated init/fini arrays live in
+:mod:`uk_depscan.elf.symbols`; function starts (symtab, dynsym, ``.eh_frame``) in
+:mod:`uk_depscan.elf.frames`.  Those modules build on this one and never the other way round;
+they keep their decoded tables in the per-file memo :meth:`ElfFile.derived`.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import mmap
 import os
 import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -92,6 +95,8 @@ MAX_TABLE_ENTRIES = 1 << 24
 MAX_DYNAMIC_ENTRIES = 1 << 16
 # Section names are short; a nul-free name table must not make every name a copy of all of it.
 MAX_SECTION_NAME = 1024
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,9 @@ class ElfFile:
         self._fh, self._map = _map_file(self.path, self.name)
         self.size = len(self._map)
         self.data = np.frombuffer(self._map, dtype=np.uint8) if self.size else np.zeros(0, np.uint8)
+        # Tables that the readers layered on this class (elf.symbols, elf.frames) decode from
+        # this file, keyed by the function that builds them; see derived().
+        self._derived: dict[Callable[[ElfFile], object], object] = {}
         self._parse_header()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -227,6 +235,19 @@ class ElfFile:
 
     def fail(self, problem: str) -> ElfFormatError:
         return ElfFormatError(f"{self.name}: {problem}")
+
+    def derived(self, build: Callable[[ElfFile], _T]) -> _T:
+        """``build(self)``, computed once per file and dropped by :meth:`close`.
+
+        The per-file memo of the modules built on this one (the dynamic symbol table, the
+        relocations, the named function starts): huge libraries are read by several stages of
+        one run, and each table must be decoded from the mmap only once.
+        """
+        if build in self._derived:
+            return cast(_T, self._derived[build])
+        value = build(self)
+        self._derived[build] = value
+        return value
 
     # -- raw access ------------------------------------------------------------------
     def bytes_at(self, offset: int, size: int, what: str) -> memoryview:
@@ -529,31 +550,6 @@ class ElfFile:
                     continue
                 out.extend(d for d in (doc if isinstance(doc, list) else []) if isinstance(d, dict))
         return tuple(out)
-
-    # -- init/fini arrays ---------------------------------------------------------------------
-    def read_pointer_array(self, addr_tag: str, size_tag: str) -> tuple[int, ...]:
-        """Entries of DT_INIT_ARRAY-style tables, with RELATIVE relocation addends applied."""
-        addr, size = self.dyn_value(addr_tag), self.dyn_value(size_tag)
-        if not addr or not size:
-            return ()
-        n = size // self.addr_dtype.itemsize
-        off = self.vaddr_to_offset(addr, n * self.addr_dtype.itemsize)
-        if off is None:
-            return ()
-        values = self.array_at(off, self.addr_dtype, n, f"DT_{addr_tag}").tolist()
-        from uk_depscan.elf.symbols import relative_addends  # elf_symbols imports this module
-
-        step = self.addr_dtype.itemsize
-        addends = relative_addends(self, addr, addr + n * step)
-        return tuple(addends.get(addr + i * step, v) for i, v in enumerate(values))
-
-    @property
-    def init_array(self) -> tuple[int, ...]:
-        return self.read_pointer_array("INIT_ARRAY", "INIT_ARRAYSZ")
-
-    @property
-    def fini_array(self) -> tuple[int, ...]:
-        return self.read_pointer_array("FINI_ARRAY", "FINI_ARRAYSZ")
 
 
 def _map_file(path: Path, name: str) -> tuple[object, mmap.mmap | bytes]:

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from uk_depscan.elf.symbols import STT_FUNC, STT_GNU_IFUNC, decode_names, dynamic_symbols, sym_dtype
-
-if TYPE_CHECKING:
-    from uk_depscan.elf.file import ElfFile
+from uk_depscan.elf.file import ElfFile
+from uk_depscan.elf.symbols import (
+    STT_FUNC,
+    STT_GNU_IFUNC,
+    decode_names,
+    dynamic_symbols,
+    fini_array,
+    init_array,
+    sym_dtype,
+)
 
 PT_GNU_EH_FRAME = 0x6474E550
 SHT_SYMTAB = 2
@@ -49,7 +54,7 @@ class FunctionNames:
 def function_starts(elf: ElfFile) -> np.ndarray:
     """Sorted unique addresses where functions begin (symbols ∪ FDEs ∪ init/fini ∪ entry)."""
     parts = [fde_starts(elf), _func_symbols(elf)[0]]
-    extra = [elf.e_entry, *elf.init_array, *elf.fini_array]
+    extra = [elf.e_entry, *init_array(elf), *fini_array(elf)]
     for tag in ("INIT", "FINI"):
         v = elf.dyn_value(tag)
         if v:
@@ -59,11 +64,12 @@ def function_starts(elf: ElfFile) -> np.ndarray:
 
 
 def function_names(elf: ElfFile) -> FunctionNames:
-    cached = elf.__dict__.get("_function_names")
-    if cached is None:
-        addrs, sizes, names = _func_symbols(elf, with_names=True)
-        cached = elf.__dict__["_function_names"] = FunctionNames(addrs, sizes, names)
-    return cached
+    """Named function starts of ``elf`` (symtab and dynsym), read once per file."""
+    return elf.derived(_read_function_names)
+
+
+def _read_function_names(elf: ElfFile) -> FunctionNames:
+    return FunctionNames(*_func_symbols(elf, with_names=True))
 
 
 def _func_symbols(elf: ElfFile, with_names: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:

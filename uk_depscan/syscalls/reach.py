@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from uk_depscan.elf.file import ElfFile
-from uk_depscan.elf.symbols import RELOC_TYPES, elf_relocations
+from uk_depscan.elf.symbols import RELOC_TYPES, elf_relocations, init_array
 from uk_depscan.errors import DepscanError
 from uk_depscan.loader.binding import SymbolBindings
 from uk_depscan.loader.resolve import LoadResult
@@ -100,7 +100,7 @@ class EngineSummary:
         if entry == ENTRY:
             return [self.elf.e_entry] if self.elf.e_entry else []
         if entry == INIT:
-            return [*self.elf.init_array, *(v for v in (self.elf.dyn_value("INIT"),) if v)]
+            return [*init_array(self.elf), *(v for v in (self.elf.dyn_value("INIT"),) if v)]
         if entry == ADDRESS_TAKEN:
             return address_taken(self.elf, self.scan.graph.func_starts)  # type: ignore[attr-defined]
         for key in key_variants(entry):
