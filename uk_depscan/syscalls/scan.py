@@ -53,7 +53,9 @@ from uk_depscan.elf.symbols import (
 from uk_depscan.syscalls import cache as scan_cache
 from uk_depscan.syscalls.callgraph import CallGraph
 from uk_depscan.syscalls.disasm import (
+    INDIRECT,
     Arch,
+    Flow,
     Function,
     TrackResult,
     decode_function,
@@ -871,9 +873,9 @@ def _call_site(
         addr = f.insns[i].address
     elif sc.x86:
         if kd in (KIND_GOTCALL, KIND_GOTJMP):
-            if ins.flow not in ("icall", "ijump"):
+            if ins.flow not in INDIRECT:
                 return
-        elif ins.flow not in ("call", "jump", "cjump") or ins.target is None:
+        elif ins.flow not in (Flow.CALL, Flow.JUMP, Flow.CJUMP) or ins.target is None:
             return
     else:
         if kd == KIND_GOTCALL:  # addr is the `ldr xT, [xN, #off]`; find the blr/br of xT after it
@@ -882,7 +884,7 @@ def _call_site(
             if i is None:
                 return
             addr = f.insns[i].address
-        elif ins.flow not in ("call", "jump"):
+        elif ins.flow not in (Flow.CALL, Flow.JUMP):
             return
     fstart = sc.func_start_of(addr)
     res = track(arch, f, i, reg)
@@ -897,11 +899,10 @@ def _branch_through(f: Function, i: int, reg: int | None, arch: Arch) -> int | N
     fam = arch.fam(reg)[0]
     for j in range(i + 1, min(len(f.insns), i + 24)):
         ins = f.insns[j]
-        if ins.flow in ("icall", "ijump"):
+        if ins.flow in INDIRECT:
             ops = ins.raw.operands
             if ops and arch.fam(ops[0].reg)[0] == fam:
                 return j
-        _, writes = ins.raw.regs_access()
-        if any(arch.fam(w)[0] == fam for w in writes) or ins.flow in ("jump", "ret", "stop"):
+        if arch.writes(ins, fam) or ins.flow in (Flow.JUMP, Flow.RET, Flow.STOP):
             return None
     return None
