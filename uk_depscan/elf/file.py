@@ -50,41 +50,41 @@ PT_GNU_STACK = 0x6474E551
 PF_X = 1
 SHT_NOTE, SHT_NOBITS = 7, 8
 SHF_EXECINSTR = 4
-DT = dict(
-    NULL=0,
-    NEEDED=1,
-    PLTRELSZ=2,
-    STRTAB=5,
-    SYMTAB=6,
-    RELA=7,
-    RELASZ=8,
-    STRSZ=10,
-    SONAME=14,
-    RPATH=15,
-    REL=17,
-    RELSZ=18,
-    PLTREL=20,
-    TEXTREL=22,
-    JMPREL=23,
-    INIT_ARRAY=25,
-    FINI_ARRAY=26,
-    INIT_ARRAYSZ=27,
-    FINI_ARRAYSZ=28,
-    RUNPATH=29,
-    FLAGS=30,
-    PREINIT_ARRAY=32,
-    PREINIT_ARRAYSZ=33,
-    HASH=4,
-    GNU_HASH=0x6FFFFEF5,
-    VERSYM=0x6FFFFFF0,
-    FLAGS_1=0x6FFFFFFB,
-    VERDEF=0x6FFFFFFC,
-    VERDEFNUM=0x6FFFFFFD,
-    VERNEED=0x6FFFFFFE,
-    VERNEEDNUM=0x6FFFFFFF,
-    INIT=12,
-    FINI=13,
-)
+DT = {
+    "NULL": 0,
+    "NEEDED": 1,
+    "PLTRELSZ": 2,
+    "STRTAB": 5,
+    "SYMTAB": 6,
+    "RELA": 7,
+    "RELASZ": 8,
+    "STRSZ": 10,
+    "SONAME": 14,
+    "RPATH": 15,
+    "REL": 17,
+    "RELSZ": 18,
+    "PLTREL": 20,
+    "TEXTREL": 22,
+    "JMPREL": 23,
+    "INIT_ARRAY": 25,
+    "FINI_ARRAY": 26,
+    "INIT_ARRAYSZ": 27,
+    "FINI_ARRAYSZ": 28,
+    "RUNPATH": 29,
+    "FLAGS": 30,
+    "PREINIT_ARRAY": 32,
+    "PREINIT_ARRAYSZ": 33,
+    "HASH": 4,
+    "GNU_HASH": 0x6FFFFEF5,
+    "VERSYM": 0x6FFFFFF0,
+    "FLAGS_1": 0x6FFFFFFB,
+    "VERDEF": 0x6FFFFFFC,
+    "VERDEFNUM": 0x6FFFFFFD,
+    "VERNEED": 0x6FFFFFFE,
+    "VERNEEDNUM": 0x6FFFFFFF,
+    "INIT": 12,
+    "FINI": 13,
+}
 DF_TEXTREL, DF_STATIC_TLS = 0x4, 0x10
 DF_1_NODEFLIB, DF_1_PIE = 0x800, 0x08000000
 NT_GNU_BUILD_ID = 3
@@ -214,7 +214,7 @@ class ElfFile:
     def __init__(self, path: str | os.PathLike[str], *, display_name: str | None = None) -> None:
         self.path = Path(path)
         self.name = display_name or str(path)
-        self._fh, self._map = _map_file(self.path, self.name)
+        self._map = _map_file(self.path, self.name)
         self.size = len(self._map)
         self.data = np.frombuffer(self._map, dtype=np.uint8) if self.size else np.zeros(0, np.uint8)
         # Tables that the readers layered on this class (elf.symbols, elf.frames) decode from
@@ -369,7 +369,9 @@ class ElfFile:
         fmt = self.endian + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII")
         rows = [struct.unpack_from(fmt, raw, i * want) for i in range(self.e_shnum)]
         names = self._section_names(rows)
-        return tuple(Section(n, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for n, r in zip(names, rows))
+        return tuple(
+            Section(n, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for n, r in zip(names, rows, strict=True)
+        )
 
     def _section_names(self, rows: list[tuple[int, ...]]) -> list[str]:
         if not 0 < self.e_shstrndx < len(rows):
@@ -446,7 +448,7 @@ class ElfFile:
             return self.cstring(str_off + v, str_off + strsz).decode("utf-8", "surrogateescape")
 
         needed = tuple(dstr(v, "NEEDED") for t, v in tags if t == DT["NEEDED"])
-        first = {t: v for t, v in reversed(tags)}
+        first = dict(reversed(tags))  # the first entry of each tag wins, as in ld.so
         soname = dstr(first[DT["SONAME"]], "SONAME") if DT["SONAME"] in first else None
         rpath = dstr(first[DT["RPATH"]], "RPATH") if DT["RPATH"] in first else None
         runpath = dstr(first[DT["RUNPATH"]], "RUNPATH") if DT["RUNPATH"] in first else None
@@ -521,7 +523,11 @@ class ElfFile:
 
     def _iter_note_region(self, raw: memoryview, align: int) -> Iterator[tuple[bytes, int, memoryview]]:
         pos = 0
-        pad = (lambda n: (n + 3) & ~3) if align == 4 else (lambda n: (n + 7) & ~7)
+        mask = align - 1  # 4 or 8: note name and descriptor sizes are padded to the alignment
+
+        def pad(n: int) -> int:
+            return (n + mask) & ~mask
+
         while pos + 12 <= len(raw):
             namesz, descsz, ntype = struct.unpack_from(self.endian + "III", raw, pos)
             name_end = pos + 12 + namesz
@@ -552,26 +558,24 @@ class ElfFile:
         return tuple(out)
 
 
-def _map_file(path: Path, name: str) -> tuple[object, mmap.mmap | bytes]:
+def _map_file(path: Path, name: str) -> mmap.mmap:
+    """A read-only mapping of the whole file.  The file handle is closed at once: the mapping
+    stays valid without it (mmap keeps its own descriptor)."""
+    if path.is_dir():
+        raise InputError(f"{name}: is a directory, not an ELF file")
+    if is_special_file(path):
+        raise InputError(f"{name}: not a regular file (FIFO, socket or device)")
     try:
-        if path.is_dir():
-            raise InputError(f"{name}: is a directory, not an ELF file")
-        if is_special_file(path):
-            raise InputError(f"{name}: not a regular file (FIFO, socket or device)")
-        fh = open(path, "rb")
-    except InputError:
-        raise
+        fh = open(path, "rb")  # noqa: SIM115 - closed below; open errors and map errors get different messages
     except OSError as err:
         raise InputError(f"{name}: cannot open: {err.strerror or err}") from err
-    try:
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            fh.close()
-            raise InputError(f"{name}: empty file, not an ELF file")
-        return fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as err:
-        fh.close()
-        raise InputError(f"{name}: cannot map: {err}") from err
+    with fh:
+        try:
+            if os.fstat(fh.fileno()).st_size == 0:
+                raise InputError(f"{name}: empty file, not an ELF file")
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as err:
+            raise InputError(f"{name}: cannot map: {err}") from err
 
 
 def open_elf(path: str | os.PathLike[str], *, display_name: str | None = None) -> ElfFile:

@@ -11,6 +11,7 @@ nothing ties them to a particular call.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from uk_depscan.elf.file import ElfFile
@@ -38,7 +39,7 @@ class BelowSyscall:
     imports_dlopen: bool
 
 
-def _data_sections(elf: ElfFile):  # type: ignore[no-untyped-def]
+def _data_sections(elf: ElfFile) -> Iterator[memoryview]:
     for sec in elf.sections:
         if sec.sh_type == SHT_PROGBITS and sec.sh_flags & SHF_ALLOC and not sec.sh_flags & SHF_EXECINSTR:
             yield elf.section_bytes(sec)

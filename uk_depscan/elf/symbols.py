@@ -283,7 +283,7 @@ def _count_from_hash(elf: ElfFile) -> int:
     buckets = elf.array_at(b_off, np.dtype(e + "u4"), nbuckets, "DT_GNU_HASH buckets")
     last = int(buckets.max()) if nbuckets else 0
     if last < symoffset:
-        return symoffset
+        return int(symoffset)
     # the last chain ends at the first entry with the low bit set; search the rest of the file
     # for it with numpy instead of one bounds-checked read per entry
     start = b_off + nbuckets * 4 + (last - symoffset) * 4
@@ -423,7 +423,7 @@ def relative_addends(elf: ElfFile, lo: int, hi: int) -> dict[int, int]:
     if types is None or not len(relocs.offset):
         return {}
     m = (relocs.rtype == types[0]) & (relocs.offset >= lo) & (relocs.offset < hi)
-    return {int(o): int(a) for o, a in zip(relocs.offset[m], relocs.addend[m])}
+    return {int(o): int(a) for o, a in zip(relocs.offset[m], relocs.addend[m], strict=True)}
 
 
 def elf_relocations(elf: ElfFile) -> Relocations:
@@ -477,7 +477,7 @@ def got_slot_symbols(elf: ElfFile) -> dict[int, int]:
             f"relocation at {int(relocs.offset[i]):#x} refers to symbol {int(relocs.sym[i])} "
             f"but the dynamic symbol table has {count} entries"
         )
-    return {int(o): int(s) for o, s in zip(relocs.offset[m], relocs.sym[m])}
+    return {int(o): int(s) for o, s in zip(relocs.offset[m], relocs.sym[m], strict=True)}
 
 
 def plt_stub_symbols(elf: ElfFile) -> dict[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def split_path_list(value: str) -> list[str]:
 
 
 def starts_with_origin(entry: str) -> bool:
-    return entry.startswith("$ORIGIN") or entry.startswith("${ORIGIN}")
+    return entry.startswith(("$ORIGIN", "${ORIGIN}"))
 
 
 # -- ld.so.conf -------------------------------------------------------------------------------
@@ -152,10 +153,10 @@ def _include(pattern: str, conf: str, config: SearchConfig, depth: int, seen: se
     return out
 
 
-def _dedupe(items: object) -> list[str]:
+def _dedupe(items: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     out = []
-    for d in items:  # type: ignore[attr-defined]
+    for d in items:
         if d not in seen:
             seen.add(d)
             out.append(d)

@@ -95,7 +95,7 @@ class SyscallSite:
     function_addr: int | None
     via: str | None = None  # import key (syscall@GLIBC_2.2.5) or local wrapper name
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
             "kind": self.kind,
@@ -117,7 +117,7 @@ class LocalWrapper:
     arg_index: int
     via: str  # 'syscall instruction' / import key / another wrapper's name
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"address": self.address, "name": self.name, "arg_index": self.arg_index, "via": self.via}
 
 
@@ -137,7 +137,7 @@ class RequestSite:
     exact: bool
     function: str | None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
             "call": self.call,
@@ -157,11 +157,11 @@ class LibraryScan:
     wrappers: tuple[LocalWrapper, ...]
     graph: CallGraph
     exports: tuple[tuple[str, int], ...]  # (export key, address) of defined functions
-    stats: dict = field(default_factory=dict, compare=False)
+    stats: dict[str, Any] = field(default_factory=dict, compare=False)  # counts and t_* seconds
     from_cache: bool = False
     requests: tuple[RequestSite, ...] = ()
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "arch": self.arch,
@@ -291,7 +291,7 @@ class _Scanner:
             lo_hi.append((min(slots), max(slots) + 8))
         self.target_lo = min((a for a, _ in lo_hi), default=0)
         self.target_hi = max((b for _, b in lo_hi), default=0)
-        self.stats: dict = {}
+        self.stats: dict[str, Any] = {}
         self._funcs: dict[int, Function] = {}
 
     # -- helpers -----------------------------------------------------------------------
@@ -347,7 +347,7 @@ class _Scanner:
         if not self.x86:
             return max(r.vaddr, (addr - WINDOW) & ~3)
         lo = max(r.vaddr, addr - WINDOW)
-        code = r.code[lo - r.vaddr : addr - r.vaddr + 16]
+        code = r.code[lo - r.vaddr : addr - r.vaddr + 16].tobytes()
         agree = [
             s
             for s in (lo, lo + 1, lo + 2, lo + 3, lo + 7)
@@ -403,7 +403,9 @@ class _Scanner:
 
     def branch_candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(site address, target address or GOT slot, kind) of every direct branch/GOT call."""
-        pos_l, tgt_l, kind_l = [], [], []
+        pos_l: list[np.ndarray] = []
+        tgt_l: list[np.ndarray] = []
+        kind_l: list[np.ndarray] = []
         for r in self.regions:
             if self.x86:
                 self._x86_branches(r, pos_l, tgt_l, kind_l)
@@ -414,7 +416,9 @@ class _Scanner:
             return z, z, np.zeros(0, np.int8)
         return np.concatenate(pos_l), np.concatenate(tgt_l), np.concatenate(kind_l)
 
-    def _x86_branches(self, r: _Region, pos_l: list, tgt_l: list, kind_l: list) -> None:
+    def _x86_branches(
+        self, r: _Region, pos_l: list[np.ndarray], tgt_l: list[np.ndarray], kind_l: list[np.ndarray]
+    ) -> None:
         c = r.code
         n = len(c)
         if n < 6:
@@ -469,7 +473,9 @@ class _Scanner:
                 tgt_l.append(tgt)
                 kind_l.append(k)
 
-    def _a64_branches(self, r: _Region, pos_l: list, tgt_l: list, kind_l: list) -> None:
+    def _a64_branches(
+        self, r: _Region, pos_l: list[np.ndarray], tgt_l: list[np.ndarray], kind_l: list[np.ndarray]
+    ) -> None:
         words = self._words(r)
         base = r.vaddr + ((-r.vaddr) % 4)
         idx = np.flatnonzero((words & 0x7C000000) == 0x14000000)  # b / bl
@@ -538,7 +544,7 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
     return scan
 
 
-def _from_cache(elf: ElfFile, key: str, meta: dict, arrays: dict[str, np.ndarray]) -> LibraryScan:
+def _from_cache(elf: ElfFile, key: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LibraryScan:
     sites = tuple(
         SyscallSite(
             s["address"],
@@ -836,7 +842,7 @@ def _follow_wrappers(sc: _Scanner, found: _Sites, graph: CallGraph, branches: _B
     return rounds
 
 
-def _symbols_named(elf: ElfFile, dyn, names: frozenset[str], mask: np.ndarray) -> set[int]:
+def _symbols_named(elf: ElfFile, dyn: DynamicSymbols, names: frozenset[str], mask: np.ndarray) -> set[int]:
     """Dynamic symbol indices (restricted to ``mask``) whose name is in ``names``, compared as
     bytes in the string table without decoding every name."""
     out: set[int] = set()
@@ -854,7 +860,7 @@ def _symbols_named(elf: ElfFile, dyn, names: frozenset[str], mask: np.ndarray) -
     return out
 
 
-def _function_exports(dyn) -> list[tuple[str, int]]:
+def _function_exports(dyn: DynamicSymbols) -> list[tuple[str, int]]:
     """(export key, address) of defined FUNC/IFUNC dynamic symbols, without a Python object per symbol."""
     if not dyn.count:
         return []

@@ -207,15 +207,17 @@ def public_api(musl: SourceTree) -> set[str]:
         code = re.sub(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", "", code, flags=re.M)
         code = re.sub(r'extern\s+"[^"]*"\s*\{', "", code)
         for stmt in _top_level_statements(code):
-            if m := re.match(r"^\s*(?:extern\s+)?[A-Za-z_][\w\s\*]*?\b([a-z_]\w*)\s*\(", stmt):
-                if not m.group(1).startswith("__") and not re.match(r"^\s*(?:typedef|static)\b", stmt):
-                    out.add(m.group(1))
+            m = re.match(r"^\s*(?:extern\s+)?[A-Za-z_][\w\s\*]*?\b([a-z_]\w*)\s*\(", stmt)
+            if m and not m.group(1).startswith("__") and not re.match(r"^\s*(?:typedef|static)\b", stmt):
+                out.add(m.group(1))
     return out
 
 
 def _top_level_statements(code: str) -> list[str]:
     """Statements at brace depth 0 (struct/union bodies are skipped)."""
-    out, depth, cur = [], 0, []
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in code:
         if ch == "{":
             depth += 1
@@ -280,7 +282,7 @@ def build_libmusl_table(
     env = default_env(libmusl, arch, defines or {})
     state = MakeState(dict(env), {}, [])
     mk = [f for f in libmusl.files if f.startswith("Makefile.uk")]
-    libmusl.prefetch(mk + ["Config.uk"])
+    libmusl.prefetch([*mk, "Config.uk"])
     evaluate_makefile(libmusl, "Makefile.uk", state, True)
     listed = [f for items in state.lists.values() for f in items]
     x86 = set(_NR.findall(musl.read(f"arch/{arch}/bits/syscall.h.in") or ""))

@@ -91,7 +91,7 @@ def generate(
         summaries: dict[str, TableSummary] = {}
         for name in packages:
             pkg = fetch_package(name, arch, base)
-            wanted = MUSL_SONAMES if name == "musl" else GLIBC_SONAMES
+            wanted: tuple[str, ...] = MUSL_SONAMES if name == "musl" else GLIBC_SONAMES
             if model == "musl" and name == "libc6":
                 wanted = tuple(s for s in GLIBC_SONAMES if s.startswith(("libstdc", "libgcc", "libgomp")))
             for soname, path in sorted(find_libraries(pkg, wanted).items()):
