@@ -52,10 +52,13 @@ class Flow(enum.Enum):
     STOP = "stop"  # hlt, ud2, int3, brk…: no successor
 
 
-CALLS = frozenset({Flow.CALL, Flow.ICALL})
-INDIRECT = frozenset({Flow.ICALL, Flow.IJUMP})
-DIRECT_BRANCHES = frozenset({Flow.JUMP, Flow.CJUMP})
-NO_FALL_THROUGH = frozenset({Flow.JUMP, Flow.IJUMP, Flow.RET, Flow.STOP})
+# Tuples, not sets: membership then compares members by identity, while a set would call the
+# enum's Python-level __hash__ (these tests run once per instruction visited by track()).
+CALLS = (Flow.CALL, Flow.ICALL)
+INDIRECT = (Flow.ICALL, Flow.IJUMP)
+DIRECT_BRANCHES = (Flow.JUMP, Flow.CJUMP)
+NO_FALL_THROUGH = (Flow.JUMP, Flow.IJUMP, Flow.RET, Flow.STOP)
+_FALLS: tuple[Flow, int | None] = (Flow.FALL, None)  # classify()'s most common answer, built once
 
 
 class StackSlot(NamedTuple):
@@ -75,13 +78,17 @@ class FrameSlot(NamedTuple):
 Loc = str | StackSlot | FrameSlot
 
 
-class OpKind(enum.Enum):
-    """An operation on a 64-bit value on the way from a definition to its use."""
+class OpKind(enum.IntEnum):
+    """An operation on a 64-bit value on the way from a definition to its use.
 
-    ADD = "add"  # + a, modulo 2**64
-    MASK = "mask"  # & a (zero-extension of a 32-bit write)
-    SEXT = "sext"  # sign-extend from a bits
-    INSERT = "insert"  # (value & ~a) | b: a narrow write into the low bits
+    An IntEnum because operations are part of every state key of :func:`track`: an int hashes
+    in C, a plain Enum member through a Python-level ``__hash__``.
+    """
+
+    ADD = 1  # + a, modulo 2**64
+    MASK = 2  # & a (zero-extension of a 32-bit write)
+    SEXT = 3  # sign-extend from a bits
+    INSERT = 4  # (value & ~a) | b: a narrow write into the low bits
 
 
 class ValueOp(NamedTuple):
@@ -240,6 +247,7 @@ _X86_COND_JUMPS = frozenset(
 )
 _X86_STOP = frozenset({X86.X86_INS_HLT, X86.X86_INS_UD2, X86.X86_INS_INT3, X86.X86_INS_UD1, X86.X86_INS_UD0})
 _X86_CMOV = frozenset(getattr(X86, n) for n in dir(X86) if n.startswith("X86_INS_CMOV"))
+_X86_SWAPS = (X86.X86_INS_XCHG, X86.X86_INS_XADD)
 
 
 def _w_mask(width: int) -> int:
@@ -272,7 +280,7 @@ class X86_64(Arch):
             return Flow.RET, None
         if iid in _X86_STOP:
             return Flow.STOP, None
-        return Flow.FALL, None
+        return _FALLS
 
     def effect(self, insn: Insn, loc: Loc) -> list[Effect] | None:
         if isinstance(loc, FrameSlot):
@@ -284,7 +292,15 @@ class X86_64(Arch):
             return [_unknown(f"result of call at {insn.address:#x}")] if fam in self.call_clobbered else None
         ops = insn.raw.operands
         if not ops or ops[0].type != X86.X86_OP_REG or self.fam(ops[0].reg)[0] != fam:
-            return self._write_as_source(insn, fam)
+            # the common case on the way back from a site: an instruction with another destination
+            if insn.raw.id in _X86_SWAPS:
+                got = self._swap_effect(insn, fam)
+                if got is not None:
+                    return got
+            _, written = insn.raw.regs_access()  # self.writes(), inlined: the hot path
+            if any(self.fam(r)[0] == fam for r in written):
+                return [_unknown(f"{insn.text()} at {insn.address:#x}")]
+            return None
         width = self.fam(ops[0].reg)[1]
         if width == -8:
             return [_unknown(f"high-byte write {insn.text()} at {insn.address:#x}")]
@@ -320,20 +336,12 @@ class X86_64(Arch):
             return [_unknown(f"stack pointer changed at {insn.address:#x}")]
         return None
 
-    def _write_as_source(self, insn: Insn, fam: str) -> list[Effect] | None:
-        """Effect on ``fam`` of an instruction whose first operand is not ``fam``: the second
-        operand of ``xchg``/``xadd``, or an implicit write."""
+    def _swap_effect(self, insn: Insn, fam: str) -> list[Effect] | None:
+        """``xchg``/``xadd`` with ``fam`` as the second operand; None when it is not."""
         ops = insn.raw.operands
-        if (
-            insn.raw.id in (X86.X86_INS_XCHG, X86.X86_INS_XADD)
-            and len(ops) == 2
-            and ops[1].type == X86.X86_OP_REG
-            and self.fam(ops[1].reg)[0] == fam
-        ):
+        if len(ops) == 2 and ops[1].type == X86.X86_OP_REG and self.fam(ops[1].reg)[0] == fam:
             if insn.raw.id == X86.X86_INS_XCHG and ops[0].type == X86.X86_OP_REG:
                 return [_copy(self.fam(ops[0].reg)[0], self._width_ops(self.fam(ops[1].reg)[1]))]
-            return [_unknown(f"{insn.text()} at {insn.address:#x}")]
-        if self.writes(insn, fam):
             return [_unknown(f"{insn.text()} at {insn.address:#x}")]
         return None
 
@@ -508,7 +516,7 @@ class AArch64(Arch):
             return Flow.RET, None
         if iid in (A64.ARM64_INS_BRK, A64.ARM64_INS_HLT, getattr(A64, "ARM64_INS_UDF", -1)):
             return Flow.STOP, None
-        return Flow.FALL, None
+        return _FALLS
 
     def _frame_slot(self, insn: Insn, op: CsOperand) -> FrameSlot | None:
         if op.type != A64.ARM64_OP_MEM or op.mem.index != 0 or getattr(insn.raw, "writeback", False):
@@ -554,7 +562,8 @@ class AArch64(Arch):
             return [_unknown(f"result of call at {insn.address:#x}")] if fam in self.call_clobbered else None
         ops = insn.raw.operands
         if not ops or ops[0].type != A64.ARM64_OP_REG or self.fam(ops[0].reg)[0] != fam:
-            if self.writes(insn, fam):
+            _, written = insn.raw.regs_access()  # self.writes(), inlined: the hot path
+            if any(self.fam(r)[0] == fam for r in written):
                 return [_unknown(f"{insn.text()} at {insn.address:#x}")]
             return None
         width = self.fam(ops[0].reg)[1]
@@ -762,6 +771,7 @@ def track(arch: Arch, func: Function, site: int, loc: str) -> TrackResult:
     seen: set[tuple[int, Loc, Ops]] = set()
     stack: list[tuple[int, Loc, Ops]] = [(site, loc, ())]
     steps = 0
+    const, copy = EffectKind.CONST, EffectKind.COPY  # hoisted: enum member look-ups are not free
     while stack:
         k, cur, ops = stack.pop()
         key = (k, cur, ops)
@@ -792,9 +802,9 @@ def track(arch: Arch, func: Function, site: int, loc: str) -> TrackResult:
                 continue
             for alt in eff:
                 kind = alt.kind
-                if kind is EffectKind.CONST:
+                if kind is const:
                     values.add(_apply(ops, alt.value))
-                elif kind is EffectKind.COPY:
+                elif kind is copy:
                     src = alt.source
                     if src == "zr":
                         values.add(_apply(alt.ops + ops, 0))
