@@ -25,7 +25,7 @@ EXIT_OK, EXIT_GAPS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 # typer ≥ 0.25 vendors its own click (no `click` package is installed); older typer re-exports
 # click's classes.  Either way typer's BadParameter derives from the ClickException in use.
 _USAGE_ERRORS = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff"}
+SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache"}
 
 app = typer.Typer(
     add_completion=False,
@@ -380,6 +380,9 @@ def _mount_optional_apps() -> None:
     except ImportError:  # pragma: no cover - only while the module is absent
         return
     app.add_typer(tables_app, name="tables", help="Unikraft and Linux syscall tables: list, show, generate.")
+    from uk_depscan.cli.cache import cache_app
+
+    app.add_typer(cache_app, name="cache", help="The scan cache: info, clear.")
 
 
 def route(argv: list[str]) -> list[str]:
