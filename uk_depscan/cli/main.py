@@ -17,6 +17,7 @@ from pathlib import Path
 import typer
 
 from uk_depscan import __version__
+from uk_depscan.cleanup import run_guarded, write_output
 from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.loader.paths import SearchConfig
 from uk_depscan.model import Report
@@ -124,7 +125,7 @@ def _emit(text: str, output: Path | None) -> None:
         sys.stdout.flush()
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)  # all or nothing, even when the run is interrupted
     except OSError as err:
         raise UsageError(f"{output}: cannot write: {err.strerror or err}") from err
 
@@ -431,4 +432,5 @@ def run(argv: list[str]) -> int:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    # SIGTERM/SIGHUP/SIGINT: temporary directories and partial outputs removed, exit 128 + signal
+    sys.exit(run_guarded(run, sys.argv[1:]))
