@@ -150,7 +150,11 @@ def test_write_output_is_all_or_nothing(tmp_path: Path) -> None:
     os.chmod(target, 0o640)
     write_output(target, "new")
     assert target.read_text() == "new" and (target.stat().st_mode & 0o777) == 0o640
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temporary file left
+    link = tmp_path / "link.json"
+    os.symlink(target, link)
+    write_output(link, "through the link")
+    assert link.is_symlink() and target.read_text() == "through the link"
     write_output(Path("/dev/null"), "into a device, in place")  # never renamed over a device node
     assert Path("/dev/null").is_char_device()
 

@@ -177,6 +177,7 @@ def write_output(path: Path, text: str) -> None:
     (``/dev/stdout``, a FIFO, a terminal) is written in place, since renaming over it would
     replace the device node rather than write to it.  Raises OSError.
     """
+    path = Path(os.path.realpath(path))  # through a symlink, as open() would: the link stays a link
     try:
         st: os.stat_result | None = os.stat(path)
     except FileNotFoundError:
