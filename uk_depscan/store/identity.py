@@ -86,13 +86,16 @@ def remember_digest(stamp: FileStamp, sha256: str) -> None:
 
 
 def stamp_of(elf: ElfFile) -> FileStamp | None:
-    """The stamp of the descriptor ``elf`` mapped (None when the reader keeps no descriptor)."""
+    """The stamp of the descriptor ``elf`` mapped.
+
+    Falls back to ``stat(elf.path)`` should the reader keep no descriptor: the path may by then
+    name another file, but a memo row made from that stamp still carries the probe of the bytes
+    actually hashed, so it can never vouch for different content.
+    """
     fh = getattr(elf, "_fh", None)
     fileno = getattr(fh, "fileno", None)
-    if not callable(fileno):
-        return None
     try:
-        st = os.fstat(fileno())
+        st = os.fstat(fileno()) if callable(fileno) else os.stat(elf.path)
     except (OSError, ValueError):
         return None
     return FileStamp.of(st) if stat.S_ISREG(st.st_mode) else None
