@@ -893,3 +893,40 @@ def test_0_16_style_u_suffix(tmp_path: Path, el_tree: Path) -> None:
     assert (p["registration"], p["macro"], p["suffix_supported"]) == ("clone-5u", "UK_LLSYSCALL_R_U_DEFINE", True)
     assert d["syscalls"]["arch_prctl"]["external_status"] == "implemented/partial(stub_paths)"
     assert d["syscalls"]["read"]["arm64_nr"] is None
+
+
+def test_libmusl_symbols_complex_declarators_and_data() -> None:
+    """musl's ``signal`` returns a function pointer; ``in6addr_any``, ``optind`` are data objects."""
+    from uk_depscan.tablegen.libmusl import c_symbols
+
+    text = textwrap.dedent(
+        """\
+        #include <signal.h>
+        static int helper(int x) { return x; }
+        static reg_errcode_t
+        tre_static(int x)
+        {
+        \treturn helper(x);
+        }
+        void (*signal(int sig, void (*func)(int)))(int)
+        {
+        \treturn helper(sig) ? SIG_ERR : func;
+        }
+        weak_alias(signal, bsd_signal);
+        int (isalpha)(int c) { return c; }
+        hidden int __lookup(struct address buf[static 48], int n) { return n; }
+        const struct in6_addr in6addr_any = IN6ADDR_ANY_INIT;
+        char *optarg;
+        int optind=1, opterr=1, optopt;
+        static int hidden_state = 3;
+        extern int declared_elsewhere;
+        int prototype_only(int);
+        struct tag;
+        struct tagged { int a; } instance;
+        enum { A, B };
+        """
+    )
+    assert c_symbols(text) == [
+        "__lookup", "bsd_signal", "in6addr_any", "instance", "isalpha", "optarg", "opterr", "optind", "optopt",
+        "signal",
+    ]  # fmt: skip

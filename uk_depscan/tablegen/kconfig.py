@@ -12,8 +12,8 @@ reproduces that environment, minimally:
 * the union of the variable names every supported release's ``COMMON_CONFIG_ENV`` uses (0.12 reads
   ``KCONFIG_LIB_DIR``/``KCONFIG_PLAT_DIR``/``KCONFIG_APP_DIR``; 0.14 ``KCONFIG_*_IN`` and ``*_BASE``;
   0.16+ ``KCONFIG_DIR`` and ``KCONFIG_EXCLUDEDIRS``), each computed as the Makefile does;
-* the application (``UK_APP``/``KCONFIG_EAPP_DIR``) is app-elfloader for the binary-compatibility route
-  and an empty directory (no ``Config.uk``: the helper sources nothing) for the native route; external
+* the application (``UK_APP``/``KCONFIG_EAPP_DIR``) is app-elfloader for the binary-compatibility route;
+  for the native route there is none, which make expresses as ``UK_APP = UK_BASE`` (``NO_APP=y``); external
   libraries (``KCONFIG_ELIB_DIRS``, make's ``L=``) are lib-musl;
 * ``CC`` is a two-line stand-in that only answers ``-dumpmachine`` with the target triplet, so the
   architecture default is the one evaluated whatever the host compiler is;
@@ -133,9 +133,8 @@ def _subdirs(path: Path, skip: Sequence[str] = ()) -> list[str]:
 def build_environment(setup: KconfigSetup, work: Path) -> dict[str, str]:
     """The variables Unikraft's ``COMMON_CONFIG_ENV`` passes to Kconfig (every release's names)."""
     core = str(setup.core)
-    app_dir = setup.app if setup.app is not None else work / "no-app"
-    app_dir.mkdir(parents=True, exist_ok=True)
-    app = str(app_dir)
+    # no application: make leaves CONFIG_UK_APP = CONFIG_UK_BASE, so NO_APP is y and no app menu is sourced
+    app = str(setup.app) if setup.app is not None else core
     kdir = work / "kconfig"
     kdir.mkdir(parents=True, exist_ok=True)
     cc = work / "cc"
@@ -448,9 +447,16 @@ class Solver:
             w.split("\n")[0] for w in k.kconf.warnings[before:] if "direct dependencies" in w or "unsatisfied" in w
         )
         del k.kconf.warnings[before:]
+        wrong = [
+            f"{n} must be y but is n"
+            for n in iter_unique([*target, *st.y])
+            if (s := k.sym(n)) is None or s.tri_value != 2
+        ]
+        wrong += [
+            f"{n} must be n but is y ({self._why(s)})" for n in st.n if (s := k.sym(n)) is not None and s.tri_value != 0
+        ]
+        warns = tuple(wrong) + warns
         ok = not st.undefined and not st.unresolved and not warns
-        ok = ok and all((s := k.sym(n)) is not None and s.tri_value == 2 for n in [*target, *st.y])
-        ok = ok and all((s := k.sym(n)) is None or s.tri_value == 0 for n in st.n)
         drags: dict[str, str] = {}
         for s in k.kconf.unique_defined_syms:
             name = "CONFIG_" + s.name

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from uk_depscan.tablegen.unikraft import SourceTree, blank_c, iter_make_lines, parse_kconfig, split_top
 
 GENERATOR_NAME = "uk_depscan.libmusl_gen"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_ARCH = "x86_64"
 # Core libraries never linked together with lib-musl (they are the alternative libc).
 CORE_EXCLUDED_LIBS = ("lib/nolibc", "lib/isrlib")
@@ -159,6 +160,31 @@ def default_env(libmusl: SourceTree, arch: str, defines: Mapping[str, str]) -> d
             if len(parts) == 1:
                 env[f"CONFIG_{parts[0]}"] = "y"
     env.update(defines)
+    return env
+
+
+def kconfig_env(core: SourceTree, libmusl: SourceTree, arch: str) -> dict[str, str]:
+    """``CONFIG_*`` of the native route's base configuration, evaluated by kconfiglib.
+
+    Bool options that are ``y``, and the string/int/hex values make conditions compare
+    (``CONFIG_UK_ARCH``), as ``$(UK_CONFIG)`` would hold them after ``make olddefconfig``.
+    """
+    from uk_depscan.tablegen import kconfig as kc
+
+    klib = kc.kconfiglib_module()
+    with kc.temporary_work() as tmp:
+        work = Path(tmp)
+        core_dir = kc.materialize(core, work / "src" / "unikraft")
+        lm_dir = kc.materialize(libmusl, work / "src" / "lib-musl")
+        setup = kc.KconfigSetup(core_dir, None, (lm_dir,), arch)
+        loaded = kc.load_kconfig(setup, work / "build", route_libs=("LIBMUSL",))
+        env = {"ARCH": arch}
+        for sym in loaded.kconf.unique_defined_syms:
+            if sym.orig_type in (klib.BOOL, klib.TRISTATE):
+                if sym.tri_value == 2:
+                    env["CONFIG_" + sym.name] = "y"
+            elif sym.str_value and sym.name in ("UK_ARCH",):
+                env["CONFIG_" + sym.name] = sym.str_value
     return env
 
 
@@ -397,9 +423,24 @@ def build_libmusl_table(
     arch: str = DEFAULT_ARCH,
     defines: Mapping[str, str] | None = None,
     command: str = "",
+    kconfig: bool | None = None,
 ) -> dict[str, Any]:
-    """Generate the availability document for one release."""
-    env = default_env(libmusl, arch, defines or {})
+    """Generate the availability document for one release.
+
+    The configuration is a default lib-musl build: with kconfiglib and the core tree (``kconfig``
+    ``None`` = when both are there), Kconfig's own evaluation of the native route's base
+    (defaults + architecture + KVM platform + ``LIBMUSL=y``, see :mod:`.kconfig`); otherwise the
+    ``default y`` options of lib-musl's ``Config.uk`` plus ``LIBMUSL``'s ``select``s.
+    """
+    from uk_depscan.tablegen import kconfig as kc
+
+    if kconfig is None:
+        kconfig = core is not None and kc.kconfiglib_available() and core.has("Config.uk")
+    if kconfig and core is not None:
+        env, config_source = kconfig_env(core, libmusl, arch), "kconfiglib"
+        env.update(defines or {})
+    else:
+        env, config_source = default_env(libmusl, arch, defines or {}), "Config.uk defaults (regex)"
     state = MakeState(dict(env), {}, [])
     mk = [f for f in libmusl.files if f.startswith("Makefile.uk")]
     libmusl.prefetch([*mk, "Config.uk"])
@@ -438,6 +479,7 @@ def build_libmusl_table(
             "musl": {"ref": musl.ref, "commit": musl.commit, "version": musl_version(libmusl)},
         },
         "config": {k: v for k, v in sorted(env.items()) if k.startswith(("CONFIG_", "ARCH"))},
+        "config_source": config_source,
         "counts": _counts(files, symbols, core_supplied, missing, state, never_listed),
         "symbols": symbols,
         "core_symbols": core_supplied,

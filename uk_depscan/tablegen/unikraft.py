@@ -34,7 +34,8 @@ from uk_depscan.tablegen.kconfig import ROUTE_BINARY, ROUTE_NATIVE, provider_req
 ROUTES = (ROUTE_BINARY, ROUTE_NATIVE)
 
 GENERATOR_NAME = "uk_depscan.unikraft_gen"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: routes, provider requirements, kconfig section, option renames
+LOUPE_GENERATOR_VERSION = 1  # the Loupe priors conversion is unchanged
 ARCHES = ("x86_64", "arm64")
 C_SUFFIXES = (".c", ".h", ".cpp", ".S")
 
@@ -1385,7 +1386,7 @@ def build_loupe_doc(csv_text: str, *, source: str = "loupedb-syscall-priors.csv"
             "stubbable": "workloads that still worked when it returned ENOSYS",
             "fakeable": "workloads that still worked when it returned 0 without doing anything",
         },
-        "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION},
+        "generator": {"name": GENERATOR_NAME, "version": LOUPE_GENERATOR_VERSION},
         "command": f"uk-depscan tables loupe --csv {source} -o syscall_tables/loupe/loupedb-syscall-priors.json",
         "syscalls": syscalls,
     }

@@ -152,6 +152,10 @@ def _resolve(
         if c is None:
             unknown.append(key)
             continue
+        if not c.verified:  # kconfiglib could not make it y in this route (e.g. a base library selects a conflict)
+            alts.append(_unbuildable(table, opt, c, sys, kept, route))
+            _substitutes(table, sys, route, y, n, kept)
+            continue
         clash = _compatible(y, n, c)
         if not clash:
             y |= set(c.y)
@@ -227,6 +231,22 @@ def _reject(
     return Alternative(opt, tuple(against), tuple(sorted(syscalls)), MappingProxyType(covered), lost, note)
 
 
+def _unbuildable(
+    table: UnikraftTable, opt: str, c: Closure, syscalls: set[str], kept: list[EnabledOption], route: str
+) -> Alternative:
+    covered = {s: p for s in sorted(syscalls) if (p := _provider_of(table, s, kept, route)) is not None}
+    lost = tuple(sorted(set(syscalls) - set(covered)))
+    why = "; ".join(c.warnings) or "its closure is not satisfiable"
+    return Alternative(
+        opt,
+        (),
+        tuple(sorted(syscalls)),
+        MappingProxyType(covered),
+        lost,
+        f"{opt} cannot be enabled in the {route} route: {why}",
+    )
+
+
 def _substitutes(
     table: UnikraftTable, syscalls: Iterable[str], route: str, y: set[str], n: set[str], kept: list[EnabledOption]
 ) -> None:
@@ -244,7 +264,7 @@ def _substitutes(
             assert p.kconfig is not None
             key = p.requires or p.kconfig
             c = _closure(table, key, route) or _closure(table, p.kconfig, route)
-            if c is None or _compatible(y, n, c):
+            if c is None or not c.verified or _compatible(y, n, c):
                 continue
             y |= set(c.y)
             n |= set(c.n)
