@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES, compile_so, run_cli
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, compile_so, run_cli
 from uk_depscan.cli.tables import tables_app
 from uk_depscan.tablegen.unikraft import dump_json
 from uk_depscan.unikraft import tables as uk

@@ -517,7 +517,7 @@ def test_header_fields(doc: dict, uk_tree: Path) -> None:
     assert doc["schema_version"] == 1
     assert doc["release"] == "0.99.1" and doc["unikraft_version"] == "0.99.1"
     assert doc["commit"] is None and doc["ref"] is None
-    assert doc["generator"] == {"name": "uk_depscan.unikraft_gen", "version": 1}
+    assert doc["generator"] == {"name": "uk_depscan.unikraft_gen", "version": 2}
     assert doc["registration_suffixes"] == ["e"]
     assert doc["defined_not_registered"] == [
         {"name": "getcwd", "defined_at": line(uk_tree, "lib/posix-fdio/fdio.c", "int, getcwd")}

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from uk_depscan.tablegen.unikraft import SourceTree, blank_c, iter_make_lines, parse_kconfig, split_top
