@@ -197,7 +197,7 @@ def documented_environment(setup: KconfigSetup, env: Mapping[str, str], labels: 
     for k, v in sorted(env.items()):
         for path, label in sorted(labels.items(), key=lambda pl: -len(str(pl[0]))):
             v = v.replace(str(path), f"<{label}>")
-        out[k] = re.sub(r"/[^ :]*/(kconfig|no-app|cc|\.config)\b", r"<work>/\1", v)
+        out[k] = v
     return out
 
 
