@@ -241,7 +241,8 @@ def run(argv: list[str]) -> int:
         sys.stdout.write(f"uk-depscan {__version__}\n")
         return EXIT_OK
     SHOW_TRACEBACK.set(False)
-    logging.basicConfig(level=logging.WARNING, format="uk-depscan: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(format="uk-depscan: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.getLogger().setLevel(logging.WARNING)  # a command given -vv lowers it (cli.common.command)
     _mount_optional_apps()
     try:
         rv = typer.main.get_command(app).main(args=route(argv), prog_name="uk-depscan", standalone_mode=False)
