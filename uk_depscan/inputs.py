@@ -48,6 +48,7 @@ from uk_depscan.cleanup import locked_tempdir
 from uk_depscan.elf.file import ELFMAG
 from uk_depscan.errors import InputError
 from uk_depscan.fs import kind_of, pseudo_filesystem
+from uk_depscan.model import Skipped
 from uk_depscan.store.identity import FileStamp, remember_digest
 
 MAX_DIR_FILES = 200_000
@@ -105,12 +106,6 @@ class Target:
 
     path: str
     display: str
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
 
 
 @dataclass
