@@ -130,7 +130,8 @@ def validate_arg_doc(doc: Any, label: str) -> None:
     _require(isinstance(arches, dict) and set(arches) == set(ARCHES), label, f"'arches' must hold {ARCHES}")
     for arch, body in arches.items():
         rows = body.get("syscalls") if isinstance(body, dict) else None
-        _require(isinstance(rows, dict) and bool(rows), label, f"arches.{arch}.syscalls must be a non-empty object")
+        if not isinstance(rows, dict) or not rows:
+            raise TableError(f"{label}: arches.{arch}.syscalls must be a non-empty object")
         seen: set[int] = set()
         for name, row in rows.items():
             _check_row(f"{label}: {arch} {name}", name, row, seen)

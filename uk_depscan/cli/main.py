@@ -25,7 +25,7 @@ EXIT_OK, EXIT_GAPS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 # typer ≥ 0.25 vendors its own click (no `click` package is installed); older typer re-exports
 # click's classes.  Either way typer's BadParameter derives from the ClickException in use.
 _USAGE_ERRORS = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff"}
+SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "kconfig", "scaffold"}
 
 app = typer.Typer(
     add_completion=False,
@@ -371,6 +371,9 @@ def _report_doc(arg: str, libc: LibcModel, unikraft: str | None) -> dict:  # typ
 
 
 def _mount_optional_apps() -> None:
+    from uk_depscan.cli.artifacts import register as register_artifacts
+
+    register_artifacts(app)  # kconfig, scaffold (self-contained; idempotent)
     # run() is called many times in one process (tests, fuzzing): mounting again on every call
     # would grow app.registered_groups and make each run slower and larger than the last.
     if any(g.name == "tables" for g in app.registered_groups):
