@@ -115,9 +115,24 @@ def plan_entries(
             )
             skipped.append(Skipped(w.name, w.action, why))
             continue
+        conflicts = _conflicts(row)
+        always = sorted(set(conflicts) & shim.minimal_on)
+        if always:
+            why = (
+                f"registered by {_library_of(row, always)} whose {', '.join(always)} is on in Unikraft "
+                f"{table.release}'s minimal image ({shim.probe}): an override could never be built, so the work "
+                "belongs in that library"
+            )
+            skipped.append(Skipped(w.name, w.action, why))
+            continue
         macro, suffix = shim.macro_for(w.name)
-        entries.append(Entry(w, nr, kernel, macro, suffix, f"{option}_{w.name.upper()}", _conflicts(row)))
+        entries.append(Entry(w, nr, kernel, macro, suffix, f"{option}_{w.name.upper()}", conflicts))
     return tuple(entries), tuple(skipped)
+
+
+def _library_of(row: SyscallSupport, options: list[str]) -> str:
+    libs = sorted({p.library for p in row.providers if p.kconfig and p.kconfig.removeprefix("CONFIG_") in options})
+    return ", ".join(libs) or "a core library"
 
 
 def _conflicts(row: SyscallSupport | None) -> tuple[str, ...]:

@@ -57,6 +57,7 @@ class ShimFacts:
     execenv_syscalls: frozenset[str]  # registered with a suffix by some shipped release or this one
     printer_blocked: Mapping[str, str] = field(default_factory=dict)  # name -> compiler error (probe)
     probe: str | None = None  # the probe table used, None when the release has none
+    minimal_on: frozenset[str] = frozenset()  # LIB* options on in the release's minimal image (probe)
 
     @property
     def plain_macro(self) -> str:
@@ -111,25 +112,26 @@ def load_shim_facts(release: str, path: Path | None = None) -> ShimFacts:
     for other in _shipped_docs():
         execenv |= {n for n, s, _ in _registrations(other) if s}
     rel = str(doc.get("release", release))
-    blocked, probe = _probe(rel, doc.get("commit"))
-    return ShimFacts(rel, macros, suffix, suffix_macro, frozenset(execenv), blocked, probe)
+    blocked, on, probe = _probe(rel, doc.get("commit"))
+    return ShimFacts(rel, macros, suffix, suffix_macro, frozenset(execenv), blocked, probe, on)
 
 
-def _probe(release: str, commit: object) -> tuple[Mapping[str, str], str | None]:
+def _probe(release: str, commit: object) -> tuple[Mapping[str, str], frozenset[str], str | None]:
     """The shipped shim probe of ``release`` when it was made on the table's commit."""
     res = files("uk_depscan.syscall_tables") / "unikraft_shim" / f"{release}.json"
     if not res.is_file():
-        return {}, None
+        return {}, frozenset(), None
     label = f"unikraft_shim/{release}.json"
     try:
         doc = json.loads(res.read_text(encoding="utf-8"))
         printed = doc["printed"]
         blocked = {str(n): str(r.get("error", "")) for n, r in printed.items() if not r["builds_without_provider"]}
+        on = frozenset(str(o) for o in doc["minimal_on"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise TableError(f"{label}: malformed shim probe: {err}") from err
     if commit and doc.get("commit") and doc["commit"] != commit:
-        return {}, None  # a probe of another commit says nothing about this tree
-    return blocked, label
+        return {}, frozenset(), None  # a probe of another commit says nothing about this tree
+    return blocked, on, label
 
 
 # ----------------------------------------------------------------------------- C types

@@ -16,7 +16,10 @@ tree (KVM/QEMU x86_64, nolibc, the syscall shim, no POSIX library) and built onc
 generated headers and the exact compile command of ``uk_prsyscall.c`` exist; then for every
 ``HAVE_uk_syscall_<name>`` the file tests, that command is re-run with ``-fsyntax-only
 -DHAVE_uk_syscall_<name>``.  A name whose compile fails cannot be registered outside its core
-provider in that release; the table records the compiler's first error.  Needs gcc, make, flex,
+provider in that release; the table records the compiler's first error.  The probe's ``.config``
+also gives ``minimal_on``: the libraries on in that minimal image (``LIBUKSCHED`` comes with
+ukboot's default scheduler, and a 0.17 image without a scheduler does not boot): a syscall one of
+them registers cannot be taken over by a generated library in any ordinary build.  Needs gcc, make, flex,
 bison; the tree is only read (the build goes to a temporary application directory).
 """
 
@@ -108,7 +111,8 @@ def probe(tree: Path, work: Path, jobs: int = 2) -> dict[str, Any]:
         results[name] = {"builds_without_provider": proc.returncode == 0}
         if proc.returncode != 0:
             results[name]["error"] = _relative(first, tree)
-    return {"printed": results, "compile": _relative(" ".join(shlex.quote(a) for a in base), tree, app)}
+    on = sorted(re.findall(r"^CONFIG_(LIB\w+)=y$", (app / ".config").read_text(), re.M))
+    return {"printed": results, "minimal_on": on}
 
 
 def _relative(text: str, tree: Path, app: Path | None = None) -> str:
@@ -139,6 +143,7 @@ def generate(tree: Path, release: str, work: Path) -> dict[str, Any]:
         ),
         "probe_defconfig": list(PROBE_DEFCONFIG),
         "printed": result["printed"],
+        "minimal_on": result["minimal_on"],
     }
 
 
