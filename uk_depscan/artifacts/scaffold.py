@@ -235,8 +235,11 @@ def definition(e: Entry) -> tuple[str, set[str]]:
 
 
 def _kernel_signature(e: Entry) -> str:
-    args = ", ".join(f"{a.type} {a.name}" for a in e.kernel.args or ())
-    return f"{e.kernel.defined_at}: {e.kernel.entry}({args or 'void'})"
+    args = ", ".join(a.type + ("" if a.type.endswith("*") else " ") + a.name for a in e.kernel.args or ())
+    where = e.kernel.defined_at or "?"
+    if e.kernel.variants:  # equally-typed alternatives (mm/nommu.c, process_32.c …): Kbuild picks one
+        where += f" (or {', '.join(e.kernel.variants)})"
+    return f"{where}: {e.kernel.entry}({args or 'void'})"
 
 
 def _comment(plan: ArtifactPlan, e: Entry) -> list[str]:
