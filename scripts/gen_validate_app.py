@@ -16,6 +16,10 @@ case) — compares each result with what the scaffold says (stub and implement �
 stores the registers as a syscall entry would, see
 ``lib/syscall_shim/arch/x86_64/include/arch/syscall_prologue.h``.)
 
+The scaffold's ``_DEBUG`` option is on, so each of its definitions logs one line per call: the
+validation counts three per syscall, which proves the dispatchers reached the scaffold's definition
+(an ``-ENOSYS`` alone could also come from a dispatcher's ``default`` branch).
+
 Also written: ``Makefile`` (``L=`` is the scaffold), ``Config.uk``, ``Makefile.uk`` and
 ``validate.defconfig``: KVM/QEMU x86_64, nolibc, the syscall shim, the scaffold library with every
 per-syscall option, and — so that none of them is masked by a core library that registers the same
@@ -117,6 +121,7 @@ def defconfig(manifest: dict) -> str:
         "CONFIG_LIBSYSCALL_SHIM=y",
         "# CONFIG_LIBUKRANDOM is not set",
         f"CONFIG_{check_ident(manifest['option'])}=y",
+        f"CONFIG_{check_ident(manifest['debug_option'])}=y",
         "CONFIG_APPDEPSCANVALIDATE=y",
     ]
     off = sorted({check_ident(o) for s in manifest["syscalls"] for o in s["depends_off"]})

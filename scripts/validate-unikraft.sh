@@ -21,8 +21,9 @@
 #   5. make -j$JOBS
 #   6. gcc -fsyntax-only -Werror on each scaffold source, with the build's own flags (its .o.cmd:
 #      the release's headers and the configured build's uk/bits/config.h)
-#   7. qemu-system-x86_64 (TCG, no KVM) boots the image; every check line must be "ok" and the
-#      last line "uk-depscan-validate: PASS n/n"
+#   7. qemu-system-x86_64 (TCG, no KVM) boots the image; every check line must be "ok", the last
+#      line "uk-depscan-validate: PASS n/n", and each scaffolded definition must have logged
+#      exactly three calls (its _DEBUG option is on): direct, C dispatcher, binary dispatcher
 # Exit status 0 only if all of that holds.  Nothing is written outside WORK.
 set -euo pipefail
 
@@ -57,6 +58,8 @@ MANIFEST="$WORK/scaffold/scaffold.json"
 mapfile -t REGS < <(python3 -c 'import json,sys; [print(s["registration"]) for s in json.load(open(sys.argv[1]))["syscalls"]]' "$MANIFEST")
 mapfile -t OPTS < <(python3 -c 'import json,sys; [print(s["option"]) for s in json.load(open(sys.argv[1]))["syscalls"]]' "$MANIFEST")
 LIB=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["library"])' "$MANIFEST")
+PREFIX=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["debug_prefix"])' "$MANIFEST")
+mapfile -t NAMES < <(python3 -c 'import json,sys; [print(s["name"]) for s in json.load(open(sys.argv[1]))["syscalls"]]' "$MANIFEST")
 echo "validate-unikraft: lib$LIB scaffolds ${#REGS[@]} syscalls"
 [ "${#REGS[@]}" -gt 0 ] || die "the scaffold registers nothing"
 
@@ -125,4 +128,11 @@ echo "validate-unikraft: times (s): scaffold ${TIMES[scaffold]}, configure ${TIM
 [ "$nchecks" -eq "${#REGS[@]}" ] || die "expected ${#REGS[@]} check lines, got $nchecks (see $WORK/boot.txt)"
 [ "$bad" -eq 0 ] || { grep -v ' ok$' "$WORK/checks.txt" >&2; die "mismatches"; }
 [ "$final" = "uk-depscan-validate: PASS ${#REGS[@]}/${#REGS[@]}" ] || die "no PASS line (see $WORK/boot.txt)"
+wrong=()
+for n in "${NAMES[@]}"; do
+  c=$(grep -cF "$PREFIX$n: " "$WORK/boot.txt" || true)
+  [ "$c" -eq 3 ] || wrong+=("$n:$c")
+done
+[ ${#wrong[@]} -eq 0 ] || die "definitions not reached three times (name:calls): ${wrong[*]}"
+echo "validate-unikraft: every scaffolded definition logged its 3 calls"
 echo "validate-unikraft: PASS"

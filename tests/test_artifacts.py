@@ -4,6 +4,7 @@ hostile names, and the CLI's errors."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from conftest import FIXTURES, run_cli
 
 from uk_depscan.artifacts.argtable import load_arg_table
-from uk_depscan.artifacts.closure import NOT_CLOSED, resolve_kconfig
+from uk_depscan.artifacts.closure import NOT_CLOSED, active_options, resolve_kconfig
 from uk_depscan.artifacts.kconfig import render_kconfig
 from uk_depscan.artifacts.plan import Action, Route, build_plan
 from uk_depscan.artifacts.sanitize import c_comment, hash_comment, identifier, yaml_string
@@ -30,11 +31,14 @@ def report() -> dict:  # type: ignore[type-arg]
     return json.loads(REPORT.read_text())
 
 
-def artifacts(doc: dict, route: Route = Route.BINARY_COMPAT):  # type: ignore[no-untyped-def,type-arg]
-    table = load_unikraft_table("0.17.0")
+def artifacts(doc: dict, route: Route = Route.BINARY_COMPAT, table=None):  # type: ignore[no-untyped-def,type-arg]
+    """What the two commands build from ``doc`` (the CLI's own sequence)."""
+    table = table or load_unikraft_table("0.17.0")
     plan = build_plan(doc, route, table)
-    kc = render_kconfig(plan, resolve_kconfig(table, plan.options, plan.route))
-    sc = build_scaffold(plan, table, load_arg_table(), load_shim_facts("0.17.0"))
+    resolution = resolve_kconfig(table, plan.options, plan.route)
+    kc = render_kconfig(plan, resolution)
+    active = active_options(table, resolution, plan.route)
+    sc = build_scaffold(plan, table, load_arg_table(), load_shim_facts("0.17.0"), active=active)
     return plan, kc, sc
 
 
@@ -151,18 +155,26 @@ def test_stub_rendering_and_action_merge() -> None:
     work = {w.name: w for w in plan.work}
     assert work["io_uring_setup"].action is Action.FAKE
     assert {e.target for e in work["io_uring_setup"].evidence} == {"libfixture.so", "libother.so"}
+    assert "UK_WARN_STUBBED();\n\treturn 0;" in sc.files["fake.c"]
+    assert 'uk_pr_debug("uk-depscan scaffold: io_uring_setup: fake, returns 0\\n");' in sc.files["fake.c"]
     doc["targets"] = [t1]
     plan, _, sc = artifacts(doc)
     assert "stub.c" in sc.files and "return -ENOSYS;" in sc.files["stub.c"]
     stub = next(e for e in sc.entries if e.name == "io_uring_setup")
     assert stub.expected == "-ENOSYS" and "TODO" not in sc.files["stub.c"]
-    assert "UK_WARN_STUBBED();\n\treturn 0;" in sc.files["fake.c"]
 
 
-def test_closure_statement_in_every_kconfig_output() -> None:
+def test_closure_from_the_table_and_its_absence() -> None:
+    """The shipped table closes the set (CONFIG_LIBUKVMEM for CONFIG_LIBPOSIX_MMAP, CONFIG_LIBUKMMAP left out
+    as the alternative it excludes); a table without closures says so in every output."""
     _, kc, _ = artifacts(report())
+    assert "# Dependency closure: closed over Kconfig dependencies" in kc.fragment
+    assert "CONFIG_LIBUKVMEM=y" in kc.fragment and "CONFIG_LIBUKMMAP=y" not in kc.fragment
+    assert "CONFIG_LIBUKMMAP cannot be enabled together with CONFIG_LIBPOSIX_MMAP" in kc.fragment
+    bare = dataclasses.replace(load_unikraft_table("0.17.0"), kconfig=None)
+    _, kc, _ = artifacts(report(), table=bare)
     assert NOT_CLOSED in kc.fragment and NOT_CLOSED in kc.kraftfile
-    assert "CONFIG_LIBPOSIX_FUTEX=y" in kc.fragment
+    assert "CONFIG_LIBPOSIX_MMAP=y" in kc.fragment and "CONFIG_LIBUKVMEM=y" not in kc.fragment
 
 
 def test_registration_conditions_become_requests() -> None:
@@ -198,7 +210,8 @@ def test_hostile_names_stay_inert_in_every_file() -> None:
         assert "pwned" not in code and "evil" not in code, name  # nothing escaped its comment
     parsed = yaml.safe_load(kc.kraftfile)
     assert parsed["spec"] == "v0.6" and parsed["targets"] == ["qemu/x86_64"] and parsed["rootfs"] == "./rootfs"
-    assert all(v == "y" for v in parsed["unikraft"]["kconfig"].values())
+    values = parsed["unikraft"]["kconfig"]
+    assert set(values.values()) == {"y", "n"} and values["CONFIG_LIBPOSIX_PROCESS"] == "y"
     assert json.loads(files["scaffold.json"])["targets"][0]["name"] == HOSTILE  # data keeps the raw name
 
 
@@ -217,7 +230,7 @@ def test_hostile_option_name_is_refused() -> None:
 
 def test_cli_prints_fragment_and_kraftfile(tmp_path: Path) -> None:
     code, out, err = run_cli(["kconfig", str(REPORT), "--unikraft", "0.17.0"])
-    assert code == 0 and out.startswith("# Kconfig fragment") and NOT_CLOSED in err
+    assert code == 0 and out.startswith("# Kconfig fragment") and err == ""  # closed: nothing to warn about
     code, out, _ = run_cli(["kconfig", str(REPORT), "--unikraft", "0.17.0", "--kraftfile", "--rootfs", "out/root fs"])
     assert code == 0 and 'rootfs: "out/root fs"' in out
 

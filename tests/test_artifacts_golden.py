@@ -18,7 +18,7 @@ CASES = {
     # case: (report, route, with scaffold)
     "x86_64": ("report-x86_64.json", "binary-compat", True),
     "aarch64": ("report-aarch64.json", "binary-compat", True),
-    "x86_64-native": ("report-x86_64-native.json", "native", False),
+    "x86_64-native": ("report-x86_64-native.json", "native", True),
 }
 UPDATE = os.environ.get("UK_DEPSCAN_UPDATE_GOLDEN") == "1"
 
@@ -52,17 +52,23 @@ def test_golden_outputs(case: str, tmp_path: Path) -> None:
 def test_golden_scaffolds_cover_the_fixture_rows() -> None:
     """The cases the fixture was written for are in the goldens, for the reasons expected."""
     x86 = json.loads((GOLDEN / "x86_64" / "scaffold" / "scaffold.json").read_text())
-    regs = {s["name"]: s["registration"] for s in x86["syscalls"]}
+    regs = {s["name"]: s for s in x86["syscalls"]}
     skipped = {s["name"]: s["reason"] for s in x86["skipped"]}
-    assert regs["arch_prctl"] == "arch_prctl-2e"  # execution-context syscall, 0.17 suffix
-    assert regs["setsid"] == "setsid-0" and regs["io_uring_setup"] == "io_uring_setup-2"
+    assert regs["io_uring_setup"]["registration"] == "io_uring_setup-2"
+    assert regs["mremap"]["depends_off"] == ["LIBUKMMAP"]  # kept off by the plan: CONFIG_LIBPOSIX_MMAP wins
     assert "uk_prsyscall.c" in skipped["futex"] and "not in Unikraft 0.17.0" in skipped["uretprobe"]
+    assert "app-elfloader" in skipped["arch_prctl"] and "base configuration" in skipped["arch_prctl"]
+    assert "enabled by the Kconfig plan" in skipped["kill"]  # lib/uksignal's stub is kept by the plan
+    native = json.loads((GOLDEN / "x86_64-native" / "scaffold" / "scaffold.json").read_text())
+    arch_prctl = next(s for s in native["syscalls"] if s["name"] == "arch_prctl")
+    assert (arch_prctl["registration"], arch_prctl["macro"]) == ("arch_prctl-2e", "UK_LLSYSCALL_R_E_DEFINE")
     arm = json.loads((GOLDEN / "aarch64" / "scaffold" / "scaffold.json").read_text())
     assert arm["arch"] == "arm64" and "arch_prctl" not in {s["name"] for s in arm["syscalls"]}
     kraft = (GOLDEN / "aarch64" / "kconfig" / "Kraftfile").read_text()
     assert "  - qemu/arm64\n" in kraft and "qemu/x86_64" not in kraft
-    native = (GOLDEN / "x86_64-native" / "kconfig" / "Kraftfile").read_text()
-    assert "libraries:\n  musl:\n" in native and "template:" not in native and "rootfs:" not in native
+    kraft_native = (GOLDEN / "x86_64-native" / "kconfig" / "Kraftfile").read_text()
+    assert "libraries:\n  musl:\n" in kraft_native and "template:" not in kraft_native
+    assert "rootfs:" not in kraft_native
 
 
 def test_fresh_analysis_gives_the_same_scaffold_rows(tmp_path: Path) -> None:

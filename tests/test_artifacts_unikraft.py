@@ -1,12 +1,15 @@
 """The artifacts against a real Unikraft tree (``UK_DEPSCAN_UNIKRAFT_SRC``, a checkout such as RELEASE-0.17.0).
 
-* the Kconfig fragment applied over a configured tree with kconfiglib, driven by Unikraft's own build
-  (``make scriptconfig`` with ``scripts/kconfig_check.py``) — for the fixture and, with the real wheels,
-  for libonnxruntime and libtorch_cpu;
+* the Kconfig fragment applied with kconfiglib over the configuration its closure was computed for,
+  driven by Unikraft's own build (``make scriptconfig`` with ``scripts/kconfig_check.py``): the native
+  route over the core with lib-musl (``L=``, ``UK_DEPSCAN_LIBMUSL_SRC``), the binary-compatibility route
+  with app-elfloader as the application (``A=``, ``UK_DEPSCAN_ELFLOADER_SRC``) and lib-musl — for the
+  fixture and, with the real wheels, for libonnxruntime and libtorch_cpu;
 * ``scripts/validate-unikraft.sh`` on the fixture scaffold: configure, ``print-syscalls``, build,
   ``gcc -fsyntax-only -Werror`` with the build's flags, boot under QEMU TCG, every call as the scaffold says.
 
-Skipped cleanly without the checkout (and without make/gcc/qemu for the boot).
+Skipped cleanly without the checkouts (and without make/gcc/qemu for the boot).  Nothing is written
+into them: the configuration and build go to temporary directories (``C=``, ``O=``).
 """
 
 from __future__ import annotations
@@ -22,19 +25,23 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, REPO, run_cli
 
-from uk_depscan.artifacts.closure import NOT_CLOSED
-
 MERGE_NOTE = re.compile(r"set more than once\. Old value")  # the override a fragment is for
+BASE = ("CONFIG_PLAT_KVM=y", "CONFIG_KVM_VMM_QEMU=y", "CONFIG_ARCH_X86_64=y", "CONFIG_LIBMUSL=y")
+
+
+def _tree(var: str, marker: str) -> Path:
+    src = os.environ.get(var)
+    if not src:
+        pytest.skip(f"{var} unset")
+    path = Path(src)
+    if not (path / marker).exists():
+        pytest.skip(f"{var}={path}: no {marker}")
+    return path
 
 
 @pytest.fixture(scope="module")
 def uk_src() -> Path:
-    src = os.environ.get("UK_DEPSCAN_UNIKRAFT_SRC")
-    if not src:
-        pytest.skip("UK_DEPSCAN_UNIKRAFT_SRC unset (a Unikraft checkout, e.g. RELEASE-0.17.0)")
-    path = Path(src)
-    if not (path / "version.mk").is_file() or not (path / "support" / "kconfiglib").is_dir():
-        pytest.skip(f"{path}: not a Unikraft tree with support/kconfiglib")
+    path = _tree("UK_DEPSCAN_UNIKRAFT_SRC", "support/kconfiglib")
     for tool in ("make", "gcc"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} not installed")
@@ -47,44 +54,31 @@ def release_of(src: Path) -> str:
     return ".".join(m.group(1) for m in parts if m)
 
 
-@pytest.fixture(scope="module")
-def base_app(uk_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A configured application: KVM/QEMU x86_64 with nolibc, nothing else asked for."""
-    app = tmp_path_factory.mktemp("kapp")
-    (app / "Makefile").write_text(
-        f"UK_ROOT ?= {uk_src}\nall:\n\t@$(MAKE) -C $(UK_ROOT) A=$(CURDIR)\n"
-        "$(filter-out all,$(MAKECMDGOALS)):\n\t@$(MAKE) -C $(UK_ROOT) A=$(CURDIR) $(MAKECMDGOALS)\n"
-    )
-    (app / "Config.uk").write_text("config APPKCHECK\n\tbool\n\tdefault y\n")
-    (app / "Makefile.uk").write_text("$(eval $(call addlib,appkcheck))\n")
-    (app / "base.defconfig").write_text(
-        "CONFIG_PLAT_KVM=y\nCONFIG_KVM_VMM_QEMU=y\nCONFIG_ARCH_X86_64=y\nCONFIG_LIBNOLIBC=y\n"
-    )
+def route_base(route: str, uk_src: Path, work: Path) -> list[str]:
+    """make arguments of the configured base of ``route`` (app and libraries as in the table's closures)."""
+    libmusl = _tree("UK_DEPSCAN_LIBMUSL_SRC", "Config.uk")
+    if route == "binary-compat":
+        app = _tree("UK_DEPSCAN_ELFLOADER_SRC", "Config.uk")
+    else:
+        app = work / "app"
+        app.mkdir(parents=True)
+        (app / "Config.uk").write_text("config APPKCHECK\n\tbool\n\tdefault y\n")
+        (app / "Makefile.uk").write_text("$(eval $(call addlib,appkcheck))\n")
+    (work / "base.defconfig").write_text("\n".join(BASE) + "\n")
+    args = ["make", "-s", "-C", str(uk_src), f"A={app}", f"L={libmusl}", f"C={work / '.config'}", f"O={work / 'build'}"]
     proc = subprocess.run(
-        ["make", f"UK_DEFCONFIG={app / 'base.defconfig'}", "defconfig"],
-        check=False,
-        cwd=app,
-        capture_output=True,
-        text=True,
+        [*args, f"UK_DEFCONFIG={work / 'base.defconfig'}", "defconfig"], check=False, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-500:]
-    return app
+    return args
 
 
-def kconfig_check(app: Path, uk_src: Path, fragment: Path, out: Path) -> dict:  # type: ignore[type-arg]
-    # RELEASE-0.17.0's Makefile puts $(UK_CONFIGLIB) on scriptconfig's PYTHONPATH but defines only
-    # CONFIGLIB (= support/kconfiglib): pass it, so the tree's own kconfiglib 14.1.0 is the one used.
+def kconfig_check(base: list[str], uk_src: Path, fragment: Path, out: Path) -> dict:  # type: ignore[type-arg]
+    script = REPO / "scripts" / "kconfig_check.py"
+    configlib = uk_src / "support" / "kconfiglib"
     proc = subprocess.run(
-        [
-            "make",
-            "-s",
-            "scriptconfig",
-            f"SCRIPT={REPO / 'scripts' / 'kconfig_check.py'}",
-            f"SCRIPT_ARG={fragment}",
-            f"UK_CONFIGLIB={uk_src / 'support' / 'kconfiglib'}",
-        ],
+        [*base, "scriptconfig", f"SCRIPT={script}", f"SCRIPT_ARG={fragment}", f"UK_CONFIGLIB={configlib}"],
         check=False,
-        cwd=app,
         capture_output=True,
         text=True,
         env=dict(os.environ, UK_DEPSCAN_KCHECK_OUT=str(out)),
@@ -94,45 +88,46 @@ def kconfig_check(app: Path, uk_src: Path, fragment: Path, out: Path) -> dict:  
 
 
 def assert_fragment_applies(result: dict, fragment_text: str) -> None:  # type: ignore[type-arg]
-    """Every option exists; with a closed resolution every one ends y with no warning.  Without closure
-    data (stated in the fragment), an option may end n only because a dependency the fragment does not
-    ask for is unmet - which is exactly what the statement says - and there is no other warning."""
+    """Every option exists and ends as the fragment says, with no kconfiglib warning.  Only a fragment
+    that states it is not closed may leave an option n, and then only for an unmet dependency."""
     opts = result["options"]
     assert opts and all(o["defined"] for o in opts.values()), [k for k, o in opts.items() if not o["defined"]]
-    warnings = [w for w in result["warnings"] if not MERGE_NOTE.search(w)]
-    assert warnings == []
-    off = {k: o for k, o in opts.items() if o["value"] != "y"}
-    if NOT_CLOSED not in fragment_text:
+    assert [w for w in result["warnings"] if not MERGE_NOTE.search(w)] == []
+    off = {k: o for k, o in opts.items() if o["value"] != o["wanted"]}
+    if "Dependency closure: closed" in fragment_text:
         assert off == {}
         return
+    assert "not closed" in fragment_text
     for name, o in off.items():
-        assert o["depends_on"] not in (None, "y"), name  # it ended n for a dependency, not for nothing
+        assert o["wanted"] == "y" and o["depends_on"] not in (None, "y"), name
 
 
-def test_fixture_fragment_over_the_tree(uk_src: Path, base_app: Path, tmp_path: Path) -> None:
-    fragment = FIXTURES / "golden" / "artifacts" / "x86_64" / "kconfig" / "kconfig.fragment"
-    result = kconfig_check(base_app, uk_src, fragment, tmp_path / "out.json")
+@pytest.mark.parametrize(("case", "route"), [("x86_64", "binary-compat"), ("x86_64-native", "native")])
+def test_fixture_fragment_over_the_tree(case: str, route: str, uk_src: Path, tmp_path: Path) -> None:
+    fragment = FIXTURES / "golden" / "artifacts" / case / "kconfig" / "kconfig.fragment"
+    base = route_base(route, uk_src, tmp_path)
+    result = kconfig_check(base, uk_src, fragment, tmp_path / "out.json")
     assert result["kconfiglib"] == "14.1.0"
     assert_fragment_applies(result, fragment.read_text())
 
 
 @pytest.mark.realwheel
+@pytest.mark.parametrize("route", ["binary-compat", "native"])
 @pytest.mark.parametrize(
     "relpath", ["onnxruntime/onnxruntime/capi/libonnxruntime.so.1.31.1", "torch/torch/lib/libtorch_cpu.so"]
 )
 def test_real_fragments_over_the_tree(
-    relpath: str, uk_src: Path, base_app: Path, tmp_path: Path, real_wheels_dir: Path
+    relpath: str, route: str, uk_src: Path, tmp_path: Path, real_wheels_dir: Path
 ) -> None:
     lib = real_wheels_dir / relpath
     if not lib.exists():
         pytest.skip(f"{lib} absent")
-    code, text, err = run_cli(["kconfig", str(lib), "--unikraft", release_of(uk_src)])
+    code, text, err = run_cli(["kconfig", str(lib), "--unikraft", release_of(uk_src), "--route", route])
     assert code == 0, err
     (tmp_path / "fragment").write_text(text)
-    result = kconfig_check(base_app, uk_src, tmp_path / "fragment", tmp_path / "out.json")
+    result = kconfig_check(route_base(route, uk_src, tmp_path), uk_src, tmp_path / "fragment", tmp_path / "out.json")
     assert_fragment_applies(result, text)
-    off = sorted(k for k, o in result["options"].items() if o["value"] != "y")
-    print(f"{lib.name}: {len(result['options'])} options, ending n without closure: {off}")
+    assert "Dependency closure: closed" in text  # the shipped 0.17.0 table carries closures for both routes
 
 
 def test_validate_script_on_the_fixture_scaffold(uk_src: Path, tmp_path: Path) -> None:

@@ -58,8 +58,8 @@ def header_lines(plan: ArtifactPlan, what: str, resolution: KconfigResolution | 
     commit = f" ({plan.commit})" if plan.commit else ""
     lines.append(f"Unikraft {plan.release}{commit}, route {plan.route.value}, qemu/{plan.unikraft_arch}")
     if resolution is not None:
-        state = "closed" if resolution.closed else "NOT RESOLVED"
-        lines.append(f"Dependency closure: {state}: {resolution.statement}")
+        state = "" if resolution.closed else "NOT RESOLVED: "
+        lines.append(f"Dependency closure: {state}{resolution.statement}")
         lines += list(resolution.notes)
     return lines + list(plan.notes)
 

@@ -19,6 +19,7 @@ skipped with the reason.  Argument counts and types come from the Linux table, n
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from uk_depscan.artifacts.argtable import ArgTable, SyscallArgs
@@ -31,6 +32,7 @@ from uk_depscan.unikraft.tables import SyscallSupport, UnikraftTable
 
 EXPECTED = {Action.STUB: "-ENOSYS", Action.FAKE: "0", Action.IMPLEMENT: "-ENOSYS"}
 SOURCES = {Action.STUB: "stub.c", Action.FAKE: "fake.c", Action.IMPLEMENT: "implement.c"}
+DEBUG_PREFIX = "uk-depscan scaffold: "
 MANIFEST_VERSION = 1
 
 
@@ -80,75 +82,93 @@ class Scaffold:
 
 
 def plan_entries(
-    plan: ArtifactPlan, table: UnikraftTable, args: ArgTable, shim: ShimFacts, option: str
+    plan: ArtifactPlan,
+    table: UnikraftTable,
+    args: ArgTable,
+    shim: ShimFacts,
+    option: str,
+    active: Mapping[str, str],
 ) -> tuple[tuple[Entry, ...], tuple[Skipped, ...]]:
+    """Entries for the plan's syscalls; ``active``: options on in the build (``CONFIG_X`` -> why)."""
     entries, skipped = [], []
     for w in plan.work:
         identifier(w.name, "syscall name")
         row = table.get(w.name)
         nr = None if row is None else (row.arm64_nr if plan.unikraft_arch == "arm64" else row.x86_64_nr)
         if row is None or nr is None:
-            why = f"not in Unikraft {table.release}'s {plan.unikraft_arch} syscall table: it cannot be registered"
-            skipped.append(Skipped(w.name, w.action, why))
+            missing = f"not in Unikraft {table.release}'s {plan.unikraft_arch} syscall table: it cannot be registered"
+            skipped.append(Skipped(w.name, w.action, missing))
             continue
         kernel = args.by_number(plan.arch, nr)
-        if kernel is None or kernel.args is None:
-            note = kernel.note if kernel else "no row"
-            why = f"Linux {args.kernel} has no {plan.arch} definition for number {nr} ({note})"
-            skipped.append(Skipped(w.name, w.action, why))
-            continue
-        if kernel.name != w.name:
-            why = f"number {nr} is {kernel.name} in Linux {args.kernel} but {w.name} in Unikraft {table.release}"
-            skipped.append(Skipped(w.name, w.action, why))
-            continue
-        unconditional = [p.library for p in (row.providers if row else ()) if not p.kconfig]
-        if unconditional:
-            why = f"registered unconditionally by {', '.join(unconditional)}: a second registration cannot coexist"
-            skipped.append(Skipped(w.name, w.action, why))
-            continue
-        if w.name in shim.printer_blocked:
-            why = (
-                f"Unikraft {table.release}'s lib/syscall_shim/uk_prsyscall.c prints {w.name} with definitions only "
-                f"its core provider's headers bring ({shim.probe}: {shim.printer_blocked[w.name]}): a registration "
-                "from another library breaks the shim's build, so the work belongs in "
-                + (", ".join(sorted({p.library for p in row.providers})) or "a core library")
-            )
-            skipped.append(Skipped(w.name, w.action, why))
-            continue
-        conflicts = _conflicts(row)
-        always = sorted(set(conflicts) & shim.minimal_on)
-        if always:
-            why = (
-                f"registered by {_library_of(row, always)} whose {', '.join(always)} is on in Unikraft "
-                f"{table.release}'s minimal image ({shim.probe}): an override could never be built, so the work "
-                "belongs in that library"
-            )
-            skipped.append(Skipped(w.name, w.action, why))
+        why = _kernel_problem(w.name, nr, kernel, plan, args, table) or _shim_problem(
+            w.name, row, plan.route.value, table, shim, active
+        )
+        if why or kernel is None:
+            skipped.append(Skipped(w.name, w.action, why or "no kernel row"))
             continue
         macro, suffix = shim.macro_for(w.name)
+        conflicts = _conflicts(row, plan.route.value)
         entries.append(Entry(w, nr, kernel, macro, suffix, f"{option}_{w.name.upper()}", conflicts))
     return tuple(entries), tuple(skipped)
 
 
-def _library_of(row: SyscallSupport, options: list[str]) -> str:
-    libs = sorted({p.library for p in row.providers if p.kconfig and p.kconfig.removeprefix("CONFIG_") in options})
-    return ", ".join(libs) or "a core library"
+def _kernel_problem(
+    name: str, nr: int, kernel: SyscallArgs | None, plan: ArtifactPlan, args: ArgTable, table: UnikraftTable
+) -> str | None:
+    if kernel is None or kernel.args is None:
+        note = kernel.note if kernel else "no row"
+        return f"Linux {args.kernel} has no {plan.arch} definition for number {nr} ({note})"
+    if kernel.name != name:
+        return f"number {nr} is {kernel.name} in Linux {args.kernel} but {name} in Unikraft {table.release}"
+    return None
 
 
-def _conflicts(row: SyscallSupport | None) -> tuple[str, ...]:
-    if row is None:
-        return ()
-    return tuple(
-        sorted({identifier(p.kconfig.removeprefix("CONFIG_"), "Kconfig option") for p in row.providers if p.kconfig})
-    )
+def _shim_problem(
+    name: str, row: SyscallSupport, route: str, table: UnikraftTable, shim: ShimFacts, active: Mapping[str, str]
+) -> str | None:
+    """Why a generated registration of ``name`` could never be built in this release and route."""
+    providers = [p for p in row.providers if route in p.routes]
+    unconditional = sorted({p.library for p in providers if not p.kconfig})
+    if unconditional:
+        return f"registered unconditionally by {', '.join(unconditional)}: a second registration cannot coexist"
+    if name in shim.printer_blocked:
+        return (
+            f"Unikraft {table.release}'s lib/syscall_shim/uk_prsyscall.c prints {name} with definitions only "
+            f"its core provider's headers bring ({shim.probe}: {shim.printer_blocked[name]}): a registration "
+            "from another library breaks the shim's build, so the work belongs in "
+            + (", ".join(sorted({p.library for p in row.providers})) or "a core library")
+        )
+    on = [(p, active[p.kconfig]) for p in providers if p.kconfig and p.kconfig in active]
+    if on:
+        p, why = on[0]
+        return (
+            f"registered by {p.library} ({p.status}: {p.detail}), whose {p.kconfig} is {why}: an override "
+            f"could never be built, so the work belongs in {p.library}" + (f" ({p.defined_at})" if p.defined_at else "")
+        )
+    return None
+
+
+def _conflicts(row: SyscallSupport, route: str) -> tuple[str, ...]:
+    options = {p.kconfig.removeprefix("CONFIG_") for p in row.providers if p.kconfig and route in p.routes}
+    return tuple(sorted(identifier(o, "Kconfig option") for o in options))
 
 
 def build_scaffold(
-    plan: ArtifactPlan, table: UnikraftTable, args: ArgTable, shim: ShimFacts, *, name: str | None = None
+    plan: ArtifactPlan,
+    table: UnikraftTable,
+    args: ArgTable,
+    shim: ShimFacts,
+    *,
+    name: str | None = None,
+    active: Mapping[str, str] | None = None,
 ) -> Scaffold:
+    """The library; ``active`` are the options on in the build it joins (route base and Kconfig plan)."""
     library = identifier(name, "library name") if name else f"depscan_{target_name(plan)}"
     option = f"LIB{library.upper()}"
-    entries, skipped = plan_entries(plan, table, args, shim, option)
+    on = dict(active or {})
+    for opt in sorted(shim.minimal_on):
+        on.setdefault(f"CONFIG_{opt}", f"on in Unikraft {shim.release}'s minimal image ({shim.probe})")
+    entries, skipped = plan_entries(plan, table, args, shim, option, on)
     files = {
         "Config.uk": render_config_uk(plan, option, library, entries),
         "Makefile.uk": render_makefile_uk(plan, option, library, entries),
@@ -180,6 +200,12 @@ def render_config_uk(plan: ArtifactPlan, option: str, library: str, entries: tup
         "\t  One option per syscall below; see README.md.",
         "",
         f"if {option}",
+        "",
+        f"config {option}_DEBUG",
+        '\tbool "Print a debug line from each definition when it is called"',
+        "\tdefault n",
+        "\thelp",
+        "\t  Compiles these sources with UK_DEBUG, so every call logs one uk_pr_debug() line.",
     ]
     for e in entries:
         out += ["", f"config {e.option}", f'\tbool "{e.name}: {_what(e)}"', "\tdefault y"]
@@ -213,6 +239,7 @@ def render_makefile_uk(plan: ArtifactPlan, option: str, library: str, entries: t
     for action, source in SOURCES.items():
         if any(e.work.action is action for e in entries):
             out.append(f"LIB{var}_SRCS-y += $(LIB{var}_BASE)/{source}")
+    out.append(f"LIB{var}_CFLAGS-$(CONFIG_{option}_DEBUG) += -DUK_DEBUG")
     out += ["", "# One registration per syscall, each under its own option (Config.uk): name-<nargs>[suffix]."]
     for e in entries:
         out.append(f"# {e.name}: {e.work.action.value}, returns {e.expected}")
@@ -267,14 +294,21 @@ def render_source(plan: ArtifactPlan, action: Action, entries: list[Entry], args
         " */",
         "",
     ]
-    out += ["#include <errno.h>", "#include <uk/config.h>", "#include <uk/syscall.h>"]
-    if action is Action.FAKE:
-        out.append("#include <uk/print.h> /* UK_WARN_STUBBED() */")
+    out += [
+        "#include <errno.h>",
+        "#include <uk/config.h>",
+        "#include <uk/syscall.h>",
+        "#include <uk/print.h> /* uk_pr_debug(), UK_WARN_STUBBED() */",
+    ]
     bodies, tags = [], set()
     for e in entries:
         header, used = definition(e)
         tags |= used
+        # One debug line per call, compiled in only with the library's _DEBUG option (UK_DEBUG for
+        # these files): how a validation run proves the dispatchers reach this definition.
+        trace = f'\tuk_pr_debug("{DEBUG_PREFIX}{e.name}: {action.value}, returns {e.expected}\\n");'
         body = ["\tUK_WARN_STUBBED();", "\treturn 0;"] if action is Action.FAKE else ["\treturn -ENOSYS;"]
+        body.insert(0, trace)
         bodies += ["", f"#if CONFIG_{e.option}", "/*", *_comment(plan, e), " */", header, "{", *body, "}", "#endif"]
     if tags:
         out += ["", "/* Kernel argument types, opaque here: only pointers to them are passed. */"]
@@ -302,6 +336,8 @@ def render_manifest(
         "manifest_version": MANIFEST_VERSION,
         "library": library,
         "option": option,
+        "debug_option": f"{option}_DEBUG",
+        "debug_prefix": DEBUG_PREFIX,
         "unikraft": {"release": plan.release, "commit": plan.commit},
         "arch": plan.unikraft_arch,
         "route": plan.route.value,

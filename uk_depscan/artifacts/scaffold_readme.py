@@ -58,9 +58,11 @@ def render_readme(
         "passes every argument; pointers to kernel typedefs as `void *`; `struct` tags forward-declared); each "
         "definition's comment gives the kernel's own signature.",
         "",
-        "A syscall that a Unikraft library already registers (as a stub or partially) is built here only while that "
-        "library is off (its option's `depends on !…`): two registrations of one name cannot coexist in the shim. "
-        "For those, the real work belongs in the library named in the table.",
+        "This library joins the build `uk-depscan kconfig` describes for the same plan and route: a syscall that "
+        "a Unikraft library registers there (the route's base configuration, or an option the plan enables) is "
+        "left to that library and listed below as skipped, with the file where the work belongs. Any other "
+        "provider's option is a `depends on !…` of the syscall's option: two registrations of one name cannot "
+        "coexist in the shim.",
         "",
         "## Syscalls",
         "",

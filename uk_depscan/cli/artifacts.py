@@ -133,12 +133,15 @@ def scaffold_cmd(
 ) -> int:
     """A Unikraft external library registering every syscall the plan stubs, fakes or implements."""
     from uk_depscan.artifacts.argtable import load_arg_table
+    from uk_depscan.artifacts.closure import active_options, resolve_kconfig
     from uk_depscan.artifacts.scaffold import build_scaffold
     from uk_depscan.artifacts.shim import load_shim_facts
 
     plan, table = _inputs(targets, route, unikraft, unikraft_table, libc)
     shim = load_shim_facts(table.release, unikraft_table)
-    sc = build_scaffold(plan, table, load_arg_table(), shim, name=name)
+    # The library joins the build `kconfig` describes: what that build registers is left to it.
+    active = active_options(table, resolve_kconfig(table, plan.options, plan.route), plan.route)
+    sc = build_scaffold(plan, table, load_arg_table(), shim, name=name, active=active)
     write_files(output, sc.files, force=force)
     by_action = {a: sum(1 for e in sc.entries if e.work.action.value == a) for a in ("stub", "fake", "implement")}
     sys.stderr.write(
