@@ -15,11 +15,12 @@ from conftest import FIXTURES, run_cli
 from uk_depscan.artifacts.argtable import load_arg_table
 from uk_depscan.artifacts.closure import NOT_CLOSED, active_options, resolve_kconfig
 from uk_depscan.artifacts.kconfig import render_kconfig
-from uk_depscan.artifacts.plan import Action, Route, build_plan
+from uk_depscan.artifacts.plan import build_plan
 from uk_depscan.artifacts.sanitize import c_comment, hash_comment, identifier, yaml_string
 from uk_depscan.artifacts.scaffold import build_scaffold
 from uk_depscan.artifacts.shim import c_type, load_shim_facts, param_name
 from uk_depscan.errors import UsageError
+from uk_depscan.model import Action, Route
 from uk_depscan.unikraft.tables import load_unikraft_table
 
 REPORT = FIXTURES / "artifacts" / "report-x86_64.json"

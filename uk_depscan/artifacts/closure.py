@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from uk_depscan.artifacts.plan import OptionRequest, Route
+from uk_depscan.artifacts.plan import OptionRequest
+from uk_depscan.model import Route
 from uk_depscan.unikraft.options import OptionPlan, resolve_options
 from uk_depscan.unikraft.tables import UnikraftTable
 

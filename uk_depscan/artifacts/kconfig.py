@@ -27,8 +27,9 @@ import textwrap
 from dataclasses import dataclass
 
 from uk_depscan.artifacts.closure import KconfigResolution, ResolvedOption
-from uk_depscan.artifacts.plan import ArtifactPlan, Route
+from uk_depscan.artifacts.plan import ArtifactPlan
 from uk_depscan.artifacts.sanitize import hash_comment, identifier, slug, yaml_string
+from uk_depscan.model import Route
 
 KRAFTFILE_REFERENCE = "unikraft/docs content/docs/cli/reference/kraftfile/v0.6.mdx (36736952)"
 DEFAULT_ROOTFS = "./rootfs"

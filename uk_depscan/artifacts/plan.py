@@ -20,29 +20,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from uk_depscan.errors import UsageError
-from uk_depscan.report.escape import demangle
+from uk_depscan.model import Action, Route
+from uk_depscan.names import demangle
 from uk_depscan.unikraft.tables import SyscallSupport, UnikraftTable
 
-
-class Action(str, Enum):
-    STUB = "stub"
-    FAKE = "fake"
-    IMPLEMENT = "implement"
-
-
-class Route(str, Enum):
-    BINARY_COMPAT = "binary-compat"
-    NATIVE = "native"
-
-
-# The gap table's action strings (uk_depscan.unikraft.gaps) → scaffold actions.
-ACTIONS = {"stub (ENOSYS)": Action.STUB, "fake (return 0)": Action.FAKE, "implement": Action.IMPLEMENT}
+# The actions that mean work in a syscall library (the report's labels: Action.label/from_label).
+SCAFFOLDED = (Action.STUB, Action.FAKE, Action.IMPLEMENT)
 STRENGTH = {Action.STUB: 0, Action.FAKE: 1, Action.IMPLEMENT: 2}
-NO_WORK = ("none", "keep stub")
 _MAKE_COND = re.compile(r"^ifn?eq \(\$\((CONFIG_[A-Za-z0-9_]+)\),y\)$")
 
 
@@ -122,6 +109,8 @@ def build_plan(doc: Mapping[str, Any], route: Route, table: UnikraftTable) -> Ar
     arches = sorted({t["syscalls"]["arch"] for t in analysed})
     if len(arches) != 1:
         raise UsageError(f"targets of several architectures ({', '.join(arches)}): generate one per architecture")
+    if route is Route.BOTH:
+        raise UsageError("artifacts are made for one route: binary-compat or native")
     if route is Route.NATIVE and any(t.get("native_route") is None for t in analysed):
         raise UsageError("--route native: the report was not made with --route native (or both)")
     return ArtifactPlan(
@@ -157,8 +146,8 @@ def _work(targets: Iterable[Mapping[str, Any]]) -> tuple[SyscallWork, ...]:
     for t in targets:
         chains = _chains(t)
         for g in t.get("gaps", []):
-            action = ACTIONS.get(g["action"])
-            if action is None:
+            action = _action(g["action"])
+            if action not in SCAFFOLDED:
                 continue
             ev = (chains[g["name"]],) if g["name"] in chains else ()
             old = merged.get(g["name"])
@@ -178,6 +167,13 @@ def _work(targets: Iterable[Mapping[str, Any]]) -> tuple[SyscallWork, ...]:
                     old.name, old.action, tier, old.status, old.detail, old.reasons, old.evidence + ev
                 )
     return tuple(merged[n] for n in sorted(merged))
+
+
+def _action(label: str) -> Action | None:
+    try:
+        return Action.from_label(label)[0]
+    except ValueError:
+        return None  # an action this version does not know: not scaffolded
 
 
 def _role(gap: Mapping[str, Any]) -> str | None:

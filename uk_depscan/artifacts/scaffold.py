@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 from uk_depscan.artifacts.argtable import ArgTable, SyscallArgs
 from uk_depscan.artifacts.kconfig import header_lines, target_name
-from uk_depscan.artifacts.plan import Action, ArtifactPlan, SyscallWork
+from uk_depscan.artifacts.plan import ArtifactPlan, SyscallWork
 from uk_depscan.artifacts.sanitize import c_comment, hash_comment, identifier, kconfig_string
 from uk_depscan.artifacts.scaffold_readme import render_readme
 from uk_depscan.artifacts.shim import ShimFacts, c_type, param_name
+from uk_depscan.model import Action
 from uk_depscan.unikraft.tables import SyscallSupport, UnikraftTable
 
 EXPECTED = {Action.STUB: "-ENOSYS", Action.FAKE: "0", Action.IMPLEMENT: "-ENOSYS"}

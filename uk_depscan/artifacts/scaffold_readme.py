@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 from uk_depscan.artifacts.argtable import ArgTable
 from uk_depscan.artifacts.kconfig import header_lines
-from uk_depscan.artifacts.plan import Action, ArtifactPlan
+from uk_depscan.artifacts.plan import ArtifactPlan
 from uk_depscan.artifacts.sanitize import markdown
 from uk_depscan.artifacts.shim import ShimFacts
+from uk_depscan.model import Action
 
 if TYPE_CHECKING:
     from uk_depscan.artifacts.scaffold import Entry, Skipped

@@ -60,12 +60,13 @@ def _report_doc(
         if not isinstance(doc, dict):
             raise UsageError(f"{targets[0]}: not a uk-depscan JSON report")
         return doc
+    from uk_depscan.model import LibcModel, Route
     from uk_depscan.pipeline import Options, analyze
     from uk_depscan.report.json_report import report_to_dict
 
-    model = libc.value if libc else ("musl" if route is ArtifactRoute.native else "auto")
+    model = LibcModel(libc.value) if libc else (LibcModel.MUSL if route is ArtifactRoute.native else LibcModel.AUTO)
     options = Options(
-        libc_model=model, unikraft=unikraft, unikraft_table=str(table) if table else None, route=route.value
+        libc_model=model, unikraft=unikraft, unikraft_table=str(table) if table else None, route=Route(route.value)
     )
     return report_to_dict(analyze(targets, options=options))
 
@@ -73,7 +74,8 @@ def _report_doc(
 def _inputs(
     targets: list[str], route: ArtifactRoute, unikraft: str | None, table_path: Path | None, libc: LibcChoice | None
 ) -> tuple[ArtifactPlan, UnikraftTable]:
-    from uk_depscan.artifacts.plan import Route, build_plan
+    from uk_depscan.artifacts.plan import build_plan
+    from uk_depscan.model import Route
     from uk_depscan.unikraft.tables import load_unikraft_table
 
     doc = _report_doc(targets, route, unikraft, table_path, libc)
