@@ -96,8 +96,8 @@ class _Threads:
                     self.creation[child] = stack
 
     def foreign(self, stack: tuple[Frame, ...]) -> bool:
-        """Does the stack hold a frame of a non-runtime object?"""
-        return any(f.path and not self.is_runtime(f.path) for f in stack)
+        """Does the stack hold a frame of a non-runtime object (a mapped file, not e.g. ``[vdso]``)?"""
+        return any(f.path.startswith("/") and not self.is_runtime(f.path) for f in stack)
 
     def stack(self, ev: Syscall) -> tuple[Frame, ...]:
         return self.stacks.get((ev.pid, ev.line), ev.stack)
@@ -107,7 +107,9 @@ class _Threads:
         seen: set[int] = set()
         while pid in self.creation and pid not in seen:
             seen.add(pid)
-            paths = frozenset(f.path for f in self.creation[pid] if f.path and not self.is_runtime(f.path))
+            paths = frozenset(
+                f.path for f in self.creation[pid] if f.path.startswith("/") and not self.is_runtime(f.path)
+            )
             if paths:
                 return paths
             pid = self.parent[pid]
@@ -160,7 +162,7 @@ def attribute(
             continue  # start-up: nobody's (the executable's outermost _start frame is on these stacks)
         stack = threads.stack(ev)
         paths = {f.path for f in stack if f.path}
-        objects.update(p for p in paths if not is_runtime(p))
+        objects.update(p for p in paths if p.startswith("/") and not is_runtime(p))
         for lib in paths & direct.keys():
             direct[lib].append(ev.name)
         if not threads.foreign(stack):
