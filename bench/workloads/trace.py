@@ -5,8 +5,9 @@ sets, and write the development set (bench/devset/).
     python bench/workloads/trace.py --only torch_jit # one workload (the dev set is rebuilt from all reduced runs)
     python bench/workloads/trace.py --reduce-only    # re-reduce the traces already in bench/out/traces
 
-Run from anywhere; paths are relative to the repository root.  Needs strace built with stack unwinding
-(Debian's is), gcc, ptrace permission, and PyPI for the first install.  Workloads run one after the
+Run from anywhere; paths are relative to the repository root.  Needs gcc, ptrace permission, root for
+apt (build_strace.sh builds Debian's strace with libdw unwinding: ~10x faster -k than the packaged one),
+and PyPI for the first install.  Workloads run one after the
 other (the machine is shared).  Raw traces stay in bench/out/traces (git-ignored, large); the reduced
 per-workload files and the aggregated dev set are written to bench/devset/ to be committed.
 """
@@ -36,7 +37,9 @@ from uk_depscan.observe.strace import parse_trace  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 DEVSET = REPO / "bench" / "devset"
-STRACE = ("strace", "-f", "-k", "-s", "128", "-o")
+# strace 6.1 from Debian's source package, built with libdw unwinding (build_strace.sh explains why)
+STRACE_BIN = OUT / "strace" / "strace"
+STRACE = ("bench/out/strace/strace", "-f", "-k", "-s", "128", "-o")
 PYVER = "python3.11"
 
 
@@ -56,6 +59,7 @@ def run(cmd: list[str], **kw: object) -> None:
 def prepare(install: bool) -> None:
     if install:
         run(["bash", rel(HERE / "install.sh")])
+    run(["bash", rel(HERE / "build_strace.sh")])
     models = OUT / "models"
     run([rel(OUT / "venvs/ort/bin/python"), rel(HERE / "make_onnx_models.py"), rel(models)])
     run([rel(OUT / "venvs/litert/bin/python"), rel(HERE / "make_tflite_models.py"), rel(models)])
@@ -153,7 +157,7 @@ def tool_versions() -> dict[str, str]:
         return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
 
     return {
-        "strace": out(["strace", "-V"]).splitlines()[0],
+        "strace": out([str(STRACE_BIN), "-V"]).splitlines()[0] + " (Debian source package, built with libdw)",
         "glibc": out(["getconf", "GNU_LIBC_VERSION"]),
         "libc6_package": out(["dpkg-query", "-W", "-f", "${Version}", "libc6"]),
         "kernel": platform.release(),
