@@ -44,7 +44,7 @@ from uk_depscan.unikraft.tables import (
     LibmuslAvailability,
     LoupePrior,
     UnikraftTable,
-    load_libmusl_symbols,
+    libmusl_for,
     load_loupe_priors,
     load_unikraft_table,
 )
@@ -104,7 +104,7 @@ def analyze(
     table = _unikraft_table(options) if options.syscalls else None
     ref = TableRef(table.release, table.commit, table.generator) if table is not None else None
     if table is not None:
-        musl, priors = load_libmusl_symbols(table.release), load_loupe_priors()
+        musl, priors = libmusl_for(table), load_loupe_priors()
         reports = [_route_view(r, table, priors, musl, options.route) for r in reports]
     plan = (
         greedy_plan({r.target: work_items(r.gaps) for r in reports if r.syscalls is not None})
@@ -141,17 +141,30 @@ def _unikraft_table(options: Options) -> UnikraftTable:
 
 
 def _route_view(
-    r: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], musl: LibmuslAvailability, route: str
+    r: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], musl: LibmuslAvailability | None, route: str
 ) -> TargetReport:
     """binary-compat: the Linux ELF under app-elfloader with glibc — start-up baseline included,
     loader flags checked.  native: rebuilt against lib-musl — the glibc loader never runs, so no
-    baseline and no loader flags, plus the libc-symbol check.  both: side by side."""
+    baseline and no loader flags, plus the libc-symbol check.  both: side by side.  Each route
+    reads the table as that route builds it (app-elfloader's syscalls count for binary-compat only)."""
+    warnings = r.warnings
+    if musl is None and route != "binary-compat":
+        warnings += (
+            f"native route: no lib-musl availability table for Unikraft {table.release} "
+            "(libc-symbol check skipped; `uk-depscan tables libmusl` generates one)",
+        )
     if route == "native":
         return dataclasses.replace(
-            r, gaps=target_gaps(r, table, priors, with_baseline=False), native=native_route(r, musl), route=()
+            r,
+            gaps=target_gaps(r, table.for_route("native"), priors, with_baseline=False),
+            native=native_route(r, musl) if musl is not None else None,
+            route=(),
+            warnings=warnings,
         )
-    native = native_route(r, musl) if route == "both" else None
-    return dataclasses.replace(r, gaps=target_gaps(r, table, priors), native=native)
+    native = native_route(r, musl) if route == "both" and musl is not None else None
+    return dataclasses.replace(
+        r, gaps=target_gaps(r, table.for_route("binary-compat"), priors), native=native, warnings=warnings
+    )
 
 
 def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute:

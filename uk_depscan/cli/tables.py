@@ -48,21 +48,44 @@ def cmd_unikraft(
     src: Path = typer.Option(..., "--src", help="Unikraft work tree, or git dir (with --ref)."),
     ref: str | None = typer.Option(None, "--ref", help="Tag/commit to read from a git dir."),
     elfloader: str | None = typer.Option(None, "--elfloader", help="app-elfloader tree: PATH[@REF]."),
+    libmusl: str | None = typer.Option(
+        None, "--libmusl", help="lib-musl tree: PATH[@REF] (an external library in the Kconfig evaluation)."
+    ),
     release: str | None = typer.Option(None, "--release", help="Release label (default: from the ref)."),
+    previous: Path | None = typer.Option(
+        None, "--previous-table", help="Table of an older release: derive option renames against it."
+    ),
+    kconfig: bool | None = typer.Option(
+        None,
+        "--kconfig/--no-kconfig",
+        help="Evaluate Kconfig with kconfiglib (default: when installed, pip install 'uk-depscan[tablegen]').",
+    ),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
 ) -> None:
     """Generate a syscall support table from a Unikraft checkout."""
     cmd = ["uk-depscan tables unikraft --src <unikraft>"] + ([f"--ref {ref}"] if ref else [])
     try:
         tree = SourceTree.open(src, ref)
-        extras = []
+        extras, libs = [], []
         if elfloader:
             el = _open(elfloader)
             extras.append(("app-elfloader", el))
             cmd.append(f"--elfloader {_placeholder('app-elfloader', el)}")
+        if libmusl:
+            lm = _open(libmusl)
+            libs.append(("lib-musl", lm))
+            cmd.append(f"--libmusl {_placeholder('lib-musl', lm)}")
         if release:
             cmd.append(f"--release {release}")
-        doc = build_table(tree, release=release, extras=extras, command=" ".join(cmd))
+        prev = None
+        if previous is not None:
+            prev = uk.read_table_doc(previous)
+            cmd.append(f"--previous-table syscall_tables/unikraft/{prev['release']}.json")
+        if kconfig is not None:
+            cmd.append("--kconfig" if kconfig else "--no-kconfig")
+        doc = build_table(
+            tree, release=release, extras=extras, libs=libs, command=" ".join(cmd), kconfig=kconfig, previous=prev
+        )
     except DepscanError as err:
         raise _fail(err) from err
     _emit(dump_json(doc), output)
@@ -164,27 +187,45 @@ def cmd_show(
         raise _fail(err) from err
     typer.echo(f"Unikraft {table.release} (commit {table.commit}) from {table.source}; generator {table.generator}")
     if syscall is None:
-        c = table.counts
-        typer.echo(
-            f"registered {c['registered']}  implemented {c['implemented']} (full {c['implemented_full']}/"
-            f"partial {c['implemented_partial']}/constant {c['implemented_constant']})  stub {c['stub']}  "
-            f"absent {c['absent']}"
-        )
-        for name, s in sorted(table.syscalls.items()):
-            if s.status != "absent" or s.external_status:
-                typer.echo(
-                    f"  {name:24} {s.status:12} {s.detail:28} {s.library or '-'}"
-                    + (f"  [external: {s.external_status}]" if s.external_status else "")
-                )
+        _show_summary(table)
         return
     s = table.get(syscall)
     if s is None:
         typer.echo(f"uk-depscan: error: {syscall!r} is not in the Unikraft {table.release} table", err=True)
         raise typer.Exit(1)
-    _show_row(s)
+    _show_row(s, table)
 
 
-def _show_row(s: uk.SyscallSupport) -> None:
+def _show_summary(table: uk.UnikraftTable) -> None:
+    c = table.counts
+    typer.echo(
+        f"registered {c['registered']}  implemented {c['implemented']} (full {c['implemented_full']}/"
+        f"partial {c['implemented_partial']}/constant {c['implemented_constant']})  stub {c['stub']}  "
+        f"absent {c['absent']}"
+    )
+    for route, by in sorted(c.get("routes", {}).items()):
+        typer.echo(f"  route {route:13} " + "  ".join(f"{k} {v}" for k, v in by.items()))
+    if table.kconfig is None:
+        typer.echo("  kconfig: not evaluated (table generated without kconfiglib)")
+    else:
+        typer.echo(f"  kconfig: evaluated with {table.kconfig.evaluator} ({table.kconfig.arch})")
+    for old, new in sorted(table.option_renames.items()):
+        typer.echo(f"  renamed option: {old} -> {', '.join(new)}")
+    for name, s in sorted(table.syscalls.items()):
+        extra = [
+            f"{route}: {r.status}" + (f" ({r.note})" if r.note else f" via {r.source}")
+            for route, r in sorted(s.routes.items())
+            if r.status != s.status or r.source not in ("core", None)
+        ]
+        if s.status != "absent" or s.external_status:
+            typer.echo(
+                f"  {name:24} {s.status:12} {s.detail:28} {s.library or '-'}"
+                + (f"  [{'; '.join(extra)}]" if extra else "")
+                + (f"  [external: {s.external_status}]" if s.external_status and not extra else "")
+            )
+
+
+def _show_row(s: uk.SyscallSupport, table: uk.UnikraftTable) -> None:
     nrs = ", ".join(
         f"{arch} nr {'-' if nr is None else nr}" for arch, nr in (("x86_64", s.x86_64_nr), ("arm64", s.arm64_nr))
     )
@@ -192,10 +233,25 @@ def _show_row(s: uk.SyscallSupport) -> None:
     for key in ("library", "kconfig", "provided_at", "defined_at", "external_status"):
         if getattr(s, key):
             typer.echo(f"  {key}: {getattr(s, key)}")
-    for c in s.extra_conditions:
-        typer.echo(f"  condition: {c}")
+    for cond in s.extra_conditions:
+        typer.echo(f"  condition: {cond}")
+    for route, r in sorted(s.routes.items()):
+        where = f" via {r.library} ({r.kconfig or 'always'})" if r.library else ""
+        typer.echo(f"  route {route}: {r.status} / {r.detail}{where}" + (f" -- {r.note}" if r.note else ""))
     for p in s.providers:
         typer.echo(
             f"  provider {p.library} ({p.registration}, {p.kconfig or 'always'}): {p.status}/{p.detail}"
-            f" at {p.defined_at}" + (" [external]" if p.external else "")
+            f" at {p.defined_at}"
+            + (" [external]" if p.external else "")
+            + f" routes {','.join(p.routes)}"
+            + (f" [{p.note}]" if p.note else "")
         )
+        if p.requires and table.kconfig is not None:
+            for route, c in sorted(table.kconfig.requirements.get(p.requires, {}).items()):
+                typer.echo(
+                    f"    {route}: needs {p.requires}; closure y: {', '.join(c.y) or '-'}"
+                    + (f"; must stay n: {', '.join(c.n)}" if c.n else "")
+                    + (f"; drags in: {', '.join(c.drags_in)}" if c.drags_in else "")
+                    + (f"; turns off: {', '.join(c.turns_off)}" if c.turns_off else "")
+                    + ("" if c.verified else "; NOT verified by kconfiglib")
+                )
