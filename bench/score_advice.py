@@ -298,7 +298,9 @@ def main() -> None:
                 s = score_library(lib["parts"][part]["traced"], static, gaps, linux)
                 per_part[part].append((Path(key).name, s))
                 if s.misses:
-                    misses.append(f"- {part}, {Path(key).name}: {', '.join(s.misses)}")
+                    via = lib["parts"][part].get("through_others", {})
+                    shown = [f"{m} (only through {Path(via[m]).name})" if m in via else m for m in s.misses]
+                    misses.append(f"- {part}, {Path(key).name}: {', '.join(shown)}")
             print(f"[{model}] {key}: {took:.0f} s", file=sys.stderr, flush=True)
         cmd_shape = "uk-depscan LIB --format json -o REPORT" + (f" --libc {libc}" if libc else "")
         lines += [f"## libc model: {model}" + (" (primary)" if model == PRIMARY_LIBC else ""), "", f"`{cmd_shape}`", ""]

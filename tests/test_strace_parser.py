@@ -206,6 +206,14 @@ def test_attribution_rules_on_excerpt() -> None:
     # start-up: ld.so and libc before main (the outermost _start frame does not end it); not execve
     assert dict(att.startup) == {"mmap": 1, "brk": 1}
     assert att.objects == ("/opt/lib/libother.so", "/opt/lib/libwork.so", "/work/app")
+    # /work/app's rt_sigprocmask and clone3 went through libwork.so's code: listed apart, still direct
+    assert by["/work/app"].through_others == (
+        ("clone3", "/opt/lib/libwork.so"),
+        ("rt_sigprocmask", "/opt/lib/libwork.so"),
+    )
+    assert work.through_others == ()
+    grouped = attribute(t, ["/work/app"], own=lambda lib, obj: obj in {"/work/app", "/opt/lib/libwork.so"})
+    assert grouped.libraries[0].through_others == ()
 
 
 # --- real traces of a fixture program ---------------------------------------------------------------

@@ -114,7 +114,13 @@ def reduce_one(w: Workload, wall: float | None) -> dict[str, object]:
     trace_path = OUT / "traces" / f"{w.name}.trace"
     trace = parse_trace(trace_path)
     libs = package_libraries(w.runtime)
-    att = attribute(trace, libs)
+    # the wheel's own objects count as each library's own code for the "through others" explanation
+    att = attribute(trace, libs, own=lambda lib, obj: obj in libs)
+    site = str(site_packages(RUNTIMES[w.runtime].venv).resolve())
+
+    def show(path: str) -> str:
+        return os.path.relpath(path, site) if path.startswith(site) else path
+
     libraries = {}
     for lib in att.libraries:
         if not lib.direct and not lib.derived:
@@ -123,6 +129,7 @@ def reduce_one(w: Workload, wall: float | None) -> dict[str, object]:
             "direct": dict(lib.direct),
             "derived": {n: c for n, c in lib.derived if n in lib.derived_names},
             "threads_created": lib.threads_created,
+            "through_others": {n: show(o) for n, o in lib.through_others},
         }
     repo_real = str(REPO.resolve())
     return {
@@ -188,9 +195,12 @@ def aggregate(reduced: list[dict[str, object]]) -> dict[str, object]:
                 {"wheel": r["wheel"], "path_in_wheel": relpath, "sha256": sha256(site / relpath), "parts": {}},
             )
             part = lib["parts"].setdefault(  # type: ignore[attr-defined]
-                r["part"], {"workloads": [], "direct": set(), "derived": set(), "startup": set()}
+                r["part"],
+                {"workloads": [], "direct": set(), "derived": set(), "startup": set(), "own": set(), "others": {}},
             )
             part["workloads"].append(r["workload"])
+            part["own"] |= set(sets["direct"]) - set(sets["through_others"])
+            part["others"].update(sets["through_others"])
             part["direct"] |= set(sets["direct"])
             part["derived"] |= set(sets["derived"])
             part["startup"] |= set(r["startup"])  # type: ignore[arg-type]
@@ -200,6 +210,9 @@ def aggregate(reduced: list[dict[str, object]]) -> dict[str, object]:
             for key in ("direct", "derived", "startup"):
                 part[key] = sorted(part[key])
             part["traced"] = sorted(set(part["direct"]) | set(part["derived"]))
+            # direct syscalls seen only with another object's code nearest the syscall (see attribute.py)
+            own, others = part.pop("own"), part.pop("others")
+            part["through_others"] = {n: o for n, o in sorted(others.items()) if n not in own}
     return dict(sorted(libraries.items()))
 
 

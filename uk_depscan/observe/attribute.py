@@ -10,6 +10,10 @@ Rules (method: shared/notes/traced-workloads.md):
   ``madvise``, ``exit`` ...) and count as derived for ``L``.  Syscalls with a frame in another non-runtime
   object belong to that object, not to ``L``.  A thread created by runtime code alone (no non-runtime
   frame in its creation stack) inherits the libraries of the thread that created it.
+* **through others**: a direct syscall whose innermost non-runtime frame is never the library's (or one
+  of the objects given as its own) is listed apart with that object: the library called into code it
+  does not link (the interpreter, a ``dlopen``-ed object's constructor), which a static answer for the
+  library cannot be expected to contain.  It stays in ``direct`` (the rule above); the list explains.
 * **start-up**: syscalls of a process's first thread from its ``execve`` until its first syscall with a
   non-runtime frame other than the outermost one (the executable's ``_start``): ld.so and libc
   initialisation.  They are nobody's; the ``execve`` itself (made by the tracer's child) is left out.
@@ -48,6 +52,10 @@ class LibrarySyscalls:
     direct: tuple[tuple[str, int], ...]
     derived: tuple[tuple[str, int], ...]
     threads_created: int
+    # Direct syscalls never made with the library's own code nearest the syscall: the innermost
+    # non-runtime frame was always another object (not one of ``own``), e.g. the interpreter or a
+    # constructor of something the library's call made Python or ld.so load.  (syscall, that object).
+    through_others: tuple[tuple[str, str], ...] = ()
 
     @property
     def direct_names(self) -> frozenset[str]:
@@ -141,15 +149,29 @@ def startup_syscalls(trace: Trace, is_runtime: Callable[[str], bool] = default_i
     return out
 
 
+def _innermost_foreign(stack: tuple[Frame, ...], is_runtime: Callable[[str], bool]) -> str | None:
+    return next((f.path for f in stack if f.path.startswith("/") and not is_runtime(f.path)), None)
+
+
 def attribute(
-    trace: Trace, libraries: Iterable[str], is_runtime: Callable[[str], bool] = default_is_runtime
+    trace: Trace,
+    libraries: Iterable[str],
+    is_runtime: Callable[[str], bool] = default_is_runtime,
+    own: Callable[[str, str], bool] | None = None,
 ) -> Attribution:
-    """Direct and derived syscalls of each library (given by the path strace prints for it)."""
+    """Direct and derived syscalls of each library (given by the path strace prints for it).
+
+    ``own(library, object)`` says whether ``object`` counts as the library's own code for the
+    ``through_others`` list (default: only the library itself); it never changes ``direct``.
+    """
+    is_own = own or (lambda lib, obj: lib == obj)
     threads = _Threads(trace, is_runtime)
     wanted = sorted(set(libraries))
     direct: dict[str, list[str]] = {lib: [] for lib in wanted}
     derived: dict[str, list[str]] = {lib: [] for lib in wanted}
     created: Counter[str] = Counter()
+    own_names: dict[str, set[str]] = {lib: set() for lib in wanted}
+    other: dict[str, dict[str, str]] = {lib: {} for lib in wanted}
     objects: set[str] = set()
     owners = {pid: threads.creators(pid) for pid in threads.by_pid}
     for pid in threads.parent:
@@ -163,13 +185,27 @@ def attribute(
         stack = threads.stack(ev)
         paths = {f.path for f in stack if f.path}
         objects.update(p for p in paths if p.startswith("/") and not is_runtime(p))
+        inner = _innermost_foreign(stack, is_runtime)
         for lib in paths & direct.keys():
             direct[lib].append(ev.name)
+            if inner is not None and not is_own(lib, inner):
+                other[lib].setdefault(ev.name, inner)
+            else:
+                own_names[lib].add(ev.name)
         if not threads.foreign(stack):
             for lib in owners.get(ev.pid, frozenset()) & derived.keys():
                 derived[lib].append(ev.name)
     return Attribution(
-        tuple(LibrarySyscalls(lib, _counted(direct[lib]), _counted(derived[lib]), created[lib]) for lib in wanted),
+        tuple(
+            LibrarySyscalls(
+                lib,
+                _counted(direct[lib]),
+                _counted(derived[lib]),
+                created[lib],
+                tuple(sorted((n, o) for n, o in other[lib].items() if n not in own_names[lib])),
+            )
+            for lib in wanted
+        ),
         _counted(ev.name for ev in startup),
         tuple(sorted(objects)),
     )
