@@ -358,7 +358,7 @@ def test_cli_show() -> None:
     assert "registered 179  implemented 126 (full 114/partial 5/constant 7)  stub 53  absent 190" in res.output
     res = r.invoke(tables_app, ["show", "0.17.0", "mremap"])
     assert res.exit_code == 0
-    assert "mremap: stub / noop_success (behavior fake_success); x86_64 nr 25, arm64 nr 216" in res.output
+    assert "mremap: stub / noop_success (behavior fake_success); x86_64 nr 25, aarch64 nr 216" in res.output
     assert "provided_at: lib/ukmmap/Makefile.uk:6" in res.output
     res = r.invoke(tables_app, ["show", "0.17.0", "nosuch"])
     assert res.exit_code == 1 and "'nosuch' is not in the Unikraft 0.17.0 table" in res.output
