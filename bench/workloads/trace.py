@@ -179,8 +179,9 @@ def wheels() -> dict[str, dict[str, str]]:
     for rt in RUNTIMES.values():
         name = (OUT / "venvs" / rt.venv / ".installed").read_text().strip()
         found[rt.wheel] = {"file": name, "sha256": sha256(OUT / "wheels" / name)}
-        freeze = (OUT / "venvs" / rt.venv / "freeze.txt").read_text().split()
-        found[rt.wheel]["venv"] = " ".join(sorted(p for p in freeze if "@" not in p))
+        freeze = (OUT / "venvs" / rt.venv / "freeze.txt").read_text().splitlines()
+        # the runtime itself is installed from the file above ("name @ file://..."); list the rest
+        found[rt.wheel]["venv"] = " ".join(sorted(p for p in freeze if " @ " not in p))
     return found
 
 
