@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import BinaryIO, TypeVar, cast
 
 import numpy as np
 
@@ -214,7 +214,9 @@ class ElfFile:
     def __init__(self, path: str | os.PathLike[str], *, display_name: str | None = None) -> None:
         self.path = Path(path)
         self.name = display_name or str(path)
-        self._map = _map_file(self.path, self.name)
+        # _fh stays open beside the mapping: its descriptor names the file actually mapped
+        # (uk_depscan.store.identity fstat()s it to key the scan cache without a path race)
+        self._fh, self._map = _map_file(self.path, self.name)
         self.size = len(self._map)
         self.data = np.frombuffer(self._map, dtype=np.uint8) if self.size else np.zeros(0, np.uint8)
         # Tables that the readers layered on this class (elf.symbols, elf.frames) decode from
@@ -558,24 +560,24 @@ class ElfFile:
         return tuple(out)
 
 
-def _map_file(path: Path, name: str) -> mmap.mmap:
-    """A read-only mapping of the whole file.  The file handle is closed at once: the mapping
-    stays valid without it (mmap keeps its own descriptor)."""
+def _map_file(path: Path, name: str) -> tuple[BinaryIO, mmap.mmap]:
+    """The open file and a read-only mapping of all of it."""
     if path.is_dir():
         raise InputError(f"{name}: is a directory, not an ELF file")
     if is_special_file(path):
         raise InputError(f"{name}: not a regular file (FIFO, socket or device)")
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below; open errors and map errors get different messages
+        fh = open(path, "rb")  # noqa: SIM115 - kept open for the ElfFile's lifetime (see ElfFile.__init__)
     except OSError as err:
         raise InputError(f"{name}: cannot open: {err.strerror or err}") from err
-    with fh:
-        try:
-            if os.fstat(fh.fileno()).st_size == 0:
-                raise InputError(f"{name}: empty file, not an ELF file")
-            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError) as err:
-            raise InputError(f"{name}: cannot map: {err}") from err
+    try:
+        if os.fstat(fh.fileno()).st_size:
+            return fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as err:
+        fh.close()
+        raise InputError(f"{name}: cannot map: {err}") from err
+    fh.close()
+    raise InputError(f"{name}: empty file, not an ELF file")
 
 
 def open_elf(path: str | os.PathLike[str], *, display_name: str | None = None) -> ElfFile:
