@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from uk_depscan.cli.common import NotFoundError, emit, exits_on_error
+from uk_depscan.cli.common import NotFoundError, emit, exits_on_error, stderr_line
 from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.model import Arch
 from uk_depscan.tablegen.libmusl import build_libmusl_table
@@ -140,7 +140,7 @@ def cmd_summaries(
     """Generate the shipped libc-family syscall summaries from Debian packages (apt-get download)."""
     from uk_depscan.tablegen.summaries import generate
 
-    text = generate(model, arch, workdir, progress=lambda m: typer.echo(m, err=True))
+    text = generate(model, arch, workdir, progress=stderr_line)
     emit(text, output, announce=True)
 
 
