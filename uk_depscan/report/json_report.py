@@ -57,7 +57,7 @@ from uk_depscan.model import (
     Tier,
     VersionProblem,
 )
-from uk_depscan.report.escape import BYTES_SUFFIX, for_json
+from uk_depscan.report.escape import BYTES_SUFFIX, for_json, json_text
 from uk_depscan.report.validate import first_problem
 from uk_depscan.report.views import target_views, with_views
 
@@ -300,7 +300,7 @@ def _exact_paths(value: Any) -> Any:
 def _report(d: dict[str, Any]) -> Report:
     s = d["search"]
     targets = tuple(_target(t) for t in d["targets"])
-    names = [t.target for t in targets]
+    names = [json_text(t.target) for t in targets]  # as the matrix names them: exact bytes only in target_bytes
     uk = d["unikraft"]
     return Report(
         tool_version=d["tool"]["version"],
