@@ -11,6 +11,7 @@ without graphviz, or when the check fails, the page says so instead.
 from __future__ import annotations
 
 import base64
+import functools
 import shutil
 import subprocess
 import xml.parsers.expat
@@ -76,7 +77,13 @@ def svg_problem(svg: bytes) -> str | None:
     return None if hidden is None else f"hidden characters in {for_xml(hidden)!r}"
 
 
+@functools.lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    """Compiled once per process (a test renders many reports)."""
+    text = (resources.files("uk_depscan") / "report" / "templates" / "report.html.j2").read_text("utf-8")
+    return _env().from_string(text)
+
+
 def render_html(report: Report, **_: object) -> str:
-    template = (resources.files("uk_depscan") / "report" / "templates" / "report.html.j2").read_text("utf-8")
     graph, graph_problem = graph_svg_data_uri(report)
-    return _env().from_string(template).render(report=report, graph=graph, graph_problem=graph_problem)
+    return _template().render(report=report, graph=graph, graph_problem=graph_problem)
