@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, have
+from conftest import FIXTURES, host_libstdcxx, need
 
 from uk_depscan.elf.file import open_elf
 from uk_depscan.elf.frames import fde_starts, function_starts
@@ -25,8 +25,7 @@ def built(
 ) -> tuple[str, Path, tuple[str, str, str]]:
     arch = request.param
     tools = ARCHES[arch]
-    if not all(have(t) for t in tools):
-        pytest.skip(f"{arch} toolchain not installed")
+    need(*tools)
     out = tmp_path_factory.mktemp(arch) / "libfeatures.so"
     subprocess.run(
         [
@@ -103,9 +102,8 @@ def test_fde_starts_match_readelf(built: tuple[str, Path, tuple[str, str, str]])
 
 
 def test_real_library_plt_matches_objdump() -> None:
-    lib = Path("/lib/x86_64-linux-gnu/libstdc++.so.6")
-    if not lib.exists() or not have("objdump"):
-        pytest.skip("no host libstdc++ or objdump")
+    need("objdump")
+    lib = host_libstdcxx()
     out = subprocess.run(
         ["objdump", "-d", "-j", ".plt", "-j", ".plt.sec", "-j", ".plt.got", str(lib)], capture_output=True, text=True
     ).stdout

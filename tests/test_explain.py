@@ -7,13 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, have, run_cli
+from conftest import FIXTURES, need, run_cli
 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not have("gcc"):
-        pytest.skip("gcc missing")
+    need("gcc")
     out = tmp_path_factory.mktemp("explain") / "libexplain.so"
     subprocess.run(
         ["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(FIXTURES / "explain" / "explain.c")],

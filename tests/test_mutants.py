@@ -920,6 +920,7 @@ def _dep_fate(out: str) -> str:
     return "error" if node["error"] else "loaded"
 
 
+@pytest.mark.slow  # ~45 s: thousands of mutated ELF files, each through every entry point
 def test_mutation_corpus(
     bases: dict[str, bytes], dep_root: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
