@@ -46,13 +46,13 @@ def main() -> int:
             print(f"missing {lib}: run bash bench/fetch_wheels.sh", file=sys.stderr)
             return 2
         cases = [
-            ("deps", exe + ["deps", str(lib)]),
-            ("full analysis, cold (--no-cache)", exe + ["scan", str(lib), "--no-cache", "-q", "-f", "json"]),
+            ("deps", [*exe, "deps", str(lib)]),
+            ("full analysis, cold (--no-cache)", [*exe, "scan", str(lib), "--no-cache", "-q", "-f", "json"]),
             (
                 "full analysis, cold target + shipped glibc summaries (--no-cache --libc glibc)",
-                exe + ["scan", str(lib), "--no-cache", "--libc", "glibc", "-q", "-f", "json"],
+                [*exe, "scan", str(lib), "--no-cache", "--libc", "glibc", "-q", "-f", "json"],
             ),
-            ("full analysis, cached", exe + ["scan", str(lib), "-q", "-f", "json"]),
+            ("full analysis, cached", [*exe, "scan", str(lib), "-q", "-f", "json"]),
         ]
         if not args.skip_objdump:
             cases.append(("objdump -d > /dev/null (baseline)", ["objdump", "-d", str(lib)]))

@@ -116,7 +116,9 @@ def host_libstdcxx() -> Path:
     ``gcc -print-file-name`` only searches gcc's library directories; it never loads the file.
     """
     need("gcc")
-    found = subprocess.run(["gcc", "-print-file-name=libstdc++.so.6"], capture_output=True, text=True).stdout.strip()
+    found = subprocess.run(
+        ["gcc", "-print-file-name=libstdc++.so.6"], check=False, capture_output=True, text=True
+    ).stdout.strip()
     if not os.path.isabs(found) or not os.path.exists(found):
         pytest.skip("the host has no libstdc++.so.6: install libstdc++6 (apt-get install libstdc++6)")
     return Path(os.path.realpath(found))
@@ -135,7 +137,8 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
 def ldd(path: Path, env_extra: dict[str, str] | None = None) -> tuple[int, dict[str, str | None]]:
     """ld.so's own answer for a TRUSTED fixture built by the tests (never for scanned inputs)."""
     env = dict(os.environ, **(env_extra or {}))
-    proc = subprocess.run(["ldd", str(path)], capture_output=True, text=True, env=env)
+    # not check=True: ldd's exit status is part of the answer (test_loader_fixtures' "fails" case)
+    proc = subprocess.run(["ldd", str(path)], check=False, capture_output=True, text=True, env=env)
     found: dict[str, str | None] = {}
     for line in proc.stdout.splitlines():
         line = line.strip()
@@ -168,7 +171,8 @@ def strace_syscalls(argv: list[str], tmp: Path) -> set[str]:
     """Syscall names a TRUSTED fixture program makes, traced with ``strace -f`` (skips without ptrace)."""
     need("strace")
     out = tmp / "trace.txt"
-    proc = subprocess.run(["strace", "-f", "-qq", "-o", str(out), *argv], capture_output=True, text=True)
+    # not check=True: a refused ptrace is a skip, decided below from strace's stderr
+    proc = subprocess.run(["strace", "-f", "-qq", "-o", str(out), *argv], check=False, capture_output=True, text=True)
     if not out.exists() or "PTRACE" in proc.stderr.upper():
         pytest.skip(
             "strace cannot trace here (run where ptrace is allowed, e.g. a container with --cap-add SYS_PTRACE): "

@@ -76,7 +76,9 @@ def test_imports_match_readelf(tmp_path: Path) -> None:
     """Our imported-symbol list equals readelf's undefined dynamic symbols on a real object."""
     need("readelf")
     target = host_libstdcxx()
-    out = subprocess.run(["readelf", "--dyn-syms", "-W", str(target)], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["readelf", "--dyn-syms", "-W", str(target)], check=True, capture_output=True, text=True
+    ).stdout
     theirs = {
         cols[7] for cols in map(str.split, out.splitlines()) if len(cols) >= 8 and cols[6] == "UND" and cols[0] != "0:"
     }

@@ -34,7 +34,8 @@ window.addEventListener("load", function () {
   out.sortOk = String(JSON.stringify(names) === JSON.stringify(sorted));
   var f = document.querySelector("[data-filter]");
   f.value = "arch_prctl"; f.dispatchEvent(new Event("input"));
-  out.visible = String(Array.prototype.filter.call(t.tBodies[0].rows, function (r) { return r.style.display !== "none"; }).length);
+  out.visible = String(Array.prototype.filter.call(t.tBodies[0].rows,
+                                                   function (r) { return r.style.display !== "none"; }).length);
   out.imgs = String(document.images.length);
 });
 </script>"""
@@ -87,7 +88,7 @@ def test_renders_sorts_filters_in_chromium(page: Path, tmp_path: Path) -> None:
     assert 'data-sort-ok="true"' in dom, proc.stderr[-2000:]
     assert 'data-visible="1"' in dom
     assert re.search(r'data-imgs="[01]"', dom)  # only the graph picture; the hostile name made no <img>
-    console = [l for l in proc.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     shot = tmp_path / "shot.png"
     subprocess.run(

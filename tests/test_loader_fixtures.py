@@ -27,7 +27,7 @@ class Case(NamedTuple):
 def build_case(spec: dict, base: Path) -> None:
     for i, lib in enumerate(spec["libs"]):
         out = base / lib["out"]
-        link = [base / l for l in lib.get("link", [])]
+        link = [base / name for name in lib.get("link", [])]
         if lib.get("program"):
             compile_program(out, FIXTURES / "loader" / "main.c", link, lib.get("runpath"))
             continue
@@ -119,7 +119,7 @@ def compare_with_ld_so(spec: dict, base: Path, tree: LoadTree, config: SearchCon
         assert code != 0 and tree.missing
         return
     if spec["ldd"] == "run":  # a trusted program built above: running it is ld.so's verdict
-        assert subprocess.run([str(base / spec["root"])], capture_output=True).returncode == 0
+        assert subprocess.run([str(base / spec["root"])], check=False, capture_output=True).returncode == 0
         assert not tree.missing
         return
     ours = {o.needed_name: o.realpath for o in tree.objects[1:]}

@@ -8,7 +8,6 @@ reference costs one full ``objdump -d`` of the 434 MB library (about a minute an
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -45,7 +44,10 @@ def find_lib(key: str) -> Path:
 def objdump_lines(path: Path, pattern: str, before: int) -> list[str]:
     need("objdump")
     dump = subprocess.Popen(["objdump", "-d", "--no-show-raw-insn", "-j", ".text", str(path)], stdout=subprocess.PIPE)
-    grep = subprocess.run(["grep", f"-B{before}", "-E", pattern], stdin=dump.stdout, capture_output=True, text=True)
+    # not check=True: grep exits 1 when nothing matches, which the callers assert on themselves
+    grep = subprocess.run(
+        ["grep", f"-B{before}", "-E", pattern], check=False, stdin=dump.stdout, capture_output=True, text=True
+    )
     dump.stdout.close()
     dump.wait()
     return grep.stdout.splitlines()
@@ -132,7 +134,7 @@ def test_libtorch_call_graph_is_compact(scans):
     g = scan.graph
     assert g.n_funcs > 100_000 and g.n_edges > 1_000_000
     assert g.memory_bytes() < 64 << 20
-    nums, imports, _ = scan.reachable_from([a for k, a in scan.exports if k.startswith("_ZN2at3cpu8init_amx")])
+    nums, _imports, _ = scan.reachable_from([a for k, a in scan.exports if k.startswith("_ZN2at3cpu8init_amx")])
     assert 158 in nums  # arch_prctl(ARCH_REQ_XCOMP_PERM) for AMX
 
 
