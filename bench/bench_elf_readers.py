@@ -196,6 +196,7 @@ def main() -> int:
         )
         return 2
     readers = args.readers.split(",")
+    load_before = os.getloadavg()[0]
     runs: dict[str, list[dict]] = {r: [] for r in readers}
     for i in range(args.repeat):
         for reader in readers:  # interleaved, so a burst of load on the machine hits every reader
@@ -209,6 +210,7 @@ def main() -> int:
         print(f"the readers read different things: {json.dumps(work, indent=1)}", file=sys.stderr)
         return 1
     floor = baseline_rss()
+    load_after = os.getloadavg()[0]
     ours = min(d["wall_s"] for d in runs["uk-depscan"]) if "uk-depscan" in runs else None
     w = work[readers[0]]
     size = args.lib.stat().st_size / (1 << 20)
@@ -231,8 +233,12 @@ def main() -> int:
         f"File: `{args.lib.name}` ({size:.0f} MiB): {w['symbols']} dynamic symbols ({w['versioned']} of the "
         f"imports/exports versioned), {w['relocations']} dynamic relocations; the three readers returned the "
         f"same names, versions and counts (digest {w['digest']}).",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other jobs while this ran (timings are "
-        f"noisy); Python {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, 1-minute load average {load_before:.1f} before and "
+        f"{load_after:.1f} after the run"
+        + (" (other jobs were running: timings are noisy)" if max(load_before, load_after) > 1.5 else "")
+        + f"; Python {platform.python_version()}; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + ".",
         f"Command: `{command}`"
         + (" (default LIB: the torch 2.13.0 CPU wheel's libtorch_cpu.so)." if args.lib == DEFAULT else "."),
         "",
