@@ -16,8 +16,11 @@
 #   Unikraft RELEASE-0.12.0 RELEASE-0.14.0 RELEASE-0.16.3 RELEASE-0.17.0, staging (eaf6fda1)
 #   lib-musl: matching RELEASE-x tag; for 0.17.0 and staging the newest lib-musl commit
 #   (fd1abc92 = RELEASE-0.16.3, lib-musl has no 0.17 tag); musl v1.2.3 (LIBMUSL_VERSION).
-#   app-elfloader: matching RELEASE-x tag for <= 0.16.3; none for 0.17.0/staging (its
-#   `arch_prctl-3u` registration only fits the 0.16.x suffix grammar).
+#   app-elfloader: matching RELEASE-x tag for <= 0.16.3; for 0.17.0/staging the newest,
+#   RELEASE-0.16.3 (its `arch_prctl-3u` registration only fits the 0.16.x suffix grammar, so its
+#   rows are `unverified` there, never provided).
+# Needs kconfiglib 14.1.0 (pip install -e '.[tablegen]'): the Kconfig closures are evaluated with it;
+# without it the tables say `kconfig: not evaluated`.
 set -euo pipefail
 if [ $# -ne 4 ]; then
     sed -n '2,12p' "$0" >&2
@@ -26,20 +29,25 @@ fi
 UK=$1 LM=$2 MUSL=$3 EL=$4
 STAGING=${STAGING_REF:-eaf6fda1d420ee079b3b612f0130ea2761cf1c56}
 LIBMUSL_NEWEST=${LIBMUSL_NEWEST_REF:-fd1abc9257b40a74c69b3a40467a453bf8892439}
+ELFLOADER_NEWEST=${ELFLOADER_NEWEST_REF:-RELEASE-0.16.3}
+python3 -c 'import kconfiglib, sys; sys.exit(kconfiglib.VERSION != (14, 1, 0))' || {
+    echo "kconfiglib 14.1.0 is required: pip install -e '.[tablegen]'" >&2
+    exit 2
+}
 cd "$(dirname "$0")/.."
 out=syscall_tables
 
-gen() {  # release uk-ref elfloader-ref libmusl-ref
-    local rel=$1 ref=$2 elref=$3 lmref=$4 el=()
-    [ -n "$elref" ] && el=(--elfloader "$EL@$elref")
-    uk-depscan tables unikraft --src "$UK" --ref "$ref" "${el[@]}" --release "$rel" \
-        -o "$out/unikraft/$rel.json"
+gen() {  # release uk-ref elfloader-ref libmusl-ref previous-release
+    local rel=$1 ref=$2 elref=$3 lmref=$4 prev=$5 extra=()
+    [ -n "$prev" ] && extra=(--previous-table "$out/unikraft/$prev.json")
+    uk-depscan tables unikraft --src "$UK" --ref "$ref" --elfloader "$EL@$elref" --libmusl "$LM@$lmref" \
+        --release "$rel" "${extra[@]}" -o "$out/unikraft/$rel.json"
     uk-depscan tables libmusl --libmusl "$LM@$lmref" --musl "$MUSL@v1.2.3" --unikraft "$UK@$ref" \
         --release "$rel" -o "$out/libmusl/$rel.json"
 }
 
-gen 0.12.0  RELEASE-0.12.0 RELEASE-0.12.0 RELEASE-0.12.0
-gen 0.14.0  RELEASE-0.14.0 RELEASE-0.14.0 RELEASE-0.14.0
-gen 0.16.3  RELEASE-0.16.3 RELEASE-0.16.3 RELEASE-0.16.3
-gen 0.17.0  RELEASE-0.17.0 ""             "$LIBMUSL_NEWEST"
-gen staging "$STAGING"     ""             "$LIBMUSL_NEWEST"
+gen 0.12.0  RELEASE-0.12.0 RELEASE-0.12.0      RELEASE-0.12.0    ""
+gen 0.14.0  RELEASE-0.14.0 RELEASE-0.14.0      RELEASE-0.14.0    0.12.0
+gen 0.16.3  RELEASE-0.16.3 RELEASE-0.16.3      RELEASE-0.16.3    0.14.0
+gen 0.17.0  RELEASE-0.17.0 "$ELFLOADER_NEWEST" "$LIBMUSL_NEWEST" 0.16.3
+gen staging "$STAGING"     "$ELFLOADER_NEWEST" "$LIBMUSL_NEWEST" 0.17.0

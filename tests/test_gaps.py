@@ -40,7 +40,7 @@ CASES = {
 def test_classes_actions_tiers(table) -> None:  # type: ignore[no-untyped-def]
     names = {n: (spec[0], spec[1]) for n, (spec, _) in CASES.items()}
     priors = {n: spec[2] for n, (spec, _) in CASES.items() if spec[2] is not None}
-    got = {g.name: (g.status, g.action, g.tier) for g in assess_all(names, table, priors)}
+    got = {g.name: (g.status, g.action_label, g.tier) for g in assess_all(names, table, priors)}
     assert got == {n: want for n, (_, want) in CASES.items()}
 
 

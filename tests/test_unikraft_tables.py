@@ -141,7 +141,7 @@ def test_0_17_stub_kinds_and_libraries() -> None:
 def test_list_and_default_newest() -> None:
     infos = uk.list_unikraft_tables()
     assert [i.release for i in infos] == RELEASES
-    assert all(i.kind == "unikraft" and i.generator == "uk_depscan.unikraft_gen 1" for i in infos)
+    assert all(i.kind == "unikraft" and i.generator == "uk_depscan.unikraft_gen 2" for i in infos)
     assert uk.load_unikraft_table().release == "staging"
     assert uk.load_unikraft_table("RELEASE-0.16.3").release == "0.16.3"
     assert uk.load_unikraft_table("unikraft-0.17").release == "0.17.0"
@@ -179,7 +179,10 @@ def test_known_rows_0_17() -> None:
     assert gd.provided_at == "lib/vfscore/Makefile.uk:68"
     clone = t.get("clone")
     assert clone.providers[0].registration == "clone-5e" and clone.kconfig == "CONFIG_LIBPOSIX_PROCESS_CLONE"
-    assert t.get("brk").status == "absent" and t.get("brk").external_status is None
+    brk = t.get("brk")
+    assert brk.status == "absent" and brk.external_status == "implemented/full"  # app-elfloader 0.16.3, listed
+    assert brk.routes["binary-compat"].status == "unverified" and brk.routes["native"].status == "absent"
+    assert brk.providers[0].note == "app-elfloader 0.16.3, unverified for this release"
     assert (t.get("cachestat").status, t.get("cachestat").x86_64_nr) == ("absent", 451)
     assert t.by_number(0).name == "read" and t.by_number(63, "aarch64").name == "read"
     assert t.get("no_such_syscall") is None
@@ -355,7 +358,7 @@ def test_cli_show() -> None:
     assert "registered 179  implemented 126 (full 114/partial 5/constant 7)  stub 53  absent 190" in res.output
     res = r.invoke(tables_app, ["show", "0.17.0", "mremap"])
     assert res.exit_code == 0
-    assert "mremap: stub / noop_success (behavior fake_success); x86_64 nr 25, arm64 nr 216" in res.output
+    assert "mremap: stub / noop_success (behavior fake_success); x86_64 nr 25, aarch64 nr 216" in res.output
     assert "provided_at: lib/ukmmap/Makefile.uk:6" in res.output
     res = r.invoke(tables_app, ["show", "0.17.0", "nosuch"])
     assert res.exit_code == 1 and "'nosuch' is not in the Unikraft 0.17.0 table" in res.output

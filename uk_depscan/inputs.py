@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from uk_depscan.elf.file import ELFMAG
 from uk_depscan.errors import InputError
+from uk_depscan.model import Skipped
 
 MAX_WHEEL_TOTAL = 8 << 30  # bytes decompressed over the whole wheel
 MAX_MEMBER_RATIO = 200  # decompressed / compressed, per member (zip bombs)
@@ -35,12 +36,6 @@ class Target:
 
     path: str
     display: str
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
 
 
 @dataclass

@@ -1,19 +1,279 @@
-"""The result objects: one :class:`Report` per run, rendered by every output format."""
+"""The result model: one :class:`Report` per run, rendered by every output format.
+
+Everything a stage hands to the next one or to a renderer is here, as frozen dataclasses, and every
+closed set of values is an ``enum``.  This module imports nothing from the analysis stages (elf,
+loader, syscalls, unikraft, tablegen, pipeline, inputs): they import their result types from here,
+so a renderer or a consumer of the library needs only this module.
+
+The enums are ``str``-valued (:class:`StrEnum`): a member compares equal to its value, and
+``str()``, f-strings, jinja2 and ``json.dumps`` all produce the value, so the JSON form of a report
+is the same as when these fields were plain strings.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from uk_depscan.elf.literals import BelowSyscall
-from uk_depscan.inputs import Skipped
-from uk_depscan.loader.binding import VersionProblem
-from uk_depscan.loader.resolve import LoadTree
-from uk_depscan.syscalls.requests import RequestRecord
-from uk_depscan.unikraft.gaps import Gap, PlanStep, RouteFinding, SymbolGap
+from enum import Enum
 
 SCHEMA_VERSION = 1
 
 
+class StrEnum(str, Enum):
+    """``enum.StrEnum`` for Python 3.10: ``str(member)`` is its value (3.11 changed ``format()`` of
+    mixed-in enums to the member name; overriding ``__str__`` pins the value on every version)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+# -- closed sets ----------------------------------------------------------------------------------
+class Arch(StrEnum):
+    """The architectures whose syscalls are analysed, spelt as the Linux uapi and ELF tools do
+    (Unikraft and Debian say ``arm64``; that spelling stays inside their table generators)."""
+
+    X86_64 = "x86_64"
+    AARCH64 = "aarch64"
+
+
+class LibcModel(StrEnum):
+    """Where libc's syscalls come from: the libraries on disk (auto), or the shipped tables."""
+
+    AUTO = "auto"
+    GLIBC = "glibc"
+    MUSL = "musl"
+
+
+class Route(StrEnum):
+    """How the application would run on Unikraft: the Linux ELF under app-elfloader, rebuilt
+    against lib-musl, or both side by side."""
+
+    BOTH = "both"
+    BINARY_COMPAT = "binary-compat"
+    NATIVE = "native"
+
+
+class FailOn(StrEnum):
+    """Which findings make the exit code 1 (CI gating)."""
+
+    ABSENT = "absent"
+    STUB = "stub"
+    ANY = "any"
+    NEVER = "never"
+
+
+class OutputFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    MD = "md"
+    HTML = "html"
+    DOT = "dot"
+
+
+class GraphFormat(StrEnum):
+    GRAPHML = "graphml"
+    JSON = "json"
+    DOT = "dot"
+
+
+class FoundVia(StrEnum):
+    """Which step of ld.so's search found a library (glibc elf/dl-load.c ``_dl_map_object``)."""
+
+    ROOT = "root"
+    DIRECT = "direct path"
+    RPATH = "rpath"
+    LD_LIBRARY_PATH = "LD_LIBRARY_PATH"
+    RUNPATH = "runpath"
+    LD_SO_CACHE = "ld.so.cache"
+    LD_SO_CONF = "ld.so.conf"
+    DEFAULT = "default path"
+    INTERPRETER = "interpreter"
+
+
+class LoaderOutcome(StrEnum):
+    """What ld.so's ``open_verify`` makes of one candidate path: use it, skip it and keep
+    searching (wrong class or machine, unreadable), stop with an error, or nothing there."""
+
+    OK = "ok"
+    SKIP = "skip"
+    FATAL = "fatal"
+    ABSENT = "absent"
+
+
+class EvidenceKind(StrEnum):
+    """One step of an evidence chain: where it starts (an entry of the target, or the start-up
+    baseline), an import followed through its binding, or the syscall site that ends it."""
+
+    ENTRY = "entry"
+    IMPORT = "import"
+    DIRECT = "direct"
+    WRAPPER = "wrapper"
+    LOCAL_WRAPPER = "local_wrapper"
+    SUMMARY = "summary"
+    BASELINE = "baseline"
+
+    @property
+    def names_library(self) -> bool:
+        """Steps that happen inside a library worth naming in a one-line chain (an import's library
+        is the importer, which the previous step already names)."""
+        return self in _LIBRARY_STEPS
+
+
+_LIBRARY_STEPS = frozenset(
+    {EvidenceKind.ENTRY, EvidenceKind.DIRECT, EvidenceKind.WRAPPER, EvidenceKind.SUMMARY, EvidenceKind.LOCAL_WRAPPER}
+)
+
+
+class SiteKind(StrEnum):
+    """A syscall site in the target's code: a syscall instruction, or a call of a syscall() wrapper."""
+
+    DIRECT = "direct"
+    INT80 = "int80"
+    SYSENTER = "sysenter"
+    SVC = "svc"
+    WRAPPER_CALL = "wrapper_call"
+    LOCAL_WRAPPER_CALL = "local_wrapper_call"
+
+    @property
+    def is_wrapper_call(self) -> bool:
+        return self in (SiteKind.WRAPPER_CALL, SiteKind.LOCAL_WRAPPER_CALL)
+
+
+class Confidence(StrEnum):
+    """How sure the number at a syscall site is: one value, several candidates, or none found."""
+
+    EXACT = "exact"
+    MULTIPLE = "multiple"
+    UNKNOWN = "unknown"
+
+
+class SupportStatus(StrEnum):
+    """What a Unikraft release does with one syscall (see :mod:`uk_depscan.unikraft.gaps`)."""
+
+    PROVIDED = "provided"
+    NEEDS_KCONFIG = "needs-kconfig"
+    PARTIAL = "partial"
+    STUB = "stub"
+    ABSENT = "absent"
+
+    @property
+    def rank(self) -> int:
+        """Within a tier: implementation work first, configuration last."""
+        return _STATUS_RANK[self]
+
+
+_STATUS_RANK = {
+    SupportStatus.ABSENT: 0,
+    SupportStatus.STUB: 1,
+    SupportStatus.PARTIAL: 2,
+    SupportStatus.NEEDS_KCONFIG: 3,
+    SupportStatus.PROVIDED: 4,
+}
+
+
+class Tier(StrEnum):
+    """Porting priority, P0 (first) to P3 (nothing to do).  Ordered by :attr:`rank`, never by
+    comparing the strings."""
+
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+    @property
+    def rank(self) -> int:
+        return _TIER_RANK[self]
+
+    @property
+    def actionable(self) -> bool:
+        """P3 means nothing is to be done (or only on failure paths)."""
+        return self is not Tier.P3
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Tier):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Tier):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Tier):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Tier):
+            return NotImplemented
+        return self.rank >= other.rank
+
+
+_TIER_RANK = {Tier.P0: 0, Tier.P1: 1, Tier.P2: 2, Tier.P3: 3}
+
+
+class Action(StrEnum):
+    """What to do about one syscall gap.  The Kconfig option of ``enable`` is the gap's
+    ``kconfig`` field; :meth:`label` is the one-line wording the reports use."""
+
+    IMPLEMENT = "implement"
+    FAKE = "fake"
+    STUB = "stub"
+    KEEP = "keep"
+    ENABLE = "enable"
+    NONE = "none"
+
+    def label(self, kconfig: str | None = None) -> str:
+        if self is Action.ENABLE:
+            return f"enable {kconfig}" if kconfig else "enable its library"
+        return _ACTION_LABELS[self]
+
+    @classmethod
+    def from_label(cls, text: str) -> tuple[Action, str | None]:
+        """The inverse of :meth:`label`: (action, Kconfig option of an ``enable``)."""
+        if text == "enable its library":
+            return cls.ENABLE, None
+        if text.startswith("enable "):
+            return cls.ENABLE, text.removeprefix("enable ")
+        for action, label in _ACTION_LABELS.items():
+            if label == text:
+                return action, None
+        raise ValueError(f"unknown action {text!r}")
+
+
+_ACTION_LABELS = {
+    Action.IMPLEMENT: "implement",
+    Action.FAKE: "fake (return 0)",
+    Action.STUB: "stub (ENOSYS)",
+    Action.KEEP: "keep stub",
+    Action.NONE: "none",
+}
+
+
+class NativeStatus(StrEnum):
+    """A libc import of the target against lib-musl (the native route)."""
+
+    AVAILABLE = "available"
+    AVAILABLE_AS = "available-as"
+    MISSING = "missing"
+    FORTIFY = "fortify"
+
+
+class Severity(StrEnum):
+    BLOCKER = "blocker"
+    WARNING = "warning"
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Skipped:
+    """An input inside a directory or wheel that was not analysed, and why."""
+
+    path: str
+    reason: str
+
+
+# -- ELF facts ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ElfSummary:
     """Loader-relevant facts about one ELF object."""
@@ -42,6 +302,90 @@ class ElfSummary:
 
 
 @dataclass(frozen=True)
+class DlopenTarget:
+    name: str
+    source: str  # ".note.dlopen (feature=..., priority=...)" or "string literal"
+
+
+@dataclass(frozen=True)
+class BelowSyscall:
+    """What Unikraft must provide below the syscall level: pseudo-files and dlopen targets."""
+
+    pseudo_files: tuple[str, ...]
+    dlopen_targets: tuple[DlopenTarget, ...]
+    imports_dlopen: bool
+
+
+# -- the loader's answer --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Attempt:
+    """One candidate path ld.so would try, and what became of it."""
+
+    path: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class LoadedObject:
+    index: int
+    path: str
+    realpath: str
+    needed_name: str | None
+    loader: int | None
+    depth: int
+    found_via: FoundVia
+    via_detail: str
+    soname: str | None
+    needed: tuple[str, ...]
+    rpath: str | None
+    runpath: str | None
+    machine: str
+    elf_class: int
+    build_id: str | None
+    tried: tuple[Attempt, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class MissingLibrary:
+    needed_name: str
+    needed_by: int
+    reason: str
+    tried: tuple[Attempt, ...]
+
+
+@dataclass(frozen=True)
+class NeededEdge:
+    source: int
+    needed_name: str
+    target: int | None
+
+
+@dataclass(frozen=True)
+class LoadTree:
+    """The resolved closure in ld.so load order (index 0 is the root)."""
+
+    objects: tuple[LoadedObject, ...]
+    edges: tuple[NeededEdge, ...]
+    missing: tuple[MissingLibrary, ...]
+    search_notes: tuple[str, ...]
+
+    @property
+    def root(self) -> LoadedObject:
+        return self.objects[0]
+
+
+@dataclass(frozen=True)
+class VersionProblem:
+    """A symbol version the importer needs that its provider does not define."""
+
+    importer: int | None  # object index; None when read back from a saved report (JSON omits it)
+    file: str
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ImportRecord:
     """One import of the target and the object the loader binds it to."""
 
@@ -57,11 +401,12 @@ class ImportRecord:
         return self.binding == "WEAK"
 
 
+# -- syscalls -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EvidenceStep:
     """One edge of a chain: entry/import (name@version) or a syscall site (direct, wrapper, summary)."""
 
-    kind: str
+    kind: EvidenceKind
     library: str
     symbol: str
     detail: str
@@ -72,7 +417,7 @@ class SyscallFinding:
     number: int
     name: str
     failure_only: bool
-    kinds: tuple[str, ...]
+    kinds: tuple[EvidenceKind, ...]
     libraries: tuple[str, ...]
     chain: tuple[EvidenceStep, ...]
 
@@ -82,10 +427,10 @@ class SiteRecord:
     """A syscall site in the target itself."""
 
     address: int
-    kind: str
+    kind: SiteKind
     numbers: tuple[int, ...]
     names: tuple[str, ...]
-    confidence: str
+    confidence: Confidence
     reason: str
     function: str | None
     via: str | None
@@ -99,11 +444,22 @@ class SummarySourceRecord:
 
 
 @dataclass(frozen=True)
+class RequestRecord:
+    """One (call, argument, value) with how many call sites pass it; value None = not recovered."""
+
+    call: str
+    arg_index: int
+    value: int | None
+    name: str
+    sites: int
+
+
+@dataclass(frozen=True)
 class SyscallReport:
     """Syscalls the target can reach, the start-up baseline, and where the answers came from."""
 
-    arch: str
-    libc_model: str
+    arch: Arch
+    libc_model: LibcModel
     entries: tuple[str, ...]
     syscalls: tuple[SyscallFinding, ...]
     baseline: tuple[SyscallFinding, ...]
@@ -111,6 +467,33 @@ class SyscallReport:
     sources: tuple[SummarySourceRecord, ...]
     unknown_sites: int
     requests: tuple[RequestRecord, ...] = ()
+
+
+# -- Unikraft -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Gap:
+    """One syscall the target needs, against one Unikraft release, with what to do about it."""
+
+    name: str
+    status: SupportStatus
+    detail: str
+    library: str | None
+    kconfig: str | None
+    action: Action
+    tier: Tier
+    reasons: tuple[str, ...]
+
+    @property
+    def action_label(self) -> str:
+        return self.action.label(self.kconfig)
+
+
+@dataclass(frozen=True)
+class SymbolGap:
+    name: str
+    version: str | None
+    status: NativeStatus
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -121,10 +504,70 @@ class NativeRoute:
     musl_version: str
     symbols: tuple[SymbolGap, ...]
 
-    def count(self, status: str) -> int:
+    def count(self, status: NativeStatus | str) -> int:
         return sum(1 for s in self.symbols if s.status == status)
 
 
+@dataclass(frozen=True)
+class RouteFinding:
+    """What app-elfloader cannot load, or loads with a caveat (binary-compatibility route)."""
+
+    severity: Severity
+    object: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    number: int
+    actions: tuple[str, ...]
+    completes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """Which Unikraft support table the gaps were computed against."""
+
+    release: str
+    commit: str
+    generator: str
+
+
+# -- views: computed once from the facts (uk_depscan.report.views), read by every renderer --------
+@dataclass(frozen=True)
+class KconfigGroup:
+    """``enable CONFIG_X``: the needs-kconfig syscalls that one option provides."""
+
+    option: str
+    syscalls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GapRow:
+    """A gap with the evidence chain the reports show for it (None: no finding of that name)."""
+
+    gap: Gap
+    evidence: SyscallFinding | None
+
+
+@dataclass(frozen=True)
+class TargetViews:
+    """What the renderers show of one target, computed once.
+
+    ``kconfig_groups`` are sorted by syscall count, descending, then option name; ``rows`` are the
+    gaps in gap order with their evidence; ``work`` the rows whose action is not a Kconfig option;
+    ``top_actions`` the work still to do (tiers P0-P2).  ``status_counts`` lists the statuses
+    present (by name), ``tier_counts`` every tier (zeros included)."""
+
+    kconfig_groups: tuple[KconfigGroup, ...]
+    rows: tuple[GapRow, ...]
+    work: tuple[GapRow, ...]
+    top_actions: tuple[GapRow, ...]
+    status_counts: tuple[tuple[SupportStatus, int], ...]
+    tier_counts: tuple[tuple[Tier, int], ...]
+
+
+# -- one target, one run --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TargetReport:
     target: str
@@ -139,10 +582,11 @@ class TargetReport:
     below: BelowSyscall | None = None
     route: tuple[RouteFinding, ...] = ()
     sha256: str | None = None
+    views: TargetViews | None = None
 
     @property
     def actionable_gaps(self) -> tuple[Gap, ...]:
-        return tuple(g for g in self.gaps if g.tier != "P3")
+        return tuple(g for g in self.gaps if g.tier.actionable)
 
     @property
     def unresolved(self) -> tuple[ImportRecord, ...]:
@@ -163,22 +607,29 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class MatrixRow:
-    """One syscall across several targets: its Unikraft verdict and which targets need it."""
+    """One syscall across several targets: its Unikraft verdict and which targets need it.
+
+    ``status``/``tier``/``action`` are None for a syscall no target has a verdict for (the
+    start-up baseline under ``--route native``)."""
 
     name: str
-    status: str
-    tier: str
-    action: str
+    status: SupportStatus | None
+    tier: Tier | None
+    action: Action | None
+    kconfig: str | None
     needed_by: tuple[bool, ...]
 
+    @property
+    def status_label(self) -> str:
+        return "unknown" if self.status is None else self.status.value
 
-@dataclass(frozen=True)
-class TableRef:
-    """Which Unikraft support table the gaps were computed against."""
+    @property
+    def tier_label(self) -> str:
+        return "-" if self.tier is None else self.tier.value
 
-    release: str
-    commit: str
-    generator: str
+    @property
+    def action_label(self) -> str:
+        return "" if self.action is None else self.action.label(self.kconfig)
 
 
 @dataclass(frozen=True)
@@ -202,6 +653,6 @@ class Report:
             or t.unresolved
             or t.version_problems
             or t.actionable_gaps
-            or any(r.severity == "blocker" for r in t.route)
+            or any(r.severity is Severity.BLOCKER for r in t.route)
             for t in self.targets
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,24 +16,31 @@ from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile
 from uk_depscan.elf.literals import below_syscall
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols
 from uk_depscan.errors import DepscanError
-from uk_depscan.inputs import Inputs, Skipped, collect_inputs
+from uk_depscan.inputs import Inputs, collect_inputs
 from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.loader.paths import SearchConfig
-from uk_depscan.loader.resolve import LoadResult, LoadTree, resolve_tree
+from uk_depscan.loader.resolve import LoadResult, resolve_tree
 from uk_depscan.model import (
     ElfSummary,
+    Gap,
     ImportRecord,
+    LibcModel,
+    LoadTree,
     MatrixRow,
     NativeRoute,
     Report,
+    Route,
     SearchSettings,
+    Skipped,
     SyscallFinding,
+    SyscallReport,
     TableRef,
     TargetReport,
+    VersionProblem,
 )
+from uk_depscan.report.views import with_views
 from uk_depscan.syscalls.reach import analyze_syscalls, syscall_report
 from uk_depscan.unikraft.gaps import (
-    Gap,
     assess_all,
     binary_compat_findings,
     greedy_plan,
@@ -44,7 +51,7 @@ from uk_depscan.unikraft.tables import (
     LibmuslAvailability,
     LoupePrior,
     UnikraftTable,
-    load_libmusl_symbols,
+    libmusl_for,
     load_loupe_priors,
     load_unikraft_table,
 )
@@ -65,12 +72,12 @@ class Options:
 
     symbols: bool = True
     syscalls: bool = True
-    libc_model: str = "auto"
+    libc_model: LibcModel = LibcModel.AUTO
     entries: tuple[str, ...] = ()
     no_cache: bool = False
     unikraft: str | None = None
     unikraft_table: str | None = None
-    route: str = "both"  # both | binary-compat | native
+    route: Route = Route.BOTH
 
 
 def analyze(
@@ -91,7 +98,8 @@ def analyze(
     note = progress or (lambda _msg: None)
     with collect_inputs(paths) as inputs:
         single = len(inputs.targets) == 1
-        reports, skipped = [], list(inputs.skipped)
+        reports: list[TargetReport] = []
+        skipped = list(inputs.skipped)
         for target in inputs.targets:
             try:
                 note(f"{target.display}: resolving dependencies")
@@ -102,9 +110,10 @@ def analyze(
                 skipped.append(Skipped(target.display, str(err).removeprefix(f"{target.display}: ")))
     settings = SearchSettings(config.root, config.library_path, config.ld_so_conf, config.use_cache)
     table = _unikraft_table(options) if options.syscalls else None
-    ref = TableRef(table.release, table.commit, table.generator) if table is not None else None
+    # a table of one's own may not record its commit; the report schema wants a string
+    ref = TableRef(table.release, table.commit or "unknown", table.generator) if table is not None else None
     if table is not None:
-        musl, priors = load_libmusl_symbols(table.release), load_loupe_priors()
+        musl, priors = libmusl_for(table), load_loupe_priors()
         reports = [_route_view(r, table, priors, musl, options.route) for r in reports]
     plan = (
         greedy_plan({r.target: work_items(r.gaps) for r in reports if r.syscalls is not None})
@@ -112,27 +121,25 @@ def analyze(
         else ()
     )
     matrix = syscall_matrix(reports) if len(reports) > 1 else ()
-    return Report(
-        __version__, command, settings, tuple(reports), tuple(sorted(skipped, key=lambda s: s.path)), ref, plan, matrix
-    )
+    skipped.sort(key=lambda s: s.path)
+    return with_views(Report(__version__, command, settings, tuple(reports), tuple(skipped), ref, plan, matrix))
 
 
 def syscall_matrix(reports: list[TargetReport]) -> tuple[MatrixRow, ...]:
-    """Every syscall any target needs (reached or start-up), with its gap verdict, tier-sorted."""
+    """Every syscall any target needs (reached or start-up), with its gap verdict (the last
+    target's), tier-sorted; a syscall without a verdict comes first."""
     verdict = {g.name: g for r in reports for g in r.gaps}
     needed = [{f.name for f in r.syscalls.syscalls + r.syscalls.baseline} if r.syscalls else set() for r in reports]
-    names = sorted(set().union(*needed))
-    rows = [
-        MatrixRow(
-            n,
-            verdict[n].status if n in verdict else "unknown",
-            verdict[n].tier if n in verdict else "-",
-            verdict[n].action if n in verdict else "",
-            tuple(n in s for s in needed),
-        )
-        for n in names
-    ]
-    return tuple(sorted(rows, key=lambda r: (r.tier, -sum(r.needed_by), r.name)))
+    names = sorted(set[str]().union(*needed))
+    rows = []
+    for n in names:
+        g = verdict.get(n)
+        need = tuple(n in s for s in needed)
+        if g is None:
+            rows.append(MatrixRow(n, None, None, None, None, need))
+        else:
+            rows.append(MatrixRow(n, g.status, g.tier, g.action, g.kconfig, need))
+    return tuple(sorted(rows, key=lambda r: (r.tier.rank if r.tier else -1, -sum(r.needed_by), r.name)))
 
 
 def _unikraft_table(options: Options) -> UnikraftTable:
@@ -141,22 +148,35 @@ def _unikraft_table(options: Options) -> UnikraftTable:
 
 
 def _route_view(
-    r: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], musl: LibmuslAvailability, route: str
+    r: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], musl: LibmuslAvailability | None, route: Route
 ) -> TargetReport:
     """binary-compat: the Linux ELF under app-elfloader with glibc — start-up baseline included,
     loader flags checked.  native: rebuilt against lib-musl — the glibc loader never runs, so no
-    baseline and no loader flags, plus the libc-symbol check.  both: side by side."""
-    if route == "native":
-        return dataclasses.replace(
-            r, gaps=target_gaps(r, table, priors, with_baseline=False), native=native_route(r, musl), route=()
+    baseline and no loader flags, plus the libc-symbol check.  both: side by side.  Each route
+    reads the table as that route builds it (app-elfloader's syscalls count for binary-compat only)."""
+    warnings = r.warnings
+    if musl is None and route is not Route.BINARY_COMPAT:
+        warnings += (
+            f"native route: no lib-musl availability table for Unikraft {table.release} "
+            "(libc-symbol check skipped; `uk-depscan tables libmusl` generates one)",
         )
-    native = native_route(r, musl) if route == "both" else None
-    return dataclasses.replace(r, gaps=target_gaps(r, table, priors), native=native)
+    if route is Route.NATIVE:
+        return dataclasses.replace(
+            r,
+            gaps=target_gaps(r, table.for_route("native"), priors, with_baseline=False),
+            native=native_route(r, musl) if musl is not None else None,
+            route=(),
+            warnings=warnings,
+        )
+    native = native_route(r, musl) if route is Route.BOTH and musl is not None else None
+    return dataclasses.replace(
+        r, gaps=target_gaps(r, table.for_route("binary-compat"), priors), native=native, warnings=warnings
+    )
 
 
 def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute:
     imports = tuple((i.name, i.version, i.version_file) for i in report.imports)
-    return NativeRoute(musl.release, musl.musl_version, native_symbol_gaps(imports, musl.has))
+    return NativeRoute(musl.release, musl.musl_version or "unknown", native_symbol_gaps(imports, musl.has))
 
 
 def target_gaps(
@@ -180,7 +200,7 @@ def _with_blame(gap: Gap, f: SyscallFinding | None) -> Gap:
     libs = [lib.rsplit("/", 1)[-1] for lib in f.libraries]
     return dataclasses.replace(
         gap,
-        reasons=gap.reasons + (f"needed via {len(libs)} librar{'y' if len(libs) == 1 else 'ies'}: {', '.join(libs)}",),
+        reasons=(*gap.reasons, f"needed via {len(libs)} librar{'y' if len(libs) == 1 else 'ies'}: {', '.join(libs)}"),
     )
 
 
@@ -194,52 +214,20 @@ def analyze_target(
 ) -> TargetReport:
     result = resolve_tree(path, config, display_name=display)
     root = result.files[0]
-    imports: tuple[ImportRecord, ...] = ()
-    problems: tuple = ()
     warnings: list[str] = []
     if not root.arch_supported:
         warnings.append(
             f"{root.machine_name} ELFCLASS{root.elf_class}: read, but only x86_64 and aarch64 are analysed for syscalls"
         )
+    imports: tuple[ImportRecord, ...] = ()
+    problems: tuple[VersionProblem, ...] = ()
     syscalls = None
     if options.symbols:
-        bindings = bind_symbols(result)
-        tree = result.tree
-        imports = tuple(
-            sorted(
-                (
-                    ImportRecord(
-                        b.symbol.name,
-                        b.symbol.version,
-                        b.symbol.version_file,
-                        b.symbol.binding,
-                        b.symbol.sym_type,
-                        inputs.display(tree.objects[b.provider].path) if b.provider is not None else None,
-                    )
-                    for b in bindings.of(0)
-                ),
-                key=lambda r: (r.name, r.version or ""),
-            )
-        )
-        problems = tuple(bindings.version_problems)
-        warnings += [
-            f"{inputs.display(result.tree.objects[i].path)}: symbols skipped: {why}" for i, why in bindings.skipped
-        ]
-        if options.syscalls and options.libc_model == "musl":
-            warnings.append(MUSL_WARNING)
-        if options.syscalls and root.arch_supported:
-            analysis = analyze_syscalls(
-                result,
-                bindings,
-                libc_model=options.libc_model,
-                entries=options.entries,
-                no_cache=options.no_cache,
-                progress=note,
-            )
-            syscalls = syscall_report(analysis, root.machine_name, inputs.display)
+        imports, problems, syscalls = _bind_and_scan(result, inputs, options, warnings, note)
     below = below_syscall(root) if options.syscalls else None
     route = binary_compat_findings(tuple(_route_facts(result, inputs))) if options.syscalls else ()
-    digest = hashlib.sha256(root.data).hexdigest() if options.syscalls else None  # input provenance
+    # input provenance; numpy's stubs do not declare the buffer protocol ndarray implements
+    digest = hashlib.sha256(root.data).hexdigest() if options.syscalls else None  # type: ignore[arg-type]
     return TargetReport(
         display,
         summarize_elf(root, options.symbols),
@@ -254,7 +242,48 @@ def analyze_target(
     )
 
 
-def _route_facts(result: LoadResult, inputs: Inputs):  # type: ignore[no-untyped-def]
+def _bind_and_scan(
+    result: LoadResult, inputs: Inputs, options: Options, warnings: list[str], note: Callable[[str], None]
+) -> tuple[tuple[ImportRecord, ...], tuple[VersionProblem, ...], SyscallReport | None]:
+    """Symbol binding, then (when asked and the architecture is analysed) the syscall stage;
+    appends what it had to skip to ``warnings``."""
+    root = result.files[0]
+    bindings = bind_symbols(result)
+    tree = result.tree
+    imports = tuple(
+        sorted(
+            (
+                ImportRecord(
+                    b.symbol.name,
+                    b.symbol.version,
+                    b.symbol.version_file,
+                    b.symbol.binding,
+                    b.symbol.sym_type,
+                    inputs.display(tree.objects[b.provider].path) if b.provider is not None else None,
+                )
+                for b in bindings.of(0)
+            ),
+            key=lambda r: (r.name, r.version or ""),
+        )
+    )
+    warnings += [f"{inputs.display(tree.objects[i].path)}: symbols skipped: {why}" for i, why in bindings.skipped]
+    if options.syscalls and options.libc_model is LibcModel.MUSL:
+        warnings.append(MUSL_WARNING)
+    syscalls = None
+    if options.syscalls and root.arch_supported:
+        analysis = analyze_syscalls(
+            result,
+            bindings,
+            libc_model=options.libc_model,
+            entries=options.entries,
+            no_cache=options.no_cache,
+            progress=note,
+        )
+        syscalls = syscall_report(analysis, root.machine_name, inputs.display)
+    return imports, tuple(bindings.version_problems), syscalls
+
+
+def _route_facts(result: LoadResult, inputs: Inputs) -> Iterator[tuple[str, str, bool, bool, bool, bool, bool]]:
     for idx, elf in sorted(result.files.items()):
         etype = {ET_EXEC: "EXEC", ET_DYN: "DYN"}.get(elf.e_type, "?")
         yield (

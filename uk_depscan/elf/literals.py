@@ -11,10 +11,10 @@ nothing ties them to a particular call.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from uk_depscan.elf.file import ElfFile
 from uk_depscan.elf.symbols import dynamic_symbols
+from uk_depscan.model import BelowSyscall, DlopenTarget
 
 SHT_PROGBITS, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
 MAX_FINDINGS = 2000
@@ -23,19 +23,6 @@ _LIBNAME = re.compile(rb"(?:[\w./+-]*/)?lib[\w+-]+(?:\.[\w+-]+)*\.so(?:\.\d+)*")
 # Literal anchors searched with bytes.find (C speed); each hit is widened to its NUL-delimited
 # string, which must match the pattern as a whole.
 _ANCHORS = {_PSEUDO: (b"\0/proc", b"\0/sys", b"\0/dev"), _LIBNAME: (b".so",)}
-
-
-@dataclass(frozen=True)
-class DlopenTarget:
-    name: str
-    source: str  # ".note.dlopen (feature=..., priority=...)" or "string literal"
-
-
-@dataclass(frozen=True)
-class BelowSyscall:
-    pseudo_files: tuple[str, ...]
-    dlopen_targets: tuple[DlopenTarget, ...]
-    imports_dlopen: bool
 
 
 def _data_sections(elf: ElfFile):  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from uk_depscan.elf.symbols import VERSYM_HIDDEN, DynamicSymbols, ImportedSymbol, dynamic_symbols
 from uk_depscan.errors import DepscanError
 from uk_depscan.loader.resolve import LoadResult
+from uk_depscan.model import VersionProblem
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,6 @@ class Binding:
     symbol: ImportedSymbol
     provider: int | None
     provider_version: str | None
-
-
-@dataclass(frozen=True)
-class VersionProblem:
-    importer: int
-    file: str
-    version: str
-    reason: str
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from uk_depscan.loader.paths import (
     split_path_list,
     starts_with_origin,
 )
+from uk_depscan.model import Attempt, FoundVia, LoadedObject, LoaderOutcome, LoadTree, MissingLibrary, NeededEdge
 
 log = logging.getLogger(__name__)
 DF_1_NODEFLIB = 0x800
@@ -45,66 +46,19 @@ DF_1_NODEFLIB = 0x800
 # hostile object with tens of thousands of entries must not cost a directory search each.
 MAX_NEEDED_SEARCHED = 1024
 
-ROOT, DIRECT, RPATH, LD_LIBRARY_PATH, RUNPATH = "root", "direct path", "rpath", "LD_LIBRARY_PATH", "runpath"
-LD_SO_CACHE, LD_SO_CONF, DEFAULT, INTERPRETER = "ld.so.cache", "ld.so.conf", "default path", "interpreter"
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One candidate path ld.so would try, and what became of it."""
-
-    path: str
-    outcome: str
-
-
-@dataclass(frozen=True)
-class LoadedObject:
-    index: int
-    path: str
-    realpath: str
-    needed_name: str | None
-    loader: int | None
-    depth: int
-    found_via: str
-    via_detail: str
-    soname: str | None
-    needed: tuple[str, ...]
-    rpath: str | None
-    runpath: str | None
-    machine: str
-    elf_class: int
-    build_id: str | None
-    tried: tuple[Attempt, ...] = ()
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class MissingLibrary:
-    needed_name: str
-    needed_by: int
-    reason: str
-    tried: tuple[Attempt, ...]
-
-
-@dataclass(frozen=True)
-class NeededEdge:
-    source: int
-    needed_name: str
-    target: int | None
-
-
-@dataclass(frozen=True)
-class LoadTree:
-    """The resolved closure in ld.so load order (index 0 is the root)."""
-
-    objects: tuple[LoadedObject, ...]
-    edges: tuple[NeededEdge, ...]
-    missing: tuple[MissingLibrary, ...]
-    search_notes: tuple[str, ...]
-
-    @property
-    def root(self) -> LoadedObject:
-        return self.objects[0]
+ROOT, DIRECT, RPATH, LD_LIBRARY_PATH, RUNPATH = (
+    FoundVia.ROOT,
+    FoundVia.DIRECT,
+    FoundVia.RPATH,
+    FoundVia.LD_LIBRARY_PATH,
+    FoundVia.RUNPATH,
+)
+LD_SO_CACHE, LD_SO_CONF, DEFAULT, INTERPRETER = (
+    FoundVia.LD_SO_CACHE,
+    FoundVia.LD_SO_CONF,
+    FoundVia.DEFAULT,
+    FoundVia.INTERPRETER,
+)
 
 
 @dataclass
@@ -118,7 +72,7 @@ class LoadResult:
 @dataclass
 class _Candidate:
     path: str
-    via: str
+    via: FoundVia
     detail: str
 
 
@@ -147,7 +101,7 @@ class _Walk:
         shown: str,
         needed_name: str | None,
         loader: int | None,
-        via: str,
+        via: FoundVia,
         detail: str,
         tried: tuple[Attempt, ...],
         error: str | None = None,
@@ -241,12 +195,12 @@ class _Walk:
         for cand in cands:
             kind, outcome = self._verify(cand.path)
             tried.append(Attempt(cand.path, outcome))
-            if kind == "fatal":
+            if kind is LoaderOutcome.FATAL:
                 self.missing.append(
                     MissingLibrary(name, loader, f"ld.so stops with an error: {cand.path}: {outcome}", tuple(tried))
                 )
                 return None
-            if kind == "ok":
+            if kind is LoaderOutcome.OK:
                 return self._load(name, loader, cand, tuple(t for t in tried[:-1] if t.outcome != "absent"))
         self.missing.append(MissingLibrary(name, loader, _not_found_reason(tried), tuple(tried)))
         return None
@@ -344,21 +298,25 @@ class _Walk:
         elf = self.files.get(idx)
         return elf.dynamic.flags_1 if elf is not None and elf.dynamic else 0
 
-    def _verify(self, path: str) -> tuple[str, str]:
+    def _verify(self, path: str) -> tuple[LoaderOutcome, str]:
         if not os.path.lexists(path) or not os.path.exists(path):
-            return ("absent", "absent") if not os.path.lexists(path) else ("skip", _broken_link(path))
+            return (
+                (LoaderOutcome.ABSENT, "absent")
+                if not os.path.lexists(path)
+                else (LoaderOutcome.SKIP, _broken_link(path))
+            )
         if os.path.isdir(path):
-            return "fatal", "cannot read file data: Is a directory"
+            return LoaderOutcome.FATAL, "cannot read file data: Is a directory"
         ident = read_ident(path)
         if isinstance(ident, str):
-            return ("skip", ident) if ident.startswith("cannot read") else ("fatal", ident)
+            return (LoaderOutcome.SKIP, ident) if ident.startswith("cannot read") else (LoaderOutcome.FATAL, ident)
         return verify_ident(ident, self.elf_class, self.machine)
 
     def _load_interpreter(self, name: str, loader: int) -> int | None:
         assert self.interp is not None
         path = self.config.in_root(self.interp)
         kind, outcome = self._verify(path)
-        if kind != "ok":
+        if kind is not LoaderOutcome.OK:
             self.notes.append(f"interpreter {self.interp} not available in the root: {outcome}")
             self.missing.append(
                 MissingLibrary(name, loader, f"interpreter {self.interp}: {outcome}", (Attempt(path, outcome),))
@@ -371,31 +329,31 @@ class _Walk:
         return idx
 
 
-def verify_ident(ident: ElfIdent, elf_class: int, machine: int) -> tuple[str, str]:
+def verify_ident(ident: ElfIdent, elf_class: int, machine: int) -> tuple[LoaderOutcome, str]:
     """``open_verify`` (glibc elf/dl-load.c) on a candidate's ELF header, for an LE 64/32-bit loader."""
     if ident.ei_class != (2 if elf_class == 64 else 1):
-        return "skip", f"wrong ELF class: ELFCLASS{64 if ident.ei_class == 2 else 32}"
+        return LoaderOutcome.SKIP, f"wrong ELF class: ELFCLASS{64 if ident.ei_class == 2 else 32}"
     if ident.ei_data != 1:
-        return "fatal", "ELF file data encoding not little-endian"
+        return LoaderOutcome.FATAL, "ELF file data encoding not little-endian"
     if ident.ei_version != 1:
-        return "fatal", "ELF file version ident does not match current one"
+        return LoaderOutcome.FATAL, "ELF file version ident does not match current one"
     if ident.ei_osabi not in (0, 3):
-        return "fatal", "ELF file OS ABI invalid"
+        return LoaderOutcome.FATAL, "ELF file OS ABI invalid"
     if ident.ei_abiversion != 0 and not (ident.ei_osabi == 3 and ident.ei_abiversion < 5):
-        return "fatal", "ELF file ABI version invalid"
+        return LoaderOutcome.FATAL, "ELF file ABI version invalid"
     if not ident.pad_zero:
-        return "fatal", "nonzero padding in e_ident"
+        return LoaderOutcome.FATAL, "nonzero padding in e_ident"
     if ident.e_version != 1:
-        return "fatal", "ELF file version does not match current one"
+        return LoaderOutcome.FATAL, "ELF file version does not match current one"
     if ident.e_machine != machine:
         from uk_depscan.elf.file import MACHINE_NAMES
 
-        return "skip", f"wrong machine: {MACHINE_NAMES.get(ident.e_machine, ident.e_machine)}"
+        return LoaderOutcome.SKIP, f"wrong machine: {MACHINE_NAMES.get(ident.e_machine, ident.e_machine)}"
     if ident.e_type not in (ET_DYN, ET_EXEC):
-        return "fatal", "only ET_DYN and ET_EXEC can be loaded"
+        return LoaderOutcome.FATAL, "only ET_DYN and ET_EXEC can be loaded"
     if ident.e_phentsize != (56 if elf_class == 64 else 32):
-        return "fatal", "ELF file's phentsize not the expected size"
-    return "ok", "found"
+        return LoaderOutcome.FATAL, "ELF file's phentsize not the expected size"
+    return LoaderOutcome.OK, "found"
 
 
 def _broken_link(path: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-from functools import lru_cache
 
 # Newlines are escaped too: a string from a binary is one line, and must not forge report lines.
 # Lone surrogates are bytes that were not UTF-8 (names are decoded with "surrogateescape"):
@@ -33,16 +32,3 @@ def for_markdown(text: str) -> str:
 
 def for_html(text: str) -> str:
     return html.escape(for_terminal(text), quote=True)
-
-
-@lru_cache(maxsize=65536)
-def demangle(name: str) -> str:
-    """C++ demangling for human output; data keeps the mangled name."""
-    if not name.startswith("_Z"):
-        return name
-    try:
-        import cxxfilt
-
-        return str(cxxfilt.demangle(name, external_only=False))
-    except Exception:  # cxxfilt raises its own InvalidName and ctypes errors on garbage
-        return name

@@ -2,10 +2,11 @@
 
 The only module that imports networkx.  Built from a :class:`~uk_depscan.model.Report`, so it
 adds no facts of its own.  Node ids are typed: ``target:``, ``lib:``, ``sym:`` (imports of the
-target, ``name@version``), ``export:`` (the definition an import binds to), ``sys:``, ``uk:`` (Unikraft library), ``kconfig:``, ``file:``
-(pseudo-files) and ``dlopen:``.  Edge kinds: ``needs`` (DT_NEEDED), ``imports``, ``binds-to``
-(import → the exported definition), ``defined-in`` (definition → library), ``reaches`` (import or library → syscall, from the evidence
-chains), ``invokes`` (syscall site in the target), ``provided-by`` (syscall → Unikraft library),
+target, ``name@version``), ``export:`` (the definition an import binds to), ``sys:``, ``uk:``
+(Unikraft library), ``kconfig:``, ``file:`` (pseudo-files) and ``dlopen:``.  Edge kinds: ``needs``
+(DT_NEEDED), ``imports``, ``binds-to`` (import → the exported definition), ``defined-in``
+(definition → library), ``reaches`` (import or library → syscall, from the evidence chains),
+``invokes`` (syscall site in the target), ``provided-by`` (syscall → Unikraft library),
 ``enabled-by`` (Unikraft library → Kconfig option), ``opens`` and ``dlopens``.
 
 The collapsed view keeps targets, libraries and syscalls only: libtorch_cpu.so has 75 k symbols.
@@ -19,15 +20,15 @@ from typing import Any
 
 import networkx as nx
 
-from uk_depscan.model import Report, TargetReport
+from uk_depscan.model import EvidenceKind, Report, SupportStatus, TargetReport
 
 GRAPH_SCHEMA_VERSION = 1
 STATUS_COLOURS = {
-    "provided": "#2e7d32",
-    "needs-kconfig": "#1565c0",
-    "partial": "#ef6c00",
-    "stub": "#f9a825",
-    "absent": "#c62828",
+    SupportStatus.PROVIDED: "#2e7d32",
+    SupportStatus.NEEDS_KCONFIG: "#1565c0",
+    SupportStatus.PARTIAL: "#ef6c00",
+    SupportStatus.STUB: "#f9a825",
+    SupportStatus.ABSENT: "#c62828",
 }
 
 
@@ -61,7 +62,7 @@ def _add_target(g: nx.MultiDiGraph, t: TargetReport) -> None:
         ids[obj.index] = _node(g, _lib_id(t, obj.index), "library", obj.soname or obj.path, path=obj.path)
     for e in t.tree.edges:
         dst = (
-            ids.get(e.target)
+            ids[e.target]
             if e.target is not None
             else _node(g, f"lib:{e.needed_name}", "library", e.needed_name, missing=True)
         )
@@ -97,7 +98,7 @@ def _add_syscalls(g: nx.MultiDiGraph, t: TargetReport, root: str) -> None:
         return
     for f in t.syscalls.syscalls + t.syscalls.baseline:
         sys_id = _node(g, f"sys:{f.name}", "syscall", f.name, number=f.number)
-        imports = [s for s in f.chain if s.kind == "import"]
+        imports = [s for s in f.chain if s.kind is EvidenceKind.IMPORT]
         if f in t.syscalls.syscalls and imports and imports[0].library == t.tree.objects[0].soname:
             key = imports[0].symbol
             _edge(g, f"sym:{key}" if f"sym:{key}" in g else root, sys_id, "reaches")
@@ -112,7 +113,8 @@ def _add_gaps(g: nx.MultiDiGraph, t: TargetReport) -> None:
         sys_id = f"sys:{gap.name}"
         if sys_id not in g:
             continue
-        g.nodes[sys_id].update(status=gap.status, tier=gap.tier, action=gap.action)
+        # plain strings: node attributes are output data (GraphML types values by their Python type)
+        g.nodes[sys_id].update(status=gap.status.value, tier=gap.tier.value, action=gap.action_label)
         if gap.library:
             uk = _node(g, f"uk:{gap.library}", "unikraft-library", gap.library)
             _edge(g, sys_id, uk, "provided-by")

@@ -16,13 +16,16 @@ from importlib import resources
 import jinja2
 
 from uk_depscan.model import Report
-from uk_depscan.report.escape import demangle, for_terminal
+from uk_depscan.names import demangle_versioned
+from uk_depscan.report.escape import for_terminal
+from uk_depscan.report.views import target_views
 
 
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["clean"] = for_terminal
-    env.filters["demangle"] = lambda s: demangle(s.split("@", 1)[0]) + ("@" + s.split("@", 1)[1] if "@" in s else "")
+    env.filters["demangle"] = demangle_versioned
+    env.globals["views"] = target_views  # the views the report carries (uk_depscan.report.views)
     return env
 
 

@@ -1,15 +1,65 @@
-"""JSON rendering: an explicit, versioned mapping of :class:`~uk_depscan.model.Report`."""
+"""JSON rendering: an explicit, versioned mapping of :class:`~uk_depscan.model.Report`, and back.
+
+:func:`report_to_dict` writes the committed schema (``schema/report-v1.schema.json``);
+:func:`report_from_dict` reads a saved report back into a :class:`~uk_depscan.model.Report` after
+checking it against that schema (a saved report is input like any other: it may be damaged or
+forged).  Each target's ``views`` are derived data: written for consumers, recomputed on reading.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from uk_depscan.loader.resolve import LoadTree
-from uk_depscan.model import Report, SyscallFinding, SyscallReport, TargetReport
+from uk_depscan.errors import InputError
+from uk_depscan.model import (
+    Action,
+    Arch,
+    Attempt,
+    BelowSyscall,
+    Confidence,
+    DlopenTarget,
+    ElfSummary,
+    EvidenceKind,
+    EvidenceStep,
+    FoundVia,
+    Gap,
+    ImportRecord,
+    LibcModel,
+    LoadedObject,
+    LoadTree,
+    MatrixRow,
+    MissingLibrary,
+    NativeRoute,
+    NativeStatus,
+    NeededEdge,
+    PlanStep,
+    Report,
+    RequestRecord,
+    RouteFinding,
+    SearchSettings,
+    Severity,
+    SiteKind,
+    SiteRecord,
+    Skipped,
+    SummarySourceRecord,
+    SupportStatus,
+    SymbolGap,
+    SyscallFinding,
+    SyscallReport,
+    TableRef,
+    TargetReport,
+    TargetViews,
+    Tier,
+    VersionProblem,
+)
+from uk_depscan.report.validate import first_problem
+from uk_depscan.report.views import target_views, with_views
 
 
+# -- Report -> dict -------------------------------------------------------------------------------
 def report_to_dict(report: Report) -> dict[str, Any]:
     return {
         "schema_version": report.schema_version,
@@ -27,10 +77,10 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "matrix": [
             {
                 "syscall": m.name,
-                "status": m.status,
-                "tier": m.tier,
-                "action": m.action,
-                "needed_by": [t.target for t, need in zip(report.targets, m.needed_by) if need],
+                "status": m.status_label,
+                "tier": m.tier_label,
+                "action": m.action_label,
+                "needed_by": [t.target for t, need in zip(report.targets, m.needed_by, strict=True) if need],
             }
             for m in report.matrix
         ],
@@ -68,19 +118,7 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
         "version_problems": [{"file": p.file, "version": p.version, "reason": p.reason} for p in t.version_problems],
         "warnings": list(t.warnings),
         "syscalls": syscalls_to_dict(t.syscalls) if t.syscalls is not None else None,
-        "gaps": [
-            {
-                "name": g.name,
-                "status": g.status,
-                "detail": g.detail,
-                "library": g.library,
-                "kconfig": g.kconfig,
-                "action": g.action,
-                "tier": g.tier,
-                "reasons": list(g.reasons),
-            }
-            for g in t.gaps
-        ],
+        "gaps": [gap_to_dict(g) for g in t.gaps],
         "binary_compat": [{"severity": r.severity, "object": r.object, "problem": r.problem} for r in t.route],
         "below_syscall": None
         if t.below is None
@@ -98,6 +136,29 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
                 {"name": g.name, "version": g.version, "status": g.status, "detail": g.detail} for g in t.native.symbols
             ],
         },
+        "views": views_to_dict(target_views(t)),
+    }
+
+
+def gap_to_dict(g: Gap) -> dict[str, Any]:
+    return {
+        "name": g.name,
+        "status": g.status,
+        "detail": g.detail,
+        "library": g.library,
+        "kconfig": g.kconfig,
+        "action": g.action_label,
+        "tier": g.tier,
+        "reasons": list(g.reasons),
+    }
+
+
+def views_to_dict(v: TargetViews) -> dict[str, Any]:
+    return {
+        "kconfig_groups": [{"option": k.option, "syscalls": list(k.syscalls)} for k in v.kconfig_groups],
+        "top_actions": [
+            {"syscall": r.gap.name, "tier": r.gap.tier, "action": r.gap.action_label} for r in v.top_actions
+        ],
     }
 
 
@@ -181,3 +242,210 @@ def tree_to_dict(tree: LoadTree) -> dict[str, Any]:
 
 def render_json(report: Report) -> str:
     return json.dumps(report_to_dict(report), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+
+
+# -- dict -> Report -------------------------------------------------------------------------------
+def load_report(path: str) -> Report:
+    """A saved ``--format json`` report; :class:`~uk_depscan.errors.InputError` naming the file
+    when it is unreadable, not JSON, or not a schema_version 1 report."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: not a readable uk-depscan JSON report: {err}") from err
+    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or "targets" not in doc:
+        raise InputError(f"{path}: not a uk-depscan JSON report (schema_version 1)")
+    try:
+        return report_from_dict(doc)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from err
+
+
+def report_from_dict(doc: dict[str, Any]) -> Report:
+    """The :class:`Report` a :func:`report_to_dict` document describes, with its views recomputed.
+
+    Raises :class:`~uk_depscan.errors.InputError` when the document does not follow the schema or
+    names a value outside a closed set (a tier, an action, a site kind)."""
+    problem = first_problem(doc)
+    if problem is not None:
+        raise InputError(f"not a uk-depscan JSON report (schema_version 1): {problem}")
+    try:
+        return with_views(_report(doc))
+    except ValueError as err:  # an enum given a value the schema leaves open
+        raise InputError(f"not a uk-depscan JSON report (schema_version 1): {err}") from err
+
+
+def _report(d: dict[str, Any]) -> Report:
+    s = d["search"]
+    targets = tuple(_target(t) for t in d["targets"])
+    names = [t.target for t in targets]
+    uk = d["unikraft"]
+    return Report(
+        tool_version=d["tool"]["version"],
+        command=d["command"],
+        search=SearchSettings(s["root"], tuple(s["library_path"]), s["ld_so_conf"], s["use_ld_so_cache"]),
+        targets=targets,
+        skipped=tuple(Skipped(x["path"], x["reason"]) for x in d["skipped"]),
+        unikraft=None if uk is None else TableRef(uk["release"], uk["commit"], uk["generator"]),
+        plan=tuple(PlanStep(p["step"], tuple(p["actions"]), tuple(p["completes"])) for p in d["plan"]),
+        matrix=tuple(_matrix_row(m, names) for m in d["matrix"]),
+        schema_version=d["schema_version"],
+    )
+
+
+def _matrix_row(m: dict[str, Any], targets: list[str]) -> MatrixRow:
+    action, kconfig = Action.from_label(m["action"]) if m["action"] else (None, None)
+    return MatrixRow(
+        name=m["syscall"],
+        status=None if m["status"] == "unknown" else SupportStatus(m["status"]),
+        tier=None if m["tier"] == "-" else Tier(m["tier"]),
+        action=action,
+        kconfig=kconfig,
+        needed_by=tuple(t in m["needed_by"] for t in targets),
+    )
+
+
+def _target(t: dict[str, Any]) -> TargetReport:
+    below, native = t["below_syscall"], t["native_route"]
+    return TargetReport(
+        target=t["target"],
+        elf=_elf(t["elf"]),
+        tree=_tree(t["dependencies"]),
+        imports=tuple(
+            ImportRecord(i["name"], i["version"], i["version_file"], i["binding"], i["type"], i["provider"])
+            for i in t["imports"]
+        ),
+        version_problems=tuple(
+            VersionProblem(None, p["file"], p["version"], p["reason"]) for p in t["version_problems"]
+        ),
+        warnings=tuple(t["warnings"]),
+        syscalls=None if t["syscalls"] is None else _syscalls(t["syscalls"]),
+        gaps=tuple(_gap(g) for g in t["gaps"]),
+        native=None
+        if native is None
+        else NativeRoute(
+            native["libmusl_release"],
+            native["musl_version"],
+            tuple(
+                SymbolGap(g["name"], g["version"], NativeStatus(g["status"]), g["detail"]) for g in native["symbols"]
+            ),
+        ),
+        below=None
+        if below is None
+        else BelowSyscall(
+            tuple(below["pseudo_files"]),
+            tuple(DlopenTarget(x["name"], x["source"]) for x in below["dlopen_targets"]),
+            below["imports_dlopen"],
+        ),
+        route=tuple(RouteFinding(Severity(r["severity"]), r["object"], r["problem"]) for r in t["binary_compat"]),
+        sha256=t["sha256"],
+    )
+
+
+def _elf(e: dict[str, Any]) -> ElfSummary:
+    return ElfSummary(
+        e["elf_class"],
+        e["machine"],
+        e["machine_supported"],
+        e["elf_type"],
+        e["pie"],
+        e["interp"],
+        e["soname"],
+        tuple(e["needed"]),
+        e["rpath"],
+        e["runpath"],
+        e["build_id"],
+        e["textrel"],
+        e["exec_stack"],
+        e["static_tls"],
+        e["tls_memsz"],
+        tuple(e["ifuncs"]),
+        e["init_array"],
+        e["fini_array"],
+        tuple(e["dlopen_notes"]),
+        e["imports"],
+        e["exports"],
+    )
+
+
+def _gap(g: dict[str, Any]) -> Gap:
+    action, _ = Action.from_label(g["action"])
+    return Gap(
+        g["name"],
+        SupportStatus(g["status"]),
+        g["detail"],
+        g["library"],
+        g["kconfig"],
+        action,
+        Tier(g["tier"]),
+        tuple(g["reasons"]),
+    )
+
+
+def _tree(d: dict[str, Any]) -> LoadTree:
+    def attempts(items: list[dict[str, Any]]) -> tuple[Attempt, ...]:
+        return tuple(Attempt(a["path"], a["outcome"]) for a in items)
+
+    objects = tuple(
+        LoadedObject(
+            o["index"],
+            o["path"],
+            o["realpath"],
+            o["needed_name"],
+            o["loaded_by"],
+            o["depth"],
+            FoundVia(o["found_via"]),
+            o["via_detail"],
+            o["soname"],
+            tuple(o["needed"]),
+            o["rpath"],
+            o["runpath"],
+            o["machine"],
+            o["class"],
+            o["build_id"],
+            attempts(o["rejected_candidates"]),
+            o["error"],
+        )
+        for o in d["load_order"]
+    )
+    return LoadTree(
+        objects,
+        tuple(NeededEdge(e["from"], e["needed"], e["to"]) for e in d["edges"]),
+        tuple(
+            MissingLibrary(m["needed_name"], m["needed_by"], m["reason"], attempts(m["tried"])) for m in d["missing"]
+        ),
+        tuple(d["notes"]),
+    )
+
+
+def _syscalls(s: dict[str, Any]) -> SyscallReport:
+    def finding(f: dict[str, Any]) -> SyscallFinding:
+        chain = tuple(EvidenceStep(EvidenceKind(c["kind"]), c["library"], c["symbol"], c["detail"]) for c in f["chain"])
+        kinds = tuple(EvidenceKind(k) for k in f["kinds"])
+        return SyscallFinding(f["number"], f["name"], f["failure_only"], kinds, tuple(f["libraries"]), chain)
+
+    sites = tuple(
+        SiteRecord(
+            x["address"],
+            SiteKind(x["kind"]),
+            tuple(x["numbers"]),
+            tuple(x["names"]),
+            Confidence(x["confidence"]),
+            x["reason"],
+            x["function"],
+            x["via"],
+        )
+        for x in s["sites"]
+    )
+    return SyscallReport(
+        arch=Arch(s["arch"]),
+        libc_model=LibcModel(s["libc_model"]),
+        entries=tuple(s["entries"]),
+        syscalls=tuple(finding(f) for f in s["reached"]),
+        baseline=tuple(finding(f) for f in s["baseline"]),
+        sites=sites,
+        sources=tuple(SummarySourceRecord(x["library"], x["source"], x["build_id"]) for x in s["sources"]),
+        unknown_sites=s["unknown_sites"],
+        requests=tuple(
+            RequestRecord(r["call"], r["arg_index"], r["value"], r["name"], r["sites"]) for r in s["requests"]
+        ),
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from uk_depscan.model import Report, TargetReport
-from uk_depscan.report.escape import demangle
+from uk_depscan.model import NativeRoute, NativeStatus, Report, TargetReport
+from uk_depscan.names import demangle
 from uk_depscan.report.escape import for_markdown as md
+from uk_depscan.report.views import target_views
 
 
 def render_markdown(report: Report, **_: object) -> str:
@@ -26,7 +27,9 @@ def render_markdown(report: Report, **_: object) -> str:
             "|---|---|---|" + "---|" * len(report.targets),
         ]
         lines += [
-            f"| {m.tier} | {md(m.name)} | {md(m.status)} | " + " | ".join("x" if n else "" for n in m.needed_by) + " |"
+            f"| {m.tier_label} | {md(m.name)} | {md(m.status_label)} | "
+            + " | ".join("x" if n else "" for n in m.needed_by)
+            + " |"
             for m in report.matrix
         ]
         lines += [""] + [f"- #{i + 1}: {md(t.target)}" for i, t in enumerate(report.targets)] + [""]
@@ -83,35 +86,33 @@ def _target(t: TargetReport) -> list[str]:
             f"- `{md(r.call)}` argument {r.arg_index}: {md(r.name)} ({r.sites} call sites)" for r in t.syscalls.requests
         ]
     if t.native is not None:
-        n = t.native
-        out += [
-            "",
-            f"### Native route (lib-musl {md(n.libmusl_release)}, musl {md(n.musl_version)})",
-            "",
-            f"{n.count('available')} libc imports available, {n.count('available-as')} under their source names, "
-            f"{n.count('fortify')} fortify entry points, {n.count('missing')} missing.",
-            "",
-        ]
-        out += [
-            f"- `{md(g.name)}` ({md(g.status)}): {md(g.detail)}"
-            for g in n.symbols
-            if g.status in ("missing", "fortify")
-        ]
-    return out + [""]
+        out += _native(t.native)
+    return [*out, ""]
+
+
+def _native(n: NativeRoute) -> list[str]:
+    out = [
+        "",
+        f"### Native route (lib-musl {md(n.libmusl_release)}, musl {md(n.musl_version)})",
+        "",
+        f"{n.count(NativeStatus.AVAILABLE)} libc imports available, {n.count(NativeStatus.AVAILABLE_AS)} under their "
+        f"source names, {n.count(NativeStatus.FORTIFY)} fortify entry points, {n.count(NativeStatus.MISSING)} missing.",
+        "",
+    ]
+    out += [
+        f"- `{md(g.name)}` ({md(g.status)}): {md(g.detail)}"
+        for g in n.symbols
+        if g.status in (NativeStatus.MISSING, NativeStatus.FORTIFY)
+    ]
+    return out
 
 
 def _gaps(t: TargetReport) -> list[str]:
     if not t.gaps:
         return []
-    options: dict[str, list[str]] = {}
-    for g in t.gaps:
-        if g.status == "needs-kconfig":
-            options.setdefault(g.action.removeprefix("enable "), []).append(g.name)
+    v = target_views(t)
     out = ["### Kconfig options to enable", ""]
-    out += [
-        f"- `{md(opt)}`: {len(names)} syscalls ({md(', '.join(names))})"
-        for opt, names in sorted(options.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    ]
+    out += [f"- `{md(k.option)}`: {len(k.syscalls)} syscalls ({md(', '.join(k.syscalls))})" for k in v.kconfig_groups]
     out += [
         "",
         "### Gaps by priority",
@@ -119,14 +120,11 @@ def _gaps(t: TargetReport) -> list[str]:
         "| tier | syscall | Unikraft | action | reasons | first evidence |",
         "|---|---|---|---|---|---|",
     ]
-    chains = {f.name: f.chain for f in (t.syscalls.syscalls + t.syscalls.baseline)} if t.syscalls else {}
-    for g in t.gaps:
-        if g.status == "needs-kconfig":
-            continue
-        chain = chains.get(g.name, ())
+    for row in v.work:
+        g, chain = row.gap, row.evidence.chain if row.evidence else ()
         first = " → ".join(md(demangle(s.symbol.split("@", 1)[0])) for s in chain[:3])
         out.append(
-            f"| {g.tier} | {md(g.name)} | {md(g.status)}: {md(g.detail)} | {md(g.action)} | "
+            f"| {g.tier} | {md(g.name)} | {md(g.status)}: {md(g.detail)} | {md(g.action_label)} | "
             f"{md('; '.join(g.reasons))} | {first} |"
         )
     return out

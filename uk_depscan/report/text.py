@@ -13,21 +13,34 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from uk_depscan.loader.resolve import LoadTree
-from uk_depscan.model import Report, TargetReport
-from uk_depscan.report.escape import demangle, for_terminal
+from uk_depscan.model import (
+    EvidenceStep,
+    FoundVia,
+    LoadTree,
+    MissingLibrary,
+    NativeStatus,
+    Report,
+    Severity,
+    SyscallReport,
+    TargetReport,
+    Tier,
+)
+from uk_depscan.names import demangle, demangle_versioned
+from uk_depscan.report.escape import for_terminal
+from uk_depscan.report.views import ExplainAnswer, target_views
 
 VIA_STYLE = {
-    "root": "bold",
-    "rpath": "yellow",
-    "runpath": "cyan",
-    "LD_LIBRARY_PATH": "magenta",
-    "ld.so.cache": "green",
-    "ld.so.conf": "green",
-    "default path": "blue",
-    "interpreter": "blue",
-    "direct path": "white",
+    FoundVia.ROOT: "bold",
+    FoundVia.RPATH: "yellow",
+    FoundVia.RUNPATH: "cyan",
+    FoundVia.LD_LIBRARY_PATH: "magenta",
+    FoundVia.LD_SO_CACHE: "green",
+    FoundVia.LD_SO_CONF: "green",
+    FoundVia.DEFAULT: "blue",
+    FoundVia.INTERPRETER: "blue",
+    FoundVia.DIRECT: "white",
 }
+TIER_STYLE = {Tier.P0: "bold red", Tier.P1: "yellow", Tier.P2: "cyan", Tier.P3: "dim"}
 
 
 def _console(color: bool, width: int) -> tuple[Console, io.StringIO]:
@@ -62,7 +75,7 @@ def deps_tree(tree: LoadTree, verbose: bool = False) -> Tree:
     root = tree.objects[0]
     top = Tree(_t(root.path, "bold"))
     nodes = {0: top}
-    missing_by = {}
+    missing_by: dict[int, list[MissingLibrary]] = {}
     for m in tree.missing:
         missing_by.setdefault(m.needed_by, []).append(m)
     for obj in tree.objects[1:]:
@@ -85,8 +98,8 @@ def deps_tree(tree: LoadTree, verbose: bool = False) -> Tree:
     return top
 
 
-def _via(via: str, detail: str) -> str:
-    if via in ("rpath", "runpath") and detail.startswith("DT_"):
+def _via(via: FoundVia, detail: str) -> str:
+    if via in (FoundVia.RPATH, FoundVia.RUNPATH) and detail.startswith("DT_"):
         owner = detail.split(" of ", 1)[1].split(" (", 1)[0]
         return f"{via} of {owner}"
     return via
@@ -109,12 +122,12 @@ def _print_matrix(con: Console, report: Report, verbose: bool) -> None:
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("tier", "syscall", "unikraft", *(f"#{i + 1}" for i in range(len(report.targets)))):
         table.add_column(col)
-    rows = [m for m in report.matrix if verbose or m.tier in ("P0", "P1", "P2")]
+    rows = [m for m in report.matrix if verbose or (m.tier is not None and m.tier.actionable)]
     for m in rows[: None if verbose else 40]:
         table.add_row(
-            _t(m.tier, TIER_STYLE.get(m.tier, "")),
+            _t(m.tier_label, TIER_STYLE.get(m.tier, "") if m.tier is not None else ""),
             _t(m.name),
-            _t(m.status),
+            _t(m.status_label),
             *(_t("x" if need else "·") for need in m.needed_by),
         )
     con.print(table)
@@ -134,8 +147,25 @@ def _print_plan(con: Console, report: Report, verbose: bool) -> None:
 
 
 def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
-    e = t.elf
     con.print(_t(t.target, "bold underline"))
+    con.print(_facts(t))
+    _provider_table(con, t)
+    _problems(con, t, verbose)
+    if t.syscalls is not None:
+        _syscall_section(con, t.syscalls, verbose)
+        _gap_section(con, t, verbose)
+    _below_section(con, t, verbose)
+    if t.syscalls is not None and t.syscalls.requests:
+        reqs = ", ".join(f"{r.call}({r.name})" + (f"×{r.sites}" if r.sites > 1 else "") for r in t.syscalls.requests)
+        con.print(_t(f"requests      {reqs}"))
+    _native_section(con, t, verbose)
+    for w in t.warnings:
+        con.print(_t(f"  warning: {w}", "yellow"))
+    con.print()
+
+
+def _facts(t: TargetReport) -> Table:
+    e = t.elf
     facts = Table.grid(padding=(0, 2))
     facts.add_row(
         _t("object"),
@@ -171,8 +201,10 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
             "red" if t.unresolved else "",
         ),
     )
-    con.print(facts)
-    _provider_table(con, t)
+    return facts
+
+
+def _problems(con: Console, t: TargetReport, verbose: bool) -> None:
     for m in t.tree.missing:
         con.print(_t(f"  missing {m.needed_name} (needed by {t.tree.objects[m.needed_by].path}): {m.reason}", "red"))
     for p in t.version_problems:
@@ -180,60 +212,47 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
     for sym in t.unresolved[: None if verbose else 20]:
         con.print(_t(f"  unresolved {demangle(sym.name)}" + (f"@{sym.version}" if sym.version else ""), "red"))
     for r in t.route:
-        con.print(
-            _t(f"binary-compat {r.severity}: {r.object}: {r.problem}", "red" if r.severity == "blocker" else "yellow")
-        )
-    if t.syscalls is not None:
-        _syscall_section(con, t, verbose)
-        _gap_section(con, t, verbose)
-    if t.below is not None and (t.below.pseudo_files or t.below.dlopen_targets):
-        con.print(
-            _t(
-                f"below syscall {len(t.below.pseudo_files)} pseudo-files, {len(t.below.dlopen_targets)} dlopen targets",
-                "bold",
-            )
-        )
-        if t.below.pseudo_files:
-            con.print(_t("  files: " + " ".join(t.below.pseudo_files[: None if verbose else 25])))
-        if t.below.dlopen_targets:
-            con.print(_t("  dlopen: " + " ".join(d.name for d in t.below.dlopen_targets)))
-    if t.syscalls is not None and t.syscalls.requests:
-        reqs = ", ".join(f"{r.call}({r.name})" + (f"×{r.sites}" if r.sites > 1 else "") for r in t.syscalls.requests)
-        con.print(_t(f"requests      {reqs}"))
-    if t.native is not None:
-        n = t.native
-        con.print(
-            _t(
-                f"native route  lib-musl {n.libmusl_release} (musl {n.musl_version}): "
-                f"{n.count('available')} libc imports available, {n.count('available-as')} under their "
-                f"source names, {n.count('fortify')} fortify (__*_chk), {n.count('missing')} missing",
-                "bold",
-            )
-        )
-        missing = [g.name for g in n.symbols if g.status in ("missing", "fortify")]
-        if missing:
-            con.print(
-                _t(
-                    "  "
-                    + " ".join(missing[: None if verbose else 30])
-                    + (" ..." if len(missing) > 30 and not verbose else ""),
-                    "yellow",
-                )
-            )
-    for w in t.warnings:
-        con.print(_t(f"  warning: {w}", "yellow"))
-    con.print()
+        style = "red" if r.severity is Severity.BLOCKER else "yellow"
+        con.print(_t(f"binary-compat {r.severity}: {r.object}: {r.problem}", style))
 
 
-def _syscall_section(con: Console, t: TargetReport, verbose: bool) -> None:
-    s = t.syscalls
-    assert s is not None
+def _below_section(con: Console, t: TargetReport, verbose: bool) -> None:
+    b = t.below
+    if b is None or not (b.pseudo_files or b.dlopen_targets):
+        return
+    con.print(_t(f"below syscall {len(b.pseudo_files)} pseudo-files, {len(b.dlopen_targets)} dlopen targets", "bold"))
+    if b.pseudo_files:
+        con.print(_t("  files: " + " ".join(b.pseudo_files[: None if verbose else 25])))
+    if b.dlopen_targets:
+        con.print(_t("  dlopen: " + " ".join(d.name for d in b.dlopen_targets)))
+
+
+def _native_section(con: Console, t: TargetReport, verbose: bool) -> None:
+    n = t.native
+    if n is None:
+        return
+    con.print(
+        _t(
+            f"native route  lib-musl {n.libmusl_release} (musl {n.musl_version}): "
+            f"{n.count(NativeStatus.AVAILABLE)} libc imports available, {n.count(NativeStatus.AVAILABLE_AS)} under "
+            f"their source names, {n.count(NativeStatus.FORTIFY)} fortify (__*_chk), "
+            f"{n.count(NativeStatus.MISSING)} missing",
+            "bold",
+        )
+    )
+    missing = [g.name for g in n.symbols if g.status in (NativeStatus.MISSING, NativeStatus.FORTIFY)]
+    if missing:
+        more = " ..." if len(missing) > 30 and not verbose else ""
+        con.print(_t("  " + " ".join(missing[: None if verbose else 30]) + more, "yellow"))
+
+
+def _syscall_section(con: Console, s: SyscallReport, verbose: bool) -> None:
     normal = [f for f in s.syscalls if not f.failure_only]
     failure = [f for f in s.syscalls if f.failure_only]
     kinds: dict[str, int] = {}
     for f in s.syscalls:
         for k in f.kinds:
-            kinds[k] = kinds.get(k, 0) + 1
+            kinds[k.value] = kinds.get(k.value, 0) + 1
     scope = (
         "exports matching " + ", ".join(s.entries) + " + constructors + address-taken functions"
         if s.entries
@@ -247,11 +266,10 @@ def _syscall_section(con: Console, t: TargetReport, verbose: bool) -> None:
         )
     )
     con.print(_t("  by evidence: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))))
-    direct = [x for x in s.sites if x.kind not in ("wrapper_call", "local_wrapper_call")]
-    wrapped = [x for x in s.sites if x.kind in ("wrapper_call", "local_wrapper_call")]
+    wrapped = sum(1 for x in s.sites if x.kind.is_wrapper_call)
     con.print(
         _t(
-            f"  sites in the target: {len(direct)} direct, {len(wrapped)} syscall() wrapper calls, "
+            f"  sites in the target: {len(s.sites) - wrapped} direct, {wrapped} syscall() wrapper calls, "
             f"{s.unknown_sites} with unknown number"
         )
     )
@@ -263,39 +281,31 @@ def _syscall_section(con: Console, t: TargetReport, verbose: bool) -> None:
 
 
 def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
-    counts: dict[str, int] = {}
-    for g in t.gaps:
-        counts[g.status] = counts.get(g.status, 0) + 1
-    tiers: dict[str, int] = {}
-    for g in t.gaps:
-        tiers[g.tier] = tiers.get(g.tier, 0) + 1
+    v = target_views(t)
     con.print(
         _t(
             "unikraft      "
-            + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+            + ", ".join(f"{k} {n}" for k, n in v.status_counts)
             + "  |  "
-            + ", ".join(f"{k} {n}" for k, n in sorted(tiers.items())),
+            + ", ".join(f"{k} {n}" for k, n in v.tier_counts if n),
             "bold",
         )
     )
-    options: dict[str, list[str]] = {}
-    for g in t.gaps:
-        if g.status == "needs-kconfig":
-            options.setdefault(g.action.removeprefix("enable "), []).append(g.name)
-    for opt, names in sorted(options.items(), key=lambda kv: -len(kv[1])):
-        con.print(
-            _t(f"  enable {opt}: {len(names)} syscalls ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})")
-        )
-    work = [g for g in t.gaps if g.status != "needs-kconfig" and (verbose or g.tier != "P3")]
+    for group in v.kconfig_groups:
+        names = group.syscalls
+        more = ", ..." if len(names) > 8 else ""
+        con.print(_t(f"  enable {group.option}: {len(names)} syscalls ({', '.join(names[:8])}{more})"))
+    work = v.work if verbose else v.top_actions
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("tier", "syscall", "unikraft", "action", "why"):
         table.add_column(col, overflow="fold")
-    for g in work[: None if verbose else 15]:
+    for row in work[: None if verbose else 15]:
+        g = row.gap
         table.add_row(
-            _t(g.tier, TIER_STYLE.get(g.tier, "")),
+            _t(g.tier, TIER_STYLE[g.tier]),
             _t(g.name),
             _t(f"{g.status}: {g.detail}"),
-            _t(g.action),
+            _t(g.action_label),
             _t("; ".join(_short_reason(r) for r in g.reasons)),
         )
     if work:
@@ -312,13 +322,9 @@ def _short_reason(reason: str) -> str:
     return reason.replace(" (ld.so/libc initialisation)", "")
 
 
-TIER_STYLE = {"P0": "bold red", "P1": "yellow", "P2": "cyan", "P3": "dim"}
-
-
-def _step(step) -> str:  # type: ignore[no-untyped-def]
-    sym = demangle(step.symbol.split("@", 1)[0]) + ("@" + step.symbol.split("@", 1)[1] if "@" in step.symbol else "")
-    where = f" [{step.library}]" if step.kind in ("entry", "direct", "wrapper", "summary", "local_wrapper") else ""
-    return f"{step.kind}:{sym}{where}"
+def _step(step: EvidenceStep) -> str:
+    where = f" [{step.library}]" if step.kind.names_library else ""
+    return f"{step.kind}:{demangle_versioned(step.symbol)}{where}"
 
 
 def _provider_table(con: Console, t: TargetReport) -> None:
@@ -337,7 +343,7 @@ def _provider_table(con: Console, t: TargetReport) -> None:
     con.print(table)
 
 
-def _version_key(v: str) -> tuple:
+def _version_key(v: str) -> tuple[str, tuple[int, ...]]:
     name, _, num = v.partition("_")
     return (name, tuple(int(x) if x.isdigit() else 0 for x in num.split(".")))
 
@@ -347,51 +353,23 @@ def _print_skipped(con: Console, report: Report) -> None:
         con.print(_t(f"skipped {s.path}: {s.reason}", "yellow"))
 
 
-def render_explain(report: Report, query: str, *, color: bool = False, width: int = 120) -> str:
-    """Evidence chains for a syscall name/number or an imported symbol, per target."""
+def render_explain(answers: tuple[ExplainAnswer, ...], query: str, *, color: bool = False, width: int = 120) -> str:
+    """Evidence chains for a syscall name/number or an imported symbol, per target
+    (:func:`uk_depscan.report.views.explain`)."""
     con, buf = _console(color, width)
-    for t in report.targets:
-        if t.syscalls is None:
-            con.print(_t(f"{t.target}: no syscall analysis (architecture not analysed)", "yellow"))
+    for a in answers:
+        if not a.analysed:
+            con.print(_t(f"{a.target}: no syscall analysis (architecture not analysed)", "yellow"))
             continue
-        con.print(_t(t.target, "bold underline"))
-        hits = _explain_hits(t, query)
-        if not hits:
+        con.print(_t(a.target, "bold underline"))
+        if not a.hits:
             con.print(_t(f"  {query}: not reachable from this target (nor in the start-up baseline)", "green"))
-        for label, f in hits:
-            gap = next((g for g in t.gaps if g.name == f.name), None)
-            status = f"  [unikraft: {gap.status} {gap.detail}, {gap.tier} {gap.action}]" if gap else ""
-            con.print(
-                _t(
-                    f"  {f.name} ({f.number}) {label}{' — only on failure paths' if f.failure_only else ''}{status}",
-                    "bold",
-                )
-            )
+        for hit in a.hits:
+            f, gap = hit.finding, hit.gap
+            status = f"  [unikraft: {gap.status} {gap.detail}, {gap.tier} {gap.action_label}]" if gap else ""
+            failure = " — only on failure paths" if f.failure_only else ""
+            con.print(_t(f"  {f.name} ({f.number}) {hit.scope}{failure}{status}", "bold"))
             for i, step in enumerate(f.chain):
-                con.print(
-                    _t(
-                        f"    {'  ' * i}{'└─ ' if i else ''}{_step(step)}"
-                        + (f" @ {step.detail}" if step.detail else "")
-                    )
-                )
+                indent = f"    {'  ' * i}{'└─ ' if i else ''}"
+                con.print(_t(indent + _step(step) + (f" @ {step.detail}" if step.detail else "")))
     return buf.getvalue()
-
-
-def _explain_hits(t: TargetReport, query: str) -> list[tuple[str, object]]:
-    assert t.syscalls is not None
-    q = query.strip()
-    groups = (("reached", t.syscalls.syscalls), ("start-up baseline", t.syscalls.baseline))
-    by_syscall = [(label, f) for label, fs in groups for f in fs if q in (f.name, str(f.number))]
-    if by_syscall:
-        return by_syscall
-    return [
-        (label, f)
-        for label, fs in groups
-        for f in fs
-        if any(_symbol_matches(st.symbol, q) for st in f.chain if st.kind in ("import", "entry"))
-    ]
-
-
-def _symbol_matches(symbol: str, query: str) -> bool:
-    base = symbol.split("@", 1)[0]
-    return query in (symbol, base) or demangle(base) == query or demangle(base).startswith(query + "(")

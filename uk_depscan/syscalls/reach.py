@@ -26,7 +26,18 @@ from uk_depscan.elf.symbols import RELOC_TYPES, elf_relocations
 from uk_depscan.errors import DepscanError
 from uk_depscan.loader.binding import SymbolBindings
 from uk_depscan.loader.resolve import LoadResult
-from uk_depscan.model import EvidenceStep, SiteRecord, SummarySourceRecord, SyscallFinding, SyscallReport
+from uk_depscan.model import (
+    Arch,
+    Confidence,
+    EvidenceKind,
+    EvidenceStep,
+    LibcModel,
+    SiteKind,
+    SiteRecord,
+    SummarySourceRecord,
+    SyscallFinding,
+    SyscallReport,
+)
 from uk_depscan.syscalls.closure import (
     FAILURE_FUNCTIONS,
     Node,
@@ -293,7 +304,7 @@ def address_taken(elf: ElfFile, func_starts: np.ndarray) -> list[int]:
 
 
 def _demangled(key: str) -> str:
-    from uk_depscan.report.escape import demangle
+    from uk_depscan.names import demangle
 
     return demangle(key.split("@", 1)[0])
 
@@ -362,18 +373,19 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
         return table.name_of(n) or f"syscall_{n}"
 
     def finding(r: ReachedSyscall) -> SyscallFinding:
-        chain = tuple(EvidenceStep(s.kind, display(s.library), s.symbol, s.detail) for s in r.chain)
+        chain = tuple(EvidenceStep(EvidenceKind(s.kind), display(s.library), s.symbol, s.detail) for s in r.chain)
+        kinds = tuple(EvidenceKind(k) for k in r.kinds)
         return SyscallFinding(
-            r.number, name(r.number), r.failure_only, r.kinds, tuple(display(lib) for lib in r.libraries), chain
+            r.number, name(r.number), r.failure_only, kinds, tuple(display(lib) for lib in r.libraries), chain
         )
 
     sites = tuple(
         SiteRecord(
             s.address,
-            s.kind,
+            SiteKind(s.kind),
             tuple(s.numbers),
             tuple(name(n) for n in s.numbers),
-            s.confidence,
+            Confidence(s.confidence),
             s.reason,
             s.function,
             s.via,
@@ -381,8 +393,8 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
         for s in sorted(analysis.root_sites, key=lambda s: s.address)
     )  # type: ignore[attr-defined]
     return SyscallReport(
-        arch,
-        analysis.libc_model,
+        Arch(arch),
+        LibcModel(analysis.libc_model),
         analysis.entries,
         tuple(finding(analysis.reached[n]) for n in sorted(analysis.reached)),
         tuple(finding(analysis.baseline[n]) for n in sorted(analysis.baseline)),

@@ -9,7 +9,7 @@ so they are shown as numbers next to the level.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from uk_depscan.model import RequestRecord
 
 NAMES: dict[tuple[str, int], dict[int, str]] = {
     ("ioctl", 1): {
@@ -55,17 +55,6 @@ NAMES: dict[tuple[str, int], dict[int, str]] = {
     ("setsockopt", 1): {0: "SOL_IP", 1: "SOL_SOCKET", 6: "SOL_TCP", 17: "SOL_UDP", 41: "SOL_IPV6"},
 }
 NAMES[("fcntl64", 1)] = NAMES[("fcntl", 1)]
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One (call, argument, value) with how many call sites pass it; value None = not recovered."""
-
-    call: str
-    arg_index: int
-    value: int | None
-    name: str
-    sites: int
 
 
 def request_records(sites: tuple[object, ...]) -> tuple[RequestRecord, ...]:

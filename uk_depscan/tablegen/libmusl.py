@@ -16,12 +16,13 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from uk_depscan.tablegen.unikraft import SourceTree, blank_c, iter_make_lines, match_paren, parse_kconfig, split_top
+from uk_depscan.tablegen.unikraft import SourceTree, blank_c, iter_make_lines, parse_kconfig, split_top
 
 GENERATOR_NAME = "uk_depscan.libmusl_gen"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_ARCH = "x86_64"
 # Core libraries never linked together with lib-musl (they are the alternative libc).
 CORE_EXCLUDED_LIBS = ("lib/nolibc", "lib/isrlib")
@@ -162,21 +163,166 @@ def default_env(libmusl: SourceTree, arch: str, defines: Mapping[str, str]) -> d
     return env
 
 
+def kconfig_env(core: SourceTree, libmusl: SourceTree, arch: str) -> dict[str, str]:
+    """``CONFIG_*`` of the native route's base configuration, evaluated by kconfiglib.
+
+    Bool options that are ``y``, and the string/int/hex values make conditions compare
+    (``CONFIG_UK_ARCH``), as ``$(UK_CONFIG)`` would hold them after ``make olddefconfig``.
+    """
+    from uk_depscan.tablegen import kconfig as kc
+
+    klib = kc.kconfiglib_module()
+    with kc.temporary_work() as tmp:
+        work = Path(tmp)
+        core_dir = kc.materialize(core, work / "src" / "unikraft")
+        lm_dir = kc.materialize(libmusl, work / "src" / "lib-musl")
+        setup = kc.KconfigSetup(core_dir, None, (lm_dir,), arch)
+        loaded = kc.load_kconfig(setup, work / "build", route_libs=("LIBMUSL",))
+        env = {"ARCH": arch}
+        for sym in loaded.kconf.unique_defined_syms:
+            if sym.orig_type in (klib.BOOL, klib.TRISTATE):
+                if sym.tri_value == 2:
+                    env["CONFIG_" + sym.name] = "y"
+            elif sym.str_value and sym.name in ("UK_ARCH",):
+                env["CONFIG_" + sym.name] = sym.str_value
+    return env
+
+
 # ---------------------------------------------------------------- symbol extraction
 
 
+_C_WORDS = {
+    "if", "while", "for", "switch", "sizeof", "return", "__attribute__", "__asm__", "asm", "typeof",
+    "int", "char", "short", "long", "unsigned", "signed", "void", "float", "double", "const", "volatile",
+    "struct", "union", "enum", "static", "extern", "inline", "typedef", "restrict", "register", "_Noreturn",
+    "hidden", "weak", "_Bool", "__inline", "__restrict",
+}  # fmt: skip
+_PP_LINE = re.compile(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", re.M)
+_ATTR_TAIL = re.compile(r"(?:\s*__attribute__\s*\(\(.*?\)\))+\s*$", re.S)
+_PAREN_NAME = re.compile(r"\(\s*([A-Za-z_]\w*)\s*\)\s*\(")
+_CALL_NAME = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+
+
 def c_symbols(text: str) -> list[str]:
-    """Column-0 non-static function definitions plus alias targets."""
-    code = blank_c(text, strings=True)
+    """Non-static definitions at file scope: functions (any declarator), data objects, alias targets.
+
+    File-scope statements are cut at ``;`` and at the ``}`` closing a function body (brace and
+    parenthesis depth 0), after comments, strings and preprocessor lines are blanked.  A function
+    is a head ending in ``)`` followed by a body; its name is the first identifier followed by ``(``
+    that is not a keyword, or musl's macro-proof ``(name)(``, so ``void (*signal(int, void
+    (*)(int)))(int) {`` yields ``signal``.  A data object is a declaration with a type and no
+    parameter list (``const struct in6_addr in6addr_any = …;``, ``int optind=1, opterr=1;``).
+    ``static``, ``extern`` and ``typedef`` statements define nothing exported.
+    """
+    code = _PP_LINE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), blank_c(text, strings=True))
     names: set[str] = set(_ALIAS.findall(code))
-    for m in _FUNC.finditer(code):
-        end = match_paren(code, m.end() - 1)
-        if end < 0:
-            continue
-        rest = re.sub(r"^(?:\s|__attribute__\s*\(\(.*?\)\))*", "", code[end : end + 400], flags=re.S)
-        if rest.startswith("{") and m.group(1) not in _NOT_FUNCS:
-            names.add(m.group(1))
+    depth = paren = 0
+    start = 0
+    head = ""
+    for i, ch in enumerate(code):
+        if ch in "([":
+            paren += 1
+        elif ch in ")]":
+            paren = max(0, paren - 1)
+        elif ch == "{":
+            if depth == 0:
+                head = code[start:i]
+            depth += 1
+        elif ch == "}":
+            depth = max(0, depth - 1)
+            if depth == 0 and paren == 0 and _ATTR_TAIL.sub("", head).rstrip().endswith(")"):
+                # a function body ends the statement, exported or not
+                if _is_function_head(head) and (name := _function_name(head)) is not None:
+                    names.add(name)
+                start = i + 1
+        elif ch == ";" and depth == 0 and paren == 0:
+            names.update(_data_names(code[start:i]))
+            start = i + 1
     return sorted(names)
+
+
+def _storage_words(stmt: str) -> set[str]:
+    """Storage-class words among the declaration specifiers (before the first ``(`` or ``=``).
+
+    ``buf[static N]`` in a parameter list is not a storage class.
+    """
+    specs = re.split(r"[(=]", stmt, maxsplit=1)[0]
+    return set(re.findall(r"\b(static|extern|typedef)\b", specs))
+
+
+def _is_function_head(head: str) -> bool:
+    h = _ATTR_TAIL.sub("", head).rstrip()
+    if not h.endswith(")") or _storage_words(h):
+        return False
+    depth = 0
+    for ch in h:  # an initializer (``x = {...}``) is not a function
+        depth += (ch in "([" and 1) or (ch in ")]" and -1) or 0
+        if ch == "=" and depth == 0:
+            return False
+    return True
+
+
+def _function_name(head: str) -> str | None:
+    cands = [(m.start(), m.group(1)) for m in _PAREN_NAME.finditer(head) if m.group(1) not in _C_WORDS][:1]
+    cands += [(m.start(), m.group(1)) for m in _CALL_NAME.finditer(head) if m.group(1) not in _C_WORDS][:1]
+    return min(cands)[1] if cands else None
+
+
+def _data_names(stmt: str) -> list[str]:
+    """Names a file-scope data definition introduces (``[]`` for prototypes, macros, tags, typedefs)."""
+    if _storage_words(stmt) or not stmt.strip():
+        return []
+    flat = re.sub(r"\s+", " ", _drop_braces(stmt)).strip()
+    decls = _split_depth0(flat)
+    first_lhs = _split_depth0(decls[0], "=")[0]
+    if "(" in first_lhs:  # prototype, macro invocation, function-pointer object: not a plain data object
+        return []
+    out = []
+    for i, d in enumerate(decls):
+        lhs = re.sub(r"\[[^\]]*\]", "", _split_depth0(d, "=")[0]).strip()
+        if re.search(r"\{\}\s*$", lhs) or "(" in lhs:
+            continue  # ``struct x {...}`` with no declarator
+        ids = list(re.findall(r"[A-Za-z_]\w*", lhs))
+        if not ids or (i == 0 and len([t for t in ids if t not in ("const", "volatile")]) < 2):
+            continue
+        if ids[-1] not in _C_WORDS and not re.fullmatch(r"(?:struct|union|enum)\s+\w+", lhs):
+            out.append(ids[-1])
+    return out
+
+
+def _drop_braces(text: str) -> str:
+    out: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch == "{":
+            if depth == 0:
+                out.append("{")
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                out.append("}")
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out)
+
+
+def _split_depth0(text: str, sep: str = ",") -> list[str]:
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
 
 
 def file_symbols(path: str, text: str) -> list[str]:
@@ -207,15 +353,17 @@ def public_api(musl: SourceTree) -> set[str]:
         code = re.sub(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", "", code, flags=re.M)
         code = re.sub(r'extern\s+"[^"]*"\s*\{', "", code)
         for stmt in _top_level_statements(code):
-            if m := re.match(r"^\s*(?:extern\s+)?[A-Za-z_][\w\s\*]*?\b([a-z_]\w*)\s*\(", stmt):
-                if not m.group(1).startswith("__") and not re.match(r"^\s*(?:typedef|static)\b", stmt):
-                    out.add(m.group(1))
+            m = re.match(r"^\s*(?:extern\s+)?[A-Za-z_][\w\s\*]*?\b([a-z_]\w*)\s*\(", stmt)
+            if m and not m.group(1).startswith("__") and not re.match(r"^\s*(?:typedef|static)\b", stmt):
+                out.add(m.group(1))
     return out
 
 
 def _top_level_statements(code: str) -> list[str]:
     """Statements at brace depth 0 (struct/union bodies are skipped)."""
-    out, depth, cur = [], 0, []
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in code:
         if ch == "{":
             depth += 1
@@ -275,12 +423,27 @@ def build_libmusl_table(
     arch: str = DEFAULT_ARCH,
     defines: Mapping[str, str] | None = None,
     command: str = "",
+    kconfig: bool | None = None,
 ) -> dict[str, Any]:
-    """Generate the availability document for one release."""
-    env = default_env(libmusl, arch, defines or {})
+    """Generate the availability document for one release.
+
+    The configuration is a default lib-musl build: with kconfiglib and the core tree (``kconfig``
+    ``None`` = when both are there), Kconfig's own evaluation of the native route's base
+    (defaults + architecture + KVM platform + ``LIBMUSL=y``, see :mod:`.kconfig`); otherwise the
+    ``default y`` options of lib-musl's ``Config.uk`` plus ``LIBMUSL``'s ``select``s.
+    """
+    from uk_depscan.tablegen import kconfig as kc
+
+    if kconfig is None:
+        kconfig = core is not None and kc.kconfiglib_available() and core.has("Config.uk")
+    if kconfig and core is not None:
+        env, config_source = kconfig_env(core, libmusl, arch), "kconfiglib"
+        env.update(defines or {})
+    else:
+        env, config_source = default_env(libmusl, arch, defines or {}), "Config.uk defaults (regex)"
     state = MakeState(dict(env), {}, [])
     mk = [f for f in libmusl.files if f.startswith("Makefile.uk")]
-    libmusl.prefetch(mk + ["Config.uk"])
+    libmusl.prefetch([*mk, "Config.uk"])
     evaluate_makefile(libmusl, "Makefile.uk", state, True)
     listed = [f for items in state.lists.values() for f in items]
     x86 = set(_NR.findall(musl.read(f"arch/{arch}/bits/syscall.h.in") or ""))
@@ -316,6 +479,7 @@ def build_libmusl_table(
             "musl": {"ref": musl.ref, "commit": musl.commit, "version": musl_version(libmusl)},
         },
         "config": {k: v for k, v in sorted(env.items()) if k.startswith(("CONFIG_", "ARCH"))},
+        "config_source": config_source,
         "counts": _counts(files, symbols, core_supplied, missing, state, never_listed),
         "symbols": symbols,
         "core_symbols": core_supplied,

@@ -29,9 +29,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from uk_depscan.errors import InputError
+from uk_depscan.tablegen.kconfig import ROUTE_BINARY, ROUTE_NATIVE, provider_requirement
+
+ROUTES = (ROUTE_BINARY, ROUTE_NATIVE)
 
 GENERATOR_NAME = "uk_depscan.unikraft_gen"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: routes, provider requirements, kconfig section, option renames
+LOUPE_GENERATOR_VERSION = 1  # the Loupe priors conversion is unchanged
 ARCHES = ("x86_64", "arm64")
 C_SUFFIXES = (".c", ".h", ".cpp", ".S")
 
@@ -79,7 +83,7 @@ class SourceTree:
             return None
         # only trust it when root is the top of that repository
         top = subprocess.run(
-            ["git", "-C", str(self.root), "rev-parse", "--show-toplevel"], capture_output=True, text=True
+            ["git", "-C", str(self.root), "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=False
         )
         if Path(top.stdout.strip()).resolve() != self.root.resolve():
             return None
@@ -833,11 +837,7 @@ def scan_tree(tree: SourceTree, label: str = "core") -> ScannedTree:
 
 
 def _excluded(path: str) -> bool:
-    return (
-        path.startswith(("doc/", "support/", "lib/syscall_shim/include/"))
-        or "/tests/" in path
-        or path.startswith("tests/")
-    )
+    return path.startswith(("doc/", "support/", "lib/syscall_shim/include/", "tests/")) or "/tests/" in path
 
 
 def parse_numbers(tree: SourceTree) -> dict[str, dict[str, int]]:
@@ -924,11 +924,11 @@ def _classify(
             cands = _defs_for(st, other, library)
             if cands and other not in seen:
                 v = best_verdict([classify_definition(st, c, nargs, depth + 1, seen) for c in cands])
-                return Verdict(v.status, v.detail, (f"uk_syscall_r_{other}",) + v.followed)
+                return Verdict(v.status, v.detail, (f"uk_syscall_r_{other}", *v.followed))
         elif hit := find_helper(st, library, target, file):
             f, line, hbody, hcode, hparams = hit
             v = _classify(st, name, library, f, hbody, hcode, hparams, nargs, depth + 1, seen)
-            return Verdict(v.status, v.detail, (f"{target}@{f}:{line}",) + v.followed)
+            return Verdict(v.status, v.detail, (f"{target}@{f}:{line}", *v.followed))
     return classify_body(body, code, params, name, nargs)
 
 
@@ -1010,7 +1010,11 @@ def provider_record(st: ScannedTree, reg: Registration, suffixes: Sequence[str])
         "defined_at": _loc(st, f"{best.file}:{best.line}") if best else None,
         "pp_conditions": list(best.pp_conditions) if best else [],
         "compiled_if": _compiled_if(st, best.file) if best else None,
+        # app-elfloader's registrations exist only in an app-elfloader build: the binary-compatibility
+        # route; core registrations serve both routes
+        "routes": [ROUTE_BINARY] if st.label == "app-elfloader" else [ROUTE_BINARY, ROUTE_NATIVE],
     }
+    rec["requires"], rec["requires_other"] = provider_requirement(rec)
     if len(judged) > 1:  # alternative definitions (#if variants, per-arch headers)
         rec["all_definitions"] = [
             {"at": _loc(st, f"{d.file}:{d.line}"), "detail": v.detail, "pp_conditions": list(d.pp_conditions)}
@@ -1037,7 +1041,12 @@ def extra_conditions(p: Mapping[str, Any]) -> list[str]:
 
 
 def build_rows(
-    core: ScannedTree, extras: Sequence[ScannedTree], numbers: Mapping[str, Mapping[str, int]], suffixes: Sequence[str]
+    core: ScannedTree,
+    extras: Sequence[ScannedTree],
+    numbers: Mapping[str, Mapping[str, int]],
+    suffixes: Sequence[str],
+    release: str | None = None,
+    version: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """One row per syscall name (number tables plus anything registered)."""
     regs: dict[str, list[tuple[ScannedTree, Registration]]] = {}
@@ -1053,8 +1062,29 @@ def build_rows(
         provs = [provider_record(st, r, suffixes) for st, r in regs.get(name, [])]
         for p in provs:
             p["external"] = p["source"] != "core"
+            if p["external"]:
+                ext = next(e for e in extras if e.label == p["source"])
+                p["verified"], p["note"] = external_verified(ext, {release, version}, p["suffix_supported"])
         rows[name] = make_row(name, provs, numbers)
     return rows
+
+
+def external_verified(ext: ScannedTree, core: set[str | None], suffix_ok: bool) -> tuple[bool, str | None]:
+    """An external provider counts as verified only when its release is the core's release.
+
+    app-elfloader is released together with the core (RELEASE-x tags in both repositories).  The
+    newest app-elfloader obtainable is 0.16.3; its registrations use 0.16's ``u`` suffix, which 0.17
+    renamed ``e``, so on a newer core it does not build unchanged: its rows are reported with their
+    own status, never as provided (``unverified``).
+    """
+    ext_release = default_release(ext.tree.ref, None) if ext.tree.ref else None
+    label = (
+        f"{ext.label} {ext_release}" if ext_release and ext_release != "unknown" else f"{ext.label} (release unknown)"
+    )
+    if ext_release is not None and ext_release in core and suffix_ok:
+        return True, None
+    why = "" if suffix_ok else "; its registration suffix is not understood by this release's syscall_shim"
+    return False, f"{label}, unverified for this release{why}"
 
 
 def make_row(name: str, provs: list[dict[str, Any]], numbers: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
@@ -1100,7 +1130,51 @@ def make_row(name: str, provs: list[dict[str, Any]], numbers: Mapping[str, Mappi
         row["external_status"] = f"{e['status']}/{e['detail']}" + (
             "" if e["suffix_supported"] else " (suffix not supported by this release)"
         )
+    row["routes"] = {route: route_status(row, provs, route) for route in ROUTES}
     return row
+
+
+def route_status(row: Mapping[str, Any], provs: Sequence[Mapping[str, Any]], route: str) -> dict[str, Any]:
+    """Status of a row in one route: the best provider that route builds.
+
+    Core providers serve both routes; app-elfloader's serve the binary-compatibility route only.  An
+    external provider whose release differs from the core's (``verified: false``) never makes a row
+    provided: when it is the only provider the row is ``unverified``, with its note.
+    """
+    usable = [p for p in provs if route in p["routes"] and p.get("verified", True)]
+    pending = [p for p in provs if route in p["routes"] and not p.get("verified", True)]
+    if usable:
+        b = min(usable, key=lambda p: (verdict_rank(Verdict(p["status"], p["detail"])), p["external"]))
+        return {
+            "status": b["status"],
+            "detail": b["detail"],
+            "behavior": b["behavior"],
+            "source": b["source"],
+            "library": b["library"],
+            "kconfig": b["kconfig"],
+            "requires": b["requires"],
+        }
+    if pending:
+        b = min(pending, key=lambda p: verdict_rank(Verdict(p["status"], p["detail"])))
+        return {
+            "status": "unverified",
+            "detail": b["detail"],
+            "behavior": b["behavior"],
+            "source": b["source"],
+            "library": b["library"],
+            "kconfig": b["kconfig"],
+            "requires": b["requires"],
+            "note": b["note"],
+        }
+    return {
+        "status": "absent",
+        "detail": row["detail"],
+        "behavior": "error_enosys",
+        "source": None,
+        "library": None,
+        "kconfig": None,
+        "requires": None,
+    }
 
 
 def count_rows(rows: Mapping[str, Mapping[str, Any]], numbers: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
@@ -1129,12 +1203,20 @@ def count_rows(rows: Mapping[str, Mapping[str, Any]], numbers: Mapping[str, Mapp
         "registered_not_in_table": sum(not r["in_release_table"] for r in reg),
         "stub_kinds": kinds,
         "registrations_by_library": libs,
+        # per route, over the release's x86_64 table (as ``absent`` above)
+        "routes": {
+            route: {
+                st: sum(r["routes"][route]["status"] == st and r["x86_64_nr"] is not None for r in rows.values())
+                for st in ("implemented", "stub", "unverified", "absent", "unknown")
+            }
+            for route in ROUTES
+        },
     }
 
 
 def defined_not_registered(core: ScannedTree, rows: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
     """Core definitions no ``Makefile.uk`` registers (unreachable by number)."""
-    out = []
+    out: list[dict[str, str]] = []
     for name, defs in sorted(core.definitions.items()):
         if name not in rows or rows[name]["status"] == "absent":
             out.extend({"name": name, "defined_at": f"{d.file}:{d.line}"} for d in defs)
@@ -1146,15 +1228,40 @@ def build_table(
     *,
     release: str | None = None,
     extras: Sequence[tuple[str, SourceTree]] = (),
+    libs: Sequence[tuple[str, SourceTree]] = (),
     command: str = "",
+    kconfig: bool | None = None,
+    previous: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Generate the whole table document for one Unikraft tree."""
+    """Generate the whole table document for one Unikraft tree.
+
+    ``extras`` are external syscall providers (app-elfloader); ``libs`` are external libraries that
+    take part in the Kconfig evaluation only (lib-musl).  ``kconfig``: evaluate Kconfig with
+    kconfiglib (``None``: when kconfiglib is installed and the tree has a top-level ``Config.uk``).
+    ``previous``: the table of an older release, from which option renames are derived.
+    """
     numbers = parse_numbers(core_tree)
     suffixes = supported_suffixes(core_tree)
     core = scan_tree(core_tree)
     ext = [scan_tree(t, label) for label, t in extras]
-    rows = build_rows(core, ext, numbers, suffixes)
     version = read_version(core_tree)
+    label = release or default_release(core_tree.ref, version)
+    rows = build_rows(core, ext, numbers, suffixes, release=label, version=version)
+    from uk_depscan.tablegen import kconfig as kc
+
+    if kconfig is None:
+        kconfig = kc.kconfiglib_available() and core_tree.has("Config.uk")
+    ksection = (
+        kc.evaluate(core_tree, extras, libs, rows)
+        if kconfig
+        else {"evaluated": False, "reason": "not evaluated (kconfiglib not installed or no top-level Config.uk)"}
+    )
+    listed = ksection.get("defined_options")
+    defined: set[str] = set(listed if isinstance(listed, list) else ()) or {
+        "CONFIG_" + k for st in (core, *ext) for k in st.kconfig
+    }
+    ksection.pop("defined_options", None)
+    renames = derive_renames(previous, rows, defined) if previous is not None else {}
     return {
         "schema_version": 1,
         "kind": "unikraft-syscall-table",
@@ -1170,8 +1277,57 @@ def build_table(
         "registration_suffixes": suffixes,
         "counts": count_rows(rows, numbers),
         "defined_not_registered": defined_not_registered(core, rows),
+        "kconfig": ksection,
+        "option_renames": renames,
         "syscalls": rows,
     }
+
+
+def derive_renames(
+    previous: Mapping[str, Any], rows: Mapping[str, Mapping[str, Any]], defined: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Options of an older table that this release no longer defines, mapped to their successors.
+
+    Evidence, per syscall: the options the older release's providers required, against the
+    options this release's providers of the same syscall require.  An option that vanished is
+    renamed to the options that appear in its place (several old options merging into one, e.g.
+    ``LIBPOSIX_PROCESS_PIDS`` and ``_CLONE`` into ``_MULTITHREADING``, give two entries with the
+    same target).  Renames the older table already carried are chained through.
+    """
+    from uk_depscan.tablegen.kconfig import requirement_options
+
+    def reqs(provs: Sequence[Mapping[str, Any]]) -> set[str]:
+        out: set[str] = set()
+        for p in provs:
+            text = p.get("requires") or provider_requirement(p)[0]
+            out |= set(requirement_options(text))
+        return out
+
+    votes: dict[str, dict[str, set[str]]] = {}
+    for name, old_row in previous.get("syscalls", {}).items():
+        new_row = rows.get(name)
+        if new_row is None:
+            continue
+        before, after = reqs(old_row.get("providers", [])), reqs(new_row["providers"])
+        for gone in sorted(before - after):
+            if gone in defined:
+                continue
+            for succ in sorted(after - before):
+                votes.setdefault(gone, {}).setdefault(succ, set()).add(name)
+    out: dict[str, dict[str, Any]] = {}
+    prev_release = str(previous.get("release"))
+    for gone, succs in sorted(votes.items()):
+        best = max(len(v) for v in succs.values())
+        targets = sorted(s for s, v in succs.items() if len(v) == best)
+        out[gone] = {
+            "to": targets,
+            "since": prev_release,
+            "evidence": sorted(set().union(*(succs[t] for t in targets))),
+        }
+    for old, rec in previous.get("option_renames", {}).items():  # chain older renames through
+        to = [t2 for t in rec["to"] for t2 in (out[t]["to"] if t in out else [t])]
+        out.setdefault(old, {**rec, "to": sorted(set(to))})
+    return dict(sorted(out.items()))
 
 
 def default_release(ref: str | None, version: str | None) -> str:
@@ -1230,7 +1386,7 @@ def build_loupe_doc(csv_text: str, *, source: str = "loupedb-syscall-priors.csv"
             "stubbable": "workloads that still worked when it returned ENOSYS",
             "fakeable": "workloads that still worked when it returned 0 without doing anything",
         },
-        "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION},
+        "generator": {"name": GENERATOR_NAME, "version": LOUPE_GENERATOR_VERSION},
         "command": f"uk-depscan tables loupe --csv {source} -o syscall_tables/loupe/loupedb-syscall-priors.json",
         "syscalls": syscalls,
     }

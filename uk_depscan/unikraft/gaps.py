@@ -27,16 +27,30 @@ Priority formula (documented in the README, tested in tests/test_gaps.py), per g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
+from uk_depscan.model import (
+    Action,
+    Gap,
+    NativeStatus,
+    PlanStep,
+    RouteFinding,
+    Severity,
+    SupportStatus,
+    SymbolGap,
+    Tier,
+)
 from uk_depscan.unikraft.tables import LoupePrior, SyscallSupport, UnikraftTable
 
 STUB_OK, FAKE_OK = 0.8, 0.8
 MIN_APPS = 5  # fewer Loupe apps than this: too small a sample to decide stub/fake/required
-PROVIDED, NEEDS_KCONFIG, PARTIAL, STUB, ABSENT = "provided", "needs-kconfig", "partial", "stub", "absent"
-GAP_CLASSES = (NEEDS_KCONFIG, PARTIAL, STUB, ABSENT)
-# Within a tier: implementation work first, configuration last.
-STATUS_RANK = {ABSENT: 0, STUB: 1, PARTIAL: 2, NEEDS_KCONFIG: 3, PROVIDED: 4}
+PROVIDED, NEEDS_KCONFIG, PARTIAL, STUB, ABSENT = (
+    SupportStatus.PROVIDED,
+    SupportStatus.NEEDS_KCONFIG,
+    SupportStatus.PARTIAL,
+    SupportStatus.STUB,
+    SupportStatus.ABSENT,
+)
 # glibc 2.36 retries with an older syscall when the newer one returns ENOSYS:
 # clone3 → clone (sysdeps/unix/sysv/linux/clone-internal.c), faccessat2 → faccessat
 # (faccessat.c), statx → fstatat (statx.c fallback), epoll_pwait2 has no glibc caller but
@@ -44,19 +58,7 @@ STATUS_RANK = {ABSENT: 0, STUB: 1, PARTIAL: 2, NEEDS_KCONFIG: 3, PROVIDED: 4}
 GLIBC_FALLBACKS = {"clone3": "clone", "faccessat2": "faccessat", "statx": "newfstatat", "epoll_pwait2": "epoll_pwait"}
 
 
-@dataclass(frozen=True)
-class Gap:
-    name: str
-    status: str
-    detail: str
-    library: str | None
-    kconfig: str | None
-    action: str
-    tier: str
-    reasons: tuple[str, ...]
-
-
-def classify(support: SyscallSupport | None) -> tuple[str, str]:
+def classify(support: SyscallSupport | None) -> tuple[SupportStatus, str]:
     if support is None or support.status == "absent":
         return ABSENT, support.detail if support else "not in the release's syscall table"
     if support.status == "stub":
@@ -93,7 +95,7 @@ def assess(
         reasons.append(f"Unikraft stub: {support.detail} ({support.behavior})")
     action = _action(status, support, stubbable, fakeable)
     if fallback_ok and status in (ABSENT, STUB):
-        action = "keep stub"
+        action = Action.KEEP
         reasons.append(f"glibc falls back to {GLIBC_FALLBACKS[name]} on ENOSYS, which Unikraft provides")
     tier = _tier(action, startup, required, failure_only)
     return Gap(
@@ -120,30 +122,30 @@ def _loupe_reason(p: LoupePrior) -> str:
     )
 
 
-def _action(status: str, support: SyscallSupport | None, stubbable: float, fakeable: float) -> str:
-    if status == PROVIDED:
-        return "none"
-    if status == NEEDS_KCONFIG:
-        return f"enable {support.kconfig}" if support and support.kconfig else "enable its library"
-    wanted = "stub (ENOSYS)" if stubbable >= STUB_OK else "fake (return 0)" if fakeable >= FAKE_OK else "implement"
+def _action(status: SupportStatus, support: SyscallSupport | None, stubbable: float, fakeable: float) -> Action:
+    if status is PROVIDED:
+        return Action.NONE
+    if status is NEEDS_KCONFIG:
+        return Action.ENABLE  # the option is the gap's kconfig (support.kconfig)
+    wanted = Action.STUB if stubbable >= STUB_OK else Action.FAKE if fakeable >= FAKE_OK else Action.IMPLEMENT
     behaviour = support.behavior if support is not None else "error_enosys"
-    if (wanted == "stub (ENOSYS)" and behaviour == "error_enosys") or (
-        wanted == "fake (return 0)" and behaviour == "fake_success"
+    if (wanted is Action.STUB and behaviour == "error_enosys") or (
+        wanted is Action.FAKE and behaviour == "fake_success"
     ):
-        return "keep stub"
-    if status == STUB and (stubbable >= STUB_OK or (fakeable >= FAKE_OK and behaviour == "fake_success")):
-        return "keep stub"
-    if status == PARTIAL and wanted != "implement":
-        return "keep stub"
+        return Action.KEEP
+    if status is STUB and (stubbable >= STUB_OK or (fakeable >= FAKE_OK and behaviour == "fake_success")):
+        return Action.KEEP
+    if status is PARTIAL and wanted is not Action.IMPLEMENT:
+        return Action.KEEP
     return wanted
 
 
-def _tier(action: str, startup: bool, required: float, failure_only: bool) -> str:
-    if action in ("none", "keep stub") or failure_only:
-        return "P3"
-    if action == "implement" or action.startswith("enable"):
-        return "P0" if startup or required >= 0.5 else "P1"
-    return "P2"
+def _tier(action: Action, startup: bool, required: float, failure_only: bool) -> Tier:
+    if action in (Action.NONE, Action.KEEP) or failure_only:
+        return Tier.P3
+    if action in (Action.IMPLEMENT, Action.ENABLE):
+        return Tier.P0 if startup or required >= 0.5 else Tier.P1
+    return Tier.P2
 
 
 def assess_all(
@@ -154,7 +156,7 @@ def assess_all(
         assess(n, table.get(n), priors.get(n), startup=s, failure_only=f, fallback_ok=_fallback_provided(n, table))
         for n, (s, f) in names.items()
     ]
-    return tuple(sorted(gaps, key=lambda g: (g.tier, STATUS_RANK[g.status], g.name)))
+    return tuple(sorted(gaps, key=lambda g: (g.tier.rank, g.status.rank, g.name)))
 
 
 def _fallback_provided(name: str, table: UnikraftTable) -> bool:
@@ -216,15 +218,9 @@ MUSL_DATA_OBJECTS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class SymbolGap:
-    name: str
-    version: str | None
-    status: str  # available | available-as | missing | fortify
-    detail: str
-
-
-def native_symbol_gaps(imports: tuple[tuple[str, str | None, str | None], ...], has: object) -> tuple[SymbolGap, ...]:
+def native_symbol_gaps(
+    imports: tuple[tuple[str, str | None, str | None], ...], has: Callable[[str], bool]
+) -> tuple[SymbolGap, ...]:
     """Classify the target's libc imports ``(name, version, version_file)`` against lib-musl.
 
     ``has(name) -> bool`` is lib-musl's availability (symbols built by default Kconfig plus what
@@ -236,33 +232,34 @@ def native_symbol_gaps(imports: tuple[tuple[str, str | None, str | None], ...], 
         if file not in LIBC_FILES:
             continue
         out.append(_native_one(name, version, has))
-    return tuple(sorted(out, key=lambda g: (g.status == "available", g.status, g.name)))
+    # available last; the others by status name (available-as, fortify, missing), then symbol
+    return tuple(sorted(out, key=lambda g: (g.status is NativeStatus.AVAILABLE, g.status.value, g.name)))
 
 
-def _native_one(name: str, version: str | None, has: object) -> SymbolGap:
-    check = has  # type: ignore[assignment]
-    if check(name):  # type: ignore[operator]
-        return SymbolGap(name, version, "available", "")
+def _native_one(name: str, version: str | None, has: Callable[[str], bool]) -> SymbolGap:
+    if has(name):
+        return SymbolGap(name, version, NativeStatus.AVAILABLE, "")
     if name in MUSL_DATA_OBJECTS:
-        return SymbolGap(name, version, "available", "data object defined by musl (the lib-musl table lists functions)")
+        return SymbolGap(
+            name, version, NativeStatus.AVAILABLE, "data object defined by musl (the lib-musl table lists functions)"
+        )
     if name.startswith("__") and name.endswith("_chk"):
         plain = name[2:-4]
-        hint = f" ({plain} is available)" if check(plain) else ""  # type: ignore[operator]
-        return SymbolGap(name, version, "fortify", f"_FORTIFY_SOURCE entry point: rebuild without fortification{hint}")
+        hint = f" ({plain} is available)" if has(plain) else ""
+        return SymbolGap(
+            name, version, NativeStatus.FORTIFY, f"_FORTIFY_SOURCE entry point: rebuild without fortification{hint}"
+        )
     source = GLIBC_SOURCE_NAMES.get(name) or (name[:-2] if name.endswith("64") else None)
-    if source and source != name and check(source):  # type: ignore[operator]
-        return SymbolGap(name, version, "available-as", f"glibc binary name; a rebuild against musl uses {source}")
-    return SymbolGap(name, version, "missing", "not built by lib-musl (default Kconfig) nor supplied by Unikraft core")
+    if source and source != name and has(source):
+        return SymbolGap(
+            name, version, NativeStatus.AVAILABLE_AS, f"glibc binary name; a rebuild against musl uses {source}"
+        )
+    return SymbolGap(
+        name, version, NativeStatus.MISSING, "not built by lib-musl (default Kconfig) nor supplied by Unikraft core"
+    )
 
 
 # -- binary-compatibility route: what app-elfloader needs from the objects themselves ------------
-@dataclass(frozen=True)
-class RouteFinding:
-    severity: str  # blocker | warning
-    object: str
-    problem: str
-
-
 def binary_compat_findings(
     objects: tuple[tuple[str, str, bool, bool, bool, bool, bool], ...],
 ) -> tuple[RouteFinding, ...]:
@@ -273,36 +270,30 @@ def binary_compat_findings(
     with DF_STATIC_TLS that is dlopen'ed (a Python extension, say) needs static TLS space the
     loader must reserve up front.
     """
+    blocker, warning = Severity.BLOCKER, Severity.WARNING
     out = []
     for path, etype, is_root, pie, textrel, exec_stack, static_tls in objects:
         if is_root and etype == "EXEC":
-            out.append(RouteFinding("blocker", path, "not PIE (ET_EXEC): app-elfloader loads only PIE programs"))
+            out.append(RouteFinding(blocker, path, "not PIE (ET_EXEC): app-elfloader loads only PIE programs"))
         if textrel:
-            out.append(RouteFinding("blocker", path, "TEXTREL: relocations in read-only text"))
+            out.append(RouteFinding(blocker, path, "TEXTREL: relocations in read-only text"))
         if exec_stack:
-            out.append(RouteFinding("warning", path, "requests an executable stack (PT_GNU_STACK PF_X or absent)"))
+            out.append(RouteFinding(warning, path, "requests an executable stack (PT_GNU_STACK PF_X or absent)"))
         if static_tls and is_root and etype == "DYN" and not pie:
             out.append(
-                RouteFinding("warning", path, "DF_STATIC_TLS in a library that is dlopen'ed: needs surplus static TLS")
+                RouteFinding(warning, path, "DF_STATIC_TLS in a library that is dlopen'ed: needs surplus static TLS")
             )
     return tuple(out)
 
 
 # -- several targets: Loupe's greedy support plan ------------------------------------------------
-@dataclass(frozen=True)
-class PlanStep:
-    number: int
-    actions: tuple[str, ...]
-    completes: tuple[str, ...]
-
-
 def work_items(gaps: tuple[Gap, ...]) -> frozenset[str]:
     """What must be done for one target: Kconfig options once each, other actions per syscall."""
     items = set()
     for g in gaps:
-        if g.tier == "P3":
+        if not g.tier.actionable:
             continue
-        items.add(g.action if g.action.startswith("enable ") else f"{g.action}: {g.name}")
+        items.add(g.action_label if g.action is Action.ENABLE else f"{g.action_label}: {g.name}")
     return frozenset(items)
 
 

@@ -17,6 +17,7 @@ names on x86_64 and arm64 (``newfstatat``, ``pread64``, ``umount2``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -29,6 +30,12 @@ from typing import Any
 from uk_depscan.errors import DepscanError, TableError
 
 STATUSES = ("implemented", "stub", "absent", "unknown")
+# Routes (the CLI's --route values).  A row's top-level status is the core's (= the native route);
+# ``routes`` says what each route builds.  ``unverified``: only an external provider of another
+# release registers it (app-elfloader 0.16.3 on a 0.17 core) - neither provided nor absent.
+ROUTE_BINARY, ROUTE_NATIVE = "binary-compat", "native"
+ROUTES = (ROUTE_BINARY, ROUTE_NATIVE)
+ROUTE_STATUSES = (*STATUSES, "unverified")
 BEHAVIORS = ("real", "real_partial", "constant", "fake_success", "error_other", "error_enosys", "unknown")
 # Unikraft arch directory -> name of the Linux table (syscall_tables/linux/<name>.json)
 LINUX_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
@@ -86,6 +93,24 @@ class Provider:
     compiled_if: str | None = None
     kconfig_default: str | None = None
     kconfig_depends_on: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ROUTES
+    requires: str | None = None  # Kconfig expression that activates this provider (tables with a kconfig section)
+    verified: bool = True  # False: an external provider of another release (see ``note``)
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class RouteSupport:
+    """What one route (binary-compat, native) builds for a syscall."""
+
+    status: str  # ROUTE_STATUSES
+    detail: str
+    behavior: str
+    source: str | None  # "core", "app-elfloader", or None when absent
+    library: str | None
+    kconfig: str | None
+    requires: str | None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +130,7 @@ class SyscallSupport:
     x86_64_nr: int | None
     arm64_nr: int | None
     external_status: str | None = None
+    routes: Mapping[str, RouteSupport] = field(default_factory=dict)
 
     @property
     def provided(self) -> bool:
@@ -122,6 +148,41 @@ class UnikraftTable:
     generator: str
     syscalls: Mapping[str, SyscallSupport]
     counts: Mapping[str, Any] = field(default_factory=dict)
+    kconfig: KconfigFacts | None = None  # None: the table was generated without kconfiglib
+    option_renames: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    route: str | None = None  # set on a :meth:`for_route` view
+
+    def for_route(self, route: str) -> UnikraftTable:
+        """The table as one route sees it: each row's status, provider and option are that route's.
+
+        An ``unverified`` row (external provider of another release) keeps its own status, and its
+        detail carries the note, so every consumer that prints the detail also says so.  Tables
+        without route data are returned unchanged.
+        """
+        if route not in ROUTES:
+            raise TableError(f"{self.source}: unknown route {route!r} (one of {', '.join(ROUTES)})")
+        rows = {}
+        for name, s in self.syscalls.items():
+            r = s.routes.get(route)
+            if r is None:
+                rows[name] = s
+                continue
+            detail = f"{r.detail} ({r.note})" if r.note else r.detail
+            rows[name] = dataclasses.replace(
+                s,
+                status=r.status,
+                detail=detail,
+                behavior=r.behavior,
+                library=r.library,
+                kconfig=r.kconfig,
+                providers=tuple(p for p in s.providers if route in p.routes),
+            )
+        return dataclasses.replace(self, syscalls=MappingProxyType(rows), route=route)
+
+    def canonical_option(self, name: str) -> tuple[str, ...]:
+        """An option as this release spells it (renamed options map to their successors)."""
+        opt = name if name.startswith("CONFIG_") else "CONFIG_" + name
+        return self.option_renames.get(opt, (opt,))
 
     def get(self, name: str) -> SyscallSupport | None:
         """Row for ``name`` (aliases resolved); ``None`` if the release does not know it."""
@@ -131,6 +192,56 @@ class UnikraftTable:
         """Row for a syscall number (``arch`` is ``x86_64`` or ``arm64``/``aarch64``)."""
         key = "arm64_nr" if arch in ("arm64", "aarch64") else "x86_64_nr"
         return next((s for s in self.syscalls.values() if getattr(s, key) == nr), None)
+
+
+@dataclass(frozen=True)
+class Closure:
+    """A requirement resolved by kconfiglib over one route's base configuration (see tablegen.kconfig)."""
+
+    y: tuple[str, ...]  # must be y (the requirement's options and what they depend on)
+    n: tuple[str, ...]  # must stay n (conflicts: ``!X`` in a dependency)
+    verified: bool  # kconfiglib: everything in y ends y, n ends n, no unmet-dependency warning
+    drags_in: Mapping[str, str]  # also turned on: CONFIG_X -> "select by …" | "imply by …" | "default"
+    turns_off: tuple[str, ...] = ()  # on in the route's base configuration, off once this holds
+    undefined: tuple[str, ...] = ()
+    unresolved: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OptionFacts:
+    """One Kconfig option as its Config.uk declares it."""
+
+    name: str
+    defined: bool
+    defined_at: str | None = None
+    depends_on: str | None = None
+    selects: tuple[str, ...] = ()
+    implies: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    base_y: Mapping[str, bool] = field(default_factory=dict)  # route -> on in that route's base config
+    closure: Mapping[str, Closure] = field(default_factory=dict)  # route -> closure (syscall-providing options)
+
+
+@dataclass(frozen=True)
+class RouteBase:
+    """The build a route's closures were evaluated over."""
+
+    app: str | None
+    libraries: tuple[str, ...]
+    enabled: tuple[str, ...]
+    base_y: frozenset[str]
+
+
+@dataclass(frozen=True)
+class KconfigFacts:
+    """The tables' ``kconfig`` section."""
+
+    evaluator: str
+    arch: str
+    routes: Mapping[str, RouteBase]
+    options: Mapping[str, OptionFacts]
+    requirements: Mapping[str, Mapping[str, Closure]]  # provider ``requires`` -> route -> closure
 
 
 @dataclass(frozen=True)
@@ -174,6 +285,13 @@ class LoupePrior:
 
 
 # ---------------------------------------------------------------- file access
+
+
+def read_table_doc(path: Path) -> dict[str, Any]:
+    """A table file as JSON (validated as a Unikraft table), e.g. for ``--previous-table``."""
+    doc = _read_json(Path(path), str(path))
+    validate_unikraft_doc(doc, str(path))
+    return doc
 
 
 def _root() -> Any:
@@ -294,6 +412,56 @@ def load_unikraft_table(
         _gen(doc),
         MappingProxyType(rows),
         MappingProxyType(dict(doc.get("counts", {}))),
+        _kconfig_facts(doc.get("kconfig")),
+        MappingProxyType({k: tuple(v["to"]) for k, v in doc.get("option_renames", {}).items()}),
+    )
+
+
+def _closure(c: Mapping[str, Any]) -> Closure:
+    return Closure(
+        tuple(c["y"]),
+        tuple(c["n"]),
+        bool(c["verified"]),
+        MappingProxyType(dict(c.get("drags_in", {}))),
+        tuple(c.get("turns_off", ())),
+        tuple(c.get("undefined", ())),
+        tuple(c.get("unresolved", ())),
+        tuple(c.get("warnings", ())),
+    )
+
+
+def _kconfig_facts(sec: Mapping[str, Any] | None) -> KconfigFacts | None:
+    if not sec or not sec.get("evaluated"):
+        return None
+    options = {
+        name: OptionFacts(
+            name,
+            bool(o.get("defined")),
+            o.get("defined_at"),
+            o.get("depends_on"),
+            tuple(x["option"] for x in o.get("selects", ())),
+            tuple(x["option"] for x in o.get("implies", ())),
+            tuple(o.get("conflicts", ())),
+            MappingProxyType(dict(o.get("base_y", {}))),
+            MappingProxyType({r: _closure(c) for r, c in o.get("closure", {}).items()}),
+        )
+        for name, o in sec.get("options", {}).items()
+    }
+    routes = {
+        r: RouteBase(b.get("app"), tuple(b.get("libraries", ())), tuple(b.get("enabled", ())), frozenset(b["base_y"]))
+        for r, b in sec.get("routes", {}).items()
+    }
+    reqs = {
+        req: MappingProxyType({r: _closure(c) for r, c in e["routes"].items()})
+        for req, e in sec.get("requirements", {}).items()
+    }
+    ev = sec.get("evaluator", {})
+    return KconfigFacts(
+        f"{ev.get('name')} {ev.get('version')}",
+        str(sec.get("arch")),
+        MappingProxyType(routes),
+        MappingProxyType(options),
+        MappingProxyType(reqs),
     )
 
 
@@ -315,9 +483,26 @@ def _support(row: Mapping[str, Any]) -> SyscallSupport:
             p.get("compiled_if"),
             p.get("kconfig_default"),
             tuple(p.get("kconfig_depends_on", ())),
+            tuple(p.get("routes", ROUTES if not p["external"] else (ROUTE_BINARY,))),
+            p.get("requires"),
+            bool(p.get("verified", True)),
+            p.get("note"),
         )
         for p in row["providers"]
     )
+    routes = {
+        r: RouteSupport(
+            v["status"],
+            v["detail"],
+            v["behavior"],
+            v.get("source"),
+            v.get("library"),
+            v.get("kconfig"),
+            v.get("requires"),
+            v.get("note"),
+        )
+        for r, v in row.get("routes", {}).items()
+    }
     return SyscallSupport(
         row["name"],
         row["status"],
@@ -332,13 +517,14 @@ def _support(row: Mapping[str, Any]) -> SyscallSupport:
         row.get("x86_64_nr"),
         row.get("arm64_nr"),
         row.get("external_status"),
+        MappingProxyType(routes),
     )
 
 
 def _linux_tables() -> LinuxTables | None:
     """The Linux name tables, when ``uk_depscan.syscalls.linux`` and its files exist."""
     try:
-        from uk_depscan.syscalls import linux as linux_syscalls  # type: ignore[attr-defined]
+        from uk_depscan.syscalls import linux as linux_syscalls
     except ImportError:
         return None
     out: dict[str, Mapping[str, int]] = {}
@@ -353,10 +539,12 @@ def _linux_tables() -> LinuxTables | None:
 
 def _names_of(tab: Any) -> Mapping[str, int]:
     if isinstance(tab, Mapping):
-        return tab.get("syscalls", tab) if isinstance(tab.get("syscalls"), Mapping) else tab
+        inner = tab.get("syscalls")
+        return inner if isinstance(inner, Mapping) else tab
     for attr in ("syscalls", "by_name", "names"):
-        if isinstance(getattr(tab, attr, None), Mapping):
-            return getattr(tab, attr)
+        found = getattr(tab, attr, None)
+        if isinstance(found, Mapping):
+            return found
     raise TableError(f"linux table {tab!r}: unknown shape")
 
 
@@ -396,6 +584,37 @@ def validate_unikraft_doc(doc: Mapping[str, Any], label: str, linux: LinuxTables
         _require(isinstance(row, dict), label, f"syscall {name!r}: row must be an object")
         _validate_row(name, row, label, linux)
     _check_counts(doc, label)
+    _check_kconfig(doc, label)
+
+
+def _check_kconfig(doc: Mapping[str, Any], label: str) -> None:
+    """The optional ``kconfig`` section and ``option_renames`` (tables of generator 2)."""
+    for old, rec in doc.get("option_renames", {}).items():
+        _require(
+            isinstance(rec, dict) and isinstance(rec.get("to"), list) and bool(rec["to"]),
+            label,
+            f"option_renames {old!r}: needs a non-empty 'to' list",
+        )
+    sec = doc.get("kconfig")
+    if not sec or not sec.get("evaluated"):
+        return
+    reqs = sec.get("requirements")
+    _require(isinstance(reqs, dict), label, "kconfig: missing 'requirements'")
+    for name, row in doc["syscalls"].items():
+        for p in row["providers"]:
+            if "requires" in p:
+                _require(
+                    p["requires"] in reqs,
+                    label,
+                    f"syscall {name!r}: provider requirement {p['requires']!r} not in kconfig.requirements",
+                )
+    closures = [(f"requirement {q!r}", e["routes"]) for q, e in reqs.items()]
+    closures += [(f"option {o!r}", f.get("closure", {})) for o, f in sec.get("options", {}).items()]
+    for where, by_route in closures:
+        for route, c in by_route.items():
+            _require(route in ROUTES, label, f"kconfig {where}: unknown route {route!r}")
+            both = set(c["y"]) & set(c["n"])
+            _require(not both, label, f"kconfig {where} ({route}): options both y and n: {sorted(both)}")
 
 
 def _validate_row(name: str, row: Mapping[str, Any], label: str, linux: LinuxTables | None) -> None:
@@ -417,6 +636,26 @@ def _validate_row(name: str, row: Mapping[str, Any], label: str, linux: LinuxTab
     for i, p in enumerate(row["providers"]):
         _check_keys(p, _PROV_KEYS, label, f"{where} provider {i}")
         _require(p["status"] in STATUSES, label, f"{where} provider {i}: status {p['status']!r} not in {STATUSES}")
+        _require(set(p.get("routes", ())) <= set(ROUTES), label, f"{where} provider {i}: routes {p.get('routes')!r}")
+        _require(
+            p.get("verified", True) or bool(p.get("note")),
+            label,
+            f"{where} provider {i}: unverified provider without a note",
+        )
+    for route, r in row.get("routes", {}).items():
+        rw = f"{where} route {route!r}"
+        _require(route in ROUTES, label, f"{rw}: unknown route (one of {ROUTES})")
+        _require(isinstance(r, dict), label, f"{rw}: must be an object")
+        _require(r.get("status") in ROUTE_STATUSES, label, f"{rw}: status {r.get('status')!r} not in {ROUTE_STATUSES}")
+        _require(r.get("behavior") in BEHAVIORS, label, f"{rw}: behavior {r.get('behavior')!r} not in {BEHAVIORS}")
+        if r["status"] != "absent":
+            _require(
+                any(p["library"] == r.get("library") and route in p.get("routes", ROUTES) for p in row["providers"]),
+                label,
+                f"{rw}: status {r['status']!r} but no provider of that route in library {r.get('library')!r}",
+            )
+        if r["status"] == "unverified":
+            _require(bool(r.get("note")), label, f"{rw}: status 'unverified' needs a note saying why")
     if linux:
         _check_linux_name(name, row, label, linux)
 
@@ -454,9 +693,28 @@ def _check_counts(doc: Mapping[str, Any], label: str) -> None:
         if key in c:
             n = sum(r["status"] == status for r in rows)
             _require(c[key] == n, label, f"counts.{key} is {c[key]} but {n} rows have status {status!r}")
+    for route, by_status in c.get("routes", {}).items():
+        for status, want in by_status.items():
+            n = sum(
+                r.get("routes", {}).get(route, {}).get("status") == status and r.get("x86_64_nr") is not None
+                for r in rows
+            )
+            _require(want == n, label, f"counts.routes.{route}.{status} is {want} but {n} rows have it")
 
 
 # ---------------------------------------------------------------- lib-musl
+
+
+def libmusl_for(table: UnikraftTable) -> LibmuslAvailability | None:
+    """The shipped lib-musl table of exactly ``table``'s release, or ``None`` (native-route data absent).
+
+    A user's table (``--unikraft-table``) may be of any release; only the syscall table is
+    required, the lib-musl availability is optional and its absence is stated by the caller.
+    """
+    want = table.release.removeprefix("RELEASE-")
+    if not any(p.name[:-5] == want for p in _shipped("libmusl")):
+        return None
+    return load_libmusl_symbols(want)
 
 
 def load_libmusl_symbols(version: str | None = None, path: Path | None = None) -> LibmuslAvailability:
@@ -528,7 +786,8 @@ def load_loupe_priors(path: Path | None = None) -> dict[str, LoupePrior]:
             label,
             f"syscall {name!r}: counts must be integers in 0..{doc['workloads']}",
         )
-        out[name] = LoupePrior(name, *vals, attribution=doc["attribution"])  # type: ignore[arg-type]
+        used, required, stubbable, fakeable = (int(v) for v in vals)
+        out[name] = LoupePrior(name, used, required, stubbable, fakeable, attribution=doc["attribution"])
     return out
 
 

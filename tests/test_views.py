@@ -1,0 +1,177 @@
+"""Views computed once (uk_depscan.report.views) and read by every renderer; a saved JSON report read
+back into a Report; the typed diff; the schema check without jsonschema."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import FIXTURES, have, run_cli
+
+from uk_depscan.errors import InputError
+from uk_depscan.model import Action, SupportStatus, Tier
+from uk_depscan.report.html import render_html
+from uk_depscan.report.json_report import render_json, report_from_dict, report_to_dict
+from uk_depscan.report.markdown import render_markdown
+from uk_depscan.report.text import render_summary
+from uk_depscan.report.validate import first_problem, report_schema
+from uk_depscan.report.views import build_target_views, diff_reports, explain, kconfig_groups, with_views
+
+
+@pytest.fixture(scope="module")
+def doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The JSON report of a small socket server (glibc model, Unikraft 0.17.0): many Kconfig groups,
+    some with equal syscall counts."""
+    if not have("gcc"):
+        pytest.skip("gcc not installed (needed to build the fixture program)")
+    exe = tmp_path_factory.mktemp("views") / "sockets"
+    subprocess.run(["gcc", "-o", str(exe), str(FIXTURES / "programs" / "sockets.c")], check=True, capture_output=True)
+    code, out, err = run_cli(["scan", str(exe), "--format", "json", "--libc", "glibc", "--unikraft", "0.17.0"])
+    assert code == 1, err
+    parsed: dict[str, Any] = json.loads(out)
+    return parsed
+
+
+def test_round_trip(doc: dict[str, Any]) -> None:
+    """report_from_dict is the inverse of report_to_dict: the same document, byte for byte."""
+    report = report_from_dict(doc)
+    assert json.loads(json.dumps(report_to_dict(report))) == doc
+    assert render_json(report) == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+    assert all(t.views == build_target_views(t) for t in report.targets)
+
+
+def test_one_kconfig_order_in_every_format(doc: dict[str, Any]) -> None:
+    report = report_from_dict(doc)
+    groups = report.targets[0].views.kconfig_groups if report.targets[0].views else ()
+    counts = [len(g.syscalls) for g in groups]
+    assert len(groups) > 3 and len(set(counts)) < len(counts)  # the fixture has ties to order
+    assert [(-len(g.syscalls), g.option) for g in groups] == sorted((-len(g.syscalls), g.option) for g in groups)
+    expected = [(g.option, len(g.syscalls)) for g in groups]
+    text = render_summary(report, width=400)
+    md = render_markdown(report)
+    html = render_html(report)
+    assert [(o, int(n)) for o, n in re.findall(r"^  enable (\S+): (\d+) syscalls", text, re.M)] == expected
+    assert [(o.replace("\\_", "_"), int(n)) for o, n in re.findall(r"^- `(CONFIG\S+)`: (\d+) syscalls", md, re.M)] == (
+        expected
+    )
+    rows = re.findall(r"<tr><td><code>(CONFIG_\w+)</code></td><td>(\d+)</td>", html)
+    assert [(o, int(n)) for o, n in rows] == expected
+    assert [(g["option"], len(g["syscalls"])) for g in doc["targets"][0]["views"]["kconfig_groups"]] == expected
+
+
+def test_kconfig_groups_sort_and_content() -> None:
+    from uk_depscan.model import Gap
+
+    def gap(name: str, kconfig: str, status: SupportStatus = SupportStatus.NEEDS_KCONFIG) -> Gap:
+        return Gap(name, status, "full", "lib", kconfig, Action.ENABLE, Tier.P1, ())
+
+    gaps = (
+        gap("b1", "CONFIG_B"),
+        gap("a1", "CONFIG_A"),
+        gap("c1", "CONFIG_C"),
+        gap("c2", "CONFIG_C"),
+        gap("x", "CONFIG_X", SupportStatus.PROVIDED),
+    )
+    assert [(k.option, k.syscalls) for k in kconfig_groups(gaps)] == [
+        ("CONFIG_C", ("c1", "c2")),
+        ("CONFIG_A", ("a1",)),
+        ("CONFIG_B", ("b1",)),
+    ]
+
+
+def test_top_actions_are_the_actionable_work(doc: dict[str, Any]) -> None:
+    t = report_from_dict(doc).targets[0]
+    v = build_target_views(t)
+    assert [r.gap for r in v.rows] == list(t.gaps)
+    assert all(r.gap.status is not SupportStatus.NEEDS_KCONFIG for r in v.work)
+    assert [r.gap for r in v.top_actions] == [r.gap for r in v.work if r.gap.tier is not Tier.P3]
+    assert dict(v.tier_counts) == {tier: sum(g.tier is tier for g in t.gaps) for tier in Tier}
+    assert doc["targets"][0]["views"]["top_actions"] == [
+        {"syscall": r.gap.name, "tier": r.gap.tier.value, "action": r.gap.action_label} for r in v.top_actions
+    ]
+
+
+def test_explain_by_name_and_number(doc: dict[str, Any]) -> None:
+    report = report_from_dict(doc)
+    (by_name,) = explain(report, "socket")
+    (by_number,) = explain(report, "41")  # x86_64 socket
+    assert by_name == by_number and [h.finding.name for h in by_name.hits] == ["socket"]
+    assert by_name.hits[0].gap is not None and by_name.hits[0].gap.kconfig == "CONFIG_LIBPOSIX_SOCKET"
+    (nothing,) = explain(report, "io_uring_setup")
+    assert nothing.analysed and nothing.hits == ()
+
+
+def test_typed_diff(doc: dict[str, Any]) -> None:
+    old = report_from_dict(doc)
+    assert diff_reports(old, old, "a", "b").changes == ()
+    t = old.targets[0]
+    p0 = [g for g in t.gaps if g.tier is Tier.P0]
+    assert p0, "the fixture report has P0 gaps to re-tier"
+    retiered = tuple(dataclasses.replace(g, tier=Tier.P3) if g.tier is Tier.P0 else g for g in t.gaps)
+    calmer = with_views(dataclasses.replace(old, targets=(dataclasses.replace(t, gaps=retiered),)))
+    down = diff_reports(old, calmer, "old", "new")
+    assert len(down.changes) == len(p0) and all(c.change == "changed" and c.detail.endswith("P3") for c in down.changes)
+    assert down.new_gaps == ()  # P0 -> P3 is not a new gap to act on
+    up = diff_reports(calmer, old, "old", "new")
+    assert [c.item for c in up.new_gaps] == [c.item for c in down.changes]
+
+
+def _broken(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Documents the schema must refuse, one defect each."""
+    out = []
+    for edit in (
+        lambda d: d.pop("targets"),
+        lambda d: d.update(extra=1),
+        lambda d: d.update(schema_version=2),
+        lambda d: d["targets"][0].update(sha256="xyz"),
+        lambda d: d["targets"][0]["gaps"][0].update(tier="P9"),
+        lambda d: d["targets"][0]["gaps"][0].update(reasons="one"),
+        lambda d: d["targets"][0]["elf"].update(elf_class=True),
+        lambda d: d["targets"][0]["dependencies"]["load_order"][0].update(depth=-1),
+        lambda d: d["targets"][0]["syscalls"]["reached"][0].update(chain=[]),
+        lambda d: d["targets"][0]["views"]["kconfig_groups"][0].pop("option"),
+    ):
+        broken = copy.deepcopy(doc)
+        edit(broken)
+        out.append(broken)
+    return out
+
+
+def test_schema_check_agrees_with_jsonschema(doc: dict[str, Any]) -> None:
+    schema = report_schema()
+    jsonschema.validate(doc, schema)
+    assert first_problem(doc) is None
+    for broken in _broken(doc):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
+        assert first_problem(broken) is not None
+        with pytest.raises(InputError, match="not a uk-depscan JSON report"):
+            report_from_dict(broken)
+
+
+def test_values_outside_closed_sets_are_refused(doc: dict[str, Any]) -> None:
+    """The schema leaves the action wording open; reading it back does not."""
+    broken = copy.deepcopy(doc)
+    broken["targets"][0]["gaps"][0]["action"] = "panic"
+    assert first_problem(broken) is None
+    with pytest.raises(InputError, match="unknown action 'panic'"):
+        report_from_dict(broken)
+
+
+def test_diff_refuses_a_damaged_report(doc: dict[str, Any], tmp_path: Path) -> None:
+    broken = copy.deepcopy(doc)
+    del broken["targets"][0]["imports"]
+    saved = tmp_path / "broken.json"
+    saved.write_text(json.dumps(broken))
+    code, out, err = run_cli(["diff", str(saved), str(saved)])
+    assert code == 2 and out == ""
+    assert err == (
+        f"uk-depscan: error: {saved}: not a uk-depscan JSON report (schema_version 1): /targets/0: missing 'imports'\n"
+    )

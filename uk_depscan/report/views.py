@@ -1,0 +1,219 @@
+"""Views: what the reports show, computed once from a :class:`~uk_depscan.model.Report`.
+
+* per target (:class:`~uk_depscan.model.TargetViews`, carried by the report after
+  :func:`with_views`): the Kconfig options to enable, the gaps with their evidence, the work still
+  to do, counts by status and tier — text, JSON, Markdown and HTML all read these;
+* ``explain``: the evidence chains matching a syscall name/number or an imported symbol;
+* ``diff``: what a new report adds or removes against an old one (a saved JSON report is read back
+  with :func:`uk_depscan.report.json_report.report_from_dict`).
+
+Like every module of :mod:`uk_depscan.report`, this imports only the model, never the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+
+from uk_depscan.model import (
+    EvidenceKind,
+    Gap,
+    GapRow,
+    KconfigGroup,
+    Report,
+    StrEnum,
+    SupportStatus,
+    SyscallFinding,
+    TargetReport,
+    TargetViews,
+    Tier,
+)
+from uk_depscan.names import demangle
+
+
+# -- per-target views -----------------------------------------------------------------------------
+def with_views(report: Report) -> Report:
+    """The report with every target's views computed (once; renderers only read them)."""
+    return dataclasses.replace(
+        report, targets=tuple(dataclasses.replace(t, views=build_target_views(t)) for t in report.targets)
+    )
+
+
+def target_views(t: TargetReport) -> TargetViews:
+    """The views a renderer reads: those the report carries, or computed now for a report built by
+    hand without :func:`with_views`."""
+    return t.views if t.views is not None else build_target_views(t)
+
+
+def build_target_views(t: TargetReport) -> TargetViews:
+    rows = tuple(GapRow(g, f) for g, f in zip(t.gaps, _evidence(t), strict=True))
+    work = tuple(r for r in rows if r.gap.status is not SupportStatus.NEEDS_KCONFIG)
+    statuses = Counter(g.status for g in t.gaps)
+    tiers = Counter(g.tier for g in t.gaps)
+    return TargetViews(
+        kconfig_groups=kconfig_groups(t.gaps),
+        rows=rows,
+        work=work,
+        top_actions=tuple(r for r in work if r.gap.tier.actionable),
+        status_counts=tuple(sorted(statuses.items(), key=lambda kv: kv[0].value)),
+        tier_counts=tuple((tier, tiers.get(tier, 0)) for tier in Tier),
+    )
+
+
+def kconfig_groups(gaps: tuple[Gap, ...]) -> tuple[KconfigGroup, ...]:
+    """One group per option that needs-kconfig syscalls wait for, syscalls in gap order; groups by
+    syscall count (descending), then option name — the one order every format shows."""
+    options: dict[str, list[str]] = {}
+    for g in gaps:
+        if g.status is SupportStatus.NEEDS_KCONFIG:
+            options.setdefault(g.kconfig or "its library", []).append(g.name)
+    groups = (KconfigGroup(option, tuple(names)) for option, names in options.items())
+    return tuple(sorted(groups, key=lambda k: (-len(k.syscalls), k.option)))
+
+
+def _evidence(t: TargetReport) -> list[SyscallFinding | None]:
+    """The chain shown beside each gap.  A syscall both reached and in the start-up baseline shows
+    its baseline chain, as the Markdown and HTML reports always have (the gap's blame line, from
+    the pipeline, names the target's own chain)."""
+    if t.syscalls is None:
+        return [None] * len(t.gaps)
+    chains = {f.name: f for f in t.syscalls.syscalls + t.syscalls.baseline}
+    return [chains.get(g.name) for g in t.gaps]
+
+
+# -- explain --------------------------------------------------------------------------------------
+class ExplainScope(StrEnum):
+    REACHED = "reached"
+    BASELINE = "start-up baseline"
+
+
+@dataclass(frozen=True)
+class ExplainHit:
+    scope: ExplainScope
+    finding: SyscallFinding
+    gap: Gap | None
+
+
+@dataclass(frozen=True)
+class ExplainAnswer:
+    """One target's answer; ``analysed`` is False when its syscalls were not analysed."""
+
+    target: str
+    analysed: bool
+    hits: tuple[ExplainHit, ...]
+
+
+def explain(report: Report, query: str) -> tuple[ExplainAnswer, ...]:
+    """Per target: the findings named by ``query`` (a syscall name or number), or else the findings
+    whose chain starts at or imports ``query`` (mangled, ``name@version`` or demangled name, or a
+    demangled prefix up to its parameter list)."""
+    return tuple(_explain_one(t, query.strip()) for t in report.targets)
+
+
+def _explain_one(t: TargetReport, q: str) -> ExplainAnswer:
+    if t.syscalls is None:
+        return ExplainAnswer(t.target, False, ())
+    groups = ((ExplainScope.REACHED, t.syscalls.syscalls), (ExplainScope.BASELINE, t.syscalls.baseline))
+    found = [(scope, f) for scope, fs in groups for f in fs if q in (f.name, str(f.number))]
+    if not found:
+        found = [
+            (scope, f)
+            for scope, fs in groups
+            for f in fs
+            if any(_symbol_matches(st.symbol, q) for st in f.chain if st.kind in _SYMBOL_STEPS)
+        ]
+    gaps: dict[str, Gap] = {}
+    for g in t.gaps:
+        gaps.setdefault(g.name, g)
+    return ExplainAnswer(t.target, True, tuple(ExplainHit(scope, f, gaps.get(f.name)) for scope, f in found))
+
+
+_SYMBOL_STEPS = (EvidenceKind.IMPORT, EvidenceKind.ENTRY)
+
+
+def _symbol_matches(symbol: str, query: str) -> bool:
+    base = symbol.split("@", 1)[0]
+    return query in (symbol, base) or demangle(base) == query or demangle(base).startswith(query + "(")
+
+
+# -- diff -----------------------------------------------------------------------------------------
+class DiffKind(StrEnum):
+    LIBRARY = "library"
+    SYMBOL_VERSION = "symbol-version"
+    SYSCALL = "syscall"
+    GAP = "gap"
+
+
+class ChangeType(StrEnum):
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One fact added, removed or (gaps only) changed; ``tier`` is the new side's tier of a gap."""
+
+    kind: DiffKind
+    item: str
+    change: ChangeType
+    detail: str
+    tier: Tier | None = None
+
+
+@dataclass(frozen=True)
+class DiffReport:
+    old: str
+    new: str
+    changes: tuple[Change, ...]
+
+    @property
+    def new_gaps(self) -> tuple[Change, ...]:
+        """Gaps to act on (P0-P2) that the new side has and the old one had not, or had otherwise."""
+        return tuple(
+            c
+            for c in self.changes
+            if c.kind is DiffKind.GAP
+            and c.change in (ChangeType.ADDED, ChangeType.CHANGED)
+            and c.tier is not None
+            and c.tier.actionable
+        )
+
+
+@dataclass(frozen=True)
+class _Fact:
+    detail: str
+    tier: Tier | None = None
+
+
+def facts(report: Report) -> dict[DiffKind, dict[str, _Fact]]:
+    """kind → {item: fact}, the union over the report's targets (a later target's fact wins)."""
+    out: dict[DiffKind, dict[str, _Fact]] = {k: {} for k in DiffKind}
+    for t in report.targets:
+        for o in t.tree.objects[1:]:
+            out[DiffKind.LIBRARY][o.needed_name or o.path] = _Fact(o.found_via.value)
+        for imp in t.imports:
+            if imp.version:
+                out[DiffKind.SYMBOL_VERSION][imp.version] = _Fact(imp.version_file or "")
+        for f in t.syscalls.syscalls + t.syscalls.baseline if t.syscalls else ():
+            out[DiffKind.SYSCALL][f.name] = _Fact(", ".join(f.libraries))
+        for g in t.gaps:
+            if g.status is not SupportStatus.PROVIDED:
+                out[DiffKind.GAP][g.name] = _Fact(f"{g.status} {g.tier}", g.tier)
+    return out
+
+
+def diff_reports(old: Report, new: Report, old_name: str, new_name: str) -> DiffReport:
+    a, b = facts(old), facts(new)
+    changes = []
+    for kind in DiffKind:
+        for item in sorted(set(a[kind]) | set(b[kind])):
+            if item not in a[kind]:
+                changes.append(Change(kind, item, ChangeType.ADDED, b[kind][item].detail, b[kind][item].tier))
+            elif item not in b[kind]:
+                changes.append(Change(kind, item, ChangeType.REMOVED, a[kind][item].detail))
+            elif kind is DiffKind.GAP and a[kind][item] != b[kind][item]:
+                detail = f"{a[kind][item].detail} -> {b[kind][item].detail}"
+                changes.append(Change(kind, item, ChangeType.CHANGED, detail, b[kind][item].tier))
+    return DiffReport(old_name, new_name, tuple(changes))
