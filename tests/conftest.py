@@ -50,24 +50,19 @@ def need(*tools: str) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _session_scan_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The scan cache of module- and session-scoped fixtures (built before any per-test fixture)."""
-    cache = tmp_path_factory.mktemp("scan-cache-session")
+def _scan_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The scan cache of the whole session, in pytest's temporary directory, never ``~/.cache/uk-depscan``.
+
+    Session-wide rather than per test: the cache is keyed by content and validated on every read, and
+    a per-test cache made every test rescan the host's libc family (the strace recall tests 5x slower).
+    The tests of the cache itself (cold against warm, corrupted entries) set UK_DEPSCAN_CACHE_DIR to
+    their own directory with monkeypatch.  Session scope also covers module-scoped fixtures, which run
+    before any function-scoped one.
+    """
+    cache = tmp_path_factory.mktemp("scan-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("UK_DEPSCAN_CACHE_DIR", str(cache))
         yield cache
-
-
-@pytest.fixture(autouse=True)
-def _scan_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty scan cache under pytest's tmp dir, never ``~/.cache/uk-depscan``.
-
-    Per test, not per session: a test then cannot pass only because an earlier test left a summary
-    behind.  Tests that exercise the cache itself set UK_DEPSCAN_CACHE_DIR again with monkeypatch.
-    """
-    cache = tmp_path_factory.mktemp("scan-cache")
-    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(cache))
-    return cache
 
 
 def compile_so(

@@ -247,6 +247,7 @@ def _vm_peak_of(argv: list[str], env: dict[str, str]) -> int:
     return int(out.stdout.strip()) << 10
 
 
+@pytest.mark.slow  # over 5 s here: runs a scan until the address-space limit stops it
 def test_out_of_memory_is_exit_2_with_the_figure(tmp_path: Path) -> None:
     """Under an address-space limit the 256 MB object cannot be analysed: one line, exit 2, never exit 3."""
     src = tmp_path / "big.c"

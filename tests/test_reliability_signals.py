@@ -97,6 +97,7 @@ def test_signal_during_a_wheel_scan_leaves_nothing_behind(slow_wheel: Path, tmp_
     assert list(out.parent.iterdir()) == []  # no report, no partial report
 
 
+@pytest.mark.slow  # about 5 s here: several whole runs, one killed
 def test_sigkill_leftovers_are_removed_by_the_next_run_only_when_unlocked(slow_wheel: Path, tmp_path: Path) -> None:
     tmp = tmp_path / "t"
     env = _env(tmp, tmp_path / "cache")

@@ -194,6 +194,7 @@ def _wheel_files() -> list[Path]:
 
 
 @pytest.mark.realwheel
+@pytest.mark.slow  # over 5 s here: streams every member of the four real wheels
 def test_default_limits_accept_every_real_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wheels = _wheel_files()
     if len(wheels) < 4:
