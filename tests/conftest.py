@@ -30,6 +30,8 @@ TOOL_PACKAGES = {
     "ldd": "libc-bin",
     "dot": "graphviz",
     "chromium": "chromium",
+    "make": "make",
+    "qemu-system-x86_64": "qemu-system-x86",
 }
 
 
