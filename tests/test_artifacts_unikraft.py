@@ -130,6 +130,7 @@ def test_real_fragments_over_the_tree(
     assert "Dependency closure: closed" in text  # the shipped 0.17.0 table carries closures for both routes
 
 
+@pytest.mark.slow
 def test_validate_script_on_the_fixture_scaffold(uk_src: Path, tmp_path: Path) -> None:
     """Slow (about a minute): build and boot the fixture's scaffold; every call answers as the scaffold says."""
     if release_of(uk_src) != "0.17.0":
