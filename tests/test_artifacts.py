@@ -122,6 +122,7 @@ def test_registration_counts_equal_definitions_and_the_linux_table(case: str) ->
 
 
 @pytest.mark.realwheel
+@pytest.mark.slow  # a full analysis of libtorch_cpu.so
 def test_libtorch_scaffold_registrations_match(real_wheels_dir: Path, tmp_path: Path) -> None:
     lib = real_wheels_dir / "torch" / "torch" / "lib" / "libtorch_cpu.so"
     if not lib.exists():
