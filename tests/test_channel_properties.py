@@ -33,7 +33,7 @@ from channel_checks import (
     check_stderr,
     exact,
 )
-from conftest import FIXTURES, compile_so, have, run_cli
+from conftest import FIXTURES, compile_so, have, install_hint, need, run_cli
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -49,6 +49,9 @@ from uk_depscan.report.views import diff_reports, explain, with_views
 
 # examples per channel (fewer for a quick local run: UK_DEPSCAN_PROPERTY_EXAMPLES=20)
 EXAMPLES = int(os.environ.get("UK_DEPSCAN_PROPERTY_EXAMPLES", "250"))
+# 10-75 s a channel on the 2-core machine (about 3 minutes in all); tests/test_output_safety.py
+# checks every channel on a hostile fixture within the fast subset
+pytestmark = pytest.mark.slow
 PROPERTY = settings(
     max_examples=EXAMPLES,
     derandomize=True,  # a fixed seed: the same byte strings on every run
@@ -135,8 +138,7 @@ def poison(value: T, mark: Marker, field: str = "") -> T:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Report:
-    if not have("gcc"):
-        pytest.skip("gcc not installed (needed to build the fixture library)")
+    need("gcc")
     tmp = tmp_path_factory.mktemp("kitchen")
     gone = compile_so(tmp / "gone" / "libgone.so", [FIXTURES / "loader" / "lib.c"], define="gone_func")
     kitchen = tmp / "libkitchen.so"
@@ -284,7 +286,7 @@ def baseline_html(base: Report) -> str:
     return render_html(base)
 
 
-@pytest.mark.skipif(not have("dot"), reason="graphviz (dot) not installed: the HTML report embeds no SVG")
+@pytest.mark.skipif(not have("dot"), reason=f"dot not found (the HTML report embeds no SVG): {install_hint('dot')}")
 @PROPERTY
 @given(raws=RAWS, where=WHERE)
 def test_html_and_svg(base: Report, baseline_html: str, raws: list[bytes], where: str) -> None:
@@ -293,7 +295,7 @@ def test_html_and_svg(base: Report, baseline_html: str, raws: list[bytes], where
     check_html(render_html(poisoned(base, raws, where)), baseline_html)
 
 
-@pytest.mark.skipif(not have("dot"), reason="graphviz (dot) not installed")
+@pytest.mark.skipif(not have("dot"), reason=f"dot not found: {install_hint('dot')}")
 @PROPERTY
 @given(raws=RAWS, where=WHERE)
 def test_dot(base: Report, raws: list[bytes], where: str) -> None:
