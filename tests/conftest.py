@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+
+# hypothesis (test_channel_properties) keeps caches in ./.hypothesis, written when its decorators
+# run at collection: tests write only in temporary directories, so point it at one, removed at exit
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="uk-depscan-hypothesis-")
+with contextlib.suppress(ImportError):
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
+
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"

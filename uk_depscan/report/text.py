@@ -316,7 +316,7 @@ def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
 
 def _short_reason(reason: str) -> str:
     if reason.startswith("Loupe: used by "):
-        nums = [int(x) for x in reason.replace(",", "").split() if x.isdigit()]
+        nums = [int(x) for x in reason.replace(",", "").split() if x.isdecimal()]
         if len(nums) == 4:
             return f"Loupe: required {nums[1]}/{nums[0]}, stubbable {nums[2]}, fakeable {nums[3]}"
     return reason.replace(" (ld.so/libc initialisation)", "")
