@@ -47,7 +47,9 @@ MINI = {
         "$(eval $(call addlib_s,librnd,$(CONFIG_LIBRND)))\nLIBRND_SRCS-$(CONFIG_LIBRND_DEV) += $(LIBRND_BASE)/dev.c\n"
     ),
     "lib/rnd/Config.uk": 'menuconfig LIBRND\n\tbool "rnd"\n\tdefault y\nconfig LIBRND_DEV\n\tbool "dev"\n\tdefault y\n',
-    "lib/rnd/dev.c": 'int r(void) { return device_create(&d, "urandom", D_CHR, NULL) + device_create(&e, name_var, 0); }\n',
+    "lib/rnd/dev.c": (
+        'int r(void) { return device_create(&d, "urandom", D_CHR, NULL) + device_create(&e, name_var, 0); }\n'
+    ),
 }
 
 
@@ -92,7 +94,9 @@ def test_shipped_tables_regenerate_from_unikraft(release: str) -> None:
     git = _mirror()
     shipped = json.loads((SHIPPED / f"{release}.json").read_text())
     ref = shipped["ref"]
-    if subprocess.run(["git", f"--git-dir={git}", "rev-parse", "-q", "--verify", ref], capture_output=True).returncode:
+    if subprocess.run(
+        ["git", f"--git-dir={git}", "rev-parse", "-q", "--verify", ref], check=False, capture_output=True
+    ).returncode:
         pytest.skip(f"{ref} not in {git}")
     doc = build_pseudofile_table(SourceTree.open(git, ref), release=release, command=shipped["command"])
     doc["extra_sources"] = shipped["extra_sources"]
