@@ -46,7 +46,7 @@ SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "k
 # The shared options each command offers (uk_depscan.cli.common.SHARED), in --help order.
 SEARCH = ("root", "library_path", "ld_so_conf", "no_ld_cache")
 SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc", "entry", "no_cache", "unikraft",
-                "unikraft_table", "fail_on", "route")  # fmt: skip
+                "unikraft_table", "fail_on", "route", "observed")  # fmt: skip
 DEPS_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback")
 EXPLAIN_OPTIONS = (*SEARCH, "libc", "entry", "unikraft", "unikraft_table", "traceback")
 GRAPH_OPTIONS = ("output", *SEARCH, "libc", "unikraft", "traceback")
