@@ -157,13 +157,13 @@ def test_golden_manifest_and_cpio(fixture_tree: dict[str, Path], tmp_path: Path)
     m = build(fixture_tree, out, OutputKind.CPIO)
     doc = normalised(manifest_to_dict(m), tmp_path)
     check_golden("manifest.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    listing = subprocess.run(["cpio", "-t", "--quiet"], stdin=out.open("rb"), capture_output=True, check=True)
+    listing = subprocess.run(["cpio", "-t", "--quiet"], input=out.read_bytes(), capture_output=True, check=True)
     check_golden("cpio-t.txt", listing.stdout.decode())
     # every file of the manifest is in the archive, every archive name in the manifest
     names = set(listing.stdout.decode().splitlines())
     assert names == {e.path.lstrip("/") for e in m.entries}
     # modes and timestamps as cpio itself reads them
-    verbose = subprocess.run(["cpio", "-tv", "--quiet"], stdin=out.open("rb"), capture_output=True, check=True)
+    verbose = subprocess.run(["cpio", "-tv", "--quiet"], input=out.read_bytes(), capture_output=True, check=True)
     for line in verbose.stdout.decode().splitlines():
         perm, name = line.split()[0], line.split()[-1] if "->" not in line else line.split()[-3]
         assert "1970" in line, line  # mtime 0
@@ -179,7 +179,7 @@ def test_cpio_extracts_to_the_directory_output(fixture_tree: dict[str, Path], tm
     build(fixture_tree, archive, OutputKind.CPIO)
     ext = tmp_path / "extracted"
     ext.mkdir()
-    subprocess.run(["cpio", "-idmv", "--quiet"], stdin=archive.open("rb"), cwd=ext, capture_output=True, check=True)
+    subprocess.run(["cpio", "-idmv", "--quiet"], input=archive.read_bytes(), cwd=ext, capture_output=True, check=True)
     assert tree_snapshot(ext) == tree_snapshot(tmp_path / "tree")
 
 
@@ -348,18 +348,18 @@ def test_hostile_names_stay_inside_the_output(tmp_path: Path) -> None:
     text = (tmp_path / "o.cpio.manifest.txt").read_text()
     assert "\x1b" not in text and "lib\\x1b[31mred.so" in text and "lib\\x0anewline.so" in text
     if have("cpio"):
-        listing = subprocess.run(["cpio", "-t", "--quiet"], stdin=out.open("rb"), capture_output=True, check=True)
+        listing = subprocess.run(["cpio", "-t", "--quiet"], input=out.read_bytes(), capture_output=True, check=True)
         assert b"lp/lib\xffbad.so" in listing.stdout
         ext = tmp_path / "ext"
         ext.mkdir()
-        subprocess.run(["cpio", "-id", "--quiet"], stdin=out.open("rb"), cwd=ext, check=True)
+        subprocess.run(["cpio", "-id", "--quiet"], input=out.read_bytes(), cwd=ext, check=True)
         assert any(p.name == os.fsdecode(b"lib\xffbad.so") and p.is_file() for p in ext.rglob("*"))
 
 
 def test_cpio_writer_refuses_unsafe_names(tmp_path: Path) -> None:
     for name in (b"/etc/passwd", b"a/../../x", b"", b"a//b", b"a\0b"):
-        with pytest.raises(ValueError):
-            write_cpio((tmp_path / "x").open("wb"), [CpioEntry(name, 0o40755)], 0)
+        with (tmp_path / "x").open("wb") as fh, pytest.raises(ValueError):
+            write_cpio(fh, [CpioEntry(name, 0o40755)], 0)
 
 
 def test_output_safety_rules(fixture_tree: dict[str, Path], tmp_path: Path) -> None:

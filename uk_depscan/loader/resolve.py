@@ -184,9 +184,10 @@ class _Walk:
         if pseudo_filesystem(self.config.in_root(self.interp)):
             return names
         try:
-            soname = open_elf(self.config.in_root(self.interp)).dynamic
-            if soname is not None and soname.soname:
-                names.add(soname.soname)
+            with open_elf(self.config.in_root(self.interp)) as rtld:
+                dyn = rtld.dynamic
+            if dyn is not None and dyn.soname:
+                names.add(dyn.soname)
         except DepscanError:
             pass
         return names

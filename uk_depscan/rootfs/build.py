@@ -317,10 +317,15 @@ def build_rootfs(paths: list[str], config: SearchConfig, options: RootfsOptions,
     check_output(out)
     table = load_pseudofile_table(options.unikraft, options.pseudo_table)
     warnings: list[str] = []
-    with collect_inputs(paths, limits=options.wheel_limits, select=options.select) as inputs:
+    with ExitStack() as stack:
+        inputs = stack.enter_context(collect_inputs(paths, limits=options.wheel_limits, select=options.select))
         warnings += [f"{inputs.display(s.path)}: skipped: {s.reason}" for s in inputs.skipped]
-        closures = [_closure(t, config) for t in inputs.targets]
+        closures: list[Closure] = []
+        stack.callback(_close, closures)
+        for t in inputs.targets:
+            closures.append(_closure(t, config))
         machine = _one_machine(closures)
+        arch = closures[0].result.files[0].machine_name
         layout = plan_layout(closures, config, inputs, options.app_dir)
         warnings += layout.warnings
         lookup = library_lookup(closures, layout, warnings)
@@ -334,7 +339,7 @@ def build_rootfs(paths: list[str], config: SearchConfig, options: RootfsOptions,
         )
     return Manifest(
         __version__,
-        closures[0].result.files[0].machine_name,
+        arch,
         posixpath.normpath("/" + options.app_dir.strip("/")),
         options.mtime,
         out.kind,
@@ -349,6 +354,12 @@ def build_rootfs(paths: list[str], config: SearchConfig, options: RootfsOptions,
         verification,
         tuple(warnings),
     )
+
+
+def _close(closures: list[Closure]) -> None:
+    for c in closures:
+        for elf in c.result.files.values():
+            elf.close()
 
 
 def _one_machine(closures: list[Closure]) -> int:
