@@ -426,3 +426,13 @@ def test_real_wheels_manifest(real_wheels_dir: Path, rel: str, found: set[str], 
     assert any(e.role is Role.INTERPRETER for e in m.entries)
     assert m.missing == () and m.refused == ()
     assert any(p.status is PseudoStatus.NOT_PROVIDED and p.path.startswith("/proc/") for p in m.pseudo_files)
+
+
+def test_dlopen_note_target(tmp_path: Path) -> None:
+    """A .note.dlopen entry is a dlopen target like a literal, with the note as its evidence."""
+    leaf(tmp_path / "app/codecs/libcodec.so.2", "codec_func", soname="libcodec.so.2")
+    target = compile_so(tmp_path / "app/libnoted.so", [SRC / "noted.c"], runpath="$ORIGIN/codecs")
+    m = build_rootfs([str(target)], SearchConfig(), RootfsOptions(unikraft=RELEASE), OutputSpec(OutputKind.NONE))
+    (d,) = m.dlopen
+    assert (d.name, d.status, d.path) == ("libcodec.so.2", DlopenStatus.FOUND, "/app/codecs/libcodec.so.2")
+    assert d.evidence == ".note.dlopen (feature=codec, priority=suggested)"
