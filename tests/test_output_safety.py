@@ -129,11 +129,11 @@ def test_text_output_is_inert(args: list[str], hostile: dict) -> None:
     # the strings are shown, escaped (the newline too: no forged report lines), not dropped
     assert f"libgone{SHOWN}" in out
     assert f"libevil{SHOWN}" in out if args[0] == "scan" else f"libdep{SHOWN}" in out
-    assert not any(line.startswith("uk-depscan") or line.startswith("\\x1b") for line in out.splitlines())
+    assert not any(line.startswith(("uk-depscan", "\\x1b")) for line in out.splitlines())
 
 
 def test_json_keeps_the_exact_strings_and_stays_ascii(hostile: dict) -> None:
-    code, out = _run(["scan", str(hostile["evil"]), "--format", "json"], hostile)
+    _code, out = _run(["scan", str(hostile["evil"]), "--format", "json"], hostile)
     assert "\x1b" not in out and out.isascii()
     doc = json.loads(out)
     elf = doc["targets"][0]["elf"]
