@@ -65,6 +65,7 @@ class CommonOptions:
     unikraft_table: Path | None = None
     fail_on: FailOn = FailOn.ANY
     route: Route = Route.BOTH
+    observed: tuple[str, ...] = ()
 
     def search_config(self) -> SearchConfig:
         if not os.path.isdir(self.root):
@@ -85,6 +86,7 @@ class CommonOptions:
             unikraft=self.unikraft,
             unikraft_table=str(self.unikraft_table) if self.unikraft_table else None,
             route=self.route,
+            observed=self.observed,
         )
 
 
@@ -155,6 +157,15 @@ SHARED: dict[str, tuple[Any, Any]] = {
         ),
     ),
     "fail_on": (FailOn, typer.Option(FailOn.ANY, "--fail-on", help="Which gaps make the exit code 1 (CI gating).")),
+    "observed": (
+        list[str] | None,
+        typer.Option(
+            None,
+            "--observed",
+            help="strace -f output of a real run (repeatable; -k stacks attribute syscalls to the target): "
+            "marks syscalls and gaps observed / not observed and ranks observed gaps first.",
+        ),
+    ),
     "route": (
         Route,
         typer.Option(
@@ -165,7 +176,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
         ),
     ),
 }
-_SEQUENCES = ("library_path", "entry")  # typer gives None or a list; the options object holds a tuple
+_SEQUENCES = ("library_path", "entry", "observed")  # typer gives None or a list; the options object holds a tuple
 
 
 def command(app: typer.Typer, name: str, *shared: str) -> Callable[[Callable[..., int]], Callable[..., int]]:

@@ -49,11 +49,11 @@ class _Showable(Protocol):
     def show(self, file: IO[str] | None = None) -> None: ...
 
 
-SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "kconfig", "scaffold"}
+SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "kconfig", "scaffold", "rootfs"}
 # The shared options each command offers (uk_depscan.cli.common.SHARED), in --help order.
 SEARCH = ("root", "library_path", "ld_so_conf", "no_ld_cache")
 SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc", "entry", "no_cache", "unikraft",
-                "unikraft_table", "fail_on", "route")  # fmt: skip
+                "unikraft_table", "fail_on", "route", "observed")  # fmt: skip
 DEPS_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback")
 EXPLAIN_OPTIONS = (*SEARCH, "libc", "entry", "unikraft", "unikraft_table", "traceback")
 GRAPH_OPTIONS = ("output", *SEARCH, "libc", "unikraft", "traceback")
@@ -230,6 +230,9 @@ def _mount_optional_apps() -> None:
     from uk_depscan.cli.artifacts import register as register_artifacts
 
     register_artifacts(app)  # kconfig, scaffold (self-contained; idempotent)
+    from uk_depscan.cli.rootfs import register as register_rootfs
+
+    register_rootfs(app)  # rootfs (idempotent)
     # run() is called many times in one process (tests, fuzzing): mounting again on every call
     # would grow app.registered_groups and make each run slower and larger than the last.
     if any(g.name == "tables" for g in app.registered_groups):

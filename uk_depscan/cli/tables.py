@@ -106,6 +106,30 @@ def cmd_libmusl(
     emit(dump_json(doc), output, announce=True)
 
 
+@tables_app.command("pseudofiles")
+@exits_on_error
+def cmd_pseudofiles(
+    src: Path = typer.Option(..., "--src", help="Unikraft work tree, or git dir (with --ref)."),
+    ref: str | None = typer.Option(None, "--ref", help="Tag/commit to read from a git dir."),
+    elfloader: str | None = typer.Option(None, "--elfloader", help="app-elfloader tree: PATH[@REF]."),
+    release: str = typer.Option(..., "--release", help="Release label."),
+    output: Path | None = typer.Option(None, "-o", "--output"),
+) -> None:
+    """Generate the pseudo-file table (/dev, /proc, /sys entries a release provides, and under which options)."""
+    from uk_depscan.tablegen.pseudofiles import build_pseudofile_table
+
+    tree = SourceTree.open(src, ref)
+    cmd = ["uk-depscan tables pseudofiles --src <unikraft>"] + ([f"--ref {ref}"] if ref else [])
+    extras = []
+    if elfloader:
+        el = _open(elfloader)
+        extras.append(("app-elfloader", el))
+        cmd.append(f"--elfloader {_placeholder('app-elfloader', el)}")
+    cmd.append(f"--release {release}")
+    doc = build_pseudofile_table(tree, release=release, extras=extras, command=" ".join(cmd))
+    emit(dump_json(doc), output, announce=True)
+
+
 def _parse_defines(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:

@@ -37,6 +37,8 @@ from uk_depscan.model import (
     NativeRoute,
     NativeStatus,
     NeededEdge,
+    Observation,
+    ObservationScope,
     PlanStep,
     Report,
     RequestRecord,
@@ -140,6 +142,31 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
             ],
         },
         "views": views_to_dict(target_views(t)),
+        **({} if t.observation is None else {"observation": observation_to_dict(t)}),
+    }
+
+
+def observation_to_dict(t: TargetReport) -> dict[str, Any]:
+    """``--observed``: what the traces showed for this target, with the counts the reports show."""
+    o = t.observation
+    assert o is not None
+    gaps = [g for g in t.gaps if g.observed is not None]
+    return {
+        "traces": list(o.traces),
+        "scope": o.scope,
+        "rule": o.rule,
+        "matched": list(o.matched),
+        "syscalls": list(o.syscalls),
+        "process": list(o.process),
+        "startup": list(o.startup),
+        "unreached": list(o.unreached),
+        "unknown": list(o.unknown),
+        "counts": {
+            "gaps_observed": sum(1 for g in gaps if g.observed),
+            "gaps_not_observed": sum(1 for g in gaps if not g.observed),
+            "reached_observed": sum(1 for f in t.syscalls.syscalls if f.observed) if t.syscalls else 0,
+            "reached_not_observed": sum(1 for f in t.syscalls.syscalls if f.observed is False) if t.syscalls else 0,
+        },
     }
 
 
@@ -153,6 +180,7 @@ def gap_to_dict(g: Gap) -> dict[str, Any]:
         "action": g.action_label,
         "tier": g.tier,
         "reasons": list(g.reasons),
+        **({} if g.observed is None else {"observed": g.observed}),
     }
 
 
@@ -173,6 +201,7 @@ def finding_to_dict(f: SyscallFinding) -> dict[str, Any]:
         "kinds": list(f.kinds),
         "libraries": list(f.libraries),
         "chain": [{"kind": s.kind, "library": s.library, "symbol": s.symbol, "detail": s.detail} for s in f.chain],
+        **({} if f.observed is None else {"observed": f.observed}),
     }
 
 
@@ -361,6 +390,23 @@ def _target(t: dict[str, Any]) -> TargetReport:
         ),
         route=tuple(RouteFinding(Severity(r["severity"]), r["object"], r["problem"]) for r in t["binary_compat"]),
         sha256=t["sha256"],
+        observation=_observation(t.get("observation")),
+    )
+
+
+def _observation(o: dict[str, Any] | None) -> Observation | None:
+    if o is None:
+        return None
+    return Observation(
+        tuple(o["traces"]),
+        ObservationScope(o["scope"]),
+        tuple(o["matched"]),
+        o["rule"],
+        tuple(o["syscalls"]),
+        tuple(o["process"]),
+        tuple(o["startup"]),
+        tuple(o["unreached"]),
+        tuple(o["unknown"]),
     )
 
 
@@ -401,6 +447,7 @@ def _gap(g: dict[str, Any]) -> Gap:
         action,
         Tier(g["tier"]),
         tuple(g["reasons"]),
+        g.get("observed"),
     )
 
 
@@ -444,7 +491,9 @@ def _syscalls(s: dict[str, Any]) -> SyscallReport:
     def finding(f: dict[str, Any]) -> SyscallFinding:
         chain = tuple(EvidenceStep(EvidenceKind(c["kind"]), c["library"], c["symbol"], c["detail"]) for c in f["chain"])
         kinds = tuple(EvidenceKind(k) for k in f["kinds"])
-        return SyscallFinding(f["number"], f["name"], f["failure_only"], kinds, tuple(f["libraries"]), chain)
+        return SyscallFinding(
+            f["number"], f["name"], f["failure_only"], kinds, tuple(f["libraries"]), chain, f.get("observed")
+        )
 
     sites = tuple(
         SiteRecord(
