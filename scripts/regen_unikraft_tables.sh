@@ -10,7 +10,8 @@
 #   git clone --mirror https://git.musl-libc.org/git/musl       /tmp/src/musl.git   (or github.com/bminor/musl)
 #   git clone --mirror https://github.com/unikraft/app-elfloader /tmp/src/app-elfloader.git
 # This script downloads nothing; it only reads those git dirs (git ls-tree / cat-file)
-# and writes syscall_tables/unikraft/*.json and syscall_tables/libmusl/*.json.
+# and writes syscall_tables/unikraft/*.json, syscall_tables/libmusl/*.json and
+# syscall_tables/unikraft_pseudofiles/*.json.
 #
 # Pins (see syscall_tables/unikraft/README.md):
 #   Unikraft RELEASE-0.12.0 RELEASE-0.14.0 RELEASE-0.16.3 RELEASE-0.17.0, staging (eaf6fda1)
@@ -44,6 +45,8 @@ gen() {  # release uk-ref elfloader-ref libmusl-ref previous-release
         --release "$rel" "${extra[@]}" -o "$out/unikraft/$rel.json"
     uk-depscan tables libmusl --libmusl "$LM@$lmref" --musl "$MUSL@v1.2.3" --unikraft "$UK@$ref" \
         --release "$rel" -o "$out/libmusl/$rel.json"
+    uk-depscan tables pseudofiles --src "$UK" --ref "$ref" --elfloader "$EL@$elref" --release "$rel" \
+        -o "$out/unikraft_pseudofiles/$rel.json"
 }
 
 gen 0.12.0  RELEASE-0.12.0 RELEASE-0.12.0      RELEASE-0.12.0    ""

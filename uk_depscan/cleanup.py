@@ -170,6 +170,20 @@ def sweep_stale(prefix: str = WHEEL_PREFIX, base: str | None = None) -> list[str
 
 
 # -- outputs ----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def staged_output(path: Path, label: str = "tmp") -> Iterator[Path]:
+    """A free sibling name of ``path`` to build an output in (a file or a directory tree), removed
+    on every way out — signals included — unless the caller has renamed it over ``path`` by then."""
+    tmp = path.parent / f".{path.name}.uk-depscan-{os.getpid()}.{label}"
+    _remove(str(tmp))  # a leftover of a run that had this pid
+    _live_paths.add(str(tmp))
+    try:
+        yield tmp
+    finally:
+        _live_paths.discard(str(tmp))
+        _remove(str(tmp))
+
+
 def write_output(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that no reader (and no interrupted run) sees half of it.
 

@@ -420,6 +420,7 @@ class SyscallFinding:
     kinds: tuple[EvidenceKind, ...]
     libraries: tuple[str, ...]
     chain: tuple[EvidenceStep, ...]
+    observed: bool | None = None  # None: no trace given (--observed)
 
 
 @dataclass(frozen=True)
@@ -482,6 +483,7 @@ class Gap:
     action: Action
     tier: Tier
     reasons: tuple[str, ...]
+    observed: bool | None = None  # None: no trace given (--observed)
 
     @property
     def action_label(self) -> str:
@@ -531,6 +533,35 @@ class TableRef:
     release: str
     commit: str
     generator: str
+
+
+class ObservationScope(StrEnum):
+    """What a trace's syscalls are counted for: the target's own code (``strace -k`` stacks name
+    the target's file: direct calls and its threads' lifecycle), or the traced processes as a whole."""
+
+    LIBRARY = "library"
+    PROCESS = "process"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What ``strace -f`` traces of a real run (``--observed``) show for one target.
+
+    ``syscalls``: names counted for the target (its code, or the whole process: ``scope``);
+    ``process``: every name the traced processes made; ``startup``: the start-up syscalls (before any
+    non-runtime code ran; with stacks only); ``unreached``: counted for the target but in neither the
+    static answer nor the start-up baseline; ``unknown``: names that are not syscalls of the
+    target's architecture (``???``, another architecture's trace)."""
+
+    traces: tuple[str, ...]
+    scope: ObservationScope
+    matched: tuple[str, ...]
+    rule: str
+    syscalls: tuple[str, ...]
+    process: tuple[str, ...]
+    startup: tuple[str, ...]
+    unreached: tuple[str, ...]
+    unknown: tuple[str, ...]
 
 
 # -- views: computed once from the facts (uk_depscan.report.views), read by every renderer --------
@@ -583,6 +614,7 @@ class TargetReport:
     route: tuple[RouteFinding, ...] = ()
     sha256: str | None = None
     views: TargetViews | None = None
+    observation: Observation | None = None
 
     @property
     def actionable_gaps(self) -> tuple[Gap, ...]:

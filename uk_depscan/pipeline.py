@@ -30,6 +30,7 @@ from uk_depscan.model import (
     LoadTree,
     MatrixRow,
     NativeRoute,
+    ObservationScope,
     Report,
     Route,
     SearchSettings,
@@ -40,9 +41,12 @@ from uk_depscan.model import (
     TargetReport,
     VersionProblem,
 )
+from uk_depscan.observe.observed import load_traces, observe, observed_for_gaps
+from uk_depscan.observe.strace import Trace
 from uk_depscan.report.views import with_views
 from uk_depscan.store.cache import CacheStore
 from uk_depscan.store.identity import object_identity
+from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.reach import analyze_syscalls, syscall_report
 from uk_depscan.unikraft.gaps import (
     assess_all,
@@ -51,6 +55,7 @@ from uk_depscan.unikraft.gaps import (
     native_symbol_gaps,
     work_items,
 )
+from uk_depscan.unikraft.observed import apply_observation
 from uk_depscan.unikraft.tables import (
     LibmuslAvailability,
     LoupePrior,
@@ -84,6 +89,7 @@ class Options:
     route: Route = Route.BOTH
     wheel_limits: WheelLimits | None = None  # None: the defaults
     select: MemberFilter | None = None  # --include/--exclude on directory and wheel members
+    observed: tuple[str, ...] = ()  # strace -f traces of a real run (--observed): evidence for the gaps
 
 
 def analyze(
@@ -102,6 +108,8 @@ def analyze(
     config = config or SearchConfig()
     options = options or Options()
     note = progress or (lambda _msg: None)
+    # parsed first: a malformed trace is bad input (exit 2) before any long analysis
+    traces = load_traces(options.observed) if options.observed and options.syscalls else ()
     with collect_inputs(paths, limits=options.wheel_limits, select=options.select) as inputs:
         single = len(inputs.targets) == 1
         reports: list[TargetReport] = []
@@ -110,7 +118,8 @@ def analyze(
             try:
                 note(f"{target.display}: resolving dependencies")
                 try:
-                    reports.append(analyze_target(target.path, target.display, config, inputs, options, note))
+                    report = analyze_target(target.path, target.display, config, inputs, options, note)
+                    reports.append(with_observation(report, traces) if traces else report)
                 except MemoryError as err:
                     raise _out_of_memory(target.path, target.display) from err
                 except DepscanError as err:
@@ -217,9 +226,44 @@ def target_gaps(
     names: dict[str, tuple[bool, bool]] = {f.name: (False, f.failure_only) for f in report.syscalls.syscalls}
     for f in report.syscalls.baseline if with_baseline else ():
         names[f.name] = (True, False)  # start-up: on the path, and a normal path
+    obs = report.observation
+    if obs is not None and obs.scope is ObservationScope.LIBRARY:
+        for n in obs.unreached:  # the target's code made it, the static answer missed it
+            names.setdefault(n, (False, False))
     findings = {f.name: f for f in report.syscalls.baseline}
     findings.update({f.name: f for f in report.syscalls.syscalls})  # the target's own chain wins
-    return tuple(_with_blame(g, findings.get(g.name)) for g in assess_all(names, table, priors))
+    gaps = tuple(_with_blame(g, findings.get(g.name)) for g in assess_all(names, table, priors))
+    if obs is None:
+        return gaps
+    baseline = {f.name for f in report.syscalls.baseline} if with_baseline else set()
+    return apply_observation(gaps, observed_for_gaps(obs, baseline), frozenset(obs.unreached))
+
+
+def with_observation(r: TargetReport, traces: tuple[Trace, ...]) -> TargetReport:
+    """The target with what the traces observed, and every reached and start-up syscall marked."""
+    if r.syscalls is None:
+        return r
+    s = r.syscalls
+    reached, baseline = {f.name for f in s.syscalls}, {f.name for f in s.baseline}
+    names = {os.path.basename(r.target.rsplit("!", 1)[-1])} | ({r.elf.soname} if r.elf.soname else set())
+    obs = observe(
+        traces,
+        names=names,
+        sha256=r.sha256,
+        arch_names=load_linux_table(s.arch),
+        reached=reached,
+        baseline=baseline,
+    )
+    mine, process = set(obs.syscalls), set(obs.process)
+    marked = dataclasses.replace(
+        s,
+        syscalls=tuple(dataclasses.replace(f, observed=f.name in mine) for f in s.syscalls),
+        baseline=tuple(dataclasses.replace(f, observed=f.name in process) for f in s.baseline),
+    )
+    warnings = r.warnings
+    if obs.scope is ObservationScope.LIBRARY and not obs.matched:
+        warnings += (f"--observed: {obs.rule}",)
+    return dataclasses.replace(r, syscalls=marked, observation=obs, warnings=warnings)
 
 
 def _with_blame(gap: Gap, f: SyscallFinding | None) -> Gap:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, ElfIdent, open_elf, read_ident
@@ -93,6 +93,7 @@ class _Walk:
         self.edges: list[NeededEdge] = []
         self.missing: list[MissingLibrary] = []
         self.notes: list[str] = []
+        self._next = 0  # the next object whose DT_NEEDED run() searches
         self._cache_dirs = self._cache_source()
         self._add(root, root.path.as_posix(), display, None, None, ROOT, "the scanned object", ())
         self.interp = root.interp or INTERPRETERS.get(self.machine)
@@ -157,11 +158,12 @@ class _Walk:
 
     # -- the walk ---------------------------------------------------------------------------
     def run(self) -> None:
-        i = 0
-        while i < len(self.objects):
+        """Breadth-first over DT_NEEDED; resumable: a later call continues with objects added since."""
+        while self._next < len(self.objects):
+            i = self._next
             for name in self._needed_to_search(self.objects[i]):
                 self.edges.append(NeededEdge(i, name, self._map_object(name, i)))
-            i += 1
+            self._next += 1
 
     def _needed_to_search(self, obj: LoadedObject) -> list[str]:
         """DT_NEEDED in order without repeats (a repeat matches the first, found or not), capped."""
@@ -182,9 +184,10 @@ class _Walk:
         if pseudo_filesystem(self.config.in_root(self.interp)):
             return names
         try:
-            soname = open_elf(self.config.in_root(self.interp)).dynamic
-            if soname is not None and soname.soname:
-                names.add(soname.soname)
+            with open_elf(self.config.in_root(self.interp)) as rtld:
+                dyn = rtld.dynamic
+            if dyn is not None and dyn.soname:
+                names.add(dyn.soname)
         except DepscanError:
             pass
         return names
@@ -195,7 +198,9 @@ class _Walk:
         if name in self._interp_names:
             return self._load_interpreter(name, loader)
         if "/" in name:
-            cands = iter([_Candidate(name, DIRECT, "DT_NEEDED contains a slash")])
+            # an absolute name is opened as is, i.e. inside the root ld.so runs in (a chroot, the guest)
+            path = self.config.in_root(name) if os.path.isabs(name) else name
+            cands = iter([_Candidate(path, DIRECT, "DT_NEEDED contains a slash")])
         else:
             cands = self._search_order(name, loader)
         tried: list[Attempt] = []
@@ -405,23 +410,71 @@ def resolve_tree(
     root.dynamic  # noqa: B018 - a corrupt root is fatal, dependencies are not
     walk = _Walk(root, config, display_name or str(path))
     walk.run()
+    return LoadResult(_tree_of(walk, config), walk.files)
+
+
+@dataclass(frozen=True)
+class DlopenEdge:
+    """``dlopen(name)`` called from object ``caller``: the object it maps (None: not found, and
+    then ``tree.missing`` has the entry for ``name`` needed by ``caller``, with the paths tried)."""
+
+    caller: int
+    name: str
+    target: int | None
+
+
+def resolve_with_dlopen(
+    path: str | os.PathLike[str],
+    config: SearchConfig | None,
+    dlopen_names: Callable[[int, ElfFile], Iterable[str]],
+    display_name: str | None = None,
+) -> tuple[LoadResult, tuple[DlopenEdge, ...]]:
+    """The DT_NEEDED closure plus what the objects ``dlopen``: ``dlopen_names(index, elf)`` names
+    the targets object ``index`` opens; each is mapped as glibc's ``dlopen`` maps it from that
+    caller — ``_dl_map_object`` with the caller as loader (dl-open.c dl_open_worker: the caller's
+    link map from the return address), so the same order as for DT_NEEDED: an already loaded object
+    of that name, then the caller's DT_RPATH chain (unless it has DT_RUNPATH), LD_LIBRARY_PATH, the
+    caller's DT_RUNPATH, the cache, the default directories; a name with a slash is opened as is.
+    Each target brings its own DT_NEEDED closure, and its own dlopen targets, to a fixed point."""
+    config = config or SearchConfig()
+    root = open_elf(path, display_name=display_name)
+    root.dynamic  # noqa: B018 - a corrupt root is fatal, dependencies are not
+    walk = _Walk(root, config, display_name or str(path))
+    walk.run()
+    edges: list[DlopenEdge] = []
+    done: set[tuple[int, str]] = set()
+    i = 0
+    while i < len(walk.objects):
+        elf = walk.files.get(i)
+        if elf is not None and walk.objects[i].error is None:
+            for name in dlopen_names(i, elf):
+                if (i, name) not in done:
+                    done.add((i, name))
+                    edges.append(DlopenEdge(i, name, walk._map_object(name, i)))
+            walk.run()
+        i += 1
+    return LoadResult(_tree_of(walk, config), walk.files), tuple(edges)
+
+
+def _tree_of(walk: _Walk, config: SearchConfig) -> LoadTree:
     kind = walk._cache_dirs[0]
     notes = (
         f"library cache: {kind}" + ("" if kind == LD_SO_CACHE else " (directories, emulating ldconfig)"),
         "default directories: " + ":".join(default_dirs(config, walk.machine)),
         *walk.notes,
     )
-    tree = LoadTree(tuple(walk.objects), tuple(walk.edges), tuple(walk.missing), notes)
-    return LoadResult(tree, walk.files)
+    return LoadTree(tuple(walk.objects), tuple(walk.edges), tuple(walk.missing), notes)
 
 
 __all__ = [
     "Attempt",
+    "DlopenEdge",
     "LoadResult",
     "LoadTree",
     "LoadedObject",
     "MissingLibrary",
     "NeededEdge",
     "resolve_tree",
+    "resolve_with_dlopen",
     "verify_ident",
 ]

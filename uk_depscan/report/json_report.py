@@ -8,6 +8,8 @@ forged).  Each target's ``views`` are derived data: written for consumers, recom
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -35,6 +37,8 @@ from uk_depscan.model import (
     NativeRoute,
     NativeStatus,
     NeededEdge,
+    Observation,
+    ObservationScope,
     PlanStep,
     Report,
     RequestRecord,
@@ -55,6 +59,7 @@ from uk_depscan.model import (
     Tier,
     VersionProblem,
 )
+from uk_depscan.report.escape import BYTES_SUFFIX, for_json, json_text
 from uk_depscan.report.validate import first_problem
 from uk_depscan.report.views import target_views, with_views
 
@@ -137,6 +142,31 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
             ],
         },
         "views": views_to_dict(target_views(t)),
+        **({} if t.observation is None else {"observation": observation_to_dict(t)}),
+    }
+
+
+def observation_to_dict(t: TargetReport) -> dict[str, Any]:
+    """``--observed``: what the traces showed for this target, with the counts the reports show."""
+    o = t.observation
+    assert o is not None
+    gaps = [g for g in t.gaps if g.observed is not None]
+    return {
+        "traces": list(o.traces),
+        "scope": o.scope,
+        "rule": o.rule,
+        "matched": list(o.matched),
+        "syscalls": list(o.syscalls),
+        "process": list(o.process),
+        "startup": list(o.startup),
+        "unreached": list(o.unreached),
+        "unknown": list(o.unknown),
+        "counts": {
+            "gaps_observed": sum(1 for g in gaps if g.observed),
+            "gaps_not_observed": sum(1 for g in gaps if not g.observed),
+            "reached_observed": sum(1 for f in t.syscalls.syscalls if f.observed) if t.syscalls else 0,
+            "reached_not_observed": sum(1 for f in t.syscalls.syscalls if f.observed is False) if t.syscalls else 0,
+        },
     }
 
 
@@ -150,6 +180,7 @@ def gap_to_dict(g: Gap) -> dict[str, Any]:
         "action": g.action_label,
         "tier": g.tier,
         "reasons": list(g.reasons),
+        **({} if g.observed is None else {"observed": g.observed}),
     }
 
 
@@ -170,6 +201,7 @@ def finding_to_dict(f: SyscallFinding) -> dict[str, Any]:
         "kinds": list(f.kinds),
         "libraries": list(f.libraries),
         "chain": [{"kind": s.kind, "library": s.library, "symbol": s.symbol, "detail": s.detail} for s in f.chain],
+        **({} if f.observed is None else {"observed": f.observed}),
     }
 
 
@@ -241,7 +273,9 @@ def tree_to_dict(tree: LoadTree) -> dict[str, Any]:
 
 
 def render_json(report: Report) -> str:
-    return json.dumps(report_to_dict(report), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+    """The report as JSON: ASCII, valid Unicode throughout, exact bytes of non-UTF-8 paths in
+    ``<key>_bytes`` (:func:`~uk_depscan.report.escape.for_json`)."""
+    return json.dumps(for_json(report_to_dict(report)), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
 
 
 # -- dict -> Report -------------------------------------------------------------------------------
@@ -269,15 +303,33 @@ def report_from_dict(doc: dict[str, Any]) -> Report:
     if problem is not None:
         raise InputError(f"not a uk-depscan JSON report (schema_version 1): {problem}")
     try:
-        return with_views(_report(doc))
+        return with_views(_report(_exact_paths(doc)))
     except ValueError as err:  # an enum given a value the schema leaves open
         raise InputError(f"not a uk-depscan JSON report (schema_version 1): {err}") from err
+
+
+def _exact_paths(value: Any) -> Any:
+    """The document with each ``<key>_bytes`` put back into ``<key>`` as the exact (surrogate-
+    escaped) string it was written from, and dropped."""
+    if isinstance(value, list):
+        return [_exact_paths(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _exact_paths(v) for k, v in value.items() if not k.endswith(BYTES_SUFFIX)}
+    for key, encoded in value.items():
+        if key.endswith(BYTES_SUFFIX) and isinstance(encoded, str):
+            try:
+                raw = base64.b64decode(encoded, validate=True)
+            except binascii.Error as err:
+                raise ValueError(f"{key}: not base64") from err
+            out[key[: -len(BYTES_SUFFIX)]] = raw.decode("utf-8", "surrogateescape")
+    return out
 
 
 def _report(d: dict[str, Any]) -> Report:
     s = d["search"]
     targets = tuple(_target(t) for t in d["targets"])
-    names = [t.target for t in targets]
+    names = [json_text(t.target) for t in targets]  # as the matrix names them: exact bytes only in target_bytes
     uk = d["unikraft"]
     return Report(
         tool_version=d["tool"]["version"],
@@ -338,6 +390,23 @@ def _target(t: dict[str, Any]) -> TargetReport:
         ),
         route=tuple(RouteFinding(Severity(r["severity"]), r["object"], r["problem"]) for r in t["binary_compat"]),
         sha256=t["sha256"],
+        observation=_observation(t.get("observation")),
+    )
+
+
+def _observation(o: dict[str, Any] | None) -> Observation | None:
+    if o is None:
+        return None
+    return Observation(
+        tuple(o["traces"]),
+        ObservationScope(o["scope"]),
+        tuple(o["matched"]),
+        o["rule"],
+        tuple(o["syscalls"]),
+        tuple(o["process"]),
+        tuple(o["startup"]),
+        tuple(o["unreached"]),
+        tuple(o["unknown"]),
     )
 
 
@@ -378,6 +447,7 @@ def _gap(g: dict[str, Any]) -> Gap:
         action,
         Tier(g["tier"]),
         tuple(g["reasons"]),
+        g.get("observed"),
     )
 
 
@@ -421,7 +491,9 @@ def _syscalls(s: dict[str, Any]) -> SyscallReport:
     def finding(f: dict[str, Any]) -> SyscallFinding:
         chain = tuple(EvidenceStep(EvidenceKind(c["kind"]), c["library"], c["symbol"], c["detail"]) for c in f["chain"])
         kinds = tuple(EvidenceKind(k) for k in f["kinds"])
-        return SyscallFinding(f["number"], f["name"], f["failure_only"], kinds, tuple(f["libraries"]), chain)
+        return SyscallFinding(
+            f["number"], f["name"], f["failure_only"], kinds, tuple(f["libraries"]), chain, f.get("observed")
+        )
 
     sites = tuple(
         SiteRecord(

@@ -113,18 +113,44 @@ def _gaps(t: TargetReport) -> list[str]:
     v = target_views(t)
     out = ["### Kconfig options to enable", ""]
     out += [f"- `{md(k.option)}`: {len(k.syscalls)} syscalls ({md(', '.join(k.syscalls))})" for k in v.kconfig_groups]
+    observed = t.observation is not None
     out += [
         "",
         "### Gaps by priority",
         "",
-        "| tier | syscall | Unikraft | action | reasons | first evidence |",
-        "|---|---|---|---|---|---|",
+        "| tier | syscall | Unikraft | action | " + ("observed | " if observed else "") + "reasons | first evidence |",
+        "|---|---|---|---|" + ("---|" if observed else "") + "---|---|",
     ]
     for row in v.work:
         g, chain = row.gap, row.evidence.chain if row.evidence else ()
         first = " → ".join(md(demangle(s.symbol.split("@", 1)[0])) for s in chain[:3])
+        seen = ("yes | " if g.observed else "no | ") if observed else ""
         out.append(
-            f"| {g.tier} | {md(g.name)} | {md(g.status)}: {md(g.detail)} | {md(g.action_label)} | "
+            f"| {g.tier} | {md(g.name)} | {md(g.status)}: {md(g.detail)} | {md(g.action_label)} | {seen}"
             f"{md('; '.join(g.reasons))} | {first} |"
         )
+    return out + _observation(t)
+
+
+def _observation(t: TargetReport) -> list[str]:
+    """``--observed``: what the traces showed for this target."""
+    o, s = t.observation, t.syscalls
+    if o is None or s is None:
+        return []
+    gaps = [g for g in t.gaps if g.observed is not None]
+    out = [
+        "",
+        "### Observed in traced runs",
+        "",
+        f"Traces: {md(', '.join(o.traces))}; scope {md(o.scope)}: {md(o.rule)}.",
+        "",
+        f"- reachable syscalls: {sum(1 for f in s.syscalls if f.observed)} observed, "
+        f"{sum(1 for f in s.syscalls if f.observed is False)} not observed",
+        f"- start-up baseline: {sum(1 for f in s.baseline if f.observed)} of {len(s.baseline)} observed",
+        f"- gaps: {sum(1 for g in gaps if g.observed)} observed, {sum(1 for g in gaps if not g.observed)} not observed",
+    ]
+    if o.unreached:
+        out.append(f"- observed, not in the static answer: {md(' '.join(o.unreached))}")
+    if o.unknown:
+        out.append(f"- not syscalls of this architecture: {md(' '.join(o.unknown))}")
     return out

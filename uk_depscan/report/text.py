@@ -154,6 +154,7 @@ def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
     if t.syscalls is not None:
         _syscall_section(con, t.syscalls, verbose)
         _gap_section(con, t, verbose)
+        _observation_section(con, t, verbose)
     _below_section(con, t, verbose)
     if t.syscalls is not None and t.syscalls.requests:
         reqs = ", ".join(f"{r.call}({r.name})" + (f"×{r.sites}" if r.sites > 1 else "") for r in t.syscalls.requests)
@@ -297,16 +298,19 @@ def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
         con.print(_t(f"  enable {group.option}: {len(names)} syscalls ({', '.join(names[:8])}{more})"))
     work = v.work if verbose else v.top_actions
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("tier", "syscall", "unikraft", "action", "why"):
+    observed = t.observation is not None
+    for col in ("tier", "syscall", "unikraft", "action", *(("observed",) if observed else ()), "why"):
         table.add_column(col, overflow="fold")
     for row in work[: None if verbose else 15]:
         g = row.gap
+        seen = (_t("yes" if g.observed else "no", "green" if g.observed else "dim"),) if observed else ()
         table.add_row(
             _t(g.tier, TIER_STYLE[g.tier]),
             _t(g.name),
             _t(f"{g.status}: {g.detail}"),
             _t(g.action_label),
-            _t("; ".join(_short_reason(r) for r in g.reasons)),
+            *seen,
+            _t("; ".join(_short_reason(r) for r in g.reasons if not _observation_reason(r))),
         )
     if work:
         con.print(table)
@@ -314,9 +318,43 @@ def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
         con.print(_t(f"  ... {len(work) - 15} more (-v for all, --format json for everything)", "dim"))
 
 
+def _observation_reason(reason: str) -> bool:
+    """The observed / not observed reason, which the gap table shows as its own column."""
+    return reason == "observed in the traced run" or reason.startswith("not observed in the traced run")
+
+
+def _observation_section(con: Console, t: TargetReport, verbose: bool) -> None:
+    """``--observed``: what the traces showed for this target, and how it ranked the gaps."""
+    o, s = t.observation, t.syscalls
+    if o is None or s is None:
+        return
+    seen = [f for f in s.syscalls if f.observed]
+    unseen = [f for f in s.syscalls if f.observed is False]
+    base = sum(1 for f in s.baseline if f.observed)
+    gaps = [g for g in t.gaps if g.observed is not None]
+    p0 = sum(1 for g in gaps if g.tier.rank == 0)
+    traces = ", ".join(x.rsplit("/", 1)[-1] for x in o.traces)
+    con.print(_t(f"observed      {traces}: scope {o.scope}, {len(o.syscalls)} syscalls counted for the target", "bold"))
+    con.print(_t(f"  {o.rule}", "dim"))
+    con.print(
+        _t(
+            f"  reachable: {len(seen)} observed, {len(unseen)} not observed; start-up baseline: {base} of "
+            f"{len(s.baseline)} observed; gaps: {sum(1 for g in gaps if g.observed)} observed, "
+            f"{sum(1 for g in gaps if not g.observed)} not observed, P0 {p0}"
+        )
+    )
+    if o.unreached:
+        con.print(_t("  observed, not in the static answer: " + " ".join(o.unreached), "yellow"))
+    if o.unknown:
+        con.print(_t("  not syscalls of this architecture: " + " ".join(o.unknown), "dim"))
+    if verbose:
+        con.print(_t("  observed: " + " ".join(f.name for f in seen), "green"))
+        con.print(_t("  not observed: " + " ".join(f.name for f in unseen), "dim"))
+
+
 def _short_reason(reason: str) -> str:
     if reason.startswith("Loupe: used by "):
-        nums = [int(x) for x in reason.replace(",", "").split() if x.isdigit()]
+        nums = [int(x) for x in reason.replace(",", "").split() if x.isdecimal()]
         if len(nums) == 4:
             return f"Loupe: required {nums[1]}/{nums[0]}, stubbable {nums[2]}, fakeable {nums[3]}"
     return reason.replace(" (ld.so/libc initialisation)", "")

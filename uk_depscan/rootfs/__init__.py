@@ -1,0 +1,1 @@
+"""The root filesystem a binary-compatible unikernel needs (``uk-depscan rootfs``)."""
