@@ -19,9 +19,11 @@ from uk_depscan.model import (
     Arch,
     Attempt,
     BelowSyscall,
+    Breadth,
     Confidence,
     DlopenTarget,
     ElfSummary,
+    Evidence,
     EvidenceKind,
     EvidenceStep,
     FoundVia,
@@ -36,6 +38,7 @@ from uk_depscan.model import (
     NativeStatus,
     NeededEdge,
     PlanStep,
+    ReachPath,
     Report,
     RequestRecord,
     RouteFinding,
@@ -150,6 +153,9 @@ def gap_to_dict(g: Gap) -> dict[str, Any]:
         "action": g.action_label,
         "tier": g.tier,
         "reasons": list(g.reasons),
+        "likelihood": g.likelihood,
+        "path": g.path,
+        "evidence": g.evidence,
     }
 
 
@@ -170,6 +176,8 @@ def finding_to_dict(f: SyscallFinding) -> dict[str, Any]:
         "kinds": list(f.kinds),
         "libraries": list(f.libraries),
         "chain": [{"kind": s.kind, "library": s.library, "symbol": s.symbol, "detail": s.detail} for s in f.chain],
+        "breadth": None if f.breadth is None else asdict(f.breadth),
+        "rare": f.rare,
     }
 
 
@@ -378,6 +386,9 @@ def _gap(g: dict[str, Any]) -> Gap:
         action,
         Tier(g["tier"]),
         tuple(g["reasons"]),
+        float(g.get("likelihood", 0.0)),
+        ReachPath(g.get("path", ReachPath.NORMAL.value)),
+        Evidence(g.get("evidence", Evidence.IMPORT.value)),
     )
 
 
@@ -421,7 +432,18 @@ def _syscalls(s: dict[str, Any]) -> SyscallReport:
     def finding(f: dict[str, Any]) -> SyscallFinding:
         chain = tuple(EvidenceStep(EvidenceKind(c["kind"]), c["library"], c["symbol"], c["detail"]) for c in f["chain"])
         kinds = tuple(EvidenceKind(k) for k in f["kinds"])
-        return SyscallFinding(f["number"], f["name"], f["failure_only"], kinds, tuple(f["libraries"]), chain)
+        b = f.get("breadth")  # absent from reports written before the priority model (additive field)
+        breadth = None if b is None else Breadth(b["own_sites"], b["imports"], b["narrowest"], b["narrowest_size"])
+        return SyscallFinding(
+            f["number"],
+            f["name"],
+            f["failure_only"],
+            kinds,
+            tuple(f["libraries"]),
+            chain,
+            breadth,
+            bool(f.get("rare", False)),
+        )
 
     sites = tuple(
         SiteRecord(

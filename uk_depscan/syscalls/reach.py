@@ -28,6 +28,7 @@ from uk_depscan.loader.binding import SymbolBindings
 from uk_depscan.loader.resolve import LoadResult
 from uk_depscan.model import (
     Arch,
+    Breadth,
     Confidence,
     EvidenceKind,
     EvidenceStep,
@@ -47,6 +48,7 @@ from uk_depscan.syscalls.closure import (
     Site,
     close_over_bindings,
 )
+from uk_depscan.syscalls.evidence import SyscallBreadth, breadth
 from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.requests import request_records
 from uk_depscan.syscalls.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
@@ -89,6 +91,7 @@ class SyscallAnalysis:
     libc_model: str
     entries: tuple[str, ...]
     unknown_sites: int
+    breadth: Mapping[int, SyscallBreadth] = dataclasses.field(default_factory=dict)
 
 
 class EngineSummary:
@@ -240,6 +243,7 @@ def analyze_syscalls(
     root = summaries.get(0)
     roots = _root_entries(root, entries) if isinstance(root, EngineSummary) else []
     reached = close_over_bindings(roots, summaries, bind)
+    strength = breadth(roots, summaries, bind)  # how directly the target itself makes each syscall
     # Constructors of the dependencies run at load too; they add only what the target's own code
     # does not already explain (so blame chains start in the target whenever they can).
     ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
@@ -252,7 +256,9 @@ def analyze_syscalls(
     root_sites = tuple(getattr(root.scan, "sites", ())) if isinstance(root, EngineSummary) else ()
     root_requests = tuple(getattr(root.scan, "requests", ())) if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not getattr(s, "numbers", ()))
-    return SyscallAnalysis(reached, baseline, root_sites, root_requests, tuple(sources), libc_model, entries, unknown)
+    return SyscallAnalysis(
+        reached, baseline, root_sites, root_requests, tuple(sources), libc_model, entries, unknown, strength
+    )
 
 
 def _name_root_caller(r: ReachedSyscall, root: EngineSummary) -> ReachedSyscall:
@@ -372,11 +378,20 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
     def name(n: int) -> str:
         return table.name_of(n) or f"syscall_{n}"
 
-    def finding(r: ReachedSyscall) -> SyscallFinding:
+    def finding(r: ReachedSyscall, with_breadth: bool = False) -> SyscallFinding:
         chain = tuple(EvidenceStep(EvidenceKind(s.kind), display(s.library), s.symbol, s.detail) for s in r.chain)
         kinds = tuple(EvidenceKind(k) for k in r.kinds)
+        b = analysis.breadth.get(r.number)
         return SyscallFinding(
-            r.number, name(r.number), r.failure_only, kinds, tuple(display(lib) for lib in r.libraries), chain
+            r.number,
+            name(r.number),
+            r.failure_only,
+            kinds,
+            tuple(display(lib) for lib in r.libraries),
+            chain,
+            (Breadth(b.own_sites, b.imports, b.narrowest, b.narrowest_size) if b else Breadth(0, 0, None, 0))
+            if with_breadth
+            else None,
         )
 
     sites = tuple(
@@ -396,7 +411,7 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
         Arch(arch),
         LibcModel(analysis.libc_model),
         analysis.entries,
-        tuple(finding(analysis.reached[n]) for n in sorted(analysis.reached)),
+        tuple(finding(analysis.reached[n], with_breadth=True) for n in sorted(analysis.reached)),
         tuple(finding(analysis.baseline[n]) for n in sorted(analysis.baseline)),
         sites,
         tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
