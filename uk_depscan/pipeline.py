@@ -21,6 +21,7 @@ from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.loader.paths import SearchConfig
 from uk_depscan.loader.resolve import LoadResult, resolve_tree
 from uk_depscan.model import (
+    Breadth,
     ElfSummary,
     Gap,
     ImportRecord,
@@ -28,6 +29,7 @@ from uk_depscan.model import (
     LoadTree,
     MatrixRow,
     NativeRoute,
+    ReachPath,
     Report,
     Route,
     SearchSettings,
@@ -182,15 +184,30 @@ def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute
 def target_gaps(
     report: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], with_baseline: bool = True
 ) -> tuple[Gap, ...]:
-    """Everything reachable, plus (binary-compatibility route) the start-up baseline."""
+    """Everything reachable, plus (binary-compatibility route) the start-up baseline, each with its
+    path class and the breadth of its evidence (see :mod:`uk_depscan.unikraft.priority`)."""
     if report.syscalls is None:
         return ()
-    names: dict[str, tuple[bool, bool]] = {f.name: (False, f.failure_only) for f in report.syscalls.syscalls}
-    for f in report.syscalls.baseline if with_baseline else ():
-        names[f.name] = (True, False)  # start-up: on the path, and a normal path
+    names = reach_paths(report.syscalls, with_baseline)
     findings = {f.name: f for f in report.syscalls.baseline}
     findings.update({f.name: f for f in report.syscalls.syscalls})  # the target's own chain wins
     return tuple(_with_blame(g, findings.get(g.name)) for g in assess_all(names, table, priors))
+
+
+_PATH_ORDER = (ReachPath.STARTUP, ReachPath.NORMAL, ReachPath.RARE, ReachPath.FAILURE)
+
+
+def reach_paths(s: SyscallReport, with_baseline: bool = True) -> dict[str, tuple[ReachPath, Breadth | None]]:
+    """Syscall name -> (strongest path class, breadth of the target's evidence)."""
+    out: dict[str, tuple[ReachPath, Breadth | None]] = {
+        f.name: (ReachPath.FAILURE if f.failure_only else ReachPath.NORMAL, f.breadth) for f in s.syscalls
+    }
+    for f in s.baseline if with_baseline else ():
+        path = ReachPath.RARE if f.rare else ReachPath.STARTUP
+        old = out.get(f.name)
+        if old is None or _PATH_ORDER.index(path) < _PATH_ORDER.index(old[0]):
+            out[f.name] = (path, old[1] if old else None)
+    return out
 
 
 def _with_blame(gap: Gap, f: SyscallFinding | None) -> Gap:
