@@ -67,7 +67,7 @@ def test_cache_roundtrip(built, tmp_path, monkeypatch):
     arch, elf, scan = built
     monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path))
     first = scan_library(elf)
-    assert not first.from_cache and list(tmp_path.glob("*.npz")) and list(tmp_path.glob("*.json"))
+    assert not first.from_cache and (tmp_path / "uk-depscan-cache.sqlite3").is_file()
     second = scan_library(elf)
     assert second.from_cache
     assert second.sites == scan.sites and second.wrappers == scan.wrappers
@@ -81,8 +81,10 @@ def test_corrupt_cache_is_a_miss(built, tmp_path, monkeypatch):
     _, elf, scan = built
     monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path))
     scan_library(elf)
-    for p in tmp_path.glob("*.json"):
-        p.write_text("{not json")
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "uk-depscan-cache.sqlite3") as db:
+        db.execute("UPDATE entries SET meta = CAST('{not json' AS BLOB)")
     again = scan_library(elf)
     assert not again.from_cache and again.sites == scan.sites
 

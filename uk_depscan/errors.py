@@ -17,6 +17,11 @@ class ElfFormatError(InputError):
     """The file is ELF but its headers or tables are corrupt."""
 
 
+class ResourceError(DepscanError):
+    """The machine ran out of something (memory, address space) while analysing an input: a limit
+    of the environment, reported as bad input (exit 2), not as a bug."""
+
+
 class TableError(DepscanError):
     """A shipped or user-supplied data table is missing or malformed."""
 

@@ -1,33 +1,103 @@
 """What the user named: a file, a directory or a wheel, turned into ELF targets.
 
-Wheels are untrusted zip files.  Members are never extracted by name: only regular-file
-members whose names are relative and free of ``..`` are considered, each is streamed (with
-its real decompressed size counted, not the size the header claims) into a private
-temporary directory created by this process, and the whole archive is refused past a
-compression-ratio or total-size limit.  Only ELF members are written; their relative
-layout is kept so that ``$ORIGIN`` inside the wheel resolves as it would once installed.
+Decisions taken here, before any object is mapped:
+
+* **Object kinds.**  Only what ld.so can map is analysed: ET_DYN and ET_EXEC.  A relocatable
+  object (ET_REL, a ``.o``) or a core dump (ET_CORE) given as an argument is refused (exit 2)
+  with the reason; inside a directory or wheel it is listed under ``skipped``.  There is no
+  ``--relocatable`` mode: a ``.o`` has no dynamic section, PLT or GOT, its calls are zero
+  displacements resolved through relocations, so the engine's branch prefilter and the whole
+  loader view (DT_NEEDED, symbol versions, providers) have nothing to work on; a correct mode
+  would be a relocation-driven call graph, a different engine.  Link the object first.
+* **Special files** in a directory (FIFO, socket, device, dangling or looping symlink) are listed
+  under ``skipped`` with their kind and never opened; symlinks to files or directories are not
+  followed (no loops, no escapes from the tree).  Directories on a pseudo-filesystem (procfs,
+  sysfs…) are not entered (:mod:`uk_depscan.fs`).
+* **Wheels** are untrusted zip files.  Every member is checked *before anything is written*:
+  its name (relative, no ``..``, no drive, at most :attr:`WheelLimits.max_name` bytes per component
+  and :attr:`WheelLimits.max_path` in all, unique after normalisation, no file/directory clash),
+  its kind (regular file; symlink members are skipped), its first bytes (ELF magic and an
+  analysable ELF type — only those members are ever extracted), then its *declared* size and
+  compression ratio and the running total against :class:`WheelLimits`.  zipfile never yields
+  more than the declared size and checks the CRC at the end, so the declared figures bound what
+  is written.  A bad member is skipped with its reason and the rest of the wheel is analysed.
+  Members are streamed into a flock-ed private directory (:func:`uk_depscan.cleanup.locked_tempdir`)
+  keeping their relative layout, so ``$ORIGIN`` resolves as it would once installed; each is
+  hashed while it is written (its :mod:`object identity <uk_depscan.store.identity>`).
+* **Selection.**  :class:`MemberFilter` (``--include/--exclude GLOB``) applies to member paths of
+  wheels and to paths relative to a directory argument alike.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
+import hashlib
 import os
 import stat
-import tempfile
+import struct
 import zipfile
 import zlib
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
+from uk_depscan.cleanup import locked_tempdir
 from uk_depscan.elf.file import ELFMAG
 from uk_depscan.errors import InputError
+from uk_depscan.fs import kind_of, pseudo_filesystem
 from uk_depscan.model import Skipped
+from uk_depscan.store.identity import FileStamp, remember_digest
 
-MAX_WHEEL_TOTAL = 8 << 30  # bytes decompressed over the whole wheel
-MAX_MEMBER_RATIO = 200  # decompressed / compressed, per member (zip bombs)
-MAX_MEMBERS = 200_000
 MAX_DIR_FILES = 200_000
 CHUNK = 1 << 20
+HEADER_BYTES = 64  # the ELF header; e_type sits at offset 16
+ET_NONE, ET_REL, ET_EXEC, ET_DYN, ET_CORE = 0, 1, 2, 3, 4
+SUPPORTED_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
+
+@dataclass(frozen=True)
+class WheelLimits:
+    """Bounds on what a wheel may make us write, checked on declared sizes before writing.
+
+    The defaults accept every real wheel of the target runtimes with a wide margin — the largest
+    ELF member is libtorch_cpu.so (414 MiB, ratio 2.3:1; onnxruntime, tflite-runtime and
+    ai-edge-litert members are ≤ 29 MiB and ≤ 8.7:1; the longest member path is 171 bytes) —
+    and refuse a member that declares gigabytes from a few kilobytes.
+    """
+
+    max_member_bytes: int = 2 << 30
+    max_total_bytes: int = 8 << 30
+    max_ratio: int = 200  # declared / compressed size, per member
+    ratio_floor: int = 1 << 20  # members declaring less are not ratio-checked (tiny files compress oddly)
+    max_members: int = 200_000
+    max_name: int = 255  # bytes per path component (NAME_MAX)
+    max_path: int = 1024  # bytes per member path
+
+
+@dataclass(frozen=True)
+class MemberFilter:
+    """``--include/--exclude GLOB`` on member paths (POSIX, relative to the wheel or directory).
+
+    A pattern with a ``/`` is matched against the whole relative path, one without against the
+    file name; ``*`` also matches ``/``.  With includes, a path must match one; it must match no
+    exclude.
+    """
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def accepts(self, relpath: str) -> bool:
+        name = relpath.rsplit("/", 1)[-1]
+
+        def match(pattern: str) -> bool:
+            return fnmatch.fnmatchcase(relpath if "/" in pattern else name, pattern)
+
+        if self.include and not any(match(p) for p in self.include):
+            return False
+        return not any(match(p) for p in self.exclude)
 
 
 @dataclass(frozen=True)
@@ -53,6 +123,9 @@ class Inputs:
                 return shown + path[len(real) :]
         return path
 
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped.append(Skipped(path, reason))
+
     def close(self) -> None:
         self.stack.close()
 
@@ -63,12 +136,15 @@ class Inputs:
         self.close()
 
 
-def collect_inputs(paths: list[str]) -> Inputs:
+def collect_inputs(
+    paths: list[str], *, limits: WheelLimits | None = None, select: MemberFilter | None = None
+) -> Inputs:
     """Expand user arguments into ELF targets; raise InputError for an unusable argument."""
     inputs = Inputs()
+    limits = limits or WheelLimits()
     try:
         for p in paths:
-            _collect_one(p, inputs)
+            _collect_one(p, inputs, limits, select)
     except BaseException:
         inputs.close()
         raise
@@ -79,19 +155,47 @@ def collect_inputs(paths: list[str]) -> Inputs:
     return inputs
 
 
-def _collect_one(p: str, inputs: Inputs) -> None:
+def object_kind_problem(head: bytes) -> str | None:
+    """Why an ELF header names something ld.so cannot map as a program or library, else None."""
+    if len(head) < 18 or head[:4] != ELFMAG or head[5] not in (1, 2):
+        return None  # not ours to judge: the ELF reader reports truncation and bad encodings
+    (e_type,) = struct.unpack_from("<H" if head[5] == 1 else ">H", head, 16)
+    if e_type in (ET_DYN, ET_EXEC):
+        return None
+    if e_type == ET_REL:
+        return "relocatable object (ET_REL, e.g. a .o): not loadable; link it into a shared object or program first"
+    if e_type == ET_CORE:
+        return "core dump (ET_CORE): a memory image, not a program or library"
+    return f"ELF type {e_type:#x}: neither an executable (ET_EXEC) nor a shared object (ET_DYN)"
+
+
+def _collect_one(p: str, inputs: Inputs, limits: WheelLimits, select: MemberFilter | None) -> None:
     try:
         st = os.stat(p)
     except OSError as err:
         raise InputError(f"{p}: {_oserror(err)}") from err
     if stat.S_ISDIR(st.st_mode):
-        _collect_dir(p, inputs)
+        pseudo = pseudo_filesystem(p)
+        if pseudo:
+            raise InputError(f"{p}: on a pseudo-filesystem ({pseudo}): not scanned")
+        _collect_dir(p, inputs, select)
     elif not stat.S_ISREG(st.st_mode):  # a FIFO would block the first read forever
-        raise InputError(f"{p}: not a regular file (FIFO, socket or device)")
+        raise InputError(f"{p}: not a regular file ({kind_of(st.st_mode)})")
     elif _is_zip(p):
-        _collect_wheel(p, inputs)
+        _collect_wheel(p, inputs, limits, select)
     else:
+        problem = object_kind_problem(_head(p))
+        if problem:
+            raise InputError(f"{p}: {problem}")
         inputs.targets.append(Target(p, p))
+
+
+def _head(p: str) -> bytes:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(HEADER_BYTES)
+    except OSError:
+        return b""  # the ELF reader reports it with its own wording
 
 
 def _oserror(err: OSError) -> str:
@@ -110,97 +214,226 @@ def _is_zip(p: str) -> bool:
         return False
 
 
-def _collect_dir(root: str, inputs: Inputs) -> None:
+# -- directories ----------------------------------------------------------------------------------
+def _collect_dir(root: str, inputs: Inputs, select: MemberFilter | None) -> None:
     """Every ELF file below ``root``; symlinks are not followed (no loops, no escapes)."""
     seen: set[tuple[int, int]] = set()
     count = 0
     for dirpath, dirnames, filenames in os.walk(
-        root, onerror=lambda e: inputs.skipped.append(Skipped(getattr(e, "filename", root) or root, _oserror(e)))
+        root, onerror=lambda e: inputs.skip(getattr(e, "filename", root) or root, _oserror(e))
     ):
         dirnames.sort()
+        for d in list(dirnames):
+            pseudo = pseudo_filesystem(os.path.join(dirpath, d))
+            if pseudo:  # e.g. scanning / would otherwise walk /proc and /sys
+                dirnames.remove(d)
+                inputs.skip(os.path.join(dirpath, d), f"not searched: pseudo-filesystem ({pseudo})")
         for name in sorted(filenames):
             count += 1
             if count > MAX_DIR_FILES:
-                inputs.skipped.append(Skipped(root, f"more than {MAX_DIR_FILES} files; rest not scanned"))
+                inputs.skip(root, f"more than {MAX_DIR_FILES} files; rest not scanned")
                 return
-            _consider_file(os.path.join(dirpath, name), seen, inputs)
+            path = os.path.join(dirpath, name)
+            if select is not None and not select.accepts(os.path.relpath(path, root).replace(os.sep, "/")):
+                continue
+            _consider_file(path, seen, inputs)
+
+
+def _special(path: str, st: os.stat_result) -> str | None:
+    """Why a directory entry is not read (its kind), or None for a regular file."""
+    if stat.S_ISREG(st.st_mode):
+        return None
+    if not stat.S_ISLNK(st.st_mode):
+        return f"{kind_of(st.st_mode)}: special file, not read"
+    try:
+        target = os.stat(path)
+    except OSError as err:
+        return "symbolic link loop" if err.errno == 40 else "dangling symbolic link"
+    if stat.S_ISREG(target.st_mode) or stat.S_ISDIR(target.st_mode):
+        return ""  # a link to a file or directory: not followed, by design, and not worth a line
+    return f"symbolic link to a {kind_of(target.st_mode)}: special file, not read"
 
 
 def _consider_file(path: str, seen: set[tuple[int, int]], inputs: Inputs) -> None:
     try:
         st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+        why = _special(path, st)
+        if why is not None:
+            if why:
+                inputs.skip(path, why)
+            return
+        if (st.st_dev, st.st_ino) in seen:
             return
         seen.add((st.st_dev, st.st_ino))
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
+        # O_NONBLOCK: should the entry have become a FIFO since the lstat, open must not wait
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                inputs.skip(path, "changed into a special file while being scanned, not read")
+                return
+            head = fh.read(HEADER_BYTES)
     except OSError as err:
-        inputs.skipped.append(Skipped(path, _oserror(err)))
+        inputs.skip(path, _oserror(err))
         return
-    if magic == ELFMAG:
-        inputs.targets.append(Target(path, path))
+    if head[:4] == ELFMAG:
+        problem = object_kind_problem(head)
+        if problem:
+            inputs.skip(path, problem)
+        else:
+            inputs.targets.append(Target(path, path))
     elif path.endswith(".so") or ".so." in os.path.basename(path):
-        inputs.skipped.append(Skipped(path, "named like a shared object but not an ELF file"))
+        inputs.skip(path, "named like a shared object but not an ELF file")
 
 
-def _collect_wheel(p: str, inputs: Inputs) -> None:
+# -- wheels -----------------------------------------------------------------------------------------
+def _collect_wheel(p: str, inputs: Inputs, limits: WheelLimits, select: MemberFilter | None) -> None:
     try:
         zf = inputs.stack.enter_context(zipfile.ZipFile(p))
         members = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:
         raise InputError(f"{p}: not a valid wheel (zip archive): {err}") from err
-    if len(members) > MAX_MEMBERS:
-        raise InputError(f"{p}: refused: {len(members)} members (limit {MAX_MEMBERS})")
-    tmp = inputs.stack.enter_context(tempfile.TemporaryDirectory(prefix="uk-depscan-wheel-"))
+    if len(members) > limits.max_members:
+        raise InputError(f"{p}: refused: {len(members)} members (limit {limits.max_members})")
+    plan = _plan_members(p, members, limits, inputs)
+    if select is not None:
+        plan = [(info, name) for info, name in plan if select.accepts(name)]
+    if not plan:
+        return
+    tmp = inputs.stack.enter_context(locked_tempdir())
     inputs.prefixes[tmp] = f"{p}!"
     total = 0
+    for info, name in plan:
+        total += _extract_if_elf(zf, info, name, tmp, p, total, limits, inputs)
+
+
+def _plan_members(
+    wheel: str, members: list[zipfile.ZipInfo], limits: WheelLimits, inputs: Inputs
+) -> list[tuple[zipfile.ZipInfo, str]]:
+    """Regular-file members with safe, unique, non-clashing names, in archive order."""
+    named: list[tuple[zipfile.ZipInfo, str]] = []
+    dirs: set[str] = set()
     for info in members:
-        name = _safe_member_name(info)
-        if name is None:
-            if not info.is_dir():
-                inputs.skipped.append(Skipped(f"{p}!/{info.filename}", "unsafe or non-regular member ignored"))
+        if info.is_dir():
+            dirs.add(str(PurePosixPath(info.filename.replace("\\", "/"))))
             continue
-        total += _extract_if_elf(zf, info, name, tmp, p, total, inputs)
+        name, problem = _member_name(info, limits)
+        if problem:
+            inputs.skip(f"{wheel}!/{info.filename}", problem)
+            continue
+        named.append((info, name))
+    counts = Counter(name for _, name in named)
+    files = set(counts)
+    below = {parent for f in files for parent in _parents(f)}  # every directory some member needs
+    reported: set[str] = set()
+    plan = []
+    for info, name in named:
+        problem = None
+        if counts[name] > 1:
+            problem = f"duplicate member name ({counts[name]} entries): which one an installer keeps is undefined"
+        elif name in dirs or name in below:
+            problem = "file/directory conflict: this path is also a directory of the wheel"
+        elif any(parent in files for parent in _parents(name)):
+            problem = "file/directory conflict: a parent of this path is a file of the wheel"
+        if problem:
+            if name not in reported:
+                reported.add(name)
+                inputs.skip(f"{wheel}!/{name}", problem)
+            continue
+        plan.append((info, name))
+    return plan
 
 
-def _safe_member_name(info: zipfile.ZipInfo) -> str | None:
-    if info.is_dir() or stat.S_ISLNK(info.external_attr >> 16):
-        return None
-    name = info.filename.replace("\\", "/")
-    pure = PurePosixPath(name)
+def _parents(name: str) -> list[str]:
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _member_name(info: zipfile.ZipInfo, limits: WheelLimits) -> tuple[str, str | None]:
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "", "symbolic link member: never created"
+    raw = info.filename.replace("\\", "/")
+    pure = PurePosixPath(raw)
     if pure.is_absolute() or ".." in pure.parts or not pure.parts or ":" in pure.parts[0]:
-        return None
-    return str(pure)
+        return "", "unsafe member path (absolute, drive-qualified or containing '..'): never written"
+    name = str(pure)
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) > limits.max_path:
+        return "", f"member path of {len(encoded)} bytes, longer than the {limits.max_path} allowed"
+    longest = max(len(part.encode("utf-8", "surrogateescape")) for part in pure.parts)
+    if longest > limits.max_name:
+        return "", f"path component of {longest} bytes, longer than the {limits.max_name} allowed"
+    return name, None
+
+
+def _limit_problem(info: zipfile.ZipInfo, total: int, limits: WheelLimits) -> str | None:
+    size, packed = info.file_size, max(info.compress_size, 1)
+    if info.flag_bits & 0x1:
+        return "encrypted member"
+    if info.compress_type not in SUPPORTED_ZIP_METHODS:
+        return f"unsupported compression method {info.compress_type}"
+    if size > limits.max_member_bytes:
+        return f"declares {size} bytes, more than the per-member limit of {limits.max_member_bytes}"
+    if size > limits.ratio_floor and size > packed * limits.max_ratio:
+        return (
+            f"declares {size} bytes from {info.compress_size} compressed: ratio {size // packed}:1 "
+            f"above the limit of {limits.max_ratio}:1 (zip bomb?)"
+        )
+    if total + size > limits.max_total_bytes:
+        return f"would bring the wheel's extracted total past the limit of {limits.max_total_bytes} bytes"
+    return None
 
 
 def _extract_if_elf(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, tmp: str, wheel: str, total: int, inputs: Inputs
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    name: str,
+    tmp: str,
+    wheel: str,
+    total: int,
+    limits: WheelLimits,
+    inputs: Inputs,
 ) -> int:
-    limit = max(info.compress_size, 1) * MAX_MEMBER_RATIO
-    written = 0
+    """Stream one member into ``tmp`` if it is an analysable ELF object; return the bytes written."""
+    shown = f"{wheel}!/{name}"
     dest = Path(tmp, name)
+    written = 0
     try:
         with zf.open(info) as src:
-            head = src.read(4)
-            if head != ELFMAG:
+            head = _read_head(src)
+            if head[:4] != ELFMAG:
                 if name.endswith(".so") or ".so." in PurePosixPath(name).name:
-                    inputs.skipped.append(Skipped(f"{wheel}!/{name}", "named like a shared object but not an ELF file"))
+                    inputs.skip(shown, "named like a shared object but not an ELF file")
+                return 0
+            problem = object_kind_problem(head) or _limit_problem(info, total, limits)
+            if problem:
+                inputs.skip(shown, problem)
                 return 0
             dest.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256(head)
             with open(dest, "xb") as out:
                 out.write(head)
                 written = len(head)
                 while chunk := src.read(CHUNK):
                     written += len(chunk)
-                    if written > limit and written > (1 << 20):
-                        raise InputError(
-                            f"{wheel}: refused: member {name!r} decompresses more than "
-                            f"{MAX_MEMBER_RATIO}x its compressed size (zip bomb?)"
-                        )
-                    if total + written > MAX_WHEEL_TOTAL:
-                        raise InputError(f"{wheel}: refused: more than {MAX_WHEEL_TOTAL >> 30} GiB decompressed")
+                    if written > info.file_size:  # zipfile stops at the declared size; belt and braces
+                        raise ValueError("member longer than it declares")
+                    digest.update(chunk)
                     out.write(chunk)
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as err:
-        raise InputError(f"{wheel}: corrupt member {name!r}: {err}") from err
-    inputs.targets.append(Target(str(dest), f"{wheel}!/{name}"))
+        with contextlib.suppress(OSError):
+            dest.unlink()
+        inputs.skip(shown, f"corrupt or unwritable member: {err}")
+        return 0
+    remember_digest(FileStamp.of(os.stat(dest)), digest.hexdigest())
+    inputs.targets.append(Target(str(dest), shown))
     return written
+
+
+def _read_head(src: IO[bytes]) -> bytes:
+    head = b""
+    while len(head) < HEADER_BYTES:
+        part = src.read(HEADER_BYTES - len(head))
+        if not part:
+            break
+        head += part
+    return head

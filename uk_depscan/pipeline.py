@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import errno
 import logging
+import os
+import resource
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +17,8 @@ from uk_depscan import __version__
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile
 from uk_depscan.elf.literals import below_syscall
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols
-from uk_depscan.errors import DepscanError
-from uk_depscan.inputs import Inputs, collect_inputs
+from uk_depscan.errors import DepscanError, ResourceError
+from uk_depscan.inputs import Inputs, MemberFilter, WheelLimits, collect_inputs
 from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.loader.paths import SearchConfig
 from uk_depscan.loader.resolve import LoadResult, resolve_tree
@@ -41,6 +43,8 @@ from uk_depscan.model import (
     VersionProblem,
 )
 from uk_depscan.report.views import with_views
+from uk_depscan.store.cache import CacheStore
+from uk_depscan.store.identity import object_identity
 from uk_depscan.syscalls.reach import analyze_syscalls, syscall_report
 from uk_depscan.unikraft.gaps import (
     assess_all,
@@ -80,6 +84,8 @@ class Options:
     unikraft: str | None = None
     unikraft_table: str | None = None
     route: Route = Route.BOTH
+    wheel_limits: WheelLimits | None = None  # None: the defaults
+    select: MemberFilter | None = None  # --include/--exclude on directory and wheel members
 
 
 def analyze(
@@ -98,14 +104,22 @@ def analyze(
     config = config or SearchConfig()
     options = options or Options()
     note = progress or (lambda _msg: None)
-    with collect_inputs(paths) as inputs:
+    with collect_inputs(paths, limits=options.wheel_limits, select=options.select) as inputs:
         single = len(inputs.targets) == 1
         reports: list[TargetReport] = []
         skipped = list(inputs.skipped)
         for target in inputs.targets:
             try:
                 note(f"{target.display}: resolving dependencies")
-                reports.append(analyze_target(target.path, target.display, config, inputs, options, note))
+                try:
+                    reports.append(analyze_target(target.path, target.display, config, inputs, options, note))
+                except MemoryError as err:
+                    raise _out_of_memory(target.path, target.display) from err
+                except DepscanError as err:
+                    cause = err.__cause__
+                    if isinstance(cause, OSError) and cause.errno == errno.ENOMEM:  # mmap refused
+                        raise _out_of_memory(target.path, target.display) from err
+                    raise
             except DepscanError as err:
                 if single:
                     raise
@@ -125,6 +139,21 @@ def analyze(
     matrix = syscall_matrix(reports) if len(reports) > 1 else ()
     skipped.sort(key=lambda s: s.path)
     return with_views(Report(__version__, command, settings, tuple(reports), tuple(skipped), ref, plan, matrix))
+
+
+def _out_of_memory(path: str, display: str) -> ResourceError:
+    """MemoryError or a failed mmap (ENOMEM) as one line with the figures.
+
+    ``ulimit -v`` on libtorch_cpu.so used to surface as "internal error: MemoryError" (exit 3): a
+    limit of the environment is bad input for this run (exit 2), not a bug.
+    """
+    try:
+        mapped = f"{os.stat(path).st_size >> 20} MB mapped"
+    except OSError:
+        mapped = "size unknown"
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    limit = f"; address-space limit {soft >> 20} MB" if soft != resource.RLIM_INFINITY else ""
+    return ResourceError(f"not enough memory to analyse {display} ({mapped}{limit})")
 
 
 def syscall_matrix(reports: list[TargetReport]) -> tuple[MatrixRow, ...]:
@@ -243,8 +272,8 @@ def analyze_target(
         imports, problems, syscalls = _bind_and_scan(result, inputs, options, warnings, note)
     below = below_syscall(root) if options.syscalls else None
     route = binary_compat_findings(tuple(_route_facts(result, inputs))) if options.syscalls else ()
-    # input provenance; numpy's stubs do not declare the buffer protocol ndarray implements
-    digest = hashlib.sha256(root.data).hexdigest() if options.syscalls else None  # type: ignore[arg-type]
+    # input provenance: the object identity, memoised (the syscall scan above has just computed it)
+    digest = object_identity(root, memo=None if options.no_cache else CacheStore()).sha256 if options.syscalls else None
     return TargetReport(
         display,
         summarize_elf(root, options.symbols),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 import typer
 
+from uk_depscan.cleanup import write_output
 from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.loader.paths import SearchConfig
 from uk_depscan.model import FailOn, LibcModel, OutputFormat, Route
@@ -231,7 +232,7 @@ def emit(text: str, output: Path | None, *, announce: bool = False) -> None:
         sys.stdout.flush()
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)  # all or nothing, even when the run is interrupted
     except OSError as err:
         raise UsageError(f"{output}: cannot write: {err.strerror or err}") from err
     if announce:

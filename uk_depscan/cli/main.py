@@ -16,6 +16,7 @@ from typing import IO, Protocol, cast
 import typer
 
 from uk_depscan import __version__
+from uk_depscan.cleanup import run_guarded
 from uk_depscan.cli.common import (
     EXIT_GAPS,
     EXIT_INPUT,
@@ -41,7 +42,7 @@ class _Showable(Protocol):
     def show(self, file: IO[str] | None = None) -> None: ...
 
 
-SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff"}
+SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache"}
 # The shared options each command offers (uk_depscan.cli.common.SHARED), in --help order.
 SEARCH = ("root", "library_path", "ld_so_conf", "no_ld_cache")
 SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc", "entry", "no_cache", "unikraft",
@@ -223,6 +224,9 @@ def _mount_optional_apps() -> None:
     from uk_depscan.cli.tables import tables_app
 
     app.add_typer(tables_app, name="tables", help="Unikraft and Linux syscall tables: list, show, generate.")
+    from uk_depscan.cli.cache import cache_app
+
+    app.add_typer(cache_app, name="cache", help="The scan cache: info, clear.")
 
 
 def route(argv: list[str]) -> list[str]:
@@ -270,4 +274,5 @@ def run(argv: list[str]) -> int:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    # SIGTERM/SIGHUP/SIGINT: temporary directories and partial outputs removed, exit 128 + signal
+    sys.exit(run_guarded(run, sys.argv[1:]))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, is_special_file
+from uk_depscan.fs import pseudo_filesystem
 
 # Debian's multiarch triplets and the interpreters the psABIs fix (PT_INTERP of every glibc program).
 TRIPLETS = {EM_X86_64: "x86_64-linux-gnu", EM_AARCH64: "aarch64-linux-gnu"}
@@ -123,7 +124,7 @@ def read_ld_so_conf(path: str, config: SearchConfig, _depth: int = 0, _seen: set
     if _depth > 16 or real in seen:
         return []
     seen.add(real)
-    if is_special_file(path):  # a FIFO blocks, /dev/zero never ends
+    if is_special_file(path) or pseudo_filesystem(path):  # a FIFO blocks, /dev/zero never ends
         return []
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
@@ -169,7 +170,7 @@ def read_ld_so_cache(path: str, machine: int) -> dict[str, str] | None:
     flags match the architecture (dl-cache.c search_cache; glibc-hwcaps entries are skipped,
     see module docstring).  Returns None when the file is absent or not in the new format.
     """
-    if is_special_file(path):  # a FIFO blocks, /dev/zero never ends
+    if is_special_file(path) or pseudo_filesystem(path):  # a FIFO blocks, /dev/zero never ends
         return None
     try:
         data = Path(path).read_bytes()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, ElfIdent, open_elf, read_ident
 from uk_depscan.errors import DepscanError
+from uk_depscan.fs import pseudo_filesystem
 from uk_depscan.loader.paths import (
     INTERPRETERS,
     SearchConfig,
@@ -42,6 +43,9 @@ from uk_depscan.model import Attempt, FoundVia, LoadedObject, LoaderOutcome, Loa
 
 log = logging.getLogger(__name__)
 DF_1_NODEFLIB = 0x800
+# Candidates (and search-path entries) on procfs, sysfs & co. are decided by the filesystem the
+# path resolves into (uk_depscan.fs), so `/tmp/x -> /proc/self`, $ORIGIN links and --root are caught.
+NOT_SEARCHED_PSEUDO = "not searched: pseudo-filesystem"
 # ld.so gives up at the first missing library; we search every DT_NEEDED to report them all, so a
 # hostile object with tens of thousands of entries must not cost a directory search each.
 MAX_NEEDED_SEARCHED = 1024
@@ -174,6 +178,8 @@ class _Walk:
         if self.interp is None:
             return set()
         names = {self.interp, os.path.basename(self.interp)}
+        if pseudo_filesystem(self.config.in_root(self.interp)):
+            return names
         try:
             soname = open_elf(self.config.in_root(self.interp)).dynamic
             if soname is not None and soname.soname:
@@ -299,6 +305,9 @@ class _Walk:
         return elf.dynamic.flags_1 if elf is not None and elf.dynamic else 0
 
     def _verify(self, path: str) -> tuple[LoaderOutcome, str]:
+        pseudo = pseudo_filesystem(path)
+        if pseudo:  # /proc/self/exe would be the scanner itself: never opened, the search goes on
+            return LoaderOutcome.SKIP, f"{NOT_SEARCHED_PSEUDO} ({pseudo})"
         if not os.path.lexists(path) or not os.path.exists(path):
             return (
                 (LoaderOutcome.ABSENT, "absent")

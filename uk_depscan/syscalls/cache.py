@@ -1,91 +1,331 @@
-"""On-disk cache of syscall scans, keyed by GNU build-id (or sha256 of the file) + engine version.
+"""The cache of syscall scans: key, entry format, and the validation every loaded field goes through.
 
-Layout: ``<dir>/<key>.json`` (sites, wrappers, import keys, exports) and ``<key>.npz`` (the
-call graph arrays).  ``<dir>`` is ``$UK_DEPSCAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/uk-depscan``,
-else ``~/.cache/uk-depscan``.  Writes are atomic (temporary file + rename); a corrupt or
-unreadable entry is treated as a miss.  Cached data is never trusted to be executable: it is
-only JSON and numpy arrays loaded with ``allow_pickle=False``.
+Key: ``syscalls/<ENGINE_VERSION>/<arch>/<sha256 of the file>`` — the content identity of
+:mod:`uk_depscan.store.identity`, not the build-id (a patched binary keeps its build-id and size
+and must miss).  The entry is one row of :class:`uk_depscan.store.cache.CacheStore`:
+
+* ``meta`` (UTF-8 JSON, an object with exactly :data:`META_KEYS`): the sites, local wrappers,
+  import keys, exported functions, request sites and statistics, plus the format version, the
+  key, the architecture, the file size and build-id it was computed from, and the element counts
+  of the three arrays;
+* ``data``: ``func_starts`` (``<u8``), ``indptr`` (``<i8``), ``indices`` (``<i4``) packed in that
+  order, exactly ``8a + 8b + 4c`` bytes.
+
+:func:`decode` checks every field before anything is built from it: JSON types (``bool`` is not an
+int), integer ranges, closed vocabularies, the arrays' lengths and byte size, ``func_starts``
+strictly increasing, ``indptr`` starting at 0, non-decreasing and ending at ``len(indices)``,
+``indices`` inside the node range, and sizes against the ELF (the size and build-id recorded
+must be the file's; no table can have more elements than the file has bytes).  Size limits are
+applied before a byte is read (:func:`limits`), and the same limits decide whether a fresh scan
+is stored at all, so an object whose scan is too large to cache is simply always scanned.
+Any failure is one warning naming the file, a miss, and the entry replaced by the rescan.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import tempfile
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from uk_depscan.store.cache import CacheStore, EntryProblem, cache_dir, warn_once
+from uk_depscan.store.identity import FileStamp, ObjectIdentity, object_identity, stamp_of
+
 if TYPE_CHECKING:
     from uk_depscan.elf.file import ElfFile
+    from uk_depscan.syscalls.scan import LibraryScan
 
 log = logging.getLogger(__name__)
+__all__ = ["CachedScan", "Slot", "cache_dir", "cache_key", "decode", "encode", "lookup", "store_scan"]
+
+FORMAT = 1
+META_KEYS = frozenset(
+    {"format", "key", "arch", "size", "build_id", "sites", "wrappers", "import_keys", "requests", "stats", "arrays"}
+    | {"export_names", "export_addresses"}
+)
+# The scanner's closed vocabularies (uk_depscan.syscalls.scan); a value outside them is poison.
+SITE_KINDS = frozenset({"direct", "int80", "sysenter", "svc", "wrapper_call", "local_wrapper_call"})
+CONFIDENCES = frozenset({"exact", "multiple", "unknown"})
+REQUEST_CALLS = frozenset({"ioctl", "fcntl", "fcntl64", "prctl", "setsockopt"})
+ARRAYS = (("func_starts", "<u8", np.uint64), ("indptr", "<i8", np.int64), ("indices", "<i4", np.int32))
+U64 = 1 << 64
+MAX_STATS = 256
+MAX_ARG_INDEX = 16
 
 
-def cache_dir() -> Path:
-    env = os.environ.get("UK_DEPSCAN_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "uk-depscan"
+def limits(elf_size: int) -> tuple[int, int]:
+    """(meta bytes, data bytes) allowed for a file of ``elf_size`` bytes.
+
+    libtorch_cpu.so (434 MB) has 5 MB of meta and 15 MB of data; the bounds leave ~20x room
+    yet keep the worst JSON parse proportional to the file, as the scan it replaces is.
+    """
+    return (1 << 20) + elf_size // 4, (1 << 20) + elf_size // 2
 
 
-def file_identity(elf: ElfFile) -> str:
-    """``bid-<build-id>-<size>``, else ``sha-<sha256>`` of the mapped file."""
-    if elf.build_id:
-        return f"bid-{elf.build_id}-{elf.size}"
-    h = hashlib.sha256()
-    data = elf.data
-    step = 1 << 24
-    for off in range(0, len(data), step):
-        h.update(memoryview(data[off : off + step]))
-    return f"sha-{h.hexdigest()}"
+class CacheFormatError(Exception):
+    """A field of a cached entry is not what the format says."""
 
 
-def cache_key(elf: ElfFile, engine_version: str) -> str:
-    return f"syscalls-{engine_version}-{elf.machine_name}-{file_identity(elf)}"
+@dataclass(frozen=True, eq=False)
+class CachedScan:
+    """A validated entry: plain values, ready for :func:`uk_depscan.syscalls.scan._from_cache`."""
+
+    arch: str
+    sites: tuple[dict[str, Any], ...]
+    wrappers: tuple[dict[str, Any], ...]
+    import_keys: tuple[str, ...]
+    exports: tuple[tuple[str, int], ...]
+    requests: tuple[dict[str, Any], ...]
+    stats: dict[str, int | float]
+    func_starts: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
 
 
-def load(key: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-    d = cache_dir()
-    jpath, npath = d / f"{key}.json", d / f"{key}.npz"
+@dataclass(frozen=True)
+class Slot:
+    """Where the scan of one object lives in the cache, and what was found there."""
+
+    key: str
+    identity: ObjectIdentity
+    stamp: FileStamp | None
+    hit: CachedScan | None
+
+
+def cache_key(identity: ObjectIdentity, arch: str, engine_version: str) -> str:
+    return f"syscalls/{engine_version}/{arch}/{identity.sha256}"
+
+
+def lookup(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -> Slot:
+    """Identify ``elf`` and return its validated cached scan, if any (one warning when unusable)."""
+    store = store or CacheStore()
+    stamp = stamp_of(elf)
+    identity = object_identity(elf, memo=store)
+    key = cache_key(identity, elf.machine_name, engine_version)
     try:
-        with open(jpath, encoding="utf-8") as fh:
-            meta = json.load(fh)
-        with np.load(npath, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError) as err:
-        if not isinstance(err, FileNotFoundError):
-            log.warning("ignoring unreadable cache entry %s: %s", key, err)
-        return None
-    if meta.get("key") != key:
-        return None
-    return meta, arrays
+        entry = store.get(key, max_meta=limits(elf.size)[0], max_data=limits(elf.size)[1])
+        hit = decode(key, entry.object, entry.size, entry.meta, entry.data, elf, identity) if entry else None
+    except (EntryProblem, CacheFormatError) as err:
+        if isinstance(err, EntryProblem) and err.whole_database:
+            warn_once(f"ignoring the cached syscall scan of {elf.name} ({err}); rescanning, the cache is replaced")
+            store.reset()
+        else:
+            warn_once(f"ignoring the cached syscall scan of {elf.name} ({err}); rescanning, the entry is replaced")
+            store.discard(key)
+        hit = None
+    return Slot(key, identity, stamp, hit)
 
 
-def store(key: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    d = cache_dir()
+def store_scan(slot: Slot, elf: ElfFile, scan: LibraryScan, store: CacheStore | None = None) -> None:
+    """Cache ``scan`` under ``slot.key`` unless the file changed while it was scanned or it is too big."""
+    if slot.stamp is None or stamp_of(elf) != slot.stamp:
+        log.debug("not caching the scan of %s: its file changed during the scan (or has no stamp)", elf.name)
+        return
+    meta, data = encode(slot.key, elf, scan)
+    max_meta, max_data = limits(elf.size)
+    if len(meta) > max_meta or len(data) > max_data:
+        log.debug("not caching the scan of %s: %d + %d bytes exceed the limits", elf.name, len(meta), len(data))
+        return
+    (store or CacheStore()).put(slot.key, slot.identity.sha256, elf.size, meta, data)
+
+
+def encode(key: str, elf: ElfFile, scan: LibraryScan) -> tuple[bytes, bytes]:
+    body = scan.to_json()
+    arrays = [np.ascontiguousarray(getattr(scan.graph, name), dtype=le) for name, le, _ in ARRAYS]
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "arch": scan.arch,
+        "size": elf.size,
+        "build_id": elf.build_id,
+        "sites": body["sites"],
+        "wrappers": body["wrappers"],
+        "import_keys": body["import_keys"],
+        "export_names": [k for k, _ in scan.exports],
+        "export_addresses": [a for _, a in scan.exports],
+        "requests": body["requests"],
+        "stats": body["stats"],
+        "arrays": [len(a) for a in arrays],
+    }
+    # ensure_ascii: names decoded with surrogateescape round-trip exactly as \udcXX escapes
+    text = json.dumps(meta, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return text.encode("ascii"), b"".join(a.tobytes() for a in arrays)
+
+
+# -- validation ----------------------------------------------------------------------------------------
+def _reject_constant(name: str) -> Any:
+    raise CacheFormatError(f"non-finite number {name} in the JSON")
+
+
+def _int(v: object, what: str, lo: int = 0, hi: int = U64) -> int:
+    if type(v) is not int or not lo <= v < hi:
+        raise CacheFormatError(f"{what}: not an integer in [{lo}, {hi})")
+    return v
+
+
+def _str(v: object, what: str) -> str:
+    if type(v) is not str:
+        raise CacheFormatError(f"{what}: not a string")
+    return v
+
+
+def _opt_str(v: object, what: str) -> str | None:
+    return None if v is None else _str(v, what)
+
+
+def _list(v: object, what: str, limit: int) -> list[Any]:
+    if type(v) is not list:
+        raise CacheFormatError(f"{what}: not a list")
+    if len(v) > limit:
+        raise CacheFormatError(f"{what}: {len(v)} elements, more than the file allows ({limit})")
+    return v
+
+
+def _record(v: object, what: str, keys: frozenset[str]) -> dict[str, Any]:
+    if type(v) is not dict or v.keys() != keys:
+        raise CacheFormatError(f"{what}: not an object with exactly the fields {sorted(keys)}")
+    return v
+
+
+def _one_of(v: object, what: str, allowed: frozenset[str]) -> str:
+    if type(v) is not str or v not in allowed:
+        raise CacheFormatError(f"{what}: not one of {sorted(allowed)}")
+    return v
+
+
+def _values(v: object, what: str, limit: int) -> tuple[int, ...]:
+    # tracked values are unsigned or signed 64-bit quantities
+    return tuple(_int(n, what, -(1 << 63), U64) for n in _list(v, what, limit))
+
+
+SITE_KEYS = frozenset({"address", "kind", "numbers", "confidence", "reason", "function", "function_addr", "via"})
+WRAPPER_KEYS = frozenset({"address", "name", "arg_index", "via"})
+REQUEST_KEYS = frozenset({"address", "call", "arg_index", "values", "exact", "function"})
+
+
+def _site(v: object, n: int) -> dict[str, Any]:
+    d = _record(v, "site", SITE_KEYS)
+    fa = d["function_addr"]
+    return {
+        "address": _int(d["address"], "site address"),
+        "kind": _one_of(d["kind"], "site kind", SITE_KINDS),
+        "numbers": _values(d["numbers"], "site numbers", n),
+        "confidence": _one_of(d["confidence"], "site confidence", CONFIDENCES),
+        "reason": _str(d["reason"], "site reason"),
+        "function": _opt_str(d["function"], "site function"),
+        "function_addr": None if fa is None else _int(fa, "site function_addr"),
+        "via": _opt_str(d["via"], "site via"),
+    }
+
+
+def _wrapper(v: object) -> dict[str, Any]:
+    d = _record(v, "wrapper", WRAPPER_KEYS)
+    return {
+        "address": _int(d["address"], "wrapper address"),
+        "name": _opt_str(d["name"], "wrapper name"),
+        "arg_index": _int(d["arg_index"], "wrapper arg_index", 0, MAX_ARG_INDEX),
+        "via": _str(d["via"], "wrapper via"),
+    }
+
+
+def _request(v: object, n: int) -> dict[str, Any]:
+    d = _record(v, "request", REQUEST_KEYS)
+    if type(d["exact"]) is not bool:
+        raise CacheFormatError("request exact: not a boolean")
+    return {
+        "address": _int(d["address"], "request address"),
+        "call": _one_of(d["call"], "request call", REQUEST_CALLS),
+        "arg_index": _int(d["arg_index"], "request arg_index", 0, MAX_ARG_INDEX),
+        "values": _values(d["values"], "request values", n),
+        "exact": d["exact"],
+        "function": _opt_str(d["function"], "request function"),
+    }
+
+
+def _exports(names: object, addresses: object, limit: int) -> tuple[tuple[str, int], ...]:
+    """Exported functions, stored as two parallel lists and checked with C-level passes
+    (libtorch_cpu.so has 60 k of them: a Python loop per pair would double the warm load)."""
+    keys = _list(names, "export_names", limit)
+    addrs = _list(addresses, "export_addresses", limit)
+    if len(keys) != len(addrs):
+        raise CacheFormatError("export_names and export_addresses differ in length")
+    if set(map(type, keys)) - {str}:
+        raise CacheFormatError("export name: not a string")
+    if set(map(type, addrs)) - {int} or (addrs and (min(addrs) < 0 or max(addrs) >= U64)):
+        raise CacheFormatError(f"export address: not an integer in [0, {U64})")
+    return tuple(zip(keys, addrs, strict=True))
+
+
+def _stats(v: object) -> dict[str, int | float]:
+    if type(v) is not dict or len(v) > MAX_STATS:
+        raise CacheFormatError("stats: not a small object")
+    for k, x in v.items():
+        if type(x) not in (int, float):
+            raise CacheFormatError(f"stats {k!r}: not a number")
+    return v
+
+
+def _parse_meta(meta: bytes) -> dict[str, Any]:
     try:
-        d.mkdir(parents=True, exist_ok=True)
-        meta = dict(meta, key=key)
-        for suffix, writer in (
-            (".npz", lambda fh: np.savez(fh, **arrays)),
-            (".json", lambda fh: fh.write(json.dumps(meta).encode("utf-8"))),
-        ):
-            fd, tmp = tempfile.mkstemp(prefix=f".{key}", suffix=suffix + ".tmp", dir=d)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    writer(fh)
-                os.replace(tmp, d / f"{key}{suffix}")
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-    except OSError as err:
-        log.warning("cannot write syscall scan cache in %s: %s", d, err)
+        doc = json.loads(meta.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # ValueError: JSON, int digit limit
+        raise CacheFormatError(f"meta is not valid JSON: {str(err)[:80]}") from err
+    return _record(doc, "meta", META_KEYS)
+
+
+def decode(
+    key: str, obj: str, size: int, meta: bytes, data: bytes, elf: ElfFile, identity: ObjectIdentity
+) -> CachedScan:
+    """Validate one stored entry against ``key`` and the ELF it claims to describe."""
+    if obj != identity.sha256 or size != elf.size:
+        raise CacheFormatError("recorded object identity is not this file's")
+    doc = _parse_meta(meta)
+    n = elf.size  # no table of a scan can have more elements than the file has bytes
+    if doc["format"] != FORMAT or type(doc["format"]) is not int:
+        raise CacheFormatError(f"format {doc['format']!r}, expected {FORMAT}")
+    if doc["key"] != key:
+        raise CacheFormatError("recorded key is not the one looked up")
+    if doc["arch"] != elf.machine_name or not key.split("/")[2:3] == [elf.machine_name]:
+        raise CacheFormatError("architecture mismatch")
+    if doc["size"] != elf.size or type(doc["size"]) is not int or doc["build_id"] != elf.build_id:
+        raise CacheFormatError("recorded size or build-id is not this file's")
+    sites = tuple(_site(s, n) for s in _list(doc["sites"], "sites", n))
+    wrappers = tuple(_wrapper(w) for w in _list(doc["wrappers"], "wrappers", n))
+    import_keys = tuple(_list(doc["import_keys"], "import_keys", n))
+    if set(map(type, import_keys)) - {str}:
+        raise CacheFormatError("import key: not a string")
+    exports = _exports(doc["export_names"], doc["export_addresses"], n)
+    requests = tuple(_request(r, n) for r in _list(doc["requests"], "requests", n))
+    stats = _stats(doc["stats"])
+    counts = [_int(c, "array length", 0, 2 * n + 2) for c in _list(doc["arrays"], "arrays", len(ARRAYS))]
+    if len(counts) != len(ARRAYS):
+        raise CacheFormatError("arrays: wrong number of arrays")
+    func_starts, indptr, indices = _arrays(data, counts)
+    _check_graph(func_starts, indptr, indices, len(import_keys))
+    return CachedScan(doc["arch"], sites, wrappers, import_keys, exports, requests, stats, func_starts, indptr, indices)
+
+
+def _arrays(data: bytes, counts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    sizes = [c * np.dtype(le).itemsize for c, (_, le, _) in zip(counts, ARRAYS, strict=True)]
+    if sum(sizes) != len(data):
+        raise CacheFormatError(f"data is {len(data)} bytes, its arrays need {sum(sizes)}")
+    out = []
+    off = 0
+    for c, (_, le, native), nbytes in zip(counts, ARRAYS, sizes, strict=True):
+        out.append(np.frombuffer(data, dtype=le, count=c, offset=off).astype(native))  # a writeable copy
+        off += nbytes
+    return out[0], out[1], out[2]
+
+
+def _check_graph(func_starts: np.ndarray, indptr: np.ndarray, indices: np.ndarray, n_imports: int) -> None:
+    n_nodes = len(func_starts) + n_imports
+    if len(indptr) != n_nodes + 1:
+        raise CacheFormatError(f"indptr has {len(indptr)} entries for {n_nodes} nodes")
+    if len(func_starts) > 1 and not bool(np.all(func_starts[1:] > func_starts[:-1])):
+        raise CacheFormatError("func_starts not strictly increasing")
+    if int(indptr[0]) != 0 or int(indptr[-1]) != len(indices) or bool(np.any(np.diff(indptr) < 0)):
+        raise CacheFormatError("indptr is not a valid CSR row index")
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= n_nodes):
+        raise CacheFormatError("indices outside the node range")

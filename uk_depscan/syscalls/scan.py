@@ -16,7 +16,7 @@ Pipeline of :func:`scan_library`:
    function's own argument makes the function a *local wrapper*; its callers are then
    decoded and their argument tracked, to a fixpoint (wrappers of wrappers).
 
-The result is cached by build-id (:mod:`uk_depscan.syscalls.cache`).
+The result is cached under the file's content identity (:mod:`uk_depscan.syscalls.cache`).
 
 API: ``scan_library(elf, no_cache=False) -> LibraryScan`` with ``.sites`` (:class:`SyscallSite`),
 ``.wrappers`` (:class:`LocalWrapper`), ``.graph`` (:class:`~uk_depscan.syscalls.callgraph.CallGraph`),
@@ -595,53 +595,30 @@ def _adrp_pages(words: np.ndarray, idx: np.ndarray, base: int) -> tuple[np.ndarr
 
 def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
     """Every syscall site of ``elf`` with recovered numbers, local wrappers and the call graph."""
-    key = scan_cache.cache_key(elf, ENGINE_VERSION)
-    if not no_cache:
-        hit = scan_cache.load(key)
-        if hit is not None:
-            try:
-                return _from_cache(elf, key, *hit)
-            except (KeyError, TypeError, ValueError) as err:
-                log.warning("ignoring malformed cache entry %s: %s", key, err)
-    scan = _scan(elf, key)
-    if not no_cache:
-        meta = scan.to_json()
-        arrays = {"func_starts": scan.graph.func_starts, "indptr": scan.graph.indptr, "indices": scan.graph.indices}
-        scan_cache.store(key, meta, arrays)
+    if no_cache:
+        return _scan(elf, "")
+    slot = scan_cache.lookup(elf, ENGINE_VERSION)
+    if slot.hit is not None:
+        return _from_cache(elf, slot.key, slot.hit)
+    scan = _scan(elf, slot.key)
+    scan_cache.store_scan(slot, elf, scan)
     return scan
 
 
-def _from_cache(elf: ElfFile, key: str, meta: dict, arrays: dict[str, np.ndarray]) -> LibraryScan:
-    sites = tuple(
-        SyscallSite(
-            s["address"],
-            s["kind"],
-            tuple(s["numbers"]),
-            s["confidence"],
-            s["reason"],
-            s["function"],
-            s["function_addr"],
-            s["via"],
-        )
-        for s in meta["sites"]
-    )
-    wrappers = tuple(LocalWrapper(w["address"], w["name"], w["arg_index"], w["via"]) for w in meta["wrappers"])
-    graph = CallGraph(arrays["func_starts"], arrays["indptr"], arrays["indices"], tuple(meta["import_keys"]))
-    requests = tuple(
-        RequestSite(r["address"], r["call"], r["arg_index"], tuple(r["values"]), r["exact"], r["function"])
-        for r in meta.get("requests", [])
-    )
+def _from_cache(elf: ElfFile, key: str, hit: scan_cache.CachedScan) -> LibraryScan:
+    """Build the scan from an entry :func:`uk_depscan.syscalls.cache.decode` has validated."""
+    graph = CallGraph(hit.func_starts, hit.indptr, hit.indices, hit.import_keys)
     return LibraryScan(
         str(elf.name),
-        meta["arch"],
+        hit.arch,
         key,
-        sites,
-        wrappers,
+        tuple(SyscallSite(**s) for s in hit.sites),
+        tuple(LocalWrapper(**w) for w in hit.wrappers),
         graph,
-        tuple((k, a) for k, a in meta["exports"]),
-        meta.get("stats", {}),
+        hit.exports,
+        dict(hit.stats),
         True,
-        requests,
+        tuple(RequestSite(**r) for r in hit.requests),
     )
 
 

@@ -1,0 +1,201 @@
+"""Clean-up on every way a run can end: temporary directories and partial outputs.
+
+* **SIGTERM, SIGHUP, SIGINT** (:func:`run_guarded`, installed where the CLI starts): the signal
+  becomes an :class:`Interrupted` exception in the main thread, so every ``with``/``finally`` on
+  the stack runs — the wheel extraction directory is removed, an output file being written is
+  deleted, an SQLite transaction is rolled back — and the process exits ``128 + signal`` with
+  one line on stderr.  A second signal during that clean-up is ignored rather than allowed to
+  interrupt it.
+* **SIGKILL** (or a power cut) cannot be caught, so every extraction directory is created by
+  :func:`locked_tempdir`, which holds an exclusive ``flock(2)`` on the directory for as long as
+  it exists.  The kernel drops the lock when its owner dies; the next run
+  (:func:`sweep_stale`) removes the directories whose lock it *can* take, and therefore never
+  touches one that a running scan still holds.
+* **Outputs** are written by :func:`write_output` to a temporary file beside the target and
+  renamed over it only when complete, so a report file is either the previous one or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import stat
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+
+WHEEL_PREFIX = "uk-depscan-wheel-"
+OWNER_FILE = ".uk-depscan-owner"  # written once the lock is held: "this directory is complete and owned"
+# A directory without its owner file may be one whose creator is between mkdtemp() and flock();
+# only after this long is it taken to be the remains of a run killed in that instant.
+UNOWNED_GRACE_SECONDS = 60
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Interrupted(BaseException):
+    """A termination signal arrived.  A BaseException, like KeyboardInterrupt, so that the
+    ``except Exception`` of error reporting does not swallow it on its way to :func:`run_guarded`."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell convention: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
+
+
+_live_paths: set[str] = set()  # removed at the latest when run_guarded() returns
+_stopping: list[int] = []  # the signal being handled; one at most
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    if _stopping:  # already unwinding: let the clean-up finish
+        return
+    _stopping.append(signum)
+    raise Interrupted(signum)
+
+
+def _remove(path: str) -> None:
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass  # nothing more can be done; the flock sweep of the next run is the backstop
+
+
+def _remove_live() -> None:
+    for path in sorted(_live_paths):
+        _remove(path)
+    _live_paths.clear()
+
+
+@contextlib.contextmanager
+def signals_cleaned_up() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP/SIGINT into :class:`Interrupted` for the duration (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _stopping.clear()
+    previous = {s: signal.signal(s, _on_signal) for s in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        _remove_live()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def run_guarded(run: Callable[[list[str]], int], argv: list[str]) -> int:
+    """Run the CLI with signal clean-up; on a signal, one line on stderr and exit 128 + signal."""
+    sweep_stale()
+    with signals_cleaned_up():
+        try:
+            return run(argv)
+        except Interrupted as stop:
+            name = signal.Signals(stop.signum).name
+            with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                sys.stderr.write(f"uk-depscan: interrupted by {name}; temporary files removed\n")
+                sys.stderr.flush()
+            return stop.exit_code
+
+
+# -- extraction directories -----------------------------------------------------------------------
+@contextlib.contextmanager
+def locked_tempdir(prefix: str = WHEEL_PREFIX) -> Iterator[str]:
+    """A private temporary directory, flock-ed for its whole life and removed on the way out."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    _live_paths.add(path)
+    fd = -1
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocking: a sweeper holds it for an instant at most
+        with open(os.path.join(path, OWNER_FILE), "x", encoding="ascii") as fh:
+            fh.write(f"{os.getpid()}\n")
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        _live_paths.discard(path)
+        if fd >= 0:
+            os.close(fd)  # the lock goes only once the directory is gone
+
+
+def sweep_stale(prefix: str = WHEEL_PREFIX, base: str | None = None) -> list[str]:
+    """Remove extraction directories left by killed runs: those whose flock can be taken now.
+
+    Returns the directories removed.  A directory held by a live run is skipped (its lock is
+    taken); so is one of another user, and a young one without its owner file (a run between
+    ``mkdtemp`` and ``flock``).
+    """
+    base = base or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        entries = [e for e in os.scandir(base) if e.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: a scan is running in it
+                continue
+            st = os.fstat(fd)
+            if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode):
+                continue
+            owned = os.path.exists(os.path.join(entry.path, OWNER_FILE))
+            if not owned and time.time() - st.st_mtime < UNOWNED_GRACE_SECONDS:
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+        finally:
+            os.close(fd)
+    return removed
+
+
+# -- outputs ----------------------------------------------------------------------------------------
+def write_output(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that no reader (and no interrupted run) sees half of it.
+
+    Regular files (or a new name) get a temporary sibling renamed over them; anything else
+    (``/dev/stdout``, a FIFO, a terminal) is written in place, since renaming over it would
+    replace the device node rather than write to it.  Raises OSError.
+    """
+    path = Path(os.path.realpath(path))  # through a symlink, as open() would: the link stays a link
+    try:
+        st: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
+    tmp = str(path.parent / f".{path.name}.uk-depscan-{os.getpid()}.tmp")
+    _live_paths.add(tmp)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            if st is not None:
+                os.fchmod(fh.fileno(), stat.S_IMODE(st.st_mode))
+        os.replace(tmp, path)
+    finally:
+        _live_paths.discard(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
