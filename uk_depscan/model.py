@@ -583,10 +583,32 @@ class TableRef:
 # -- views: computed once from the facts (uk_depscan.report.views), read by every renderer --------
 @dataclass(frozen=True)
 class KconfigGroup:
-    """``enable CONFIG_X``: the needs-kconfig syscalls that one option provides."""
+    """``enable CONFIG_X``: the needs-kconfig syscalls that one option provides, and (from the
+    satisfiable option plan, :func:`uk_depscan.unikraft.options.options_for_syscalls`) what the
+    option needs (``requires``: its Kconfig requirement, e.g. ``LIBPOSIX_FUTEX && LIBPOSIX_PROCESS_CLONE``)
+    and what enabling it drags in (dependencies, selects, implies, defaults)."""
 
     option: str
     syscalls: tuple[str, ...]
+    requires: str = ""
+    drags_in: tuple[str, ...] = ()  # turned on with it, beyond the route's base configuration
+    tier: Tier | None = None  # the most urgent tier among its syscalls
+    already_on: bool = False  # on in the route's base configuration (e.g. implied by app-elfloader)
+    note: str = ""  # e.g. an unverified provider (app-elfloader of another release)
+
+
+@dataclass(frozen=True)
+class KconfigPlan:
+    """The options a target's ``enable`` gaps need, resolved to a satisfiable set: ``enable`` every
+    option to set y (closures included), ``keep_off`` the options that must stay n, and a note per
+    option left out because it excludes one that was kept (the alternative, and what it costs)."""
+
+    route: str
+    groups: tuple[KconfigGroup, ...]  # per option: the target's syscalls it enables
+    enable: tuple[str, ...]
+    keep_off: tuple[str, ...]
+    alternatives: tuple[str, ...]
+    verified: bool  # every closure in the plan was verified by kconfiglib when the tables were made
 
 
 @dataclass(frozen=True)
@@ -601,10 +623,13 @@ class GapRow:
 class TargetViews:
     """What the renderers show of one target, computed once.
 
-    ``kconfig_groups`` are sorted by syscall count, descending, then option name; ``rows`` are the
-    gaps in gap order with their evidence; ``work`` the rows whose action is not a Kconfig option;
-    ``top_actions`` the work still to do (tiers P0-P2).  ``status_counts`` lists the statuses
-    present (by name), ``tier_counts`` every tier (zeros included)."""
+    ``kconfig_groups`` are sorted by tier, then syscall count (descending), then option name;
+    ``rows`` are the gaps in gap order with their evidence; ``work`` the rows whose action is not a
+    Kconfig option; ``top_actions`` the work still to do (tiers P0-P2: implement, fake, stub,
+    investigate, and kept stubs to check).  Every count is over the rows it names:
+    ``status_counts`` (statuses present) and ``tier_counts`` (every tier) over all rows,
+    ``action_counts`` (actions present) over all rows, ``enable_tier_counts`` over the ``enable``
+    rows and ``top_tier_counts`` over ``top_actions``."""
 
     kconfig_groups: tuple[KconfigGroup, ...]
     rows: tuple[GapRow, ...]
@@ -612,6 +637,9 @@ class TargetViews:
     top_actions: tuple[GapRow, ...]
     status_counts: tuple[tuple[SupportStatus, int], ...]
     tier_counts: tuple[tuple[Tier, int], ...]
+    action_counts: tuple[tuple[Action, int], ...] = ()
+    enable_tier_counts: tuple[tuple[Tier, int], ...] = ()
+    top_tier_counts: tuple[tuple[Tier, int], ...] = ()
 
 
 # -- one target, one run --------------------------------------------------------------------------
@@ -630,6 +658,7 @@ class TargetReport:
     route: tuple[RouteFinding, ...] = ()
     sha256: str | None = None
     views: TargetViews | None = None
+    kconfig: KconfigPlan | None = None
 
     @property
     def actionable_gaps(self) -> tuple[Gap, ...]:

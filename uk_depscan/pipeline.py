@@ -27,6 +27,7 @@ from uk_depscan.model import (
     ElfSummary,
     Gap,
     ImportRecord,
+    KconfigPlan,
     LibcModel,
     LoadTree,
     MatrixRow,
@@ -51,6 +52,7 @@ from uk_depscan.unikraft.gaps import (
     binary_compat_findings,
     greedy_plan,
     native_symbol_gaps,
+    plan_kconfig,
     work_items,
 )
 from uk_depscan.unikraft.tables import (
@@ -84,6 +86,7 @@ class Options:
     unikraft: str | None = None
     unikraft_table: str | None = None
     route: Route = Route.BOTH
+    libc_implied: bool = False  # the libc model was not given: musl, implied by --route native
     wheel_limits: WheelLimits | None = None  # None: the defaults
     select: MemberFilter | None = None  # --include/--exclude on directory and wheel members
 
@@ -192,17 +195,18 @@ def _route_view(
             "(libc-symbol check skipped; `uk-depscan tables libmusl` generates one)",
         )
     if route is Route.NATIVE:
+        gaps, plan = target_gaps(r, table, priors, "native", with_baseline=False)
         return dataclasses.replace(
             r,
-            gaps=target_gaps(r, table.for_route("native"), priors, with_baseline=False),
+            gaps=gaps,
+            kconfig=plan,
             native=native_route(r, musl) if musl is not None else None,
             route=(),
             warnings=warnings,
         )
     native = native_route(r, musl) if route is Route.BOTH and musl is not None else None
-    return dataclasses.replace(
-        r, gaps=target_gaps(r, table.for_route("binary-compat"), priors), native=native, warnings=warnings
-    )
+    gaps, plan = target_gaps(r, table, priors, "binary-compat")
+    return dataclasses.replace(r, gaps=gaps, kconfig=plan, native=native, warnings=warnings)
 
 
 def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute:
@@ -211,16 +215,19 @@ def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute
 
 
 def target_gaps(
-    report: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], with_baseline: bool = True
-) -> tuple[Gap, ...]:
+    report: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], route: str, with_baseline: bool = True
+) -> tuple[tuple[Gap, ...], KconfigPlan | None]:
     """Everything reachable, plus (binary-compatibility route) the start-up baseline, each with its
-    path class and the breadth of its evidence (see :mod:`uk_depscan.unikraft.priority`)."""
+    path class and the breadth of its evidence (see :mod:`uk_depscan.unikraft.priority`); the
+    ``enable`` gaps' options resolved to one satisfiable set.  ``table`` is the full table."""
     if report.syscalls is None:
-        return ()
+        return (), None
     names = reach_paths(report.syscalls, with_baseline)
+    view = table.for_route(route)
+    gaps, plan = plan_kconfig(assess_all(names, view, priors), table, route, priors, names)
     findings = {f.name: f for f in report.syscalls.baseline}
     findings.update({f.name: f for f in report.syscalls.syscalls})  # the target's own chain wins
-    return tuple(_with_blame(g, findings.get(g.name)) for g in assess_all(names, table, priors))
+    return tuple(_with_blame(g, findings.get(g.name)) for g in gaps), plan
 
 
 _PATH_ORDER = (ReachPath.STARTUP, ReachPath.NORMAL, ReachPath.RARE, ReachPath.FAILURE)
@@ -313,6 +320,11 @@ def _bind_and_scan(
         )
     )
     warnings += [f"{inputs.display(tree.objects[i].path)}: symbols skipped: {why}" for i, why in bindings.skipped]
+    if options.syscalls and options.libc_implied:
+        warnings.append(
+            f"libc model {options.libc_model}: implied by --route native (a rebuild against lib-musl runs "
+            "musl's code); pass --libc to choose another"
+        )
     if options.syscalls and options.libc_model is LibcModel.MUSL:
         warnings.append(MUSL_WARNING)
     syscalls = None

@@ -29,6 +29,8 @@ from uk_depscan.model import (
     FoundVia,
     Gap,
     ImportRecord,
+    KconfigGroup,
+    KconfigPlan,
     LibcModel,
     LoadedObject,
     LoadTree,
@@ -139,7 +141,31 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
                 {"name": g.name, "version": g.version, "status": g.status, "detail": g.detail} for g in t.native.symbols
             ],
         },
+        "kconfig": None if t.kconfig is None else kconfig_to_dict(t.kconfig),
         "views": views_to_dict(target_views(t)),
+    }
+
+
+def _group(k: KconfigGroup) -> dict[str, Any]:
+    return {
+        "option": k.option,
+        "syscalls": list(k.syscalls),
+        "requires": k.requires,
+        "drags_in": list(k.drags_in),
+        "tier": None if k.tier is None else k.tier.value,
+        "already_on": k.already_on,
+        "note": k.note,
+    }
+
+
+def kconfig_to_dict(k: KconfigPlan) -> dict[str, Any]:
+    return {
+        "route": k.route,
+        "options": [_group(g) for g in k.groups],
+        "enable": list(k.enable),
+        "keep_off": list(k.keep_off),
+        "alternatives": list(k.alternatives),
+        "verified": k.verified,
     }
 
 
@@ -161,10 +187,17 @@ def gap_to_dict(g: Gap) -> dict[str, Any]:
 
 def views_to_dict(v: TargetViews) -> dict[str, Any]:
     return {
-        "kconfig_groups": [{"option": k.option, "syscalls": list(k.syscalls)} for k in v.kconfig_groups],
+        "kconfig_groups": [_group(k) for k in v.kconfig_groups],
         "top_actions": [
             {"syscall": r.gap.name, "tier": r.gap.tier, "action": r.gap.action_label} for r in v.top_actions
         ],
+        "counts": {
+            "status": {k.value: n for k, n in v.status_counts},
+            "tier": {k.value: n for k, n in v.tier_counts},
+            "action": {k.value: n for k, n in v.action_counts},
+            "enable_tier": {k.value: n for k, n in v.enable_tier_counts},
+            "top_tier": {k.value: n for k, n in v.top_tier_counts},
+        },
     }
 
 
@@ -346,6 +379,27 @@ def _target(t: dict[str, Any]) -> TargetReport:
         ),
         route=tuple(RouteFinding(Severity(r["severity"]), r["object"], r["problem"]) for r in t["binary_compat"]),
         sha256=t["sha256"],
+        kconfig=_kconfig(t.get("kconfig")),  # absent from reports written before the option plan
+    )
+
+
+def _kconfig(k: dict[str, Any] | None) -> KconfigPlan | None:
+    if k is None:
+        return None
+    groups = tuple(
+        KconfigGroup(
+            g["option"],
+            tuple(g["syscalls"]),
+            g["requires"],
+            tuple(g["drags_in"]),
+            Tier(g["tier"]) if g["tier"] else None,
+            g["already_on"],
+            g["note"],
+        )
+        for g in k["options"]
+    )
+    return KconfigPlan(
+        k["route"], groups, tuple(k["enable"]), tuple(k["keep_off"]), tuple(k["alternatives"]), k["verified"]
     )
 
 

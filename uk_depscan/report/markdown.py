@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uk_depscan.model import NativeRoute, NativeStatus, Report, TargetReport
+from uk_depscan.model import NativeRoute, NativeStatus, Report, TargetReport, Tier
 from uk_depscan.names import demangle
 from uk_depscan.report.escape import for_markdown as md
 from uk_depscan.report.views import target_views
@@ -111,20 +111,47 @@ def _gaps(t: TargetReport) -> list[str]:
     if not t.gaps:
         return []
     v = target_views(t)
-    out = ["### Kconfig options to enable", ""]
-    out += [f"- `{md(k.option)}`: {len(k.syscalls)} syscalls ({md(', '.join(k.syscalls))})" for k in v.kconfig_groups]
+    enable = sum(n for _, n in v.enable_tier_counts)
+    out = [
+        f"{len(v.rows)} syscalls; tiers {_tier_counts(v.tier_counts)}.",
+        "",
+        f"### Kconfig options to enable ({len(v.kconfig_groups)} options for {enable} syscalls: "
+        f"{_tier_counts(v.enable_tier_counts)})",
+        "",
+    ]
+    for k in v.kconfig_groups:
+        extra = [
+            *(["already on in the route's base configuration"] if k.already_on else []),
+            *(
+                [f"requires `{md(k.requires)}`"]
+                if k.requires and k.requires != k.option.removeprefix("CONFIG_")
+                else []
+            ),
+            *([f"drags in {md(', '.join(k.drags_in))}"] if k.drags_in else []),
+            *([md(k.note)] if k.note else []),
+        ]
+        out.append(
+            f"- `{md(k.option)}`: {len(k.syscalls)} syscalls ({md(', '.join(k.syscalls))})"
+            + (f" — {k.tier}" if k.tier else "")
+            + (f"; {'; '.join(extra)}" if extra else "")
+        )
+    out += [f"- left out: {md(a)}" for a in (t.kconfig.alternatives if t.kconfig is not None else ())]
     out += [
         "",
-        "### Gaps by priority",
+        f"### Gaps by priority (work: {len(v.top_actions)} rows, {_tier_counts(v.top_tier_counts)})",
         "",
-        "| tier | syscall | Unikraft | action | reasons | first evidence |",
-        "|---|---|---|---|---|---|",
+        "| tier | syscall | Unikraft | action | likelihood | reasons | first evidence |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in v.work:
         g, chain = row.gap, row.evidence.chain if row.evidence else ()
         first = " → ".join(md(demangle(s.symbol.split("@", 1)[0])) for s in chain[:3])
         out.append(
             f"| {g.tier} | {md(g.name)} | {md(g.status)}: {md(g.detail)} | {md(g.action_label)} | "
-            f"{md('; '.join(g.reasons))} | {first} |"
+            f"{g.likelihood:.2f} ({g.evidence}) | {md('; '.join(g.reasons))} | {first} |"
         )
     return out
+
+
+def _tier_counts(pairs: tuple[tuple[Tier, int], ...]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in pairs)

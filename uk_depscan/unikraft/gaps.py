@@ -18,6 +18,8 @@ tier, then by likelihood (most likely first), then status and name.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Mapping
 
 from uk_depscan.model import (
@@ -25,6 +27,8 @@ from uk_depscan.model import (
     Breadth,
     Evidence,
     Gap,
+    KconfigGroup,
+    KconfigPlan,
     NativeStatus,
     PlanStep,
     ReachPath,
@@ -34,6 +38,7 @@ from uk_depscan.model import (
     SymbolGap,
 )
 from uk_depscan.unikraft import priority
+from uk_depscan.unikraft.options import EnabledOption, options_for_syscalls
 from uk_depscan.unikraft.tables import LoupePrior, SyscallSupport, UnikraftTable
 
 MIN_APPS = priority.MIN_APPS
@@ -170,6 +175,127 @@ def fallback_provided(name: str, table: UnikraftTable) -> tuple[str, ...] | None
     if fb is None or not all(classify(table.get(t))[0] in _AVAILABLE for t in fb.to):
         return None
     return fb.to
+
+
+# -- Kconfig: one satisfiable option set for the enable gaps ----------------------------------------
+def plan_kconfig(
+    gaps: tuple[Gap, ...],
+    table: UnikraftTable,
+    route: str,
+    priors: Mapping[str, LoupePrior],
+    names: Mapping[str, tuple[ReachPath, Breadth | None]],
+    weights: priority.Weights = priority.WEIGHTS,
+) -> tuple[tuple[Gap, ...], KconfigPlan]:
+    """Resolve the options of every ``enable`` gap (needs-kconfig) with
+    :func:`~uk_depscan.unikraft.options.options_for_syscalls`, so that no two recommended options
+    exclude each other and each says what it drags in.  A syscall whose only provider was left out
+    (its option excludes a kept one: ``LIBUKMMAP`` for mremap against ``LIBPOSIX_MMAP``) is
+    assessed again as absent, with the plan's note; one covered by another option of the plan is
+    attributed to that option.  ``table`` is the full table (not a route view)."""
+    wanted = [g.name for g in gaps if g.action is Action.ENABLE and g.status is NEEDS_KCONFIG]
+    plan = options_for_syscalls(table, wanted, route)
+    view = table.for_route(route)
+    lost: dict[str, str] = {}
+    covered: dict[str, str] = {}
+    for alt in plan.alternatives:
+        covered.update(alt.covered_by)
+        lost.update(dict.fromkeys(alt.lost, f"its option cannot be enabled: {alt.note}"))
+    by_option = {s: o.option for o in plan.options for s in o.syscalls}
+    for g in gaps:  # a stub whose library the plan excludes is not there at all: ENOSYS
+        row = view.get(g.name)
+        if g.status in (STUB, PARTIAL) and row is not None and row.kconfig:
+            clash = _excluded(table, row.kconfig, route, set(plan.enable), set(plan.keep_off))
+            if clash:
+                lost[g.name] = (
+                    f"its {g.status} in {row.kconfig} is not built: that option cannot be enabled together with "
+                    f"{', '.join(clash)}, which the plan keeps (generated ENOSYS stub)"
+                )
+    out = []
+    for g in gaps:
+        if g.name in lost:
+            row = view.get(g.name)
+            gone = (
+                dataclasses.replace(row, status="absent", detail=lost[g.name], behavior="error_enosys") if row else None
+            )
+            path, b = names[g.name]
+            again = assess(
+                g.name,
+                gone,
+                priors.get(g.name),
+                path=path,
+                breadth=b,
+                fallback_provided=fallback_provided(g.name, view),
+                weights=weights,
+            )
+            out.append(dataclasses.replace(again, reasons=(lost[g.name], *again.reasons)))
+            continue
+        option = covered.get(g.name) or by_option.get(g.name)
+        out.append(dataclasses.replace(g, kconfig=option) if option and option != g.kconfig else g)
+    gaps_out = tuple(sorted(out, key=lambda g: (g.tier.rank, -g.likelihood, g.status.rank, g.name)))
+    tiers = {g.name: g.tier for g in gaps_out}
+    enabled = {g.name for g in gaps_out if g.action is Action.ENABLE}
+    base = table.kconfig.routes[route].base_y if table.kconfig and route in table.kconfig.routes else frozenset()
+    units: dict[str, list[EnabledOption]] = {}
+    for o in plan.options:  # one option may come as several units (LIBPOSIX_PROCESS, LIBPOSIX_PROCESS && ...)
+        units.setdefault(o.option, []).append(o)
+    groups = []
+    for option, parts in units.items():
+        wanted_here = {n for o in parts for n in o.syscalls}
+        mine = tuple(g.name for g in gaps_out if g.name in wanted_here and g.name in enabled and g.kconfig == option)
+        if not mine:
+            continue
+        pulled = {x for o in parts for x in (*o.closure_y, *o.drags_in)}
+        drags = tuple(sorted(pulled - base - {option}))
+        best = min((tiers[n] for n in mine), key=lambda t: t.rank)
+        already = option in base
+        groups.append(KconfigGroup(option, mine, _conjunction([o.requires for o in parts]), drags, best, already))
+    grouped = {n for k in groups for n in k.syscalls}
+    groups += _leftover_groups([g for g in gaps_out if g.action is Action.ENABLE and g.name not in grouped])
+    groups.sort(key=lambda k: (k.tier.rank if k.tier else 9, -len(k.syscalls), k.option))
+    result = KconfigPlan(
+        route, tuple(groups), plan.enable, plan.keep_off, tuple(a.note for a in plan.alternatives), plan.verified
+    )
+    return gaps_out, result
+
+
+def _leftover_groups(gaps: list[Gap]) -> list[KconfigGroup]:
+    """``enable`` rows outside the resolved plan, one group per option: unverified providers (an
+    older app-elfloader: the option exists there, its registration is unverified here) and options
+    the table has no Kconfig closure for - so that every ``enable`` row is in exactly one group."""
+    by: dict[str, list[Gap]] = {}
+    for g in gaps:
+        by.setdefault(g.kconfig or "its library", []).append(g)
+    out = []
+    for option, mine in by.items():
+        unverified = all(g.status is UNVERIFIED for g in mine)
+        note = (
+            "provided by app-elfloader of another release: verify that its registration builds here"
+            if unverified
+            else "no Kconfig closure in the table: dependencies not resolved"
+        )
+        best = min((g.tier for g in mine), key=lambda t: t.rank)
+        out.append(KconfigGroup(option, tuple(g.name for g in mine), tier=best, note=note))
+    return out
+
+
+def _excluded(table: UnikraftTable, option: str, route: str, enable: set[str], keep_off: set[str]) -> list[str]:
+    """Options of the plan that exclude ``option`` in ``route`` (its closure must keep one of them n,
+    or needs one the plan keeps n); empty when it fits or nothing is known about it."""
+    facts = table.kconfig.options.get(option) if table.kconfig is not None else None
+    c = facts.closure.get(route) if facts is not None else None
+    if c is None:
+        return []
+    return sorted((set(c.n) & enable) | (set(c.y) & keep_off))
+
+
+def _conjunction(requirements: list[str]) -> str:
+    """One Kconfig requirement from several (``A`` and ``A && B`` -> ``A && B``)."""
+    atoms: list[str] = []
+    for r in requirements:
+        for a in r.split(" && ") if re.fullmatch(r"[A-Za-z0-9_]+( && [A-Za-z0-9_]+)*", r) else [f"({r})"]:
+            if a not in atoms:
+                atoms.append(a)
+    return " && ".join(atoms)
 
 
 # -- native route: rebuilding against Unikraft's lib-musl ----------------------------------------
