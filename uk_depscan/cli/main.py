@@ -102,8 +102,14 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 def _stderr_summary(report: Report, quiet: bool) -> None:
     if quiet:
         return
+    from uk_depscan.report.views import target_views
+
     for t in report.targets:
-        gaps = f", {len(t.actionable_gaps)} Unikraft gaps to act on" if t.syscalls is not None else ""
+        gaps = ""
+        if t.syscalls is not None:
+            v = target_views(t)
+            enable = sum(n for _, n in v.enable_tier_counts)
+            gaps = f", Unikraft: {enable} syscalls behind Kconfig options, {len(v.top_actions)} rows of work"
         sys.stderr.write(
             f"uk-depscan: {t.target}: {len(t.tree.objects) - 1} libraries, "
             f"{len(t.tree.missing)} missing, {len(t.unresolved)} unresolved imports{gaps}\n"

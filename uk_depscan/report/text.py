@@ -201,7 +201,8 @@ def _facts(t: TargetReport) -> Table:
     facts.add_row(
         _t("imports"),
         _t(
-            f"{len(t.imports)} bound, {len(t.unresolved)} unresolved, {len(t.unresolved_weak)} weak unresolved",
+            f"{len(t.imports)}: {len(t.imports) - len(t.unresolved) - len(t.unresolved_weak)} bound, "
+            f"{len(t.unresolved)} unresolved, {len(t.unresolved_weak)} weak unresolved",
             "red" if t.unresolved else "",
         ),
     )
