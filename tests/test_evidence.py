@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import compile_so, run_cli
+from conftest import FIXTURES, compile_so, run_cli
 
 from uk_depscan.syscalls.evidence import SyscallBreadth, breadth
 from uk_depscan.syscalls.summaries import ALL, EntryReach, TableSummary
@@ -65,6 +65,7 @@ SOURCE = r"""
 #include <sys/syscall.h>
 int probe(void) { return (int)getpid(); }                 /* a wrapper import of getpid */
 long direct(void) { return syscall(SYS_gettid); }        /* a syscall() call in its own code */
+long invalid(void) { return syscall(-1); }               /* not a syscall: never a gap */
 """
 
 
@@ -82,5 +83,7 @@ def test_breadth_in_the_json_report(tmp_path: Path) -> None:
     assert all(f["breadth"] is None for f in t["syscalls"]["baseline"])
     gaps = {g["name"]: g for g in t["gaps"]}
     assert gaps["getpid"]["evidence"] == "wrapper import" and gaps["gettid"]["evidence"] == "own site"
+    linux = set(json.loads((FIXTURES.parent / "syscall_tables" / "linux" / "x86_64.json").read_text())["syscalls"])
+    assert {g["name"] for g in t["gaps"]} <= linux  # syscall(-1) is not a gap, whatever the syscall stage says of it
     for g in t["gaps"]:
         assert 0.0 <= g["likelihood"] <= 1.0 and g["path"] in ("start-up", "normal", "rare start-up", "failure")

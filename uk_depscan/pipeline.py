@@ -46,6 +46,7 @@ from uk_depscan.model import (
 from uk_depscan.report.views import with_views
 from uk_depscan.store.cache import CacheStore
 from uk_depscan.store.identity import object_identity
+from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.reach import analyze_syscalls, syscall_report
 from uk_depscan.unikraft.gaps import (
     assess_all,
@@ -219,10 +220,13 @@ def target_gaps(
 ) -> tuple[tuple[Gap, ...], KconfigPlan | None]:
     """Everything reachable, plus (binary-compatibility route) the start-up baseline, each with its
     path class and the breadth of its evidence (see :mod:`uk_depscan.unikraft.priority`); the
-    ``enable`` gaps' options resolved to one satisfiable set.  ``table`` is the full table."""
+    ``enable`` gaps' options resolved to one satisfiable set.  ``table`` is the full table.  Only
+    names of the target architecture's Linux syscalls become gaps: a recovered number that is not
+    one (``syscall(-1)``) is reported by the syscall stage, never planned for."""
     if report.syscalls is None:
         return (), None
-    names = reach_paths(report.syscalls, with_baseline)
+    linux = load_linux_table(report.syscalls.arch.value)
+    names = {n: v for n, v in reach_paths(report.syscalls, with_baseline).items() if n in linux}
     view = table.for_route(route)
     gaps, plan = plan_kconfig(assess_all(names, view, priors), table, route, priors, names)
     findings = {f.name: f for f in report.syscalls.baseline}
