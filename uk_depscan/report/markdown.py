@@ -68,7 +68,8 @@ def _target(t: TargetReport) -> list[str]:
         failure = sum(f.failure_only for f in s.syscalls)
         out.append(
             f"| syscalls | {len(s.syscalls) - failure} reachable, {failure} failure-only, "
-            f"{len(s.baseline)} start-up baseline (libc model {md(s.libc_model)}) |"
+            f"{sum(not f.rare for f in s.baseline)} start-up baseline (+ {sum(f.rare for f in s.baseline)} on rare "
+            f"paths; libc model {md(s.libc_model)}) |"
         )
     out.append("")
     for m in t.tree.missing:

@@ -266,7 +266,8 @@ def _syscall_section(con: Console, s: SyscallReport, verbose: bool) -> None:
     con.print(
         _t(
             f"syscalls      {len(normal)} reachable + {len(failure)} only on failure paths "
-            f"({scope}; libc model {s.libc_model}); start-up baseline {len(s.baseline)}",
+            f"({scope}; libc model {s.libc_model}); start-up baseline {sum(not f.rare for f in s.baseline)} "
+            f"(+ {sum(f.rare for f in s.baseline)} on rare paths)",
             "bold",
         )
     )
@@ -367,7 +368,7 @@ _DETAIL_PREFIXES = (
     "likelihood ",
     "needed via ",
     "on the start-up path",
-    "only on ld.so's rare paths",
+    "start-up baseline, rare part only",
     "reached only on failure paths",
     "Unikraft stub: ",
 )

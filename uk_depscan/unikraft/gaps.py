@@ -54,8 +54,8 @@ PROVIDED, NEEDS_KCONFIG, PARTIAL, STUB, ABSENT, UNVERIFIED = (
 _AVAILABLE = (PROVIDED, NEEDS_KCONFIG, PARTIAL, UNVERIFIED)
 _PATH_REASON = {
     ReachPath.STARTUP: "on the start-up path: every dynamically linked program makes it (ld.so, libc initialisation)",
-    ReachPath.RARE: "only on ld.so's rare paths (errors, --list/--verify, auditing, profiling, re-exec): "
-    "never needed by a normal start-up",
+    ReachPath.RARE: "start-up baseline, rare part only: ld.so's error, --list/--verify, auditing, profiling "
+    "and re-exec paths (musl: what its stripped libc.so does not let us split): never needed by a normal start-up",
     ReachPath.FAILURE: "reached only on failure paths (abort, assertion and fortify failures)",
 }
 
