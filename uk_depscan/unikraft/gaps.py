@@ -87,6 +87,9 @@ def assess(
 ) -> Gap:
     """One gap: class, likelihood, action, tier and every reason that decided them."""
     status, detail = classify(support)
+    launch = prior is not None and prior.name in priority.LAUNCH_ARTIFACTS
+    if launch:  # the row describes how Loupe launched its benchmarks: neither prior nor shares
+        prior = None
     evidence = priority.evidence_of(path, breadth)
     u = priority.usage(prior)
     value = priority.likelihood(path, evidence, breadth, u, weights)
@@ -96,7 +99,11 @@ def assess(
     if path in _PATH_REASON:
         reasons.append(_PATH_REASON[path])
     reasons.append(_evidence_reason(evidence, breadth))
-    reasons.append(_loupe_reason(prior))
+    reasons.append(
+        "Loupe's row counts the exec that launches every benchmark, not the apps' code: no Loupe data used"
+        if launch
+        else _loupe_reason(prior)
+    )
     if name in priority.VDSO:
         reasons.append(
             "served by the vDSO on Linux, so traces under-count it; app-elfloader can supply a vDSO (CONFIG_VDSO)"

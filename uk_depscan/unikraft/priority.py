@@ -169,7 +169,7 @@ VDSO = frozenset({"clock_gettime", "gettimeofday", "time", "getcpu", "clock_getr
 
 # Loupe rows that describe how the benchmarks were launched, not what their code does: the exec
 # that starts each traced app is in its trace (execve: used by 110/110 apps, "required" by 109, the
-# counts themselves say so).  Such a row gives no usage prior.
+# counts themselves say so).  Such a row is not used at all: no usage prior, no stub/fake shares.
 LAUNCH_ARTIFACTS = frozenset({"execve"})
 
 
