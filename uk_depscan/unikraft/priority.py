@@ -255,7 +255,10 @@ def choose_action(
     if status is SupportStatus.PROVIDED:
         return Choice(Action.NONE, ("provided by a library that is on by default",))
     if status is SupportStatus.NEEDS_KCONFIG:
-        return Choice(Action.ENABLE, ())
+        lib = support.library if support is not None else "its library"
+        opt = support.kconfig if support is not None else "its option"
+        behaviour = f" ({support.detail})" if support is not None and support.detail != "full" else ""
+        return Choice(Action.ENABLE, (f"implemented by {lib}{behaviour} once {opt} is enabled",))
     if status is SupportStatus.UNVERIFIED:
         return Choice(
             Action.ENABLE,
