@@ -42,7 +42,7 @@ class _Showable(Protocol):
     def show(self, file: IO[str] | None = None) -> None: ...
 
 
-SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache"}
+SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "kconfig", "scaffold"}
 # The shared options each command offers (uk_depscan.cli.common.SHARED), in --help order.
 SEARCH = ("root", "library_path", "ld_so_conf", "no_ld_cache")
 SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc", "entry", "no_cache", "unikraft",
@@ -223,6 +223,9 @@ def _diff_side(arg: str, opts: CommonOptions) -> Report:
 
 
 def _mount_optional_apps() -> None:
+    from uk_depscan.cli.artifacts import register as register_artifacts
+
+    register_artifacts(app)  # kconfig, scaffold (self-contained; idempotent)
     # run() is called many times in one process (tests, fuzzing): mounting again on every call
     # would grow app.registered_groups and make each run slower and larger than the last.
     if any(g.name == "tables" for g in app.registered_groups):

@@ -1,0 +1,1 @@
+"""Build artifacts from a report: a Kconfig fragment, a Kraftfile and a Unikraft syscall library."""
