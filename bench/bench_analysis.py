@@ -2,7 +2,8 @@
 """Whole-process benchmark of a full uk-depscan analysis (closure, summaries, gaps) vs objdump -d.
 
 Usage: python bench/bench_analysis.py [LIB ...] [--skip-objdump] [--out bench/RESULTS-analysis.md]
-Default LIB: the torch wheel's libtorch_cpu.so (bash bench/fetch_wheels.sh torch).  Every command
+Default LIB: the torch wheel's libtorch_cpu.so under $UK_DEPSCAN_WHEELS, else bench/wheels/x
+(bash bench/fetch_wheels.sh torch).  Every command
 runs as its own child; wall time from perf_counter, peak RSS from wait4's rusage of that child.
 Runs: `deps`, a cold full analysis (--no-cache: every library of the closure scanned), the same
 with the libc family from the shipped tables (--libc glibc), a warm run (cache), and
@@ -20,7 +21,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT = HERE / "wheels" / "x" / "torch" / "torch" / "lib" / "libtorch_cpu.so"
+DEFAULT = (
+    Path(os.environ.get("UK_DEPSCAN_WHEELS", HERE / "wheels" / "x")) / "torch" / "torch" / "lib" / "libtorch_cpu.so"
+)
 
 
 def run(cmd: list[str]) -> tuple[float, float, int]:
@@ -46,13 +49,13 @@ def main() -> int:
             print(f"missing {lib}: run bash bench/fetch_wheels.sh", file=sys.stderr)
             return 2
         cases = [
-            ("deps", exe + ["deps", str(lib)]),
-            ("full analysis, cold (--no-cache)", exe + ["scan", str(lib), "--no-cache", "-q", "-f", "json"]),
+            ("deps", [*exe, "deps", str(lib)]),
+            ("full analysis, cold (--no-cache)", [*exe, "scan", str(lib), "--no-cache", "-q", "-f", "json"]),
             (
                 "full analysis, cold target + shipped glibc summaries (--no-cache --libc glibc)",
-                exe + ["scan", str(lib), "--no-cache", "--libc", "glibc", "-q", "-f", "json"],
+                [*exe, "scan", str(lib), "--no-cache", "--libc", "glibc", "-q", "-f", "json"],
             ),
-            ("full analysis, cached", exe + ["scan", str(lib), "-q", "-f", "json"]),
+            ("full analysis, cached", [*exe, "scan", str(lib), "-q", "-f", "json"]),
         ]
         if not args.skip_objdump:
             cases.append(("objdump -d > /dev/null (baseline)", ["objdump", "-d", str(lib)]))

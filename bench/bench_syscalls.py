@@ -8,7 +8,7 @@ Measures, each in its own process (wall time and peak RSS from ``wait4``):
 
 Usage:  python bench/bench_syscalls.py [LIB] [--write bench/RESULTS.md] [--repeat N]
 LIB defaults to $UK_DEPSCAN_WHEELS/torch/torch/lib/libtorch_cpu.so (UK_DEPSCAN_WHEELS defaults
-to /work/wheels/x, else bench/wheels/x).
+to bench/wheels/x, which ``bash bench/fetch_wheels.sh torch`` fills).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ print(json.dumps(out))
 
 
 def default_lib() -> Path:
-    for base in (os.environ.get("UK_DEPSCAN_WHEELS"), "/work/wheels/x", str(HERE / "wheels" / "x")):
+    for base in (os.environ.get("UK_DEPSCAN_WHEELS"), str(HERE / "wheels" / "x")):
         if base and (Path(base) / "torch/torch/lib/libtorch_cpu.so").is_file():
             return Path(base) / "torch/torch/lib/libtorch_cpu.so"
     sys.exit("libtorch_cpu.so not found: set UK_DEPSCAN_WHEELS or run bench/fetch_wheels.sh")

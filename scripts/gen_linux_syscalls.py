@@ -72,7 +72,7 @@ class Deb:
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, **kw)  # failure reported below
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)}: failed: {proc.stderr.strip()[-800:]}")
     return proc

@@ -1,23 +1,85 @@
-"""Shared test helpers: compilers, fixture builds, the CLI run in-process."""
+"""Shared test helpers: compilers, fixture builds, the CLI run in-process, and the per-test scan cache."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
+# hypothesis (test_channel_properties) keeps caches in ./.hypothesis, written when its decorators
+# run at collection: tests write only in temporary directories, so point it at one, removed at exit
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="uk-depscan-hypothesis-")
+with contextlib.suppress(ImportError):
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
+
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 CROSS_CC = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
+# Debian package that provides each external tool the tests build with or compare against (the
+# same packages .ci/run installs), so a skip says what to install rather than what is missing.
+TOOL_PACKAGES = {
+    "gcc": "gcc",
+    "g++": "g++",
+    "objdump": "binutils",
+    "readelf": "binutils",
+    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+    "aarch64-linux-gnu-g++": "g++-aarch64-linux-gnu",
+    "aarch64-linux-gnu-objdump": "binutils-aarch64-linux-gnu",
+    "aarch64-linux-gnu-readelf": "binutils-aarch64-linux-gnu",
+    "strace": "strace",
+    "ldd": "libc-bin",
+    "dot": "graphviz",
+    "chromium": "chromium",
+    "make": "make",
+    "qemu-system-x86_64": "qemu-system-x86",
+}
 
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+def install_hint(tool: str) -> str:
+    """``"install gcc (apt-get install gcc)"``: what a skipped test needs, as an action."""
+    return f"install {tool} (apt-get install {TOOL_PACKAGES.get(tool, tool)})"
+
+
+def need(*tools: str) -> None:
+    """Skip the calling test, naming what to install, unless every tool is on PATH."""
+    missing = [t for t in tools if not have(t)]
+    if missing:
+        pytest.skip("; ".join(f"{t} not found: {install_hint(t)}" for t in missing))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scan_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The scan cache of the whole session, in pytest's temporary directory, never ``~/.cache/uk-depscan``.
+
+    Session-wide rather than per test: the cache is keyed by content and validated on every read, and
+    a per-test cache made every test rescan the host's libc family (the strace recall tests 5x slower).
+    The tests of the cache itself (cold against warm, corrupted entries) set UK_DEPSCAN_CACHE_DIR to
+    their own directory with monkeypatch.  Session scope also covers module-scoped fixtures, which run
+    before any function-scoped one.
+    """
+    cache = tmp_path_factory.mktemp("scan-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UK_DEPSCAN_CACHE_DIR", str(cache))
+        yield cache
 
 
 def compile_so(
@@ -34,8 +96,7 @@ def compile_so(
 ) -> Path:
     """Build a -nostdlib shared object, so its DT_NEEDED list is exactly ``link``."""
     cc = CROSS_CC[arch]
-    if not have(cc):
-        pytest.skip(f"{cc} not installed")
+    need(cc)
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         cc,
@@ -61,6 +122,20 @@ def compile_so(
     return out
 
 
+def host_libstdcxx() -> Path:
+    """The host's libstdc++.so.6 (a real, large C++ library), located by the compiler, or skip.
+
+    ``gcc -print-file-name`` only searches gcc's library directories; it never loads the file.
+    """
+    need("gcc")
+    found = subprocess.run(
+        ["gcc", "-print-file-name=libstdc++.so.6"], check=False, capture_output=True, text=True
+    ).stdout.strip()
+    if not os.path.isabs(found) or not os.path.exists(found):
+        pytest.skip("the host has no libstdc++.so.6: install libstdc++6 (apt-get install libstdc++6)")
+    return Path(os.path.realpath(found))
+
+
 def run_cli(args: list[str]) -> tuple[int, str, str]:
     """Run ``uk-depscan`` in-process; return (exit code, stdout, stderr)."""
     from uk_depscan.cli.main import run
@@ -74,7 +149,8 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
 def ldd(path: Path, env_extra: dict[str, str] | None = None) -> tuple[int, dict[str, str | None]]:
     """ld.so's own answer for a TRUSTED fixture built by the tests (never for scanned inputs)."""
     env = dict(os.environ, **(env_extra or {}))
-    proc = subprocess.run(["ldd", str(path)], capture_output=True, text=True, env=env)
+    # not check=True: ldd's exit status is part of the answer (test_loader_fixtures' "fails" case)
+    proc = subprocess.run(["ldd", str(path)], check=False, capture_output=True, text=True, env=env)
     found: dict[str, str | None] = {}
     for line in proc.stdout.splitlines():
         line = line.strip()
@@ -88,23 +164,32 @@ def ldd(path: Path, env_extra: dict[str, str] | None = None) -> tuple[int, dict[
     return proc.returncode, found
 
 
+WHEELS_HINT = (
+    "real ML wheels not fetched: run `bash bench/fetch_wheels.sh` "
+    "(or point UK_DEPSCAN_WHEELS at a directory of extracted wheels)"
+)
+
+
 @pytest.fixture(scope="session")
 def real_wheels_dir() -> Path:
     """Extracted real ML wheels (bench/fetch_wheels.sh); tests using it skip when absent."""
     d = Path(os.environ.get("UK_DEPSCAN_WHEELS", REPO / "bench" / "wheels" / "x"))
     if not d.is_dir():
-        pytest.skip(f"real wheels not present in {d} (run bench/fetch_wheels.sh)")
+        pytest.skip(WHEELS_HINT)
     return d
 
 
 def strace_syscalls(argv: list[str], tmp: Path) -> set[str]:
     """Syscall names a TRUSTED fixture program makes, traced with ``strace -f`` (skips without ptrace)."""
-    if not have("strace"):
-        pytest.skip("strace not installed")
+    need("strace")
     out = tmp / "trace.txt"
-    proc = subprocess.run(["strace", "-f", "-qq", "-o", str(out), *argv], capture_output=True, text=True)
+    # not check=True: a refused ptrace is a skip, decided below from strace's stderr
+    proc = subprocess.run(["strace", "-f", "-qq", "-o", str(out), *argv], check=False, capture_output=True, text=True)
     if not out.exists() or "PTRACE" in proc.stderr.upper():
-        pytest.skip(f"strace unusable here: {proc.stderr.strip()[:120]}")
+        pytest.skip(
+            "strace cannot trace here (run where ptrace is allowed, e.g. a container with --cap-add SYS_PTRACE): "
+            + proc.stderr.strip()[:120]
+        )
     names = set()
     for line in out.read_text().splitlines():
         body = line.split(None, 1)[1] if line[:1].isdigit() else line

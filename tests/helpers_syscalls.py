@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import install_hint, need
 
 REPO = Path(__file__).resolve().parent.parent
 SYSCALL_FIXTURES = REPO / "fixtures" / "syscalls"
@@ -20,8 +20,7 @@ SOURCES = [("{arch}/direct.c", []), ("common/wrappers.c", []), ("common/noplt.c"
 def build_syscall_fixture(arch: str, out_dir: Path, opt: str = "-O2", sources: list | None = None) -> Path:
     """Compile ``fixtures/syscalls`` for ``arch`` into ``out_dir/libsys-<arch>.so`` (skip if no compiler)."""
     cc = CC[arch]
-    if shutil.which(cc) is None:
-        pytest.skip(f"{cc} not installed")
+    need(cc)
     out_dir.mkdir(parents=True, exist_ok=True)
     objs = []
     for src, flags in SOURCES if sources is None else sources:
@@ -35,10 +34,10 @@ def build_syscall_fixture(arch: str, out_dir: Path, opt: str = "-O2", sources: l
 
 
 def _run(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)  # failure handled below
     if proc.returncode:
         if "cannot find" in proc.stderr or "No such file" in proc.stderr:
-            pytest.skip(f"toolchain incomplete: {proc.stderr.strip()[:200]}")
+            pytest.skip(f"toolchain incomplete ({install_hint(cmd[0])}): {proc.stderr.strip()[:200]}")
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
 
 
@@ -57,4 +56,5 @@ def site_tuples(scan) -> set[tuple]:
 
 
 def wheels_dir() -> Path:
-    return Path(os.environ.get("UK_DEPSCAN_WHEELS", "/work/wheels/x"))
+    """Extracted real wheels: ``$UK_DEPSCAN_WHEELS``, else what ``bench/fetch_wheels.sh`` fills."""
+    return Path(os.environ.get("UK_DEPSCAN_WHEELS", REPO / "bench" / "wheels" / "x"))

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, WHEELS_HINT, run_cli
 
 from uk_depscan.artifacts.argtable import load_arg_table
 from uk_depscan.artifacts.closure import NOT_CLOSED, active_options, resolve_kconfig
@@ -122,10 +122,11 @@ def test_registration_counts_equal_definitions_and_the_linux_table(case: str) ->
 
 
 @pytest.mark.realwheel
+@pytest.mark.slow  # a full analysis of libtorch_cpu.so
 def test_libtorch_scaffold_registrations_match(real_wheels_dir: Path, tmp_path: Path) -> None:
     lib = real_wheels_dir / "torch" / "torch" / "lib" / "libtorch_cpu.so"
     if not lib.exists():
-        pytest.skip(f"{lib} absent")
+        pytest.skip(f"{lib.name}: {WHEELS_HINT}")
     code, _, err = run_cli(["scaffold", str(lib), "--unikraft", "0.17.0", "-o", str(tmp_path / "s")])
     assert code == 0, err
     files = {p.name: p.read_text() for p in (tmp_path / "s").iterdir()}

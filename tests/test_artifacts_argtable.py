@@ -190,7 +190,11 @@ def test_man_page_links_are_followed(tmp_path: Path) -> None:
     assert pages == {"stat": "stat(2)", "fstatat": "stat(2)", "newfstatat": "stat(2)", "getcwd": "getcwd(3)"}
 
 
-@pytest.mark.skipif(not os.environ.get("UK_DEPSCAN_LINUX_DEB"), reason="UK_DEPSCAN_LINUX_DEB (linux-source .deb) unset")
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("UK_DEPSCAN_LINUX_DEB"),
+    reason="UK_DEPSCAN_LINUX_DEB unset: set it to a linux-source .deb (apt-get download linux-source-6.12)",
+)
 def test_regenerating_reproduces_the_shipped_table(tmp_path: Path) -> None:
     """Slow (~30 s): the generator on the package named in the table gives the same bytes."""
     deb = Path(os.environ["UK_DEPSCAN_LINUX_DEB"])
@@ -198,5 +202,5 @@ def test_regenerating_reproduces_the_shipped_table(tmp_path: Path) -> None:
     man = os.environ.get("UK_DEPSCAN_MANPAGES_DEB")
     doc = linux_args.generate(deb, Path(src) if src else None, tmp_path, Path(man) if man else None)
     if man is None:
-        pytest.skip("UK_DEPSCAN_MANPAGES_DEB unset: man pages not comparable")
+        pytest.skip("UK_DEPSCAN_MANPAGES_DEB unset: set it to a manpages-dev .deb (apt-get download manpages-dev)")
     assert linux_args.dump(doc) == SHIPPED.read_text()

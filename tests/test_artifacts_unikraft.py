@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, REPO, run_cli
+from conftest import FIXTURES, REPO, WHEELS_HINT, install_hint, run_cli
 
 MERGE_NOTE = re.compile(r"set more than once\. Old value")  # the override a fragment is for
 BASE = ("CONFIG_PLAT_KVM=y", "CONFIG_KVM_VMM_QEMU=y", "CONFIG_ARCH_X86_64=y", "CONFIG_LIBMUSL=y")
@@ -32,10 +32,10 @@ BASE = ("CONFIG_PLAT_KVM=y", "CONFIG_KVM_VMM_QEMU=y", "CONFIG_ARCH_X86_64=y", "C
 def _tree(var: str, marker: str) -> Path:
     src = os.environ.get(var)
     if not src:
-        pytest.skip(f"{var} unset")
+        pytest.skip(f"{var} unset: set it to a source tree that has {marker} to run this test")
     path = Path(src)
     if not (path / marker).exists():
-        pytest.skip(f"{var}={path}: no {marker}")
+        pytest.skip(f"{var} names a tree without {marker}: set it to one that has it")
     return path
 
 
@@ -44,7 +44,7 @@ def uk_src() -> Path:
     path = _tree("UK_DEPSCAN_UNIKRAFT_SRC", "support/kconfiglib")
     for tool in ("make", "gcc"):
         if not shutil.which(tool):
-            pytest.skip(f"{tool} not installed")
+            pytest.skip(f"{tool} not found: {install_hint(tool)}")
     return path
 
 
@@ -121,7 +121,7 @@ def test_real_fragments_over_the_tree(
 ) -> None:
     lib = real_wheels_dir / relpath
     if not lib.exists():
-        pytest.skip(f"{lib} absent")
+        pytest.skip(f"{lib.name}: {WHEELS_HINT}")
     code, text, err = run_cli(["kconfig", str(lib), "--unikraft", release_of(uk_src), "--route", route])
     assert code == 0, err
     (tmp_path / "fragment").write_text(text)
@@ -130,13 +130,14 @@ def test_real_fragments_over_the_tree(
     assert "Dependency closure: closed" in text  # the shipped 0.17.0 table carries closures for both routes
 
 
+@pytest.mark.slow
 def test_validate_script_on_the_fixture_scaffold(uk_src: Path, tmp_path: Path) -> None:
     """Slow (about a minute): build and boot the fixture's scaffold; every call answers as the scaffold says."""
     if release_of(uk_src) != "0.17.0":
         pytest.skip("the fixture report was made against Unikraft 0.17.0")
     for tool in ("qemu-system-x86_64", "bc", "flex", "bison"):
         if not shutil.which(tool):
-            pytest.skip(f"{tool} not installed")
+            pytest.skip(f"{tool} not found: {install_hint(tool)}")
     uk_depscan = Path(sys.executable).parent / "uk-depscan"
     env = dict(os.environ, WORK=str(tmp_path / "work"), UK_DEPSCAN=str(uk_depscan))
     proc = subprocess.run(

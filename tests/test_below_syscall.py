@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import FIXTURES, have
+from conftest import FIXTURES, need
 
 from uk_depscan.elf.file import open_elf
 from uk_depscan.elf.literals import below_syscall
@@ -18,8 +18,7 @@ def _build(src: Path, out: Path) -> Path:
 
 
 def test_pseudo_files_and_dlopen_literals(tmp_path: Path) -> None:
-    if not have("gcc"):
-        return
+    need("gcc")
     expect = json.loads((FIXTURES / "strings" / "expect.json").read_text())
     b = below_syscall(open_elf(_build(FIXTURES / "strings" / "plugins.c", tmp_path / "libplugins.so")))
     assert list(b.pseudo_files) == expect["pseudo_files"]
@@ -28,8 +27,7 @@ def test_pseudo_files_and_dlopen_literals(tmp_path: Path) -> None:
 
 
 def test_note_dlopen_and_no_literals_without_dlopen(tmp_path: Path) -> None:
-    if not have("gcc"):
-        return
+    need("gcc")
     b = below_syscall(open_elf(_build(FIXTURES / "elf" / "features.c", tmp_path / "libfeatures.so")))
     assert [(d.name, d.source) for d in b.dlopen_targets] == [
         ("libzstd.so.1", ".note.dlopen (feature=zstd, priority=recommended)")

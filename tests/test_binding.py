@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import FIXTURES, compile_so, have, run_cli
+from conftest import FIXTURES, compile_so, host_libstdcxx, need, run_cli
 
 from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.loader.resolve import resolve_tree
@@ -74,12 +74,11 @@ def test_first_definition_in_load_order_wins(tmp_path: Path) -> None:
 
 def test_imports_match_readelf(tmp_path: Path) -> None:
     """Our imported-symbol list equals readelf's undefined dynamic symbols on a real object."""
-    if not have("readelf"):
-        return
-    target = Path("/lib/x86_64-linux-gnu/libstdc++.so.6")
-    if not target.exists():
-        return
-    out = subprocess.run(["readelf", "--dyn-syms", "-W", str(target)], capture_output=True, text=True).stdout
+    need("readelf")
+    target = host_libstdcxx()
+    out = subprocess.run(
+        ["readelf", "--dyn-syms", "-W", str(target)], check=True, capture_output=True, text=True
+    ).stdout
     theirs = {
         cols[7] for cols in map(str.split, out.splitlines()) if len(cols) >= 8 and cols[6] == "UND" and cols[0] != "0:"
     }

@@ -7,13 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, have, run_cli
+from conftest import FIXTURES, need, run_cli
 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not have("gcc"):
-        pytest.skip("gcc missing")
+    need("gcc")
     out = tmp_path_factory.mktemp("explain") / "libexplain.so"
     subprocess.run(
         ["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(FIXTURES / "explain" / "explain.c")],
@@ -37,7 +36,7 @@ def test_chains_in_json(lib: Path) -> None:
 def test_explain_command(lib: Path) -> None:
     code, out, err = run_cli(["explain", str(lib), "getrandom", "--libc", "glibc"])
     assert code == 0, err
-    lines = [l.strip() for l in out.splitlines()]
+    lines = [line.strip() for line in out.splitlines()]
     assert lines[1].startswith("getrandom (318) reached") and "unikraft:" in lines[1]
     assert lines[2] == "entry:seed_buffer [libexplain.so]"
     assert lines[3] == "└─ import:getrandom@GLIBC_2.25"

@@ -247,10 +247,9 @@ def test_binary_compat_findings(tmp_path) -> None:  # type: ignore[no-untyped-de
     """A non-PIE program with an executable stack, built by the test, is flagged for app-elfloader."""
     import subprocess
 
-    from conftest import FIXTURES, have, run_cli
+    from conftest import FIXTURES, need, run_cli
 
-    if not have("gcc"):
-        pytest.skip("gcc missing")
+    need("gcc")
     exe = tmp_path / "nopie"
     subprocess.run(
         ["gcc", "-no-pie", "-z", "execstack", "-o", str(exe), str(FIXTURES / "programs" / "empty.c")],

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, compile_so, run_cli
+from conftest import FIXTURES, compile_so, install_hint, run_cli
 
 HOSTILE = "lib<img src=x onerror=alert(1)>.so"
 CHROMIUM = next((shutil.which(c) for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None)
@@ -33,7 +34,8 @@ window.addEventListener("load", function () {
   out.sortOk = String(JSON.stringify(names) === JSON.stringify(sorted));
   var f = document.querySelector("[data-filter]");
   f.value = "arch_prctl"; f.dispatchEvent(new Event("input"));
-  out.visible = String(Array.prototype.filter.call(t.tBodies[0].rows, function (r) { return r.style.display !== "none"; }).length);
+  out.visible = String(Array.prototype.filter.call(t.tBodies[0].rows,
+                                                   function (r) { return r.style.display !== "none"; }).length);
   out.imgs = String(document.images.length);
 });
 </script>"""
@@ -59,7 +61,10 @@ def test_static_safety(page: Path) -> None:
 
 def test_renders_sorts_filters_in_chromium(page: Path, tmp_path: Path) -> None:
     if CHROMIUM is None:
-        pytest.skip("chromium not installed (.ci/run installs Debian's chromium)")
+        pytest.skip(f"chromium not found: {install_hint('chromium')}")
+    # chromium writes crash-report settings and dconf state under $HOME despite --user-data-dir
+    home = tmp_path / "home"
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"))
     driven = tmp_path / "driven.html"
     driven.write_text(page.read_text().replace("</body>", DRIVER + "</body>"))
     proc = subprocess.run(
@@ -73,15 +78,17 @@ def test_renders_sorts_filters_in_chromium(page: Path, tmp_path: Path) -> None:
             "--dump-dom",
             driven.as_uri(),
         ],
+        check=False,  # the DOM assertions below say what went wrong, with chromium's stderr
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
     dom = proc.stdout
     assert 'data-sort-ok="true"' in dom, proc.stderr[-2000:]
     assert 'data-visible="1"' in dom
     assert re.search(r'data-imgs="[01]"', dom)  # only the graph picture; the hostile name made no <img>
-    console = [l for l in proc.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     shot = tmp_path / "shot.png"
     subprocess.run(
@@ -93,7 +100,9 @@ def test_renders_sorts_filters_in_chromium(page: Path, tmp_path: Path) -> None:
             "--window-size=1400,1000",
             page.as_uri(),
         ],
+        check=False,
         capture_output=True,
         timeout=120,
+        env=env,
     )
     assert shot.exists() and shot.stat().st_size > 10_000

@@ -6,20 +6,28 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
-from conftest import FIXTURES, compile_so, have, ldd
+from conftest import FIXTURES, compile_so, ldd, need
 
 from uk_depscan.loader.paths import SearchConfig
-from uk_depscan.loader.resolve import resolve_tree
+from uk_depscan.loader.resolve import LoadTree, resolve_tree
 
 CASES = sorted((FIXTURES / "loader" / "cases").glob("*.json"))
+
+
+class Case(NamedTuple):
+    spec: dict
+    base: Path
+    tree: LoadTree
+    config: SearchConfig
 
 
 def build_case(spec: dict, base: Path) -> None:
     for i, lib in enumerate(spec["libs"]):
         out = base / lib["out"]
-        link = [base / l for l in lib.get("link", [])]
+        link = [base / name for name in lib.get("link", [])]
         if lib.get("program"):
             compile_program(out, FIXTURES / "loader" / "main.c", link, lib.get("runpath"))
             continue
@@ -43,23 +51,32 @@ def build_case(spec: dict, base: Path) -> None:
         (base / f["path"]).write_text(f["text"])
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
-def test_loader_case(case: Path, tmp_path: Path) -> None:
-    spec = json.loads(case.read_text())
-    for tool in spec.get("needs", []):
-        if not have(tool):
-            pytest.skip(f"{tool} not installed")
-    build_case(spec, tmp_path)
-    config = SearchConfig(library_path=tuple(str(tmp_path / d) for d in spec.get("library_path", [])))
-    tree = resolve_tree(tmp_path / spec["root"], config).tree
+@pytest.fixture(scope="module", params=CASES, ids=[c.stem for c in CASES])
+def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Case:
+    """One fixture tree, built once and resolved by our loader, for both the expectations and ld.so."""
+    spec = json.loads(request.param.read_text())
+    need(*spec.get("needs", []))
+    base = tmp_path_factory.mktemp(request.param.stem)
+    build_case(spec, base)
+    config = SearchConfig(library_path=tuple(str(base / d) for d in spec.get("library_path", [])))
+    return Case(spec, base, resolve_tree(base / spec["root"], config).tree, config)
+
+
+def test_loader_case(case: Case) -> None:
+    spec, base, tree = case.spec, case.base, case.tree
     by_name = {o.needed_name: o for o in tree.objects[1:]}
     missing = {m.needed_name: m for m in tree.missing}
     for name, want in spec["expect"].items():
         if want.get("missing"):
-            check_missing(missing.get(name), by_name, want, tmp_path, name)
+            check_missing(missing.get(name), by_name, want, base, name)
         else:
-            check_found(by_name.get(name), want, tmp_path, name)
-    compare_with_ld_so(spec, tmp_path, tree, config)
+            check_found(by_name.get(name), want, base, name)
+
+
+def test_loader_case_agrees_with_ld_so(case: Case) -> None:
+    """ld.so's own answer for the same tree (``ldd`` on the fixture the test built, never on scanned input)."""
+    need("ldd")
+    compare_with_ld_so(case.spec, case.base, case.tree, case.config)
 
 
 def compile_program(out: Path, src: Path, link: list[Path], runpath: str | None) -> None:
@@ -95,16 +112,14 @@ def check_missing(m, by_name: dict, want: dict, base: Path, name: str) -> None:
     assert all(Path(a.path).name == name for a in m.tried)
 
 
-def compare_with_ld_so(spec: dict, base: Path, tree, config: SearchConfig) -> None:
-    if not have("ldd"):
-        return
+def compare_with_ld_so(spec: dict, base: Path, tree: LoadTree, config: SearchConfig) -> None:
     env = {"LD_LIBRARY_PATH": ":".join(config.library_path)} if config.library_path else {}
     code, theirs = ldd(base / spec["root"], env)
     if spec["ldd"] == "fails":
         assert code != 0 and tree.missing
         return
     if spec["ldd"] == "run":  # a trusted program built above: running it is ld.so's verdict
-        assert subprocess.run([str(base / spec["root"])], capture_output=True).returncode == 0
+        assert subprocess.run([str(base / spec["root"])], check=False, capture_output=True).returncode == 0
         assert not tree.missing
         return
     ours = {o.needed_name: o.realpath for o in tree.objects[1:]}

@@ -417,6 +417,9 @@ def _fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_cache, "_swept", set())
 
 
+# slow as a whole, like the ELF mutant corpus: ~50 crafted entries (two of them 300 MB), each a full
+# cold scan plus the poisoned read, about 20 s of CPU together
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_crafted_cache_corpus(
     variant: str,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, REPO, compile_so, have, run_cli
+from conftest import FIXTURES, REPO, compile_so, need, run_cli
 
 from uk_depscan.fs import pseudo_filesystem
 
@@ -110,8 +110,7 @@ def test_pseudo_filesystem_walk_never_looks_inside_procfs(tmp_path: Path) -> Non
 @pytest.mark.strace
 def test_pseudo_filesystem_candidates_are_never_opened(tmp_path: Path, exe_stub: Path) -> None:
     """strace the scan: nothing below the procfs link is opened (or even stat-ed) by the loader."""
-    if not have("strace"):
-        pytest.skip("strace not installed")
+    need("strace")
     link = tmp_path / "x"
     os.symlink("/proc/self", link)
     lib = compile_so(tmp_path / "libp.so", [FIXTURES / "loader" / "lib.c"], link=[exe_stub], runpath=str(link))
@@ -138,7 +137,10 @@ def test_pseudo_filesystem_candidates_are_never_opened(tmp_path: Path, exe_stub:
         env=env,
     )
     if not trace.exists() or "PTRACE" in proc.stderr.upper():
-        pytest.skip(f"strace unusable here: {proc.stderr.strip()[:120]}")
+        pytest.skip(
+            "strace cannot trace here (run where ptrace is allowed, e.g. a container with --cap-add SYS_PTRACE): "
+            + proc.stderr.strip()[:120]
+        )
     lines = trace.read_text().splitlines()
     assert not [line for line in lines if f'"{link}/exe"' in line or '"/proc/self/exe"' in line]
 
@@ -170,7 +172,8 @@ def _core_dump(tmp: Path) -> Path:
     cores = [p for p in work.iterdir() if p.name.startswith("core")]
     if not cores:
         pytest.skip(
-            f"no core file written (kernel.core_pattern = {Path('/proc/sys/kernel/core_pattern').read_text()!r})"
+            f"no core file written (kernel.core_pattern = {Path('/proc/sys/kernel/core_pattern').read_text()!r}): "
+            "run where core files go to the working directory (sysctl kernel.core_pattern=core)"
         )
     return cores[0]
 
@@ -244,6 +247,7 @@ def _vm_peak_of(argv: list[str], env: dict[str, str]) -> int:
     return int(out.stdout.strip()) << 10
 
 
+@pytest.mark.slow  # over 5 s here: runs a scan until the address-space limit stops it
 def test_out_of_memory_is_exit_2_with_the_figure(tmp_path: Path) -> None:
     """Under an address-space limit the 256 MB object cannot be analysed: one line, exit 2, never exit 3."""
     src = tmp_path / "big.c"

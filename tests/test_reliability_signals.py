@@ -57,7 +57,10 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 60.0) -> bool:
 def slow_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = [p for p in HOST_LIBS if not os.path.isfile(p)]
     if missing:
-        pytest.skip(f"host libraries not found: {missing}")
+        pytest.skip(
+            f"needs the Debian x86-64 libc6 and libstdc++6 at their multiarch paths (missing: {missing}): "
+            "run on Debian/Ubuntu x86-64 with apt-get install libc6 libstdc++6"
+        )
     d = tmp_path_factory.mktemp("slow")
     lib = compile_so(d / "libfix.so", [FIXTURES / "loader" / "lib.c"])
     whl = d / "slow-1.0-py3-none-any.whl"
@@ -94,6 +97,7 @@ def test_signal_during_a_wheel_scan_leaves_nothing_behind(slow_wheel: Path, tmp_
     assert list(out.parent.iterdir()) == []  # no report, no partial report
 
 
+@pytest.mark.slow  # about 5 s here: several whole runs, one killed
 def test_sigkill_leftovers_are_removed_by_the_next_run_only_when_unlocked(slow_wheel: Path, tmp_path: Path) -> None:
     tmp = tmp_path / "t"
     env = _env(tmp, tmp_path / "cache")

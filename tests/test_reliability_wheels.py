@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, REPO, compile_so, run_cli
+from conftest import FIXTURES, REPO, WHEELS_HINT, compile_so, run_cli
 
 from uk_depscan.errors import InputError
 from uk_depscan.inputs import MemberFilter, WheelLimits, collect_inputs
@@ -194,12 +194,11 @@ def _wheel_files() -> list[Path]:
 
 
 @pytest.mark.realwheel
+@pytest.mark.slow  # over 5 s here: streams every member of the four real wheels
 def test_default_limits_accept_every_real_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wheels = _wheel_files()
     if len(wheels) < 4:
-        pytest.skip(
-            f"the four target wheels are not beside {os.environ.get('UK_DEPSCAN_WHEELS')} (bench/fetch_wheels.sh)"
-        )
+        pytest.skip(f"the four target wheel files: {WHEELS_HINT}")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import FIXTURES, have
+from conftest import FIXTURES, need
 
 from uk_depscan.elf.file import open_elf
 from uk_depscan.syscalls.requests import request_records
@@ -14,8 +14,7 @@ from uk_depscan.syscalls.scan import scan_library
 
 
 def test_request_codes(tmp_path: Path) -> None:
-    if not have("gcc"):
-        return
+    need("gcc")
     out = tmp_path / "librequests.so"
     subprocess.run(
         ["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(FIXTURES / "requests" / "requests.c")],

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, have
+from conftest import FIXTURES, need
 
 from uk_depscan.errors import InputError
 from uk_depscan.observe.attribute import attribute, startup_syscalls
@@ -221,14 +221,14 @@ def test_attribution_rules_on_excerpt() -> None:
 
 @pytest.fixture(scope="module")
 def traced_program(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if not have("gcc"):
-        pytest.skip("gcc not installed")
-    if not have("strace"):
-        pytest.skip("strace not installed")
+    need("gcc", "strace")
     d = tmp_path_factory.mktemp("strace")
     probe = subprocess.run(["strace", "-o", str(d / "probe"), "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
-        pytest.skip(f"strace cannot trace here (ptrace refused?): {probe.stderr.strip()[:160]}")
+        pytest.skip(
+            "strace cannot trace here (run where ptrace is allowed, e.g. a container with --cap-add SYS_PTRACE): "
+            + probe.stderr.strip()[:160]
+        )
     exe = d / "traced"
     subprocess.run(
         ["gcc", "-O1", "-pthread", "-o", str(exe), str(FIXTURES / "strace" / "traced.c")],
@@ -300,7 +300,7 @@ def test_attribution_on_real_trace(traced_program: tuple[Path, Path], tmp_path: 
     subprocess.run(["strace", "-f", "-k", "-o", str(out), str(exe), str(data)], check=True, capture_output=True)
     t = parse_trace(out)
     if not t.has_stacks:
-        pytest.skip("this strace prints no -k stacks (built without unwinding)")
+        pytest.skip("this strace prints no -k stacks: install one built with unwinding (Debian's strace is)")
     prog = str(exe.resolve())
     lib = next(iter(attribute(t, [prog]).libraries))
     assert {"openat", "read", "close", "write", "wait4"} <= lib.direct_names

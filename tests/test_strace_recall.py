@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, have, strace_syscalls
+from conftest import FIXTURES, have, install_hint, strace_syscalls
 
 from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.loader.resolve import resolve_tree
@@ -40,7 +40,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def baseline_trace(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     if "empty" not in built:
-        pytest.skip("gcc missing")
+        pytest.skip(f"gcc not found: {install_hint('gcc')}")
     return strace_syscalls([str(built["empty"])], tmp_path_factory.mktemp("trace-empty")) - NOT_FROM_PROGRAM
 
 
@@ -60,7 +60,7 @@ def test_static_contains_every_traced_syscall(
     name: str, model: str, built: dict[str, Path], baseline_trace: set[str], tmp_path: Path, record_property
 ) -> None:  # type: ignore[no-untyped-def]
     if name not in built:
-        pytest.skip(f"{SPEC[name]['cc']} missing")
+        pytest.skip(f"{SPEC[name]['cc']} not found: {install_hint(SPEC[name]['cc'])}")
     traced = strace_syscalls([str(built[name])], tmp_path) - NOT_FROM_PROGRAM
     for anchor in SPEC[name].get("must_trace", []):
         assert anchor in traced, f"the trace itself lacks {anchor}: fixture broken"

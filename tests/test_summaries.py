@@ -58,7 +58,7 @@ def test_musl_table_is_musl_1_2_3() -> None:
 
 
 def test_malformed_table_names_the_file() -> None:
-    with pytest.raises(TableError, match="mine.json"):
+    with pytest.raises(TableError, match=r"mine\.json"):
         summaries_from_json(
             '{"schema_version": 1, "sets": [], "libraries": {"x": {"entries": {"a": [9, 0, 0]}}}}', "mine.json"
         )

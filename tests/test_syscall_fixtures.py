@@ -33,7 +33,7 @@ def test_local_wrappers(built):
 
 
 def test_sites_are_instructions_with_addresses_and_functions(built):
-    arch, elf, scan = built
+    _arch, _elf, scan = built
     for s in scan.sites:
         assert s.function is not None and s.function_addr is not None
         assert s.function_addr <= s.address
@@ -100,7 +100,7 @@ def test_expected_numbers_match_the_linux_tables():
         table = lt.load_linux_table(arch)
         doc = json.loads((SYSCALL_FIXTURES / arch / "expect.json").read_text())
         for e in doc["sites"]:
-            for n, name in zip(e["numbers"], e["names"]):
+            for n, name in zip(e["numbers"], e["names"], strict=True):
                 if e["kind"] in ("int80", "sysenter") or name.startswith("("):
                     continue  # i386 numbering / deliberately invalid numbers
                 assert table.name_of(n) == name, (arch, e)

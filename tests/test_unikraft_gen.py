@@ -66,7 +66,7 @@ FILES: dict[str, str] = {
     "lib/syscall_shim/include/uk/syscall.h": "#define UK_LLSYSCALL_R_E_DEFINE(rtype, name, ...) x\n",
     "lib/syscall_shim/Makefile.uk": """\
         $(eval $(call addlib_s,libsyscall_shim,$(CONFIG_LIBSYSCALL_SHIM)))
-        $(UK_PROVIDED_SYSCALLS_FILE): 
+        $(UK_PROVIDED_SYSCALLS_FILE):\x20
         \techo $(UK_PROVIDED_SYSCALLS-y) | tr ' ' '\\n' > $@
         """,
     # ---- posix-fdio: continuation, ifeq, else, commented registration

@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import FIXTURES, have, run_cli
+from conftest import FIXTURES, need, run_cli
 
 from uk_depscan.errors import InputError
 from uk_depscan.model import Action, SupportStatus, Tier
@@ -29,8 +29,7 @@ from uk_depscan.report.views import build_target_views, diff_reports, explain, k
 def doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The JSON report of a small socket server (glibc model, Unikraft 0.17.0): many Kconfig groups,
     some with equal syscall counts."""
-    if not have("gcc"):
-        pytest.skip("gcc not installed (needed to build the fixture program)")
+    need("gcc")  # builds the fixture program
     exe = tmp_path_factory.mktemp("views") / "sockets"
     subprocess.run(["gcc", "-o", str(exe), str(FIXTURES / "programs" / "sockets.c")], check=True, capture_output=True)
     code, out, err = run_cli(["scan", str(exe), "--format", "json", "--libc", "glibc", "--unikraft", "0.17.0"])

@@ -18,7 +18,8 @@ def elf_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return compile_so(tmp_path_factory.mktemp("w") / "libok.so", [FIXTURES / "loader" / "lib.c"]).read_bytes()
 
 
-def _wheel(path: Path, members: dict[str, bytes], symlinks: dict[str, str] = {}) -> Path:
+def _wheel(path: Path, members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> Path:
+    symlinks = symlinks or {}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
             zf.writestr(name, data)

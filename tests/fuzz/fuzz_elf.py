@@ -80,7 +80,7 @@ def plain(seed_dir: str, runs: int) -> None:
     if not seeds:
         sys.exit(f"{seed_dir}: no seed files")
     rng = random.Random(0)
-    for i in range(runs):
+    for _i in range(runs):
         buf = bytearray(rng.choice(seeds))
         for _ in range(rng.randint(1, 16)):
             pos = rng.randrange(len(buf))

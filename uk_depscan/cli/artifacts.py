@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from uk_depscan.cli.common import stderr_line
 from uk_depscan.errors import UsageError
 
 if TYPE_CHECKING:
@@ -114,11 +115,11 @@ def kconfig_cmd(
     art = render_kconfig(plan, resolution, rootfs=rootfs, name=name, libmusl=libmusl)
     if output is not None:
         write_files(output, {"kconfig.fragment": art.fragment, "Kraftfile": art.kraftfile}, force=True)
-        sys.stderr.write(f"uk-depscan: wrote {output}/kconfig.fragment and {output}/Kraftfile\n")
+        stderr_line(f"uk-depscan: wrote {output}/kconfig.fragment and {output}/Kraftfile")
     else:
         emit(art.kraftfile if kraftfile else art.fragment)
     if not resolution.closed:
-        sys.stderr.write(f"uk-depscan: note: {resolution.statement}\n")
+        stderr_line(f"uk-depscan: note: {resolution.statement}")
     return EXIT_OK
 
 
@@ -146,10 +147,10 @@ def scaffold_cmd(
     sc = build_scaffold(plan, table, load_arg_table(), shim, name=name, active=active)
     write_files(output, sc.files, force=force)
     by_action = {a: sum(1 for e in sc.entries if e.work.action.value == a) for a in ("stub", "fake", "implement")}
-    sys.stderr.write(
+    stderr_line(
         f"uk-depscan: wrote lib{sc.library} to {output}: {len(sc.entries)} syscalls "
         f"({by_action['stub']} stub, {by_action['fake']} fake, {by_action['implement']} implement), "
-        f"{len(sc.skipped)} skipped (README.md)\n"
+        f"{len(sc.skipped)} skipped (README.md)"
     )
     return EXIT_OK
 

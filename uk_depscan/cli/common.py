@@ -2,8 +2,9 @@
 
 A command names the shared options it accepts; :func:`command` adds their declarations to its
 signature for typer and hands the command one :class:`CommonOptions` instead of a dozen
-parameters.  Output goes through :func:`emit`; an error becomes its one line and exit code in
-:func:`print_error` — reached from :func:`uk_depscan.cli.main.run` for the main commands, and from
+parameters.  Output goes through :func:`emit`; everything on stderr through :func:`stderr_line`
+(the terminal escaping rule) or :class:`StderrLogHandler`; an error becomes its one line and exit
+code in :func:`print_error` — reached from :func:`uk_depscan.cli.main.run` for the main commands, and from
 :func:`exits_on_error` for the ``tables`` sub-application, which also runs on its own.
 ``--traceback`` is read from the options the command was given, through :data:`SHOW_TRACEBACK`.
 """
@@ -28,6 +29,7 @@ from uk_depscan.cleanup import write_output
 from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.loader.paths import SearchConfig
 from uk_depscan.model import FailOn, LibcModel, OutputFormat, Route
+from uk_depscan.report.escape import for_terminal
 
 if TYPE_CHECKING:
     from uk_depscan.pipeline import Options
@@ -213,9 +215,40 @@ def command(app: typer.Typer, name: str, *shared: str) -> Callable[[Callable[...
     return register
 
 
+def stderr_line(text: str) -> None:
+    """One line on stderr through the terminal rule (:func:`~uk_depscan.report.escape.for_terminal`):
+    a file or symbol name in it cannot forge a line, move the cursor or reorder the text.  Every
+    message the CLI writes to stderr comes through here or :class:`StderrLogHandler`."""
+    sys.stderr.write(for_terminal(text) + "\n")
+
+
+def stderr_lines(text: str) -> None:
+    """Several lines (usage text): each its own escaped line, split on newlines only."""
+    for line in text.rstrip("\n").split("\n"):
+        stderr_line(line)
+
+
+class StderrLogHandler(logging.Handler):
+    """The library's log records (warnings; with -vv debug) on stderr, one escaped line each, on
+    the ``sys.stderr`` of the moment (a test, or a second run in one process, may have replaced it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stderr_line(f"uk-depscan: {record.levelname}: {record.getMessage()}")
+        except (OSError, ValueError, TypeError):  # a closed stream, a bad format string
+            self.handleError(record)
+
+
+def install_log_handler() -> None:
+    """Route the root logger to :class:`StderrLogHandler` (once per process)."""
+    root = logging.getLogger()
+    if not any(isinstance(h, StderrLogHandler) for h in root.handlers):
+        root.addHandler(StderrLogHandler())
+
+
 def print_error(err: DepscanError) -> int:
     """The one-line message of every error the CLI reports; returns its exit code."""
-    sys.stderr.write(f"uk-depscan: error: {err}\n")
+    stderr_line(f"uk-depscan: error: {err}")
     return err.exit_code
 
 
@@ -246,4 +279,4 @@ def emit(text: str, output: Path | None, *, announce: bool = False) -> None:
     except OSError as err:
         raise UsageError(f"{output}: cannot write: {err.strerror or err}") from err
     if announce:
-        sys.stderr.write(f"wrote {output}\n")
+        stderr_line(f"wrote {output}")

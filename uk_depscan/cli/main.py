@@ -6,6 +6,7 @@ syscalls), 2 bad input or usage, 3 internal error.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -26,10 +27,14 @@ from uk_depscan.cli.common import (
     CommonOptions,
     command,
     emit,
+    install_log_handler,
     print_error,
+    stderr_line,
+    stderr_lines,
 )
 from uk_depscan.errors import DepscanError
 from uk_depscan.model import FailOn, GraphFormat, OutputFormat, Report, SupportStatus
+from uk_depscan.report.escape import for_terminal
 
 # typer ≥ 0.25 vendors its own click (no `click` package is installed); older typer re-exports
 # click's classes.  Either way typer's BadParameter derives from the ClickException in use.
@@ -38,6 +43,8 @@ _USAGE_ERRORS: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c
 
 class _Showable(Protocol):
     """click's ClickException: prints itself as usage text."""
+
+    message: str
 
     def show(self, file: IO[str] | None = None) -> None: ...
 
@@ -93,10 +100,13 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
     from rich.console import Console
     from rich.markup import escape
 
-    from uk_depscan.report.escape import for_terminal
-
     with Console(stderr=True).status("uk-depscan: starting") as status:
-        yield lambda msg: status.update(f"uk-depscan: {escape(for_terminal(msg))}")
+        yield lambda msg: status.update(escape(progress_text(msg)))
+
+
+def progress_text(msg: str) -> str:
+    """A progress step as the spinner shows it: the terminal rule (rich markup escaped besides)."""
+    return for_terminal(f"uk-depscan: {msg}")
 
 
 def _stderr_summary(report: Report, quiet: bool) -> None:
@@ -110,9 +120,9 @@ def _stderr_summary(report: Report, quiet: bool) -> None:
             v = target_views(t)
             enable = sum(n for _, n in v.enable_tier_counts)
             gaps = f", Unikraft: {enable} syscalls behind Kconfig options, {len(v.top_actions)} rows of work"
-        sys.stderr.write(
+        stderr_line(
             f"uk-depscan: {t.target}: {len(t.tree.objects) - 1} libraries, "
-            f"{len(t.tree.missing)} missing, {len(t.unresolved)} unresolved imports{gaps}\n"
+            f"{len(t.tree.missing)} missing, {len(t.unresolved)} unresolved imports{gaps}"
         )
 
 
@@ -254,7 +264,7 @@ def run(argv: list[str]) -> int:
         sys.stdout.write(f"uk-depscan {__version__}\n")
         return EXIT_OK
     SHOW_TRACEBACK.set(False)
-    logging.basicConfig(format="uk-depscan: %(levelname)s: %(message)s", stream=sys.stderr)
+    install_log_handler()
     logging.getLogger().setLevel(logging.WARNING)  # a command given -vv lowers it (cli.common.command)
     _mount_optional_apps()
     try:
@@ -263,10 +273,14 @@ def run(argv: list[str]) -> int:
     except typer.Exit as ex:
         return int(ex.exit_code)
     except typer.Abort:
-        sys.stderr.write("uk-depscan: aborted\n")
+        stderr_line("uk-depscan: aborted")
         return EXIT_INPUT
     except _USAGE_ERRORS as ex:
-        cast(_Showable, ex).show(file=sys.stderr)
+        usage = cast(_Showable, ex)
+        usage.message = for_terminal(usage.message)  # an option value typed or scripted from a file name
+        text = io.StringIO()
+        usage.show(file=text)
+        stderr_lines(text.getvalue())
         return EXIT_INPUT
     except DepscanError as err:
         if SHOW_TRACEBACK.get():
@@ -278,7 +292,7 @@ def run(argv: list[str]) -> int:
     except Exception as err:
         if SHOW_TRACEBACK.get():
             raise
-        sys.stderr.write(f"uk-depscan: internal error: {type(err).__name__}: {err} (rerun with --traceback)\n")
+        stderr_line(f"uk-depscan: internal error: {type(err).__name__}: {err} (rerun with --traceback)")
         return EXIT_INTERNAL
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import typer
 
-from uk_depscan.cli.common import NotFoundError, emit, exits_on_error
+from uk_depscan.cli.common import NotFoundError, emit, exits_on_error, stderr_line
 from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.model import Arch
+from uk_depscan.report.escape import for_terminal
 from uk_depscan.tablegen.libmusl import build_libmusl_table
 from uk_depscan.tablegen.unikraft import SourceTree, build_loupe_doc, build_table, dump_json
 from uk_depscan.unikraft import tables as uk
@@ -140,7 +141,7 @@ def cmd_summaries(
     """Generate the shipped libc-family syscall summaries from Debian packages (apt-get download)."""
     from uk_depscan.tablegen.summaries import generate
 
-    text = generate(model, arch, workdir, progress=lambda m: typer.echo(m, err=True))
+    text = generate(model, arch, workdir, progress=stderr_line)
     emit(text, output, announce=True)
 
 
@@ -154,7 +155,12 @@ def cmd_list() -> None:
     ]
     prior = uk.loupe_provenance()
     lines.append(f"loupe     priors     {prior['file']}  ({prior['license']}; {prior['source']})")
-    emit("".join(f"{line}\n" for line in lines), None)
+    emit(_text(lines), None)
+
+
+def _text(lines: list[str]) -> str:
+    """Lines for the terminal: a table may be one a user generated from any source tree."""
+    return "".join(f"{for_terminal(line)}\n" for line in lines)
 
 
 @tables_app.command("show")
@@ -165,7 +171,8 @@ def cmd_show(
 ) -> None:
     """Show one shipped table (summary), or one syscall's row."""
     table = uk.load_unikraft_table(version)
-    emit(f"Unikraft {table.release} (commit {table.commit}) from {table.source}; generator {table.generator}\n", None)
+    head = f"Unikraft {table.release} (commit {table.commit}) from {table.source}; generator {table.generator}"
+    emit(_text([head]), None)
     if syscall is None:
         emit(_summary(table), None)
         return
@@ -203,7 +210,7 @@ def _summary(table: uk.UnikraftTable) -> str:
                 + (f"  [{'; '.join(extra)}]" if extra else "")
                 + (f"  [external: {s.external_status}]" if s.external_status and not extra else "")
             )
-    return "".join(f"{line}\n" for line in lines)
+    return _text(lines)
 
 
 def _row(s: uk.SyscallSupport, table: uk.UnikraftTable) -> str:
@@ -224,7 +231,7 @@ def _row(s: uk.SyscallSupport, table: uk.UnikraftTable) -> str:
             + (f" [{p.note}]" if p.note else "")
         )
         lines += _closure_lines(p.requires, table)
-    return "".join(f"{line}\n" for line in lines)
+    return _text(lines)
 
 
 def _closure_lines(requires: str | None, table: uk.UnikraftTable) -> list[str]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
+from uk_depscan.report.escape import for_json, for_terminal
 from uk_depscan.report.escape import for_markdown as md
-from uk_depscan.report.escape import for_terminal
 from uk_depscan.report.views import ChangeType, DiffKind, DiffReport
 
 _SIGN = {ChangeType.ADDED: "+", ChangeType.REMOVED: "-", ChangeType.CHANGED: "~"}
@@ -34,7 +34,7 @@ def render_diff_json(d: DiffReport) -> str:
         "new": d.new,
         "changes": [{"kind": c.kind, "item": c.item, "change": c.change, "detail": c.detail} for c in d.changes],
     }
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return json.dumps(for_json(doc), indent=2, sort_keys=True) + "\n"
 
 
 def render_diff_markdown(d: DiffReport) -> str:

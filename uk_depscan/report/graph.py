@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import networkx as nx
 
 from uk_depscan.model import EvidenceKind, Report, SupportStatus, TargetReport
+from uk_depscan.report.escape import dot_id, dot_label, for_json, for_xml
 
 GRAPH_SCHEMA_VERSION = 1
 STATUS_COLOURS = {
@@ -146,12 +148,14 @@ def to_json(g: nx.MultiDiGraph) -> str:
         "nodes": nodes,
         "edges": [{"source": a, "target": b, "kind": k} for a, b, k in edges],
     }
-    return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    return json.dumps(for_json(doc), indent=1, sort_keys=True) + "\n"
 
 
 def to_graphml(g: nx.MultiDiGraph) -> str:
+    """GraphML (well-formed XML 1.0): ids and string values through
+    :func:`~uk_depscan.report.escape.for_xml`, which is exact for every name XML can carry."""
     buf = io.BytesIO()
-    nx.write_graphml(_stable(g), buf)
+    nx.write_graphml(_stable(g, for_xml), buf)
     return buf.getvalue().decode("utf-8")
 
 
@@ -167,27 +171,25 @@ def to_dot(g: nx.MultiDiGraph) -> str:
         lines = [d["label"]] + (
             [f"{d.get('tier', '')} {d.get('status', '')}".strip()] if d["kind"] == "syscall" else []
         )
-        label = '"' + "\\n".join(_dot_escape(x) for x in lines if x) + '"'
-        dot.add_node(pydot.Node(_dot_id(n), label=label, shape=shape, color=colour))
+        label = '"' + "\\n".join(dot_label(x) for x in lines if x) + '"'
+        dot.add_node(pydot.Node(dot_id(n), label=label, shape=shape, color=colour))
     for a, b, d in sorted(view.edges(data=True)):
-        dot.add_edge(pydot.Edge(_dot_id(a), _dot_id(b), label=d["kind"]))
+        dot.add_edge(pydot.Edge(dot_id(a), dot_id(b), label=d["kind"]))  # our own edge kinds
     return dot.to_string()
 
 
-def _stable(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
+def _stable(g: nx.MultiDiGraph, clean: Callable[[str], str]) -> nx.MultiDiGraph:
+    """A copy in sorted order, node ids and string values through ``clean``."""
+
+    def attrs(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: clean(v) if isinstance(v, str) else v for k, v in d.items()}
+
     out = nx.MultiDiGraph()
-    out.add_nodes_from(sorted(g.nodes(data=True)))
+    out.add_nodes_from(sorted(((clean(n), attrs(d)) for n, d in g.nodes(data=True)), key=lambda x: x[0]))
     out.add_edges_from(
         sorted(
-            ((a, b, {"kind": d["kind"]}) for a, b, d in g.edges(data=True)), key=lambda e: (e[0], e[1], e[2]["kind"])
+            ((clean(a), clean(b), {"kind": clean(d["kind"])}) for a, b, d in g.edges(data=True)),
+            key=lambda e: (e[0], e[1], e[2]["kind"]),
         )
     )
     return out
-
-
-def _dot_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _dot_id(node: str) -> str:
-    return '"' + _dot_escape(node) + '"'

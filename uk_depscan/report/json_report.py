@@ -8,6 +8,8 @@ forged).  Each target's ``views`` are derived data: written for consumers, recom
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -60,6 +62,7 @@ from uk_depscan.model import (
     Tier,
     VersionProblem,
 )
+from uk_depscan.report.escape import BYTES_SUFFIX, for_json, json_text
 from uk_depscan.report.validate import first_problem
 from uk_depscan.report.views import target_views, with_views
 
@@ -282,7 +285,9 @@ def tree_to_dict(tree: LoadTree) -> dict[str, Any]:
 
 
 def render_json(report: Report) -> str:
-    return json.dumps(report_to_dict(report), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+    """The report as JSON: ASCII, valid Unicode throughout, exact bytes of non-UTF-8 paths in
+    ``<key>_bytes`` (:func:`~uk_depscan.report.escape.for_json`)."""
+    return json.dumps(for_json(report_to_dict(report)), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
 
 
 # -- dict -> Report -------------------------------------------------------------------------------
@@ -310,15 +315,33 @@ def report_from_dict(doc: dict[str, Any]) -> Report:
     if problem is not None:
         raise InputError(f"not a uk-depscan JSON report (schema_version 1): {problem}")
     try:
-        return with_views(_report(doc))
+        return with_views(_report(_exact_paths(doc)))
     except ValueError as err:  # an enum given a value the schema leaves open
         raise InputError(f"not a uk-depscan JSON report (schema_version 1): {err}") from err
+
+
+def _exact_paths(value: Any) -> Any:
+    """The document with each ``<key>_bytes`` put back into ``<key>`` as the exact (surrogate-
+    escaped) string it was written from, and dropped."""
+    if isinstance(value, list):
+        return [_exact_paths(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _exact_paths(v) for k, v in value.items() if not k.endswith(BYTES_SUFFIX)}
+    for key, encoded in value.items():
+        if key.endswith(BYTES_SUFFIX) and isinstance(encoded, str):
+            try:
+                raw = base64.b64decode(encoded, validate=True)
+            except binascii.Error as err:
+                raise ValueError(f"{key}: not base64") from err
+            out[key[: -len(BYTES_SUFFIX)]] = raw.decode("utf-8", "surrogateescape")
+    return out
 
 
 def _report(d: dict[str, Any]) -> Report:
     s = d["search"]
     targets = tuple(_target(t) for t in d["targets"])
-    names = [t.target for t in targets]
+    names = [json_text(t.target) for t in targets]  # as the matrix names them: exact bytes only in target_bytes
     uk = d["unikraft"]
     return Report(
         tool_version=d["tool"]["version"],
