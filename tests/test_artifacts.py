@@ -132,7 +132,9 @@ def test_libtorch_scaffold_registrations_match(real_wheels_dir: Path, tmp_path: 
     files = {p.name: p.read_text() for p in (tmp_path / "s").iterdir()}
     regs, defs = registrations_and_definitions(files)
     manifest = json.loads(files["scaffold.json"])
-    assert len(regs) >= 20 and set(regs) == set(defs)
+    # the priority model of issue 15 leaves little new-library work in libtorch_cpu against 0.17.0 (most
+    # rows are options to enable, kept stubs, or investigate; the rest belongs in existing libraries)
+    assert len(regs) >= 1 and set(regs) == set(defs)
     for s in manifest["syscalls"]:
         assert regs[s["name"]][0] == defs[s["name"]] == load_arg_table().by_number("x86_64", s["nr"]).nargs  # type: ignore[union-attr]
 

@@ -51,12 +51,13 @@ def test_one_kconfig_order_in_every_format(doc: dict[str, Any]) -> None:
     groups = report.targets[0].views.kconfig_groups if report.targets[0].views else ()
     counts = [len(g.syscalls) for g in groups]
     assert len(groups) > 3 and len(set(counts)) < len(counts)  # the fixture has ties to order
-    assert [(-len(g.syscalls), g.option) for g in groups] == sorted((-len(g.syscalls), g.option) for g in groups)
+    key = [(g.tier.rank if g.tier else 9, -len(g.syscalls), g.option) for g in groups]
+    assert key == sorted(key)
     expected = [(g.option, len(g.syscalls)) for g in groups]
     text = render_summary(report, width=400)
     md = render_markdown(report)
     html = render_html(report)
-    assert [(o, int(n)) for o, n in re.findall(r"^  enable (\S+): (\d+) syscalls", text, re.M)] == expected
+    assert [(o, int(n)) for o, n in re.findall(r"^    P\d (\S+): (\d+) syscalls", text, re.M)] == expected
     assert [(o.replace("\\_", "_"), int(n)) for o, n in re.findall(r"^- `(CONFIG\S+)`: (\d+) syscalls", md, re.M)] == (
         expected
     )
@@ -68,17 +69,19 @@ def test_one_kconfig_order_in_every_format(doc: dict[str, Any]) -> None:
 def test_kconfig_groups_sort_and_content() -> None:
     from uk_depscan.model import Gap
 
-    def gap(name: str, kconfig: str, status: SupportStatus = SupportStatus.NEEDS_KCONFIG) -> Gap:
-        return Gap(name, status, "full", "lib", kconfig, Action.ENABLE, Tier.P1, ())
+    def gap(name: str, kconfig: str, status: SupportStatus = SupportStatus.NEEDS_KCONFIG, tier: Tier = Tier.P1) -> Gap:
+        return Gap(name, status, "full", "lib", kconfig, Action.ENABLE, tier, ())
 
     gaps = (
         gap("b1", "CONFIG_B"),
         gap("a1", "CONFIG_A"),
         gap("c1", "CONFIG_C"),
         gap("c2", "CONFIG_C"),
+        gap("d1", "CONFIG_D", tier=Tier.P0),  # a more urgent option first, whatever its size
         gap("x", "CONFIG_X", SupportStatus.PROVIDED),
     )
     assert [(k.option, k.syscalls) for k in kconfig_groups(gaps)] == [
+        ("CONFIG_D", ("d1",)),
         ("CONFIG_C", ("c1", "c2")),
         ("CONFIG_A", ("a1",)),
         ("CONFIG_B", ("b1",)),
@@ -89,9 +92,20 @@ def test_top_actions_are_the_actionable_work(doc: dict[str, Any]) -> None:
     t = report_from_dict(doc).targets[0]
     v = build_target_views(t)
     assert [r.gap for r in v.rows] == list(t.gaps)
-    assert all(r.gap.status is not SupportStatus.NEEDS_KCONFIG for r in v.work)
+    assert all(r.gap.action is not Action.ENABLE for r in v.work)
     assert [r.gap for r in v.top_actions] == [r.gap for r in v.work if r.gap.tier is not Tier.P3]
     assert dict(v.tier_counts) == {tier: sum(g.tier is tier for g in t.gaps) for tier in Tier}
+    # every count equals the rows it summarises
+    enable = [g for g in t.gaps if g.action is Action.ENABLE]
+    assert sum(len(k.syscalls) for k in v.kconfig_groups) == len(enable)
+    assert sorted(n for k in v.kconfig_groups for n in k.syscalls) == sorted(g.name for g in enable)
+    assert dict(v.enable_tier_counts) == {tier: sum(g.tier is tier for g in enable) for tier in Tier}
+    assert dict(v.top_tier_counts) == {tier: sum(r.gap.tier is tier for r in v.top_actions) for tier in Tier}
+    assert sum(n for _, n in v.action_counts) == len(t.gaps) == sum(n for _, n in v.status_counts)
+    text = render_summary(report_from_dict(doc), width=400)
+    shown = re.search(r"^  work +(\d+) rows \(P0 (\d+), P1 (\d+), P2 (\d+), P3 (\d+)\)", text, re.M)
+    assert shown is not None and int(shown[1]) == len(v.top_actions)
+    assert [int(shown[i]) for i in (2, 3, 4, 5)] == [n for _, n in v.top_tier_counts]
     assert doc["targets"][0]["views"]["top_actions"] == [
         {"syscall": r.gap.name, "tier": r.gap.tier.value, "action": r.gap.action_label} for r in v.top_actions
     ]

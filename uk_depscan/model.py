@@ -154,6 +154,9 @@ class SupportStatus(StrEnum):
     PARTIAL = "partial"
     STUB = "stub"
     ABSENT = "absent"
+    # registered only by an external provider of another release (app-elfloader 0.16.3 on a 0.17
+    # core): neither provided (its registration does not build unchanged) nor absent (the code exists)
+    UNVERIFIED = "unverified"
 
     @property
     def rank(self) -> int:
@@ -165,8 +168,9 @@ _STATUS_RANK = {
     SupportStatus.ABSENT: 0,
     SupportStatus.STUB: 1,
     SupportStatus.PARTIAL: 2,
-    SupportStatus.NEEDS_KCONFIG: 3,
-    SupportStatus.PROVIDED: 4,
+    SupportStatus.UNVERIFIED: 3,
+    SupportStatus.NEEDS_KCONFIG: 4,
+    SupportStatus.PROVIDED: 5,
 }
 
 
@@ -221,6 +225,9 @@ class Action(StrEnum):
     STUB = "stub"
     KEEP = "keep"
     ENABLE = "enable"
+    # not enough evidence to choose between implement, fake and stub (no Loupe data, no known
+    # fallback): a stated uncertainty, counted apart from the work
+    INVESTIGATE = "investigate"
     NONE = "none"
 
     def label(self, kconfig: str | None = None) -> str:
@@ -246,8 +253,28 @@ _ACTION_LABELS = {
     Action.FAKE: "fake (return 0)",
     Action.STUB: "stub (ENOSYS)",
     Action.KEEP: "keep stub",
+    Action.INVESTIGATE: "investigate",
     Action.NONE: "none",
 }
+
+
+class ReachPath(StrEnum):
+    """How the target comes to make a syscall (strongest first; see :mod:`uk_depscan.unikraft.priority`)."""
+
+    STARTUP = "start-up"  # every dynamically linked start-up makes it (ld.so, libc initialisation)
+    NORMAL = "normal"  # the target's code (or a dependency's constructor) reaches it on a normal path
+    RARE = "rare start-up"  # only ld.so's rare paths: errors, --list/--verify, auditing, profiling, re-exec
+    FAILURE = "failure"  # only through failure functions (abort, assertion and fortify failures)
+
+
+class Evidence(StrEnum):
+    """How directly the target itself makes a syscall (strongest first)."""
+
+    OWN_SITE = "own site"  # a syscall instruction or a syscall() call in the target's own code
+    WRAPPER = "wrapper import"  # an import whose whole closure makes only a few syscalls (it wraps them)
+    IMPORT = "import"  # an import of the target reaches it through library code
+    INDIRECT = "indirect"  # only a dependency's constructor or a shared evidence chain reaches it
+    STARTUP = "start-up"  # the start-up baseline alone
 
 
 class NativeStatus(StrEnum):
@@ -413,6 +440,21 @@ class EvidenceStep:
 
 
 @dataclass(frozen=True)
+class Breadth:
+    """How directly the target's own code makes one syscall, on normal paths (failure paths aside).
+
+    ``imports`` counts the target's imports whose closure (through every object the loader binds
+    them to) makes the syscall; ``narrowest`` is the one among them whose closure makes the fewest
+    syscalls, ``narrowest_size`` that number: an import that makes little else (``read`` makes
+    ``read``) is stronger evidence than one that makes everything (``dlopen``)."""
+
+    own_sites: int
+    imports: int
+    narrowest: str | None
+    narrowest_size: int
+
+
+@dataclass(frozen=True)
 class SyscallFinding:
     number: int
     name: str
@@ -420,6 +462,8 @@ class SyscallFinding:
     kinds: tuple[EvidenceKind, ...]
     libraries: tuple[str, ...]
     chain: tuple[EvidenceStep, ...]
+    breadth: Breadth | None = None  # None: start-up baseline, or a report read back without it
+    rare: bool = False  # baseline only: reached only on ld.so's rare paths (see ReachPath.RARE)
     observed: bool | None = None  # None: no trace given (--observed)
 
 
@@ -483,6 +527,9 @@ class Gap:
     action: Action
     tier: Tier
     reasons: tuple[str, ...]
+    likelihood: float = 0.0  # estimated probability the target really makes it (unikraft.priority)
+    path: ReachPath = ReachPath.NORMAL
+    evidence: Evidence = Evidence.IMPORT
     observed: bool | None = None  # None: no trace given (--observed)
 
     @property
@@ -567,10 +614,32 @@ class Observation:
 # -- views: computed once from the facts (uk_depscan.report.views), read by every renderer --------
 @dataclass(frozen=True)
 class KconfigGroup:
-    """``enable CONFIG_X``: the needs-kconfig syscalls that one option provides."""
+    """``enable CONFIG_X``: the needs-kconfig syscalls that one option provides, and (from the
+    satisfiable option plan, :func:`uk_depscan.unikraft.options.options_for_syscalls`) what the
+    option needs (``requires``: its Kconfig requirement, e.g. ``LIBPOSIX_FUTEX && LIBPOSIX_PROCESS_CLONE``)
+    and what enabling it drags in (dependencies, selects, implies, defaults)."""
 
     option: str
     syscalls: tuple[str, ...]
+    requires: str = ""
+    drags_in: tuple[str, ...] = ()  # turned on with it, beyond the route's base configuration
+    tier: Tier | None = None  # the most urgent tier among its syscalls
+    already_on: bool = False  # on in the route's base configuration (e.g. implied by app-elfloader)
+    note: str = ""  # e.g. an unverified provider (app-elfloader of another release)
+
+
+@dataclass(frozen=True)
+class KconfigPlan:
+    """The options a target's ``enable`` gaps need, resolved to a satisfiable set: ``enable`` every
+    option to set y (closures included), ``keep_off`` the options that must stay n, and a note per
+    option left out because it excludes one that was kept (the alternative, and what it costs)."""
+
+    route: str
+    groups: tuple[KconfigGroup, ...]  # per option: the target's syscalls it enables
+    enable: tuple[str, ...]
+    keep_off: tuple[str, ...]
+    alternatives: tuple[str, ...]
+    verified: bool  # every closure in the plan was verified by kconfiglib when the tables were made
 
 
 @dataclass(frozen=True)
@@ -585,10 +654,13 @@ class GapRow:
 class TargetViews:
     """What the renderers show of one target, computed once.
 
-    ``kconfig_groups`` are sorted by syscall count, descending, then option name; ``rows`` are the
-    gaps in gap order with their evidence; ``work`` the rows whose action is not a Kconfig option;
-    ``top_actions`` the work still to do (tiers P0-P2).  ``status_counts`` lists the statuses
-    present (by name), ``tier_counts`` every tier (zeros included)."""
+    ``kconfig_groups`` are sorted by tier, then syscall count (descending), then option name;
+    ``rows`` are the gaps in gap order with their evidence; ``work`` the rows whose action is not a
+    Kconfig option; ``top_actions`` the work still to do (tiers P0-P2: implement, fake, stub,
+    investigate, and kept stubs to check).  Every count is over the rows it names:
+    ``status_counts`` (statuses present) and ``tier_counts`` (every tier) over all rows,
+    ``action_counts`` (actions present) over all rows, ``enable_tier_counts`` over the ``enable``
+    rows and ``top_tier_counts`` over ``top_actions``."""
 
     kconfig_groups: tuple[KconfigGroup, ...]
     rows: tuple[GapRow, ...]
@@ -596,6 +668,9 @@ class TargetViews:
     top_actions: tuple[GapRow, ...]
     status_counts: tuple[tuple[SupportStatus, int], ...]
     tier_counts: tuple[tuple[Tier, int], ...]
+    action_counts: tuple[tuple[Action, int], ...] = ()
+    enable_tier_counts: tuple[tuple[Tier, int], ...] = ()
+    top_tier_counts: tuple[tuple[Tier, int], ...] = ()
 
 
 # -- one target, one run --------------------------------------------------------------------------
@@ -615,6 +690,7 @@ class TargetReport:
     sha256: str | None = None
     views: TargetViews | None = None
     observation: Observation | None = None
+    kconfig: KconfigPlan | None = None
 
     @property
     def actionable_gaps(self) -> tuple[Gap, ...]:

@@ -23,14 +23,17 @@ from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.loader.paths import SearchConfig
 from uk_depscan.loader.resolve import LoadResult, resolve_tree
 from uk_depscan.model import (
+    Breadth,
     ElfSummary,
     Gap,
     ImportRecord,
+    KconfigPlan,
     LibcModel,
     LoadTree,
     MatrixRow,
     NativeRoute,
     ObservationScope,
+    ReachPath,
     Report,
     Route,
     SearchSettings,
@@ -53,6 +56,7 @@ from uk_depscan.unikraft.gaps import (
     binary_compat_findings,
     greedy_plan,
     native_symbol_gaps,
+    plan_kconfig,
     work_items,
 )
 from uk_depscan.unikraft.observed import apply_observation
@@ -87,6 +91,7 @@ class Options:
     unikraft: str | None = None
     unikraft_table: str | None = None
     route: Route = Route.BOTH
+    libc_implied: bool = False  # the libc model was not given: musl, implied by --route native
     wheel_limits: WheelLimits | None = None  # None: the defaults
     select: MemberFilter | None = None  # --include/--exclude on directory and wheel members
     observed: tuple[str, ...] = ()  # strace -f traces of a real run (--observed): evidence for the gaps
@@ -199,17 +204,18 @@ def _route_view(
             "(libc-symbol check skipped; `uk-depscan tables libmusl` generates one)",
         )
     if route is Route.NATIVE:
+        gaps, plan = target_gaps(r, table, priors, "native", with_baseline=False)
         return dataclasses.replace(
             r,
-            gaps=target_gaps(r, table.for_route("native"), priors, with_baseline=False),
+            gaps=gaps,
+            kconfig=plan,
             native=native_route(r, musl) if musl is not None else None,
             route=(),
             warnings=warnings,
         )
     native = native_route(r, musl) if route is Route.BOTH and musl is not None else None
-    return dataclasses.replace(
-        r, gaps=target_gaps(r, table.for_route("binary-compat"), priors), native=native, warnings=warnings
-    )
+    gaps, plan = target_gaps(r, table, priors, "binary-compat")
+    return dataclasses.replace(r, gaps=gaps, kconfig=plan, native=native, warnings=warnings)
 
 
 def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute:
@@ -218,25 +224,31 @@ def native_route(report: TargetReport, musl: LibmuslAvailability) -> NativeRoute
 
 
 def target_gaps(
-    report: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], with_baseline: bool = True
-) -> tuple[Gap, ...]:
-    """Everything reachable, plus (binary-compatibility route) the start-up baseline."""
+    report: TargetReport, table: UnikraftTable, priors: dict[str, LoupePrior], route: str, with_baseline: bool = True
+) -> tuple[tuple[Gap, ...], KconfigPlan | None]:
+    """Everything reachable, plus (binary-compatibility route) the start-up baseline, each with its
+    path class and the breadth of its evidence (see :mod:`uk_depscan.unikraft.priority`); the
+    ``enable`` gaps' options resolved to one satisfiable set.  ``table`` is the full table.  Only
+    names of the target architecture's Linux syscalls become gaps: a recovered number that is not
+    one (``syscall(-1)``) is reported by the syscall stage, never planned for."""
     if report.syscalls is None:
-        return ()
-    names: dict[str, tuple[bool, bool]] = {f.name: (False, f.failure_only) for f in report.syscalls.syscalls}
-    for f in report.syscalls.baseline if with_baseline else ():
-        names[f.name] = (True, False)  # start-up: on the path, and a normal path
+        return (), None
+    linux = load_linux_table(report.syscalls.arch.value)
+    names = {n: v for n, v in reach_paths(report.syscalls, with_baseline).items() if n in linux}
     obs = report.observation
     if obs is not None and obs.scope is ObservationScope.LIBRARY:
         for n in obs.unreached:  # the target's code made it, the static answer missed it
-            names.setdefault(n, (False, False))
+            if n in linux:
+                names.setdefault(n, (ReachPath.NORMAL, None))
+    view = table.for_route(route)
+    gaps, plan = plan_kconfig(assess_all(names, view, priors), table, route, priors, names)
     findings = {f.name: f for f in report.syscalls.baseline}
     findings.update({f.name: f for f in report.syscalls.syscalls})  # the target's own chain wins
-    gaps = tuple(_with_blame(g, findings.get(g.name)) for g in assess_all(names, table, priors))
+    gaps = tuple(_with_blame(g, findings.get(g.name)) for g in gaps)
     if obs is None:
-        return gaps
+        return gaps, plan
     baseline = {f.name for f in report.syscalls.baseline} if with_baseline else set()
-    return apply_observation(gaps, observed_for_gaps(obs, baseline), frozenset(obs.unreached))
+    return apply_observation(gaps, observed_for_gaps(obs, baseline), frozenset(obs.unreached)), plan
 
 
 def with_observation(r: TargetReport, traces: tuple[Trace, ...]) -> TargetReport:
@@ -264,6 +276,22 @@ def with_observation(r: TargetReport, traces: tuple[Trace, ...]) -> TargetReport
     if obs.scope is ObservationScope.LIBRARY and not obs.matched:
         warnings += (f"--observed: {obs.rule}",)
     return dataclasses.replace(r, syscalls=marked, observation=obs, warnings=warnings)
+
+
+_PATH_ORDER = (ReachPath.STARTUP, ReachPath.NORMAL, ReachPath.RARE, ReachPath.FAILURE)
+
+
+def reach_paths(s: SyscallReport, with_baseline: bool = True) -> dict[str, tuple[ReachPath, Breadth | None]]:
+    """Syscall name -> (strongest path class, breadth of the target's evidence)."""
+    out: dict[str, tuple[ReachPath, Breadth | None]] = {
+        f.name: (ReachPath.FAILURE if f.failure_only else ReachPath.NORMAL, f.breadth) for f in s.syscalls
+    }
+    for f in s.baseline if with_baseline else ():
+        path = ReachPath.RARE if f.rare else ReachPath.STARTUP
+        old = out.get(f.name)
+        if old is None or _PATH_ORDER.index(path) < _PATH_ORDER.index(old[0]):
+            out[f.name] = (path, old[1] if old else None)
+    return out
 
 
 def _with_blame(gap: Gap, f: SyscallFinding | None) -> Gap:
@@ -340,6 +368,11 @@ def _bind_and_scan(
         )
     )
     warnings += [f"{inputs.display(tree.objects[i].path)}: symbols skipped: {why}" for i, why in bindings.skipped]
+    if options.syscalls and options.libc_implied:
+        warnings.append(
+            f"libc model {options.libc_model}: implied by --route native (a rebuild against lib-musl runs "
+            "musl's code); pass --libc to choose another"
+        )
     if options.syscalls and options.libc_model is LibcModel.MUSL:
         warnings.append(MUSL_WARNING)
     syscalls = None

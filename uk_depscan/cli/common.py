@@ -58,7 +58,7 @@ class CommonOptions:
     verbose: int = 0
     quiet: bool = False
     traceback: bool = False
-    libc: LibcModel = LibcModel.AUTO
+    libc: LibcModel | None = None  # None: not given (auto, or musl under --route native)
     entry: tuple[str, ...] = ()
     no_cache: bool = False
     unikraft: str | None = None
@@ -74,13 +74,22 @@ class CommonOptions:
         conf = str(self.ld_so_conf) if self.ld_so_conf else None
         return SearchConfig(root=self.root, library_path=dirs, ld_so_conf=conf, use_cache=not self.no_ld_cache)
 
+    @property
+    def libc_model(self) -> LibcModel:
+        """The libc model: as given, else musl for ``--route native`` (a rebuild against lib-musl
+        runs musl's code, not glibc's), else auto."""
+        if self.libc is not None:
+            return self.libc
+        return LibcModel.MUSL if self.route is Route.NATIVE else LibcModel.AUTO
+
     def analysis(self, *, symbols: bool = True, syscalls: bool = True) -> Options:
         from uk_depscan.pipeline import Options
 
         return Options(
             symbols=symbols,
             syscalls=syscalls,
-            libc_model=self.libc,
+            libc_model=self.libc_model,
+            libc_implied=self.libc is None and self.route is Route.NATIVE,
             entries=self.entry,
             no_cache=self.no_cache,
             unikraft=self.unikraft,
@@ -122,12 +131,13 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "quiet": (bool, typer.Option(False, "--quiet", "-q", help="No summary on stderr.")),
     "traceback": (bool, typer.Option(False, "--traceback", help="Show the Python traceback on errors.")),
     "libc": (
-        LibcModel,
+        LibcModel | None,
         typer.Option(
-            LibcModel.AUTO,
+            None,
             "--libc",
             help="libc model: auto (libraries on disk, shipped glibc tables for missing ones), "
-            "glibc (shipped Debian 12 glibc 2.36 tables), musl (shipped musl 1.2.3, native route).",
+            "glibc (shipped Debian 12 glibc 2.36 tables), musl (shipped musl 1.2.3). "
+            "Default: musl with --route native, else auto.",
         ),
     ),
     "entry": (

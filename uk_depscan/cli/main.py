@@ -112,8 +112,14 @@ def progress_text(msg: str) -> str:
 def _stderr_summary(report: Report, quiet: bool) -> None:
     if quiet:
         return
+    from uk_depscan.report.views import target_views
+
     for t in report.targets:
-        gaps = f", {len(t.actionable_gaps)} Unikraft gaps to act on" if t.syscalls is not None else ""
+        gaps = ""
+        if t.syscalls is not None:
+            v = target_views(t)
+            enable = sum(n for _, n in v.enable_tier_counts)
+            gaps = f", Unikraft: {enable} syscalls behind Kconfig options, {len(v.top_actions)} rows of work"
         stderr_line(
             f"uk-depscan: {t.target}: {len(t.tree.objects) - 1} libraries, "
             f"{len(t.tree.missing)} missing, {len(t.unresolved)} unresolved imports{gaps}"

@@ -21,14 +21,18 @@ from uk_depscan.model import (
     Arch,
     Attempt,
     BelowSyscall,
+    Breadth,
     Confidence,
     DlopenTarget,
     ElfSummary,
+    Evidence,
     EvidenceKind,
     EvidenceStep,
     FoundVia,
     Gap,
     ImportRecord,
+    KconfigGroup,
+    KconfigPlan,
     LibcModel,
     LoadedObject,
     LoadTree,
@@ -40,6 +44,7 @@ from uk_depscan.model import (
     Observation,
     ObservationScope,
     PlanStep,
+    ReachPath,
     Report,
     RequestRecord,
     RouteFinding,
@@ -141,6 +146,7 @@ def target_to_dict(t: TargetReport) -> dict[str, Any]:
                 {"name": g.name, "version": g.version, "status": g.status, "detail": g.detail} for g in t.native.symbols
             ],
         },
+        "kconfig": None if t.kconfig is None else kconfig_to_dict(t.kconfig),
         "views": views_to_dict(target_views(t)),
         **({} if t.observation is None else {"observation": observation_to_dict(t)}),
     }
@@ -170,6 +176,29 @@ def observation_to_dict(t: TargetReport) -> dict[str, Any]:
     }
 
 
+def _group(k: KconfigGroup) -> dict[str, Any]:
+    return {
+        "option": k.option,
+        "syscalls": list(k.syscalls),
+        "requires": k.requires,
+        "drags_in": list(k.drags_in),
+        "tier": None if k.tier is None else k.tier.value,
+        "already_on": k.already_on,
+        "note": k.note,
+    }
+
+
+def kconfig_to_dict(k: KconfigPlan) -> dict[str, Any]:
+    return {
+        "route": k.route,
+        "options": [_group(g) for g in k.groups],
+        "enable": list(k.enable),
+        "keep_off": list(k.keep_off),
+        "alternatives": list(k.alternatives),
+        "verified": k.verified,
+    }
+
+
 def gap_to_dict(g: Gap) -> dict[str, Any]:
     return {
         "name": g.name,
@@ -181,15 +210,25 @@ def gap_to_dict(g: Gap) -> dict[str, Any]:
         "tier": g.tier,
         "reasons": list(g.reasons),
         **({} if g.observed is None else {"observed": g.observed}),
+        "likelihood": g.likelihood,
+        "path": g.path,
+        "evidence": g.evidence,
     }
 
 
 def views_to_dict(v: TargetViews) -> dict[str, Any]:
     return {
-        "kconfig_groups": [{"option": k.option, "syscalls": list(k.syscalls)} for k in v.kconfig_groups],
+        "kconfig_groups": [_group(k) for k in v.kconfig_groups],
         "top_actions": [
             {"syscall": r.gap.name, "tier": r.gap.tier, "action": r.gap.action_label} for r in v.top_actions
         ],
+        "counts": {
+            "status": {k.value: n for k, n in v.status_counts},
+            "tier": {k.value: n for k, n in v.tier_counts},
+            "action": {k.value: n for k, n in v.action_counts},
+            "enable_tier": {k.value: n for k, n in v.enable_tier_counts},
+            "top_tier": {k.value: n for k, n in v.top_tier_counts},
+        },
     }
 
 
@@ -202,6 +241,8 @@ def finding_to_dict(f: SyscallFinding) -> dict[str, Any]:
         "libraries": list(f.libraries),
         "chain": [{"kind": s.kind, "library": s.library, "symbol": s.symbol, "detail": s.detail} for s in f.chain],
         **({} if f.observed is None else {"observed": f.observed}),
+        "breadth": None if f.breadth is None else asdict(f.breadth),
+        "rare": f.rare,
     }
 
 
@@ -391,6 +432,27 @@ def _target(t: dict[str, Any]) -> TargetReport:
         route=tuple(RouteFinding(Severity(r["severity"]), r["object"], r["problem"]) for r in t["binary_compat"]),
         sha256=t["sha256"],
         observation=_observation(t.get("observation")),
+        kconfig=_kconfig(t.get("kconfig")),  # absent from reports written before the option plan
+    )
+
+
+def _kconfig(k: dict[str, Any] | None) -> KconfigPlan | None:
+    if k is None:
+        return None
+    groups = tuple(
+        KconfigGroup(
+            g["option"],
+            tuple(g["syscalls"]),
+            g["requires"],
+            tuple(g["drags_in"]),
+            Tier(g["tier"]) if g["tier"] else None,
+            g["already_on"],
+            g["note"],
+        )
+        for g in k["options"]
+    )
+    return KconfigPlan(
+        k["route"], groups, tuple(k["enable"]), tuple(k["keep_off"]), tuple(k["alternatives"]), k["verified"]
     )
 
 
@@ -447,6 +509,9 @@ def _gap(g: dict[str, Any]) -> Gap:
         action,
         Tier(g["tier"]),
         tuple(g["reasons"]),
+        float(g.get("likelihood", 0.0)),
+        ReachPath(g.get("path", ReachPath.NORMAL.value)),
+        Evidence(g.get("evidence", Evidence.IMPORT.value)),
         g.get("observed"),
     )
 
@@ -491,8 +556,18 @@ def _syscalls(s: dict[str, Any]) -> SyscallReport:
     def finding(f: dict[str, Any]) -> SyscallFinding:
         chain = tuple(EvidenceStep(EvidenceKind(c["kind"]), c["library"], c["symbol"], c["detail"]) for c in f["chain"])
         kinds = tuple(EvidenceKind(k) for k in f["kinds"])
+        b = f.get("breadth")  # absent from reports written before the priority model (additive field)
+        breadth = None if b is None else Breadth(b["own_sites"], b["imports"], b["narrowest"], b["narrowest_size"])
         return SyscallFinding(
-            f["number"], f["name"], f["failure_only"], kinds, tuple(f["libraries"]), chain, f.get("observed")
+            f["number"],
+            f["name"],
+            f["failure_only"],
+            kinds,
+            tuple(f["libraries"]),
+            chain,
+            breadth,
+            bool(f.get("rare", False)),
+            f.get("observed"),
         )
 
     sites = tuple(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uk_depscan.model import NativeRoute, NativeStatus, Report, TargetReport
+from uk_depscan.model import NativeRoute, NativeStatus, Report, TargetReport, Tier
 from uk_depscan.names import demangle
 from uk_depscan.report.escape import for_markdown as md
 from uk_depscan.report.views import target_views
@@ -68,7 +68,8 @@ def _target(t: TargetReport) -> list[str]:
         failure = sum(f.failure_only for f in s.syscalls)
         out.append(
             f"| syscalls | {len(s.syscalls) - failure} reachable, {failure} failure-only, "
-            f"{len(s.baseline)} start-up baseline (libc model {md(s.libc_model)}) |"
+            f"{sum(not f.rare for f in s.baseline)} start-up baseline (+ {sum(f.rare for f in s.baseline)} on rare "
+            f"paths; libc model {md(s.libc_model)}) |"
         )
     out.append("")
     for m in t.tree.missing:
@@ -111,23 +112,48 @@ def _gaps(t: TargetReport) -> list[str]:
     if not t.gaps:
         return []
     v = target_views(t)
-    out = ["### Kconfig options to enable", ""]
-    out += [f"- `{md(k.option)}`: {len(k.syscalls)} syscalls ({md(', '.join(k.syscalls))})" for k in v.kconfig_groups]
+    enable = sum(n for _, n in v.enable_tier_counts)
+    out = [
+        f"{len(v.rows)} syscalls; tiers {_tier_counts(v.tier_counts)}.",
+        "",
+        f"### Kconfig options to enable ({len(v.kconfig_groups)} options for {enable} syscalls: "
+        f"{_tier_counts(v.enable_tier_counts)})",
+        "",
+    ]
+    for k in v.kconfig_groups:
+        extra = [
+            *(["already on in the route's base configuration"] if k.already_on else []),
+            *(
+                [f"requires `{md(k.requires)}`"]
+                if k.requires and k.requires != k.option.removeprefix("CONFIG_")
+                else []
+            ),
+            *([f"drags in {md(', '.join(k.drags_in))}"] if k.drags_in else []),
+            *([md(k.note)] if k.note else []),
+        ]
+        out.append(
+            f"- `{md(k.option)}`: {len(k.syscalls)} syscalls ({md(', '.join(k.syscalls))})"
+            + (f" — {k.tier}" if k.tier else "")
+            + (f"; {'; '.join(extra)}" if extra else "")
+        )
+    out += [f"- left out: {md(a)}" for a in (t.kconfig.alternatives if t.kconfig is not None else ())]
     observed = t.observation is not None
     out += [
         "",
-        "### Gaps by priority",
+        f"### Gaps by priority (work: {len(v.top_actions)} rows, {_tier_counts(v.top_tier_counts)})",
         "",
-        "| tier | syscall | Unikraft | action | " + ("observed | " if observed else "") + "reasons | first evidence |",
-        "|---|---|---|---|" + ("---|" if observed else "") + "---|---|",
+        "| tier | syscall | Unikraft | action | likelihood | "
+        + ("observed | " if observed else "")
+        + "reasons | first evidence |",
+        "|---|---|---|---|---|" + ("---|" if observed else "") + "---|---|",
     ]
     for row in v.work:
         g, chain = row.gap, row.evidence.chain if row.evidence else ()
         first = " → ".join(md(demangle(s.symbol.split("@", 1)[0])) for s in chain[:3])
         seen = ("yes | " if g.observed else "no | ") if observed else ""
         out.append(
-            f"| {g.tier} | {md(g.name)} | {md(g.status)}: {md(g.detail)} | {md(g.action_label)} | {seen}"
-            f"{md('; '.join(g.reasons))} | {first} |"
+            f"| {g.tier} | {md(g.name)} | {md(g.status)}: {md(g.detail)} | {md(g.action_label)} | "
+            f"{g.likelihood:.2f} ({g.evidence}) | {seen}{md('; '.join(g.reasons))} | {first} |"
         )
     return out + _observation(t)
 
@@ -154,3 +180,7 @@ def _observation(t: TargetReport) -> list[str]:
     if o.unknown:
         out.append(f"- not syscalls of this architecture: {md(' '.join(o.unknown))}")
     return out
+
+
+def _tier_counts(pairs: tuple[tuple[Tier, int], ...]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in pairs)

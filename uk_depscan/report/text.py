@@ -7,6 +7,7 @@ Strings from binaries go into ``rich.text.Text`` objects (never markup) after
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
@@ -14,11 +15,14 @@ from rich.text import Text
 from rich.tree import Tree
 
 from uk_depscan.model import (
+    Action,
     EvidenceStep,
     FoundVia,
+    Gap,
     LoadTree,
     MissingLibrary,
     NativeStatus,
+    ReachPath,
     Report,
     Severity,
     SyscallReport,
@@ -198,7 +202,8 @@ def _facts(t: TargetReport) -> Table:
     facts.add_row(
         _t("imports"),
         _t(
-            f"{len(t.imports)} bound, {len(t.unresolved)} unresolved, {len(t.unresolved_weak)} weak unresolved",
+            f"{len(t.imports)}: {len(t.imports) - len(t.unresolved) - len(t.unresolved_weak)} bound, "
+            f"{len(t.unresolved)} unresolved, {len(t.unresolved_weak)} weak unresolved",
             "red" if t.unresolved else "",
         ),
     )
@@ -262,7 +267,8 @@ def _syscall_section(con: Console, s: SyscallReport, verbose: bool) -> None:
     con.print(
         _t(
             f"syscalls      {len(normal)} reachable + {len(failure)} only on failure paths "
-            f"({scope}; libc model {s.libc_model}); start-up baseline {len(s.baseline)}",
+            f"({scope}; libc model {s.libc_model}); start-up baseline {sum(not f.rare for f in s.baseline)} "
+            f"(+ {sum(f.rare for f in s.baseline)} on rare paths)",
             "bold",
         )
     )
@@ -283,23 +289,55 @@ def _syscall_section(con: Console, s: SyscallReport, verbose: bool) -> None:
 
 def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
     v = target_views(t)
+    rows = len(v.rows)
     con.print(
         _t(
-            "unikraft      "
-            + ", ".join(f"{k} {n}" for k, n in v.status_counts)
-            + "  |  "
-            + ", ".join(f"{k} {n}" for k, n in v.tier_counts if n),
+            f"unikraft      {rows} syscalls: " + ", ".join(f"{k} {n}" for k, n in v.status_counts),
             "bold",
         )
     )
+    con.print(_t(f"  tiers       {_counts(v.tier_counts)} (all {rows} rows)"))
+    enable = sum(n for _, n in v.enable_tier_counts)
+    if v.kconfig_groups:
+        already = sum(1 for k in v.kconfig_groups if k.already_on)
+        con.print(
+            _t(
+                f"  enable      {len(v.kconfig_groups)} options for {enable} syscalls ({_counts(v.enable_tier_counts)})"
+                + (f"; {already} already on in the route's base configuration" if already else "")
+            )
+        )
     for group in v.kconfig_groups:
         names = group.syscalls
-        more = ", ..." if len(names) > 8 else ""
-        con.print(_t(f"  enable {group.option}: {len(names)} syscalls ({', '.join(names[:8])}{more})"))
-    work = v.work if verbose else v.top_actions
+        more = ", ..." if len(names) > 8 and not verbose else ""
+        extra = []
+        if group.already_on:
+            extra.append("already on: keep it")
+        if group.requires and group.requires != group.option.removeprefix("CONFIG_"):
+            extra.append(f"requires {group.requires}")
+        if group.drags_in:
+            extra.append("drags in " + ", ".join(group.drags_in))
+        if group.note:
+            extra.append(group.note)
+        con.print(
+            _t(
+                f"    {group.tier or '-'} {group.option}: {len(names)} syscalls "
+                f"({', '.join(names[: None if verbose else 8])}{more})" + (f" [{'; '.join(extra)}]" if extra else "")
+            )
+        )
+    for note in t.kconfig.alternatives if t.kconfig is not None else ():
+        con.print(_t(f"    left out: {note}", "yellow"))
+    top = v.top_actions
+    acts = Counter(r.gap.action for r in top)
+    con.print(
+        _t(
+            f"  work        {len(top)} rows ({_counts(v.top_tier_counts)}): "
+            + (", ".join(f"{_action_word(a)} {acts[a]}" for a in Action if acts.get(a)) or "none")
+        )
+    )
+    work = v.work if verbose else top
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     observed = t.observation is not None
-    for col in ("tier", "syscall", "unikraft", "action", *(("observed",) if observed else ()), "why"):
+    for col in ("tier", "syscall", "unikraft", "action", "L", *(("observed",) if observed else ()), "why"):
         table.add_column(col, overflow="fold")
     for row in work[: None if verbose else 15]:
         g = row.gap
@@ -309,8 +347,9 @@ def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
             _t(g.name),
             _t(f"{g.status}: {g.detail}"),
             _t(g.action_label),
+            _t(f"{g.likelihood:.2f}"),
             *seen,
-            _t("; ".join(_short_reason(r) for r in g.reasons if not _observation_reason(r))),
+            _t("; ".join(r for r in (g.reasons if verbose else _short_reasons(g)) if not _observation_reason(r))),
         )
     if work:
         con.print(table)
@@ -352,12 +391,36 @@ def _observation_section(con: Console, t: TargetReport, verbose: bool) -> None:
         con.print(_t("  not observed: " + " ".join(f.name for f in unseen), "dim"))
 
 
+def _counts(pairs: tuple[tuple[Tier, int], ...]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in pairs)
+
+
+def _action_word(a: Action) -> str:
+    return {Action.KEEP: "keep (check the stub)", Action.NONE: "none"}.get(a, a.value)
+
+
+_DETAIL_PREFIXES = (
+    "evidence: ",
+    "Loupe: used by",
+    "no Loupe data",
+    "likelihood ",
+    "needed via ",
+    "on the start-up path",
+    "start-up baseline, rare part only",
+    "reached only on failure paths",
+    "Unikraft stub: ",
+)
+
+
+def _short_reasons(g: Gap) -> list[str]:
+    """The reasons that decided the action and tier, without the signal details (``-v`` and JSON
+    carry every reason)."""
+    head = f"{g.evidence}" + ("" if g.path is ReachPath.NORMAL else f", {g.path}")
+    return [head, *(_short_reason(r) for r in g.reasons if not r.startswith(_DETAIL_PREFIXES) and r != g.detail)]
+
+
 def _short_reason(reason: str) -> str:
-    if reason.startswith("Loupe: used by "):
-        nums = [int(x) for x in reason.replace(",", "").split() if x.isdecimal()]
-        if len(nums) == 4:
-            return f"Loupe: required {nums[1]}/{nums[0]}, stubbable {nums[2]}, fakeable {nums[3]}"
-    return reason.replace(" (ld.so/libc initialisation)", "")
+    return reason.split(" (glibc ", 1)[0].split(" (libgomp ", 1)[0].split(" (libuv ", 1)[0].split(" (libstdc++ ", 1)[0]
 
 
 def _step(step: EvidenceStep) -> str:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from uk_depscan.model import (
+    Action,
     EvidenceKind,
     Gap,
     GapRow,
@@ -48,28 +50,42 @@ def target_views(t: TargetReport) -> TargetViews:
 
 def build_target_views(t: TargetReport) -> TargetViews:
     rows = tuple(GapRow(g, f) for g, f in zip(t.gaps, _evidence(t), strict=True))
-    work = tuple(r for r in rows if r.gap.status is not SupportStatus.NEEDS_KCONFIG)
+    work = tuple(r for r in rows if r.gap.action is not Action.ENABLE)
+    top = tuple(r for r in work if r.gap.tier.actionable)
+    enable = [r.gap for r in rows if r.gap.action is Action.ENABLE]
     statuses = Counter(g.status for g in t.gaps)
-    tiers = Counter(g.tier for g in t.gaps)
+    actions = Counter(g.action for g in t.gaps)
     return TargetViews(
-        kconfig_groups=kconfig_groups(t.gaps),
+        kconfig_groups=t.kconfig.groups if t.kconfig is not None else kconfig_groups(t.gaps),
         rows=rows,
         work=work,
-        top_actions=tuple(r for r in work if r.gap.tier.actionable),
+        top_actions=top,
         status_counts=tuple(sorted(statuses.items(), key=lambda kv: kv[0].value)),
-        tier_counts=tuple((tier, tiers.get(tier, 0)) for tier in Tier),
+        tier_counts=_tiers(t.gaps),
+        action_counts=tuple((a, actions[a]) for a in Action if actions.get(a)),
+        enable_tier_counts=_tiers(enable),
+        top_tier_counts=_tiers([r.gap for r in top]),
     )
 
 
+def _tiers(gaps: Iterable[Gap]) -> tuple[tuple[Tier, int], ...]:
+    counts = Counter(g.tier for g in gaps)
+    return tuple((tier, counts.get(tier, 0)) for tier in Tier)
+
+
 def kconfig_groups(gaps: tuple[Gap, ...]) -> tuple[KconfigGroup, ...]:
-    """One group per option that needs-kconfig syscalls wait for, syscalls in gap order; groups by
-    syscall count (descending), then option name — the one order every format shows."""
-    options: dict[str, list[str]] = {}
+    """One group per option that ``enable`` gaps wait for, syscalls in gap order, for a report
+    without an option plan (built by hand, or read back from an older JSON): groups by tier, then
+    syscall count (descending), then option name — the order the option plan uses too."""
+    options: dict[str, list[Gap]] = {}
     for g in gaps:
-        if g.status is SupportStatus.NEEDS_KCONFIG:
-            options.setdefault(g.kconfig or "its library", []).append(g.name)
-    groups = (KconfigGroup(option, tuple(names)) for option, names in options.items())
-    return tuple(sorted(groups, key=lambda k: (-len(k.syscalls), k.option)))
+        if g.action is Action.ENABLE and g.status in (SupportStatus.NEEDS_KCONFIG, SupportStatus.UNVERIFIED):
+            options.setdefault(g.kconfig or "its library", []).append(g)
+    groups = (
+        KconfigGroup(option, tuple(g.name for g in mine), tier=min((g.tier for g in mine), key=lambda t: t.rank))
+        for option, mine in options.items()
+    )
+    return tuple(sorted(groups, key=lambda k: (k.tier.rank if k.tier else 9, -len(k.syscalls), k.option)))
 
 
 def _evidence(t: TargetReport) -> list[SyscallFinding | None]:

@@ -29,6 +29,7 @@ from uk_depscan.loader.binding import SymbolBindings
 from uk_depscan.loader.resolve import LoadResult
 from uk_depscan.model import (
     Arch,
+    Breadth,
     Confidence,
     EvidenceKind,
     EvidenceStep,
@@ -49,8 +50,10 @@ from uk_depscan.syscalls.closure import (
     Site,
     close_over_bindings,
 )
+from uk_depscan.syscalls.evidence import SyscallBreadth, breadth
 from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.requests import request_records
+from uk_depscan.syscalls.startup import split_baseline
 from uk_depscan.syscalls.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
 
 if TYPE_CHECKING:  # imported when first needed: the engine pulls in capstone
@@ -94,6 +97,8 @@ class SyscallAnalysis:
     libc_model: str
     entries: tuple[str, ...]
     unknown_sites: int
+    breadth: Mapping[int, SyscallBreadth] = dataclasses.field(default_factory=dict)
+    baseline_rare: frozenset[int] = frozenset()  # baseline syscalls made only on ld.so's rare paths
 
 
 class EngineSummary:
@@ -244,19 +249,20 @@ def analyze_syscalls(
     root = summaries.get(0)
     roots = _root_entries(root, entries) if isinstance(root, EngineSummary) else []
     reached = close_over_bindings(roots, summaries, bind)
+    strength = breadth(roots, summaries, bind)  # how directly the target itself makes each syscall
     # Constructors of the dependencies run at load too; they add only what the target's own code
     # does not already explain (so blame chains start in the target whenever they can).
     ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
     reached.update({n: r for n, r in ctors.items() if n not in reached})
-    baseline = close_over_bindings(
-        _baseline_roots(result, summaries, fallback, libc_model), summaries, bind, root_kind="baseline"
-    )
+    baseline, rare = split_baseline(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind)
     if isinstance(root, EngineSummary):
         reached = {n: _name_root_caller(r, root) for n, r in reached.items()}
     root_sites = root.scan.sites if isinstance(root, EngineSummary) else ()
     root_requests = root.scan.requests if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not s.numbers)
-    return SyscallAnalysis(reached, baseline, root_sites, root_requests, tuple(sources), libc_model, entries, unknown)
+    return SyscallAnalysis(
+        reached, baseline, root_sites, root_requests, tuple(sources), libc_model, entries, unknown, strength, rare
+    )
 
 
 def _name_root_caller(r: ReachedSyscall, root: EngineSummary) -> ReachedSyscall:
@@ -354,12 +360,14 @@ def _baseline_roots(
     shipped_nodes: dict[str, int] = {}
     for soname, entry in MUSL_BASELINE_ENTRIES if model == "musl" else BASELINE_ENTRIES:
         idx = by_name.get(soname)
-        if idx is not None and idx in summaries and model != "musl":
-            roots.append((idx, entry))
-        elif soname in fallback and (soname.startswith("libc") or _arch_loader(result, soname)):
+        # the shipped model first: it carries the split of ld.so's rare paths, made with the loader's
+        # debug symbols (uk_depscan.syscalls.startup), which an installed ld.so lacks
+        if soname in fallback and (soname.startswith("libc") or _arch_loader(result, soname)):
             node = shipped_nodes.setdefault(soname, SHIPPED_BASE + 500 + len(shipped_nodes))
             summaries[node] = fallback[soname]
             roots.append((node, entry))
+        elif idx is not None and idx in summaries and model != "musl":
+            roots.append((idx, entry))
     if interp and not roots:
         log.debug("no loader summary available for %s", interp)
     return roots
@@ -376,11 +384,20 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
     def name(n: int) -> str:
         return table.name_of(n) or f"syscall_{n}"
 
-    def finding(r: ReachedSyscall) -> SyscallFinding:
+    def finding(r: ReachedSyscall, with_breadth: bool = False) -> SyscallFinding:
         chain = tuple(EvidenceStep(EvidenceKind(s.kind), display(s.library), s.symbol, s.detail) for s in r.chain)
         kinds = tuple(EvidenceKind(k) for k in r.kinds)
+        b = analysis.breadth.get(r.number)
         return SyscallFinding(
-            r.number, name(r.number), r.failure_only, kinds, tuple(display(lib) for lib in r.libraries), chain
+            r.number,
+            name(r.number),
+            r.failure_only,
+            kinds,
+            tuple(display(lib) for lib in r.libraries),
+            chain,
+            (Breadth(b.own_sites, b.imports, b.narrowest, b.narrowest_size) if b else Breadth(0, 0, None, 0))
+            if with_breadth
+            else None,
         )
 
     sites = tuple(
@@ -400,8 +417,14 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
         Arch(arch),
         LibcModel(analysis.libc_model),
         analysis.entries,
-        tuple(finding(analysis.reached[n]) for n in sorted(analysis.reached)),
-        tuple(finding(analysis.baseline[n]) for n in sorted(analysis.baseline)),
+        tuple(finding(analysis.reached[n], with_breadth=True) for n in sorted(analysis.reached)),
+        tuple(
+            # failure-only (abort, assertion) or rare-path only: not what a start-up makes
+            dataclasses.replace(
+                finding(analysis.baseline[n]), rare=n in analysis.baseline_rare or analysis.baseline[n].failure_only
+            )
+            for n in sorted(analysis.baseline)
+        ),
         sites,
         tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
         analysis.unknown_sites,

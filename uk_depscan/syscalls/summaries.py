@@ -36,6 +36,9 @@ class EntryReach:
     syscalls: frozenset[int]
     imports: frozenset[str]
     failure_syscalls: frozenset[int] = frozenset()
+    # of ``syscalls``, those reached only on rare paths (uk_depscan.syscalls.startup): shipped for
+    # the start-up baseline's entries (ld.so's entry point, __libc_early_init) only
+    rare_syscalls: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -45,6 +48,13 @@ class TableSummary:
     library: str
     entries: dict[str, EntryReach]
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    def without_rare(self) -> TableSummary:
+        """This summary with every entry's rare-path syscalls removed (the start-up part)."""
+        entries = {
+            k: EntryReach(v.syscalls - v.rare_syscalls, v.imports, v.failure_syscalls) for k, v in self.entries.items()
+        }
+        return TableSummary(self.library, entries, self.provenance)
 
     def reach(self, entry: str) -> Reach | None:
         r = next((self.entries[k] for k in key_variants(entry) if k in self.entries), None)
@@ -71,13 +81,18 @@ def summary_to_json(summaries: Mapping[str, TableSummary], header: dict[str, Any
         key = tuple(sorted(values))
         return sets.setdefault(key, len(sets))
 
-    libs = {}
+    libs: dict[str, dict[str, Any]] = {}
     for soname, summ in sorted(summaries.items()):
         entries = {
             k: [intern(v.syscalls), intern(v.imports), intern(v.failure_syscalls)]
             for k, v in sorted(summ.entries.items())
         }
         libs[soname] = {"provenance": summ.provenance, "entries": entries}
+    # the rare-path sets (few) are interned last, so adding them does not renumber the others
+    for soname, summ in sorted(summaries.items()):
+        for k, v in sorted(summ.entries.items()):
+            if v.rare_syscalls:
+                libs[soname]["entries"][k].append(intern(v.rare_syscalls))
     doc = dict(
         header,
         schema_version=SCHEMA_VERSION,
@@ -95,7 +110,8 @@ def summaries_from_json(text: str, origin: str) -> dict[str, TableSummary]:
         sets = [frozenset(s) for s in doc["sets"]]
         out = {}
         for soname, lib in doc["libraries"].items():
-            entries = {k: EntryReach(sets[a], sets[b], sets[c]) for k, (a, b, c) in lib["entries"].items()}
+            # a fourth set (rare-path syscalls) only on the baseline's entries
+            entries = {k: EntryReach(*(sets[i] for i in idx)) for k, idx in lib["entries"].items()}
             out[soname] = TableSummary(soname, entries, lib.get("provenance", {}))
         return out
     except (KeyError, IndexError, TypeError, ValueError) as err:

@@ -1,66 +1,70 @@
 """Gaps against a Unikraft release and what to do about each one.
 
-Classes (per reachable syscall, by name in the Unikraft table):
+Classes (per reachable syscall, by name in the route's view of the Unikraft table):
 
 * ``provided``: implemented (full or constant) by a library that is on by default;
 * ``needs-kconfig``: implemented, but only once ``CONFIG_X`` is enabled (Unikraft libraries are
   opt-in, so this is most provided syscalls: the action is the option to enable);
+* ``unverified``: only app-elfloader of an older release registers it (0.16.3 on a 0.17 core: its
+  registrations use 0.16's ``u`` suffix, renamed ``_E_`` in 0.17) - neither provided nor absent;
 * ``partial``: implemented, with some paths returning an error (e.g. futex ops, ppoll sigmask);
-* ``stub``: registered but a stub — the kind says what the application will see;
+* ``stub``: registered but a stub - the kind says what the application will see;
 * ``absent``: not registered: the shim's generated stub returns ENOSYS.
 
-Priority formula (documented in the README, tested in tests/test_gaps.py), per gap:
-
-* Loupe ratios over the apps that used the syscall: ``stubbable = apps_stubbable/apps_using``,
-  ``fakeable = apps_fakeable/apps_using``, ``required = apps_requiring/apps_using``; with no Loupe
-  data, or fewer than :data:`MIN_APPS` apps, all three are treated as 0 (unknown).
-* action: ``enable CONFIG_X`` for needs-kconfig; for absent/stub/partial: ``stub (ENOSYS)`` when
-  stubbable ≥ 0.8, else ``fake (return 0)`` when fakeable ≥ 0.8, else ``implement``.  Nothing new
-  is needed (action ``keep stub``) when the current behaviour already matches, when an existing
-  stub is acceptable to Loupe (stubbable ≥ 0.8, or fakeable ≥ 0.8 for a stub that fakes success),
-  or when glibc falls back to a syscall Unikraft provides on ENOSYS (:data:`GLIBC_FALLBACKS`).
-* tier: P0 if the action is implement/enable and the syscall is on the start-up path (ld.so/libc
-  initialisation) or Loupe found it required by ≥ 50 % of the apps using it; P1 for any other
-  implement/enable (including syscalls Loupe has no data on); P2 for fake/stub work still to do;
-  P3 when nothing is to be done or the syscall is reached only on failure paths.
+Likelihood, action and tier come from :mod:`uk_depscan.unikraft.priority` (the model, its signals
+and their sources); this module classifies, assembles the reasons and sorts.  Gaps are sorted by
+tier, then by likelihood (most likely first), then status and name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
 
 from uk_depscan.model import (
     Action,
+    Breadth,
+    Evidence,
     Gap,
+    KconfigGroup,
+    KconfigPlan,
     NativeStatus,
     PlanStep,
+    ReachPath,
     RouteFinding,
     Severity,
     SupportStatus,
     SymbolGap,
-    Tier,
 )
+from uk_depscan.unikraft import priority
+from uk_depscan.unikraft.options import EnabledOption, options_for_syscalls
 from uk_depscan.unikraft.tables import LoupePrior, SyscallSupport, UnikraftTable
 
-STUB_OK, FAKE_OK = 0.8, 0.8
-MIN_APPS = 5  # fewer Loupe apps than this: too small a sample to decide stub/fake/required
-PROVIDED, NEEDS_KCONFIG, PARTIAL, STUB, ABSENT = (
+MIN_APPS = priority.MIN_APPS
+PROVIDED, NEEDS_KCONFIG, PARTIAL, STUB, ABSENT, UNVERIFIED = (
     SupportStatus.PROVIDED,
     SupportStatus.NEEDS_KCONFIG,
     SupportStatus.PARTIAL,
     SupportStatus.STUB,
     SupportStatus.ABSENT,
+    SupportStatus.UNVERIFIED,
 )
-# glibc 2.36 retries with an older syscall when the newer one returns ENOSYS:
-# clone3 → clone (sysdeps/unix/sysv/linux/clone-internal.c), faccessat2 → faccessat
-# (faccessat.c), statx → fstatat (statx.c fallback), epoll_pwait2 has no glibc caller but
-# libraries probe it and fall back to epoll_pwait; rseq registration failure is tolerated (rseq.c).
-GLIBC_FALLBACKS = {"clone3": "clone", "faccessat2": "faccessat", "statx": "newfstatat", "epoll_pwait2": "epoll_pwait"}
+# statuses under which a fallback syscall counts as available (unverified: the code exists)
+_AVAILABLE = (PROVIDED, NEEDS_KCONFIG, PARTIAL, UNVERIFIED)
+_PATH_REASON = {
+    ReachPath.STARTUP: "on the start-up path: every dynamically linked program makes it (ld.so, libc initialisation)",
+    ReachPath.RARE: "start-up baseline, rare part only: ld.so's error, --list/--verify, auditing, profiling "
+    "and re-exec paths (musl: what its stripped libc.so does not let us split): never needed by a normal start-up",
+    ReachPath.FAILURE: "reached only on failure paths (abort, assertion and fortify failures)",
+}
 
 
 def classify(support: SyscallSupport | None) -> tuple[SupportStatus, str]:
     if support is None or support.status == "absent":
         return ABSENT, support.detail if support else "not in the release's syscall table"
+    if support.status == "unverified":
+        return UNVERIFIED, support.detail
     if support.status == "stub":
         return STUB, support.detail
     if support.detail.startswith("partial"):
@@ -76,92 +80,229 @@ def assess(
     support: SyscallSupport | None,
     prior: LoupePrior | None,
     *,
-    startup: bool,
-    failure_only: bool,
-    fallback_ok: bool = False,
+    path: ReachPath = ReachPath.NORMAL,
+    breadth: Breadth | None = None,
+    fallback_provided: tuple[str, ...] | None = None,
+    weights: priority.Weights = priority.WEIGHTS,
 ) -> Gap:
+    """One gap: class, likelihood, action, tier and every reason that decided them."""
     status, detail = classify(support)
-    stubbable, fakeable, required = _ratios(prior)
-    reasons = (
-        [_loupe_reason(prior) if prior.used >= MIN_APPS else f"Loupe: only {prior.used} app(s), not used"]
-        if prior
-        else ["no Loupe data"]
+    launch = prior is not None and prior.name in priority.LAUNCH_ARTIFACTS
+    if launch:  # the row describes how Loupe launched its benchmarks: neither prior nor shares
+        prior = None
+    evidence = priority.evidence_of(path, breadth)
+    u = priority.usage(prior)
+    value = priority.likelihood(path, evidence, breadth, u, weights)
+    choice = priority.choose_action(name, status, support, prior, fallback_provided)
+    tier = priority.tier(choice.action, path, value, weights)
+    reasons = []
+    if path in _PATH_REASON:
+        reasons.append(_PATH_REASON[path])
+    reasons.append(_evidence_reason(evidence, breadth))
+    reasons.append(
+        "Loupe's row counts the exec that launches every benchmark, not the apps' code: no Loupe data used"
+        if launch
+        else _loupe_reason(prior)
     )
-    if startup:
-        reasons.append("on the start-up path (ld.so/libc initialisation)")
-    if failure_only:
-        reasons.append("reached only on failure paths")
-    if support is not None and support.status == "stub":
+    if name in priority.VDSO:
+        reasons.append(
+            "served by the vDSO on Linux, so traces under-count it; app-elfloader can supply a vDSO (CONFIG_VDSO)"
+        )
+    if support is not None and status is STUB:
         reasons.append(f"Unikraft stub: {support.detail} ({support.behavior})")
-    action = _action(status, support, stubbable, fakeable)
-    if fallback_ok and status in (ABSENT, STUB):
-        action = Action.KEEP
-        reasons.append(f"glibc falls back to {GLIBC_FALLBACKS[name]} on ENOSYS, which Unikraft provides")
-    tier = _tier(action, startup, required, failure_only)
+    reasons.extend(choice.reasons)
+    reasons.append(f"likelihood {value:.2f}")
     return Gap(
         name,
         status,
         detail,
         support.library if support else None,
         support.kconfig if support else None,
-        action,
+        choice.action,
         tier,
         tuple(reasons),
+        value,
+        path,
+        evidence,
     )
 
 
-def _ratios(prior: LoupePrior | None) -> tuple[float, float, float]:
-    if prior is None or prior.used < MIN_APPS:
-        return 0.0, 0.0, 0.0
-    return prior.stubbable / prior.used, prior.fakeable / prior.used, prior.required / prior.used
+def _evidence_reason(ev: Evidence, b: Breadth | None) -> str:
+    if ev is Evidence.STARTUP:
+        return "evidence: the start-up baseline only (the target's own code does not reach it)"
+    if b is None or ev is Evidence.INDIRECT:
+        return "evidence: only through a dependency's constructor or a shared chain, not the target's imports"
+    parts = []
+    if b.own_sites:
+        parts.append(f"{b.own_sites} site(s) in the target's own code")
+    if b.imports and b.narrowest:
+        kind = "a wrapper" if b.narrowest_size <= priority.WRAPPER_MAX else "the narrowest"
+        parts.append(
+            f"{b.imports} of the target's imports reach it ({kind}: {b.narrowest}, "
+            f"{b.narrowest_size} syscall{'s' if b.narrowest_size != 1 else ''})"
+        )
+    return "evidence: " + "; ".join(parts)
 
 
-def _loupe_reason(p: LoupePrior) -> str:
+def _loupe_reason(p: LoupePrior | None) -> str:
+    if p is None:
+        return "no Loupe data (no prior: the static evidence alone sets the likelihood)"
     return (
-        f"Loupe: used by {p.used} apps, required by {p.required}, stubbable in {p.stubbable}, fakeable in {p.fakeable}"
+        f"Loupe: used by {p.used}/{priority.LOUPE_WORKLOADS} apps, required by {p.required}, "
+        f"stubbable in {p.stubbable}, fakeable in {p.fakeable}"
+        + (f" (fewer than {MIN_APPS} apps: shares not used)" if p.used < MIN_APPS else "")
     )
-
-
-def _action(status: SupportStatus, support: SyscallSupport | None, stubbable: float, fakeable: float) -> Action:
-    if status is PROVIDED:
-        return Action.NONE
-    if status is NEEDS_KCONFIG:
-        return Action.ENABLE  # the option is the gap's kconfig (support.kconfig)
-    wanted = Action.STUB if stubbable >= STUB_OK else Action.FAKE if fakeable >= FAKE_OK else Action.IMPLEMENT
-    behaviour = support.behavior if support is not None else "error_enosys"
-    if (wanted is Action.STUB and behaviour == "error_enosys") or (
-        wanted is Action.FAKE and behaviour == "fake_success"
-    ):
-        return Action.KEEP
-    if status is STUB and (stubbable >= STUB_OK or (fakeable >= FAKE_OK and behaviour == "fake_success")):
-        return Action.KEEP
-    if status is PARTIAL and wanted is not Action.IMPLEMENT:
-        return Action.KEEP
-    return wanted
-
-
-def _tier(action: Action, startup: bool, required: float, failure_only: bool) -> Tier:
-    if action in (Action.NONE, Action.KEEP) or failure_only:
-        return Tier.P3
-    if action in (Action.IMPLEMENT, Action.ENABLE):
-        return Tier.P0 if startup or required >= 0.5 else Tier.P1
-    return Tier.P2
 
 
 def assess_all(
-    names: dict[str, tuple[bool, bool]], table: UnikraftTable, priors: dict[str, LoupePrior]
+    names: Mapping[str, tuple[ReachPath, Breadth | None]],
+    table: UnikraftTable,
+    priors: Mapping[str, LoupePrior],
+    weights: priority.Weights = priority.WEIGHTS,
 ) -> tuple[Gap, ...]:
-    """``names``: syscall name → (on start-up path, failure-only); sorted by tier then name."""
+    """``names``: syscall name -> (path class, evidence breadth); sorted by tier, likelihood, status, name."""
     gaps = [
-        assess(n, table.get(n), priors.get(n), startup=s, failure_only=f, fallback_ok=_fallback_provided(n, table))
-        for n, (s, f) in names.items()
+        assess(
+            n,
+            table.get(n),
+            priors.get(n),
+            path=path,
+            breadth=b,
+            fallback_provided=fallback_provided(n, table),
+            weights=weights,
+        )
+        for n, (path, b) in names.items()
     ]
-    return tuple(sorted(gaps, key=lambda g: (g.tier.rank, g.status.rank, g.name)))
+    return tuple(sorted(gaps, key=lambda g: (g.tier.rank, -g.likelihood, g.status.rank, g.name)))
 
 
-def _fallback_provided(name: str, table: UnikraftTable) -> bool:
-    older = GLIBC_FALLBACKS.get(name)
-    return older is not None and classify(table.get(older))[0] in (PROVIDED, NEEDS_KCONFIG, PARTIAL)
+def fallback_provided(name: str, table: UnikraftTable) -> tuple[str, ...] | None:
+    """The fallback syscalls of ``name`` when the release has every one of them, else None."""
+    fb = priority.FALLBACKS.get(name)
+    if fb is None or not all(classify(table.get(t))[0] in _AVAILABLE for t in fb.to):
+        return None
+    return fb.to
+
+
+# -- Kconfig: one satisfiable option set for the enable gaps ----------------------------------------
+def plan_kconfig(
+    gaps: tuple[Gap, ...],
+    table: UnikraftTable,
+    route: str,
+    priors: Mapping[str, LoupePrior],
+    names: Mapping[str, tuple[ReachPath, Breadth | None]],
+    weights: priority.Weights = priority.WEIGHTS,
+) -> tuple[tuple[Gap, ...], KconfigPlan]:
+    """Resolve the options of every ``enable`` gap (needs-kconfig) with
+    :func:`~uk_depscan.unikraft.options.options_for_syscalls`, so that no two recommended options
+    exclude each other and each says what it drags in.  A syscall whose only provider was left out
+    (its option excludes a kept one: ``LIBUKMMAP`` for mremap against ``LIBPOSIX_MMAP``) is
+    assessed again as absent, with the plan's note; one covered by another option of the plan is
+    attributed to that option.  ``table`` is the full table (not a route view)."""
+    wanted = [g.name for g in gaps if g.action is Action.ENABLE and g.status is NEEDS_KCONFIG]
+    plan = options_for_syscalls(table, wanted, route)
+    view = table.for_route(route)
+    lost: dict[str, str] = {}
+    covered: dict[str, str] = {}
+    for alt in plan.alternatives:
+        covered.update(alt.covered_by)
+        lost.update(dict.fromkeys(alt.lost, f"its option cannot be enabled: {alt.note}"))
+    by_option = {s: o.option for o in plan.options for s in o.syscalls}
+    for g in gaps:  # a stub whose library the plan excludes is not there at all: ENOSYS
+        row = view.get(g.name)
+        if g.status in (STUB, PARTIAL) and row is not None and row.kconfig:
+            clash = _excluded(table, row.kconfig, route, set(plan.enable), set(plan.keep_off))
+            if clash:
+                lost[g.name] = (
+                    f"its {g.status} in {row.kconfig} is not built: that option cannot be enabled together with "
+                    f"{', '.join(clash)}, which the plan keeps (generated ENOSYS stub)"
+                )
+    out = []
+    for g in gaps:
+        if g.name in lost:
+            row = view.get(g.name)
+            gone = (
+                dataclasses.replace(row, status="absent", detail=lost[g.name], behavior="error_enosys") if row else None
+            )
+            path, b = names[g.name]
+            again = assess(
+                g.name,
+                gone,
+                priors.get(g.name),
+                path=path,
+                breadth=b,
+                fallback_provided=fallback_provided(g.name, view),
+                weights=weights,
+            )
+            out.append(dataclasses.replace(again, reasons=(lost[g.name], *again.reasons)))
+            continue
+        option = covered.get(g.name) or by_option.get(g.name)
+        out.append(dataclasses.replace(g, kconfig=option) if option and option != g.kconfig else g)
+    gaps_out = tuple(sorted(out, key=lambda g: (g.tier.rank, -g.likelihood, g.status.rank, g.name)))
+    tiers = {g.name: g.tier for g in gaps_out}
+    enabled = {g.name for g in gaps_out if g.action is Action.ENABLE}
+    base = table.kconfig.routes[route].base_y if table.kconfig and route in table.kconfig.routes else frozenset()
+    units: dict[str, list[EnabledOption]] = {}
+    for o in plan.options:  # one option may come as several units (LIBPOSIX_PROCESS, LIBPOSIX_PROCESS && ...)
+        units.setdefault(o.option, []).append(o)
+    groups = []
+    for option, parts in units.items():
+        wanted_here = {n for o in parts for n in o.syscalls}
+        mine = tuple(g.name for g in gaps_out if g.name in wanted_here and g.name in enabled and g.kconfig == option)
+        if not mine:
+            continue
+        pulled = {x for o in parts for x in (*o.closure_y, *o.drags_in)}
+        drags = tuple(sorted(pulled - base - {option}))
+        best = min((tiers[n] for n in mine), key=lambda t: t.rank)
+        already = option in base
+        groups.append(KconfigGroup(option, mine, _conjunction([o.requires for o in parts]), drags, best, already))
+    grouped = {n for k in groups for n in k.syscalls}
+    groups += _leftover_groups([g for g in gaps_out if g.action is Action.ENABLE and g.name not in grouped])
+    groups.sort(key=lambda k: (k.tier.rank if k.tier else 9, -len(k.syscalls), k.option))
+    result = KconfigPlan(
+        route, tuple(groups), plan.enable, plan.keep_off, tuple(a.note for a in plan.alternatives), plan.verified
+    )
+    return gaps_out, result
+
+
+def _leftover_groups(gaps: list[Gap]) -> list[KconfigGroup]:
+    """``enable`` rows outside the resolved plan, one group per option: unverified providers (an
+    older app-elfloader: the option exists there, its registration is unverified here) and options
+    the table has no Kconfig closure for - so that every ``enable`` row is in exactly one group."""
+    by: dict[str, list[Gap]] = {}
+    for g in gaps:
+        by.setdefault(g.kconfig or "its library", []).append(g)
+    out = []
+    for option, mine in by.items():
+        unverified = all(g.status is UNVERIFIED for g in mine)
+        note = (
+            "provided by app-elfloader of another release: verify that its registration builds here"
+            if unverified
+            else "no Kconfig closure in the table: dependencies not resolved"
+        )
+        best = min((g.tier for g in mine), key=lambda t: t.rank)
+        out.append(KconfigGroup(option, tuple(g.name for g in mine), tier=best, note=note))
+    return out
+
+
+def _excluded(table: UnikraftTable, option: str, route: str, enable: set[str], keep_off: set[str]) -> list[str]:
+    """Options of the plan that exclude ``option`` in ``route`` (its closure must keep one of them n,
+    or needs one the plan keeps n); empty when it fits or nothing is known about it."""
+    facts = table.kconfig.options.get(option) if table.kconfig is not None else None
+    c = facts.closure.get(route) if facts is not None else None
+    if c is None:
+        return []
+    return sorted((set(c.n) & enable) | (set(c.y) & keep_off))
+
+
+def _conjunction(requirements: list[str]) -> str:
+    """One Kconfig requirement from several (``A`` and ``A && B`` -> ``A && B``)."""
+    atoms: list[str] = []
+    for r in requirements:
+        for a in r.split(" && ") if re.fullmatch(r"[A-Za-z0-9_]+( && [A-Za-z0-9_]+)*", r) else [f"({r})"]:
+            if a not in atoms:
+                atoms.append(a)
+    return " && ".join(atoms)
 
 
 # -- native route: rebuilding against Unikraft's lib-musl ----------------------------------------
@@ -288,10 +429,11 @@ def binary_compat_findings(
 
 # -- several targets: Loupe's greedy support plan ------------------------------------------------
 def work_items(gaps: tuple[Gap, ...]) -> frozenset[str]:
-    """What must be done for one target: Kconfig options once each, other actions per syscall."""
+    """What must be done for one target: Kconfig options once each, other actions per syscall
+    (``investigate`` rows are an uncertainty, not work: counted apart)."""
     items = set()
     for g in gaps:
-        if not g.tier.actionable:
+        if not g.tier.actionable or g.action is Action.INVESTIGATE:
             continue
         items.add(g.action_label if g.action is Action.ENABLE else f"{g.action_label}: {g.name}")
     return frozenset(items)

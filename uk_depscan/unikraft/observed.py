@@ -33,13 +33,15 @@ def observed_tier(gap: Gap, observed: bool) -> Gap:
     elif not observed and gap.tier is Tier.P0:
         tier = Tier.P1
     reason = OBSERVED if observed else NOT_OBSERVED
-    return dataclasses.replace(gap, tier=tier, observed=observed, reasons=(*gap.reasons, reason))
+    # a traced run that made the syscall is certainty, whatever the static signals estimated
+    likelihood = 1.0 if observed else gap.likelihood
+    return dataclasses.replace(gap, tier=tier, observed=observed, likelihood=likelihood, reasons=(*gap.reasons, reason))
 
 
 def apply_observation(
     gaps: Iterable[Gap], observed: frozenset[str], unreached: frozenset[str] = frozenset()
 ) -> tuple[Gap, ...]:
-    """Every gap through :func:`observed_tier`, in the gap order (tier, status, name); a gap of a
+    """Every gap through :func:`observed_tier`, in the gap order (tier, likelihood, status, name); a gap of a
     syscall only the trace shows says so."""
     out = []
     for g in gaps:
@@ -47,4 +49,4 @@ def apply_observation(
         if g.name in unreached:
             g = dataclasses.replace(g, reasons=(*g.reasons, OBSERVED_ONLY))
         out.append(g)
-    return tuple(sorted(out, key=lambda g: (g.tier.rank, g.status.rank, g.name)))
+    return tuple(sorted(out, key=lambda g: (g.tier.rank, -g.likelihood, g.status.rank, g.name)))

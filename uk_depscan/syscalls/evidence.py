@@ -1,0 +1,158 @@
+"""How directly the target makes each syscall: its own sites, and the imports whose closure makes it.
+
+The reached set (:func:`uk_depscan.syscalls.closure.close_over_bindings`) keeps one shortest chain per
+syscall; that says *that* the target can make a syscall, not how strongly the evidence points at it.
+A porting engineer trusts "the target calls ``unlink``, which makes ``unlink``" far more than "the
+target calls ``dlopen``, whose closure makes 60 syscalls, one of them ``unlink``".  So, per syscall,
+on normal paths only (failure functions are not followed, failure-only sites not counted):
+
+* ``own_sites``: sites in the target's own code (syscall instructions, ``syscall()`` calls);
+* ``imports``: how many of the target's imports have a closure that makes it;
+* ``narrowest``: the import with the smallest closure among those, and that closure's size.
+
+Closures are computed once for every node reachable from the target's imports: Tarjan's strongly
+connected components over the (object, entry) graph, syscall sets as integer bit masks, callees
+before callers - linear in nodes and edges, however many imports share the same library code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from uk_depscan.syscalls.closure import FAILURE_FUNCTIONS, Node, OpenSummary
+
+# Bit masks hold numbers below this; a recovered number outside the syscall tables (syscall(-1) is
+# 2**64 - 1 once unsigned) is not a syscall and gets no breadth (the report names it elsewhere).
+MAX_NUMBER = 4096
+
+
+@dataclass(frozen=True)
+class SyscallBreadth:
+    """Per syscall number (see :class:`uk_depscan.model.Breadth`, its report form)."""
+
+    own_sites: int
+    imports: int
+    narrowest: str | None
+    narrowest_size: int
+
+
+def breadth(
+    roots: Iterable[Node],
+    summaries: Mapping[int, OpenSummary],
+    bind: Mapping[tuple[int, str], Node | None],
+    root_object: int = 0,
+) -> dict[int, SyscallBreadth]:
+    """Syscall number -> breadth of the evidence, from the target's roots (nodes of ``root_object``)."""
+    own: dict[int, int] = {}
+    first: set[str] = set()
+    for node in roots:
+        if node[0] != root_object or node[0] not in summaries:
+            continue
+        reach = summaries[node[0]].reach(node[1])
+        if reach is None:
+            continue
+        for site in reach.sites:
+            if not site.failure:
+                own[site.number] = own.get(site.number, 0) + 1
+        first.update(i for i in reach.imports if _normal(i))
+    targets = {imp: t for imp in sorted(first) if (t := bind.get((root_object, imp))) is not None}
+    closed = _closures(targets.values(), summaries, bind)
+    count: dict[int, int] = {}
+    best: dict[int, tuple[int, str]] = {}
+    for imp, target in targets.items():
+        bits = closed.get(target, 0)
+        size = bits.bit_count()
+        for n in _numbers(bits):
+            count[n] = count.get(n, 0) + 1
+            if n not in best or (size, imp) < best[n]:
+                best[n] = (size, imp)
+    out = {}
+    for n in sorted(set(own) | set(count)):
+        size, imp = best.get(n, (0, ""))  # only own sites: no import
+        out[n] = SyscallBreadth(own.get(n, 0), count.get(n, 0), imp or None, size)
+    return out
+
+
+def _normal(import_key: str) -> bool:
+    return import_key.split("@", 1)[0] not in FAILURE_FUNCTIONS
+
+
+def _numbers(bits: int) -> list[int]:
+    out = []
+    while bits:
+        low = bits & -bits
+        out.append(low.bit_length() - 1)
+        bits ^= low
+    return out
+
+
+def _closures(
+    starts: Iterable[Node], summaries: Mapping[int, OpenSummary], bind: Mapping[tuple[int, str], Node | None]
+) -> dict[Node, int]:
+    """Node -> bit mask of the syscalls its closure makes on normal paths (iterative Tarjan)."""
+    own_bits: dict[Node, int] = {}
+    succ: dict[Node, list[Node]] = {}
+
+    def expand(node: Node) -> None:
+        summary = summaries.get(node[0])
+        reach = summary.reach(node[1]) if summary is not None else None
+        bits, nxt = 0, []
+        if reach is not None:
+            for site in reach.sites:
+                if not site.failure and 0 <= site.number < MAX_NUMBER:
+                    bits |= 1 << site.number
+            for imp in reach.imports:
+                t = bind.get((node[0], imp))
+                if t is not None and _normal(imp):
+                    nxt.append(t)
+        own_bits[node], succ[node] = bits, nxt
+
+    index: dict[Node, int] = {}
+    low: dict[Node, int] = {}
+    on_stack: set[Node] = set()
+    stack: list[Node] = []
+    closed: dict[Node, int] = {}
+    for start in starts:
+        if start in index:
+            continue
+        expand(start)
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        work = [(start, 0)]
+        while work:
+            v, i = work[-1]
+            if i < len(succ[v]):
+                work[-1] = (v, i + 1)
+                w = succ[v][i]
+                if w not in index:
+                    expand(w)
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, 0))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+            if low[v] == index[v]:
+                members = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    members.append(w)
+                    if w == v:
+                        break
+                # every successor outside the component is already closed (callees first)
+                bits = 0
+                for m in members:
+                    bits |= own_bits[m]
+                    for w in succ[m]:
+                        bits |= closed.get(w, 0)
+                for m in members:
+                    closed[m] = bits
+    return closed
