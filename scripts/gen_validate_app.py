@@ -18,7 +18,10 @@ stores the registers as a syscall entry would, see
 
 The scaffold's ``_DEBUG`` option is on, so each of its definitions logs one line per call: the
 validation counts three per syscall, which proves the dispatchers reached the scaffold's definition
-(an ``-ENOSYS`` alone could also come from a dispatcher's ``default`` branch).
+(an ``-ENOSYS`` alone could also come from a dispatcher's ``default`` branch).  Warnings are printed
+(``LIBUKDEBUG_PRINTK_WARN``; Unikraft's default level, ``_ERR``, hides them), so the validation also
+sees each faked and each investigated definition warn exactly once over its three calls (the
+manifest's ``warning`` text: ``UK_WARN_STUBBED()`` and ``uk_pr_warn_once()`` warn once).
 
 Also written: ``Makefile`` (``L=`` is the scaffold), ``Config.uk``, ``Makefile.uk`` and
 ``validate.defconfig``: KVM/QEMU x86_64, nolibc, the syscall shim, the scaffold library with every
@@ -120,6 +123,7 @@ def defconfig(manifest: dict) -> str:
         "CONFIG_LIBNOLIBC=y",
         "CONFIG_LIBSYSCALL_SHIM=y",
         "# CONFIG_LIBUKRANDOM is not set",
+        "CONFIG_LIBUKDEBUG_PRINTK_WARN=y",
         f"CONFIG_{check_ident(manifest['option'])}=y",
         f"CONFIG_{check_ident(manifest['debug_option'])}=y",
         "CONFIG_APPDEPSCANVALIDATE=y",

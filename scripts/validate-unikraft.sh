@@ -22,8 +22,9 @@
 #   6. gcc -fsyntax-only -Werror on each scaffold source, with the build's own flags (its .o.cmd:
 #      the release's headers and the configured build's uk/bits/config.h)
 #   7. qemu-system-x86_64 (TCG, no KVM) boots the image; every check line must be "ok", the last
-#      line "uk-depscan-validate: PASS n/n", and each scaffolded definition must have logged
-#      exactly three calls (its _DEBUG option is on): direct, C dispatcher, binary dispatcher
+#      line "uk-depscan-validate: PASS n/n", each scaffolded definition must have logged
+#      exactly three calls (its _DEBUG option is on): direct, C dispatcher, binary dispatcher, and
+#      each fake and investigate definition its warning exactly once (the manifest's "warning")
 # Exit status 0 only if all of that holds.  Nothing is written outside WORK.
 set -euo pipefail
 
@@ -60,6 +61,8 @@ mapfile -t OPTS < <(python3 -c 'import json,sys; [print(s["option"]) for s in js
 LIB=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["library"])' "$MANIFEST")
 PREFIX=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["debug_prefix"])' "$MANIFEST")
 mapfile -t NAMES < <(python3 -c 'import json,sys; [print(s["name"]) for s in json.load(open(sys.argv[1]))["syscalls"]]' "$MANIFEST")
+mapfile -t WARNS < <(python3 -c 'import json,sys; [print(s["warning"]) for s in json.load(open(sys.argv[1]))["syscalls"] if s.get("warning")]' "$MANIFEST")
+python3 -c 'import json,sys,collections; c=collections.Counter(s["action"] for s in json.load(open(sys.argv[1]))["syscalls"]); print("validate-unikraft: by action:", ", ".join(f"{a} {n}" for a,n in sorted(c.items())))' "$MANIFEST"
 echo "validate-unikraft: lib$LIB scaffolds ${#REGS[@]} syscalls"
 [ "${#REGS[@]}" -gt 0 ] || die "the scaffold registers nothing"
 
@@ -135,4 +138,11 @@ for n in "${NAMES[@]}"; do
 done
 [ ${#wrong[@]} -eq 0 ] || die "definitions not reached three times (name:calls): ${wrong[*]}"
 echo "validate-unikraft: every scaffolded definition logged its 3 calls"
+wrong=()
+for w in "${WARNS[@]}"; do
+  c=$(grep -cF -- "$w" "$WORK/boot.txt" || true)
+  [ "$c" -eq 1 ] || wrong+=("$w:$c")
+done
+[ ${#wrong[@]} -eq 0 ] || die "warnings not printed exactly once (text:count): ${wrong[*]}"
+echo "validate-unikraft: each of the ${#WARNS[@]} fake/investigate definitions warned once"
 echo "validate-unikraft: PASS"

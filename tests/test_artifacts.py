@@ -14,7 +14,7 @@ from conftest import FIXTURES, WHEELS_HINT, run_cli
 
 from uk_depscan.artifacts.argtable import load_arg_table
 from uk_depscan.artifacts.closure import NOT_CLOSED, active_options, resolve_kconfig
-from uk_depscan.artifacts.kconfig import render_kconfig
+from uk_depscan.artifacts.kconfig import boot_notes, render_kconfig
 from uk_depscan.artifacts.plan import build_plan
 from uk_depscan.artifacts.sanitize import c_comment, hash_comment, identifier, yaml_string
 from uk_depscan.artifacts.scaffold import build_scaffold
@@ -37,8 +37,8 @@ def artifacts(doc: dict, route: Route = Route.BINARY_COMPAT, table=None):  # typ
     table = table or load_unikraft_table("0.17.0")
     plan = build_plan(doc, route, table)
     resolution = resolve_kconfig(table, plan.options, plan.route)
-    kc = render_kconfig(plan, resolution)
     active = active_options(table, resolution, plan.route)
+    kc = render_kconfig(plan, resolution, boot=boot_notes(plan, active))
     sc = build_scaffold(plan, table, load_arg_table(), load_shim_facts("0.17.0"), active=active)
     return plan, kc, sc
 
@@ -124,19 +124,42 @@ def test_registration_counts_equal_definitions_and_the_linux_table(case: str) ->
 @pytest.mark.realwheel
 @pytest.mark.slow  # a full analysis of libtorch_cpu.so
 def test_libtorch_scaffold_registrations_match(real_wheels_dir: Path, tmp_path: Path) -> None:
+    """Every row of libtorch_cpu.so's plan that means work in a syscall library (implement, fake, stub,
+    investigate) is registered, or skipped with the reason; a row a Unikraft library of the build
+    registers names the file to change.  Registrations equal definitions equal the Linux table.
+
+    No count is asserted: issue 16 asked for at least 20 registrations, and under the priority model
+    of issue 15 the plan for this wheel against 0.17.0 has fewer rows that a new library may register
+    (the rest are options to enable, kept stubs, or work in core libraries): see the README."""
     lib = real_wheels_dir / "torch" / "torch" / "lib" / "libtorch_cpu.so"
     if not lib.exists():
         pytest.skip(f"{lib.name}: {WHEELS_HINT}")
-    code, _, err = run_cli(["scaffold", str(lib), "--unikraft", "0.17.0", "-o", str(tmp_path / "s")])
+    code, out, err = run_cli(["scan", str(lib), "--unikraft", "0.17.0", "--route", "binary-compat", "-f", "json"])
+    assert code in (0, 1), err
+    (tmp_path / "report.json").write_text(out)
+    saved = str(tmp_path / "report.json")
+    code, _, err = run_cli(["scaffold", saved, "--unikraft", "0.17.0", "-o", str(tmp_path / "s")])
     assert code == 0, err
     files = {p.name: p.read_text() for p in (tmp_path / "s").iterdir()}
     regs, defs = registrations_and_definitions(files)
     manifest = json.loads(files["scaffold.json"])
-    # the priority model of issue 15 leaves little new-library work in libtorch_cpu against 0.17.0 (most
-    # rows are options to enable, kept stubs, or investigate; the rest belongs in existing libraries)
-    assert len(regs) >= 1 and set(regs) == set(defs)
+    work = {
+        g["name"]: g["action"]
+        for g in json.loads(out)["targets"][0]["gaps"]
+        if g["action"] in ("implement", "fake (return 0)", "stub (ENOSYS)", "investigate")
+    }
+    skipped = {s["name"]: s for s in manifest["skipped"]}
+    assert set(regs) == set(defs) and regs
+    assert set(regs) | set(skipped) == set(work) and not set(regs) & set(skipped)
     for s in manifest["syscalls"]:
+        assert Action.from_label(work[s["name"]])[0].value == s["action"]
         assert regs[s["name"]][0] == defs[s["name"]] == load_arg_table().by_number("x86_64", s["nr"]).nargs  # type: ignore[union-attr]
+    for s in skipped.values():
+        assert s["reason"] and (s["change"] or "syscall table" in s["reason"]), s
+    # a warn-stub that returns success where the plan wants ENOSYS: the core file to change, not an override
+    if work.get("sched_getaffinity") == "stub (ENOSYS)":
+        assert "lib/uksched/sched.c" in skipped["sched_getaffinity"]["change"]
+        assert "return -ENOSYS" in skipped["sched_getaffinity"]["change"]
 
 
 # ----------------------------------------------------------------------------- plan
@@ -168,17 +191,97 @@ def test_stub_rendering_and_action_merge() -> None:
     assert stub.expected == "-ENOSYS" and "TODO" not in sc.files["stub.c"]
 
 
+def with_ukmmap_mremap(doc: dict) -> dict:  # type: ignore[type-arg]
+    """The fixture with mremap's row as a plan would give it for ``lib/ukmmap``'s stub (the plan of issue 15
+    drops that provider itself, as an excluded alternative: here the artifacts must do it)."""
+    for g in doc["targets"][0]["gaps"]:
+        if g["name"] == "mremap":
+            g.update(action="implement", status="stub", kconfig="CONFIG_LIBUKMMAP", library="lib/ukmmap")
+    return doc
+
+
 def test_closure_from_the_table_and_its_absence() -> None:
     """The shipped table closes the set (CONFIG_LIBUKVMEM for CONFIG_LIBPOSIX_MMAP, CONFIG_LIBUKMMAP left out
     as the alternative it excludes); a table without closures says so in every output."""
-    _, kc, _ = artifacts(report())
+    _, kc, sc = artifacts(with_ukmmap_mremap(report()))
     assert "# Dependency closure: closed over Kconfig dependencies" in kc.fragment
     assert "CONFIG_LIBUKVMEM=y" in kc.fragment and "CONFIG_LIBUKMMAP=y" not in kc.fragment
     assert "CONFIG_LIBUKMMAP cannot be enabled together with CONFIG_LIBPOSIX_MMAP" in kc.fragment
+    mremap = next(e for e in sc.entries if e.name == "mremap")  # ukmmap is kept off: the scaffold may register it
+    assert mremap.conflicts == ("LIBUKMMAP",) and "depends on !LIBUKMMAP" in sc.files["Config.uk"]
     bare = dataclasses.replace(load_unikraft_table("0.17.0"), kconfig=None)
     _, kc, _ = artifacts(report(), table=bare)
     assert NOT_CLOSED in kc.fragment and NOT_CLOSED in kc.kraftfile
     assert "CONFIG_LIBPOSIX_MMAP=y" in kc.fragment and "CONFIG_LIBUKVMEM=y" not in kc.fragment
+
+
+def test_investigate_rows_are_logged_enosys_with_a_todo() -> None:
+    """No Loupe data: registered as -ENOSYS that warns once naming the syscall, TODO investigate + evidence."""
+    _, _, sc = artifacts(report())
+    inv = {e.name: e for e in sc.entries if e.work.action is Action.INVESTIGATE}
+    assert set(inv) == {"process_vm_readv", "sched_get_priority_max"}
+    src = sc.files["investigate.c"]
+    for name, e in inv.items():
+        assert e.expected == "-ENOSYS" and e.warning == f"uk-depscan investigate: {name}() reached"
+        assert f'uk_pr_warn_once("uk-depscan investigate: {name}() reached: returns -ENOSYS' in src
+        assert f"TODO investigate: does the target reach {name}" in src
+        assert f"man {name}(2)" in src and f"libfixture.so:f_{name}" in src  # man page, evidence chain
+    assert "UK_WARN_STUBBED" not in src.split("*/", 1)[1].replace("UK_WARN_STUBBED(), ", "")
+    assert "CONFIG_LIBUKDEBUG_PRINTK_WARN" in sc.files["README.md"]
+    manifest = json.loads(sc.files["scaffold.json"])
+    assert {s["name"]: s["warning"] for s in manifest["syscalls"]}["fadvise64"] is None  # implement: silent
+
+
+def test_investigate_sits_between_stub_and_fake_when_targets_merge() -> None:
+    doc = report()
+    t1 = doc["targets"][0]
+    t2 = copy.deepcopy(t1)
+    t2["target"] = "libother.so"
+    actions = {"process_vm_readv": "stub (ENOSYS)", "sched_get_priority_max": "fake (return 0)"}
+    for g in t2["gaps"]:
+        g["action"] = actions.get(g["name"], g["action"])
+    doc["targets"] = [t1, t2]
+    work = {w.name: w for w in artifacts(doc)[0].work}
+    assert work["process_vm_readv"].action is Action.INVESTIGATE  # no evidence either way: keep the log
+    assert work["sched_get_priority_max"].action is Action.FAKE  # one target needs success
+
+
+def test_core_registrations_name_the_file_to_change() -> None:
+    """A stub/fake/implement/investigate row whose syscall a library of the build registers is skipped with
+    the file and the change the plan wants there, and why the registration cannot be turned off."""
+    _, _, sc = artifacts(report())
+    skipped = {s.name: s for s in sc.skipped}
+    aff = skipped["sched_getaffinity"]
+    assert aff.action is Action.STUB and "lib/uksched" in aff.reason and "selected by" in aff.reason
+    assert aff.change == "change sched_getaffinity in lib/uksched/sched.c:422 to return -ENOSYS (warn_stubbed today)"
+    assert any("fallback" in r for r in aff.reasons)  # the plan's reason travels with it
+    assert skipped["setsid"].change is not None and "return 0 with UK_WARN_STUBBED()" in skipped["setsid"].change
+    assert skipped["kill"].change is not None and skipped["kill"].change.startswith("implement kill in lib/uksignal/")
+    assert skipped["execve"].change is not None and skipped["execve"].change.startswith("investigate in lib/posix-")
+    assert "enabled by the Kconfig plan" in skipped["kill"].reason
+    readme = sc.files["README.md"]
+    assert "**instead: change sched\\_getaffinity in lib/uksched/sched.c:422 to return -ENOSYS" in readme
+
+
+def test_unverified_options_and_boot_notes() -> None:
+    """arch_prctl/brk come from app-elfloader 0.16.3 on a 0.17.0 core: the option is there, marked UNVERIFIED
+    with the table's note; CONFIG_LIBUKRANDOM (on in every KVM build) gets the RDSEED note on x86_64 only,
+    and only for the commits it was read in."""
+    _, kc, _ = artifacts(report())
+    for raw in (kc.fragment, kc.kraftfile):
+        text = " ".join(line.strip().lstrip("#").strip() for line in raw.splitlines())  # comments unwrapped
+        assert "UNVERIFIED for Unikraft 0.17.0: CONFIG_APPELFLOADER_ARCH_PRCTL, CONFIG_APPELFLOADER_BRK" in text
+        assert "UNVERIFIED: arch_prctl: app-elfloader 0.16.3, unverified for this release" in text
+        assert "arch_prctl-3u at app-elfloader:Makefile.uk:13" in text
+        assert "BOOT: CONFIG_LIBUKRANDOM (implied by CONFIG_PLAT_KVM" in text and "RDSEED (CPUID.07H:EBX)" in text
+    arm = json.loads((FIXTURES / "artifacts" / "report-aarch64.json").read_text())
+    assert "BOOT" not in artifacts(arm)[1].fragment
+    other = dataclasses.replace(load_unikraft_table("0.17.0"), commit="0" * 40)
+    doc = report()
+    doc["unikraft"]["commit"] = other.commit
+    plan = build_plan(doc, Route.BINARY_COMPAT, other)
+    active = active_options(other, resolve_kconfig(other, plan.options, plan.route), plan.route)
+    assert "CONFIG_LIBUKRANDOM" in active and boot_notes(plan, active) == ()
 
 
 def test_registration_conditions_become_requests() -> None:
@@ -234,7 +337,12 @@ def test_hostile_option_name_is_refused() -> None:
 
 def test_cli_prints_fragment_and_kraftfile(tmp_path: Path) -> None:
     code, out, err = run_cli(["kconfig", str(REPORT), "--unikraft", "0.17.0"])
-    assert code == 0 and out.startswith("# Kconfig fragment") and err == ""  # closed: nothing to warn about
+    assert code == 0 and out.startswith("# Kconfig fragment")
+    assert err.splitlines() == [  # closed, so no closure note; the unverified and boot notes
+        "uk-depscan: note: unverified for Unikraft 0.17.0: CONFIG_APPELFLOADER_ARCH_PRCTL, CONFIG_APPELFLOADER_BRK "
+        "(a provider of another release; see the UNVERIFIED lines)",
+        "uk-depscan: note: CONFIG_LIBUKRANDOM can stop the boot on x86_64: see the BOOT lines",
+    ]
     code, out, _ = run_cli(["kconfig", str(REPORT), "--unikraft", "0.17.0", "--kraftfile", "--rootfs", "out/root fs"])
     assert code == 0 and 'rootfs: "out/root fs"' in out
 

@@ -5,8 +5,9 @@
   route over the core with lib-musl (``L=``, ``UK_DEPSCAN_LIBMUSL_SRC``), the binary-compatibility route
   with app-elfloader as the application (``A=``, ``UK_DEPSCAN_ELFLOADER_SRC``) and lib-musl — for the
   fixture and, with the real wheels, for libonnxruntime and libtorch_cpu;
-* ``scripts/validate-unikraft.sh`` on the fixture scaffold: configure, ``print-syscalls``, build,
-  ``gcc -fsyntax-only -Werror`` with the build's flags, boot under QEMU TCG, every call as the scaffold says.
+* ``scripts/validate-unikraft.sh`` on the fixture scaffold (every kind of row): configure, ``print-syscalls``,
+  build, ``gcc -fsyntax-only -Werror`` with the build's flags, boot under QEMU TCG, every call as the scaffold
+  says, every fake and investigate definition warning once.
 
 Skipped cleanly without the checkouts (and without make/gcc/qemu for the boot).  Nothing is written
 into them: the configuration and build go to temporary directories (``C=``, ``O=``).
@@ -119,33 +120,49 @@ def test_fixture_fragment_over_the_tree(case: str, route: str, uk_src: Path, tmp
 def test_real_fragments_over_the_tree(
     relpath: str, route: str, uk_src: Path, tmp_path: Path, real_wheels_dir: Path
 ) -> None:
+    """The fragment of a real library ends as written over the route's base, and it holds the whole
+    KconfigPlan of the report it was made from (every option to enable, every option to keep off)."""
     lib = real_wheels_dir / relpath
     if not lib.exists():
         pytest.skip(f"{lib.name}: {WHEELS_HINT}")
-    code, text, err = run_cli(["kconfig", str(lib), "--unikraft", release_of(uk_src), "--route", route])
+    release = release_of(uk_src)
+    code, out, err = run_cli(["scan", str(lib), "--unikraft", release, "--route", route, "-f", "json"])
+    assert code in (0, 1), err
+    (tmp_path / "report.json").write_text(out)
+    code, text, err = run_cli(["kconfig", str(tmp_path / "report.json"), "--unikraft", release, "--route", route])
     assert code == 0, err
     (tmp_path / "fragment").write_text(text)
     result = kconfig_check(route_base(route, uk_src, tmp_path), uk_src, tmp_path / "fragment", tmp_path / "out.json")
     assert_fragment_applies(result, text)
     assert "Dependency closure: closed" in text  # the shipped 0.17.0 table carries closures for both routes
+    plan = json.loads(out)["targets"][0]["kconfig"]
+    wanted = {k: o["wanted"] for k, o in result["options"].items()}
+    assert dict.fromkeys(plan["enable"], "y").items() <= wanted.items()
+    assert dict.fromkeys(plan["keep_off"], "n").items() <= wanted.items()
 
 
 @pytest.mark.slow
 def test_validate_script_on_the_fixture_scaffold(uk_src: Path, tmp_path: Path) -> None:
-    """Slow (about a minute): build and boot the fixture's scaffold; every call answers as the scaffold says."""
+    """Slow (about a minute): build and boot the fixture's scaffold; every call answers as the scaffold says.
+
+    The fixture's plan registers implement and investigate rows only (its stub and fake rows belong to core
+    libraries of the build); two absent rows the plan keeps are given a stub and a fake action in a copy of
+    the report, so that every kind of definition is built, dispatched and checked (the fake's and the
+    investigate rows' warnings included)."""
     if release_of(uk_src) != "0.17.0":
         pytest.skip("the fixture report was made against Unikraft 0.17.0")
     for tool in ("qemu-system-x86_64", "bc", "flex", "bison"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} not found: {install_hint(tool)}")
+    doc = json.loads((FIXTURES / "artifacts" / "report-x86_64.json").read_text())
+    forced = {"io_uring_setup": "fake (return 0)", "tgkill": "stub (ENOSYS)"}
+    for g in doc["targets"][0]["gaps"]:
+        g["action"] = forced.get(g["name"], g["action"])
+    (tmp_path / "report.json").write_text(json.dumps(doc))
     uk_depscan = Path(sys.executable).parent / "uk-depscan"
     env = dict(os.environ, WORK=str(tmp_path / "work"), UK_DEPSCAN=str(uk_depscan))
     proc = subprocess.run(
-        [
-            str(REPO / "scripts" / "validate-unikraft.sh"),
-            str(uk_src),
-            str(FIXTURES / "artifacts" / "report-x86_64.json"),
-        ],
+        [str(REPO / "scripts" / "validate-unikraft.sh"), str(uk_src), str(tmp_path / "report.json")],
         check=False,
         capture_output=True,
         text=True,
@@ -154,6 +171,8 @@ def test_validate_script_on_the_fixture_scaffold(uk_src: Path, tmp_path: Path) -
     assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
     manifest = json.loads((tmp_path / "work" / "scaffold" / "scaffold.json").read_text())
     n = len(manifest["syscalls"])
+    assert {s["action"] for s in manifest["syscalls"]} == {"stub", "fake", "implement", "investigate"}
     assert f"uk-depscan-validate: PASS {n}/{n}" in proc.stdout
+    assert "each of the 3 fake/investigate definitions warned once" in proc.stdout
     checks = (tmp_path / "work" / "checks.txt").read_text().splitlines()
     assert len(checks) == n and all(line.endswith(" ok") for line in checks)

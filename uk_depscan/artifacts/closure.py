@@ -29,6 +29,7 @@ class ResolvedOption:
     value: str  # "y", or "n": must stay off
     uses: tuple[tuple[str, tuple[str, ...]], ...]  # (role, syscalls) - empty when only needed by others
     reason: str  # "requested" | "needed by CONFIG_Y" | "must stay n for CONFIG_Y" | …
+    unverified: tuple[str, ...] = ()  # notes on providers of another release (OptionRequest.unverified)
 
     @property
     def syscalls(self) -> tuple[str, ...]:
@@ -50,7 +51,7 @@ class KconfigResolution:
 def resolve_kconfig(table: UnikraftTable, requests: tuple[OptionRequest, ...], route: Route) -> KconfigResolution:
     """The options to set for ``requests`` in ``route``, closed over their dependencies when the table allows."""
     if table.kconfig is None or not requests:
-        options = tuple(ResolvedOption(r.option, "y", _by_role(r), "requested") for r in requests)
+        options = tuple(ResolvedOption(r.option, "y", _by_role(r), "requested", r.unverified) for r in requests)
         statement = f"Unikraft {table.release}: {NOT_CLOSED}" if requests else "nothing to resolve"
         return KconfigResolution(options, not requests, statement)
     plan = resolve_options(table, {r.option: r.syscalls for r in requests}, route.value)
@@ -70,7 +71,8 @@ def _from_plan(
         extra += [f"turns off {k}" for k in o.turns_off]
         if o.already_on:
             extra.insert(0, f"already on in the {route.value} route's base configuration")
-        out.append(ResolvedOption(o.option, "y", uses, "; ".join([reason, *extra])))
+        unv = req.unverified if req else ()
+        out.append(ResolvedOption(o.option, "y", uses, "; ".join([reason, *extra]), unv))
     for opt in plan.enable:
         if opt not in kept:
             by = sorted(o.option for o in plan.options if opt in o.closure_y)
@@ -81,7 +83,15 @@ def _from_plan(
     unknown = [o for o in plan.unknown if o not in kept]
     for opt in unknown:
         req = requests.get(opt)
-        out.append(ResolvedOption(opt, "y", _by_role(req) if req else (), "requested; no closure data for it"))
+        out.append(
+            ResolvedOption(
+                opt,
+                "y",
+                _by_role(req) if req else (),
+                "requested; no closure data for it",
+                req.unverified if req else (),
+            )
+        )
     notes = [a.note for a in plan.alternatives]
     notes += [f"{old} is {', '.join(new)} in Unikraft {table.release}" for old, new in sorted(plan.renamed.items())]
     closed = plan.verified and not unknown

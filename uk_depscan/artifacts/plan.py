@@ -4,8 +4,9 @@ A report (fresh from :func:`uk_depscan.pipeline.analyze`, or saved with ``--form
 as its versioned JSON mapping (``report/schema/report-v1.schema.json``), so a saved report and a fresh
 analysis take the same path, and the model's internal types can change freely.  Two things come out:
 
-* the **syscall work**: every gap whose action is ``stub (ENOSYS)``, ``fake (return 0)`` or
-  ``implement``, with its evidence chains (for the scaffold);
+* the **syscall work**: every gap whose action is ``stub (ENOSYS)``, ``fake (return 0)``,
+  ``implement`` or ``investigate`` (no Loupe data to choose between them: scaffolded as a logged
+  ``-ENOSYS`` so a run shows whether it is reached at all), with its evidence chains (for the scaffold);
 * the **option requests**: every Kconfig option a gap row names (``enable CONFIG_X``, and the
   option of a library whose existing stub or partial implementation the plan relies on), plus the
   make conditions the table records around the registration (``set_tid_address`` is registered only
@@ -28,8 +29,9 @@ from uk_depscan.names import demangle
 from uk_depscan.unikraft.tables import SyscallSupport, UnikraftTable
 
 # The actions that mean work in a syscall library (the report's labels: Action.label/from_label).
-SCAFFOLDED = (Action.STUB, Action.FAKE, Action.IMPLEMENT)
-STRENGTH = {Action.STUB: 0, Action.FAKE: 1, Action.IMPLEMENT: 2}
+SCAFFOLDED = (Action.STUB, Action.INVESTIGATE, Action.FAKE, Action.IMPLEMENT)
+STRENGTH = {Action.STUB: 0, Action.INVESTIGATE: 1, Action.FAKE: 2, Action.IMPLEMENT: 3}
+UNVERIFIED = "unverified"  # the report's status of a row only an external provider of another release has
 _MAKE_COND = re.compile(r"^ifn?eq \(\$\((CONFIG_[A-Za-z0-9_]+)\),y\)$")
 
 
@@ -63,6 +65,9 @@ class OptionUse:
 class OptionRequest:
     option: str
     uses: tuple[OptionUse, ...]
+    # why the build may not get what the option promises: the table's note on an unverified provider
+    # ("app-elfloader 0.16.3, unverified for this release; ...") with its registration and file
+    unverified: tuple[str, ...] = ()
 
     @property
     def syscalls(self) -> tuple[str, ...]:
@@ -121,7 +126,7 @@ def build_plan(doc: Mapping[str, Any], route: Route, table: UnikraftTable) -> Ar
         table.commit,
         str((doc.get("tool") or {}).get("version", "?")),
         _work(analysed),
-        _options(analysed, table),
+        _options(analysed, table, route),
         tuple(notes),
     )
 
@@ -181,7 +186,7 @@ def _role(gap: Mapping[str, Any]) -> str | None:
     if action == "none":
         return None
     if action.startswith("enable "):
-        return "enables"
+        return "enables, unverified for this release" if status == UNVERIFIED else "enables"
     if status == "stub":
         return "keeps its existing stub" if action == "keep stub" else f"existing stub (plan: {action})"
     if status == "partial":
@@ -189,19 +194,38 @@ def _role(gap: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _options(targets: Iterable[Mapping[str, Any]], table: UnikraftTable) -> tuple[OptionRequest, ...]:
+def _options(targets: Iterable[Mapping[str, Any]], table: UnikraftTable, route: Route) -> tuple[OptionRequest, ...]:
     uses: dict[str, set[OptionUse]] = {}
+    unverified: dict[str, set[str]] = {}
     for t in targets:
         for g in t.get("gaps", []):
             role = _role(g)
             if role is None or not g.get("kconfig"):
                 continue
             uses.setdefault(g["kconfig"], set()).add(OptionUse(g["name"], role))
+            if g["status"] == UNVERIFIED:
+                unverified.setdefault(g["kconfig"], set()).add(unverified_note(table.get(g["name"]), g, route))
             for cond in registration_conditions(table.get(g["name"]), g["kconfig"]):
                 uses.setdefault(cond, set()).add(OptionUse(g["name"], "registration condition (Makefile.uk ifeq)"))
     return tuple(
-        OptionRequest(opt, tuple(sorted(uses[opt], key=lambda u: (u.syscall, u.role)))) for opt in sorted(uses)
+        OptionRequest(
+            opt, tuple(sorted(uses[opt], key=lambda u: (u.syscall, u.role))), tuple(sorted(unverified.get(opt, ())))
+        )
+        for opt in sorted(uses)
     )
+
+
+def unverified_note(row: SyscallSupport | None, gap: Mapping[str, Any], route: Route) -> str:
+    """``arch_prctl: app-elfloader 0.16.3, unverified for this release; … (arch_prctl-3u at
+    app-elfloader:Makefile.uk:13)``: the table's own note on the route, with the registration it is about."""
+    rs = row.routes.get(route.value) if row is not None else None
+    note = rs.note if rs is not None and rs.note else gap["detail"]
+    regs = [
+        f"{p.registration} at {p.provided_at}" if p.provided_at else p.registration
+        for p in (row.providers if row is not None else ())
+        if p.kconfig == gap["kconfig"] and not p.verified
+    ]
+    return f"{gap['name']}: {note}" + (f" ({'; '.join(regs)})" if regs else "")
 
 
 def registration_conditions(row: SyscallSupport | None, option: str) -> tuple[str, ...]:

@@ -1,19 +1,24 @@
 """``uk-depscan scaffold``: a Unikraft external library registering every syscall the plan stubs,
-fakes or implements.
+fakes, implements or investigates.
 
 One library (``addlib_s``), one Kconfig option per syscall, one registration per syscall
 (``UK_PROVIDED_SYSCALLS-$(CONFIG_<LIB>_<NAME>) += <name>-<nargs>[suffix]``) and one definition:
 
-* ``stub`` → ``return -ENOSYS;`` (what Unikraft's generated stub answers, now explicit and logged);
+* ``stub`` → ``return -ENOSYS;`` (what Unikraft's generated stub answers, now explicit);
 * ``fake`` → ``UK_WARN_STUBBED(); return 0;`` (``lib/ukdebug/include/uk/print.h``, warns once);
-* ``implement`` → ``return -ENOSYS;`` with a ``TODO`` naming the evidence chain and the man page.
+* ``implement`` → ``return -ENOSYS;`` with a ``TODO`` naming the evidence chain and the man page;
+* ``investigate`` (no Loupe data to choose from) → ``uk_pr_warn_once(…); return -ENOSYS;`` with a
+  ``TODO investigate`` and the same evidence: the warning, once per syscall, tells the engineer which
+  of these a run really reaches (the stub the shim would generate answers the same, silently).
 
 A syscall that a Unikraft library already registers (as a stub or a partial implementation) keeps
-that registration when its library is on: two registrations of one name would give the shim's
-generated dispatcher two ``case`` labels for one number.  So its option ``depends on`` every such
-library being off, and the README says where the real work is (the core library).  Syscalls the
-release's number table lacks, or that the kernel does not define for the arch, are listed as
-skipped with the reason.  Argument counts and types come from the Linux table, never from a guess.
+that registration when its library is on in the build the plan describes (the route's base
+configuration, or an option the plan enables): two registrations of one name would give the shim's
+generated dispatcher two ``case`` labels for one number.  It is listed as skipped, with the file that
+holds the registration and what the plan wants changed there.  Otherwise its option ``depends on``
+every such library being off.  Syscalls the release's number table lacks, or that the kernel does not
+define for the arch, are listed as skipped with the reason.  Argument counts and types come from the
+Linux table, never from a guess.
 """
 
 from __future__ import annotations
@@ -26,15 +31,32 @@ from uk_depscan.artifacts.argtable import ArgTable, SyscallArgs
 from uk_depscan.artifacts.kconfig import header_lines, target_name
 from uk_depscan.artifacts.plan import ArtifactPlan, SyscallWork
 from uk_depscan.artifacts.sanitize import c_comment, hash_comment, identifier, kconfig_string
-from uk_depscan.artifacts.scaffold_readme import render_readme
+from uk_depscan.artifacts.scaffold_readme import INVESTIGATE_PREFIX, render_readme
 from uk_depscan.artifacts.shim import ShimFacts, c_type, param_name
 from uk_depscan.model import Action
-from uk_depscan.unikraft.tables import SyscallSupport, UnikraftTable
+from uk_depscan.unikraft.tables import Provider, SyscallSupport, UnikraftTable
 
-EXPECTED = {Action.STUB: "-ENOSYS", Action.FAKE: "0", Action.IMPLEMENT: "-ENOSYS"}
-SOURCES = {Action.STUB: "stub.c", Action.FAKE: "fake.c", Action.IMPLEMENT: "implement.c"}
+EXPECTED = {Action.STUB: "-ENOSYS", Action.FAKE: "0", Action.IMPLEMENT: "-ENOSYS", Action.INVESTIGATE: "-ENOSYS"}
+SOURCES = {
+    Action.STUB: "stub.c",
+    Action.FAKE: "fake.c",
+    Action.IMPLEMENT: "implement.c",
+    Action.INVESTIGATE: "investigate.c",
+}
 DEBUG_PREFIX = "uk-depscan scaffold: "
 MANIFEST_VERSION = 1
+
+
+def warning_of(action: Action, name: str) -> str | None:
+    """The text the definition of ``name`` prints once at warning level (None: it prints nothing).
+
+    fake: ``UK_WARN_STUBBED()`` prints ``"%s() stubbed"`` with ``__func__``, the definition macros'
+    inner function ``__uk_syscall_r_<name>`` (lib/syscall_shim/include/uk/syscall.h), hence the suffix."""
+    if action is Action.FAKE:
+        return f"_{name}() stubbed"
+    if action is Action.INVESTIGATE:
+        return f"{INVESTIGATE_PREFIX}{name}() reached"
+    return None
 
 
 @dataclass(frozen=True)
@@ -65,12 +87,18 @@ class Entry:
     def expected(self) -> str:
         return EXPECTED[self.work.action]
 
+    @property
+    def warning(self) -> str | None:
+        return warning_of(self.work.action, self.name)
+
 
 @dataclass(frozen=True)
 class Skipped:
     name: str
     action: Action
-    reason: str
+    reason: str  # why it is not registered here
+    change: str | None = None  # where the plan's work goes instead (a file of the library that registers it)
+    reasons: tuple[str, ...] = ()  # the plan's reasons for the action (from the report)
 
 
 @dataclass(frozen=True)
@@ -98,14 +126,13 @@ def plan_entries(
         nr = None if row is None else (row.arm64_nr if plan.unikraft_arch == "arm64" else row.x86_64_nr)
         if row is None or nr is None:
             missing = f"not in Unikraft {table.release}'s {plan.unikraft_arch} syscall table: it cannot be registered"
-            skipped.append(Skipped(w.name, w.action, missing))
+            skipped.append(Skipped(w.name, w.action, missing, None, w.reasons))
             continue
         kernel = args.by_number(plan.arch, nr)
-        why = _kernel_problem(w.name, nr, kernel, plan, args, table) or _shim_problem(
-            w.name, row, plan.route.value, table, shim, active
-        )
+        problem = _kernel_problem(w.name, nr, kernel, plan, args, table)
+        why, change = (problem, None) if problem else _shim_problem(w, row, plan.route.value, table, shim, active)
         if why or kernel is None:
-            skipped.append(Skipped(w.name, w.action, why or "no kernel row"))
+            skipped.append(Skipped(w.name, w.action, why or "no kernel row", change, w.reasons))
             continue
         macro, suffix = shim.macro_for(w.name)
         conflicts = _conflicts(row, plan.route.value)
@@ -125,28 +152,54 @@ def _kernel_problem(
 
 
 def _shim_problem(
-    name: str, row: SyscallSupport, route: str, table: UnikraftTable, shim: ShimFacts, active: Mapping[str, str]
-) -> str | None:
-    """Why a generated registration of ``name`` could never be built in this release and route."""
+    w: SyscallWork, row: SyscallSupport, route: str, table: UnikraftTable, shim: ShimFacts, active: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """Why a generated registration of ``w`` could never be built in this release and route, and
+    what to change instead in the library that registers it: ``(None, None)`` when it can be built."""
+    name = w.name
     providers = [p for p in row.providers if route in p.routes]
-    unconditional = sorted({p.library for p in providers if not p.kconfig})
+    unconditional = [p for p in providers if not p.kconfig]
     if unconditional:
-        return f"registered unconditionally by {', '.join(unconditional)}: a second registration cannot coexist"
+        libs = ", ".join(sorted({p.library for p in unconditional}))
+        why = f"registered unconditionally by {libs}: a second registration cannot coexist"
+        return why, _change(w, unconditional[0])
     if name in shim.printer_blocked:
-        return (
+        core = [p for p in row.providers if not p.external]
+        why = (
             f"Unikraft {table.release}'s lib/syscall_shim/uk_prsyscall.c prints {name} with definitions only "
             f"its core provider's headers bring ({shim.probe}: {shim.printer_blocked[name]}): a registration "
-            "from another library breaks the shim's build, so the work belongs in "
-            + (", ".join(sorted({p.library for p in row.providers})) or "a core library")
+            "from another library breaks the shim's build"
         )
+        return why, _change(w, core[0]) if core else f"in a core library of Unikraft {table.release}"
     on = [(p, active[p.kconfig]) for p in providers if p.kconfig and p.kconfig in active]
     if on:
-        p, why = on[0]
-        return (
-            f"registered by {p.library} ({p.status}: {p.detail}), whose {p.kconfig} is {why}: an override "
-            f"could never be built, so the work belongs in {p.library}" + (f" ({p.defined_at})" if p.defined_at else "")
+        p, state = on[0]
+        why = (
+            f"registered by {p.library} ({p.status}: {p.detail}) whenever {p.kconfig} is on, and it is {state}"
+            f"{_held_on(table, p.kconfig or '', active)}: a second registration cannot coexist"
         )
-    return None
+        return why, _change(w, p)
+    return None, None
+
+
+def _held_on(table: UnikraftTable, option: str, active: Mapping[str, str]) -> str:
+    """``, selected by CONFIG_Y``: options of the build that force ``option`` on (the table's
+    ``select`` facts), so that turning it off is no way to drop the registration."""
+    facts = table.kconfig.options if table.kconfig is not None else {}
+    by = sorted(o for o, f in facts.items() if option in f.selects and o in active)
+    return f", selected by {', '.join(by)}" if by else ""
+
+
+def _change(w: SyscallWork, p: Provider) -> str:
+    """What the plan wants done in the existing definition of provider ``p``."""
+    where = p.defined_at or p.provided_at or p.library
+    if w.action is Action.IMPLEMENT:
+        return f"implement {w.name} in {where} ({p.detail} today)"
+    if w.action is Action.STUB:
+        return f"change {w.name} in {where} to return -ENOSYS ({p.detail} today)"
+    if w.action is Action.FAKE:
+        return f"change {w.name} in {where} to return 0 with UK_WARN_STUBBED() ({p.detail} today)"
+    return f"investigate in {where} whether the target reaches {w.name} ({p.detail} today)"
 
 
 def _conflicts(row: SyscallSupport, route: str) -> tuple[str, ...]:
@@ -179,7 +232,7 @@ def build_scaffold(
     for action, source in SOURCES.items():
         chosen = [e for e in entries if e.work.action is action]
         if chosen:
-            files[source] = render_source(plan, action, chosen, args)
+            files[source] = render_source(plan, action, chosen, args, library)
     return Scaffold(library, option, entries, skipped, files)
 
 
@@ -192,7 +245,7 @@ def render_config_uk(plan: ArtifactPlan, option: str, library: str, entries: tup
     out += [
         "",
         f"menuconfig {option}",
-        f'\tbool "{kconfig_string(library)}: syscalls the uk-depscan plan stubs, fakes or implements"',
+        f'\tbool "{kconfig_string(library)}: syscalls the uk-depscan plan stubs, fakes, implements or investigates"',
         "\tdefault n",
         "\tselect LIBSYSCALL_SHIM",
         "\tselect LIBUKDEBUG",
@@ -225,6 +278,7 @@ def _what(e: Entry) -> str:
         Action.STUB: "stub, returns -ENOSYS",
         Action.FAKE: "fake, returns 0",
         Action.IMPLEMENT: "to implement (returns -ENOSYS until then)",
+        Action.INVESTIGATE: "to investigate (warns once, returns -ENOSYS)",
     }[e.work.action]
 
 
@@ -274,9 +328,15 @@ def _comment(plan: ArtifactPlan, e: Entry) -> list[str]:
     w = e.work
     lines = [f"{e.name}: {w.action.value} ({w.tier}; Unikraft {plan.release}: {w.status}, {w.detail})"]
     lines.append(f"Linux {_kernel_signature(e)}")
-    if w.action is Action.IMPLEMENT:
+    if w.action in (Action.IMPLEMENT, Action.INVESTIGATE):
         man = f"man {e.kernel.man_page}" if e.kernel.man_page else "no man-pages entry (see the kernel source above)"
-        lines.insert(0, f"TODO implement {e.name} - {man}")
+        todo = (
+            f"TODO implement {e.name} - {man}"
+            if w.action is Action.IMPLEMENT
+            else f"TODO investigate: does the target reach {e.name} when it runs, and does it cope with ENOSYS? "
+            f"Then implement, fake or stub it - {man}"
+        )
+        lines.insert(0, todo)
         for ev in w.evidence or ():
             lines.append(
                 f"Needed by {ev.target}: {' -> '.join(ev.chain)}" + (" (failure paths only)" if ev.failure_only else "")
@@ -287,7 +347,7 @@ def _comment(plan: ArtifactPlan, e: Entry) -> list[str]:
     return [" * " + c_comment(line) for line in lines]
 
 
-def render_source(plan: ArtifactPlan, action: Action, entries: list[Entry], args: ArgTable) -> str:
+def render_source(plan: ArtifactPlan, action: Action, entries: list[Entry], args: ArgTable, library: str) -> str:
     head = header_lines(plan, f"{SOURCES[action]}: syscalls to {action.value}")
     out = ["/*", *[" * " + c_comment(line) for line in head]]
     out += [
@@ -299,7 +359,7 @@ def render_source(plan: ArtifactPlan, action: Action, entries: list[Entry], args
         "#include <errno.h>",
         "#include <uk/config.h>",
         "#include <uk/syscall.h>",
-        "#include <uk/print.h> /* uk_pr_debug(), UK_WARN_STUBBED() */",
+        "#include <uk/print.h> /* uk_pr_debug(), UK_WARN_STUBBED(), uk_pr_warn_once() */",
     ]
     bodies, tags = [], set()
     for e in entries:
@@ -308,7 +368,14 @@ def render_source(plan: ArtifactPlan, action: Action, entries: list[Entry], args
         # One debug line per call, compiled in only with the library's _DEBUG option (UK_DEBUG for
         # these files): how a validation run proves the dispatchers reach this definition.
         trace = f'\tuk_pr_debug("{DEBUG_PREFIX}{e.name}: {action.value}, returns {e.expected}\\n");'
-        body = ["\tUK_WARN_STUBBED();", "\treturn 0;"] if action is Action.FAKE else ["\treturn -ENOSYS;"]
+        if action is Action.FAKE:
+            body = ["\tUK_WARN_STUBBED();", "\treturn 0;"]
+        elif action is Action.INVESTIGATE:
+            # once per syscall, at warning level: which of these a run reaches (README.md)
+            where = f"lib{library}/{SOURCES[action]}"
+            body = [f'\tuk_pr_warn_once("{e.warning}: returns -ENOSYS, see {where}\\n");', "\treturn -ENOSYS;"]
+        else:
+            body = ["\treturn -ENOSYS;"]
         body.insert(0, trace)
         bodies += ["", f"#if CONFIG_{e.option}", "/*", *_comment(plan, e), " */", header, "{", *body, "}", "#endif"]
     if tags:
@@ -356,9 +423,12 @@ def render_manifest(
                 "option": e.option,
                 "depends_off": list(e.conflicts),
                 "tier": e.work.tier,
+                "warning": e.warning,
             }
             for e in entries
         ],
-        "skipped": [{"name": s.name, "action": s.action.value, "reason": s.reason} for s in skipped],
+        "skipped": [
+            {"name": s.name, "action": s.action.value, "reason": s.reason, "change": s.change} for s in skipped
+        ],
     }
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n"

@@ -11,6 +11,8 @@ from uk_depscan.artifacts.sanitize import markdown
 from uk_depscan.artifacts.shim import ShimFacts
 from uk_depscan.model import Action
 
+INVESTIGATE_PREFIX = "uk-depscan investigate: "  # what investigate definitions warn with (scaffold.py)
+
 if TYPE_CHECKING:
     from uk_depscan.artifacts.scaffold import Entry, Skipped
 
@@ -31,7 +33,19 @@ def render_readme(
         "",
         f"{len(entries)} syscalls: {counts[Action.STUB]} stubbed (`-ENOSYS`), {counts[Action.FAKE]} faked "
         f"(`UK_WARN_STUBBED(); return 0;`), {counts[Action.IMPLEMENT]} to implement (`-ENOSYS` and a `TODO` "
-        f"naming the evidence and the man page until then); {len(skipped)} skipped (below).",
+        f"naming the evidence and the man page until then), {counts[Action.INVESTIGATE]} to investigate "
+        f"(a logged `-ENOSYS`, below); {len(skipped)} skipped (below).",
+        "",
+        "**Investigate** rows are syscalls the target's code can reach for which the plan has no evidence to "
+        "choose between implementing, faking and stubbing (no Loupe data, no known fallback). Each is registered "
+        "here as an explicit `-ENOSYS` that prints, the first time it is called, "
+        f"`{INVESTIGATE_PREFIX}<name>() reached: returns -ENOSYS, ...` at warning level, with a "
+        "`TODO investigate: …` and the evidence chain next to its definition: run the workload and the log says "
+        "which of them it really makes; the ones it never makes can stay as they are (without this library the "
+        "shim answers the same `-ENOSYS`, logged only at debug level with `CONFIG_LIBSYSCALL_SHIM_DEBUG`, on "
+        "every call of every unregistered syscall). Faked rows warn the same way (`UK_WARN_STUBBED()`). Unikraft "
+        "prints warnings only with `CONFIG_LIBUKDEBUG_PRINTK_WARN=y` (or `_INFO`); its default, "
+        "`CONFIG_LIBUKDEBUG_PRINTK_ERR`, hides them.",
         "",
         "## Add it to a build",
         "",
@@ -78,7 +92,17 @@ def render_readme(
             f"| {markdown(e.kernel.defined_at or '?')} | {markdown(e.kernel.man_page or '-')} |"
         )
     if skipped:
-        out += ["", "## Skipped", ""]
-        out += [f"- `{s.name}` ({s.action.value}): {markdown(s.reason)}" for s in skipped]
+        out += [
+            "",
+            "## Skipped",
+            "",
+            "Not registered here: why, where the plan's work goes instead, and the plan's reasons.",
+            "",
+        ]
+        for s in skipped:
+            out.append(f"- `{s.name}` ({s.action.value}): {markdown(s.reason)}")
+            if s.change:
+                out.append(f"  - **instead: {markdown(s.change)}**")
+            out += [f"  - plan: {markdown(r)}" for r in s.reasons]
     out += ["", "Generated: do not edit by hand; regenerate with `uk-depscan scaffold`.", ""]
     return "\n".join(out)

@@ -102,8 +102,8 @@ def kconfig_cmd(
 ) -> int:
     """Kconfig lines the plan needs: a .config fragment and a Kraftfile (spec v0.6), each option commented
     with the syscalls it is for."""
-    from uk_depscan.artifacts.closure import resolve_kconfig
-    from uk_depscan.artifacts.kconfig import render_kconfig
+    from uk_depscan.artifacts.closure import active_options, resolve_kconfig
+    from uk_depscan.artifacts.kconfig import boot_notes, render_kconfig
     from uk_depscan.unikraft.tables import load_libmusl_symbols
 
     plan, table = _inputs(targets, route, unikraft, unikraft_table, libc)
@@ -112,7 +112,8 @@ def kconfig_cmd(
     if route is ArtifactRoute.native:
         musl = load_libmusl_symbols(table.release)
         libmusl = musl.libmusl_commit
-    art = render_kconfig(plan, resolution, rootfs=rootfs, name=name, libmusl=libmusl)
+    boot = boot_notes(plan, active_options(table, resolution, plan.route))
+    art = render_kconfig(plan, resolution, rootfs=rootfs, name=name, libmusl=libmusl, boot=boot)
     if output is not None:
         write_files(output, {"kconfig.fragment": art.fragment, "Kraftfile": art.kraftfile}, force=True)
         stderr_line(f"uk-depscan: wrote {output}/kconfig.fragment and {output}/Kraftfile")
@@ -120,6 +121,14 @@ def kconfig_cmd(
         emit(art.kraftfile if kraftfile else art.fragment)
     if not resolution.closed:
         stderr_line(f"uk-depscan: note: {resolution.statement}")
+    unverified = [o.option for o in resolution.options if o.unverified]
+    if unverified:
+        stderr_line(
+            f"uk-depscan: note: unverified for Unikraft {plan.release}: {', '.join(unverified)} "
+            "(a provider of another release; see the UNVERIFIED lines)"
+        )
+    for n in boot:
+        stderr_line(f"uk-depscan: note: {n.option} can stop the boot on {plan.unikraft_arch}: see the BOOT lines")
     return EXIT_OK
 
 
@@ -134,7 +143,7 @@ def scaffold_cmd(
     libc: LibcChoice | None = LibcOpt,
     traceback: bool = TracebackOpt,
 ) -> int:
-    """A Unikraft external library registering every syscall the plan stubs, fakes or implements."""
+    """A Unikraft external library registering every syscall the plan stubs, fakes, implements or investigates."""
     from uk_depscan.artifacts.argtable import load_arg_table
     from uk_depscan.artifacts.closure import active_options, resolve_kconfig
     from uk_depscan.artifacts.scaffold import build_scaffold
@@ -146,11 +155,11 @@ def scaffold_cmd(
     active = active_options(table, resolve_kconfig(table, plan.options, plan.route), plan.route)
     sc = build_scaffold(plan, table, load_arg_table(), shim, name=name, active=active)
     write_files(output, sc.files, force=force)
-    by_action = {a: sum(1 for e in sc.entries if e.work.action.value == a) for a in ("stub", "fake", "implement")}
+    kinds = ("stub", "fake", "implement", "investigate")
+    by_action = {a: sum(1 for e in sc.entries if e.work.action.value == a) for a in kinds}
     stderr_line(
         f"uk-depscan: wrote lib{sc.library} to {output}: {len(sc.entries)} syscalls "
-        f"({by_action['stub']} stub, {by_action['fake']} fake, {by_action['implement']} implement), "
-        f"{len(sc.skipped)} skipped (README.md)"
+        f"({', '.join(f'{by_action[a]} {a}' for a in kinds)}), {len(sc.skipped)} skipped (README.md)"
     )
     return EXIT_OK
 
