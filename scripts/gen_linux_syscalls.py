@@ -21,7 +21,7 @@ Why the C preprocessor: ``asm/unistd.h`` picks its numbers with ``#if``s (x86: `
 dirs evaluates exactly the choices a 64-bit user-space build of that arch sees, whatever the
 header layout; the host gcc is enough.  The ``__NR_<name>`` values (possibly aliases such as
 ``__NR_newfstatat`` -> ``__NR3264_fstatat`` -> 79) are then resolved by
-``uk_depscan.syscalls.linux.parse_header_text``.
+``uk_depscan.tablegen.linux.parse_header_text``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from uk_depscan.syscalls.linux import SCHEMA_VERSION, dump_table, parse_header_text, validate_table_doc  # noqa: E402
+from uk_depscan.syscalls.linux import SCHEMA_VERSION, validate_table_doc  # noqa: E402
+from uk_depscan.tablegen.linux import dump_table, parse_header_text  # noqa: E402
 
 PACKAGE = "linux-libc-dev"
 DEFAULT_SUITE = "trixie"

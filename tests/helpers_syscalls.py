@@ -58,3 +58,38 @@ def site_tuples(scan) -> set[tuple]:
 def wheels_dir() -> Path:
     """Extracted real wheels: ``$UK_DEPSCAN_WHEELS``, else what ``bench/fetch_wheels.sh`` fills."""
     return Path(os.environ.get("UK_DEPSCAN_WHEELS", REPO / "bench" / "wheels" / "x"))
+
+
+def export_reach(elf, scan) -> dict[str, tuple[frozenset[int], frozenset[str]]]:
+    """Per exported function of ``scan``: (syscall numbers, import keys) it reaches, as the analysis
+    answers it (:class:`uk_depscan.syscalls.reach.EngineSummary`; failure-only sites included)."""
+    from uk_depscan.syscalls.reach import EngineSummary
+
+    summary = EngineSummary(str(elf.name), elf, scan)
+    out = {}
+    for key, _ in scan.exports:
+        reach = summary.reach(key)
+        assert reach is not None, key
+        out[key] = (frozenset(s.number for s in reach.sites), frozenset(reach.imports))
+    return out
+
+
+def dfs_reach(scan, addr: int) -> tuple[frozenset[int], frozenset[str]]:
+    """Oracle for :func:`export_reach`: a plain depth-first search over the call graph's CSR
+    arrays from the function containing ``addr``; a site belongs to the function containing it."""
+    import bisect
+
+    g = scan.graph
+    starts = g.func_starts.tolist()
+    indptr, indices = g.indptr.tolist(), g.indices.tolist()
+    root = bisect.bisect_right(starts, addr) - 1
+    seen, stack = {root}, [root]
+    while stack:
+        node = stack.pop()
+        for nxt in indices[indptr[node] : indptr[node + 1]]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    numbers = {n for s in scan.sites if bisect.bisect_right(starts, s.address) - 1 in seen for n in s.numbers}
+    imports = {g.import_keys[n - len(starts)] for n in seen if n >= len(starts)}
+    return frozenset(numbers), frozenset(imports)

@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from uk_depscan.errors import TableError
-from uk_depscan.syscalls.linux import (
-    ARCHES,
-    dump_table,
-    load_linux_table,
-    load_table_file,
-    parse_header_text,
-    validate_table_doc,
-)
+from uk_depscan.syscalls.linux import ARCHES, load_linux_table, load_table_file, validate_table_doc
+from uk_depscan.tablegen.linux import dump_table, parse_header_text
 
 REPO = Path(__file__).resolve().parent.parent
 HOST_X86_HEADER = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")

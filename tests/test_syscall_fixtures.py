@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from helpers_syscalls import build_syscall_fixture, expected_sites, expected_wrappers, site_tuples
+from helpers_syscalls import (
+    build_syscall_fixture,
+    dfs_reach,
+    expected_sites,
+    expected_wrappers,
+    export_reach,
+    site_tuples,
+)
 
 from uk_depscan.elf.file import open_elf
+from uk_depscan.syscalls.reach import EngineSummary
 from uk_depscan.syscalls.scan import scan_library
 
 ARCHES = ["x86_64", pytest.param("aarch64", marks=pytest.mark.cross)]
@@ -48,15 +56,16 @@ def test_hidden_byte_pair_not_counted(built):
 
 
 def test_reachability_through_wrappers(built):
-    arch, _, scan = built
-    exports = dict(scan.exports)
+    arch, elf, scan = built
     umask = {"x86_64": 95, "aarch64": 166}[arch]
     sync = {"x86_64": 162, "aarch64": 81}[arch]
-    nums, imports, sites = scan.reachable_from([exports["use_fwd_umask"]])
-    assert nums == {umask}
-    assert any(k.startswith("syscall@GLIBC_") for k in imports)
-    assert {s.function for s in sites} >= {"use_fwd_umask", "my_syscall"}
-    summary = scan.export_summary()
+    reach = EngineSummary(str(elf.name), elf, scan).reach("use_fwd_umask")
+    assert reach is not None
+    assert {s.number for s in reach.sites} == {umask}
+    assert any(k.startswith("syscall@GLIBC_") for k in reach.imports)
+    # the number is found at the call of the local wrapper, not inside the wrapper
+    assert {(s.function, s.kind) for s in reach.sites} == {("use_fwd_umask", "local_wrapper")}
+    summary = export_reach(elf, scan)
     assert summary["use_fwd2_sync"][0] == frozenset({sync})
     assert summary["use_fwd_umask"][0] == frozenset({umask})
     assert summary["d_branches"][0] == frozenset({60, 231} if arch == "x86_64" else {93, 94})
@@ -72,7 +81,7 @@ def test_cache_roundtrip(built, tmp_path, monkeypatch):
     assert second.from_cache
     assert second.sites == scan.sites and second.wrappers == scan.wrappers
     assert second.graph.indices.tolist() == scan.graph.indices.tolist()
-    assert second.export_summary() == scan.export_summary()
+    assert export_reach(elf, second) == export_reach(elf, scan)
     assert not scan_library(elf, no_cache=True).from_cache
     assert arch in second.cache_key or elf.machine_name in second.cache_key
 
@@ -135,10 +144,11 @@ def test_unoptimised_build_tracks_through_spill_slots(arch, tmp_path):
     assert got == want, f"missing: {sorted(want - got, key=str)}\nunexpected: {sorted(got - want, key=str)}"
 
 
-def test_export_summary_agrees_with_reachable_from(built):
-    _, _, scan = built
-    summary = scan.export_summary()
+def test_export_reach_agrees_with_plain_dfs(built):
+    """The vectorised reachability the analysis uses (frontier BFS over the CSR arrays, site
+    masks) against a plain depth-first search, for every export."""
+    _, elf, scan = built
+    summary = export_reach(elf, scan)
     assert set(summary) == {k for k, _ in scan.exports}
     for key, addr in scan.exports:
-        nums, imports, _ = scan.reachable_from([addr])
-        assert summary[key] == (frozenset(nums), frozenset(imports)), key
+        assert summary[key] == dfs_reach(scan, addr), key

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from conftest import WHEELS_HINT, need
-from helpers_syscalls import wheels_dir
+from helpers_syscalls import dfs_reach, export_reach, wheels_dir
 
 from uk_depscan.elf.file import open_elf
+from uk_depscan.syscalls.reach import EngineSummary
 from uk_depscan.syscalls.scan import scan_library
 
 pytestmark = pytest.mark.realwheel
@@ -130,19 +131,23 @@ def test_libgomp_direct_sites_resolved(scans):
 
 @pytest.mark.slow  # scans all of libtorch_cpu.so (shared with the wrapper test above when both run)
 def test_libtorch_call_graph_is_compact(scans):
-    _, scan = scans("libtorch_cpu")
+    path, scan = scans("libtorch_cpu")
     g = scan.graph
     assert g.n_funcs > 100_000 and g.n_edges > 1_000_000
     assert g.memory_bytes() < 64 << 20
-    nums, _imports, _ = scan.reachable_from([a for k, a in scan.exports if k.startswith("_ZN2at3cpu8init_amx")])
+    amx = [k for k, _ in scan.exports if k.startswith("_ZN2at3cpu8init_amx")]
+    assert amx
+    with open_elf(path) as elf:
+        reach = EngineSummary(path.name, elf, scan)
+        nums = {s.number for k in amx for s in reach.reach(k).sites}
     assert 158 in nums  # arch_prctl(ARCH_REQ_XCOMP_PERM) for AMX
 
 
-def test_libgomp_export_summary_agrees_with_bfs(scans):
-    _, scan = scans("libgomp")
-    summary = scan.export_summary()
+def test_libgomp_export_reach_agrees_with_plain_dfs(scans):
+    path, scan = scans("libgomp")
+    with open_elf(path) as elf:
+        summary = export_reach(elf, scan)
     assert len(summary) > 100
     for key, addr in scan.exports:
-        nums, imports, _ = scan.reachable_from([addr])
-        assert summary[key] == (frozenset(nums), frozenset(imports)), key
+        assert summary[key] == dfs_reach(scan, addr), key
     assert 202 in summary["GOMP_barrier@@GOMP_1.0"][0]  # futex

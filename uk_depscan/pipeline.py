@@ -16,7 +16,7 @@ import numpy as np
 from uk_depscan import __version__
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile
 from uk_depscan.elf.literals import below_syscall
-from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols
+from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols, fini_array, init_array
 from uk_depscan.errors import DepscanError, ResourceError
 from uk_depscan.inputs import Inputs, MemberFilter, WheelLimits, collect_inputs
 from uk_depscan.loader.binding import bind_symbols
@@ -432,8 +432,8 @@ def summarize_elf(elf: ElfFile, symbols: bool = True) -> ElfSummary:
         elf.static_tls,
         tls.memsz if tls else None,
         ifuncs,
-        len(elf.init_array),
-        len(elf.fini_array),
+        len(init_array(elf)),
+        len(fini_array(elf)),
         tuple(_note_text(n) for n in elf.dlopen_notes),
         n_imp,
         n_exp,

@@ -32,14 +32,21 @@ def exercise(data: bytes) -> None:
     """Read ``data`` as an ELF target through every reader; only DepscanError may escape."""
     from uk_depscan.elf.file import open_elf
     from uk_depscan.elf.frames import function_names, function_starts
-    from uk_depscan.elf.symbols import dynamic_symbols, elf_relocations, got_slot_symbols, plt_stub_symbols
+    from uk_depscan.elf.symbols import (
+        dynamic_symbols,
+        elf_relocations,
+        fini_array,
+        got_slot_symbols,
+        init_array,
+        plt_stub_symbols,
+    )
     from uk_depscan.errors import DepscanError
 
     SCRATCH.write_bytes(data)
     try:
         with open_elf(SCRATCH) as elf:
             elf.segments, elf.sections, elf.dynamic, elf.interp, elf.build_id, elf.dlopen_notes  # noqa: B018
-            elf.tls, elf.textrel, elf.exec_stack, elf.is_pie, elf.init_array, elf.fini_array  # noqa: B018
+            elf.tls, elf.textrel, elf.exec_stack, elf.is_pie, init_array(elf), fini_array(elf)
             for _ in elf.iter_exec_regions():
                 pass
             syms = dynamic_symbols(elf)

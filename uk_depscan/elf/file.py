@@ -7,8 +7,10 @@ is a bounds-checked numpy view into a read-only mmap, so nothing is materialised
 caller asks for it, and no allocation is proportional to a header field that the file
 does not back with bytes.  pyelftools and readelf serve as oracles in the tests.
 
-Symbols, versions, relocations and PLT maps live in :mod:`uk_depscan.elf.symbols`;
-function starts (symtab, dynsym, ``.eh_frame``) in :mod:`uk_depscan.elf.frames`.
+Symbols, versions, relocations, PLT maps and the relocated init/fini arrays live in
+:mod:`uk_depscan.elf.symbols`; function starts (symtab, dynsym, ``.eh_frame``) in
+:mod:`uk_depscan.elf.frames`.  Those modules build on this one and never the other way round;
+they keep their decoded tables in the per-file memo :meth:`ElfFile.derived`.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import mmap
 import os
 import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO, TypeVar, cast
 
 import numpy as np
 
@@ -47,41 +50,41 @@ PT_GNU_STACK = 0x6474E551
 PF_X = 1
 SHT_NOTE, SHT_NOBITS = 7, 8
 SHF_EXECINSTR = 4
-DT = dict(
-    NULL=0,
-    NEEDED=1,
-    PLTRELSZ=2,
-    STRTAB=5,
-    SYMTAB=6,
-    RELA=7,
-    RELASZ=8,
-    STRSZ=10,
-    SONAME=14,
-    RPATH=15,
-    REL=17,
-    RELSZ=18,
-    PLTREL=20,
-    TEXTREL=22,
-    JMPREL=23,
-    INIT_ARRAY=25,
-    FINI_ARRAY=26,
-    INIT_ARRAYSZ=27,
-    FINI_ARRAYSZ=28,
-    RUNPATH=29,
-    FLAGS=30,
-    PREINIT_ARRAY=32,
-    PREINIT_ARRAYSZ=33,
-    HASH=4,
-    GNU_HASH=0x6FFFFEF5,
-    VERSYM=0x6FFFFFF0,
-    FLAGS_1=0x6FFFFFFB,
-    VERDEF=0x6FFFFFFC,
-    VERDEFNUM=0x6FFFFFFD,
-    VERNEED=0x6FFFFFFE,
-    VERNEEDNUM=0x6FFFFFFF,
-    INIT=12,
-    FINI=13,
-)
+DT = {
+    "NULL": 0,
+    "NEEDED": 1,
+    "PLTRELSZ": 2,
+    "STRTAB": 5,
+    "SYMTAB": 6,
+    "RELA": 7,
+    "RELASZ": 8,
+    "STRSZ": 10,
+    "SONAME": 14,
+    "RPATH": 15,
+    "REL": 17,
+    "RELSZ": 18,
+    "PLTREL": 20,
+    "TEXTREL": 22,
+    "JMPREL": 23,
+    "INIT_ARRAY": 25,
+    "FINI_ARRAY": 26,
+    "INIT_ARRAYSZ": 27,
+    "FINI_ARRAYSZ": 28,
+    "RUNPATH": 29,
+    "FLAGS": 30,
+    "PREINIT_ARRAY": 32,
+    "PREINIT_ARRAYSZ": 33,
+    "HASH": 4,
+    "GNU_HASH": 0x6FFFFEF5,
+    "VERSYM": 0x6FFFFFF0,
+    "FLAGS_1": 0x6FFFFFFB,
+    "VERDEF": 0x6FFFFFFC,
+    "VERDEFNUM": 0x6FFFFFFD,
+    "VERNEED": 0x6FFFFFFE,
+    "VERNEEDNUM": 0x6FFFFFFF,
+    "INIT": 12,
+    "FINI": 13,
+}
 DF_TEXTREL, DF_STATIC_TLS = 0x4, 0x10
 DF_1_NODEFLIB, DF_1_PIE = 0x800, 0x08000000
 NT_GNU_BUILD_ID = 3
@@ -92,6 +95,8 @@ MAX_TABLE_ENTRIES = 1 << 24
 MAX_DYNAMIC_ENTRIES = 1 << 16
 # Section names are short; a nul-free name table must not make every name a copy of all of it.
 MAX_SECTION_NAME = 1024
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -198,16 +203,6 @@ def read_ident(path: str | os.PathLike[str]) -> ElfIdent | str:
     )
 
 
-def is_elf_file(path: str | os.PathLike[str]) -> bool:
-    if is_special_file(path):
-        return False
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == ELFMAG
-    except OSError:
-        return False
-
-
 class ElfFile:
     """A read-only, lazily decoded view of one ELF file.
 
@@ -219,9 +214,14 @@ class ElfFile:
     def __init__(self, path: str | os.PathLike[str], *, display_name: str | None = None) -> None:
         self.path = Path(path)
         self.name = display_name or str(path)
+        # _fh stays open beside the mapping: its descriptor names the file actually mapped
+        # (uk_depscan.store.identity fstat()s it to key the scan cache without a path race)
         self._fh, self._map = _map_file(self.path, self.name)
         self.size = len(self._map)
         self.data = np.frombuffer(self._map, dtype=np.uint8) if self.size else np.zeros(0, np.uint8)
+        # Tables that the readers layered on this class (elf.symbols, elf.frames) decode from
+        # this file, keyed by the function that builds them; see derived().
+        self._derived: dict[Callable[[ElfFile], object], object] = {}
         self._parse_header()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -237,6 +237,19 @@ class ElfFile:
 
     def fail(self, problem: str) -> ElfFormatError:
         return ElfFormatError(f"{self.name}: {problem}")
+
+    def derived(self, build: Callable[[ElfFile], _T]) -> _T:
+        """``build(self)``, computed once per file and dropped by :meth:`close`.
+
+        The per-file memo of the modules built on this one (the dynamic symbol table, the
+        relocations, the named function starts): huge libraries are read by several stages of
+        one run, and each table must be decoded from the mmap only once.
+        """
+        if build in self._derived:
+            return cast(_T, self._derived[build])
+        value = build(self)
+        self._derived[build] = value
+        return value
 
     # -- raw access ------------------------------------------------------------------
     def bytes_at(self, offset: int, size: int, what: str) -> memoryview:
@@ -358,7 +371,9 @@ class ElfFile:
         fmt = self.endian + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII")
         rows = [struct.unpack_from(fmt, raw, i * want) for i in range(self.e_shnum)]
         names = self._section_names(rows)
-        return tuple(Section(n, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for n, r in zip(names, rows))
+        return tuple(
+            Section(n, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for n, r in zip(names, rows, strict=True)
+        )
 
     def _section_names(self, rows: list[tuple[int, ...]]) -> list[str]:
         if not 0 < self.e_shstrndx < len(rows):
@@ -435,7 +450,7 @@ class ElfFile:
             return self.cstring(str_off + v, str_off + strsz).decode("utf-8", "surrogateescape")
 
         needed = tuple(dstr(v, "NEEDED") for t, v in tags if t == DT["NEEDED"])
-        first = {t: v for t, v in reversed(tags)}
+        first = dict(reversed(tags))  # the first entry of each tag wins, as in ld.so
         soname = dstr(first[DT["SONAME"]], "SONAME") if DT["SONAME"] in first else None
         rpath = dstr(first[DT["RPATH"]], "RPATH") if DT["RPATH"] in first else None
         runpath = dstr(first[DT["RUNPATH"]], "RUNPATH") if DT["RUNPATH"] in first else None
@@ -510,7 +525,11 @@ class ElfFile:
 
     def _iter_note_region(self, raw: memoryview, align: int) -> Iterator[tuple[bytes, int, memoryview]]:
         pos = 0
-        pad = (lambda n: (n + 3) & ~3) if align == 4 else (lambda n: (n + 7) & ~7)
+        mask = align - 1  # 4 or 8: note name and descriptor sizes are padded to the alignment
+
+        def pad(n: int) -> int:
+            return (n + mask) & ~mask
+
         while pos + 12 <= len(raw):
             namesz, descsz, ntype = struct.unpack_from(self.endian + "III", raw, pos)
             name_end = pos + 12 + namesz
@@ -540,52 +559,25 @@ class ElfFile:
                 out.extend(d for d in (doc if isinstance(doc, list) else []) if isinstance(d, dict))
         return tuple(out)
 
-    # -- init/fini arrays ---------------------------------------------------------------------
-    def read_pointer_array(self, addr_tag: str, size_tag: str) -> tuple[int, ...]:
-        """Entries of DT_INIT_ARRAY-style tables, with RELATIVE relocation addends applied."""
-        addr, size = self.dyn_value(addr_tag), self.dyn_value(size_tag)
-        if not addr or not size:
-            return ()
-        n = size // self.addr_dtype.itemsize
-        off = self.vaddr_to_offset(addr, n * self.addr_dtype.itemsize)
-        if off is None:
-            return ()
-        values = self.array_at(off, self.addr_dtype, n, f"DT_{addr_tag}").tolist()
-        from uk_depscan.elf.symbols import relative_addends  # elf_symbols imports this module
 
-        step = self.addr_dtype.itemsize
-        addends = relative_addends(self, addr, addr + n * step)
-        return tuple(addends.get(addr + i * step, v) for i, v in enumerate(values))
-
-    @property
-    def init_array(self) -> tuple[int, ...]:
-        return self.read_pointer_array("INIT_ARRAY", "INIT_ARRAYSZ")
-
-    @property
-    def fini_array(self) -> tuple[int, ...]:
-        return self.read_pointer_array("FINI_ARRAY", "FINI_ARRAYSZ")
-
-
-def _map_file(path: Path, name: str) -> tuple[object, mmap.mmap | bytes]:
+def _map_file(path: Path, name: str) -> tuple[BinaryIO, mmap.mmap]:
+    """The open file and a read-only mapping of all of it."""
+    if path.is_dir():
+        raise InputError(f"{name}: is a directory, not an ELF file")
+    if is_special_file(path):
+        raise InputError(f"{name}: not a regular file (FIFO, socket or device)")
     try:
-        if path.is_dir():
-            raise InputError(f"{name}: is a directory, not an ELF file")
-        if is_special_file(path):
-            raise InputError(f"{name}: not a regular file (FIFO, socket or device)")
-        fh = open(path, "rb")
-    except InputError:
-        raise
+        fh = open(path, "rb")  # noqa: SIM115 - kept open for the ElfFile's lifetime (see ElfFile.__init__)
     except OSError as err:
         raise InputError(f"{name}: cannot open: {err.strerror or err}") from err
     try:
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            fh.close()
-            raise InputError(f"{name}: empty file, not an ELF file")
-        return fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if os.fstat(fh.fileno()).st_size:
+            return fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError) as err:
         fh.close()
         raise InputError(f"{name}: cannot map: {err}") from err
+    fh.close()
+    raise InputError(f"{name}: empty file, not an ELF file")
 
 
 def open_elf(path: str | os.PathLike[str], *, display_name: str | None = None) -> ElfFile:

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from uk_depscan.elf.symbols import STT_FUNC, STT_GNU_IFUNC, decode_names, dynamic_symbols, sym_dtype
-
-if TYPE_CHECKING:
-    from uk_depscan.elf.file import ElfFile
+from uk_depscan.elf.file import ElfFile
+from uk_depscan.elf.symbols import (
+    STT_FUNC,
+    STT_GNU_IFUNC,
+    decode_names,
+    dynamic_symbols,
+    fini_array,
+    init_array,
+    sym_dtype,
+)
 
 PT_GNU_EH_FRAME = 0x6474E550
 SHT_SYMTAB = 2
@@ -49,7 +54,7 @@ class FunctionNames:
 def function_starts(elf: ElfFile) -> np.ndarray:
     """Sorted unique addresses where functions begin (symbols ∪ FDEs ∪ init/fini ∪ entry)."""
     parts = [fde_starts(elf), _func_symbols(elf)[0]]
-    extra = [elf.e_entry, *elf.init_array, *elf.fini_array]
+    extra = [elf.e_entry, *init_array(elf), *fini_array(elf)]
     for tag in ("INIT", "FINI"):
         v = elf.dyn_value(tag)
         if v:
@@ -59,11 +64,12 @@ def function_starts(elf: ElfFile) -> np.ndarray:
 
 
 def function_names(elf: ElfFile) -> FunctionNames:
-    cached = elf.__dict__.get("_function_names")
-    if cached is None:
-        addrs, sizes, names = _func_symbols(elf, with_names=True)
-        cached = elf.__dict__["_function_names"] = FunctionNames(addrs, sizes, names)
-    return cached
+    """Named function starts of ``elf`` (symtab and dynsym), read once per file."""
+    return elf.derived(_read_function_names)
+
+
+def _read_function_names(elf: ElfFile) -> FunctionNames:
+    return FunctionNames(*_func_symbols(elf, with_names=True))
 
 
 def _func_symbols(elf: ElfFile, with_names: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -106,7 +112,8 @@ def _func_symbols(elf: ElfFile, with_names: bool = False) -> tuple[np.ndarray, n
 def _func_mask(arr: np.ndarray) -> list[int]:
     typ = arr["info"] & 0xF
     m = ((typ == STT_FUNC) | (typ == STT_GNU_IFUNC)) & (arr["shndx"] != 0) & (arr["value"] != 0)
-    return np.nonzero(m)[0].tolist()
+    idx: list[int] = np.flatnonzero(m).tolist()
+    return idx
 
 
 # -- unwind tables ------------------------------------------------------------------------------
@@ -144,12 +151,14 @@ def _hdr_table(elf: ElfFile, off: int, vaddr: int) -> np.ndarray | None:
     table = elf.array_at(off + 8 + ptr_size, np.dtype(elf.endian + "i4"), count * 2, ".eh_frame_hdr table")
     # datarel offsets from the header's address, in modular 64-bit arithmetic: a hostile sh_addr
     # near 2**64 must wrap as the address space does, not overflow a Python int into int64
-    return table[0::2].astype(np.int64).view(np.uint64) + np.uint64(vaddr & 0xFFFFFFFFFFFFFFFF)
+    starts: np.ndarray = table[0::2].astype(np.int64).view(np.uint64) + np.uint64(vaddr & 0xFFFFFFFFFFFFFFFF)
+    return starts
 
 
 def _walk_eh_frame(elf: ElfFile, raw: bytes, base: int) -> np.ndarray:
     e = elf.endian
-    pos, starts = 0, []
+    pos = 0
+    starts: list[int] = []
     cie_enc: dict[int, int] = {}
     while pos + 8 <= len(raw) and len(starts) < MAX_FDES:
         (length,) = struct.unpack_from(e + "I", raw, pos)
@@ -214,7 +223,7 @@ def _read_encoded(raw: bytes, pos: int, enc: int, base: int, e: str, is64: bool)
     fmt = {0x00: "Q" if is64 else "I", 0x02: "H", 0x03: "I", 0x04: "Q", 0x0A: "h", 0x0B: "i", 0x0C: "q"}.get(enc & 0x0F)
     if fmt is None or pos + struct.calcsize(fmt) > len(raw):
         return None
-    (val,) = struct.unpack_from(e + fmt, raw, pos)
+    val: int = struct.unpack_from(e + fmt, raw, pos)[0]
     if enc & 0x70 == 0x10:  # pcrel
         val += base + pos
     return val & 0xFFFFFFFFFFFFFFFF

@@ -11,6 +11,7 @@ nothing ties them to a particular call.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from uk_depscan.elf.file import ElfFile
 from uk_depscan.elf.symbols import dynamic_symbols
@@ -25,7 +26,7 @@ _LIBNAME = re.compile(rb"(?:[\w./+-]*/)?lib[\w+-]+(?:\.[\w+-]+)*\.so(?:\.\d+)*")
 _ANCHORS = {_PSEUDO: (b"\0/proc", b"\0/sys", b"\0/dev"), _LIBNAME: (b".so",)}
 
 
-def _data_sections(elf: ElfFile):  # type: ignore[no-untyped-def]
+def _data_sections(elf: ElfFile) -> Iterator[memoryview]:
     for sec in elf.sections:
         if sec.sh_type == SHT_PROGBITS and sec.sh_flags & SHF_ALLOC and not sec.sh_flags & SHF_EXECINSTR:
             yield elf.section_bytes(sec)

@@ -12,14 +12,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from uk_depscan.elf.file import DT, EM_AARCH64, EM_X86_64, MAX_TABLE_ENTRIES
-
-if TYPE_CHECKING:
-    from uk_depscan.elf.file import ElfFile
+from uk_depscan.elf.file import DT, EM_AARCH64, EM_X86_64, MAX_TABLE_ENTRIES, ElfFile
 
 SHT_DYNSYM = 11
 STB_NAMES = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
@@ -287,7 +283,7 @@ def _count_from_hash(elf: ElfFile) -> int:
     buckets = elf.array_at(b_off, np.dtype(e + "u4"), nbuckets, "DT_GNU_HASH buckets")
     last = int(buckets.max()) if nbuckets else 0
     if last < symoffset:
-        return symoffset
+        return int(symoffset)
     # the last chain ends at the first entry with the low bit set; search the rest of the file
     # for it with numpy instead of one bounds-checked read per entry
     start = b_off + nbuckets * 4 + (last - symoffset) * 4
@@ -427,21 +423,43 @@ def relative_addends(elf: ElfFile, lo: int, hi: int) -> dict[int, int]:
     if types is None or not len(relocs.offset):
         return {}
     m = (relocs.rtype == types[0]) & (relocs.offset >= lo) & (relocs.offset < hi)
-    return {int(o): int(a) for o, a in zip(relocs.offset[m], relocs.addend[m])}
+    return {int(o): int(a) for o, a in zip(relocs.offset[m], relocs.addend[m], strict=True)}
 
 
 def elf_relocations(elf: ElfFile) -> Relocations:
-    cached = elf.__dict__.get("_relocations")
-    if cached is None:
-        cached = elf.__dict__["_relocations"] = read_relocations(elf)
-    return cached
+    """The dynamic relocations of ``elf``, read once per file."""
+    return elf.derived(read_relocations)
 
 
 def dynamic_symbols(elf: ElfFile) -> DynamicSymbols:
-    cached = elf.__dict__.get("_dynsyms")
-    if cached is None:
-        cached = elf.__dict__["_dynsyms"] = DynamicSymbols(elf)
-    return cached
+    """The dynamic symbol table of ``elf``, read once per file."""
+    return elf.derived(DynamicSymbols)
+
+
+def read_pointer_array(elf: ElfFile, addr_tag: str, size_tag: str) -> tuple[int, ...]:
+    """Entries of a DT_INIT_ARRAY-style table, with RELATIVE relocation addends applied (a RELA
+    file stores 0 in the slots; ld.so's ``_dl_relocate_object`` writes the addend there)."""
+    addr, size = elf.dyn_value(addr_tag), elf.dyn_value(size_tag)
+    if not addr or not size:
+        return ()
+    step = elf.addr_dtype.itemsize
+    n = size // step
+    off = elf.vaddr_to_offset(addr, n * step)
+    if off is None:
+        return ()
+    values = elf.array_at(off, elf.addr_dtype, n, f"DT_{addr_tag}").tolist()
+    addends = relative_addends(elf, addr, addr + n * step)
+    return tuple(addends.get(addr + i * step, v) for i, v in enumerate(values))
+
+
+def init_array(elf: ElfFile) -> tuple[int, ...]:
+    """The DT_INIT_ARRAY constructors, relocated."""
+    return read_pointer_array(elf, "INIT_ARRAY", "INIT_ARRAYSZ")
+
+
+def fini_array(elf: ElfFile) -> tuple[int, ...]:
+    """The DT_FINI_ARRAY destructors, relocated."""
+    return read_pointer_array(elf, "FINI_ARRAY", "FINI_ARRAYSZ")
 
 
 def got_slot_symbols(elf: ElfFile) -> dict[int, int]:
@@ -459,7 +477,7 @@ def got_slot_symbols(elf: ElfFile) -> dict[int, int]:
             f"relocation at {int(relocs.offset[i]):#x} refers to symbol {int(relocs.sym[i])} "
             f"but the dynamic symbol table has {count} entries"
         )
-    return {int(o): int(s) for o, s in zip(relocs.offset[m], relocs.sym[m])}
+    return {int(o): int(s) for o, s in zip(relocs.offset[m], relocs.sym[m], strict=True)}
 
 
 def plt_stub_symbols(elf: ElfFile) -> dict[int, int]:

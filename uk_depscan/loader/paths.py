@@ -10,7 +10,8 @@ from __future__ import annotations
 import glob
 import os
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, is_special_file
@@ -36,7 +37,6 @@ class SearchConfig:
     platform: str | None = None
     lib: str | None = None
     default_dirs: tuple[str, ...] | None = None
-    extra_notes: tuple[str, ...] = field(default=())
 
     def in_root(self, path: str) -> str:
         """Map an absolute target path into the sysroot."""
@@ -113,7 +113,7 @@ def split_path_list(value: str) -> list[str]:
 
 
 def starts_with_origin(entry: str) -> bool:
-    return entry.startswith("$ORIGIN") or entry.startswith("${ORIGIN}")
+    return entry.startswith(("$ORIGIN", "${ORIGIN}"))
 
 
 # -- ld.so.conf -------------------------------------------------------------------------------
@@ -154,10 +154,10 @@ def _include(pattern: str, conf: str, config: SearchConfig, depth: int, seen: se
     return out
 
 
-def _dedupe(items: object) -> list[str]:
+def _dedupe(items: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     out = []
-    for d in items:  # type: ignore[attr-defined]
+    for d in items:
         if d not in seen:
             seen.add(d)
             out.append(d)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, ElfIdent, open_elf, read_ident
@@ -237,7 +237,7 @@ class _Walk:
             elf = None
         return self._add(elf, cand.path, cand.path, name, loader, cand.via, cand.detail, tried, error)
 
-    def _search_order(self, name: str, loader: int):  # type: ignore[no-untyped-def]
+    def _search_order(self, name: str, loader: int) -> Iterator[_Candidate]:
         obj = self.objects[loader]
         if obj.runpath is None:
             yield from self._rpath_chain(name, loader)
@@ -253,16 +253,17 @@ class _Walk:
             for d in default_dirs(self.config, self.machine):
                 yield _Candidate(os.path.join(self.config.in_root(d), name), DEFAULT, f"default directory {d}")
 
-    def _rpath_chain(self, name: str, loader: int):  # type: ignore[no-untyped-def]
-        l: int | None = loader
+    def _rpath_chain(self, name: str, loader: int) -> Iterator[_Candidate]:
+        # DT_RPATH of the loading object, then of its loader, up to the root (dl-load.c)
+        cur: int | None = loader
         seen_root = False
-        while l is not None:
-            o = self.objects[l]
-            seen_root |= l == 0
+        while cur is not None:
+            o = self.objects[cur]
+            seen_root |= cur == 0
             if o.rpath is not None:
                 for d in self._dirs_of(o.rpath, o, RPATH, ""):
                     yield _Candidate(os.path.join(d, name), RPATH, f"DT_RPATH of {_short(o)} ({o.rpath})")
-            l = o.loader
+            cur = o.loader
         root = self.objects[0]
         if not seen_root and root.rpath is not None:
             for d in self._dirs_of(root.rpath, root, RPATH, ""):
@@ -295,7 +296,7 @@ class _Walk:
             out.append(expanded.rstrip("/") or "/")
         return out
 
-    def _cache_candidates(self, name: str):  # type: ignore[no-untyped-def]
+    def _cache_candidates(self, name: str) -> Iterator[_Candidate]:
         kind, source = self._cache_dirs
         if kind == LD_SO_CACHE:
             assert isinstance(source, dict)

@@ -446,7 +446,7 @@ def _provider_table(con: Console, t: TargetReport) -> None:
 
 def _version_key(v: str) -> tuple[str, tuple[int, ...]]:
     name, _, num = v.partition("_")
-    return (name, tuple(int(x) if x.isdigit() else 0 for x in num.split(".")))
+    return (name, tuple(int(x) if x.isdecimal() else 0 for x in num.split(".")))
 
 
 def _print_skipped(con: Console, report: Report) -> None:

@@ -135,13 +135,15 @@ def _visit(
     failure: bool,
 ) -> None:
     summary = summaries.get(node[0])
-    reach = summary.reach(node[1]) if summary is not None else None
+    if summary is None:
+        return
+    reach = summary.reach(node[1])
     if reach is None:
         return
     chain = _chain(node, parents)
     for site in reach.sites:
         step = Step(site.kind, summary.library, site.function, f"{site.address:#x}" if site.address is not None else "")
-        _record(found, site.number, chain + (step,), failure or site.failure)
+        _record(found, site.number, (*chain, step), failure or site.failure)
     for imp in reach.imports:
         target = bind.get((node[0], imp))
         if target is None or target in parents:

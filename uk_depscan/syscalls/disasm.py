@@ -2,9 +2,9 @@
 
 Nothing here ever decodes a whole ``.text``: :mod:`uk_depscan.syscalls.scan` finds candidate
 sites with numpy byte patterns and asks this module to decode only the functions that contain
-them.  A decoded function is a list of small tuples; control flow inside it (fall-through,
-direct jumps and conditional branches) gives every instruction its predecessors, and
-:func:`track` walks backwards from a site to every definition of a register that can reach it.
+them.  A decoded function is a list of :class:`Insn`; control flow inside it (fall-through,
+direct jumps and conditional branches, :class:`Flow`) gives every instruction its predecessors,
+and :func:`track` walks backwards from a site to every definition of a register that can reach it.
 
 Tracked definitions (both architectures, 32-bit writes zero-extend, narrower writes insert):
 immediate moves (``mov``/``movabs``/``movz``/``movn``/``movk``/``orr rd, zr, #imm``), zeroing
@@ -15,12 +15,17 @@ to/from ``[rbp|rsp+disp]``, ``str``/``ldr`` with ``[sp|x29, #disp]``: unoptimise
 addresses are assumed not to escape), and the caller-saved registers that a ``call``/``bl``
 clobbers.  A register that reaches the function entry unchanged is an
 *argument* (``param``), which is how local syscall wrappers are recognised.
+
+What one instruction does to one tracked location is an :class:`Effect` (``None``: it leaves the
+location alone; otherwise a list of alternatives, two for a conditional move).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import capstone
 from capstone import arm64 as A64
@@ -29,12 +34,99 @@ from capstone import x86 as X86
 MASK64 = (1 << 64) - 1
 MAX_STATES = 4000
 
-# Effects of one instruction on one tracked location (a register family or ("stack", depth)).
-#   None                       -> the instruction leaves the location alone
-#   list of alternatives, each one of
-#     ("const", value)
-#     ("copy", location, ops)  -> value = apply(ops, value of `location` before this insn)
-#     ("unknown", reason)
+# A capstone instruction or operand with detail on (the capstone package has no type stubs).
+CsInsn = Any
+CsOperand = Any
+
+
+class Flow(enum.Enum):
+    """How control leaves an instruction."""
+
+    FALL = "fall"  # to the next instruction only
+    JUMP = "jump"  # direct unconditional branch
+    CJUMP = "cjump"  # direct conditional branch: its target or the next instruction
+    CALL = "call"  # direct call (returns to the next instruction)
+    RET = "ret"
+    IJUMP = "ijump"  # jump through a register or memory
+    ICALL = "icall"  # call through a register or memory
+    STOP = "stop"  # hlt, ud2, int3, brk…: no successor
+
+
+# Tuples, not sets: membership then compares members by identity, while a set would call the
+# enum's Python-level __hash__ (these tests run once per instruction visited by track()).
+CALLS = (Flow.CALL, Flow.ICALL)
+INDIRECT = (Flow.ICALL, Flow.IJUMP)
+DIRECT_BRANCHES = (Flow.JUMP, Flow.CJUMP)
+NO_FALL_THROUGH = (Flow.JUMP, Flow.IJUMP, Flow.RET, Flow.STOP)
+_FALLS: tuple[Flow, int | None] = (Flow.FALL, None)  # classify()'s most common answer, built once
+
+
+class StackSlot(NamedTuple):
+    """The qword ``depth`` slots above the stack pointer (x86-64 ``push``/``pop`` tracking)."""
+
+    depth: int
+
+
+class FrameSlot(NamedTuple):
+    """A spill slot ``[base + disp]`` addressed from the frame or stack pointer register family."""
+
+    base: str
+    disp: int
+
+
+# What track() follows: a register family ("rax", "x8"…) or a stack/frame slot.
+Loc = str | StackSlot | FrameSlot
+
+
+class OpKind(enum.IntEnum):
+    """An operation on a 64-bit value on the way from a definition to its use.
+
+    An IntEnum because operations are part of every state key of :func:`track`: an int hashes
+    in C, a plain Enum member through a Python-level ``__hash__``.
+    """
+
+    ADD = 1  # + a, modulo 2**64
+    MASK = 2  # & a (zero-extension of a 32-bit write)
+    SEXT = 3  # sign-extend from a bits
+    INSERT = 4  # (value & ~a) | b: a narrow write into the low bits
+
+
+class ValueOp(NamedTuple):
+    kind: OpKind
+    a: int
+    b: int = 0
+
+
+Ops = tuple[ValueOp, ...]
+MASK32: Ops = (ValueOp(OpKind.MASK, 0xFFFFFFFF),)
+
+
+class EffectKind(enum.Enum):
+    CONST = "const"  # the location now holds ``value``
+    COPY = "copy"  # it holds ``ops`` applied to what ``source`` held before the instruction
+    UNKNOWN = "unknown"  # it is written in a way that is not tracked; ``reason`` says how
+
+
+class Effect(NamedTuple):
+    """One alternative of what an instruction leaves in a tracked location."""
+
+    kind: EffectKind
+    value: int = 0
+    source: Loc = ""
+    ops: Ops = ()
+    reason: str = ""
+
+
+def _const(value: int) -> Effect:
+    return Effect(EffectKind.CONST, value)
+
+
+def _copy(source: Loc, ops: Ops = ()) -> Effect:
+    return Effect(EffectKind.COPY, 0, source, ops)
+
+
+def _unknown(reason: str) -> Effect:
+    return Effect(EffectKind.UNKNOWN, 0, "", (), reason)
 
 
 @dataclass
@@ -43,9 +135,9 @@ class Insn:
     size: int
     mnemonic: str
     op_str: str
-    flow: str  # 'fall' | 'jump' | 'cjump' | 'call' | 'ret' | 'ijump' | 'icall' | 'stop'
+    flow: Flow
     target: int | None  # direct branch/call target
-    raw: object = field(repr=False, default=None)  # the capstone instruction (detail on)
+    raw: CsInsn = field(repr=False, default=None)  # the capstone instruction (detail on)
 
     def text(self) -> str:
         return f"{self.mnemonic} {self.op_str}".strip()
@@ -59,7 +151,6 @@ class Function:
     insns: list[Insn]
     index: dict[int, int]
     preds: list[list[int]]
-    bad_tail: bool = False  # decoding stopped on an undecodable byte before the end
 
     def at(self, address: int) -> int | None:
         return self.index.get(address)
@@ -78,22 +169,22 @@ class TrackResult:
         return len(self.values) == 1 and not self.unknown and not self.params
 
 
-def _apply(ops: tuple, value: int, width_mask: int = MASK64) -> int:
+def _apply(ops: Ops, value: int) -> int:
     for op in ops:
-        kind = op[0]
-        if kind == "add":
-            value = (value + op[1]) & MASK64
-        elif kind == "mask":
-            value &= op[1]
-        elif kind == "sext":  # sign-extend from op[1] bits
-            bits = op[1]
+        kind = op.kind
+        if kind is OpKind.ADD:
+            value = (value + op.a) & MASK64
+        elif kind is OpKind.MASK:
+            value &= op.a
+        elif kind is OpKind.SEXT:
+            bits = op.a
             value &= (1 << bits) - 1
             if value >> (bits - 1):
                 value -= 1 << bits
             value &= MASK64
-        elif kind == "insert":  # (insert, mask, bits)
-            value = (value & ~op[1] & MASK64) | op[2]
-    return value & width_mask
+        elif kind is OpKind.INSERT:
+            value = (value & ~op.a & MASK64) | op.b
+    return value & MASK64
 
 
 class Arch:
@@ -122,14 +213,16 @@ class Arch:
     def _family_of(self, name: str) -> tuple[str, int]:
         raise NotImplementedError
 
-    def classify(self, insn: object) -> tuple[str, int | None]:
+    def classify(self, insn: CsInsn) -> tuple[Flow, int | None]:
         raise NotImplementedError
 
-    def effect(self, insn: Insn, loc: object) -> list[tuple] | None:
+    def effect(self, insn: Insn, loc: Loc) -> list[Effect] | None:
         raise NotImplementedError
 
-    def value_of_reg_at_entry(self, fam: str) -> str | None:
-        return fam if fam in self.arg_regs else None
+    def writes(self, insn: Insn, fam: str) -> bool:
+        """Whether ``insn`` writes any register of family ``fam`` (capstone's access lists)."""
+        _, written = insn.raw.regs_access()
+        return any(self.fam(r)[0] == fam for r in written)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,6 +247,7 @@ _X86_COND_JUMPS = frozenset(
 )
 _X86_STOP = frozenset({X86.X86_INS_HLT, X86.X86_INS_UD2, X86.X86_INS_INT3, X86.X86_INS_UD1, X86.X86_INS_UD0})
 _X86_CMOV = frozenset(getattr(X86, n) for n in dir(X86) if n.startswith("X86_INS_CMOV"))
+_X86_SWAPS = (X86.X86_INS_XCHG, X86.X86_INS_XADD)
 
 
 def _w_mask(width: int) -> int:
@@ -172,87 +266,98 @@ class X86_64(Arch):
     def _family_of(self, name: str) -> tuple[str, int]:
         return _X86_FAMILIES.get(name, (name, 0))
 
-    def classify(self, i: object) -> tuple[str, int | None]:
+    def classify(self, i: CsInsn) -> tuple[Flow, int | None]:
         iid = i.id
         ops = i.operands
         tgt = ops[0].imm if ops and ops[0].type == X86.X86_OP_IMM else None
         if iid == X86.X86_INS_CALL:
-            return ("call", tgt) if tgt is not None else ("icall", None)
+            return (Flow.CALL, tgt) if tgt is not None else (Flow.ICALL, None)
         if iid in (X86.X86_INS_JMP, X86.X86_INS_LJMP):
-            return ("jump", tgt) if tgt is not None else ("ijump", None)
+            return (Flow.JUMP, tgt) if tgt is not None else (Flow.IJUMP, None)
         if iid in _X86_COND_JUMPS:
-            return "cjump", tgt
+            return Flow.CJUMP, tgt
         if iid in (X86.X86_INS_RET, X86.X86_INS_RETF, X86.X86_INS_IRET, X86.X86_INS_IRETQ):
-            return "ret", None
+            return Flow.RET, None
         if iid in _X86_STOP:
-            return "stop", None
-        return "fall", None
+            return Flow.STOP, None
+        return _FALLS
 
-    def effect(self, insn: Insn, loc: object) -> list[tuple] | None:
-        i = insn.raw
-        iid = i.id
-        ops = i.operands
-        if isinstance(loc, tuple) and loc[0] == "mem":
+    def effect(self, insn: Insn, loc: Loc) -> list[Effect] | None:
+        if isinstance(loc, FrameSlot):
             return self._slot_effect(insn, loc)
-        if isinstance(loc, tuple):  # ("stack", depth): the qword `depth` slots above rsp
-            depth = loc[1]
-            if iid == X86.X86_INS_PUSH:
-                if depth > 0:
-                    return [("copy", ("stack", depth - 1), ())]
-                op = ops[0]
-                if op.type == X86.X86_OP_IMM:
-                    return [("const", op.imm & MASK64)]
-                if op.type == X86.X86_OP_REG:
-                    return [("copy", self.fam(op.reg)[0], ())]
-                return [("unknown", f"pushed from memory at {insn.address:#x}")]
-            if iid == X86.X86_INS_POP:
-                return [("copy", ("stack", depth + 1), ())]
-            if insn.flow in ("call", "icall"):
-                return [("unknown", f"stack changed by call at {insn.address:#x}")]
-            _, writes = i.regs_access()
-            if any(self.fam(r)[0] == "rsp" for r in writes):
-                return [("unknown", f"stack pointer changed at {insn.address:#x}")]
-            return None
+        if isinstance(loc, StackSlot):
+            return self._stack_effect(insn, loc.depth)
         fam = loc
-        if insn.flow in ("call", "icall"):
-            if fam in self.call_clobbered:
-                return [("unknown", f"result of call at {insn.address:#x}")]
-            return None
+        if insn.flow in CALLS:
+            return [_unknown(f"result of call at {insn.address:#x}")] if fam in self.call_clobbered else None
+        ops = insn.raw.operands
         if not ops or ops[0].type != X86.X86_OP_REG or self.fam(ops[0].reg)[0] != fam:
-            if (
-                iid in (X86.X86_INS_XCHG, X86.X86_INS_XADD)
-                and len(ops) == 2
-                and ops[1].type == X86.X86_OP_REG
-                and self.fam(ops[1].reg)[0] == fam
-            ):
-                if iid == X86.X86_INS_XCHG and ops[0].type == X86.X86_OP_REG:
-                    return [("copy", self.fam(ops[0].reg)[0], self._width_ops(self.fam(ops[1].reg)[1]))]
-                return [("unknown", f"{insn.text()} at {insn.address:#x}")]
-            _, writes = i.regs_access()
-            if any(self.fam(r)[0] == fam for r in writes):
-                return [("unknown", f"{insn.text()} at {insn.address:#x}")]
+            # the common case on the way back from a site: an instruction with another destination
+            if insn.raw.id in _X86_SWAPS:
+                got = self._swap_effect(insn, fam)
+                if got is not None:
+                    return got
+            _, written = insn.raw.regs_access()  # self.writes(), inlined: the hot path
+            if any(self.fam(r)[0] == fam for r in written):
+                return [_unknown(f"{insn.text()} at {insn.address:#x}")]
             return None
         width = self.fam(ops[0].reg)[1]
-        src = ops[1] if len(ops) > 1 else None
         if width == -8:
-            return [("unknown", f"high-byte write {insn.text()} at {insn.address:#x}")]
+            return [_unknown(f"high-byte write {insn.text()} at {insn.address:#x}")]
+        src = ops[1] if len(ops) > 1 else None
+        got = self._move_effect(insn, fam, width, src)
+        if got is None:
+            got = self._arith_effect(insn, fam, width, src)
+        if got is not None:
+            return got
+        if insn.raw.id in (X86.X86_INS_CMP, X86.X86_INS_TEST, X86.X86_INS_BT, X86.X86_INS_PUSH):
+            return None
+        if self.writes(insn, fam):
+            return [_unknown(f"computed ({insn.text()}) at {insn.address:#x}")]
+        return None
+
+    def _stack_effect(self, insn: Insn, depth: int) -> list[Effect] | None:
+        """Effect on the qword ``depth`` slots above rsp."""
+        iid = insn.raw.id
+        if iid == X86.X86_INS_PUSH:
+            if depth > 0:
+                return [_copy(StackSlot(depth - 1))]
+            op = insn.raw.operands[0]
+            if op.type == X86.X86_OP_IMM:
+                return [_const(op.imm & MASK64)]
+            if op.type == X86.X86_OP_REG:
+                return [_copy(self.fam(op.reg)[0])]
+            return [_unknown(f"pushed from memory at {insn.address:#x}")]
+        if iid == X86.X86_INS_POP:
+            return [_copy(StackSlot(depth + 1))]
+        if insn.flow in CALLS:
+            return [_unknown(f"stack changed by call at {insn.address:#x}")]
+        if self.writes(insn, "rsp"):
+            return [_unknown(f"stack pointer changed at {insn.address:#x}")]
+        return None
+
+    def _swap_effect(self, insn: Insn, fam: str) -> list[Effect] | None:
+        """``xchg``/``xadd`` with ``fam`` as the second operand; None when it is not."""
+        ops = insn.raw.operands
+        if len(ops) == 2 and ops[1].type == X86.X86_OP_REG and self.fam(ops[1].reg)[0] == fam:
+            if insn.raw.id == X86.X86_INS_XCHG and ops[0].type == X86.X86_OP_REG:
+                return [_copy(self.fam(ops[0].reg)[0], self._width_ops(self.fam(ops[1].reg)[1]))]
+            return [_unknown(f"{insn.text()} at {insn.address:#x}")]
+        return None
+
+    def _move_effect(self, insn: Insn, fam: str, width: int, src: CsOperand | None) -> list[Effect] | None:
+        """Moves into ``fam`` (its first operand): mov, movzx/movsx, lea, pop, cmov, xchg.
+        None when ``insn`` is none of them."""
+        iid = insn.raw.id
         if iid in (X86.X86_INS_MOV, X86.X86_INS_MOVABS) and src is not None:
             if src.type == X86.X86_OP_IMM:
                 return [self._write_const(width, src.imm, fam)]
             if src.type == X86.X86_OP_REG:
-                sfam = self.fam(src.reg)[0]
-                return [self._write_copy(width, sfam, (), fam)]
+                return [self._write_copy(width, self.fam(src.reg)[0], (), fam)]
             slot = self._frame_slot(src)
             if slot is not None and width >= 32:
-                return [("copy", slot, self._width_ops(width))]
-            return [("unknown", f"loaded from memory ({insn.text()}) at {insn.address:#x}")]
-        if (
-            iid in (X86.X86_INS_XOR, X86.X86_INS_SUB)
-            and src is not None
-            and src.type == X86.X86_OP_REG
-            and src.reg == ops[0].reg
-        ):
-            return [self._write_const(width, 0, fam)]
+                return [_copy(slot, self._width_ops(width))]
+            return [_unknown(f"loaded from memory ({insn.text()}) at {insn.address:#x}")]
         if (
             iid in (X86.X86_INS_MOVZX, X86.X86_INS_MOVSX, X86.X86_INS_MOVSXD)
             and src is not None
@@ -260,90 +365,103 @@ class X86_64(Arch):
         ):
             sfam, sw = self.fam(src.reg)
             if sw <= 0:
-                return [("unknown", f"{insn.text()} at {insn.address:#x}")]
-            ext = ("mask", _w_mask(sw)) if iid == X86.X86_INS_MOVZX else ("sext", sw)
+                return [_unknown(f"{insn.text()} at {insn.address:#x}")]
+            ext = ValueOp(OpKind.MASK, _w_mask(sw)) if iid == X86.X86_INS_MOVZX else ValueOp(OpKind.SEXT, sw)
             return [self._write_copy(width, sfam, (ext,), fam)]
         if iid == X86.X86_INS_LEA and src is not None and src.type == X86.X86_OP_MEM:
             m = src.mem
             if m.index != 0 or m.segment != 0:
-                return [("unknown", f"{insn.text()} at {insn.address:#x}")]
+                return [_unknown(f"{insn.text()} at {insn.address:#x}")]
             if m.base == 0:
                 return [self._write_const(width, m.disp, fam)]
             bfam = self.fam(m.base)[0]
             if bfam == "rip":
                 return [self._write_const(width, insn.address + insn.size + m.disp, fam)]
-            return [self._write_copy(width, bfam, (("add", m.disp),), fam)]
+            return [self._write_copy(width, bfam, (ValueOp(OpKind.ADD, m.disp),), fam)]
+        if iid == X86.X86_INS_POP:
+            return [_copy(StackSlot(0), self._width_ops(width))]
+        if iid in _X86_CMOV and src is not None and src.type == X86.X86_OP_REG:
+            return [self._write_copy(width, self.fam(src.reg)[0], (), fam), _copy(fam, self._width_ops(width))]
+        if iid == X86.X86_INS_XCHG and src is not None and src.type == X86.X86_OP_REG:
+            return [self._write_copy(width, self.fam(src.reg)[0], (), fam)]
+        return None
+
+    def _arith_effect(self, insn: Insn, fam: str, width: int, src: CsOperand | None) -> list[Effect] | None:
+        """Arithmetic with a known result on ``fam``: zeroing idioms, ± constant, or -1, and 0.
+        None when ``insn`` is none of them."""
+        iid = insn.raw.id
+        if (
+            iid in (X86.X86_INS_XOR, X86.X86_INS_SUB)
+            and src is not None
+            and src.type == X86.X86_OP_REG
+            and src.reg == insn.raw.operands[0].reg
+        ):
+            return [self._write_const(width, 0, fam)]
         if iid in (X86.X86_INS_ADD, X86.X86_INS_SUB) and src is not None and src.type == X86.X86_OP_IMM:
             k = src.imm if iid == X86.X86_INS_ADD else -src.imm
-            return [self._write_copy(width, fam, (("add", k),), fam)]
+            return [self._write_copy(width, fam, (ValueOp(OpKind.ADD, k),), fam)]
         if iid in (X86.X86_INS_INC, X86.X86_INS_DEC):
-            return [self._write_copy(width, fam, (("add", 1 if iid == X86.X86_INS_INC else -1),), fam)]
+            k = 1 if iid == X86.X86_INS_INC else -1
+            return [self._write_copy(width, fam, (ValueOp(OpKind.ADD, k),), fam)]
         if iid == X86.X86_INS_OR and src is not None and src.type == X86.X86_OP_IMM and src.imm == -1:
             return [self._write_const(width, -1, fam)]
         if iid == X86.X86_INS_AND and src is not None and src.type == X86.X86_OP_IMM and src.imm == 0:
             return [self._write_const(width, 0, fam)]
-        if iid == X86.X86_INS_POP:
-            return [("copy", ("stack", 0), self._width_ops(width))]
-        if iid in _X86_CMOV and src is not None and src.type == X86.X86_OP_REG:
-            return [self._write_copy(width, self.fam(src.reg)[0], (), fam), ("copy", fam, self._width_ops(width))]
-        if iid == X86.X86_INS_XCHG and src is not None and src.type == X86.X86_OP_REG:
-            return [self._write_copy(width, self.fam(src.reg)[0], (), fam)]
-        if iid in (X86.X86_INS_CMP, X86.X86_INS_TEST, X86.X86_INS_BT, X86.X86_INS_PUSH):
-            return None
-        _, writes = i.regs_access()
-        if any(self.fam(r)[0] == fam for r in writes):
-            return [("unknown", f"computed ({insn.text()}) at {insn.address:#x}")]
         return None
 
-    def _frame_slot(self, op: object) -> tuple | None:
-        """("mem", base, disp) for an ``[rbp+disp]``/``[rsp+disp]`` operand (a spill slot)."""
+    def _frame_slot(self, op: CsOperand) -> FrameSlot | None:
+        """The spill slot of an ``[rbp+disp]``/``[rsp+disp]`` operand, else None."""
         if op.type != X86.X86_OP_MEM:
             return None
         m = op.mem
         if m.index != 0 or m.segment != 0 or m.base == 0:
             return None
         bfam = self.fam(m.base)[0]
-        return ("mem", bfam, m.disp) if bfam in ("rbp", "rsp") else None
+        return FrameSlot(bfam, m.disp) if bfam in ("rbp", "rsp") else None
 
-    def _slot_effect(self, insn: Insn, loc: tuple) -> list[tuple] | None:
+    def _slot_effect(self, insn: Insn, loc: FrameSlot) -> list[Effect] | None:
         """Effect on a frame slot: the store that filled it, else None; unknown when the frame
         register moves or the slot is modified otherwise (slot addresses are assumed not to escape)."""
         i = insn.raw
-        _, bfam, disp = loc
-        if insn.flow in ("call", "icall") and bfam == "rsp":
-            return [("unknown", f"stack slot across call at {insn.address:#x}")]
+        bfam, disp = loc
+        if insn.flow in CALLS and bfam == "rsp":
+            return [_unknown(f"stack slot across call at {insn.address:#x}")]
         ops = i.operands
         if ops and ops[0].type == X86.X86_OP_MEM and i.id not in (X86.X86_INS_CMP, X86.X86_INS_TEST):
             slot = self._frame_slot(ops[0])
-            if slot is not None and slot[1] == bfam and slot[2] < disp + 8 and disp < slot[2] + max(ops[0].size, 1):
-                if i.id == X86.X86_INS_MOV and slot[2] == disp and ops[0].size >= 4 and len(ops) == 2:
+            if (
+                slot is not None
+                and slot.base == bfam
+                and slot.disp < disp + 8
+                and disp < slot.disp + max(ops[0].size, 1)
+            ):
+                if i.id == X86.X86_INS_MOV and slot.disp == disp and ops[0].size >= 4 and len(ops) == 2:
                     if ops[1].type == X86.X86_OP_IMM:
-                        return [("const", ops[1].imm & _w_mask(ops[0].size * 8))]
+                        return [_const(ops[1].imm & _w_mask(ops[0].size * 8))]
                     if ops[1].type == X86.X86_OP_REG:
-                        return [("copy", self.fam(ops[1].reg)[0], self._width_ops(ops[0].size * 8))]
-                return [("unknown", f"stack slot modified by {insn.text()} at {insn.address:#x}")]
-        _, writes = i.regs_access()
-        if any(self.fam(r)[0] == bfam for r in writes):
-            return [("unknown", f"{bfam} changed at {insn.address:#x}")]
+                        return [_copy(self.fam(ops[1].reg)[0], self._width_ops(ops[0].size * 8))]
+                return [_unknown(f"stack slot modified by {insn.text()} at {insn.address:#x}")]
+        if self.writes(insn, bfam):
+            return [_unknown(f"{bfam} changed at {insn.address:#x}")]
         return None
 
     @staticmethod
-    def _width_ops(width: int) -> tuple:
-        return (("mask", 0xFFFFFFFF),) if width == 32 else ()
+    def _width_ops(width: int) -> Ops:
+        return MASK32 if width == 32 else ()
 
-    def _write_const(self, width: int, value: int, fam: str) -> tuple:
+    def _write_const(self, width: int, value: int, fam: str) -> Effect:
         if width >= 32:
-            return ("const", value & _w_mask(width))
+            return _const(value & _w_mask(width))
         m = _w_mask(width)
-        return ("copy", fam, (("insert", m, value & m),))
+        return _copy(fam, (ValueOp(OpKind.INSERT, m, value & m),))
 
-    def _write_copy(self, width: int, src_fam: str, ops: tuple, fam: str) -> tuple:
+    def _write_copy(self, width: int, src_fam: str, ops: Ops, fam: str) -> Effect:
         if width == 64:
-            return ("copy", src_fam, ops)
+            return _copy(src_fam, ops)
         if width == 32:
-            return ("copy", src_fam, ops + (("mask", 0xFFFFFFFF),))
+            return _copy(src_fam, (*ops, *MASK32))
         # narrow write into a register: only constant sources are handled
-        return ("unknown", f"partial register copy into {fam}")
+        return _unknown(f"partial register copy into {fam}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,45 +488,45 @@ class AArch64(Arch):
             return "x" + name[1:], 64 if name[0] == "x" else 32
         return name, 0
 
-    def classify(self, i: object) -> tuple[str, int | None]:
+    def classify(self, i: CsInsn) -> tuple[Flow, int | None]:
         iid = i.id
         ops = i.operands
         last_imm = ops[-1].imm if ops and ops[-1].type == A64.ARM64_OP_IMM else None
         if iid == A64.ARM64_INS_BL:
-            return "call", last_imm
+            return Flow.CALL, last_imm
         if iid == A64.ARM64_INS_BLR or iid in (
             getattr(A64, "ARM64_INS_BLRAA", -1),
             getattr(A64, "ARM64_INS_BLRAB", -1),
         ):
-            return "icall", None
+            return Flow.ICALL, None
         if iid == A64.ARM64_INS_B:
             if i.cc not in (A64.ARM64_CC_INVALID, A64.ARM64_CC_AL):
-                return "cjump", last_imm
-            return "jump", last_imm
+                return Flow.CJUMP, last_imm
+            return Flow.JUMP, last_imm
         if iid in (A64.ARM64_INS_CBZ, A64.ARM64_INS_CBNZ, A64.ARM64_INS_TBZ, A64.ARM64_INS_TBNZ):
-            return "cjump", last_imm
+            return Flow.CJUMP, last_imm
         if iid in (A64.ARM64_INS_BR, getattr(A64, "ARM64_INS_BRAA", -1), getattr(A64, "ARM64_INS_BRAB", -1)):
-            return "ijump", None
+            return Flow.IJUMP, None
         if iid in (
             A64.ARM64_INS_RET,
             getattr(A64, "ARM64_INS_RETAA", -1),
             getattr(A64, "ARM64_INS_RETAB", -1),
             A64.ARM64_INS_ERET,
         ):
-            return "ret", None
+            return Flow.RET, None
         if iid in (A64.ARM64_INS_BRK, A64.ARM64_INS_HLT, getattr(A64, "ARM64_INS_UDF", -1)):
-            return "stop", None
-        return "fall", None
+            return Flow.STOP, None
+        return _FALLS
 
-    def _frame_slot(self, insn: Insn, op: object) -> tuple | None:
+    def _frame_slot(self, insn: Insn, op: CsOperand) -> FrameSlot | None:
         if op.type != A64.ARM64_OP_MEM or op.mem.index != 0 or getattr(insn.raw, "writeback", False):
             return None
         bfam = self.fam(op.mem.base)[0]
-        return ("mem", bfam, op.mem.disp) if bfam in ("sp", "x29") else None
+        return FrameSlot(bfam, op.mem.disp) if bfam in ("sp", "x29") else None
 
-    def _slot_effect(self, insn: Insn, loc: tuple) -> list[tuple] | None:
+    def _slot_effect(self, insn: Insn, loc: FrameSlot) -> list[Effect] | None:
         i = insn.raw
-        _, bfam, disp = loc
+        bfam, disp = loc
         mn = insn.mnemonic
         ops = i.operands
         if mn.startswith("st") and len(ops) >= 2 and ops[-1].type == A64.ARM64_OP_MEM:
@@ -422,62 +540,81 @@ class AArch64(Arch):
                     if (
                         mn in ("str", "stur")
                         and slot is not None
-                        and slot[2] == disp
+                        and slot.disp == disp
                         and ops[0].type == A64.ARM64_OP_REG
                     ):
                         sfam, sw = self.fam(ops[0].reg)
                         if sfam == "zr":
-                            return [("const", 0)]
-                        return [("copy", sfam, (("mask", 0xFFFFFFFF),) if sw == 32 else ())]
-                    return [("unknown", f"stack slot modified by {insn.text()} at {insn.address:#x}")]
-        _, writes = i.regs_access()
-        if any(self.fam(r)[0] == bfam for r in writes):
-            return [("unknown", f"{bfam} changed at {insn.address:#x}")]
+                            return [_const(0)]
+                        return [_copy(sfam, MASK32 if sw == 32 else ())]
+                    return [_unknown(f"stack slot modified by {insn.text()} at {insn.address:#x}")]
+        if self.writes(insn, bfam):
+            return [_unknown(f"{bfam} changed at {insn.address:#x}")]
         return None
 
-    def effect(self, insn: Insn, loc: object) -> list[tuple] | None:
-        if isinstance(loc, tuple) and loc[0] == "mem":
+    def effect(self, insn: Insn, loc: Loc) -> list[Effect] | None:
+        if isinstance(loc, FrameSlot):
             return self._slot_effect(insn, loc)
-        if isinstance(loc, tuple):
-            return [("unknown", "stack slot")]
+        if isinstance(loc, StackSlot):
+            return [_unknown("stack slot")]
         fam = loc
-        i = insn.raw
-        if insn.flow in ("call", "icall"):
-            if fam in self.call_clobbered:
-                return [("unknown", f"result of call at {insn.address:#x}")]
-            return None
-        ops = i.operands
+        if insn.flow in CALLS:
+            return [_unknown(f"result of call at {insn.address:#x}")] if fam in self.call_clobbered else None
+        ops = insn.raw.operands
         if not ops or ops[0].type != A64.ARM64_OP_REG or self.fam(ops[0].reg)[0] != fam:
-            _, writes = i.regs_access()
-            if any(self.fam(r)[0] == fam for r in writes):
-                return [("unknown", f"{insn.text()} at {insn.address:#x}")]
+            _, written = insn.raw.regs_access()  # self.writes(), inlined: the hot path
+            if any(self.fam(r)[0] == fam for r in written):
+                return [_unknown(f"{insn.text()} at {insn.address:#x}")]
             return None
         width = self.fam(ops[0].reg)[1]
-        wmask = ("mask", 0xFFFFFFFF) if width == 32 else None
+        got = self._move_effect(insn, fam, width)
+        if got is None:
+            got = self._arith_effect(insn, width)
+        if got is None:
+            got = self._load_effect(insn, width)
+        if got is not None:
+            return got
+        if insn.mnemonic in ("cmp", "cmn", "tst"):
+            return None
+        if self.writes(insn, fam):
+            return [_unknown(f"computed ({insn.text()}) at {insn.address:#x}")]
+        return None
+
+    def _move_effect(self, insn: Insn, fam: str, width: int) -> list[Effect] | None:
+        """mov/movz/movn/movk, adr/adrp and csel into the tracked register; None otherwise."""
         mn = insn.mnemonic
+        ops = insn.raw.operands
         src = ops[1] if len(ops) > 1 else None
-
-        def shifted(op: object) -> int:
-            v = op.imm
-            if op.shift.type == A64.ARM64_SFT_LSL:
-                v <<= op.shift.value
-            return v
-
+        wmask = MASK32 if width == 32 else ()
         if mn in ("mov", "movz", "movn") and src is not None:
             if src.type == A64.ARM64_OP_IMM:
-                v = shifted(src)
+                v = _a64_imm(src)
                 if mn == "movn":
                     v = ~v
-                return [("const", v & _w_mask(width))]
+                return [_const(v & _w_mask(width))]
             if src.type == A64.ARM64_OP_REG:
                 sfam = self.fam(src.reg)[0]
-                if sfam == "zr":
-                    return [("const", 0)]
-                return [("copy", sfam, (wmask,) if wmask else ())]
+                return [_const(0)] if sfam == "zr" else [_copy(sfam, wmask)]
         if mn == "movk" and src is not None and src.type == A64.ARM64_OP_IMM:
             sh = src.shift.value if src.shift.type == A64.ARM64_SFT_LSL else 0
             m = 0xFFFF << sh
-            return [("copy", fam, (("insert", m, (src.imm << sh) & m),) + ((wmask,) if wmask else ()))]
+            return [_copy(fam, (ValueOp(OpKind.INSERT, m, (src.imm << sh) & m), *wmask))]
+        if mn in ("adrp", "adr") and src is not None and src.type == A64.ARM64_OP_IMM:
+            return [_const(src.imm & MASK64)]
+        if mn == "csel" and len(ops) == 3 and ops[1].type == ops[2].type == A64.ARM64_OP_REG:
+            out = []
+            for op in ops[1:3]:
+                sfam = self.fam(op.reg)[0]
+                out.append(_const(0) if sfam == "zr" else _copy(sfam, wmask))
+            return out
+        return None
+
+    def _arith_effect(self, insn: Insn, width: int) -> list[Effect] | None:
+        """orr/add/eor from the zero register, add/sub of a constant, eor/sub of a register with
+        itself; None otherwise."""
+        mn = insn.mnemonic
+        ops = insn.raw.operands
+        wmask = MASK32 if width == 32 else ()
         if (
             mn in ("orr", "add", "sub", "eor")
             and len(ops) == 3
@@ -486,12 +623,12 @@ class AArch64(Arch):
             and ops[1].shift.type == 0
         ):
             sfam = self.fam(ops[1].reg)[0]
-            k = shifted(ops[2])
+            k = _a64_imm(ops[2])
             if sfam == "zr" and mn in ("orr", "add", "eor"):
-                return [("const", k & _w_mask(width))]
+                return [_const(k & _w_mask(width))]
             if mn in ("add", "sub"):
                 k = k if mn == "add" else -k
-                return [("copy", sfam, (("add", k),) + ((wmask,) if wmask else ()))]
+                return [_copy(sfam, (ValueOp(OpKind.ADD, k), *wmask))]
         if (
             mn in ("eor", "sub")
             and len(ops) == 3
@@ -499,29 +636,28 @@ class AArch64(Arch):
             and ops[1].reg == ops[2].reg
             and ops[2].shift.type == 0
         ):
-            return [("const", 0)]
-        if mn == "adrp" and src is not None and src.type == A64.ARM64_OP_IMM:
-            return [("const", src.imm & MASK64)]
-        if mn == "adr" and src is not None and src.type == A64.ARM64_OP_IMM:
-            return [("const", src.imm & MASK64)]
-        if mn == "csel" and len(ops) == 3 and ops[1].type == ops[2].type == A64.ARM64_OP_REG:
-            out = []
-            for op in ops[1:3]:
-                sfam = self.fam(op.reg)[0]
-                out.append(("const", 0) if sfam == "zr" else ("copy", sfam, (wmask,) if wmask else ()))
-            return out
-        if mn in ("ldr", "ldur") and src is not None:
-            slot = self._frame_slot(insn, src)
-            if slot is not None:
-                return [("copy", slot, (wmask,) if wmask else ())]
-        if mn.startswith("ldr") or mn.startswith("ldur") or mn.startswith("ldp"):
-            return [("unknown", f"loaded from memory ({insn.text()}) at {insn.address:#x}")]
-        if mn in ("cmp", "cmn", "tst"):
-            return None
-        _, writes = i.regs_access()
-        if any(self.fam(r)[0] == fam for r in writes):
-            return [("unknown", f"computed ({insn.text()}) at {insn.address:#x}")]
+            return [_const(0)]
         return None
+
+    def _load_effect(self, insn: Insn, width: int) -> list[Effect] | None:
+        """A reload from a spill slot is a copy of the slot; any other load is unknown."""
+        mn = insn.mnemonic
+        ops = insn.raw.operands
+        if mn in ("ldr", "ldur") and len(ops) > 1:
+            slot = self._frame_slot(insn, ops[1])
+            if slot is not None:
+                return [_copy(slot, MASK32 if width == 32 else ())]
+        if mn.startswith(("ldr", "ldur", "ldp")):
+            return [_unknown(f"loaded from memory ({insn.text()}) at {insn.address:#x}")]
+        return None
+
+
+def _a64_imm(op: CsOperand) -> int:
+    """An immediate operand with its ``lsl`` shift applied."""
+    v: int = op.imm
+    if op.shift.type == A64.ARM64_SFT_LSL:
+        v <<= op.shift.value
+    return v
 
 
 ARCHES: dict[str, type[Arch]] = {"x86_64": X86_64, "aarch64": AArch64}
@@ -545,10 +681,8 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
     insns: list[Insn] = []
     data = bytes(code)
     pos = 0
-    bad = False
     cs = arch.cs
     while pos < len(data):
-        progressed = False
         resync = False
         for i in cs.disasm(data[pos:], start + pos):
             flow, target = arch.classify(i)
@@ -558,7 +692,6 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
                 resync = size != i.size
             insns.append(Insn(i.address, size, i.mnemonic, i.op_str, flow, target, i))
             pos = i.address + size - start
-            progressed = True
             if resync or (stop_at is not None and pos + start > stop_at):
                 break
         if stop_at is not None and pos + start > stop_at:
@@ -570,20 +703,19 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
         if arch.name == "aarch64":
             pos = (pos + 4) & ~3
             continue
-        bad = True
-        if not progressed:
-            break
-        break
+        break  # x86-64: an undecodable byte ends the function
     index = {ins.address: k for k, ins in enumerate(insns)}
+    return Function(start, insns, index, _predecessors(insns, index))
+
+
+def _predecessors(insns: list[Insn], index: dict[int, int]) -> list[list[int]]:
+    """Per instruction, the instructions control reaches it from: fall-through and direct
+    branches (calls return to the next instruction)."""
     preds: list[list[int]] = [[] for _ in insns]
     for k, ins in enumerate(insns):
-        if (
-            k + 1 < len(insns)
-            and ins.flow not in ("jump", "ijump", "ret", "stop")
-            and insns[k + 1].address == ins.address + ins.size
-        ):
+        if k + 1 < len(insns) and ins.flow not in NO_FALL_THROUGH and insns[k + 1].address == ins.address + ins.size:
             preds[k + 1].append(k)
-        if ins.flow in ("jump", "cjump") and ins.target is not None:
+        if ins.flow in DIRECT_BRANCHES and ins.target is not None:
             t = index.get(ins.target)
             if t is not None:
                 preds[t].append(k)
@@ -599,7 +731,7 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
             ):
                 preds[j + 1].remove(j)
                 j += 1
-    return Function(start, insns, index, preds, bad)
+    return preds
 
 
 def _ud_size(data: bytes, off: int, size: int) -> int:
@@ -636,9 +768,10 @@ def track(arch: Arch, func: Function, site: int, loc: str) -> TrackResult:
     values: set[int] = set()
     unknown: list[str] = []
     params: set[str] = set()
-    seen: set[tuple[int, object, tuple]] = set()
-    stack: list[tuple[int, object, tuple]] = [(site, loc, ())]
+    seen: set[tuple[int, Loc, Ops]] = set()
+    stack: list[tuple[int, Loc, Ops]] = [(site, loc, ())]
     steps = 0
+    const, copy = EffectKind.CONST, EffectKind.COPY  # hoisted: enum member look-ups are not free
     while stack:
         k, cur, ops = stack.pop()
         key = (k, cur, ops)
@@ -654,7 +787,7 @@ def track(arch: Arch, func: Function, site: int, loc: str) -> TrackResult:
             break
         if k == 0 and func.insns and func.insns[0].address == func.start:
             # function entry: the value is whatever the caller passed
-            if isinstance(cur, str) and cur in arch.arg_regs and all(op[0] == "mask" for op in ops):
+            if isinstance(cur, str) and cur in arch.arg_regs and all(op.kind is OpKind.MASK for op in ops):
                 params.add(cur)
             else:
                 unknown.append(f"{_loc_name(cur)} live at function entry")
@@ -668,35 +801,39 @@ def track(arch: Arch, func: Function, site: int, loc: str) -> TrackResult:
                 stack.append((p, cur, ops))
                 continue
             for alt in eff:
-                kind = alt[0]
-                if kind == "const":
-                    values.add(_apply(ops, alt[1]))
-                elif kind == "copy":
-                    src, more = alt[1], alt[2]
+                kind = alt.kind
+                if kind is const:
+                    values.add(_apply(ops, alt.value))
+                elif kind is copy:
+                    src = alt.source
                     if src == "zr":
-                        values.add(_apply(more + ops, 0))
+                        values.add(_apply(alt.ops + ops, 0))
                     elif src in ("rip", "rsp", "sp"):
                         unknown.append(f"derived from {src} at {func.insns[p].address:#x}")
                     else:
-                        stack.append((p, src, tuple(more) + ops))
+                        stack.append((p, src, alt.ops + ops))
                 else:
-                    unknown.append(alt[1])
+                    unknown.append(alt.reason)
     return TrackResult(frozenset(values), tuple(dict.fromkeys(unknown)), frozenset(params))
 
 
 def looks_like_data(func: Function, k: int) -> bool:
     """True when instruction ``k`` sits in a straight-line run that nothing branches or falls
     into, right after a ``ret``/unconditional branch: an AArch64 literal pool, not code."""
-    while k > 0 and func.preds[k] == [k - 1] and func.insns[k - 1].flow == "fall":
+    while k > 0 and func.preds[k] == [k - 1] and func.insns[k - 1].flow is Flow.FALL:
         k -= 1
     if k == 0 or func.preds[k]:
         return False
     prev = func.insns[k - 1]
-    return prev.flow in ("ret", "jump", "ijump", "stop") or prev.address + prev.size != func.insns[k].address
+    return prev.flow in NO_FALL_THROUGH or prev.address + prev.size != func.insns[k].address
 
 
-def _loc_name(loc: object) -> str:
-    return f"stack slot {loc[1]}" if isinstance(loc, tuple) else str(loc)
+def _loc_name(loc: Loc) -> str:
+    if isinstance(loc, StackSlot):
+        return f"stack slot {loc.depth}"
+    if isinstance(loc, FrameSlot):
+        return f"stack slot {loc.base}"  # the register family only, as reasons always said
+    return loc
 
 
 def instruction_starts(arch: Arch, code: bytes | memoryview, start: int, wanted: Iterable[int]) -> set[int]:

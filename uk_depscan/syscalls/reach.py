@@ -18,11 +18,12 @@ import fnmatch
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from uk_depscan.elf.file import ElfFile
-from uk_depscan.elf.symbols import RELOC_TYPES, elf_relocations
+from uk_depscan.elf.symbols import RELOC_TYPES, elf_relocations, init_array
 from uk_depscan.errors import DepscanError
 from uk_depscan.loader.binding import SymbolBindings
 from uk_depscan.loader.resolve import LoadResult
@@ -39,6 +40,7 @@ from uk_depscan.model import (
     SyscallFinding,
     SyscallReport,
 )
+from uk_depscan.syscalls.callgraph import CallGraph
 from uk_depscan.syscalls.closure import (
     FAILURE_FUNCTIONS,
     Node,
@@ -53,6 +55,9 @@ from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.requests import request_records
 from uk_depscan.syscalls.startup import split_baseline
 from uk_depscan.syscalls.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
+
+if TYPE_CHECKING:  # imported when first needed: the engine pulls in capstone
+    from uk_depscan.syscalls.scan import LazySymbolizer, LibraryScan, RequestSite, SyscallSite
 
 log = logging.getLogger(__name__)
 LIBC_FAMILY = (
@@ -86,8 +91,8 @@ MUSL_BASELINE_ENTRIES = (("libc.so", ENTRY), ("libc.so", INIT))
 class SyscallAnalysis:
     reached: dict[int, ReachedSyscall]
     baseline: dict[int, ReachedSyscall]
-    root_sites: tuple[object, ...]
-    root_requests: tuple[object, ...]
+    root_sites: tuple[SyscallSite, ...]
+    root_requests: tuple[RequestSite, ...]
     sources: tuple[SummarySourceRecord, ...]  # source: scanned | shipped MODEL | unavailable: why
     libc_model: str
     entries: tuple[str, ...]
@@ -99,26 +104,26 @@ class SyscallAnalysis:
 class EngineSummary:
     """An :class:`OpenSummary` over one engine scan, memoised per entry."""
 
-    def __init__(self, library: str, elf: ElfFile, scan: object) -> None:
+    def __init__(self, library: str, elf: ElfFile, scan: LibraryScan) -> None:
         self.library = library
         self.elf = elf
         self.scan = scan
-        self._exports = {key: addr for key, addr in scan.exports}  # type: ignore[attr-defined]
+        self._exports = dict(scan.exports)
         self._memo: dict[str, Reach | None] = {}
-        self._symbolizer: object | None = None
+        self._symbolizer: LazySymbolizer | None = None
         self._callers: dict[str, str | None] = {}
         self._blocked: np.ndarray | None = None
         self._site_nodes = np.zeros(0, np.int64)
 
     def addresses(self, entry: str) -> list[int]:
         if entry == ALL:
-            return [int(a) for a in self.scan.graph.func_starts]  # type: ignore[attr-defined]
+            return [int(a) for a in self.scan.graph.func_starts]
         if entry == ENTRY:
             return [self.elf.e_entry] if self.elf.e_entry else []
         if entry == INIT:
-            return [*self.elf.init_array, *(v for v in (self.elf.dyn_value("INIT"),) if v)]
+            return [*init_array(self.elf), *(v for v in (self.elf.dyn_value("INIT"),) if v)]
         if entry == ADDRESS_TAKEN:
-            return address_taken(self.elf, self.scan.graph.func_starts)  # type: ignore[attr-defined]
+            return address_taken(self.elf, self.scan.graph.func_starts)
         for key in key_variants(entry):
             if key in self._exports:
                 return [self._exports[key]]
@@ -139,7 +144,7 @@ class EngineSummary:
         return self._callers[import_key]
 
     def _find_caller(self, import_key: str) -> str | None:
-        g = self.scan.graph  # type: ignore[attr-defined]
+        g = self.scan.graph
         try:
             node = g.n_funcs + g.import_keys.index(import_key)
         except ValueError:
@@ -158,17 +163,17 @@ class EngineSummary:
     def _reach(self, addrs: list[int]) -> Reach:
         """Sites and imports reachable from ``addrs``; sites reachable only through a failure
         function are marked.  Vectorised: one BFS each way, then mask look-ups."""
-        g = self.scan.graph  # type: ignore[attr-defined]
+        g = self.scan.graph
         if self._blocked is None:
-            self._blocked = failure_nodes(g, self.scan.exports)  # type: ignore[attr-defined]
-            self._site_nodes = _site_nodes(g, self.scan.sites)  # type: ignore[attr-defined]
+            self._blocked = failure_nodes(g, self.scan.exports)
+            self._site_nodes = _site_nodes(g, self.scan.sites)
         nodes_of = np.searchsorted(g.func_starts, np.asarray(addrs, np.uint64), side="right") - 1
         roots = nodes_of[nodes_of >= 0]
         full = g.reachable(roots)
         normal = g.reachable(roots, blocked=self._blocked)
         nodes = self._site_nodes
         hit = np.flatnonzero((nodes >= 0) & full[np.maximum(nodes, 0)])
-        sites = self.scan.sites  # type: ignore[attr-defined]
+        sites = self.scan.sites
         out = tuple(
             Site(n, _kind(sites[i]), sites[i].function or "?", sites[i].address, failure=not bool(normal[nodes[i]]))
             for i in hit.tolist()
@@ -178,29 +183,28 @@ class EngineSummary:
         return Reach(out, imports)
 
 
-def _site_nodes(g: object, sites: tuple[object, ...]) -> np.ndarray:
+def _site_nodes(g: CallGraph, sites: tuple[SyscallSite, ...]) -> np.ndarray:
     """Call-graph node of every site's containing function (-1 before the first function)."""
-    addrs = np.asarray([s.address for s in sites], np.uint64)  # type: ignore[attr-defined]
-    return np.searchsorted(g.func_starts, addrs, side="right").astype(np.int64) - 1  # type: ignore[attr-defined]
+    addrs = np.asarray([s.address for s in sites], np.uint64)
+    return np.searchsorted(g.func_starts, addrs, side="right").astype(np.int64) - 1
 
 
-def failure_nodes(g: object, exports: tuple[tuple[str, int], ...]) -> np.ndarray:
+def failure_nodes(g: CallGraph, exports: tuple[tuple[str, int], ...]) -> np.ndarray:
     """Boolean mask of call-graph nodes that are failure functions (exported or imported)."""
-    mask = np.zeros(g.n_nodes, bool)  # type: ignore[attr-defined]
+    mask = np.zeros(g.n_nodes, np.bool_)
     for key, addr in exports:
         if key.split("@", 1)[0] in FAILURE_FUNCTIONS:
-            node = g.function_at(addr)  # type: ignore[attr-defined]
+            node = g.function_at(addr)
             if node is not None:
                 mask[node] = True
-    for j, key in enumerate(g.import_keys):  # type: ignore[attr-defined]
+    for j, key in enumerate(g.import_keys):
         if key.split("@", 1)[0] in FAILURE_FUNCTIONS:
-            mask[g.n_funcs + j] = True  # type: ignore[attr-defined]
+            mask[g.n_funcs + j] = True
     return mask
 
 
-def _kind(site: object) -> str:
-    kind = getattr(site, "kind", "direct")
-    return {"wrapper_call": "wrapper", "local_wrapper_call": "local_wrapper"}.get(kind, "direct")
+def _kind(site: SyscallSite) -> str:
+    return {"wrapper_call": "wrapper", "local_wrapper_call": "local_wrapper"}.get(site.kind, "direct")
 
 
 def analyze_syscalls(
@@ -253,9 +257,9 @@ def analyze_syscalls(
     baseline, rare = split_baseline(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind)
     if isinstance(root, EngineSummary):
         reached = {n: _name_root_caller(r, root) for n, r in reached.items()}
-    root_sites = tuple(getattr(root.scan, "sites", ())) if isinstance(root, EngineSummary) else ()
-    root_requests = tuple(getattr(root.scan, "requests", ())) if isinstance(root, EngineSummary) else ()
-    unknown = sum(1 for s in root_sites if not getattr(s, "numbers", ()))
+    root_sites = root.scan.sites if isinstance(root, EngineSummary) else ()
+    root_requests = root.scan.requests if isinstance(root, EngineSummary) else ()
+    unknown = sum(1 for s in root_sites if not s.numbers)
     return SyscallAnalysis(
         reached, baseline, root_sites, root_requests, tuple(sources), libc_model, entries, unknown, strength, rare
     )
@@ -269,7 +273,7 @@ def _name_root_caller(r: ReachedSyscall, root: EngineSummary) -> ReachedSyscall:
     if caller is None:
         return r
     first = dataclasses.replace(r.chain[0], kind="entry", symbol=caller)
-    return dataclasses.replace(r, chain=(first,) + r.chain[1:])
+    return dataclasses.replace(r, chain=(first, *r.chain[1:]))
 
 
 def _shipped_for(model: str, arch: str) -> dict[str, TableSummary]:
@@ -291,7 +295,7 @@ def _root_entries(root: EngineSummary, entries: tuple[str, ...]) -> list[Node]:
         return [(0, ALL)]
     chosen = [
         k
-        for k, _ in root.scan.exports  # type: ignore[attr-defined]
+        for k, _ in root.scan.exports
         if any(fnmatch.fnmatchcase(k.split("@", 1)[0], g) or fnmatch.fnmatchcase(_demangled(k), g) for g in entries)
     ]
     return [(0, k) for k in chosen] + [(0, INIT), (0, ADDRESS_TAKEN)]
@@ -408,7 +412,7 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
             s.via,
         )
         for s in sorted(analysis.root_sites, key=lambda s: s.address)
-    )  # type: ignore[attr-defined]
+    )
     return SyscallReport(
         Arch(arch),
         LibcModel(analysis.libc_model),

@@ -9,7 +9,12 @@ so they are shown as numbers next to the level.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from uk_depscan.model import RequestRecord
+
+if TYPE_CHECKING:
+    from uk_depscan.syscalls.scan import RequestSite
 
 NAMES: dict[tuple[str, int], dict[int, str]] = {
     ("ioctl", 1): {
@@ -57,12 +62,12 @@ NAMES: dict[tuple[str, int], dict[int, str]] = {
 NAMES[("fcntl64", 1)] = NAMES[("fcntl", 1)]
 
 
-def request_records(sites: tuple[object, ...]) -> tuple[RequestRecord, ...]:
+def request_records(sites: tuple[RequestSite, ...]) -> tuple[RequestRecord, ...]:
     counts: dict[tuple[str, int, int | None], int] = {}
     for s in sites:
-        values = s.values if s.exact else (None,)  # type: ignore[attr-defined]
+        values: tuple[int | None, ...] = s.values if s.exact else (None,)
         for v in values:
-            key = (s.call, s.arg_index, v)  # type: ignore[attr-defined]
+            key = (s.call, s.arg_index, v)
             counts[key] = counts.get(key, 0) + 1
     out = []
     for (call, arg, value), n in sorted(

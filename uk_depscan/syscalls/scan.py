@@ -20,14 +20,14 @@ The result is cached under the file's content identity (:mod:`uk_depscan.syscall
 
 API: ``scan_library(elf, no_cache=False) -> LibraryScan`` with ``.sites`` (:class:`SyscallSite`),
 ``.wrappers`` (:class:`LocalWrapper`), ``.graph`` (:class:`~uk_depscan.syscalls.callgraph.CallGraph`),
-``.exports`` ((key, address) of exported functions), ``.reachable_from(addresses)`` →
-(numbers, import keys, sites) and ``.export_summary()`` → {export key: (numbers, import keys)}.
+``.exports`` ((key, address) of exported functions) and ``.requests`` (:class:`RequestSite`).
+What an entry point reaches is answered by :class:`uk_depscan.syscalls.reach.EngineSummary`.
 
 Approximations: the call graph takes every ``e8``/``e9``/``0f 8x`` rel32 whose target is exactly a
 known function start without decoding the source (a byte pattern inside another instruction that
 happens to point at a function start adds a spurious edge); calls through registers, vtables and
 relocated function pointers are not edges, except the address-taken references described at
-``ADDRESS_TAKEN_EDGES``.  Number tracking is intra-procedural (plus the wrapper fixpoint).
+``KIND_ADDR``.  Number tracking is intra-procedural (plus the wrapper fixpoint).
 """
 
 from __future__ import annotations
@@ -37,16 +37,16 @@ import mmap
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from uk_depscan.elf.file import EM_AARCH64, EM_X86_64
+from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, ElfFile
 from uk_depscan.elf.frames import SHT_SYMTAB, function_starts
 from uk_depscan.elf.symbols import (
     STT_FUNC,
     STT_GNU_IFUNC,
+    DynamicSymbols,
     dynamic_symbols,
     got_slot_symbols,
     plt_stub_symbols,
@@ -55,7 +55,9 @@ from uk_depscan.elf.symbols import (
 from uk_depscan.syscalls import cache as scan_cache
 from uk_depscan.syscalls.callgraph import CallGraph
 from uk_depscan.syscalls.disasm import (
+    INDIRECT,
     Arch,
+    Flow,
     Function,
     TrackResult,
     decode_function,
@@ -64,9 +66,6 @@ from uk_depscan.syscalls.disasm import (
     looks_like_data,
     track,
 )
-
-if TYPE_CHECKING:
-    from uk_depscan.elf.file import ElfFile
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +79,8 @@ CHUNK = 1 << 25
 KIND_CALL, KIND_JMP, KIND_JCC, KIND_GOTCALL, KIND_GOTJMP = 0, 1, 2, 3, 4
 # address-taken references: `lea reg, [rip+func]` / `adrp+add` (function start or PLT stub) and
 # `mov reg, [rip+GOT]` of an imported function.  They become "may call" edges (callbacks handed
-# to pthread_create, qsort, atexit…); set ADDRESS_TAKEN_EDGES = False for call/jump edges only.
+# to pthread_create, qsort, atexit…).
 KIND_ADDR, KIND_GOTLOAD = 5, 6
-ADDRESS_TAKEN_EDGES = True
 CALL_KINDS = (KIND_CALL, KIND_JMP, KIND_JCC, KIND_GOTCALL, KIND_GOTJMP)
 
 
@@ -97,7 +95,7 @@ class SyscallSite:
     function_addr: int | None
     via: str | None = None  # import key (syscall@GLIBC_2.2.5) or local wrapper name
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
             "kind": self.kind,
@@ -119,7 +117,7 @@ class LocalWrapper:
     arg_index: int
     via: str  # 'syscall instruction' / import key / another wrapper's name
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"address": self.address, "name": self.name, "arg_index": self.arg_index, "via": self.via}
 
 
@@ -139,7 +137,7 @@ class RequestSite:
     exact: bool
     function: str | None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
             "call": self.call,
@@ -159,71 +157,11 @@ class LibraryScan:
     wrappers: tuple[LocalWrapper, ...]
     graph: CallGraph
     exports: tuple[tuple[str, int], ...]  # (export key, address) of defined functions
-    stats: dict = field(default_factory=dict, compare=False)
+    stats: dict[str, Any] = field(default_factory=dict, compare=False)  # counts and t_* seconds
     from_cache: bool = False
     requests: tuple[RequestSite, ...] = ()
 
-    # -- queries ---------------------------------------------------------------------
-    @property
-    def numbers(self) -> frozenset[int]:
-        return frozenset(n for s in self.sites for n in s.numbers)
-
-    @cached_property
-    def _site_nodes(self) -> np.ndarray:
-        """Call-graph function node of every site (-1: outside any known function)."""
-        addrs = np.asarray(
-            [s.function_addr if s.function_addr is not None else s.address for s in self.sites], np.uint64
-        )
-        starts = self.graph.func_starts
-        if not len(addrs) or not len(starts):
-            return np.full(len(addrs), -1, np.int64)
-        return np.searchsorted(starts, addrs, side="right").astype(np.int64) - 1
-
-    def reachable_from(self, root_addresses: Iterable[int]) -> tuple[set[int], set[str], list[SyscallSite]]:
-        """(syscall numbers, import keys, sites) reachable from the functions containing
-        ``root_addresses`` (function starts, exports, init_array entries…)."""
-        g = self.graph
-        roots = np.fromiter((int(a) for a in root_addresses), np.uint64)
-        nodes = np.searchsorted(g.func_starts, roots, side="right").astype(np.int64) - 1
-        mask = g.reachable(nodes[nodes >= 0])
-        sn = self._site_nodes
-        sites = [s for s, node in zip(self.sites, sn.tolist()) if node >= 0 and mask[node]]
-        imports = {g.import_keys[i] for i in np.flatnonzero(mask[g.n_funcs :]).tolist()}
-        return {n for s in sites for n in s.numbers}, imports, sites
-
-    def export_summary(self) -> dict[str, tuple[frozenset[int], frozenset[str]]]:
-        """Per exported function: (syscall numbers, import keys) it can reach.  Meant for small
-        libraries (libc, libgomp): SCC condensation with Python-int bitsets over all nodes."""
-        g = self.graph
-        numbers = sorted(self.numbers)
-        nbit = {n: i for i, n in enumerate(numbers)}
-        base = len(numbers)
-        node_bits: dict[int, int] = {}
-        for s, node in zip(self.sites, self._site_nodes.tolist()):
-            if node < 0:
-                continue
-            b = 0
-            for n in s.numbers:
-                b |= 1 << nbit[n]
-            node_bits[node] = node_bits.get(node, 0) | b
-        for j in range(len(g.import_keys)):
-            node_bits[g.n_funcs + j] = 1 << (base + j)
-        closure = g.closure_bits(node_bits)
-        out: dict[str, tuple[frozenset[int], frozenset[str]]] = {}
-        decoded: dict[int, tuple[frozenset[int], frozenset[str]]] = {}
-        for key, addr in self.exports:
-            node = g.function_at(addr)
-            bits = closure[node] if node is not None else 0
-            val = decoded.get(bits)
-            if val is None:
-                val = decoded[bits] = (
-                    frozenset(numbers[i] for i in _bits(bits & ((1 << base) - 1))),
-                    frozenset(g.import_keys[i] for i in _bits(bits >> base)),
-                )
-            out[key] = val
-        return out
-
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "arch": self.arch,
@@ -235,16 +173,6 @@ class LibraryScan:
             "stats": self.stats,
             "requests": [r.to_json() for r in self.requests],
         }
-
-
-def _bits(x: int) -> list[int]:
-    """Indices of the set bits of ``x`` (visiting set bits only)."""
-    out = []
-    while x:
-        low = x & -x
-        out.append(low.bit_length() - 1)
-        x ^= low
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,7 +291,7 @@ class _Scanner:
             lo_hi.append((min(slots), max(slots) + 8))
         self.target_lo = min((a for a, _ in lo_hi), default=0)
         self.target_hi = max((b for _, b in lo_hi), default=0)
-        self.stats: dict = {}
+        self.stats: dict[str, Any] = {}
         self._funcs: dict[int, Function] = {}
 
     # -- helpers -----------------------------------------------------------------------
@@ -398,8 +326,8 @@ class _Scanner:
             self.stats["decoded_insns"] = self.stats.get("decoded_insns", 0) + len(f.insns)
         return f
 
-    def containing(self, addr: int) -> tuple[int, Function] | None:
-        """The decoded function (or verified window) containing the instruction at ``addr``."""
+    def containing(self, addr: int) -> tuple[int, Function, int] | None:
+        """(decode start, decoded function or verified window, index of the instruction at ``addr``)."""
         start = self.func_start_of(addr)
         r = self.region_of(addr)
         if r is None:
@@ -409,16 +337,17 @@ class _Scanner:
             if start is None:
                 return None
         f = self.decode(start)
-        if f is None or f.at(addr) is None:
+        i = f.at(addr) if f is not None else None
+        if f is None or i is None:
             return None
-        return start, f
+        return start, f, i
 
     def _window_start(self, r: _Region, addr: int) -> int | None:
         """A decode start before ``addr`` from which several offsets agree ``addr`` is a boundary."""
         if not self.x86:
             return max(r.vaddr, (addr - WINDOW) & ~3)
         lo = max(r.vaddr, addr - WINDOW)
-        code = r.code[lo - r.vaddr : addr - r.vaddr + 16]
+        code = r.code[lo - r.vaddr : addr - r.vaddr + 16].tobytes()
         agree = [
             s
             for s in (lo, lo + 1, lo + 2, lo + 3, lo + 7)
@@ -474,7 +403,9 @@ class _Scanner:
 
     def branch_candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(site address, target address or GOT slot, kind) of every direct branch/GOT call."""
-        pos_l, tgt_l, kind_l = [], [], []
+        pos_l: list[np.ndarray] = []
+        tgt_l: list[np.ndarray] = []
+        kind_l: list[np.ndarray] = []
         for r in self.regions:
             if self.x86:
                 self._x86_branches(r, pos_l, tgt_l, kind_l)
@@ -485,7 +416,9 @@ class _Scanner:
             return z, z, np.zeros(0, np.int8)
         return np.concatenate(pos_l), np.concatenate(tgt_l), np.concatenate(kind_l)
 
-    def _x86_branches(self, r: _Region, pos_l: list, tgt_l: list, kind_l: list) -> None:
+    def _x86_branches(
+        self, r: _Region, pos_l: list[np.ndarray], tgt_l: list[np.ndarray], kind_l: list[np.ndarray]
+    ) -> None:
         c = r.code
         n = len(c)
         if n < 6:
@@ -515,12 +448,10 @@ class _Scanner:
             p0f = p0f[(c[p0f + 1] & 0xF0) == 0x80]
             pff = where(a, None, 0xFF) + lo
             pff = pff[(c[pff + 1] == 0x15) | (c[pff + 1] == 0x25)]
-            groups = [(p_call, 5, None), (p0f, 6, KIND_JCC), (pff, 6, None)]
-            if ADDRESS_TAKEN_EDGES:
-                # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
-                prex = where(a, 0xFB, 0x48) + lo
-                prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
-                groups.append((prex, 7, None))
+            # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
+            prex = where(a, 0xFB, 0x48) + lo
+            prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
+            groups = [(p_call, 5, None), (p0f, 6, KIND_JCC), (pff, 6, None), (prex, 7, None)]
             for p, width, kinds in groups:
                 p = p[p + width <= n]  # a 7-byte lea/mov candidate may start 6 bytes before the end
                 if not len(p):
@@ -542,7 +473,9 @@ class _Scanner:
                 tgt_l.append(tgt)
                 kind_l.append(k)
 
-    def _a64_branches(self, r: _Region, pos_l: list, tgt_l: list, kind_l: list) -> None:
+    def _a64_branches(
+        self, r: _Region, pos_l: list[np.ndarray], tgt_l: list[np.ndarray], kind_l: list[np.ndarray]
+    ) -> None:
         words = self._words(r)
         base = r.vaddr + ((-r.vaddr) % 4)
         idx = np.flatnonzero((words & 0x7C000000) == 0x14000000)  # b / bl
@@ -556,7 +489,7 @@ class _Scanner:
             kind_l.append(np.where((w >> 31) == 1, KIND_CALL, KIND_JMP).astype(np.int8))
         # adrp xN, page ; ldr xT, [xN, #off]  (next word): a GOT load
         # adrp xN, page ; add xD, xN, #lo12 : a function address (callback)
-        if ADDRESS_TAKEN_EDGES and len(words) > 1:
+        if len(words) > 1:
             adrp = np.flatnonzero((words[:-1] & 0x9F000000) == 0x90000000)
             add = words[adrp + 1]
             ok = ((add & 0xFFC00000) == 0x91000000) & (((add >> 5) & 0x1F) == (words[adrp] & 0x1F))
@@ -623,61 +556,114 @@ def _from_cache(elf: ElfFile, key: str, hit: scan_cache.CachedScan) -> LibrarySc
 
 
 def _scan(elf: ElfFile, key: str) -> LibraryScan:
+    """The uncached scan: call graph, direct sites, ``syscall()`` calls, request codes, then local
+    wrappers to a fixpoint.  Each step's timing goes to ``stats`` (``t_*``, seconds)."""
     t0 = time.perf_counter()
     sc = _Scanner(elf)
-    arch = sc.arch
     dyn = sc.dyn
-    stats = sc.stats
-
-    # --- imports, PLT stubs and GOT slots ------------------------------------------------------
-    plt = plt_stub_symbols(elf)
-    got = got_slot_symbols(elf)
-    table = dyn.table
-    defined = (table["shndx"] != 0) if dyn.count else np.zeros(0, bool)
-    imported_idx: dict[int, int] = {}
-    import_keys: list[str] = []
-
-    def import_node(symidx: int) -> int:
-        j = imported_idx.get(symidx)
-        if j is None:
-            j = imported_idx[symidx] = len(import_keys)
-            import_keys.append(dyn.import_of(symidx).key)
-        return j
-
+    defined = (dyn.table["shndx"] != 0) if dyn.count else np.zeros(0, bool)
+    imports = _Imports(dyn, len(sc.starts))
     syscall_syms = _symbols_named(elf, dyn, SYSCALL_IMPORTS, ~defined)
     t1 = time.perf_counter()
+    graph, branches = _call_graph(sc, imports, defined)
+    t2 = time.perf_counter()
+    found = _Sites(sc)
+    _direct_sites(sc, found)
+    t3 = time.perf_counter()
+    _syscall_calls(sc, found, branches, imports.nodes_of(syscall_syms))
+    requests = _request_sites(sc, imports, ~defined, branches)
+    rounds = _follow_wrappers(sc, found, graph, branches)
+    t4 = time.perf_counter()
+    exports = _function_exports(dyn)
+    sites = found.unique_sites()
+    sc.stats.update(
+        wrapper_rounds=rounds,
+        t_setup=round(t1 - t0, 3),
+        t_graph=round(t2 - t1, 3),
+        t_direct=round(t3 - t2, 3),
+        t_wrappers=round(t4 - t3, 3),
+        t_total=round(time.perf_counter() - t0, 3),
+        functions=len(sc.starts),
+        sites=len(sites),
+    )
+    log.debug("syscall scan of %s: %s", elf.name, sc.stats)
+    wrappers = tuple(found.wrappers.values())
+    return LibraryScan(
+        str(elf.name), sc.arch.name, key, sites, wrappers, graph, tuple(exports), sc.stats, False, requests
+    )
 
-    # --- branch candidates -> call graph ----------------------------------------------------------
+
+class _Imports:
+    """Import nodes of the call graph: numbered after the function nodes, in first-use order."""
+
+    def __init__(self, dyn: DynamicSymbols, n_funcs: int) -> None:
+        self.dyn = dyn
+        self.n_funcs = n_funcs
+        self.number: dict[int, int] = {}  # dynamic symbol index -> import number
+        self.keys: list[str] = []
+
+    def node(self, symidx: int) -> int:
+        """The graph node of imported symbol ``symidx`` (numbered on first use)."""
+        j = self.number.get(symidx)
+        if j is None:
+            j = self.number[symidx] = len(self.keys)
+            self.keys.append(self.dyn.import_of(symidx).key)
+        return self.n_funcs + j
+
+    def nodes_of(self, symbols: Iterable[int]) -> dict[int, str]:
+        """Graph node -> import key, for those of ``symbols`` that some branch targets."""
+        return {self.n_funcs + self.number[s]: self.keys[self.number[s]] for s in symbols if s in self.number}
+
+
+@dataclass(frozen=True, eq=False)  # numpy fields
+class _Branches:
+    """The branch candidates whose target is a call-graph node, in prefilter order."""
+
+    pos: np.ndarray  # uint64 address of the branch (or of the GOT/address load)
+    node: np.ndarray  # int64 target node
+    kind: np.ndarray  # int8 KIND_*
+    is_call: np.ndarray  # bool: one of CALL_KINDS (not an address-taken reference)
+
+    def to(self, nodes: Iterable[int], *, got_loads: bool) -> list[tuple[int, int, int]]:
+        """(address, target node, kind) of the calls and jumps to ``nodes``, and with
+        ``got_loads`` also of the GOT loads of their addresses (``mov reg, [rip+GOT]``)."""
+        sel = np.isin(self.node, np.asarray(list(nodes), np.int64))
+        sel &= (self.is_call | (self.kind == KIND_GOTLOAD)) if got_loads else self.is_call
+        return list(zip(self.pos[sel].tolist(), self.node[sel].tolist(), self.kind[sel].tolist(), strict=True))
+
+
+def _call_graph(sc: _Scanner, imports: _Imports, defined: np.ndarray) -> tuple[CallGraph, _Branches]:
+    """Prefilter the branches, resolve their targets to function or import nodes, build the graph."""
     pos, tgt, kind = sc.branch_candidates()
-    stats["branch_candidates"] = len(pos)
+    sc.stats["branch_candidates"] = len(pos)
     starts = sc.starts
-    nf = len(starts)
     is_got = (kind == KIND_GOTCALL) | (kind == KIND_GOTJMP) | (kind == KIND_GOTLOAD)
+    node = np.full(len(pos), -1, np.int64)
     # direct targets: function starts
-    ti = np.zeros(len(tgt), np.int64)
-    hit_func = np.zeros(len(tgt), bool)
-    if nf:
+    if len(starts):
         inr = np.flatnonzero((~is_got) & (tgt >= starts[0]) & (tgt <= starts[-1]))
         k = np.searchsorted(starts, tgt[inr])
-        ok = starts[np.minimum(k, nf - 1)] == tgt[inr]
-        ti[inr[ok]] = k[ok]
-        hit_func[inr[ok]] = True
-    # targets through PLT stubs / GOT slots -> symbol index -> import node or defined function
-    stub_addr = np.fromiter(plt.keys(), np.uint64, len(plt))
-    stub_sym = np.fromiter(plt.values(), np.int64, len(plt))
-    slot_addr = np.fromiter(got.keys(), np.uint64, len(got))
-    slot_sym = np.fromiter(got.values(), np.int64, len(got))
-    node = np.full(len(pos), -1, np.int64)
-    node[hit_func] = ti[hit_func]
-    # dynsym index -> graph node: imported symbols get import nodes, defined ones their function
-    sym_to_node = np.full(max(dyn.count, 1), -1, np.int64)
-    used_syms = np.unique(np.concatenate([stub_sym, slot_sym])) if dyn.count else np.zeros(0, np.int64)
-    if len(used_syms):
-        dmask = defined[used_syms]
-        dsyms = used_syms[dmask]
-        vals = table["value"][dsyms].astype(np.uint64)
-        k = np.minimum(np.searchsorted(starts, vals), max(nf - 1, 0))
-        sym_to_node[dsyms] = np.where((nf > 0) & (starts[k] == vals), k, -1) if nf else -1
+        ok = starts[np.minimum(k, len(starts) - 1)] == tgt[inr]
+        node[inr[ok]] = k[ok]
+    _resolve_plt_got(sc, imports, defined, tgt, is_got, node)
+    keep = node >= 0
+    src = np.searchsorted(starts, pos[keep], side="right").astype(np.int64) - 1
+    ok = src >= 0
+    graph = CallGraph.from_edges(starts, src[ok], node[keep][ok], tuple(imports.keys))
+    sc.stats["edges"] = graph.n_edges
+    kept_kind = kind[keep]
+    return graph, _Branches(pos[keep], node[keep], kept_kind, np.isin(kept_kind, np.asarray(CALL_KINDS, np.int8)))
+
+
+def _resolve_plt_got(
+    sc: _Scanner, imports: _Imports, defined: np.ndarray, tgt: np.ndarray, is_got: np.ndarray, node: np.ndarray
+) -> None:
+    """Set ``node`` for targets that are PLT stubs (direct branches) or GOT slots (GOT calls and
+    loads): the defined function the symbol names, else an import node."""
+    plt, got = plt_stub_symbols(sc.elf), got_slot_symbols(sc.elf)
+    stub_addr, stub_sym = np.fromiter(plt.keys(), np.uint64, len(plt)), np.fromiter(plt.values(), np.int64, len(plt))
+    slot_addr, slot_sym = np.fromiter(got.keys(), np.uint64, len(got)), np.fromiter(got.values(), np.int64, len(got))
+    sym_to_node = _defined_symbol_nodes(sc, defined, np.concatenate([stub_sym, slot_sym]))
     for addrs, syms, sel in ((stub_addr, stub_sym, ~is_got), (slot_addr, slot_sym, is_got)):
         if not len(addrs):
             continue
@@ -691,39 +677,44 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
             symidx = s_sorted[k_c[m]]
             for si in np.flatnonzero(np.bincount(symidx, minlength=1)).tolist():
                 if not defined[si] and sym_to_node[si] < 0:
-                    sym_to_node[si] = nf + import_node(si)
+                    sym_to_node[si] = imports.node(si)
             node[idxs] = sym_to_node[symidx]
-    keep = node >= 0
-    src = np.searchsorted(starts, pos[keep], side="right").astype(np.int64) - 1
-    ok = src >= 0
-    graph_src, graph_dst = src[ok], node[keep][ok]
-    # also import nodes for every imported symbol reached by a PLT stub/GOT slot never called
-    graph = CallGraph.from_edges(starts, graph_src, graph_dst, tuple(import_keys))
-    cand_pos, cand_node, cand_kind = pos[keep], node[keep], kind[keep]
-    is_call = np.isin(cand_kind, np.asarray(CALL_KINDS, np.int8))
-    del pos, tgt, kind, ti, node
-    stats["edges"] = graph.n_edges
-    t2 = time.perf_counter()
 
-    sites: list[SyscallSite] = []
-    wrappers: dict[int, LocalWrapper] = {}
-    # pending wrapper candidates: function start -> (arg register, via)
-    pending: dict[int, tuple[str, str]] = {}
 
-    def add_site(
-        addr: int, kind_name: str, fstart: int | None, res: TrackResult | None, via: str | None, extra_reason: str = ""
+def _defined_symbol_nodes(sc: _Scanner, defined: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Dynamic symbol index -> function node, for the ``used`` symbols defined at a function start
+    (-1 for every other symbol; imports get their nodes when a branch reaches them)."""
+    dyn, starts, nf = sc.dyn, sc.starts, len(sc.starts)
+    sym_to_node = np.full(max(dyn.count, 1), -1, np.int64)
+    used_syms = np.unique(used) if dyn.count else np.zeros(0, np.int64)
+    if len(used_syms):
+        dsyms = used_syms[defined[used_syms]]
+        vals = dyn.table["value"][dsyms].astype(np.uint64)
+        k = np.minimum(np.searchsorted(starts, vals), max(nf - 1, 0))
+        sym_to_node[dsyms] = np.where(starts[k] == vals, k, -1) if nf else -1
+    return sym_to_node
+
+
+class _Sites:
+    """The syscall sites found so far, the local wrappers, and the wrapper candidates to follow."""
+
+    def __init__(self, sc: _Scanner) -> None:
+        self.sc = sc
+        self.sites: list[SyscallSite] = []
+        self.wrappers: dict[int, LocalWrapper] = {}
+        self.pending: dict[int, tuple[str, str]] = {}  # function start -> (argument register, via)
+
+    def add(
+        self, addr: int, kind: str, fstart: int | None, res: TrackResult, via: str | None, extra_reason: str = ""
     ) -> None:
-        fname = sc.name_of(fstart)
-        if res is None:
-            sites.append(SyscallSite(addr, kind_name, (), "unknown", extra_reason or "not decoded", fname, fstart, via))
-            return
+        """Record a site; a number that is the function's own argument makes it a wrapper candidate."""
         numbers = tuple(sorted(res.values))
         if res.params and fstart is not None:
             reg = sorted(res.params)[0]
-            reason = f"number is argument {arch.arg_regs.index(reg)} ({reg}): local wrapper"
+            reason = f"number is argument {self.sc.arch.arg_regs.index(reg)} ({reg}): local wrapper"
             conf = "unknown"
-            if fstart not in wrappers:
-                pending[fstart] = (reg, via or "syscall instruction")
+            if fstart not in self.wrappers:
+                self.pending[fstart] = (reg, via or "syscall instruction")
         elif res.unknown:
             conf, reason = "unknown", "; ".join(res.unknown[:3])
         elif len(numbers) == 1:
@@ -734,140 +725,101 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
             conf, reason = "unknown", "no definition found"
         if extra_reason:
             reason = f"{extra_reason}; {reason}" if reason else extra_reason
-        sites.append(SyscallSite(addr, kind_name, numbers, conf, reason, fname, fstart, via))
+        self.sites.append(SyscallSite(addr, kind, numbers, conf, reason, self.sc.name_of(fstart), fstart, via))
 
-    # --- direct syscall instructions --------------------------------------------------------------
+    def unique_sites(self) -> tuple[SyscallSite, ...]:
+        """Sorted by (address, kind); of two records of one site the later one is kept."""
+        self.sites.sort(key=lambda s: (s.address, s.kind))
+        return tuple({(s.address, s.kind): s for s in self.sites}.values())
+
+
+_EXPECTED_MNEMONIC = {"direct": "syscall", "int80": "int", "sysenter": "sysenter", "svc": "svc"}
+
+
+def _direct_sites(sc: _Scanner, found: _Sites) -> None:
+    """Syscall instructions: byte-pattern candidates verified by decoding their function."""
     cands = sc.direct_candidates()
-    stats["direct_candidates"] = len(cands)
+    sc.stats["direct_candidates"] = len(cands)
     by_func: dict[int | None, list[tuple[int, str]]] = {}
-    for addr, k in cands:
-        by_func.setdefault(sc.func_start_of(addr), []).append((addr, k))
+    for addr, kind in cands:
+        by_func.setdefault(sc.func_start_of(addr), []).append((addr, kind))
     for fstart, lst in by_func.items():
         if sc.x86:
             # cheap rejection of byte pairs inside other instructions: decode short windows from
             # several offsets before the pair; drop it when none of them lands on it.  The full
             # decode from the function start below is authoritative for whatever survives.
             lst = [(a, k) for a, k in lst if sc.window_says_boundary(a)]
-        for addr, k in lst:
+        for addr, kind in lst:
             got_f = sc.containing(addr)
             if got_f is None:
                 continue
-            start, f = got_f
-            i = f.at(addr)
+            start, f, i = got_f
             ins = f.insns[i]
-            expect = {"direct": "syscall", "int80": "int", "sysenter": "sysenter", "svc": "svc"}[k]
-            if ins.mnemonic != expect or (k == "int80" and ins.op_str not in ("0x80",)):
+            if ins.mnemonic != _EXPECTED_MNEMONIC[kind] or (kind == "int80" and ins.op_str not in ("0x80",)):
                 continue
-            res = track(arch, f, i, arch.number_reg)
+            res = track(sc.arch, f, i, sc.arch.number_reg)
             if not sc.x86 and not res.values and not res.params and looks_like_data(f, i):
-                stats["svc_in_data"] = stats.get("svc_in_data", 0) + 1
+                sc.stats["svc_in_data"] = sc.stats.get("svc_in_data", 0) + 1
                 continue
-            extra = "i386 syscall numbering" if k in ("int80", "sysenter") else ""
-            add_site(addr, k, start if start == fstart else None, res, None, extra)
-    t3 = time.perf_counter()
+            extra = "i386 syscall numbering" if kind in ("int80", "sysenter") else ""
+            found.add(addr, kind, start if start == fstart else None, res, None, extra)
 
-    # --- calls to libc's syscall() -----------------------------------------------------------------
-    syscall_nodes = {nf + imported_idx[s] for s in syscall_syms if s in imported_idx}
-    via_key = {nf + imported_idx[s]: import_keys[imported_idx[s]] for s in syscall_syms if s in imported_idx}
-    if syscall_nodes:
-        sel = np.isin(cand_node, np.fromiter(syscall_nodes, np.int64)) & (is_call | (cand_kind == KIND_GOTLOAD))
-        for addr, nd, kd in zip(cand_pos[sel].tolist(), cand_node[sel].tolist(), cand_kind[sel].tolist()):
-            _call_site(sc, arch, int(addr), int(kd), "wrapper_call", via_key[nd], add_site)
 
-    # --- request codes at ioctl/fcntl/prctl/setsockopt calls -----------------------------------------
-    requests = _request_sites(sc, arch, elf, dyn, ~defined, imported_idx, nf, cand_pos, cand_node, cand_kind, is_call)
-
-    # --- local wrappers, to a fixpoint ----------------------------------------------------------------
-    rounds = 0
-    while pending and rounds < WRAPPER_ROUNDS:
-        rounds += 1
-        new = dict(pending)
-        pending.clear()
-        for fstart, (reg, via) in new.items():
-            if fstart in wrappers:
-                continue
-            w = LocalWrapper(fstart, sc.name_of(fstart), arch.arg_regs.index(reg), via)
-            wrappers[fstart] = w
-            fnode = graph.function_at(fstart)
-            if fnode is None:
-                continue
-            wname = w.name or f"{fstart:#x}"
-            sel = (cand_node == fnode) & is_call
-            for addr, kd in zip(cand_pos[sel].tolist(), cand_kind[sel].tolist()):
-                _call_site(sc, arch, int(addr), int(kd), "local_wrapper_call", wname, add_site, reg)
-    stats["wrapper_rounds"] = rounds
-    t4 = time.perf_counter()
-
-    exports = _function_exports(dyn)
-    sites.sort(key=lambda s: (s.address, s.kind))
-    uniq_sites = tuple({(s.address, s.kind): s for s in sites}.values())
-    stats.update(
-        t_setup=round(t1 - t0, 3),
-        t_graph=round(t2 - t1, 3),
-        t_direct=round(t3 - t2, 3),
-        t_wrappers=round(t4 - t3, 3),
-        t_total=round(time.perf_counter() - t0, 3),
-        functions=int(nf),
-        sites=len(uniq_sites),
-    )
-    log.debug("syscall scan of %s: %s", elf.name, stats)
-    return LibraryScan(
-        str(elf.name),
-        arch.name,
-        key,
-        uniq_sites,
-        tuple(wrappers.values()),
-        graph,
-        tuple(exports),
-        stats,
-        False,
-        requests,
-    )
+def _syscall_calls(sc: _Scanner, found: _Sites, branches: _Branches, via_of: dict[int, str]) -> None:
+    """Calls to libc's ``syscall()`` (``via_of``: its import nodes and keys): the number is the first argument."""
+    if not via_of:
+        return
+    for addr, node, kind in branches.to(via_of, got_loads=True):
+        call = _track_call(sc, addr, kind, sc.arch.arg_regs[0])
+        if call is not None:
+            found.add(call.address, "wrapper_call", call.function, call.result, via_of[node])
 
 
 def _request_sites(
-    sc: _Scanner,
-    arch: Arch,
-    elf: ElfFile,
-    dyn,
-    undefined: np.ndarray,  # type: ignore[no-untyped-def]
-    imported_idx: dict[int, int],
-    nf: int,
-    cand_pos: np.ndarray,
-    cand_node: np.ndarray,
-    cand_kind: np.ndarray,
-    is_call: np.ndarray,
+    sc: _Scanner, imports: _Imports, undefined: np.ndarray, branches: _Branches
 ) -> tuple[RequestSite, ...]:
     """Track the request argument at every verified call to the REQUEST_ARGS imports."""
     out: list[RequestSite] = []
     for name, arg in REQUEST_ARGS:
-        nodes = [
-            nf + imported_idx[s] for s in _symbols_named(elf, dyn, frozenset({name}), undefined) if s in imported_idx
-        ]
+        nodes = imports.nodes_of(_symbols_named(sc.elf, sc.dyn, frozenset({name}), undefined))
         if not nodes:
             continue
-        sel = np.isin(cand_node, np.asarray(nodes, np.int64)) & (is_call | (cand_kind == KIND_GOTLOAD))
-
-        def add(
-            addr: int,
-            _kind: str,
-            fstart: int | None,
-            res: TrackResult | None,
-            _via: str | None,
-            _extra: str = "",
-            _name: str = name,
-            _arg: int = arg,
-        ) -> None:
-            exact = res is not None and not res.unknown and not res.params
-            values = tuple(sorted(res.values)) if res is not None else ()
-            out.append(RequestSite(addr, _name, _arg, values, exact, sc.name_of(fstart)))
-
-        for addr, kd in zip(cand_pos[sel].tolist(), cand_kind[sel].tolist()):
-            _call_site(sc, arch, int(addr), int(kd), "request", name, add, arch.arg_regs[arg])
+        for addr, _, kind in branches.to(nodes, got_loads=True):
+            call = _track_call(sc, addr, kind, sc.arch.arg_regs[arg])
+            if call is not None:
+                res = call.result
+                exact = not res.unknown and not res.params
+                out.append(
+                    RequestSite(call.address, name, arg, tuple(sorted(res.values)), exact, sc.name_of(call.function))
+                )
     return tuple(sorted(out, key=lambda r: (r.call, r.arg_index, r.address)))
 
 
-def _symbols_named(elf: ElfFile, dyn, names: frozenset[str], mask: np.ndarray) -> set[int]:
+def _follow_wrappers(sc: _Scanner, found: _Sites, graph: CallGraph, branches: _Branches) -> int:
+    """Local wrappers to a fixpoint (wrappers of wrappers): each pending candidate becomes a
+    wrapper and its call sites are tracked for the argument it forwards.  Returns the rounds run."""
+    rounds = 0
+    while found.pending and rounds < WRAPPER_ROUNDS:
+        rounds += 1
+        new = dict(found.pending)
+        found.pending.clear()
+        for fstart, (reg, via) in new.items():
+            if fstart in found.wrappers:
+                continue
+            w = LocalWrapper(fstart, sc.name_of(fstart), sc.arch.arg_regs.index(reg), via)
+            found.wrappers[fstart] = w
+            fnode = graph.function_at(fstart)
+            if fnode is None:
+                continue
+            wname = w.name or f"{fstart:#x}"
+            for addr, _, kind in branches.to((fnode,), got_loads=False):
+                call = _track_call(sc, addr, kind, reg)
+                if call is not None:
+                    found.add(call.address, "local_wrapper_call", call.function, call.result, wname)
+    return rounds
+
+
+def _symbols_named(elf: ElfFile, dyn: DynamicSymbols, names: frozenset[str], mask: np.ndarray) -> set[int]:
     """Dynamic symbol indices (restricted to ``mask``) whose name is in ``names``, compared as
     bytes in the string table without decoding every name."""
     out: set[int] = set()
@@ -885,7 +837,7 @@ def _symbols_named(elf: ElfFile, dyn, names: frozenset[str], mask: np.ndarray) -
     return out
 
 
-def _function_exports(dyn) -> list[tuple[str, int]]:
+def _function_exports(dyn: DynamicSymbols) -> list[tuple[str, int]]:
     """(export key, address) of defined FUNC/IFUNC dynamic symbols, without a Python object per symbol."""
     if not dyn.count:
         return []
@@ -895,7 +847,7 @@ def _function_exports(dyn) -> list[tuple[str, int]]:
     idx = idx[((typ == STT_FUNC) | (typ == STT_GNU_IFUNC)) & (t["value"][idx] != 0)]
     out = []
     values = t["value"][idx].tolist()
-    for i, v in zip(idx.tolist(), values):
+    for i, v in zip(idx.tolist(), values, strict=True):
         version, default, _ = dyn.export_version(i)
         name = dyn.name(i)
         key = name if not version else (f"{name}@@{version}" if default else f"{name}@{version}")
@@ -903,42 +855,44 @@ def _function_exports(dyn) -> list[tuple[str, int]]:
     return out
 
 
-def _call_site(
-    sc: _Scanner, arch: Arch, addr: int, kd: int, kind_name: str, via: str, add_site, reg: str | None = None
-) -> None:
-    """Verify the branch at ``addr`` decodes as such and track the argument register there."""
-    reg = reg or arch.arg_regs[0]
+class _Call(NamedTuple):
+    address: int  # the call/jump (for a GOT or address load: the branch through the loaded register)
+    function: int | None  # start of the containing function (None: decoded from a window)
+    result: TrackResult  # the tracked argument register there
+
+
+def _track_call(sc: _Scanner, addr: int, kd: int, reg: str) -> _Call | None:
+    """Verify the branch candidate at ``addr`` (kind ``kd``) decodes as a call or jump and track
+    the argument register ``reg`` there; None when it is not an instruction of that kind."""
+    arch = sc.arch
     got_f = sc.containing(addr)
     if got_f is None:
-        return
-    start, f = got_f
-    i = f.at(addr)
+        return None
+    start, f, i = got_f
     ins = f.insns[i]
     if sc.x86 and kd == KIND_GOTLOAD:  # mov reg, [rip+GOT] ... call/jmp *reg
         if ins.mnemonic != "mov" or not ins.raw.operands:
-            return
-        i = _branch_through(f, i, ins.raw.operands[0].reg, arch)
-        if i is None:
-            return
-        addr = f.insns[i].address
+            return None
+        branch = _branch_through(f, i, ins.raw.operands[0].reg, arch)
+        if branch is None:
+            return None
+        i, addr = branch, f.insns[branch].address
     elif sc.x86:
         if kd in (KIND_GOTCALL, KIND_GOTJMP):
-            if ins.flow not in ("icall", "ijump"):
-                return
-        elif ins.flow not in ("call", "jump", "cjump") or ins.target is None:
-            return
-    else:
-        if kd == KIND_GOTCALL:  # addr is the `ldr xT, [xN, #off]`; find the blr/br of xT after it
-            target_reg = ins.raw.operands[0].reg if ins.raw.operands else None
-            i = _branch_through(f, i, target_reg, arch)
-            if i is None:
-                return
-            addr = f.insns[i].address
-        elif ins.flow not in ("call", "jump"):
-            return
+            if ins.flow not in INDIRECT:
+                return None
+        elif ins.flow not in (Flow.CALL, Flow.JUMP, Flow.CJUMP) or ins.target is None:
+            return None
+    elif kd == KIND_GOTCALL:  # addr is the `ldr xT, [xN, #off]`; find the blr/br of xT after it
+        target_reg = ins.raw.operands[0].reg if ins.raw.operands else None
+        branch = _branch_through(f, i, target_reg, arch)
+        if branch is None:
+            return None
+        i, addr = branch, f.insns[branch].address
+    elif ins.flow not in (Flow.CALL, Flow.JUMP):
+        return None
     fstart = sc.func_start_of(addr)
-    res = track(arch, f, i, reg)
-    add_site(addr, kind_name, start if start == fstart else None, res, via)
+    return _Call(addr, start if start == fstart else None, track(arch, f, i, reg))
 
 
 def _branch_through(f: Function, i: int, reg: int | None, arch: Arch) -> int | None:
@@ -949,18 +903,10 @@ def _branch_through(f: Function, i: int, reg: int | None, arch: Arch) -> int | N
     fam = arch.fam(reg)[0]
     for j in range(i + 1, min(len(f.insns), i + 24)):
         ins = f.insns[j]
-        if ins.flow in ("icall", "ijump"):
+        if ins.flow in INDIRECT:
             ops = ins.raw.operands
             if ops and arch.fam(ops[0].reg)[0] == fam:
                 return j
-        _, writes = ins.raw.regs_access()
-        if any(arch.fam(w)[0] == fam for w in writes) or ins.flow in ("jump", "ret", "stop"):
+        if arch.writes(ins, fam) or ins.flow in (Flow.JUMP, Flow.RET, Flow.STOP):
             return None
     return None
-
-
-def scan_path(path: str, *, no_cache: bool = False) -> LibraryScan:
-    from uk_depscan.elf.file import open_elf
-
-    with open_elf(path) as elf:
-        return scan_library(elf, no_cache=no_cache)

@@ -210,9 +210,9 @@ def common_sets(
     from uk_depscan.syscalls.reach import failure_nodes
 
     scan = summary.scan
-    g = scan.graph  # type: ignore[attr-defined]
-    sites = scan.sites  # type: ignore[attr-defined]
-    fail = failure_nodes(g, scan.exports)  # type: ignore[attr-defined]
+    g = scan.graph
+    sites = scan.sites
+    fail = failure_nodes(g, scan.exports)
     rare = blocked_nodes(g.func_starts, g.n_nodes, info.rare_starts(rtld))
     chains = info.inline_chains([s.address for s in sites], addr2line)
     rare_site = [any(is_rare(c, rtld) for c in chains.get(s.address, ())) for s in sites]

@@ -43,7 +43,7 @@ def fetch_package(name: str, arch: str, workdir: Path) -> DebPackage:
     deb_arch = DEB_ARCH[arch]
     workdir.mkdir(parents=True, exist_ok=True)
     spec = name if deb_arch == host_deb_arch() else f"{name}:{deb_arch}"
-    proc = subprocess.run(["apt-get", "download", spec], cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run(["apt-get", "download", spec], cwd=workdir, capture_output=True, text=True, check=False)
     debs = sorted(workdir.glob(f"{name}_*_{deb_arch}.deb"))
     if proc.returncode != 0 or not debs:
         hint = " (for arm64: dpkg --add-architecture arm64 && apt-get update)" if deb_arch != host_deb_arch() else ""
@@ -63,4 +63,5 @@ def unpack(deb: Path, dest: Path) -> DebPackage:
 
 
 def host_deb_arch() -> str:
-    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip() or "amd64"
+    out = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=False).stdout
+    return out.strip() or "amd64"

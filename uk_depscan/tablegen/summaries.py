@@ -70,7 +70,7 @@ def summarize_elf(
     from uk_depscan.syscalls.scan import scan_library
 
     summary = EngineSummary(elf.name, elf, scan_library(elf))
-    keys = sorted({k for k, _ in summary.scan.exports} | {ENTRY, INIT, ALL})  # type: ignore[attr-defined]
+    keys = sorted({k for k, _ in summary.scan.exports} | {ENTRY, INIT, ALL})
     base = BASELINE_KEYS.get(soname or "")
     split = [k for k in keys if base is not None and k.split("@", 1)[0] == base]
     common = (
@@ -132,7 +132,7 @@ def generate(
             dbg = (
                 fetch_package(DEBUG_PACKAGES[name], arch, base) if name in DEBUG_PACKAGES and model == "glibc" else None
             )
-            wanted = MUSL_SONAMES if name == "musl" else GLIBC_SONAMES
+            wanted: tuple[str, ...] = MUSL_SONAMES if name == "musl" else GLIBC_SONAMES
             if model == "musl" and name == "libc6":
                 wanted = tuple(s for s in GLIBC_SONAMES if s.startswith(("libstdc", "libgcc", "libgomp")))
             for soname, path in sorted(find_libraries(pkg, wanted).items()):
