@@ -125,7 +125,7 @@ class _Threads:
 
 
 def _child_pid(ev: Syscall) -> int | None:
-    if ev.name not in CREATORS or ev.value is None or not ev.value.isdigit():
+    if ev.name not in CREATORS or ev.value is None or not (ev.value.isascii() and ev.value.isdigit()):
         return None
     child = int(ev.value)
     return child if child > 0 else None

@@ -92,7 +92,7 @@ def source_date_epoch(environ: dict[str, str] | None = None) -> int:
     value = (environ if environ is not None else os.environ).get("SOURCE_DATE_EPOCH", "")
     if not value:
         return 0
-    if not value.isdigit() or int(value) > 0xFFFFFFFF:  # cpio's mtime field is 32 bits
+    if not (value.isascii() and value.isdigit()) or int(value) > 0xFFFFFFFF:  # cpio's mtime field is 32 bits
         raise UsageError(f"SOURCE_DATE_EPOCH={value!r}: not a time in seconds (0 to 4294967295)")
     return int(value)
 
