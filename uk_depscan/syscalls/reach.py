@@ -428,5 +428,5 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
         sites,
         tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
         analysis.unknown_sites,
-        request_records(analysis.root_requests),
+        request_records(analysis.root_requests, arch),
     )
