@@ -31,6 +31,8 @@ from uk_depscan.cli.common import (
     print_error,
     stderr_line,
     stderr_lines,
+    terminal_width,
+    use_color,
 )
 from uk_depscan.errors import DepscanError
 from uk_depscan.model import FailOn, GraphFormat, OutputFormat, Report, SupportStatus
@@ -87,8 +89,8 @@ def _render(report: Report, opts: CommonOptions, text_renderer: Callable[..., st
 
         emit(to_dot(build_graph(report)), opts.output)
     else:
-        color = opts.output is None and sys.stdout.isatty()
-        emit(text_renderer(report, color=color, verbose=bool(opts.verbose)), opts.output)
+        text = text_renderer(report, color=use_color(opts.output), width=terminal_width(), verbose=opts.verbose)
+        emit(text, opts.output)
 
 
 @contextmanager
@@ -180,7 +182,7 @@ def explain_cmd(
     from uk_depscan.report.views import explain
 
     report = analyze([target], opts.search_config(), command="scan", options=opts.analysis())
-    emit(render_explain(explain(report, query), query, color=sys.stdout.isatty()), None)
+    emit(render_explain(explain(report, query), query, color=use_color(None), width=terminal_width()), None)
     return EXIT_OK
 
 
