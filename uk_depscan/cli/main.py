@@ -34,7 +34,7 @@ from uk_depscan.cli.common import (
     terminal_width,
     use_color,
 )
-from uk_depscan.errors import DepscanError
+from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.model import FailOn, GraphFormat, OutputFormat, Report, SupportStatus
 from uk_depscan.report.escape import for_terminal
 
@@ -59,7 +59,7 @@ SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc
 DEPS_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback")
 EXPLAIN_OPTIONS = (*SEARCH, "libc", "entry", "unikraft", "unikraft_table", "traceback")
 GRAPH_OPTIONS = ("output", *SEARCH, "libc", "unikraft", "traceback")
-DIFF_OPTIONS = ("fmt", "output", "libc", "unikraft", "traceback")
+DIFF_OPTIONS = ("fmt", "output", "quiet", "libc", "unikraft", "traceback")
 
 app = typer.Typer(
     add_completion=False,
@@ -214,12 +214,19 @@ def diff_cmd(
 ) -> int:
     """What a new version adds or removes: libraries, symbol versions, syscalls, Unikraft gaps.
     Exit code 1 when the new side has gaps (P0-P2) the old one did not."""
-    from uk_depscan.report.diff import render_diff_json, render_diff_markdown, render_diff_text
-    from uk_depscan.report.views import diff_reports
+    from uk_depscan.report import diff
 
-    d = diff_reports(_diff_side(old, opts), _diff_side(new, opts), old, new)
-    renderers = {OutputFormat.JSON: render_diff_json, OutputFormat.MD: render_diff_markdown}
-    emit(renderers.get(opts.fmt, render_diff_text)(d), opts.output)
+    d = diff.diff_reports(_diff_side(old, opts), _diff_side(new, opts), old, new)
+    renderers = {
+        OutputFormat.TEXT: diff.render_diff_text,
+        OutputFormat.JSON: diff.render_diff_json,
+        OutputFormat.MD: diff.render_diff_markdown,
+        OutputFormat.HTML: diff.render_diff_html,
+    }
+    render = renderers.get(opts.fmt)
+    if render is None:
+        raise UsageError(f"diff --format {opts.fmt}: not available for a diff (choose text, json, md or html)")
+    emit(render(d), opts.output)
     return EXIT_GAPS if d.new_gaps else EXIT_OK
 
 
