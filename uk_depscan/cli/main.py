@@ -34,6 +34,7 @@ from uk_depscan.cli.common import (
     terminal_width,
     use_color,
 )
+from uk_depscan.cli.usage import choice_hint, command_or_file
 from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.model import FailOn, GraphFormat, OutputFormat, Report, SupportStatus
 from uk_depscan.report.escape import for_terminal
@@ -57,8 +58,8 @@ SEARCH = ("root", "library_path", "ld_so_conf", "no_ld_cache")
 SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc", "entry", "no_cache", "unikraft",
                 "unikraft_table", "fail_on", "route", "observed")  # fmt: skip
 DEPS_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback")
-EXPLAIN_OPTIONS = (*SEARCH, "libc", "entry", "unikraft", "unikraft_table", "traceback")
-GRAPH_OPTIONS = ("output", *SEARCH, "libc", "unikraft", "traceback")
+EXPLAIN_OPTIONS = (*SEARCH, "quiet", "libc", "entry", "unikraft", "unikraft_table", "traceback")
+GRAPH_OPTIONS = ("output", *SEARCH, "quiet", "libc", "unikraft", "traceback")
 DIFF_OPTIONS = ("fmt", "output", "quiet", "libc", "unikraft", "traceback")
 
 app = typer.Typer(
@@ -264,6 +265,7 @@ def route(argv: list[str]) -> list[str]:
     """``uk-depscan TARGET...`` means ``uk-depscan scan TARGET...``."""
     if not argv or argv[0] in SUBCOMMANDS or argv[0] in ("--help", "-h", "--version"):
         return argv
+    command_or_file(argv[0], SUBCOMMANDS)  # `uk-depscan dpes /bin/ls`: a typo, not a file to scan
     return ["scan", *argv]
 
 
@@ -289,7 +291,8 @@ def run(argv: list[str]) -> int:
         return EXIT_INPUT
     except _USAGE_ERRORS as ex:
         usage = cast(_Showable, ex)
-        usage.message = for_terminal(usage.message)  # an option value typed or scripted from a file name
+        # an option value typed or scripted from a file name; a wrong choice gets the closest one
+        usage.message = for_terminal(choice_hint(usage.message))
         text = io.StringIO()
         usage.show(file=text)
         stderr_lines(text.getvalue())
