@@ -129,3 +129,13 @@ def test_cli_text_follows_columns(report: Report, monkeypatch: pytest.MonkeyPatc
         assert "\x1b[" not in out
         assert measure(out)[0] <= width
     assert measure(out)[0] > 100
+
+
+def test_deps_tree_fits_without_breaking_names(report: Report) -> None:
+    from uk_depscan.report.text import render_deps
+
+    for width in (40, 80):
+        lines = render_deps(report, width=width, verbose=1).rstrip("\n").split("\n")
+        assert max(cell_len(x) for x in lines) <= width
+        # a library line is never continued on the next line: each line is a node or a note
+        assert all(x.startswith(("/", "│", "├", "└", " ", "  note:")) for x in lines)
