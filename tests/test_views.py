@@ -61,7 +61,7 @@ def test_one_kconfig_order_in_every_format(doc: dict[str, Any]) -> None:
     assert [(o.replace("\\_", "_"), int(n)) for o, n in re.findall(r"^- `(CONFIG\S+)`: (\d+) syscalls", md, re.M)] == (
         expected
     )
-    rows = re.findall(r"<tr><td><code>(CONFIG_\w+)</code></td><td>(\d+)</td>", html)
+    rows = re.findall(r'<tr><td><code class="id">(CONFIG_\w+)</code></td><td class="num">(\d+)</td>', html)
     assert [(o, int(n)) for o, n in rows] == expected
     assert [(g["option"], len(g["syscalls"])) for g in doc["targets"][0]["views"]["kconfig_groups"]] == expected
 
