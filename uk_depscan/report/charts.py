@@ -30,6 +30,7 @@ STATUS_COLOURS: Mapping[SupportStatus | Tier, str] = {
     SupportStatus.NEEDS_KCONFIG: "#1565c0",
     SupportStatus.PROVIDED: "#2e7d32",
 }
+_DARK_TEXT = {"#f9a825": ' class="dark"'}  # white on amber is hard to read
 MAX_BARS = 12  # a longer list folds its smallest bars into one "N more" bar
 _W, _LABEL, _ROW, _BAR = 460, 150, 20, 14
 _CHAR = 6.7  # px per character of the 11 px sans-serif labels, generously
@@ -122,7 +123,7 @@ def overview_svg(o: Overview, tid: int) -> str:
         out.append(
             f'<a href="#gn-{tid}-{n.key}" class="node" data-node="{n.key}"><title>{_e(n.title)}</title>'
             f'<rect x="{n.x:.0f}" y="{n.y:.1f}" width="{n.width:.0f}" height="22" rx="4" fill="{n.colour}"/>'
-            f'<text x="{n.x + 6:.0f}" y="{n.y + 15:.1f}">{_e(n.shown)}</text></a>'
+            f'<text x="{n.x + 6:.0f}" y="{n.y + 15:.1f}"{_DARK_TEXT.get(n.colour, "")}>{_e(n.shown)}</text></a>'
         )
     out.append("</svg>")
     return "".join(out)
