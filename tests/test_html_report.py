@@ -191,3 +191,20 @@ def _screenshot(page: Path, name: str, tmp: Path) -> None:
     where = Path(os.environ.get("UK_DEPSCAN_ARTIFACT_DIR") or tmp)
     where.mkdir(parents=True, exist_ok=True)
     _chromium([f"--screenshot={where / (name + '.png')}", "--window-size=1400,1000", page.as_uri()], tmp, "shot")
+
+
+@pytest.mark.strace
+def test_observed_filter_in_chromium(tmp_path: Path) -> None:
+    """With ``--observed``, the gap table has an observed column and filter, which sort and filter
+    like the rest (the same driver)."""
+    from test_observed import RELEASE, trace_fixture
+
+    lib, trace = trace_fixture(tmp_path)
+    page = tmp_path / "observed.html"
+    args = [str(lib), "--libc", "glibc", "--unikraft", RELEASE, "--observed", str(trace), "-f", "html", "-o", str(page)]
+    code, _, err = run_cli(args)
+    assert code in (0, 1), err
+    results, _, requests = drive(page, 1400, tmp_path)
+    assert results["problems"] == [] and results["errors"] == [] and requests == [], results
+    (gaps,) = [t for t in results["tables"] if t["id"].startswith("gaps-")]
+    assert gaps["selects"] == 6  # tier, status, action, library, needed via, observed
