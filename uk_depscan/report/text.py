@@ -8,7 +8,8 @@ longer than it.  Lists of names wrap between names with a hanging indent (never 
 path: a word too long for the line is cut with an ellipsis); a table row is one line, its last
 free-text column cut with an ellipsis (``-v`` prints every reason in full below the table).  No
 line ends in spaces.  ``verbose``: 0 summary; 1 adds evidence chains, every gap row with its full
-reasons and one row per import; 2 adds one row per syscall site of the target.
+reasons and one row per import; 2 adds per-site detail: where each chain step is, how many own
+sites and imports reach each syscall (the narrowest import), one row per syscall site of the target.
 """
 
 from __future__ import annotations
