@@ -49,7 +49,7 @@ class Evolution:
     package: str
     arch: str
     versions: tuple[str, ...]
-    rows: tuple[tuple[str, tuple[bool, ...]], ...]  # work item, needed per version (changing ones)
+    rows: tuple[tuple[str, tuple[bool, ...]], ...]  # work or investigate item, per version (changing ones)
     constant: tuple[str, ...]  # work items every version needs
 
 
@@ -174,7 +174,10 @@ def _release_view(
             continue
         gs = tuple(gaps.get(key, ()))
         requirements[label] = work_items(gs)
-        per_wheel_items[w] |= requirements[label]
+        # the evolution shows the uncertain gaps too: a syscall a new version starts to need is news
+        # whether or not the model can yet say what to do about it
+        unsure = {f"{g.action_label}: {g.name}" for g in gs if g.action is Action.INVESTIGATE and g.tier.actionable}
+        per_wheel_items[w] |= requirements[label] | unsure
         for g in gs:
             cells.setdefault(g.name, [0] * len(wheels))[column[w]] += 1
             b = best.get(g.name)
