@@ -219,3 +219,21 @@ def test_requirement_spec_downloaded_with_pip(tmp_path: Path, wheels: list[Path]
     assert code == 0 and "0 analysed, 1 already known" in err
     code, _out, err = scan(db, "corpusfix==9.9", *argv[1:], extra=("--find-links", str(links), "--no-index"))
     assert code == 2 and "pip download failed" in err
+
+
+def test_directory_input_named_by_its_dist_info(tmp_path: Path, wheels: list[Path]) -> None:
+    tree = tmp_path / "tree"
+    with zipfile.ZipFile(wheels[1]) as zf:
+        zf.extractall(tree)  # trusted: the wheel this test built
+    db = tmp_path / "c.db"
+    code, _out, err = scan(db, tree)
+    assert code == 0, err
+    assert rows(db, "SELECT kind, package, version, arch FROM inputs") == [("directory", "corpusfix", "2.0", "x86_64")]
+    assert normal_reach(db, "corpusfix/libcore.so", "2.0") == EXPECT["core"]["2.0"]
+    # the same objects as in the wheel: scanning the wheel too adds its input, no object
+    assert scan(db, wheels[1])[0] == 0
+    assert rows(db, "SELECT count(*) FROM objects") == [(2,)]
+    # the directory is known by its content: a changed member makes it new again
+    assert "1 already known" in scan(db, tree)[2]
+    (tree / "corpusfix" / "libcore.so").write_bytes((tree / "corpusfix" / "libcommon.so").read_bytes())
+    assert "0 already known" in scan(db, tree)[2]
