@@ -168,7 +168,7 @@ def main() -> int:
     size = db_bytes(local_db)
     # the step's work and how many libraries it completes (the names are in report-0.17.0.txt)
     plan = [
-        ln.strip().split(" fully covered (", 1)[0] + " fully covered"
+        ln.strip().split(": ", 1)[1].split(" fully covered (", 1)[0] + " fully covered"
         for ln in text.splitlines()
         if ln.strip().startswith("step ")
     ][:10]
