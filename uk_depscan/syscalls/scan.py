@@ -26,8 +26,11 @@ What an entry point reaches is answered by :class:`uk_depscan.syscalls.reach.Eng
 Approximations: the call graph takes every ``e8``/``e9``/``0f 8x`` rel32 whose target is exactly a
 known function start without decoding the source (a byte pattern inside another instruction that
 happens to point at a function start adds a spurious edge); calls through registers, vtables and
-relocated function pointers are not edges, except the address-taken references described at
-``KIND_ADDR``.  Number tracking is intra-procedural (plus the wrapper fixpoint).
+relocated function pointers are not call edges; they are covered by the reference graph instead
+(``KIND_ADDR``/``KIND_DREF`` loads of code or relocated data → pieces of data → what their relocated
+words point to, :func:`_reference_graph`), so a function whose address is stored in data is
+reached from the code that loads that data.  Number tracking is intra-procedural (plus the
+wrapper fixpoint).
 """
 
 from __future__ import annotations
