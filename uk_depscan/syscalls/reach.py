@@ -324,14 +324,23 @@ def _matches(key: str, glob: str) -> bool:
 
 
 def _no_match(root: EngineSummary, entries: tuple[str, ...]) -> str:
-    """The usage error for globs matching no export, with the closest export names (difflib);
-    the CLI's error line escapes them (names from a binary are untrusted)."""
+    """The usage error for globs matching no export, with the closest export names: those whose
+    name (demangled, without its parameter list) contains the glob's last ``::`` component, most
+    similar first (difflib), else difflib's closest.  The CLI's error line escapes them (names
+    from a binary are untrusted)."""
     names = sorted({k.split("@", 1)[0] for k, _ in root.scan.exports})
-    pool = names + sorted({_demangled(n) for n in names} - set(names))
+    bases = sorted({_demangled(n).split("(", 1)[0] for n in names})
     close: list[str] = []
     for glob in entries:
-        plain = glob.replace("*", "").replace("?", "")
-        close += [n for n in difflib.get_close_matches(plain, pool, n=5, cutoff=0.5) if n not in close]
+        plain = glob.replace("*", "").replace("?", "").split("(", 1)[0]
+        core = plain.rsplit("::", 1)[-1]
+        hits = [b for b in bases if core and core in b]
+        if hits:
+            ratio = {b: difflib.SequenceMatcher(None, plain, b).ratio() for b in hits}
+            ranked = sorted(hits, key=lambda b: (-ratio[b], b))[:5]
+        else:
+            ranked = difflib.get_close_matches(plain, bases, n=5, cutoff=0.5)
+        close += [n for n in ranked if n not in close]
     hint = f"; closest: {', '.join(close[:5])}" if close else ""
     return f"{root.library}: --entry {' '.join(entries)} matches none of its {len(names)} exported functions{hint}"
 
