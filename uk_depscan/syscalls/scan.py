@@ -73,7 +73,7 @@ from uk_depscan.syscalls.disasm import (
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "4"  # bump whenever results can change: it is part of the cache key
+ENGINE_VERSION = "5"  # bump whenever results can change: it is part of the cache key
 SYSCALL_IMPORTS = frozenset({"syscall"})
 MAX_FUNCTION_BYTES = 4 << 20  # decode at most this much of one function
 WINDOW = 4096  # verified window when no function start precedes a site
