@@ -1,7 +1,9 @@
 """The syscall stage: engine scans + library summaries + bindings → reachable syscalls with evidence.
 
-* The root is scanned by the engine; its entries are every function (whole-object
-  over-approximation) or, with ``--entry GLOB``, the matching exports plus constructors.
+* The root is scanned by the engine; its entries are every function and every piece of
+  relocated data (whole-object over-approximation) or, with ``--entry GLOB``, the matching
+  exports plus constructors and destructors, followed along call *and* reference edges (code →
+  data whose address it loads → functions that data points to; :mod:`uk_depscan.syscalls.scan`).
 * Every other loaded object contributes per-export summaries: computed by the engine from the
   file (cached by build-id) or, for the libc family under ``--libc glibc|musl``, the shipped
   tables.  Imports the loader could not bind fall back to the shipped model through the
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
 import logging
 from collections.abc import Callable, Mapping
@@ -23,8 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from uk_depscan.elf.file import ElfFile
-from uk_depscan.elf.symbols import RELOC_TYPES, elf_relocations, init_array
-from uk_depscan.errors import DepscanError
+from uk_depscan.elf.symbols import fini_array, init_array
+from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.loader.binding import SymbolBindings
 from uk_depscan.loader.resolve import LoadResult
 from uk_depscan.model import (
@@ -70,7 +73,7 @@ LIBC_FAMILY = (
     "ld-linux-aarch64.so.1",
 )
 CXX_FAMILY = ("libstdc++.so.6", "libgcc_s.so.1", "libgomp.so.1")
-ADDRESS_TAKEN = "<address-taken>"
+FINI = "<fini>"  # DT_FINI/DT_FINI_ARRAY: run at exit and dlclose, roots of ``--entry``
 SHIPPED_BASE = 1_000_000  # object indices for libraries known only from shipped tables
 # What runs before any library code (glibc 2.36): ld.so from its entry point (the engine follows
 # dl_main, passed to _dl_sysdep_start by address, through address-taken edges) and
@@ -122,8 +125,8 @@ class EngineSummary:
             return [self.elf.e_entry] if self.elf.e_entry else []
         if entry == INIT:
             return [*init_array(self.elf), *(v for v in (self.elf.dyn_value("INIT"),) if v)]
-        if entry == ADDRESS_TAKEN:
-            return address_taken(self.elf, self.scan.graph.func_starts)
+        if entry == FINI:
+            return [*fini_array(self.elf), *(v for v in (self.elf.dyn_value("FINI"),) if v)]
         for key in key_variants(entry):
             if key in self._exports:
                 return [self._exports[key]]
@@ -132,11 +135,12 @@ class EngineSummary:
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:
             addrs = self.addresses(entry)
-            self._memo[entry] = self._reach(addrs) if addrs else None
+            self._memo[entry] = self._reach(addrs, whole=entry == ALL) if addrs else None
         return self._memo[entry]
 
     def caller_of(self, import_key: str) -> str | None:
-        """Name (or address) of one function of this object that calls ``import_key`` directly.
+        """Name (or address) of one function of this object that calls ``import_key`` directly (or
+        loads data that points to it).
 
         Memoised: each look-up scans every call-graph edge, and many syscalls share an import."""
         if import_key not in self._callers:
@@ -149,18 +153,28 @@ class EngineSummary:
             node = g.n_funcs + g.import_keys.index(import_key)
         except ValueError:
             return None
-        hits = np.flatnonzero(g.indices == node)
-        if not len(hits):
-            return None
-        src = int(np.searchsorted(g.indptr, int(hits[0]), side="right")) - 1
-        addr = int(g.func_starts[src])
+        # the lowest-addressed function calling it; an import whose address is only stored in
+        # data: the lowest-addressed function loading (a piece of data pointing to) that data
+        targets = np.asarray([node], np.int64)
+        seen = np.zeros(g.n_nodes, bool)
+        while True:
+            hits = np.flatnonzero(np.isin(g.indices, targets))
+            srcs = np.unique(np.searchsorted(g.indptr, hits, side="right").astype(np.int64) - 1)
+            funcs = srcs[srcs < g.n_funcs]
+            if len(funcs):
+                break
+            targets = srcs[(srcs >= g.data_base) & ~seen[srcs]]
+            if not len(targets):
+                return None
+            seen[targets] = True
+        addr = int(g.func_starts[int(funcs[0])])
         if self._symbolizer is None:
             from uk_depscan.syscalls.scan import LazySymbolizer
 
             self._symbolizer = LazySymbolizer(self.elf)
         return self._symbolizer.name_at(addr) or f"sub_{addr:x}"
 
-    def _reach(self, addrs: list[int]) -> Reach:
+    def _reach(self, addrs: list[int], whole: bool = False) -> Reach:
         """Sites and imports reachable from ``addrs``; sites reachable only through a failure
         function are marked.  Vectorised: one BFS each way, then mask look-ups."""
         g = self.scan.graph
@@ -169,6 +183,8 @@ class EngineSummary:
             self._site_nodes = _site_nodes(g, self.scan.sites)
         nodes_of = np.searchsorted(g.func_starts, np.asarray(addrs, np.uint64), side="right") - 1
         roots = nodes_of[nodes_of >= 0]
+        if whole:  # the whole object: every function and every piece of relocated data
+            roots = np.concatenate([roots, np.arange(g.data_base, g.n_nodes, dtype=np.int64)])
         full = g.reachable(roots)
         normal = g.reachable(roots, blocked=self._blocked)
         nodes = self._site_nodes
@@ -179,7 +195,7 @@ class EngineSummary:
             for i in hit.tolist()
             for n in sites[i].numbers
         )
-        imports = tuple(sorted(g.import_keys[j] for j in np.flatnonzero(full[g.n_funcs :]).tolist()))
+        imports = tuple(sorted(g.import_keys[j] for j in np.flatnonzero(full[g.n_funcs : g.data_base]).tolist()))
         return Reach(out, imports)
 
 
@@ -291,26 +307,42 @@ def _shipped_summary(shipped: Mapping[str, TableSummary], soname: str, model: st
 
 
 def _root_entries(root: EngineSummary, entries: tuple[str, ...]) -> list[Node]:
+    """The root's entry nodes: the whole object, or the exports matching ``entries`` (mangled or
+    demangled globs) plus its constructors and destructors, which run at load and exit whatever
+    the caller does.  Functions whose address is stored in data are *not* roots by themselves:
+    the reference graph reaches them from the code that loads the data holding them."""
     if not entries:
         return [(0, ALL)]
-    chosen = [
-        k
-        for k, _ in root.scan.exports
-        if any(fnmatch.fnmatchcase(k.split("@", 1)[0], g) or fnmatch.fnmatchcase(_demangled(k), g) for g in entries)
-    ]
-    return [(0, k) for k in chosen] + [(0, INIT), (0, ADDRESS_TAKEN)]
+    chosen = [k for k, _ in root.scan.exports if any(_matches(k, g) for g in entries)]
+    if not chosen:
+        raise UsageError(_no_match(root, entries))
+    return [(0, k) for k in chosen] + [(0, INIT), (0, FINI)]
 
 
-def address_taken(elf: ElfFile, func_starts: np.ndarray) -> list[int]:
-    """Functions whose address is stored in data (RELATIVE relocation targets): vtables, API
-    tables such as OrtApi, callbacks.  Any exported entry may reach them through a pointer, so
-    ``--entry`` keeps them as roots rather than silently dropping what they reach."""
-    relocs = elf_relocations(elf)
-    types = RELOC_TYPES.get(elf.e_machine)
-    if types is None or not len(relocs.offset):
-        return []
-    targets = np.unique(relocs.addend[relocs.rtype == types[0]].astype(np.uint64))
-    return [int(a) for a in np.intersect1d(targets, func_starts.astype(np.uint64))]
+def _matches(key: str, glob: str) -> bool:
+    return fnmatch.fnmatchcase(key.split("@", 1)[0], glob) or fnmatch.fnmatchcase(_demangled(key), glob)
+
+
+def _no_match(root: EngineSummary, entries: tuple[str, ...]) -> str:
+    """The usage error for globs matching no export, with the closest export names: those whose
+    name (demangled, without its parameter list) contains the glob's last ``::`` component, most
+    similar first (difflib), else difflib's closest.  The CLI's error line escapes them (names
+    from a binary are untrusted)."""
+    names = sorted({k.split("@", 1)[0] for k, _ in root.scan.exports})
+    bases = sorted({_demangled(n).split("(", 1)[0] for n in names})
+    close: list[str] = []
+    for glob in entries:
+        plain = glob.replace("*", "").replace("?", "").split("(", 1)[0]
+        core = plain.rsplit("::", 1)[-1]
+        hits = [b for b in bases if core and core in b]
+        if hits:
+            ratio = {b: difflib.SequenceMatcher(None, plain, b).ratio() for b in hits}
+            ranked = sorted(hits, key=lambda b: (-ratio[b], b))[:5]
+        else:
+            ranked = difflib.get_close_matches(plain, bases, n=5, cutoff=0.5)
+        close += [n for n in ranked if n not in close]
+    hint = f"; closest: {', '.join(close[:5])}" if close else ""
+    return f"{root.library}: --entry {' '.join(entries)} matches none of its {len(names)} exported functions{hint}"
 
 
 def _demangled(key: str) -> str:
