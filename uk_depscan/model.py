@@ -105,6 +105,7 @@ class EvidenceKind(StrEnum):
 
     ENTRY = "entry"
     IMPORT = "import"
+    CALL = "call"  # a function called on the way, inside the object the previous step names
     DIRECT = "direct"
     WRAPPER = "wrapper"
     LOCAL_WRAPPER = "local_wrapper"

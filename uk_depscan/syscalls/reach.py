@@ -41,6 +41,7 @@ from uk_depscan.model import (
     SyscallReport,
 )
 from uk_depscan.syscalls.callgraph import CallGraph
+from uk_depscan.syscalls.chains import expand_chains
 from uk_depscan.syscalls.closure import (
     FAILURE_FUNCTIONS,
     Node,
@@ -57,7 +58,7 @@ from uk_depscan.syscalls.startup import split_baseline
 from uk_depscan.syscalls.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
 
 if TYPE_CHECKING:  # imported when first needed: the engine pulls in capstone
-    from uk_depscan.syscalls.scan import LazySymbolizer, LibraryScan, RequestSite, SyscallSite
+    from uk_depscan.syscalls.scan import LibraryScan, RequestSite, SyscallSite
 
 log = logging.getLogger(__name__)
 LIBC_FAMILY = (
@@ -110,8 +111,6 @@ class EngineSummary:
         self.scan = scan
         self._exports = dict(scan.exports)
         self._memo: dict[str, Reach | None] = {}
-        self._symbolizer: LazySymbolizer | None = None
-        self._callers: dict[str, str | None] = {}
         self._blocked: np.ndarray | None = None
         self._site_nodes = np.zeros(0, np.int64)
 
@@ -134,31 +133,6 @@ class EngineSummary:
             addrs = self.addresses(entry)
             self._memo[entry] = self._reach(addrs) if addrs else None
         return self._memo[entry]
-
-    def caller_of(self, import_key: str) -> str | None:
-        """Name (or address) of one function of this object that calls ``import_key`` directly.
-
-        Memoised: each look-up scans every call-graph edge, and many syscalls share an import."""
-        if import_key not in self._callers:
-            self._callers[import_key] = self._find_caller(import_key)
-        return self._callers[import_key]
-
-    def _find_caller(self, import_key: str) -> str | None:
-        g = self.scan.graph
-        try:
-            node = g.n_funcs + g.import_keys.index(import_key)
-        except ValueError:
-            return None
-        hits = np.flatnonzero(g.indices == node)
-        if not len(hits):
-            return None
-        src = int(np.searchsorted(g.indptr, int(hits[0]), side="right")) - 1
-        addr = int(g.func_starts[src])
-        if self._symbolizer is None:
-            from uk_depscan.syscalls.scan import LazySymbolizer
-
-            self._symbolizer = LazySymbolizer(self.elf)
-        return self._symbolizer.name_at(addr) or f"sub_{addr:x}"
 
     def _reach(self, addrs: list[int]) -> Reach:
         """Sites and imports reachable from ``addrs``; sites reachable only through a failure
@@ -255,25 +229,14 @@ def analyze_syscalls(
     ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
     reached.update({n: r for n, r in ctors.items() if n not in reached})
     baseline, rare = split_baseline(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind)
-    if isinstance(root, EngineSummary):
-        reached = {n: _name_root_caller(r, root) for n, r in reached.items()}
+    reached = expand_chains(reached, summaries)  # function by function, down to the instruction
+    baseline = expand_chains(baseline, summaries)
     root_sites = root.scan.sites if isinstance(root, EngineSummary) else ()
     root_requests = root.scan.requests if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not s.numbers)
     return SyscallAnalysis(
         reached, baseline, root_sites, root_requests, tuple(sources), libc_model, entries, unknown, strength, rare
     )
-
-
-def _name_root_caller(r: ReachedSyscall, root: EngineSummary) -> ReachedSyscall:
-    """Replace the whole-object entry step by the target function that calls the first import."""
-    if len(r.chain) < 2 or r.chain[0].symbol != ALL or r.chain[1].kind != "import":
-        return r
-    caller = root.caller_of(r.chain[1].symbol)
-    if caller is None:
-        return r
-    first = dataclasses.replace(r.chain[0], kind="entry", symbol=caller)
-    return dataclasses.replace(r, chain=(first, *r.chain[1:]))
 
 
 def _shipped_for(model: str, arch: str) -> dict[str, TableSummary]:

@@ -1,0 +1,82 @@
+"""Evidence chains continue inside every object, function by function, down to the instruction
+(issue 14 item 3): exact chains on a two-library fixture, x86-64 and aarch64."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, need, run_cli
+from helpers_chains import site_problem
+
+CC = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
+STRIP = {"x86_64": "strip", "aarch64": "aarch64-linux-gnu-strip"}
+SRC = FIXTURES / "chains"
+
+
+def build(arch: str, out: Path, strip_provider: bool = False) -> Path:
+    cc = CC[arch]
+    need(cc)
+    out.mkdir(parents=True, exist_ok=True)
+    flags = ["-shared", "-nostdlib", "-fPIC", "-O1", "-fno-ipa-cp"]
+    subprocess.run([cc, *flags, "-Wl,-soname,libb.so", "-o", str(out / "libb.so"), str(SRC / "libb.c")], check=True)
+    if strip_provider:
+        need(STRIP[arch])
+        subprocess.run([STRIP[arch], "--strip-all", str(out / "libb.so")], check=True)
+    liba = out / "liba.so"
+    rpath = "-Wl,-rpath,$ORIGIN"
+    subprocess.run(
+        [cc, *flags, "-Wl,-soname,liba.so", rpath, "-o", str(liba), str(SRC / "liba.c"), f"-L{out}", "-lb"], check=True
+    )
+    return liba
+
+
+def reached(liba: Path) -> dict[str, dict]:
+    code, out, err = run_cli(["scan", str(liba), "--format", "json", "--fail-on", "never"])
+    assert code == 0, err
+    return {f["name"]: f for f in json.loads(out)["targets"][0]["syscalls"]["reached"]}
+
+
+def function_address(path: Path, name: str) -> int:
+    from uk_depscan.elf.file import open_elf
+    from uk_depscan.syscalls.scan import LazySymbolizer
+
+    sym = LazySymbolizer(open_elf(path))
+    hits = [int(a) for i, a in enumerate(sym.addrs) if sym._decode(i) == name]
+    assert len(hits) == 1, name
+    return hits[0]
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_exact_chains_to_the_instruction(arch: str, tmp_path: Path) -> None:
+    liba = build(arch, tmp_path)
+    got = reached(liba)
+    expect = json.loads((SRC / "expect.json").read_text())
+    for name, chain in expect.items():
+        steps = got[name]["chain"]
+        assert [[s["kind"], s["symbol"], s["library"].rsplit("/", 1)[-1]] for s in steps] == chain, name
+        last = steps[-1]
+        lib = tmp_path / chain[-1][2]
+        addr = int(last["detail"], 16)
+        # the site lies inside the function the last step names, and is a syscall instruction
+        assert function_address(lib, last["symbol"]) <= addr < function_address(lib, last["symbol"]) + 64
+        assert site_problem(lib, addr, last["kind"]) is None
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_unnamed_functions_are_sub_addresses(arch: str, tmp_path: Path) -> None:
+    """A provider without .symtab names its local functions sub_<addr> (the export keeps its name)."""
+    named = build(arch, tmp_path / "named")
+    middle = function_address(named.parent / "libb.so", "b_middle")
+    inner = function_address(named.parent / "libb.so", "b_inner")
+    stripped = build(arch, tmp_path / "stripped", strip_provider=True)
+    chain = [(s["kind"], s["symbol"]) for s in reached(stripped)["write"]["chain"]]
+    assert chain == [
+        ("entry", "a_api"),
+        ("call", "a_helper"),
+        ("import", "b_write"),
+        ("call", f"sub_{middle:x}"),
+        ("direct", f"sub_{inner:x}"),
+    ]
