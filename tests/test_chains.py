@@ -80,3 +80,37 @@ def test_unnamed_functions_are_sub_addresses(arch: str, tmp_path: Path) -> None:
         ("call", f"sub_{middle:x}"),
         ("direct", f"sub_{inner:x}"),
     ]
+
+
+@pytest.mark.realwheel
+@pytest.mark.slow  # a full analysis of libtorch_cpu.so
+def test_every_libtorch_chain_ends_at_a_site(real_wheels_dir: Path) -> None:
+    """The last step of every reached chain of libtorch_cpu.so, disassembled, is a syscall
+    instruction or a call of syscall() (or of a local syscall wrapper)."""
+    from uk_depscan.elf.file import open_elf
+    from uk_depscan.loader.resolve import resolve_tree
+    from uk_depscan.syscalls.scan import scan_library
+
+    target = real_wheels_dir / "torch" / "torch" / "lib" / "libtorch_cpu.so"
+    if not target.is_file():
+        pytest.skip(f"{target} absent (bench/fetch_wheels.sh)")
+    code, out, err = run_cli(["scan", str(target), "--format", "json", "--fail-on", "never"])
+    assert code == 0, err
+    chains = [f["chain"] for f in json.loads(out)["targets"][0]["syscalls"]["reached"]]
+    files = {}
+    for o in resolve_tree(target).tree.objects:
+        files.setdefault(o.soname or Path(o.path).name, Path(o.path))
+        files.setdefault(Path(o.path).name, Path(o.path))
+    problems = []
+    wrappers: dict[str, frozenset[int]] = {}
+    for chain in chains:
+        last = chain[-1]
+        assert last["detail"], f"chain ends without an instruction address: {chain}"
+        path = files[last["library"]]
+        if last["kind"] == "local_wrapper" and last["library"] not in wrappers:
+            scan = scan_library(open_elf(path))
+            wrappers[last["library"]] = frozenset(w.address for w in scan.wrappers)
+        problem = site_problem(path, int(last["detail"], 16), last["kind"], wrappers.get(last["library"], frozenset()))
+        if problem:
+            problems.append(f"{last['library']} {problem}")
+    assert len(chains) > 100 and not problems, problems

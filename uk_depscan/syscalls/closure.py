@@ -188,7 +188,9 @@ def _record(
         return
     merged_kinds = tuple(sorted(set(old.kinds) | set(kinds)))
     merged_libs = tuple(dict.fromkeys(old.libraries + libs))
-    if len(old.chain) <= len(chain) or (not old.failure_only and failure):
+    # a chain on normal paths beats one through a failure function, then the shorter one wins (the
+    # kept chain is a failure chain exactly when the syscall is failure-only)
+    if (old.failure_only, len(old.chain)) <= (failure, len(chain)):
         keep, keep_nodes, keep_site = old.chain, old.nodes, old.site
     else:
         keep, keep_nodes, keep_site = chain, nodes, site
