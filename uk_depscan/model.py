@@ -501,6 +501,24 @@ class RequestRecord:
 
 
 @dataclass(frozen=True)
+class InvalidSyscallNumber:
+    """A recovered syscall number that is no syscall of the target architecture (negative, or not in
+    its table: ``syscall(-1)``).  Linux answers it with -ENOSYS (``do_syscall_64``/``invoke_syscall``
+    fall through to ``sys_ni_syscall``), so it is reported as a finding, never a gap nor a plan step."""
+
+    number: int  # as the program passes it, signed: syscall(-1) is -1, not 2**64 - 1
+    library: str
+    function: str
+    site: str  # instruction address ("0x..."), "" when the evidence ends at a summary
+    chain: tuple[EvidenceStep, ...]
+
+    @property
+    def message(self) -> str:
+        where = f"{self.library}:{self.function}" + (f" @ {self.site}" if self.site else "")
+        return f"invalid syscall number {self.number} at site {where} (Linux returns ENOSYS)"
+
+
+@dataclass(frozen=True)
 class SyscallReport:
     """Syscalls the target can reach, the start-up baseline, and where the answers came from."""
 
@@ -513,6 +531,7 @@ class SyscallReport:
     sources: tuple[SummarySourceRecord, ...]
     unknown_sites: int
     requests: tuple[RequestRecord, ...] = ()
+    invalid: tuple[InvalidSyscallNumber, ...] = ()  # recovered numbers that are no syscall (never gaps)
 
 
 # -- Unikraft -------------------------------------------------------------------------------------

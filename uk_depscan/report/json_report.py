@@ -31,6 +31,7 @@ from uk_depscan.model import (
     FoundVia,
     Gap,
     ImportRecord,
+    InvalidSyscallNumber,
     KconfigGroup,
     KconfigPlan,
     LibcModel,
@@ -246,6 +247,21 @@ def finding_to_dict(f: SyscallFinding) -> dict[str, Any]:
     }
 
 
+def _step_from_dict(x: dict[str, Any]) -> EvidenceStep:
+    return EvidenceStep(EvidenceKind(x["kind"]), x["library"], x["symbol"], x["detail"])
+
+
+def invalid_to_dict(i: InvalidSyscallNumber) -> dict[str, Any]:
+    return {
+        "number": i.number,
+        "library": i.library,
+        "function": i.function,
+        "site": i.site,
+        "message": i.message,
+        "chain": [{"kind": s.kind, "library": s.library, "symbol": s.symbol, "detail": s.detail} for s in i.chain],
+    }
+
+
 def syscalls_to_dict(s: SyscallReport) -> dict[str, Any]:
     return {
         "arch": s.arch,
@@ -253,6 +269,8 @@ def syscalls_to_dict(s: SyscallReport) -> dict[str, Any]:
         "entries": list(s.entries),
         "reached": [finding_to_dict(f) for f in s.syscalls],
         "baseline": [finding_to_dict(f) for f in s.baseline],
+        # additive (schema_version stays 1): present only when a recovered number is no syscall
+        **({"invalid_numbers": [invalid_to_dict(i) for i in s.invalid]} if s.invalid else {}),
         "sites": [
             {
                 "address": x.address,
@@ -594,5 +612,17 @@ def _syscalls(s: dict[str, Any]) -> SyscallReport:
         unknown_sites=s["unknown_sites"],
         requests=tuple(
             RequestRecord(r["call"], r["arg_index"], r["value"], r["name"], r["sites"]) for r in s["requests"]
+        ),
+        invalid=tuple(
+            InvalidSyscallNumber(
+                i["number"],
+                i["library"],
+                i["function"],
+                i["site"],
+                tuple(
+                    EvidenceStep(EvidenceKind(x["kind"]), x["library"], x["symbol"], x["detail"]) for x in i["chain"]
+                ),
+            )
+            for i in s.get("invalid_numbers", ())
         ),
     )

@@ -155,6 +155,8 @@ def _gaps(t: TargetReport) -> list[str]:
             f"| {g.tier} | {md(g.name)} | {md(g.status)}: {md(g.detail)} | {md(g.action_label)} | "
             f"{g.likelihood:.2f} ({g.evidence}) | {seen}{md('; '.join(g.reasons))} | {first} |"
         )
+    invalid = t.syscalls.invalid if t.syscalls is not None else ()
+    out += ["", "### Invalid syscall numbers", "", *(f"- {md(i.message)}" for i in invalid)] if invalid else []
     return out + _chains(v.work) + _observation(t)
 
 

@@ -285,6 +285,10 @@ def _syscall_section(con: Console, s: SyscallReport, verbose: bool) -> None:
         con.print(_t("  failure paths only: " + " ".join(f.name for f in failure), "dim"))
     for f in s.syscalls if verbose else ():
         con.print(_t(f"    {f.name}: " + " -> ".join(_step(x) for x in f.chain), "dim"))
+    for i in s.invalid:
+        con.print(_t(f"  {i.message}", "yellow"))
+        if verbose:
+            con.print(_t("    " + " -> ".join(_step(x) for x in i.chain), "dim"))
 
 
 def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:

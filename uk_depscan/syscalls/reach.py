@@ -33,6 +33,7 @@ from uk_depscan.model import (
     Confidence,
     EvidenceKind,
     EvidenceStep,
+    InvalidSyscallNumber,
     LibcModel,
     SiteKind,
     SiteRecord,
@@ -345,7 +346,8 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
     table = load_linux_table(arch)
 
     def name(n: int) -> str:
-        return table.name_of(n) or f"syscall_{n}"
+        # a number the table does not name is no syscall (see InvalidSyscallNumber), shown signed
+        return table.name_of(n) or f"invalid({n - (1 << 64) if n >= 1 << 63 else n})"
 
     def finding(r: ReachedSyscall, with_breadth: bool = False) -> SyscallFinding:
         chain = tuple(EvidenceStep(EvidenceKind(s.kind), display(s.library), s.symbol, s.detail) for s in r.chain)
@@ -376,20 +378,35 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
         )
         for s in sorted(analysis.root_sites, key=lambda s: s.address)
     )
+    # a number the table does not name is no syscall of this architecture: a finding, not a syscall
+    reached = {n: r for n, r in analysis.reached.items() if table.name_of(n) is not None}
+    baseline = {n: r for n, r in analysis.baseline.items() if table.name_of(n) is not None}
+    invalid = tuple(
+        invalid_number(r, display)
+        for n, r in sorted({**analysis.baseline, **analysis.reached}.items())
+        if n not in reached and n not in baseline
+    )
     return SyscallReport(
         Arch(arch),
         LibcModel(analysis.libc_model),
         analysis.entries,
-        tuple(finding(analysis.reached[n], with_breadth=True) for n in sorted(analysis.reached)),
+        tuple(finding(reached[n], with_breadth=True) for n in sorted(reached)),
         tuple(
             # failure-only (abort, assertion) or rare-path only: not what a start-up makes
-            dataclasses.replace(
-                finding(analysis.baseline[n]), rare=n in analysis.baseline_rare or analysis.baseline[n].failure_only
-            )
-            for n in sorted(analysis.baseline)
+            dataclasses.replace(finding(baseline[n]), rare=n in analysis.baseline_rare or baseline[n].failure_only)
+            for n in sorted(baseline)
         ),
         sites,
         tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
         analysis.unknown_sites,
         request_records(analysis.root_requests),
+        tuple(sorted(invalid, key=lambda i: (i.number, i.library, i.site))),
     )
+
+
+def invalid_number(r: ReachedSyscall, display: Callable[[str], str]) -> InvalidSyscallNumber:
+    """The finding for a reached number that is no syscall: signed as the program passes it."""
+    signed = r.number - (1 << 64) if r.number >= 1 << 63 else r.number
+    last = r.chain[-1]
+    chain = tuple(EvidenceStep(EvidenceKind(s.kind), display(s.library), s.symbol, s.detail) for s in r.chain)
+    return InvalidSyscallNumber(signed, display(last.library), last.symbol, last.detail, chain)
