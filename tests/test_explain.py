@@ -43,3 +43,32 @@ def test_explain_command(lib: Path) -> None:
     assert lines[4] == "└─ summary:getrandom@GLIBC_2.25 [libc.so.6]"
     code, out, _ = run_cli(["explain", str(lib), "io_uring_setup"])
     assert code == 0 and "not reachable" in out
+
+
+def test_explain_import_export_and_saved_report(lib: Path, tmp_path: Path) -> None:
+    """An import: what it reaches through its provider; an export: what it reaches (--entry); the
+    same import answered from a saved JSON report without re-analysis; an unknown name: exit 2."""
+    code, out, err = run_cli(["explain", str(lib), "getrandom", "--libc", "glibc", "--format", "json"])
+    assert code == 0, err
+    syscall = json.loads(out)["answers"][0]
+    assert syscall["kind"] == "syscall" and syscall["hits"][0]["finding"]["name"] == "getrandom"
+    code, out, err = run_cli(["explain", str(lib), "getrandom@GLIBC_2.25", "--libc", "glibc", "--format", "json"])
+    assert code == 0, err
+    imp = json.loads(out)["answers"][0]
+    assert (imp["kind"], imp["symbol"], Path(imp["provider"]).name) == ("import", "getrandom@GLIBC_2.25", "libc.so.6")
+    assert "getrandom" in imp["reaches"]
+    assert [s["symbol"] for s in imp["hits"][0]["finding"]["chain"]][:2] == ["seed_buffer", "getrandom@GLIBC_2.25"]
+    code, out, err = run_cli(["explain", str(lib), "whoami", "--libc", "glibc", "--format", "json"])
+    assert code == 0, err
+    exp = json.loads(out)["answers"][0]
+    assert exp["kind"] == "export" and exp["symbol"] == "whoami" and "gettid" in exp["reaches"]
+    saved = tmp_path / "report.json"
+    assert (
+        run_cli(["scan", str(lib), "--libc", "glibc", "--format", "json", "-o", str(saved), "--fail-on", "never"])[0]
+        == 0
+    )
+    code, out, err = run_cli(["explain", str(saved), "getrandom@GLIBC_2.25", "--format", "json"])
+    assert code == 0, err
+    assert json.loads(out)["answers"][0] == imp
+    code, out, err = run_cli(["explain", str(saved), "getrandm"])
+    assert code == 2 and "closest: getrandom" in err and not out

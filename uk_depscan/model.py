@@ -519,6 +519,14 @@ class InvalidSyscallNumber:
 
 
 @dataclass(frozen=True)
+class ImportReach:
+    """What one import of the target reaches through the object it is bound to (normal paths)."""
+
+    key: str  # name@version
+    syscalls: tuple[str, ...]  # by number
+
+
+@dataclass(frozen=True)
 class SyscallReport:
     """Syscalls the target can reach, the start-up baseline, and where the answers came from."""
 
@@ -532,6 +540,7 @@ class SyscallReport:
     unknown_sites: int
     requests: tuple[RequestRecord, ...] = ()
     invalid: tuple[InvalidSyscallNumber, ...] = ()  # recovered numbers that are no syscall (never gaps)
+    import_reach: tuple[ImportReach, ...] = ()  # per bound import of the target (explain, from JSON too)
 
 
 # -- Unikraft -------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from uk_depscan.model import (
     Confidence,
     EvidenceKind,
     EvidenceStep,
+    ImportReach,
     InvalidSyscallNumber,
     LibcModel,
     SiteKind,
@@ -52,7 +53,7 @@ from uk_depscan.syscalls.closure import (
     Site,
     close_over_bindings,
 )
-from uk_depscan.syscalls.evidence import SyscallBreadth, breadth
+from uk_depscan.syscalls.evidence import SyscallBreadth, breadth, import_reach
 from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.requests import request_records
 from uk_depscan.syscalls.startup import split_baseline
@@ -101,6 +102,7 @@ class SyscallAnalysis:
     unknown_sites: int
     breadth: Mapping[int, SyscallBreadth] = dataclasses.field(default_factory=dict)
     baseline_rare: frozenset[int] = frozenset()  # baseline syscalls made only on ld.so's rare paths
+    import_reach: Mapping[str, frozenset[int]] = dataclasses.field(default_factory=dict)  # root import -> syscalls
 
 
 class EngineSummary:
@@ -225,6 +227,7 @@ def analyze_syscalls(
     roots = _root_entries(root, entries) if isinstance(root, EngineSummary) else []
     reached = close_over_bindings(roots, summaries, bind)
     strength = breadth(roots, summaries, bind)  # how directly the target itself makes each syscall
+    imported = import_reach(root.scan.graph.import_keys, summaries, bind) if isinstance(root, EngineSummary) else {}
     # Constructors of the dependencies run at load too; they add only what the target's own code
     # does not already explain (so blame chains start in the target whenever they can).
     ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
@@ -236,7 +239,17 @@ def analyze_syscalls(
     root_requests = root.scan.requests if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not s.numbers)
     return SyscallAnalysis(
-        reached, baseline, root_sites, root_requests, tuple(sources), libc_model, entries, unknown, strength, rare
+        reached,
+        baseline,
+        root_sites,
+        root_requests,
+        tuple(sources),
+        libc_model,
+        entries,
+        unknown,
+        strength,
+        rare,
+        imported,
     )
 
 
@@ -401,6 +414,10 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
         analysis.unknown_sites,
         request_records(analysis.root_requests),
         tuple(sorted(invalid, key=lambda i: (i.number, i.library, i.site))),
+        tuple(
+            ImportReach(imp, tuple(n for n in (table.name_of(x) for x in sorted(nums)) if n is not None))
+            for imp, nums in sorted(analysis.import_reach.items())
+        ),
     )
 
 
