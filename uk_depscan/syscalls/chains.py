@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from uk_depscan.syscalls.closure import OpenSummary, ReachedSyscall, Step
+from uk_depscan.syscalls.closure import OpenSummary, ReachedSyscall, Site, Step
 from uk_depscan.syscalls.summaries import ALL
 
 if TYPE_CHECKING:
+    from uk_depscan.elf.file import ElfFile
     from uk_depscan.syscalls.callgraph import CallGraph
     from uk_depscan.syscalls.reach import EngineSummary
     from uk_depscan.syscalls.scan import LazySymbolizer
@@ -109,6 +110,20 @@ class ObjectPaths:
             return self.graph.n_funcs + self.graph.import_keys.index(key)
         except ValueError:
             return None
+
+    def site_for(self, entry: str, number: int, failure: bool) -> Site | None:
+        """The site making ``number`` nearest to ``entry`` (fewest calls, then lowest address)."""
+        reach = self.summary.reach(entry)
+        if reach is None:
+            return None
+        best: tuple[int, int, Site] | None = None
+        for site in reach.sites:
+            if site.number != number or site.address is None or (site.failure and not failure):
+                continue
+            path = self.forward(entry, self.node_of(site.address), failure)
+            if path is not None and (best is None or (len(path), site.address) < best[:2]):
+                best = (len(path), site.address, site)
+        return best[2] if best is not None else None
 
     # -- paths ------------------------------------------------------------------------------------
     def forward(self, entry: str, target: int, failure: bool) -> list[int] | None:
@@ -200,22 +215,60 @@ def _walk_forward(toward: np.ndarray, start: int) -> list[int]:
     return path
 
 
-def expand_chains(
-    reached: Mapping[int, ReachedSyscall], summaries: Mapping[int, OpenSummary]
-) -> dict[int, ReachedSyscall]:
-    """Every chain of ``reached`` continued function by function inside each engine-scanned object."""
-    from uk_depscan.syscalls.reach import EngineSummary
+class PathSources:
+    """Call graphs to follow chains in, per object of the closure, made once per analysis.
 
-    paths: dict[int, ObjectPaths] = {}
+    An engine-scanned object is its own source.  An object known from a shipped summary table has
+    no call graph; when the file the loader found for it has the build-id the table records, the
+    table was made from that very file, so its engine scan (cached by content) gives the paths.
+    Otherwise its part of a chain stays one ``summary`` step."""
 
-    def paths_of(obj: int) -> ObjectPaths | None:
-        s = summaries.get(obj)
-        if not isinstance(s, EngineSummary):
+    def __init__(self, summaries: Mapping[int, OpenSummary], hosts: Mapping[str, ElfFile] | None = None) -> None:
+        self.summaries = summaries
+        self.hosts = hosts or {}
+        self._paths: dict[int, ObjectPaths | None] = {}
+        self._by_library: dict[str, ObjectPaths | None] = {}
+
+    def __call__(self, obj: int) -> ObjectPaths | None:
+        if obj not in self._paths:
+            self._paths[obj] = self._make(obj)
+        return self._paths[obj]
+
+    def _make(self, obj: int) -> ObjectPaths | None:
+        from uk_depscan.syscalls.reach import EngineSummary
+        from uk_depscan.syscalls.summaries import TableSummary
+
+        s = self.summaries.get(obj)
+        if isinstance(s, EngineSummary):
+            return ObjectPaths(s)
+        if not isinstance(s, TableSummary):
             return None
-        if obj not in paths:
-            paths[obj] = ObjectPaths(s)
-        return paths[obj]
+        if s.library not in self._by_library:
+            self._by_library[s.library] = self._host_paths(s)
+        return self._by_library[s.library]
 
+    def _host_paths(self, table: object) -> ObjectPaths | None:
+        from uk_depscan.errors import DepscanError
+        from uk_depscan.syscalls.reach import EngineSummary
+        from uk_depscan.syscalls.scan import scan_library
+        from uk_depscan.syscalls.summaries import TableSummary
+
+        assert isinstance(table, TableSummary)
+        build_id = table.provenance.get("build_id")
+        for s in self.summaries.values():  # already scanned (libc model auto): reuse it
+            if isinstance(s, EngineSummary) and s.library == table.library and build_id and s.elf.build_id == build_id:
+                return ObjectPaths(s)
+        elf = self.hosts.get(table.library)
+        if elf is None or not build_id or elf.build_id != build_id:
+            return None
+        try:
+            return ObjectPaths(EngineSummary(table.library, elf, scan_library(elf)))
+        except DepscanError:
+            return None
+
+
+def expand_chains(reached: Mapping[int, ReachedSyscall], paths_of: PathSources) -> dict[int, ReachedSyscall]:
+    """Every chain of ``reached`` continued function by function inside each object with a call graph."""
     return {n: expand_chain(r, paths_of) for n, r in reached.items()}
 
 
@@ -223,6 +276,13 @@ def expand_chain(r: ReachedSyscall, paths_of: _PathsOf) -> ReachedSyscall:
     """One chain continued inside its objects (unchanged where an object has no call graph)."""
     if r.site is None or len(r.nodes) + 1 != len(r.chain):
         return r
+    if r.site.address is None:  # a shipped summary's site: found again in the host file's graph
+        op = paths_of(r.nodes[-1][0])
+        site = op.site_for(r.nodes[-1][1], r.number, r.failure_only) if op is not None else None
+        if site is None:
+            return r
+        step = Step(site.kind, r.chain[-1].library, site.function, f"{site.address:#x}")
+        r = dataclasses.replace(r, site=site, chain=(*r.chain[:-1], step))
     out: list[Step] = []
     for i, (obj, entry) in enumerate(r.nodes):
         head = r.chain[i]  # the root step, or the import step that entered this object
@@ -241,8 +301,9 @@ def expand_chain(r: ReachedSyscall, paths_of: _PathsOf) -> ReachedSyscall:
         out.extend(Step(CALL, tail.library, op.name(f)) for f in path[1:-1])
     site_step = r.chain[-1]
     last_obj = paths_of(r.nodes[-1][0])
-    if last_obj is not None and site_step.symbol in ("?", "") and r.site.address is not None:
-        site_step = dataclasses.replace(site_step, symbol=last_obj.name(last_obj.node_of(r.site.address)))
+    address = r.site.address if r.site is not None else None
+    if last_obj is not None and site_step.symbol in ("?", "") and address is not None:
+        site_step = dataclasses.replace(site_step, symbol=last_obj.name(last_obj.node_of(address)))
     out.append(site_step)
     return dataclasses.replace(r, chain=tuple(out))
 

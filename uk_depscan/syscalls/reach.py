@@ -43,7 +43,7 @@ from uk_depscan.model import (
     SyscallReport,
 )
 from uk_depscan.syscalls.callgraph import CallGraph
-from uk_depscan.syscalls.chains import expand_chains
+from uk_depscan.syscalls.chains import PathSources, expand_chains
 from uk_depscan.syscalls.closure import (
     FAILURE_FUNCTIONS,
     Node,
@@ -233,8 +233,10 @@ def analyze_syscalls(
     ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
     reached.update({n: r for n, r in ctors.items() if n not in reached})
     baseline, rare = split_baseline(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind)
-    reached = expand_chains(reached, summaries)  # function by function, down to the instruction
-    baseline = expand_chains(baseline, summaries)
+    # function by function, down to the instruction (shipped tables: through the host's identical file)
+    paths = PathSources(summaries, _host_files(result))
+    reached = expand_chains(reached, paths)
+    baseline = expand_chains(baseline, paths)
     root_sites = root.scan.sites if isinstance(root, EngineSummary) else ()
     root_requests = root.scan.requests if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not s.numbers)
@@ -251,6 +253,16 @@ def analyze_syscalls(
         rare,
         imported,
     )
+
+
+def _host_files(result: LoadResult) -> dict[str, ElfFile]:
+    """Loaded objects by the name a shipped summary table uses (soname, else file name)."""
+    out: dict[str, ElfFile] = {}
+    for idx, obj in enumerate(result.tree.objects):
+        elf = result.files.get(idx)
+        if elf is not None and not obj.error and elf.arch_supported:
+            out.setdefault(obj.soname or obj.path.rsplit("/", 1)[-1], elf)
+    return out
 
 
 def _shipped_for(model: str, arch: str) -> dict[str, TableSummary]:
