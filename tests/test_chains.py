@@ -68,6 +68,23 @@ def test_exact_chains_to_the_instruction(arch: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_entry_chain_starts_at_the_entry(arch: str, tmp_path: Path) -> None:
+    """With --entry, the chain starts at the chosen export and follows its calls."""
+    liba = build(arch, tmp_path)
+    code, out, err = run_cli(["scan", str(liba), "--entry", "a_outer", "--format", "json", "--fail-on", "never"])
+    assert code == 0, err
+    reached = {f["name"]: f for f in json.loads(out)["targets"][0]["syscalls"]["reached"]}
+    assert [(s["kind"], s["symbol"]) for s in reached["write"]["chain"]] == [
+        ("entry", "a_outer"),
+        ("call", "a_api"),
+        ("call", "a_helper"),
+        ("import", "b_write"),
+        ("call", "b_middle"),
+        ("direct", "b_inner"),
+    ]
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 def test_unnamed_functions_are_sub_addresses(arch: str, tmp_path: Path) -> None:
     """A provider without .symtab names its local functions sub_<addr> (the export keeps its name)."""
     named = build(arch, tmp_path / "named")

@@ -296,9 +296,11 @@ def expand_chain(r: ReachedSyscall, paths_of: _PathsOf) -> ReachedSyscall:
         if i == 0 and entry == ALL:
             head = dataclasses.replace(head, symbol=op.name(path[0]))
         out.append(head)
+        # a pseudo entry (<entry>, <init>, <address-taken>) names no function: name the one it starts at
+        first = 0 if entry.startswith("<") and entry != ALL and len(path) > 1 else 1
         # between the entry's function and the target: the site's function (named by the site step)
         # or the import node (named by the import step)
-        out.extend(Step(CALL, tail.library, op.name(f)) for f in path[1:-1])
+        out.extend(Step(CALL, tail.library, op.name(f)) for f in path[first:-1])
     site_step = r.chain[-1]
     last_obj = paths_of(r.nodes[-1][0])
     address = r.site.address if r.site is not None else None
