@@ -111,3 +111,19 @@ def test_glob_matching_no_export_is_a_usage_error(built, tmp_path):
     code, _, err = run_cli([str(lib), "--libc", "glibc", "--entry", "vfs_lokup", "-o", str(tmp_path / "x.json")])
     assert code == 2
     assert err.count("\n") == 1 and "matches none" in err and "closest: vfs_lookup" in err
+
+
+def test_chain_passes_through_the_table(built, tmp_path):
+    """The evidence chain of a syscall reached only through a table of libc function pointers names
+    the piece of data it passes through (a ``ref`` step) between the export and the import."""
+    _, lib, _, _ = built
+    out = tmp_path / "chain.json"
+    code, _, err = run_cli([str(lib), "--libc", "glibc", "--entry", "vfs_lookup", "--format", "json", "-o", str(out)])
+    assert code in (0, 1), err
+    rows = {s["name"]: s for s in json.loads(out.read_text())["targets"][0]["syscalls"]["reached"]}
+    for name in EXPECT["syscalls"]["vfs_lookup"]:
+        kinds = [step["kind"] for step in rows[name]["chain"]]
+        symbols = [step["symbol"] for step in rows[name]["chain"]]
+        assert kinds[:3] == ["entry", "ref", "import"], (name, kinds, symbols)
+        assert symbols[0] == "vfs_lookup" and symbols[1].startswith("data_")
+        assert symbols[2].split("@", 1)[0] in EXPECT["data_only"]

@@ -115,7 +115,9 @@ def lookup(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -
         entry = store.get(key, max_meta=limits(elf.size)[0], max_data=limits(elf.size)[1])
         hit = decode(key, entry.object, entry.size, entry.meta, entry.data, elf, identity) if entry else None
     except (EntryProblem, CacheFormatError) as err:
-        if isinstance(err, EntryProblem) and err.whole_database:
+        if isinstance(err, EntryProblem) and err.reported:
+            pass  # one warning per problem: the store said the file was damaged and replaced it
+        elif isinstance(err, EntryProblem) and err.whole_database:
             warn_once(f"ignoring the cached syscall scan of {elf.name} ({err}); rescanning, the cache is replaced")
             store.reset()
         else:

@@ -36,6 +36,8 @@ from uk_depscan.model import (
     Confidence,
     EvidenceKind,
     EvidenceStep,
+    ImportReach,
+    InvalidSyscallNumber,
     LibcModel,
     SiteKind,
     SiteRecord,
@@ -44,6 +46,7 @@ from uk_depscan.model import (
     SyscallReport,
 )
 from uk_depscan.syscalls.callgraph import CallGraph
+from uk_depscan.syscalls.chains import PathSources, expand_chains
 from uk_depscan.syscalls.closure import (
     FAILURE_FUNCTIONS,
     Node,
@@ -53,14 +56,14 @@ from uk_depscan.syscalls.closure import (
     Site,
     close_over_bindings,
 )
-from uk_depscan.syscalls.evidence import SyscallBreadth, breadth
+from uk_depscan.syscalls.evidence import SyscallBreadth, breadth, import_reach
 from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.requests import request_records
 from uk_depscan.syscalls.startup import split_baseline
 from uk_depscan.syscalls.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
 
 if TYPE_CHECKING:  # imported when first needed: the engine pulls in capstone
-    from uk_depscan.syscalls.scan import LazySymbolizer, LibraryScan, RequestSite, SyscallSite
+    from uk_depscan.syscalls.scan import LibraryScan, RequestSite, SyscallSite
 
 log = logging.getLogger(__name__)
 LIBC_FAMILY = (
@@ -102,6 +105,7 @@ class SyscallAnalysis:
     unknown_sites: int
     breadth: Mapping[int, SyscallBreadth] = dataclasses.field(default_factory=dict)
     baseline_rare: frozenset[int] = frozenset()  # baseline syscalls made only on ld.so's rare paths
+    import_reach: Mapping[str, frozenset[int]] = dataclasses.field(default_factory=dict)  # root import -> syscalls
 
 
 class EngineSummary:
@@ -113,8 +117,6 @@ class EngineSummary:
         self.scan = scan
         self._exports = dict(scan.exports)
         self._memo: dict[str, Reach | None] = {}
-        self._symbolizer: LazySymbolizer | None = None
-        self._callers: dict[str, str | None] = {}
         self._blocked: np.ndarray | None = None
         self._site_nodes = np.zeros(0, np.int64)
 
@@ -137,42 +139,6 @@ class EngineSummary:
             addrs = self.addresses(entry)
             self._memo[entry] = self._reach(addrs, whole=entry == ALL) if addrs else None
         return self._memo[entry]
-
-    def caller_of(self, import_key: str) -> str | None:
-        """Name (or address) of one function of this object that calls ``import_key`` directly (or
-        loads data that points to it).
-
-        Memoised: each look-up scans every call-graph edge, and many syscalls share an import."""
-        if import_key not in self._callers:
-            self._callers[import_key] = self._find_caller(import_key)
-        return self._callers[import_key]
-
-    def _find_caller(self, import_key: str) -> str | None:
-        g = self.scan.graph
-        try:
-            node = g.n_funcs + g.import_keys.index(import_key)
-        except ValueError:
-            return None
-        # the lowest-addressed function calling it; an import whose address is only stored in
-        # data: the lowest-addressed function loading (a piece of data pointing to) that data
-        targets = np.asarray([node], np.int64)
-        seen = np.zeros(g.n_nodes, bool)
-        while True:
-            hits = np.flatnonzero(np.isin(g.indices, targets))
-            srcs = np.unique(np.searchsorted(g.indptr, hits, side="right").astype(np.int64) - 1)
-            funcs = srcs[srcs < g.n_funcs]
-            if len(funcs):
-                break
-            targets = srcs[(srcs >= g.data_base) & ~seen[srcs]]
-            if not len(targets):
-                return None
-            seen[targets] = True
-        addr = int(g.func_starts[int(funcs[0])])
-        if self._symbolizer is None:
-            from uk_depscan.syscalls.scan import LazySymbolizer
-
-            self._symbolizer = LazySymbolizer(self.elf)
-        return self._symbolizer.name_at(addr) or f"sub_{addr:x}"
 
     def _reach(self, addrs: list[int], whole: bool = False) -> Reach:
         """Sites and imports reachable from ``addrs``; sites reachable only through a failure
@@ -266,30 +232,42 @@ def analyze_syscalls(
     roots = _root_entries(root, entries) if isinstance(root, EngineSummary) else []
     reached = close_over_bindings(roots, summaries, bind)
     strength = breadth(roots, summaries, bind)  # how directly the target itself makes each syscall
+    imported = import_reach(root.scan.graph.import_keys, summaries, bind) if isinstance(root, EngineSummary) else {}
     # Constructors of the dependencies run at load too; they add only what the target's own code
     # does not already explain (so blame chains start in the target whenever they can).
     ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
     reached.update({n: r for n, r in ctors.items() if n not in reached})
     baseline, rare = split_baseline(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind)
-    if isinstance(root, EngineSummary):
-        reached = {n: _name_root_caller(r, root) for n, r in reached.items()}
+    # function by function, down to the instruction (shipped tables: through the host's identical file)
+    paths = PathSources(summaries, _host_files(result))
+    reached = expand_chains(reached, paths)
+    baseline = expand_chains(baseline, paths)
     root_sites = root.scan.sites if isinstance(root, EngineSummary) else ()
     root_requests = root.scan.requests if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not s.numbers)
     return SyscallAnalysis(
-        reached, baseline, root_sites, root_requests, tuple(sources), libc_model, entries, unknown, strength, rare
+        reached,
+        baseline,
+        root_sites,
+        root_requests,
+        tuple(sources),
+        libc_model,
+        entries,
+        unknown,
+        strength,
+        rare,
+        imported,
     )
 
 
-def _name_root_caller(r: ReachedSyscall, root: EngineSummary) -> ReachedSyscall:
-    """Replace the whole-object entry step by the target function that calls the first import."""
-    if len(r.chain) < 2 or r.chain[0].symbol != ALL or r.chain[1].kind != "import":
-        return r
-    caller = root.caller_of(r.chain[1].symbol)
-    if caller is None:
-        return r
-    first = dataclasses.replace(r.chain[0], kind="entry", symbol=caller)
-    return dataclasses.replace(r, chain=(first, *r.chain[1:]))
+def _host_files(result: LoadResult) -> dict[str, ElfFile]:
+    """Loaded objects by the name a shipped summary table uses (soname, else file name)."""
+    out: dict[str, ElfFile] = {}
+    for idx, obj in enumerate(result.tree.objects):
+        elf = result.files.get(idx)
+        if elf is not None and not obj.error and elf.arch_supported:
+            out.setdefault(obj.soname or obj.path.rsplit("/", 1)[-1], elf)
+    return out
 
 
 def _shipped_for(model: str, arch: str) -> dict[str, TableSummary]:
@@ -414,7 +392,8 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
     table = load_linux_table(arch)
 
     def name(n: int) -> str:
-        return table.name_of(n) or f"syscall_{n}"
+        # a number the table does not name is no syscall (see InvalidSyscallNumber), shown signed
+        return table.name_of(n) or f"invalid({n - (1 << 64) if n >= 1 << 63 else n})"
 
     def finding(r: ReachedSyscall, with_breadth: bool = False) -> SyscallFinding:
         chain = tuple(EvidenceStep(EvidenceKind(s.kind), display(s.library), s.symbol, s.detail) for s in r.chain)
@@ -445,20 +424,39 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
         )
         for s in sorted(analysis.root_sites, key=lambda s: s.address)
     )
+    # a number the table does not name is no syscall of this architecture: a finding, not a syscall
+    reached = {n: r for n, r in analysis.reached.items() if table.name_of(n) is not None}
+    baseline = {n: r for n, r in analysis.baseline.items() if table.name_of(n) is not None}
+    invalid = tuple(
+        invalid_number(r, display)
+        for n, r in sorted({**analysis.baseline, **analysis.reached}.items())
+        if n not in reached and n not in baseline
+    )
     return SyscallReport(
         Arch(arch),
         LibcModel(analysis.libc_model),
         analysis.entries,
-        tuple(finding(analysis.reached[n], with_breadth=True) for n in sorted(analysis.reached)),
+        tuple(finding(reached[n], with_breadth=True) for n in sorted(reached)),
         tuple(
             # failure-only (abort, assertion) or rare-path only: not what a start-up makes
-            dataclasses.replace(
-                finding(analysis.baseline[n]), rare=n in analysis.baseline_rare or analysis.baseline[n].failure_only
-            )
-            for n in sorted(analysis.baseline)
+            dataclasses.replace(finding(baseline[n]), rare=n in analysis.baseline_rare or baseline[n].failure_only)
+            for n in sorted(baseline)
         ),
         sites,
         tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
         analysis.unknown_sites,
         request_records(analysis.root_requests),
+        tuple(sorted(invalid, key=lambda i: (i.number, i.library, i.site))),
+        tuple(
+            ImportReach(imp, tuple(n for n in (table.name_of(x) for x in sorted(nums)) if n is not None))
+            for imp, nums in sorted(analysis.import_reach.items())
+        ),
     )
+
+
+def invalid_number(r: ReachedSyscall, display: Callable[[str], str]) -> InvalidSyscallNumber:
+    """The finding for a reached number that is no syscall: signed as the program passes it."""
+    signed = r.number - (1 << 64) if r.number >= 1 << 63 else r.number
+    last = r.chain[-1]
+    chain = tuple(EvidenceStep(EvidenceKind(s.kind), display(s.library), s.symbol, s.detail) for s in r.chain)
+    return InvalidSyscallNumber(signed, display(last.library), last.symbol, last.detail, chain)
