@@ -49,7 +49,7 @@ class _Showable(Protocol):
     def show(self, file: IO[str] | None = None) -> None: ...
 
 
-SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "kconfig", "scaffold", "rootfs"}
+SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "kconfig", "scaffold", "rootfs", "corpus"}
 # The shared options each command offers (uk_depscan.cli.common.SHARED), in --help order.
 SEARCH = ("root", "library_path", "ld_so_conf", "no_ld_cache")
 SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc", "entry", "no_cache", "unikraft",
@@ -312,6 +312,9 @@ def _mount_optional_apps() -> None:
     from uk_depscan.cli.cache import cache_app
 
     app.add_typer(cache_app, name="cache", help="The scan cache: info, clear.")
+    from uk_depscan.cli.corpus import corpus_app
+
+    app.add_typer(corpus_app, name="corpus", help="A corpus of wheels in one database: scan, report.")
 
 
 def route(argv: list[str]) -> list[str]:
