@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import run_cli
 
-from uk_depscan.cli.usage import choice_hint, closest, syscall_name, syscall_or_symbol
+from uk_depscan.cli.usage import choice_hint, closest, syscall_name
 from uk_depscan.errors import UsageError
 
 
@@ -45,13 +45,3 @@ def test_quiet_is_common() -> None:
     code, _, err = run_cli(["tables", "show", "staging", "28"])
     assert code == 0, err
 
-
-def test_explain_query_is_a_syscall_or_a_symbol() -> None:
-    symbols = ["pthread_create", "_ZNSt6thread4joinEv", "std::thread::join()"]
-    assert syscall_or_symbol("28", symbols) == "madvise"
-    assert syscall_or_symbol("pthread_create", symbols) == "pthread_create"
-    assert syscall_or_symbol("std::thread::join()", symbols) == "std::thread::join()"
-    with pytest.raises(UsageError, match=r"nor a symbol of the target \(did you mean `pthread_create`\?\)"):
-        syscall_or_symbol("pthread_craete", symbols)
-    with pytest.raises(UsageError, match="not a syscall name or number"):
-        syscall_or_symbol("notasyscall", [])

@@ -59,24 +59,6 @@ def syscall_name(arg: str, arch: str = "x86_64") -> str:
     raise UsageError(f"{arg}: not a Linux syscall name or number{did_you_mean(arg, table.names)}")
 
 
-def syscall_or_symbol(query: str, symbols: Iterable[str], arch: str = "x86_64") -> str:
-    """``explain``'s query: a syscall (name or number, returned as its name) or one of ``symbols``
-    (the target's imports and exports, mangled or demangled); a usage error naming the closest
-    syscall or symbol otherwise (``explain LIB notasyscall`` is a mistake, not an empty answer)."""
-    from uk_depscan.syscalls.linux import load_linux_table
-
-    known = set(symbols)
-    try:
-        return syscall_name(query, arch)
-    except UsageError:
-        if query in known:
-            return query
-        names = set(load_linux_table(arch).names) | known
-        raise UsageError(
-            f"{query}: not a syscall name or number, nor a symbol of the target{did_you_mean(query, names)}"
-        ) from None
-
-
 def command_or_file(word: str, commands: Iterable[str]) -> None:
     """``uk-depscan WORD ...`` where WORD is neither a command nor an existing file: a usage error
     naming the closest command when one is close (``dpes`` → ``deps``); otherwise nothing (the

@@ -44,7 +44,7 @@ from uk_depscan.model import (
 )
 from uk_depscan.names import demangle, demangle_versioned
 from uk_depscan.report.escape import for_terminal
-from uk_depscan.report.views import ExplainAnswer, target_views
+from uk_depscan.report.views import ExplainAnswer, QueryKind, target_views
 
 VIA_STYLE = {
     FoundVia.ROOT: "bold",
@@ -413,6 +413,10 @@ def _syscall_section(con: Console, s: SyscallReport, verbose: int) -> None:
                 "dim",
                 indent=8,
             )
+    for i in s.invalid:
+        _wrap(con, f"  {i.message}", "yellow")
+        if verbose:
+            _wrap(con, "    " + " -> ".join(_step(x) for x in i.chain), "dim", indent=8)
     if verbose > 1:
         _site_rows(con, s)
 
@@ -632,7 +636,18 @@ def render_explain(
             _wrap(con, f"{a.target}: no syscall analysis (architecture not analysed)", "yellow")
             continue
         _wrap(con, a.target, "bold underline")
-        if not a.hits:
+        if a.kind is not QueryKind.SYSCALL:
+            via = f", bound to {a.provider}" if a.provider else (", unbound" if a.kind is QueryKind.IMPORT else "")
+            _wrap(
+                con,
+                f"  {a.kind} {demangle_versioned(a.symbol)}{via}: reaches {plural(len(a.reaches), 'syscall')}",
+                "bold",
+            )
+            if a.reaches:
+                _wrap(con, "  " + " ".join(a.reaches), "cyan")
+            if a.hits:
+                _wrap(con, "  shortest chains that pass through it:")
+        elif not a.hits:
             _wrap(con, f"  {query}: not reachable from this target (nor in the start-up baseline)", "green")
         for hit in a.hits:
             f, gap = hit.finding, hit.gap
