@@ -44,4 +44,3 @@ def test_quiet_is_common() -> None:
     assert code == 2 and "No such option" not in err and "no such file" in err
     code, _, err = run_cli(["tables", "show", "staging", "28"])
     assert code == 0, err
-
