@@ -49,6 +49,7 @@ class _Showable(Protocol):
     def show(self, file: IO[str] | None = None) -> None: ...
 
 
+CORE_COMMANDS = ("scan", "deps", "explain", "graph", "diff")  # defined in this module
 SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "kconfig", "scaffold", "rootfs"}
 # The shared options each command offers (uk_depscan.cli.common.SHARED), in --help order.
 SEARCH = ("root", "library_path", "ld_so_conf", "no_ld_cache")
@@ -269,9 +270,13 @@ def run(argv: list[str]) -> int:
     SHOW_TRACEBACK.set(False)
     install_log_handler()
     logging.getLogger().setLevel(logging.WARNING)  # a command given -vv lowers it (cli.common.command)
-    _mount_optional_apps()
+    args = route(argv)
+    # The optional sub-applications import tablegen, pydantic and kconfig code (~0.2 s): mounted
+    # only when the command line may need them (their own command, or the top-level --help).
+    if args[:1] not in ([c] for c in CORE_COMMANDS):
+        _mount_optional_apps()
     try:
-        rv = typer.main.get_command(app).main(args=route(argv), prog_name="uk-depscan", standalone_mode=False)
+        rv = typer.main.get_command(app).main(args=args, prog_name="uk-depscan", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else EXIT_OK
     except typer.Exit as ex:
         return int(ex.exit_code)

@@ -40,6 +40,8 @@ from uk_depscan.model import (
     SyscallFinding,
     SyscallReport,
 )
+from uk_depscan.store.cache import CacheStore
+from uk_depscan.syscalls import reachcache
 from uk_depscan.syscalls.callgraph import CallGraph
 from uk_depscan.syscalls.closure import (
     FAILURE_FUNCTIONS,
@@ -110,6 +112,7 @@ class EngineSummary:
         self.scan = scan
         self._exports = dict(scan.exports)
         self._memo: dict[str, Reach | None] = {}
+        self._stored = 0  # how many of _memo's entries came from (or are already in) the reach cache
         self._symbolizer: LazySymbolizer | None = None
         self._callers: dict[str, str | None] = {}
         self._blocked: np.ndarray | None = None
@@ -128,6 +131,25 @@ class EngineSummary:
             if key in self._exports:
                 return [self._exports[key]]
         return []
+
+    def load_cached(self, store: CacheStore) -> None:
+        """Take the reaches stored for this library (:mod:`uk_depscan.syscalls.reachcache`)."""
+        if self.scan.cache_key:
+            sha = self.scan.cache_key.rsplit("/", 1)[-1]
+            self._memo.update(
+                reachcache.load(
+                    self.library, self.scan.cache_key, sha, self.elf.size, self.scan.graph.import_keys, store
+                )
+            )
+            self._stored = len(self._memo)
+
+    def save_cached(self, store: CacheStore) -> None:
+        """Store the reaches when this run computed new ones."""
+        if self.scan.cache_key and len(self._memo) > self._stored:
+            reachcache.save(
+                self.scan.cache_key, self.scan.cache_key.rsplit("/", 1)[-1], self.elf.size, self._memo, store
+            )
+            self._stored = len(self._memo)
 
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:
@@ -243,6 +265,11 @@ def analyze_syscalls(
         summaries[idx] = EngineSummary(name, elf, scan)
         # the build-id cache is an implementation detail: a report must not depend on whether it was warm
         sources.append(SummarySourceRecord(name, "scanned", elf.build_id))
+    store = None if no_cache else CacheStore()
+    if store is not None:
+        for s in summaries.values():
+            if isinstance(s, EngineSummary):
+                s.load_cached(store)
     progress("following imports through library summaries")
     fallback = _shipped_for("glibc" if libc_model in ("auto", "glibc") else libc_model, arch)
     bind = _bind_map(result, bindings, summaries, fallback, libc_model)
@@ -257,6 +284,10 @@ def analyze_syscalls(
     baseline, rare = split_baseline(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind)
     if isinstance(root, EngineSummary):
         reached = {n: _name_root_caller(r, root) for n, r in reached.items()}
+    if store is not None:
+        for s in summaries.values():
+            if isinstance(s, EngineSummary):
+                s.save_cached(store)
     root_sites = root.scan.sites if isinstance(root, EngineSummary) else ()
     root_requests = root.scan.requests if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not s.numbers)
