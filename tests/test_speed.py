@@ -12,6 +12,7 @@ from helpers_syscalls import build_syscall_fixture
 
 from uk_depscan.store import identity
 from uk_depscan.store.cache import CACHE_FILE, CacheStore
+from uk_depscan.syscalls import reachcache
 
 SOURCES = [("x86_64/direct.c", []), ("common/wrappers.c", [])]
 ARGS = ["--format", "json", "--libc", "glibc"]
@@ -54,8 +55,69 @@ def test_reach_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.
     assert warm == ref and "warning" not in err.lower()
     for what, bad in _poisons(meta):
         CacheStore(tmp_path).put(key, obj, size, bad, b"")  # a valid digest: only decoding can refuse it
+        reachcache._process.clear()  # as in a new process: the memo comes from the cache
         code, out, err = run_cli(["scan", str(lib), *ARGS])
         assert out == ref, what
         assert err.count("ignoring the cached reaches of") == 1, (what, err)
+        reachcache._process.clear()
         code, out, err = run_cli(["scan", str(lib), *ARGS])  # rewritten: a clean warm hit again
         assert out == ref and "ignoring" not in err, what
+
+
+def _zip_dir(src: Path, whl: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(whl, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                z.write(p, p.relative_to(src).as_posix())
+    return whl
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of several libraries, one needing another through $ORIGIN, plus a non-ELF."""
+    from conftest import FIXTURES, compile_so
+
+    d = tmp_path_factory.mktemp("tree") / "pkg"
+    (d / "sub").mkdir(parents=True)
+    prov = compile_so(d / "libprov.so", [FIXTURES / "loader" / "lib.c"], define="provided_func")
+    compile_so(d / "sub" / "liba.so", [FIXTURES / "loader" / "weak.c"], link=[prov], runpath="$ORIGIN/..")
+    compile_so(d / "libb.so", [FIXTURES / "loader" / "lib.c"])
+    build_syscall_fixture("x86_64", d / "sys", "-O2", SOURCES)
+    (d / "README").write_text("not an ELF")
+    return d
+
+
+@pytest.mark.parametrize("kind", ["directory", "wheel"])
+def test_jobs_give_byte_identical_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path, kind: str
+) -> None:
+    """--jobs 1 and --jobs 2, cold and warm cache: the same bytes (targets merged in input order)."""
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    target = str(tree if kind == "directory" else _zip_dir(tree, tmp_path / "pkg-1.0-py3-none-any.whl"))
+    outs = []
+    for jobs in ("1", "2", "2", "1"):
+        code, out, err = run_cli(["scan", target, *ARGS, "--jobs", jobs, "-q"])
+        assert code in (0, 1), err
+        outs.append(out)
+    assert len(json.loads(outs[0])["targets"]) >= 4
+    assert outs[1] == outs[0] and outs[2] == outs[0] and outs[3] == outs[0]
+
+
+@pytest.mark.parametrize("kind", ["directory", "wheel"])
+def test_include_exclude_members(tmp_path: Path, tree: Path, kind: str) -> None:
+    target = str(tree if kind == "directory" else _zip_dir(tree, tmp_path / "pkg-1.0-py3-none-any.whl"))
+    code, out, err = run_cli(
+        ["deps", target, "-f", "json", "--include", "lib*.so", "--exclude", "sub/*", "--exclude", "*-O2.so"]
+    )
+    assert code in (0, 1), err
+    names = sorted(t["target"].rsplit("/", 1)[-1] for t in json.loads(out)["targets"])
+    assert names == ["libb.so", "libprov.so"]
+    code, _, err = run_cli(["deps", target, "--include", "nothing*"])
+    assert code == 2 and "no ELF objects" in err
+
+
+def test_jobs_must_be_positive(tree: Path) -> None:
+    code, _, err = run_cli(["deps", str(tree), "--jobs", "0"])
+    assert code == 2 and "--jobs 0" in err

@@ -112,7 +112,6 @@ class EngineSummary:
         self.scan = scan
         self._exports = dict(scan.exports)
         self._memo: dict[str, Reach | None] = {}
-        self._stored = 0  # how many of _memo's entries came from (or are already in) the reach cache
         self._symbolizer: LazySymbolizer | None = None
         self._callers: dict[str, str | None] = {}
         self._blocked: np.ndarray | None = None
@@ -133,23 +132,16 @@ class EngineSummary:
         return []
 
     def load_cached(self, store: CacheStore) -> None:
-        """Take the reaches stored for this library (:mod:`uk_depscan.syscalls.reachcache`)."""
+        """Share the process's memo of this library's reaches (:mod:`uk_depscan.syscalls.reachcache`)."""
         if self.scan.cache_key:
             sha = self.scan.cache_key.rsplit("/", 1)[-1]
-            self._memo.update(
-                reachcache.load(
-                    self.library, self.scan.cache_key, sha, self.elf.size, self.scan.graph.import_keys, store
-                )
-            )
-            self._stored = len(self._memo)
+            keys = self.scan.graph.import_keys
+            self._memo = reachcache.shared_memo(self.library, self.scan.cache_key, sha, self.elf.size, keys, store)
 
     def save_cached(self, store: CacheStore) -> None:
         """Store the reaches when this run computed new ones."""
-        if self.scan.cache_key and len(self._memo) > self._stored:
-            reachcache.save(
-                self.scan.cache_key, self.scan.cache_key.rsplit("/", 1)[-1], self.elf.size, self._memo, store
-            )
-            self._stored = len(self._memo)
+        if self.scan.cache_key:
+            reachcache.flush(self.scan.cache_key, self.scan.cache_key.rsplit("/", 1)[-1], self.elf.size, store)
 
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:

@@ -61,6 +61,37 @@ def load(
         return {}
 
 
+# Per process: one memo per library, shared by every target that loads it (a library's reaches
+# are read and checked once per process, and what one target computes the next one reuses).
+_process: dict[tuple[str, str], dict[str, Reach | None]] = {}  # (cache directory, key) -> memo
+_saved: dict[tuple[str, str], int] = {}  # how many entries of each memo that cache already holds
+_PROCESS_MAX = 512  # libraries; past it the memos start again (they are all saved by then)
+
+
+def shared_memo(
+    name: str, scan_key: str, sha256: str, elf_size: int, import_keys: tuple[str, ...], store: CacheStore
+) -> dict[str, Reach | None]:
+    """The process's memo of the library's reaches, loaded from the cache on first use."""
+    key = (str(store.directory), reach_key(scan_key))
+    memo = _process.get(key)
+    if memo is None:
+        if len(_process) >= _PROCESS_MAX:
+            _process.clear()
+            _saved.clear()
+        memo = _process[key] = load(name, scan_key, sha256, elf_size, import_keys, store)
+        _saved[key] = len(memo)
+    return memo
+
+
+def flush(scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> None:
+    """Store the library's memo when it has entries the cache does not."""
+    key = (str(store.directory), reach_key(scan_key))
+    memo = _process.get(key)
+    if memo is not None and len(memo) > _saved.get(key, 0):
+        save(scan_key, sha256, elf_size, memo, store)
+        _saved[key] = len(memo)
+
+
 def save(scan_key: str, sha256: str, elf_size: int, memo: dict[str, Reach | None], store: CacheStore) -> None:
     """Store ``memo`` (the entries already stored plus the new ones) unless it is too big."""
     meta = encode(reach_key(scan_key), memo)
