@@ -113,11 +113,15 @@ def main() -> int:
                 reps[c.name] = n
     base = Path(tempfile.mkdtemp(prefix="uk-depscan-bench-"))
     try:
-        for c in cases:  # fill the warm caches, untimed
+        filled: set[str] = set()
+        for c in cases:  # fill the warm caches, untimed: one per target and tree, whatever --jobs
             if c.cache == "warm":
-                c.env = dict(c.env, UK_DEPSCAN_CACHE_DIR=str(base / f"warm-{cases.index(c)}"))
-                print(f"filling the cache: {c.name}", file=sys.stderr)
-                run(c.cmd, c.env)
+                slot = c.group if c.group != "single" else c.name
+                c.env = dict(c.env, UK_DEPSCAN_CACHE_DIR=str(base / f"warm-{abs(hash(slot))}"))
+                if slot not in filled:
+                    filled.add(slot)
+                    print(f"filling the cache: {c.name}", file=sys.stderr)
+                    run(c.cmd, c.env)
         for r in range(max(reps.values())):
             for i, c in enumerate(cases):
                 if r >= reps[c.name]:

@@ -141,7 +141,8 @@ class EngineSummary:
     def save_cached(self, store: CacheStore) -> None:
         """Store the reaches when this run computed new ones."""
         if self.scan.cache_key:
-            reachcache.flush(self.scan.cache_key, self.scan.cache_key.rsplit("/", 1)[-1], self.elf.size, store)
+            sha, keys = self.scan.cache_key.rsplit("/", 1)[-1], self.scan.graph.import_keys
+            reachcache.flush(self.library, self.scan.cache_key, sha, self.elf.size, keys, store)
 
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:

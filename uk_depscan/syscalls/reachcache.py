@@ -83,11 +83,17 @@ def shared_memo(
     return memo
 
 
-def flush(scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> None:
-    """Store the library's memo when it has entries the cache does not."""
+def flush(
+    name: str, scan_key: str, sha256: str, elf_size: int, import_keys: tuple[str, ...], store: CacheStore
+) -> None:
+    """Store the library's memo when it has entries the cache does not, merged with what other
+    processes stored meanwhile (``--jobs``: workers that need the same library for different
+    targets each add their entries; the last writer must not drop the others')."""
     key = (str(store.directory), reach_key(scan_key))
     memo = _process.get(key)
     if memo is not None and len(memo) > _saved.get(key, 0):
+        for entry, reach in load(name, scan_key, sha256, elf_size, import_keys, store).items():
+            memo.setdefault(entry, reach)
         save(scan_key, sha256, elf_size, memo, store)
         _saved[key] = len(memo)
 
