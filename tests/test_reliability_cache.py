@@ -576,7 +576,7 @@ def test_cache_info_and_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, l
     run_cli(["scan", str(lib), *ARGS])
     code, out, _ = run_cli(["cache", "info"])
     assert code == 0 and "entries     2" in out and f"syscalls/{ENGINE_VERSION}/x86_64" in out and "legacy" in out
-    assert f"reach/1-{ENGINE_VERSION}/x86_64" in out  # the scan's per-entry reaches (syscalls.reachcache)
+    assert f"reach/2-{ENGINE_VERSION}/x86_64" in out  # the scan's per-entry reaches (syscalls.reachcache)
     code, out, _ = run_cli(["cache", "clear"])
     assert code == 0 and out.startswith("removed 2 files")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]

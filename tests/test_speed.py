@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -23,22 +24,29 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_syscall_fixture("x86_64", tmp_path_factory.mktemp("speed") / "target", "-O2", SOURCES)
 
 
-def _reach_rows(db: Path) -> list[tuple[str, str, int, bytes]]:
+def _reach_rows(db: Path) -> list[tuple[str, str, int, bytes, bytes]]:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT key, object, size, meta FROM entries WHERE key LIKE 'reach/%'").fetchall()
+        return conn.execute("SELECT key, object, size, meta, data FROM entries WHERE key LIKE 'reach/%'").fetchall()
 
 
-def _poisons(meta: bytes) -> list[tuple[str, bytes]]:
+def _poisons(meta: bytes, data: bytes) -> list[tuple[str, bytes, bytes]]:
+    """(what, meta, data): the index damaged, or one entry's JSON."""
     doc = json.loads(meta)
-    entry, value = next((e, v) for e, v in doc["entries"].items() if v and v[0])
-    out = [("not JSON", b"{"), ("wrong format", json.dumps({**doc, "format": 99}).encode())]
+    out = [("not JSON", b"{", data), ("wrong format", json.dumps({**doc, "format": 99}).encode(), data)]
+    lengths = [doc["lengths"][0] + 1, *doc["lengths"][1:]]
+    out.append(("lengths off", json.dumps({**doc, "lengths": lengths}).encode(), data))
+    offsets = [sum(doc["lengths"][:i]) for i in range(len(doc["lengths"]) + 1)]
+    entries = [json.loads(data[a:b]) for a, b in itertools.pairwise(offsets)]
+    k = next(i for i, v in enumerate(entries) if v and v[0] and v[1])
     for what, change in (
         ("unknown site kind", lambda v: [[[v[0][0][0], "nope", *v[0][0][2:]]], v[1]]),
         ("bool as number", lambda v: [[[True, *v[0][0][1:]]], v[1]]),
-        ("foreign import", lambda v: [v[0], ["no_such_import@X"]]),
-        ("non-string import", lambda v: [v[0], [[1]]]),
+        ("import index out of range", lambda v: [v[0], [10**6]]),
+        ("non-integer import", lambda v: [v[0], ["open@GLIBC_2.2.5"]]),
     ):
-        out.append((what, json.dumps({**doc, "entries": {**doc["entries"], entry: change(value)}}).encode()))
+        raw = [json.dumps(change(v) if i == k else v, separators=(",", ":")).encode() for i, v in enumerate(entries)]
+        index = json.dumps({**doc, "lengths": [len(r) for r in raw]}).encode()
+        out.append((what, index, b"".join(raw)))
     return out
 
 
@@ -49,19 +57,21 @@ def test_reach_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.
     assert run_cli(["scan", str(lib), *ARGS])[1] == ref  # cold: computes and stores the reaches
     rows = _reach_rows(tmp_path / CACHE_FILE)
     assert len(rows) == 1, "the target's reaches were not stored"
-    key, obj, size, meta = rows[0]
+    key, obj, size, meta, data = rows[0]
     identity._process_memo.clear()
+    reachcache._process.clear()  # as in a new process: the memo comes from the cache
     code, warm, err = run_cli(["scan", str(lib), *ARGS])
     assert warm == ref and "warning" not in err.lower()
-    for what, bad in _poisons(meta):
-        CacheStore(tmp_path).put(key, obj, size, bad, b"")  # a valid digest: only decoding can refuse it
-        reachcache._process.clear()  # as in a new process: the memo comes from the cache
+    for what, bad_meta, bad_data in _poisons(meta, data):
+        CacheStore(tmp_path).put(key, obj, size, bad_meta, bad_data)  # a valid digest: only decoding can refuse it
+        reachcache._process.clear()
         code, out, err = run_cli(["scan", str(lib), *ARGS])
         assert out == ref, what
         assert err.count("ignoring the cached reaches of") == 1, (what, err)
         reachcache._process.clear()
         code, out, err = run_cli(["scan", str(lib), *ARGS])  # rewritten: a clean warm hit again
         assert out == ref and "ignoring" not in err, what
+        assert _reach_rows(tmp_path / CACHE_FILE)[0][3:] == (meta, data), what
 
 
 def _zip_dir(src: Path, whl: Path) -> Path:

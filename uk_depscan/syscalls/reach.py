@@ -111,7 +111,7 @@ class EngineSummary:
         self.elf = elf
         self.scan = scan
         self._exports = dict(scan.exports)
-        self._memo: dict[str, Reach | None] = {}
+        self._memo = reachcache.ReachMemo(library, scan.graph.import_keys)
         self._symbolizer: LazySymbolizer | None = None
         self._callers: dict[str, str | None] = {}
         self._blocked: np.ndarray | None = None
@@ -141,8 +141,8 @@ class EngineSummary:
     def save_cached(self, store: CacheStore) -> None:
         """Store the reaches when this run computed new ones."""
         if self.scan.cache_key:
-            sha, keys = self.scan.cache_key.rsplit("/", 1)[-1], self.scan.graph.import_keys
-            reachcache.flush(self.library, self.scan.cache_key, sha, self.elf.size, keys, store)
+            sha = self.scan.cache_key.rsplit("/", 1)[-1]
+            reachcache.flush(self._memo, self.scan.cache_key, sha, self.elf.size, store)
 
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:
