@@ -10,7 +10,9 @@
 #               default /work/main/bench/wheels/x), or a saved `--format json` report of it.
 #
 # Environment: WORK (default: a new temporary directory, kept), JOBS (make -j, default 2),
-#              QEMU_TIMEOUT (seconds, default 120), UK_DEPSCAN (default: uk-depscan on PATH).
+#              QEMU_TIMEOUT (seconds, default 120), UK_DEPSCAN (default: uk-depscan on PATH),
+#              ROUTE (binary-compat, the default, or native: whose plan the scaffold follows; the test
+#              image is nolibc either way, since a scaffold's sources depend only on the core's shim).
 #
 # Steps, each timed:
 #   1. uk-depscan scaffold TARGET --unikraft X.Y.Z -o WORK/lib<name>
@@ -40,6 +42,8 @@ WORK=${WORK:-$(mktemp -d -t uk-validate.XXXXXX)}
 JOBS=${JOBS:-2}
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-120}
 UKD=${UK_DEPSCAN:-uk-depscan}
+ROUTE=${ROUTE:-binary-compat}
+case "$ROUTE" in binary-compat|native) ;; *) die "ROUTE=$ROUTE: expected binary-compat or native" ;; esac
 mkdir -p "$WORK"
 
 ver() { sed -n "s/^$1[[:space:]]*=[[:space:]]*//p" "$UK_SRC/version.mk"; }
@@ -49,11 +53,11 @@ took() { printf '%.1f' "$(echo "$(now) - $1" | bc)"; }
 declare -A TIMES
 
 echo "validate-unikraft: Unikraft $RELEASE at $UK_SRC ($(git -C "$UK_SRC" rev-parse --short HEAD 2>/dev/null || echo 'no git'))"
-echo "validate-unikraft: target $TARGET; work in $WORK"
+echo "validate-unikraft: target $TARGET (route $ROUTE); work in $WORK"
 
 # 1. scaffold
 t=$(now)
-"$UKD" scaffold "$TARGET" --unikraft "$RELEASE" --route binary-compat -o "$WORK/scaffold" --force
+"$UKD" scaffold "$TARGET" --unikraft "$RELEASE" --route "$ROUTE" -o "$WORK/scaffold" --force
 TIMES[scaffold]=$(took "$t")
 MANIFEST="$WORK/scaffold/scaffold.json"
 mapfile -t REGS < <(python3 -c 'import json,sys; [print(s["registration"]) for s in json.load(open(sys.argv[1]))["syscalls"]]' "$MANIFEST")
