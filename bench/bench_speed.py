@@ -11,8 +11,8 @@ Usage: python bench/bench_speed.py [--reps 3] [--before /work/main] [--wheel-rep
   just before the run (the machine is shared: read every figure with its load).
 * Cases are interleaved: repetition r runs every case once before repetition r + 1 starts, so a
   burst of load from elsewhere hits all cases alike; the table gives the median.
-* Cold = an empty cache directory of its own; warm = a cache directory the same case filled in
-  an untimed run before.  Ratios: against ``objdump -d LIB > /dev/null`` (single library) and
+* Cold = an empty cache directory of its own; warm = the cache directory the same target's first
+  cold run filled.  Ratios: against ``objdump -d LIB > /dev/null`` (single library) and
   against ``--jobs 1`` (several targets).
 * ``--before DIR`` adds the same single-library cases for another checkout (e.g. main), run by
   the same interpreter with that tree first on ``PYTHONPATH``.
@@ -83,8 +83,8 @@ def main() -> int:
     trees = [("this tree", TREE)] + ([("before: " + str(args.before), args.before)] if args.before else [])
     for label, tree in trees:
         cmd, env = uk(tree, [*scan, str(LIB)])
-        cases.append(Case(f"{label}: libtorch_cpu.so warm", cmd, env, "warm", "single"))
         cases.append(Case(f"{label}: libtorch_cpu.so cold", cmd, env, "cold", "single"))
+        cases.append(Case(f"{label}: libtorch_cpu.so warm", cmd, env, "warm", "single"))
     if not args.skip_objdump:
         cases.append(
             Case(
@@ -102,8 +102,8 @@ def main() -> int:
     if wheel is not None and not args.skip_wheel:
         multi.append(("torch wheel", wheel, args.wheel_reps))
     for what, target, _ in multi:
-        for jobs in (1, 2):
-            for state in ("cold", "warm"):
+        for state in ("cold", "warm"):
+            for jobs in (1, 2):
                 cmd, env = uk(TREE, [*scan, "--jobs", str(jobs), str(target)])
                 cases.append(Case(f"{what} --jobs {jobs} {state}", cmd, env, state, f"{what} {state}", jobs == 1))
     reps = {c.name: args.reps for c in cases}
@@ -113,26 +113,25 @@ def main() -> int:
                 reps[c.name] = n
     base = Path(tempfile.mkdtemp(prefix="uk-depscan-bench-"))
     try:
-        filled: set[str] = set()
-        for c in cases:  # fill the warm caches, untimed: one per target and tree, whatever --jobs
-            if c.cache == "warm":
-                slot = c.group if c.group != "single" else c.name
-                c.env = dict(c.env, UK_DEPSCAN_CACHE_DIR=str(base / f"warm-{abs(hash(slot))}"))
-                if slot not in filled:
-                    filled.add(slot)
-                    print(f"filling the cache: {c.name}", file=sys.stderr)
-                    run(c.cmd, c.env)
+        # warm = the cache directory the same target's first cold run filled (same tree, any --jobs):
+        # no untimed fill runs, which would double the wheel's cost
+        warm_dir: dict[str, Path] = {}
         for r in range(max(reps.values())):
             for i, c in enumerate(cases):
                 if r >= reps[c.name]:
                     continue
+                slot = (c.group if c.group != "single" else c.name).rsplit(" ", 1)[0]  # one target, one tree
                 env = c.env
                 if c.cache == "cold":
                     cold = base / f"cold-{i}-{r}"
                     env = dict(env, UK_DEPSCAN_CACHE_DIR=str(cold))
+                elif c.cache == "warm":
+                    env = dict(env, UK_DEPSCAN_CACHE_DIR=str(warm_dir[slot]))
                 c.runs.append(run(c.cmd, env))
-                if c.cache == "cold":
-                    shutil.rmtree(base / f"cold-{i}-{r}", ignore_errors=True)
+                if c.cache == "cold" and slot not in warm_dir:
+                    warm_dir[slot] = cold
+                elif c.cache == "cold":
+                    shutil.rmtree(cold, ignore_errors=True)
                 s, rss, load, code = c.runs[-1]
                 print(f"rep {r + 1}: {c.name}: {s:.2f} s, {rss:.0f} MiB, load {load:.1f}, exit {code}", file=sys.stderr)
     finally:
