@@ -11,6 +11,7 @@ import pytest
 from conftest import run_cli
 from helpers_syscalls import build_syscall_fixture
 
+from uk_depscan.cleanup import WHEEL_PREFIX
 from uk_depscan.store import identity
 from uk_depscan.store.cache import CACHE_FILE, CacheStore
 from uk_depscan.syscalls import reachcache
@@ -131,3 +132,56 @@ def test_include_exclude_members(tmp_path: Path, tree: Path, kind: str) -> None:
 def test_jobs_must_be_positive(tree: Path) -> None:
     code, _, err = run_cli(["deps", str(tree), "--jobs", "0"])
     assert code == 2 and "--jobs 0" in err
+
+
+def _session_members(sid: int) -> list[int]:
+    """Processes of session ``sid`` still alive (zombies count as gone)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state ppid pgrp session ...
+            if int(fields[3]) == sid and fields[0] != "Z":
+                out.append(int(d.name))
+    return out
+
+
+def test_sigterm_with_jobs_leaves_no_worker(tmp_path: Path) -> None:
+    """The parent's clean-up terminates the pool: no worker outlives an interrupted --jobs run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import zipfile
+
+    host = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libstdc++.so.6"]
+    if not all(os.path.isfile(p) for p in host):
+        pytest.skip(f"needs the Debian x86-64 multiarch libraries {host} (apt-get install libc6 libstdc++6)")
+    whl = tmp_path / "slow-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in host:
+            zf.write(p, f"pkg/{os.path.basename(p)}")
+    env = dict(os.environ, UK_DEPSCAN_CACHE_DIR=str(tmp_path / "cache"), TMPDIR=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uk_depscan", "scan", str(whl), "--jobs", "2", "-f", "json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    end = time.monotonic() + 60
+    while len(_session_members(proc.pid)) < 3 and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.05)  # the parent and its two workers
+    if proc.poll() is not None:
+        pytest.fail(f"finished before it could be interrupted: {proc.communicate()}")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    time.sleep(0.5)
+    assert _session_members(proc.pid) == [], "a worker outlived its parent"
+    assert not list(tmp_path.glob(WHEEL_PREFIX + "*")), "an extraction directory was left behind"
