@@ -61,7 +61,7 @@ def test_one_kconfig_order_in_every_format(doc: dict[str, Any]) -> None:
     assert [(o.replace("\\_", "_"), int(n)) for o, n in re.findall(r"^- `(CONFIG\S+)`: (\d+) syscalls", md, re.M)] == (
         expected
     )
-    rows = re.findall(r"<tr><td><code>(CONFIG_\w+)</code></td><td>(\d+)</td>", html)
+    rows = re.findall(r'<tr><td><code class="id">(CONFIG_\w+)</code></td><td class="num">(\d+)</td>', html)
     assert [(o, int(n)) for o, n in rows] == expected
     assert [(g["option"], len(g["syscalls"])) for g in doc["targets"][0]["views"]["kconfig_groups"]] == expected
 
@@ -188,3 +188,66 @@ def test_diff_refuses_a_damaged_report(doc: dict[str, Any], tmp_path: Path) -> N
     assert err == (
         f"uk-depscan: error: {saved}: not a uk-depscan JSON report (schema_version 1): /targets/0: missing 'imports'\n"
     )
+
+
+# -- the HTML report's views (issue 20 item 1) -----------------------------------------------------
+def test_needed_via_is_the_chain_the_reasons_name(doc: dict[str, Any]) -> None:
+    """The "needed via" of each gap row (the HTML column, the chart by library) is the chain the
+    gap's own reason names: the target's chain, not the start-up baseline's (a syscall in both
+    showed ld-linux-x86-64.so.2 beside "needed via libonnxruntime.so.1")."""
+    t = report_from_dict(doc).targets[0]
+    assert t.syscalls is not None
+    both = {f.name for f in t.syscalls.syscalls} & {f.name for f in t.syscalls.baseline}
+    rows = build_target_views(t).rows
+    assert any(r.gap.name in both for r in rows)  # the case the fix is for is in the fixture
+    for r in rows:
+        named = [x for x in r.gap.reasons if x.startswith("needed via ")]
+        if r.evidence is None:
+            assert not named and r.needed_via == ()
+            continue
+        assert named == [
+            f"needed via {len(r.needed_via)} librar{'y' if len(r.needed_via) == 1 else 'ies'}: "
+            + ", ".join(r.needed_via)
+        ]
+        if r.gap.name in both:
+            assert r.evidence in t.syscalls.syscalls
+    html = render_html(report_from_dict(doc))
+    for r in rows[:5]:
+        assert ", ".join(f'<span class="id">{x}</span>' for x in r.needed_via) in html
+
+
+def test_first_screen_views(doc: dict[str, Any]) -> None:
+    t = report_from_dict(doc).targets[0]
+    v = build_target_views(t)
+    # the fragment: every option not already on, then what it drags in, once each
+    expect: list[str] = []
+    for k in v.kconfig_groups:
+        if not k.already_on:
+            expect += [f"{o}=y" for o in (k.option, *k.drags_in) if f"{o}=y" not in expect]
+    assert list(v.kconfig_fragment) == expect and all(line.startswith("CONFIG_") for line in expect)
+    # the work lists: top_actions regrouped, implement first, nothing lost or added
+    order = [a for a, _ in v.work_by_action]
+    assert order == sorted(
+        order, key=[Action.IMPLEMENT, Action.FAKE, Action.STUB, Action.INVESTIGATE, Action.KEEP].index
+    )
+    assert sorted(r.gap.name for _, rows in v.work_by_action for r in rows) == sorted(r.gap.name for r in v.top_actions)
+    # the charts count every gap once per bar kind (per dependency: once per library of its chain)
+    assert sum(b.total for b in v.status_tier) == len(t.gaps) == sum(b.total for b in v.by_unikraft_library)
+    assert sum(b.total for b in v.by_dependency) == sum(len(r.needed_via) for r in v.rows)
+    assert [b.total for b in v.by_unikraft_library] == sorted((b.total for b in v.by_unikraft_library), reverse=True)
+    tiers = dict(v.tier_counts)
+    for tier in Tier:
+        assert sum(n for b in v.status_tier for k, n in b.segments if k is tier) == tiers[tier]
+
+
+def test_fragment_leaves_out_options_already_on_and_unnamed_groups() -> None:
+    from uk_depscan.model import KconfigGroup
+    from uk_depscan.report.views import NO_OPTION, kconfig_fragment
+
+    groups = (
+        KconfigGroup("CONFIG_A", ("a",), already_on=True),
+        KconfigGroup("CONFIG_B", ("b",), drags_in=("CONFIG_C",)),
+        KconfigGroup(NO_OPTION, ("x",)),
+        KconfigGroup("CONFIG_C", ("c",)),
+    )
+    assert kconfig_fragment(groups) == ("CONFIG_B=y", "CONFIG_C=y")

@@ -644,10 +644,27 @@ class KconfigPlan:
 
 @dataclass(frozen=True)
 class GapRow:
-    """A gap with the evidence chain the reports show for it (None: no finding of that name)."""
+    """A gap with the evidence chain the reports show for it (None: no finding of that name) and
+    the libraries that chain runs through, as the gap's "needed via" reason names them."""
 
     gap: Gap
     evidence: SyscallFinding | None
+    needed_via: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    """One bar of a summary chart: a label (a Unikraft library, a dependency), an optional note
+    (its Kconfig option) and its segments (count per status or per tier, in enum order, zeros
+    left out); the HTML report draws them (:mod:`uk_depscan.report.charts`)."""
+
+    label: str
+    note: str
+    segments: tuple[tuple[SupportStatus | Tier, int], ...]
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.segments)
 
 
 @dataclass(frozen=True)
@@ -671,6 +688,19 @@ class TargetViews:
     action_counts: tuple[tuple[Action, int], ...] = ()
     enable_tier_counts: tuple[tuple[Tier, int], ...] = ()
     top_tier_counts: tuple[tuple[Tier, int], ...] = ()
+    # -- the HTML report's first screen and charts (not written to JSON: derived, and HTML-only) --
+    # ``kconfig_fragment``: .config lines for the options not on in the route's base configuration
+    # (and what they drag in); ``work_by_action``: ``top_actions`` grouped by action, implement
+    # first; ``status_tier``: one bar per status, segments by tier; ``by_unikraft_library``: gaps per
+    # Unikraft library (segments by status); ``by_dependency``: gaps whose chain runs through each
+    # library of the closure (segments by tier); ``filter_*``: the values the gap-table filters offer.
+    kconfig_fragment: tuple[str, ...] = ()
+    work_by_action: tuple[tuple[Action, tuple[GapRow, ...]], ...] = ()
+    status_tier: tuple[ChartBar, ...] = ()
+    by_unikraft_library: tuple[ChartBar, ...] = ()
+    by_dependency: tuple[ChartBar, ...] = ()
+    filter_libraries: tuple[str, ...] = ()
+    filter_dependencies: tuple[str, ...] = ()
 
 
 # -- one target, one run --------------------------------------------------------------------------

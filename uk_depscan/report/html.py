@@ -1,28 +1,73 @@
-"""Self-contained HTML report: inline CSS/JS, the graph as an inline data-URI SVG, no network.
+"""Self-contained HTML report: inline CSS, a small inline script, inline SVG, no network.
 
-Every string from a binary goes through jinja2's autoescaping (``for_html`` semantics) and, in
-addition, through :func:`~uk_depscan.report.escape.for_terminal` to make control characters and
-invisible formatting characters visible.  The graph SVG is rendered by graphviz (``dot``) from
-the escaped DOT when installed, checked to be well-formed XML 1.0 with no control or invisible
-formatting character, and embedded as an ``<img>`` data URI, where a browser never runs scripts;
-without graphviz, or when the check fails, the page says so instead.
+The first screen answers "what do I do first?" (an ordered checklist from the target's views),
+then summary charts and the collapsed graph drawn as inline SVG by :mod:`uk_depscan.report.charts`
+(laid out by :func:`uk_depscan.report.graph.overview`, no graphviz: the full graph stays available
+as GraphML/DOT from ``uk-depscan graph``).  Every string from a binary goes through the
+``clean`` filter (:func:`~uk_depscan.report.escape.for_terminal`, then jinja2's autoescaping:
+together :func:`~uk_depscan.report.escape.for_html`); the SVG is built with ``for_html`` too.
+The Content-Security-Policy allows no fetch of any kind (``default-src 'none'``), inline style
+and inline script only.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import shutil
-import subprocess
-import xml.parsers.expat
+from dataclasses import dataclass
 from importlib import resources
 
 import jinja2
+from markupsafe import Markup
 
-from uk_depscan.model import Report
+from uk_depscan.model import Report, TargetReport
 from uk_depscan.names import demangle_versioned
-from uk_depscan.report.escape import for_terminal, for_xml
+from uk_depscan.report.charts import STATUS_COLOURS, TIER_COLOURS, bar_chart, overview_svg
+from uk_depscan.report.escape import for_terminal
+from uk_depscan.report.graph import OverviewNode, overview
 from uk_depscan.report.views import target_views
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One target's inline SVG (markup built with escaping) and the graph's nodes, whose lists
+    the page shows below the picture."""
+
+    status_tier: Markup
+    by_library: Markup
+    by_dependency: Markup
+    graph: Markup
+    graph_nodes: tuple[OverviewNode, ...]
+
+
+def figures(t: TargetReport, tid: int) -> Figures | None:
+    """None when the target has no gaps (nothing to chart)."""
+    v = target_views(t)
+    o = overview(t, v.rows)
+    if o is None:
+        return None
+    table = f"gaps-{tid}"
+    # Markup: the SVG is built by charts.py with every untrusted string through for_html
+    return Figures(
+        Markup(  # noqa: S704
+            bar_chart(v.status_tier, TIER_COLOURS, title="gaps by status and tier", filter_key="status", table=table)
+        ),
+        Markup(  # noqa: S704
+            bar_chart(
+                v.by_unikraft_library,
+                STATUS_COLOURS,
+                title="gaps per Unikraft library",
+                filter_key="library",
+                table=table,
+            )
+        ),
+        Markup(  # noqa: S704
+            bar_chart(
+                v.by_dependency, TIER_COLOURS, title="gaps reached through each library", filter_key="via", table=table
+            )
+        ),
+        Markup(overview_svg(o, tid)),  # noqa: S704
+        o.nodes,
+    )
 
 
 def _env() -> jinja2.Environment:
@@ -30,51 +75,8 @@ def _env() -> jinja2.Environment:
     env.filters["clean"] = for_terminal
     env.filters["demangle"] = demangle_versioned
     env.globals["views"] = target_views  # the views the report carries (uk_depscan.report.views)
+    env.globals["figures"] = figures
     return env
-
-
-def graph_svg_data_uri(report: Report) -> tuple[str | None, str | None]:
-    """The collapsed graph as a base64 SVG data URI, or None and why not (None: graphviz is not
-    installed)."""
-    dot = shutil.which("dot")
-    if dot is None:
-        return None, None
-    from uk_depscan.report.graph import build_graph, to_dot
-
-    try:
-        proc = subprocess.run(
-            [dot, "-Tsvg"], input=to_dot(build_graph(report)).encode(), capture_output=True, timeout=120, check=True
-        )
-    except (subprocess.SubprocessError, OSError) as err:
-        return None, f"graphviz failed: {err}"
-    problem = svg_problem(proc.stdout)
-    if problem is not None:
-        return None, f"graphviz wrote an SVG that is not safe to embed: {problem}"
-    return "data:image/svg+xml;base64," + base64.b64encode(proc.stdout).decode("ascii"), None
-
-
-def svg_problem(svg: bytes) -> str | None:
-    """None when ``svg`` is well-formed XML 1.0 whose text and attribute values hold no control or
-    invisible formatting character; else what is wrong.  expat reads no external DTD, and an
-    entity declaration is refused (graphviz writes none)."""
-    parser = xml.parsers.expat.ParserCreate()
-    values: list[str] = []
-
-    def no_entities(name: str, *_: object) -> None:
-        raise ValueError(f"entity declaration {name!r}")
-
-    def element(_name: str, attrs: dict[str, str]) -> None:
-        values.extend(attrs.values())
-
-    parser.EntityDeclHandler = no_entities
-    parser.StartElementHandler = element
-    parser.CharacterDataHandler = values.append
-    try:
-        parser.Parse(svg, True)
-    except (xml.parsers.expat.ExpatError, ValueError) as err:
-        return str(err)
-    hidden = next((v for v in values if for_xml(v) != v), None)
-    return None if hidden is None else f"hidden characters in {for_xml(hidden)!r}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,5 +87,4 @@ def _template() -> jinja2.Template:
 
 
 def render_html(report: Report, **_: object) -> str:
-    graph, graph_problem = graph_svg_data_uri(report)
-    return _template().render(report=report, graph=graph, graph_problem=graph_problem)
+    return _template().render(report=report)

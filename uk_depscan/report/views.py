@@ -16,9 +16,11 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from uk_depscan.model import (
     Action,
+    ChartBar,
     EvidenceKind,
     Gap,
     GapRow,
@@ -49,14 +51,15 @@ def target_views(t: TargetReport) -> TargetViews:
 
 
 def build_target_views(t: TargetReport) -> TargetViews:
-    rows = tuple(GapRow(g, f) for g, f in zip(t.gaps, _evidence(t), strict=True))
+    rows = tuple(GapRow(g, f, _needed_via(f)) for g, f in zip(t.gaps, _evidence(t), strict=True))
     work = tuple(r for r in rows if r.gap.action is not Action.ENABLE)
     top = tuple(r for r in work if r.gap.tier.actionable)
     enable = [r.gap for r in rows if r.gap.action is Action.ENABLE]
     statuses = Counter(g.status for g in t.gaps)
     actions = Counter(g.action for g in t.gaps)
+    groups = t.kconfig.groups if t.kconfig is not None else kconfig_groups(t.gaps)
     return TargetViews(
-        kconfig_groups=t.kconfig.groups if t.kconfig is not None else kconfig_groups(t.gaps),
+        kconfig_groups=groups,
         rows=rows,
         work=work,
         top_actions=top,
@@ -65,7 +68,90 @@ def build_target_views(t: TargetReport) -> TargetViews:
         action_counts=tuple((a, actions[a]) for a in Action if actions.get(a)),
         enable_tier_counts=_tiers(enable),
         top_tier_counts=_tiers([r.gap for r in top]),
+        kconfig_fragment=kconfig_fragment(groups),
+        work_by_action=_by_action(top),
+        status_tier=_status_tier(t.gaps),
+        by_unikraft_library=_by_unikraft_library(t.gaps),
+        by_dependency=_by_dependency(rows),
+        filter_libraries=tuple(sorted({g.library or NOT_IN_UNIKRAFT for g in t.gaps})),
+        filter_dependencies=tuple(sorted({lib for r in rows for lib in r.needed_via})),
     )
+
+
+NOT_IN_UNIKRAFT = "not in Unikraft"
+NO_OPTION = "its library"  # the group of enable gaps whose table row names no Kconfig option
+_K = TypeVar("_K", SupportStatus, Tier)
+# The order of the first screen's work list: what needs code first, what only needs checking last.
+_WORK_ORDER = (Action.IMPLEMENT, Action.FAKE, Action.STUB, Action.INVESTIGATE, Action.KEEP)
+
+
+def library_label(lib: str) -> str:
+    """A library as the gap reasons name it (``needed via``, :func:`uk_depscan.pipeline._with_blame`):
+    its last path component."""
+    return lib.rsplit("/", 1)[-1]
+
+
+def _needed_via(f: SyscallFinding | None) -> tuple[str, ...]:
+    return () if f is None else tuple(library_label(lib) for lib in f.libraries)
+
+
+def kconfig_fragment(groups: tuple[KconfigGroup, ...]) -> tuple[str, ...]:
+    """``.config`` lines for the options a build must turn on beyond the route's base
+    configuration (an option already on needs no line), each followed by what it drags in, in the
+    groups' order; ``uk-depscan kconfig`` writes the commented fragment and a Kraftfile."""
+    out: dict[str, None] = {}
+    for k in groups:
+        if not k.already_on:
+            for option in (k.option, *k.drags_in):
+                if option != NO_OPTION:
+                    out.setdefault(f"{option}=y")
+    return tuple(out)
+
+
+def _by_action(top: tuple[GapRow, ...]) -> tuple[tuple[Action, tuple[GapRow, ...]], ...]:
+    groups = ((a, tuple(r for r in top if r.gap.action is a)) for a in _WORK_ORDER)
+    return tuple((a, rows) for a, rows in groups if rows)
+
+
+def _segments(counts: Counter[_K], keys: Iterable[_K]) -> tuple[tuple[_K, int], ...]:
+    return tuple((k, counts[k]) for k in keys if counts.get(k))
+
+
+def _status_tier(gaps: tuple[Gap, ...]) -> tuple[ChartBar, ...]:
+    """One bar per status present (implementation work first), segments by tier."""
+    statuses = sorted({g.status for g in gaps}, key=lambda s: s.rank)
+    return tuple(
+        ChartBar(s.value, "", _segments(Counter(g.tier for g in gaps if g.status is s), Tier)) for s in statuses
+    )
+
+
+def _by_unikraft_library(gaps: tuple[Gap, ...]) -> tuple[ChartBar, ...]:
+    """Gaps per Unikraft library (absent syscalls under "not in Unikraft"), most first (ties in the
+    order of their first gap: the layout never depends on how names sort), each with
+    the Kconfig option(s) that turn it on; segments by status."""
+    mine: dict[str, list[Gap]] = {}
+    for g in gaps:
+        mine.setdefault(g.library or NOT_IN_UNIKRAFT, []).append(g)
+    bars = (
+        ChartBar(
+            lib,
+            ", ".join(sorted({g.kconfig for g in these if g.kconfig})),
+            _segments(Counter(g.status for g in these), sorted(SupportStatus, key=lambda s: s.rank)),
+        )
+        for lib, these in mine.items()
+    )
+    return tuple(sorted(bars, key=lambda b: -b.total))  # ties: in gap order (the first gap of each)
+
+
+def _by_dependency(rows: tuple[GapRow, ...]) -> tuple[ChartBar, ...]:
+    """Per library of the closure: the gaps whose evidence chain runs through it (a gap counts
+    once for each library of its chain), most first; segments by tier."""
+    tiers: dict[str, Counter[Tier]] = {}
+    for r in rows:
+        for lib in r.needed_via:
+            tiers.setdefault(lib, Counter())[r.gap.tier] += 1
+    bars = (ChartBar(lib, "", _segments(c, Tier)) for lib, c in tiers.items())
+    return tuple(sorted(bars, key=lambda b: -b.total))  # ties: in gap order
 
 
 def _tiers(gaps: Iterable[Gap]) -> tuple[tuple[Tier, int], ...]:
@@ -80,7 +166,7 @@ def kconfig_groups(gaps: tuple[Gap, ...]) -> tuple[KconfigGroup, ...]:
     options: dict[str, list[Gap]] = {}
     for g in gaps:
         if g.action is Action.ENABLE and g.status in (SupportStatus.NEEDS_KCONFIG, SupportStatus.UNVERIFIED):
-            options.setdefault(g.kconfig or "its library", []).append(g)
+            options.setdefault(g.kconfig or NO_OPTION, []).append(g)
     groups = (
         KconfigGroup(option, tuple(g.name for g in mine), tier=min((g.tier for g in mine), key=lambda t: t.rank))
         for option, mine in options.items()
@@ -90,11 +176,12 @@ def kconfig_groups(gaps: tuple[Gap, ...]) -> tuple[KconfigGroup, ...]:
 
 def _evidence(t: TargetReport) -> list[SyscallFinding | None]:
     """The chain shown beside each gap.  A syscall both reached and in the start-up baseline shows
-    its baseline chain, as the Markdown and HTML reports always have (the gap's blame line, from
-    the pipeline, names the target's own chain)."""
+    the target's own chain, the one the gap's "needed via" reason names (the pipeline's blame
+    line, :func:`uk_depscan.pipeline._with_blame`): showing the baseline chain there made the
+    "needed by" column say ``ld-linux-x86-64.so.2`` beside "needed via libonnxruntime.so.1"."""
     if t.syscalls is None:
         return [None] * len(t.gaps)
-    chains = {f.name: f for f in t.syscalls.syscalls + t.syscalls.baseline}
+    chains = {f.name: f for f in t.syscalls.baseline + t.syscalls.syscalls}
     return [chains.get(g.name) for g in t.gaps]
 
 
