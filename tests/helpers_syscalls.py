@@ -91,5 +91,5 @@ def dfs_reach(scan, addr: int) -> tuple[frozenset[int], frozenset[str]]:
                 seen.add(nxt)
                 stack.append(nxt)
     numbers = {n for s in scan.sites if bisect.bisect_right(starts, s.address) - 1 in seen for n in s.numbers}
-    imports = {g.import_keys[n - len(starts)] for n in seen if n >= len(starts)}
+    imports = {g.import_keys[n - len(starts)] for n in seen if len(starts) <= n < g.data_base}
     return frozenset(numbers), frozenset(imports)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, need, run_cli
+from helpers_chains import site_problem
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +23,31 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def host_libc_is_shipped(lib: Path) -> tuple[Path, bool]:
+    """The libc the loader binds ``lib`` to, and whether it is the very file the shipped glibc model
+    was made from (same build-id): then chains continue inside it down to the instruction."""
+    from uk_depscan.elf.file import open_elf
+    from uk_depscan.loader.resolve import resolve_tree
+    from uk_depscan.syscalls.summaries import load_shipped
+
+    libc = next(Path(o.path) for o in resolve_tree(lib).tree.objects if o.soname == "libc.so.6")
+    shipped = load_shipped("glibc", "x86_64")["libc.so.6"].provenance["build_id"]
+    return libc, open_elf(libc).build_id == shipped
+
+
 def test_chains_in_json(lib: Path) -> None:
     expect = json.loads((FIXTURES / "explain" / "expect.json").read_text())
     code, out, _ = run_cli(["scan", str(lib), "--format", "json", "--libc", "glibc"])
     assert code in (0, 1)
     reached = {f["name"]: f for f in json.loads(out)["targets"][0]["syscalls"]["reached"]}
+    libc, same = host_libc_is_shipped(lib)
     for name, chain in expect.items():
         got = [[s["kind"], s["symbol"]] for s in reached[name]["chain"]]
+        if chain[-1][0] == "summary" and same:  # the shipped model's part, followed in the host's file
+            last = reached[name]["chain"][-1]
+            assert last["kind"] == "direct" and last["library"] == "libc.so.6", (name, got)
+            assert site_problem(libc, int(last["detail"], 16), "direct") is None
+            got, chain = got[: len(chain) - 1], chain[:-1]
         assert got[: len(chain) - 1] == chain[:-1], name
         assert got[-1][0] == chain[-1][0] and chain[-1][1] in got[-1][1], (name, got)
 
@@ -40,6 +59,38 @@ def test_explain_command(lib: Path) -> None:
     assert lines[1].startswith("getrandom (318) reached") and "unikraft:" in lines[1]
     assert lines[2] == "entry:seed_buffer [libexplain.so]"
     assert lines[3] == "└─ import:getrandom@GLIBC_2.25"
-    assert lines[4] == "└─ summary:getrandom@GLIBC_2.25 [libc.so.6]"
+    if host_libc_is_shipped(lib)[1]:
+        assert lines[4].startswith("└─ direct:getrandom [libc.so.6] @ 0x")
+    else:
+        assert lines[4] == "└─ summary:getrandom@GLIBC_2.25 [libc.so.6]"
     code, out, _ = run_cli(["explain", str(lib), "io_uring_setup"])
     assert code == 0 and "not reachable" in out
+
+
+def test_explain_import_export_and_saved_report(lib: Path, tmp_path: Path) -> None:
+    """An import: what it reaches through its provider; an export: what it reaches (--entry); the
+    same import answered from a saved JSON report without re-analysis; an unknown name: exit 2."""
+    code, out, err = run_cli(["explain", str(lib), "getrandom", "--libc", "glibc", "--format", "json"])
+    assert code == 0, err
+    syscall = json.loads(out)["answers"][0]
+    assert syscall["kind"] == "syscall" and syscall["hits"][0]["finding"]["name"] == "getrandom"
+    code, out, err = run_cli(["explain", str(lib), "getrandom@GLIBC_2.25", "--libc", "glibc", "--format", "json"])
+    assert code == 0, err
+    imp = json.loads(out)["answers"][0]
+    assert (imp["kind"], imp["symbol"], Path(imp["provider"]).name) == ("import", "getrandom@GLIBC_2.25", "libc.so.6")
+    assert "getrandom" in imp["reaches"]
+    assert [s["symbol"] for s in imp["hits"][0]["finding"]["chain"]][:2] == ["seed_buffer", "getrandom@GLIBC_2.25"]
+    code, out, err = run_cli(["explain", str(lib), "whoami", "--libc", "glibc", "--format", "json"])
+    assert code == 0, err
+    exp = json.loads(out)["answers"][0]
+    assert exp["kind"] == "export" and exp["symbol"] == "whoami" and "gettid" in exp["reaches"]
+    saved = tmp_path / "report.json"
+    assert (
+        run_cli(["scan", str(lib), "--libc", "glibc", "--format", "json", "-o", str(saved), "--fail-on", "never"])[0]
+        == 0
+    )
+    code, out, err = run_cli(["explain", str(saved), "getrandom@GLIBC_2.25", "--format", "json"])
+    assert code == 0, err
+    assert json.loads(out)["answers"][0] == imp
+    code, out, err = run_cli(["explain", str(saved), "getrandm"])
+    assert code == 2 and "closest: getrandom" in err and not out

@@ -81,6 +81,7 @@ def test_cache_roundtrip(built, tmp_path, monkeypatch):
     assert second.from_cache
     assert second.sites == scan.sites and second.wrappers == scan.wrappers
     assert second.graph.indices.tolist() == scan.graph.indices.tolist()
+    assert second.graph.data_starts.tolist() == scan.graph.data_starts.tolist() and scan.graph.n_data
     assert export_reach(elf, second) == export_reach(elf, scan)
     assert not scan_library(elf, no_cache=True).from_cache
     assert arch in second.cache_key or elf.machine_name in second.cache_key

@@ -105,6 +105,8 @@ class EvidenceKind(StrEnum):
 
     ENTRY = "entry"
     IMPORT = "import"
+    CALL = "call"  # a function called on the way, inside the object the previous step names
+    REFERENCE = "ref"  # a piece of data the previous function loads, holding the next function's address
     DIRECT = "direct"
     WRAPPER = "wrapper"
     LOCAL_WRAPPER = "local_wrapper"
@@ -500,6 +502,32 @@ class RequestRecord:
 
 
 @dataclass(frozen=True)
+class InvalidSyscallNumber:
+    """A recovered syscall number that is no syscall of the target architecture (negative, or not in
+    its table: ``syscall(-1)``).  Linux answers it with -ENOSYS (``do_syscall_64``/``invoke_syscall``
+    fall through to ``sys_ni_syscall``), so it is reported as a finding, never a gap nor a plan step."""
+
+    number: int  # as the program passes it, signed: syscall(-1) is -1, not 2**64 - 1
+    library: str
+    function: str
+    site: str  # instruction address ("0x..."), "" when the evidence ends at a summary
+    chain: tuple[EvidenceStep, ...]
+
+    @property
+    def message(self) -> str:
+        where = f"{self.library}:{self.function}" + (f" @ {self.site}" if self.site else "")
+        return f"invalid syscall number {self.number} at site {where} (Linux returns ENOSYS)"
+
+
+@dataclass(frozen=True)
+class ImportReach:
+    """What one import of the target reaches through the object it is bound to (normal paths)."""
+
+    key: str  # name@version
+    syscalls: tuple[str, ...]  # by number
+
+
+@dataclass(frozen=True)
 class SyscallReport:
     """Syscalls the target can reach, the start-up baseline, and where the answers came from."""
 
@@ -512,6 +540,8 @@ class SyscallReport:
     sources: tuple[SummarySourceRecord, ...]
     unknown_sites: int
     requests: tuple[RequestRecord, ...] = ()
+    invalid: tuple[InvalidSyscallNumber, ...] = ()  # recovered numbers that are no syscall (never gaps)
+    import_reach: tuple[ImportReach, ...] = ()  # per bound import of the target (explain, from JSON too)
 
 
 # -- Unikraft -------------------------------------------------------------------------------------

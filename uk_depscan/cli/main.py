@@ -33,8 +33,8 @@ from uk_depscan.cli.common import (
     stderr_line,
     stderr_lines,
 )
-from uk_depscan.errors import DepscanError
-from uk_depscan.model import FailOn, GraphFormat, OutputFormat, Report, SupportStatus
+from uk_depscan.errors import DepscanError, UsageError
+from uk_depscan.model import FailOn, GraphFormat, OutputFormat, Report, SupportStatus, TargetReport
 from uk_depscan.report.escape import for_terminal
 
 # typer ≥ 0.25 vendors its own click (no `click` package is installed); older typer re-exports
@@ -51,14 +51,14 @@ class _Showable(Protocol):
 
 
 CORE_COMMANDS = ("scan", "deps", "explain", "graph", "diff")  # defined in this module
-SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "kconfig", "scaffold", "rootfs"}
+SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "kconfig", "scaffold", "rootfs", "corpus"}
 # The shared options each command offers (uk_depscan.cli.common.SHARED), in --help order.
 SEARCH = ("root", "library_path", "ld_so_conf", "no_ld_cache")
 SELECT = ("jobs", "include", "exclude")
 SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc", "entry", "no_cache", "unikraft",
                 "unikraft_table", "fail_on", "route", "observed", *SELECT)  # fmt: skip
 DEPS_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", *SELECT)
-EXPLAIN_OPTIONS = (*SEARCH, "libc", "entry", "unikraft", "unikraft_table", "traceback")
+EXPLAIN_OPTIONS = ("fmt", "output", *SEARCH, "libc", "entry", "unikraft", "unikraft_table", "traceback")
 GRAPH_OPTIONS = ("output", *SEARCH, "libc", "unikraft", "traceback")
 DIFF_OPTIONS = ("fmt", "output", "libc", "unikraft", "traceback")
 
@@ -265,19 +265,82 @@ def deps_cmd(targets: list[str] = TargetsArg, *, opts: CommonOptions) -> int:
 
 @command(app, "explain", *EXPLAIN_OPTIONS)
 def explain_cmd(
-    target: str = typer.Argument(..., help="ELF file, directory or wheel."),
-    query: str = typer.Argument(..., help="Syscall name or number, or an imported symbol."),
+    target: str = typer.Argument(..., help="ELF file, directory or wheel, or a saved --format json report."),
+    query: str = typer.Argument(..., help="A syscall name or number, an imported symbol or an exported one."),
     *,
     opts: CommonOptions,
 ) -> int:
-    """Shortest evidence chains: target function -> import@version -> provider -> syscall site."""
+    """Why the target reaches a syscall (its shortest evidence chains, down to the instruction), what
+    an import reaches and through which provider, or what an export reaches.  A saved JSON report is
+    read back, not re-analysed (an export's reach needs the binary).  Unknown name: exit 2."""
+    import dataclasses
+
     from uk_depscan.pipeline import analyze
     from uk_depscan.report.text import render_explain
-    from uk_depscan.report.views import explain
+    from uk_depscan.report.views import explain, explain_export, explain_import, find_import
 
-    report = analyze([target], opts.search_config(), command="scan", options=opts.analysis())
-    emit(render_explain(explain(report, query), query, color=sys.stdout.isatty()), None)
+    saved = target.endswith(".json")
+    report = _diff_side(target, opts) if saved else analyze([target], opts.search_config(), options=opts.analysis())
+    q = query.strip()
+    t = report.targets[0]
+    if _names_syscall(t, q):
+        answers = explain(report, q)
+    elif (imp := find_import(t, q)) is not None:
+        answers = (explain_import(t, imp),)
+    elif not saved and (export := _find_export(t.target, target, q)) is not None:
+        options = dataclasses.replace(opts.analysis(), entries=(export.split("@", 1)[0],))
+        sub = analyze([target], opts.search_config(), options=options)
+        answers = (explain_export(sub.targets[0], export),)
+    else:
+        raise UsageError(f"{target}: {q!r} names no syscall, import or export{_closest(t, target, q, saved)}")
+    if opts.fmt is OutputFormat.JSON:
+        from uk_depscan.report.json_report import explain_to_json
+
+        emit(explain_to_json(answers, q), opts.output)
+    else:
+        emit(render_explain(answers, q, color=sys.stdout.isatty()), opts.output)
     return EXIT_OK
+
+
+def _names_syscall(t: TargetReport, q: str) -> bool:
+    from uk_depscan.syscalls.linux import load_linux_table
+
+    if q.isdecimal():
+        return True
+    return t.syscalls is not None and q in load_linux_table(t.syscalls.arch.value)
+
+
+def _export_keys(path: str) -> list[str]:
+    from uk_depscan.elf.file import open_elf
+    from uk_depscan.elf.symbols import dynamic_symbols
+
+    try:
+        elf = open_elf(path)
+    except (DepscanError, OSError):
+        return []  # a directory or wheel: exports are not looked up
+    return [e.key for e in dynamic_symbols(elf).iter_exports() if e.sym_type in ("FUNC", "IFUNC")]
+
+
+def _find_export(_display: str, path: str, q: str) -> str | None:
+    from uk_depscan.names import demangle
+
+    for key in _export_keys(path):
+        base = key.split("@", 1)[0]
+        if q in (key, base) or demangle(base) == q or demangle(base).startswith(q + "("):
+            return key
+    return None
+
+
+def _closest(t: TargetReport, path: str, q: str, saved: bool) -> str:
+    import difflib
+
+    from uk_depscan.syscalls.linux import load_linux_table
+
+    names = list(load_linux_table(t.syscalls.arch.value).names) if t.syscalls is not None else []
+    names += [i.name for i in t.imports]
+    names += [] if saved else [k.split("@", 1)[0] for k in _export_keys(path)]
+    close = difflib.get_close_matches(q, sorted(set(names)), n=5)
+    return f"; closest: {', '.join(close)}" if close else ""
 
 
 @command(app, "graph", *GRAPH_OPTIONS)
@@ -345,6 +408,9 @@ def _mount_optional_apps() -> None:
     from uk_depscan.cli.cache import cache_app
 
     app.add_typer(cache_app, name="cache", help="The scan cache: info, clear.")
+    from uk_depscan.cli.corpus import corpus_app
+
+    app.add_typer(corpus_app, name="corpus", help="A corpus of wheels in one database: scan, report.")
 
 
 def route(argv: list[str]) -> list[str]:

@@ -74,6 +74,8 @@ DT = {
     "FLAGS": 30,
     "PREINIT_ARRAY": 32,
     "PREINIT_ARRAYSZ": 33,
+    "RELRSZ": 35,
+    "RELR": 36,
     "HASH": 4,
     "GNU_HASH": 0x6FFFFEF5,
     "VERSYM": 0x6FFFFFF0,

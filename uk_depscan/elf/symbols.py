@@ -425,10 +425,65 @@ def read_relocations(elf: ElfFile) -> Relocations:
             continue
         rela = addr_tag == "RELA" or (addr_tag == "JMPREL" and elf.dyn_value("PLTREL") == DT["RELA"])
         parts.append(_reloc_block(elf, addr, size, rela))
+    relr_addr, relr_size = elf.dyn_value("RELR"), elf.dyn_value("RELRSZ")
+    types = RELOC_TYPES.get(elf.e_machine)
+    if relr_addr and relr_size and types is not None:
+        parts.append(_relr_block(elf, relr_addr, relr_size, types[0]))
     if not parts:
         z = np.zeros(0, np.uint64)
         return Relocations(z, z, z, z.astype(np.int64))
     return Relocations(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+
+
+RELR_CHUNK = 1 << 16  # bitmap words expanded at once (each to one row of 63 bits)
+
+
+def _relr_block(elf: ElfFile, addr: int, size: int, relative: int) -> tuple[np.ndarray, ...]:
+    """The RELATIVE relocations packed in DT_RELR (gABI "RELR relative relocation format", glibc
+    ``elf/dynamic-link.h`` ``ELF_DYNAMIC_DO_RELR``): an even word is an address to relocate (and
+    the next bitmap's base is the word after it); an odd word is a bitmap whose bit *i* (from bit
+    1) relocates ``base + (i-1) * wordsize``, after which the base advances by 63 (31) words.  The
+    addend is implicit: the word stored at the address, which is what ld.so adds the load base to.
+    Vectorised (a table of N words yields at most 63 N relocations, proportional to the file)."""
+    w = elf.addr_dtype.itemsize
+    off = elf.vaddr_to_offset(addr, size)
+    if off is None:
+        raise elf.fail(f"DT_RELR table at {addr:#x} (size {size:#x}) is not backed by the file")
+    words = elf.array_at(off, elf.addr_dtype, size // w, "DT_RELR table").astype(np.uint64)
+    nbits = 8 * w - 1
+    idx = np.arange(len(words))
+    even = (words & np.uint64(1)) == 0
+    last = np.maximum.accumulate(np.where(even, idx, -1)) if len(words) else idx
+    bitmap = np.flatnonzero(~even & (last >= 0))  # a bitmap before any address entry is ignored
+    offsets = [words[even]]
+    if len(bitmap):
+        lb = last[bitmap]
+        base = words[lb] + np.uint64(w) + (bitmap - lb - 1).astype(np.uint64) * np.uint64(nbits * w)
+        shifts = np.arange(1, nbits + 1, dtype=np.uint64)
+        for lo in range(0, len(bitmap), RELR_CHUNK):
+            b, wd = base[lo : lo + RELR_CHUNK], words[bitmap[lo : lo + RELR_CHUNK]]
+            hit = ((wd[:, None] >> shifts[None, :]) & np.uint64(1)).astype(bool)
+            row, col = np.nonzero(hit)
+            offsets.append(b[row] + col.astype(np.uint64) * np.uint64(w))
+    where = np.sort(np.concatenate(offsets))
+    return where, np.full(len(where), relative, np.uint64), np.zeros(len(where), np.uint64), _stored_words(elf, where)
+
+
+def _stored_words(elf: ElfFile, addrs: np.ndarray) -> np.ndarray:
+    """The address-sized words the file holds at ``addrs`` (0 where no PT_LOAD backs them)."""
+    w = elf.addr_dtype.itemsize
+    out = np.zeros(len(addrs), np.int64)
+    for seg in elf.segments:
+        if seg.p_type != 1 or not seg.p_filesz:
+            continue
+        m = (addrs >= np.uint64(seg.p_vaddr)) & (addrs + np.uint64(w) <= np.uint64(seg.p_vaddr + seg.p_filesz))
+        pos = (addrs[m] - np.uint64(seg.p_vaddr) + np.uint64(seg.p_offset)).astype(np.int64)
+        pos = pos[pos + w <= len(elf.data)]
+        if not len(pos):
+            continue
+        raw = elf.data[pos[:, None] + np.arange(w)[None, :]]
+        out[np.flatnonzero(m)[: len(pos)]] = raw.copy().view(elf.addr_dtype).ravel().astype(np.int64)
+    return out
 
 
 def _reloc_block(elf: ElfFile, addr: int, size: int, rela: bool) -> tuple[np.ndarray, ...]:

@@ -30,7 +30,9 @@ from uk_depscan.model import (
     EvidenceStep,
     FoundVia,
     Gap,
+    ImportReach,
     ImportRecord,
+    InvalidSyscallNumber,
     KconfigGroup,
     KconfigPlan,
     LibcModel,
@@ -66,7 +68,7 @@ from uk_depscan.model import (
 )
 from uk_depscan.report.escape import BYTES_SUFFIX, for_json, json_text
 from uk_depscan.report.validate import first_problem
-from uk_depscan.report.views import target_views, with_views
+from uk_depscan.report.views import ExplainAnswer, target_views, with_views
 
 
 # -- Report -> dict -------------------------------------------------------------------------------
@@ -246,6 +248,36 @@ def finding_to_dict(f: SyscallFinding) -> dict[str, Any]:
     }
 
 
+def _step_from_dict(x: dict[str, Any]) -> EvidenceStep:
+    return EvidenceStep(EvidenceKind(x["kind"]), x["library"], x["symbol"], x["detail"])
+
+
+def import_reach_to_dict(reach: tuple[ImportReach, ...]) -> dict[str, Any]:
+    """Import keys, each with an index into ``sets`` (thousands of imports share a few syscall sets)."""
+    sets: dict[tuple[str, ...], int] = {}
+    index = [sets.setdefault(r.syscalls, len(sets)) for r in reach]
+    # keys are names from the binary: a list of strings (escaped like any value), not dict keys
+    return {"keys": [r.key for r in reach], "set_index": index, "sets": [list(k) for k in sets]}
+
+
+def _import_reach_from_dict(doc: dict[str, Any] | None) -> tuple[ImportReach, ...]:
+    if not doc:
+        return ()
+    sets = [tuple(x) for x in doc["sets"]]
+    return tuple(ImportReach(k, sets[i]) for k, i in zip(doc["keys"], doc["set_index"], strict=True))
+
+
+def invalid_to_dict(i: InvalidSyscallNumber) -> dict[str, Any]:
+    return {
+        "number": i.number,
+        "library": i.library,
+        "function": i.function,
+        "site": i.site,
+        "message": i.message,
+        "chain": [{"kind": s.kind, "library": s.library, "symbol": s.symbol, "detail": s.detail} for s in i.chain],
+    }
+
+
 def syscalls_to_dict(s: SyscallReport) -> dict[str, Any]:
     return {
         "arch": s.arch,
@@ -253,6 +285,9 @@ def syscalls_to_dict(s: SyscallReport) -> dict[str, Any]:
         "entries": list(s.entries),
         "reached": [finding_to_dict(f) for f in s.syscalls],
         "baseline": [finding_to_dict(f) for f in s.baseline],
+        # additive (schema_version stays 1): present only when a recovered number is no syscall
+        **({"invalid_numbers": [invalid_to_dict(i) for i in s.invalid]} if s.invalid else {}),
+        **({"import_reach": import_reach_to_dict(s.import_reach)} if s.import_reach else {}),
         "sites": [
             {
                 "address": x.address,
@@ -595,4 +630,46 @@ def _syscalls(s: dict[str, Any]) -> SyscallReport:
         requests=tuple(
             RequestRecord(r["call"], r["arg_index"], r["value"], r["name"], r["sites"]) for r in s["requests"]
         ),
+        invalid=tuple(
+            InvalidSyscallNumber(
+                i["number"],
+                i["library"],
+                i["function"],
+                i["site"],
+                tuple(
+                    EvidenceStep(EvidenceKind(x["kind"]), x["library"], x["symbol"], x["detail"]) for x in i["chain"]
+                ),
+            )
+            for i in s.get("invalid_numbers", ())
+        ),
+        import_reach=_import_reach_from_dict(s.get("import_reach")),
     )
+
+
+def explain_to_json(answers: tuple[ExplainAnswer, ...], query: str) -> str:
+    """``explain --format json``: per target, what the query is, what it reaches, and the chains."""
+    doc = {
+        "query": query,
+        "answers": [
+            {
+                "target": a.target,
+                "analysed": a.analysed,
+                "kind": a.kind,
+                "symbol": a.symbol,
+                "provider": a.provider,
+                "reaches": list(a.reaches),
+                "hits": [
+                    {
+                        "scope": h.scope,
+                        "finding": finding_to_dict(h.finding),
+                        "gap": None
+                        if h.gap is None
+                        else {"status": h.gap.status, "tier": h.gap.tier, "action": h.gap.action},
+                    }
+                    for h in a.hits
+                ],
+            }
+            for a in answers
+        ],
+    }
+    return json.dumps(for_json(doc), indent=2, sort_keys=True, ensure_ascii=True) + "\n"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from uk_depscan.model import NativeRoute, NativeStatus, Report, TargetReport, Tier
-from uk_depscan.names import demangle
+from uk_depscan.model import EvidenceStep, GapRow, NativeRoute, NativeStatus, Report, TargetReport, Tier
+from uk_depscan.names import demangle, demangle_versioned
 from uk_depscan.report.escape import for_markdown as md
 from uk_depscan.report.views import target_views
 
@@ -155,7 +155,24 @@ def _gaps(t: TargetReport) -> list[str]:
             f"| {g.tier} | {md(g.name)} | {md(g.status)}: {md(g.detail)} | {md(g.action_label)} | "
             f"{g.likelihood:.2f} ({g.evidence}) | {seen}{md('; '.join(g.reasons))} | {first} |"
         )
-    return out + _observation(t)
+    invalid = t.syscalls.invalid if t.syscalls is not None else ()
+    out += ["", "### Invalid syscall numbers", "", *(f"- {md(i.message)}" for i in invalid)] if invalid else []
+    return out + _chains(v.work) + _observation(t)
+
+
+def _chains(rows: tuple[GapRow, ...]) -> list[str]:
+    """The whole evidence chain of every row of work, function by function, down to the site."""
+    lines = [f"- **{md(r.gap.name)}**: {_chain_text(r.evidence.chain)}" for r in rows if r.evidence is not None]
+    return ["", "### Evidence chains", "", *lines] if lines else []
+
+
+def _chain_text(chain: tuple[EvidenceStep, ...]) -> str:
+    parts = []
+    for s in chain:
+        where = f" [{s.library}]" if s.kind.names_library else ""
+        at = f" @ {s.detail}" if s.detail else ""
+        parts.append(md(f"{s.kind}:{demangle_versioned(s.symbol)}{where}{at}"))
+    return " → ".join(parts)
 
 
 def _observation(t: TargetReport) -> list[str]:

@@ -31,7 +31,7 @@ from uk_depscan.model import (
 )
 from uk_depscan.names import demangle, demangle_versioned
 from uk_depscan.report.escape import for_terminal
-from uk_depscan.report.views import ExplainAnswer, target_views
+from uk_depscan.report.views import ExplainAnswer, QueryKind, target_views
 
 VIA_STYLE = {
     FoundVia.ROOT: "bold",
@@ -285,6 +285,10 @@ def _syscall_section(con: Console, s: SyscallReport, verbose: bool) -> None:
         con.print(_t("  failure paths only: " + " ".join(f.name for f in failure), "dim"))
     for f in s.syscalls if verbose else ():
         con.print(_t(f"    {f.name}: " + " -> ".join(_step(x) for x in f.chain), "dim"))
+    for i in s.invalid:
+        con.print(_t(f"  {i.message}", "yellow"))
+        if verbose:
+            con.print(_t("    " + " -> ".join(_step(x) for x in i.chain), "dim"))
 
 
 def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
@@ -463,7 +467,14 @@ def render_explain(answers: tuple[ExplainAnswer, ...], query: str, *, color: boo
             con.print(_t(f"{a.target}: no syscall analysis (architecture not analysed)", "yellow"))
             continue
         con.print(_t(a.target, "bold underline"))
-        if not a.hits:
+        if a.kind is not QueryKind.SYSCALL:
+            via = f", bound to {a.provider}" if a.provider else (", unbound" if a.kind is QueryKind.IMPORT else "")
+            con.print(_t(f"  {a.kind} {demangle_versioned(a.symbol)}{via}: reaches {len(a.reaches)} syscalls", "bold"))
+            if a.reaches:
+                con.print(_t("  " + " ".join(a.reaches), "cyan"))
+            if a.hits:
+                con.print(_t("  shortest chains that pass through it:"))
+        elif not a.hits:
             con.print(_t(f"  {query}: not reachable from this target (nor in the start-up baseline)", "green"))
         for hit in a.hits:
             f, gap = hit.finding, hit.gap

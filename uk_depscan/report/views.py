@@ -24,6 +24,7 @@ from uk_depscan.model import (
     EvidenceKind,
     Gap,
     GapRow,
+    ImportRecord,
     KconfigGroup,
     Report,
     StrEnum,
@@ -198,13 +199,55 @@ class ExplainHit:
     gap: Gap | None
 
 
+class QueryKind(StrEnum):
+    SYSCALL = "syscall"
+    IMPORT = "import"
+    EXPORT = "export"
+
+
 @dataclass(frozen=True)
 class ExplainAnswer:
-    """One target's answer; ``analysed`` is False when its syscalls were not analysed."""
+    """One target's answer; ``analysed`` is False when its syscalls were not analysed.  For an import
+    or an export, ``symbol`` is the matched key, ``reaches`` the syscalls it reaches and ``provider``
+    (imports) the object the loader binds it to; ``hits`` are then the chains that pass through it."""
 
     target: str
     analysed: bool
     hits: tuple[ExplainHit, ...]
+    kind: QueryKind = QueryKind.SYSCALL
+    symbol: str = ""
+    provider: str | None = None
+    reaches: tuple[str, ...] = ()
+
+
+def find_import(t: TargetReport, query: str) -> ImportRecord | None:
+    """The import of ``t`` named by ``query`` (mangled, ``name@version`` or demangled), if any."""
+    q = query.strip()
+    for imp in t.imports:
+        key = f"{imp.name}@{imp.version}" if imp.version else imp.name
+        if _symbol_matches(key, q):
+            return imp
+    return None
+
+
+def explain_import(t: TargetReport, imp: ImportRecord) -> ExplainAnswer:
+    """What one import reaches (through its provider) and the reported chains that pass through it."""
+    key = f"{imp.name}@{imp.version}" if imp.version else imp.name
+    if t.syscalls is None:
+        return ExplainAnswer(t.target, False, (), QueryKind.IMPORT, key, imp.provider)
+    reach = next((r.syscalls for r in t.syscalls.import_reach if r.key == key), ())
+    through = _explain_one(t, key)
+    hits = tuple(
+        h for h in through.hits if any(st.kind is EvidenceKind.IMPORT and st.symbol == key for st in h.finding.chain)
+    )
+    return ExplainAnswer(t.target, True, hits, QueryKind.IMPORT, key, imp.provider, reach)
+
+
+def explain_export(t: TargetReport, export: str) -> ExplainAnswer:
+    """``t`` analysed with ``--entry export``: what that export reaches."""
+    if t.syscalls is None:
+        return ExplainAnswer(t.target, False, (), QueryKind.EXPORT, export)
+    return ExplainAnswer(t.target, True, (), QueryKind.EXPORT, export, None, tuple(f.name for f in t.syscalls.syscalls))
 
 
 def explain(report: Report, query: str) -> tuple[ExplainAnswer, ...]:

@@ -69,9 +69,10 @@ class EntryProblem(Exception):
     (SQLite walks every overflow page), so the whole database is replaced instead, in O(1).
     """
 
-    def __init__(self, problem: str, *, whole_database: bool = False) -> None:
+    def __init__(self, problem: str, *, whole_database: bool = False, reported: bool = False) -> None:
         super().__init__(problem)
         self.whole_database = whole_database
+        self.reported = reported  # the store already warned (and replaced a damaged file): say nothing more
 
 
 def cache_dir() -> Path:
@@ -237,7 +238,7 @@ class CacheStore:
                 ).fetchone()
             except sqlite3.Error as err:
                 self._damaged(err)
-                raise EntryProblem(f"unreadable: {err}") from err
+                raise EntryProblem(f"unreadable: {err}", reported=True) from err
         if not isinstance(meta, bytes) or not isinstance(data, bytes) or not isinstance(digest, bytes):
             raise EntryProblem("columns changed type while being read")
         if digest != entry_digest(key, obj, size, meta, data):

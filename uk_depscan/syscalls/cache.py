@@ -7,9 +7,10 @@ and must miss).  The entry is one row of :class:`uk_depscan.store.cache.CacheSto
 * ``meta`` (UTF-8 JSON, an object with exactly :data:`META_KEYS`): the sites, local wrappers,
   import keys, exported functions, request sites and statistics, plus the format version, the
   key, the architecture, the file size and build-id it was computed from, and the element counts
-  of the three arrays;
-* ``data``: ``func_starts`` (``<u8``), ``indptr`` (``<i8``), ``indices`` (``<i4``) packed in that
-  order, exactly ``8a + 8b + 4c`` bytes.
+  of the four arrays;
+* ``data``: ``func_starts`` (``<u8``), ``indptr`` (``<i8``), ``indices`` (``<i4``) and
+  ``data_starts`` (``<u8``, the reference graph's pieces of data) packed in that order, exactly
+  ``8a + 8b + 4c + 8d`` bytes.
 
 :func:`decode` checks every field before anything is built from it: JSON types (``bool`` is not an
 int), integer ranges, closed vocabularies, the arrays' lengths and byte size, ``func_starts``
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 __all__ = ["CachedScan", "Slot", "cache_dir", "cache_key", "decode", "encode", "lookup", "store_scan"]
 
-FORMAT = 1
+FORMAT = 2  # 2: data_starts (the reference graph's data nodes)
 META_KEYS = frozenset(
     {"format", "key", "arch", "size", "build_id", "sites", "wrappers", "import_keys", "requests", "stats", "arrays"}
     | {"export_names", "export_addresses"}
@@ -53,7 +54,12 @@ META_KEYS = frozenset(
 SITE_KINDS = frozenset({"direct", "int80", "sysenter", "svc", "wrapper_call", "local_wrapper_call"})
 CONFIDENCES = frozenset({"exact", "multiple", "unknown"})
 REQUEST_CALLS = frozenset({"ioctl", "fcntl", "fcntl64", "prctl", "setsockopt"})
-ARRAYS = (("func_starts", "<u8", np.uint64), ("indptr", "<i8", np.int64), ("indices", "<i4", np.int32))
+ARRAYS = (
+    ("func_starts", "<u8", np.uint64),
+    ("indptr", "<i8", np.int64),
+    ("indices", "<i4", np.int32),
+    ("data_starts", "<u8", np.uint64),
+)
 U64 = 1 << 64
 MAX_STATS = 256
 MAX_ARG_INDEX = 16
@@ -86,6 +92,7 @@ class CachedScan:
     func_starts: np.ndarray
     indptr: np.ndarray
     indices: np.ndarray
+    data_starts: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,9 @@ def lookup(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -
                 _decoded.pop(next(iter(_decoded)))
             _decoded[key] = (entry, hit)
     except (EntryProblem, CacheFormatError) as err:
-        if isinstance(err, EntryProblem) and err.whole_database:
+        if isinstance(err, EntryProblem) and err.reported:
+            pass  # one warning per problem: the store said the file was damaged and replaced it
+        elif isinstance(err, EntryProblem) and err.whole_database:
             warn_once(f"ignoring the cached syscall scan of {elf.name} ({err}); rescanning, the cache is replaced")
             store.reset()
         else:
@@ -345,12 +354,14 @@ def decode(
     counts = [_int(c, "array length", 0, 2 * n + 2) for c in _list(doc["arrays"], "arrays", len(ARRAYS))]
     if len(counts) != len(ARRAYS):
         raise CacheFormatError("arrays: wrong number of arrays")
-    func_starts, indptr, indices = _arrays(data, counts)
-    _check_graph(func_starts, indptr, indices, len(import_keys))
-    return CachedScan(doc["arch"], sites, wrappers, import_keys, exports, requests, stats, func_starts, indptr, indices)
+    func_starts, indptr, indices, data_starts = _arrays(data, counts)
+    _check_graph(func_starts, indptr, indices, len(import_keys), data_starts)
+    return CachedScan(
+        doc["arch"], sites, wrappers, import_keys, exports, requests, stats, func_starts, indptr, indices, data_starts
+    )
 
 
-def _arrays(data: bytes, counts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _arrays(data: bytes, counts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     sizes = [c * np.dtype(le).itemsize for c, (_, le, _) in zip(counts, ARRAYS, strict=True)]
     if sum(sizes) != len(data):
         raise CacheFormatError(f"data is {len(data)} bytes, its arrays need {sum(sizes)}")
@@ -359,11 +370,15 @@ def _arrays(data: bytes, counts: list[int]) -> tuple[np.ndarray, np.ndarray, np.
     for c, (_, le, native), nbytes in zip(counts, ARRAYS, sizes, strict=True):
         out.append(np.frombuffer(data, dtype=le, count=c, offset=off).astype(native))  # a writeable copy
         off += nbytes
-    return out[0], out[1], out[2]
+    return out[0], out[1], out[2], out[3]
 
 
-def _check_graph(func_starts: np.ndarray, indptr: np.ndarray, indices: np.ndarray, n_imports: int) -> None:
-    n_nodes = len(func_starts) + n_imports
+def _check_graph(
+    func_starts: np.ndarray, indptr: np.ndarray, indices: np.ndarray, n_imports: int, data_starts: np.ndarray
+) -> None:
+    n_nodes = len(func_starts) + n_imports + len(data_starts)
+    if len(data_starts) > 1 and not bool(np.all(data_starts[1:] > data_starts[:-1])):
+        raise CacheFormatError("data_starts not strictly increasing")
     if len(indptr) != n_nodes + 1:
         raise CacheFormatError(f"indptr has {len(indptr)} entries for {n_nodes} nodes")
     if len(func_starts) > 1 and not bool(np.all(func_starts[1:] > func_starts[:-1])):

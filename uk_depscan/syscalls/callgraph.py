@@ -1,14 +1,18 @@
 """Compact function-level call graph of one library (CSR over numpy arrays) and reachability.
 
 Nodes ``0 .. n_funcs-1`` are function starts (sorted addresses, ``func_starts``); nodes
-``n_funcs .. n_funcs+n_imports-1`` are imported symbols (``import_keys``, "name@VERSION").
-Edges are direct calls and jumps between functions, PLT calls, and GOT calls/jumps; there is
-no Python object per edge.  Only import nodes and functions have identity; a syscall *site*
+``n_funcs .. n_funcs+n_imports-1`` are imported symbols (``import_keys``, "name@VERSION");
+the last ``n_data`` nodes are pieces of relocated data (``data_starts``, sorted: a piece runs to
+the next start).  Edges are direct calls and jumps between functions, PLT calls, GOT
+calls/jumps and address-taken references: code → a function or a piece of data whose address it
+loads, data → the functions, imports and data its relocated words point to (the reference graph
+of :mod:`uk_depscan.syscalls.scan`).  There is no Python object per edge.  A syscall *site*
 is attached to its containing function by :mod:`uk_depscan.syscalls.scan`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,14 +26,28 @@ class CallGraph:
     indptr: np.ndarray  # int64, len n_nodes + 1
     indices: np.ndarray  # int32 targets
     import_keys: tuple[str, ...]
+    data_starts: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.uint64))  # uint64, sorted
 
     @property
     def n_funcs(self) -> int:
         return len(self.func_starts)
 
     @property
-    def n_nodes(self) -> int:
+    def n_imports(self) -> int:
+        return len(self.import_keys)
+
+    @property
+    def n_data(self) -> int:
+        return len(self.data_starts)
+
+    @property
+    def data_base(self) -> int:
+        """Node number of the first piece of data."""
         return len(self.func_starts) + len(self.import_keys)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.func_starts) + len(self.import_keys) + len(self.data_starts)
 
     @property
     def n_edges(self) -> int:
@@ -37,9 +55,15 @@ class CallGraph:
 
     @classmethod
     def from_edges(
-        cls, func_starts: np.ndarray, src: np.ndarray, dst: np.ndarray, import_keys: tuple[str, ...]
+        cls,
+        func_starts: np.ndarray,
+        src: np.ndarray,
+        dst: np.ndarray,
+        import_keys: tuple[str, ...],
+        data_starts: np.ndarray | None = None,
     ) -> CallGraph:
-        n = len(func_starts) + len(import_keys)
+        data = np.zeros(0, np.uint64) if data_starts is None else np.asarray(data_starts, np.uint64)
+        n = len(func_starts) + len(import_keys) + len(data)
         src = np.asarray(src, np.int64)
         dst = np.asarray(dst, np.int64)
         keep = src != dst
@@ -50,7 +74,7 @@ class CallGraph:
         d = (key % n).astype(np.int32)
         indptr = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(s, minlength=n), out=indptr[1:])
-        return cls(np.asarray(func_starts, np.uint64), indptr, d, import_keys)
+        return cls(np.asarray(func_starts, np.uint64), indptr, d, import_keys, data)
 
     def function_at(self, addr: int) -> int | None:
         i = int(np.searchsorted(self.func_starts, np.uint64(addr)))
@@ -90,4 +114,5 @@ class CallGraph:
         return seen
 
     def memory_bytes(self) -> int:
-        return self.func_starts.nbytes + self.indptr.nbytes + self.indices.nbytes + sys.getsizeof(self.import_keys)
+        arrays = self.func_starts.nbytes + self.data_starts.nbytes + self.indptr.nbytes + self.indices.nbytes
+        return arrays + sys.getsizeof(self.import_keys)

@@ -85,6 +85,10 @@ class ReachedSyscall:
     failure_only: bool
     kinds: tuple[str, ...]
     libraries: tuple[str, ...]
+    # the (object, entry) node of each object the chain passes through, and the site that ends it:
+    # what :mod:`uk_depscan.syscalls.chains` follows function by function inside each object
+    nodes: tuple[tuple[int, str], ...] = ()
+    site: Site | None = None
 
 
 Node = tuple[int, str]  # (object index, entry key)
@@ -140,10 +144,10 @@ def _visit(
     reach = summary.reach(node[1])
     if reach is None:
         return
-    chain = _chain(node, parents)
+    chain, nodes = _chain(node, parents)
     for site in reach.sites:
         step = Step(site.kind, summary.library, site.function, f"{site.address:#x}" if site.address is not None else "")
-        _record(found, site.number, (*chain, step), failure or site.failure)
+        _record(found, site.number, (*chain, step), failure or site.failure, nodes, site)
     for imp in reach.imports:
         target = bind.get((node[0], imp))
         if target is None or target in parents:
@@ -156,24 +160,40 @@ def _visit(
         queue.append(target)
 
 
-def _chain(node: Node, parents: dict[Node, tuple[Node | None, Step]]) -> tuple[Step, ...]:
+def _chain(node: Node, parents: dict[Node, tuple[Node | None, Step]]) -> tuple[tuple[Step, ...], tuple[Node, ...]]:
     steps: list[Step] = []
+    nodes: list[Node] = []
     cur: Node | None = node
     while cur is not None:
         parent, step = parents[cur]
         steps.append(step)
+        nodes.append(cur)
         cur = parent
-    return tuple(reversed(steps))
+    return tuple(reversed(steps)), tuple(reversed(nodes))
 
 
-def _record(found: dict[int, ReachedSyscall], number: int, chain: tuple[Step, ...], failure: bool) -> None:
+def _record(
+    found: dict[int, ReachedSyscall],
+    number: int,
+    chain: tuple[Step, ...],
+    failure: bool,
+    nodes: tuple[Node, ...] = (),
+    site: Site | None = None,
+) -> None:
     old = found.get(number)
     kinds = tuple(sorted({s.kind for s in chain} - {"entry", "import"}))
     libs = tuple(dict.fromkeys(s.library for s in chain))
     if old is None:
-        found[number] = ReachedSyscall(number, chain, failure, kinds, libs)
+        found[number] = ReachedSyscall(number, chain, failure, kinds, libs, nodes, site)
         return
     merged_kinds = tuple(sorted(set(old.kinds) | set(kinds)))
     merged_libs = tuple(dict.fromkeys(old.libraries + libs))
-    keep = old.chain if len(old.chain) <= len(chain) or (not old.failure_only and failure) else chain
-    found[number] = ReachedSyscall(number, keep, old.failure_only and failure, merged_kinds, merged_libs)
+    # a chain on normal paths beats one through a failure function, then the shorter one wins (the
+    # kept chain is a failure chain exactly when the syscall is failure-only)
+    if (old.failure_only, len(old.chain)) <= (failure, len(chain)):
+        keep, keep_nodes, keep_site = old.chain, old.nodes, old.site
+    else:
+        keep, keep_nodes, keep_site = chain, nodes, site
+    found[number] = ReachedSyscall(
+        number, keep, old.failure_only and failure, merged_kinds, merged_libs, keep_nodes, keep_site
+    )

@@ -74,6 +74,19 @@ def breadth(
     return out
 
 
+def import_reach(
+    imports: Iterable[str],
+    summaries: Mapping[int, OpenSummary],
+    bind: Mapping[tuple[int, str], Node | None],
+    root_object: int = 0,
+) -> dict[str, frozenset[int]]:
+    """Import key of ``root_object`` -> the syscalls its provider's closure makes on normal paths
+    (what ``explain IMPORT`` answers, from a binary or a saved report).  Unbound imports reach nothing."""
+    targets = {imp: t for imp in sorted(set(imports)) if (t := bind.get((root_object, imp))) is not None}
+    closed = _closures(targets.values(), summaries, bind)
+    return {imp: frozenset(_numbers(closed.get(t, 0))) for imp, t in targets.items()}
+
+
 def _normal(import_key: str) -> bool:
     return import_key.split("@", 1)[0] not in FAILURE_FUNCTIONS
 

@@ -1,7 +1,9 @@
 """The syscall stage: engine scans + library summaries + bindings → reachable syscalls with evidence.
 
-* The root is scanned by the engine; its entries are every function (whole-object
-  over-approximation) or, with ``--entry GLOB``, the matching exports plus constructors.
+* The root is scanned by the engine; its entries are every function and every piece of
+  relocated data (whole-object over-approximation) or, with ``--entry GLOB``, the matching
+  exports plus constructors and destructors, followed along call *and* reference edges (code →
+  data whose address it loads → functions that data points to; :mod:`uk_depscan.syscalls.scan`).
 * Every other loaded object contributes per-export summaries: computed by the engine from the
   file (cached by build-id) or, for the libc family under ``--libc glibc|musl``, the shipped
   tables.  Imports the loader could not bind fall back to the shipped model through the
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
 import logging
 from collections.abc import Callable, Mapping
@@ -23,8 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from uk_depscan.elf.file import ElfFile
-from uk_depscan.elf.symbols import RELOC_TYPES, elf_relocations, init_array
-from uk_depscan.errors import DepscanError
+from uk_depscan.elf.symbols import fini_array, init_array
+from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.loader.binding import SymbolBindings
 from uk_depscan.loader.resolve import LoadResult
 from uk_depscan.model import (
@@ -33,6 +36,8 @@ from uk_depscan.model import (
     Confidence,
     EvidenceKind,
     EvidenceStep,
+    ImportReach,
+    InvalidSyscallNumber,
     LibcModel,
     SiteKind,
     SiteRecord,
@@ -43,6 +48,7 @@ from uk_depscan.model import (
 from uk_depscan.store.cache import CacheStore
 from uk_depscan.syscalls import reachcache
 from uk_depscan.syscalls.callgraph import CallGraph
+from uk_depscan.syscalls.chains import PathSources, expand_chains
 from uk_depscan.syscalls.closure import (
     FAILURE_FUNCTIONS,
     Node,
@@ -52,14 +58,14 @@ from uk_depscan.syscalls.closure import (
     Site,
     close_over_bindings,
 )
-from uk_depscan.syscalls.evidence import SyscallBreadth, breadth
+from uk_depscan.syscalls.evidence import SyscallBreadth, breadth, import_reach
 from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.requests import request_records
 from uk_depscan.syscalls.startup import split_baseline
 from uk_depscan.syscalls.summaries import ALL, ENTRY, INIT, TableSummary, key_variants, load_shipped
 
 if TYPE_CHECKING:  # imported when first needed: the engine pulls in capstone
-    from uk_depscan.syscalls.scan import LazySymbolizer, LibraryScan, RequestSite, SyscallSite
+    from uk_depscan.syscalls.scan import LibraryScan, RequestSite, SyscallSite
 
 log = logging.getLogger(__name__)
 LIBC_FAMILY = (
@@ -72,7 +78,7 @@ LIBC_FAMILY = (
     "ld-linux-aarch64.so.1",
 )
 CXX_FAMILY = ("libstdc++.so.6", "libgcc_s.so.1", "libgomp.so.1")
-ADDRESS_TAKEN = "<address-taken>"
+FINI = "<fini>"  # DT_FINI/DT_FINI_ARRAY: run at exit and dlclose, roots of ``--entry``
 SHIPPED_BASE = 1_000_000  # object indices for libraries known only from shipped tables
 # What runs before any library code (glibc 2.36): ld.so from its entry point (the engine follows
 # dl_main, passed to _dl_sysdep_start by address, through address-taken edges) and
@@ -101,6 +107,7 @@ class SyscallAnalysis:
     unknown_sites: int
     breadth: Mapping[int, SyscallBreadth] = dataclasses.field(default_factory=dict)
     baseline_rare: frozenset[int] = frozenset()  # baseline syscalls made only on ld.so's rare paths
+    import_reach: Mapping[str, frozenset[int]] = dataclasses.field(default_factory=dict)  # root import -> syscalls
 
 
 class EngineSummary:
@@ -112,8 +119,6 @@ class EngineSummary:
         self.scan = scan
         self._exports = dict(scan.exports)
         self._memo = reachcache.ReachMemo(library, scan.graph.import_keys)
-        self._symbolizer: LazySymbolizer | None = None
-        self._callers: dict[str, str | None] = {}
         self._blocked: np.ndarray | None = None
         self._site_nodes = np.zeros(0, np.int64)
 
@@ -124,8 +129,8 @@ class EngineSummary:
             return [self.elf.e_entry] if self.elf.e_entry else []
         if entry == INIT:
             return [*init_array(self.elf), *(v for v in (self.elf.dyn_value("INIT"),) if v)]
-        if entry == ADDRESS_TAKEN:
-            return address_taken(self.elf, self.scan.graph.func_starts)
+        if entry == FINI:
+            return [*fini_array(self.elf), *(v for v in (self.elf.dyn_value("FINI"),) if v)]
         for key in key_variants(entry):
             if key in self._exports:
                 return [self._exports[key]]
@@ -147,35 +152,10 @@ class EngineSummary:
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:
             addrs = self.addresses(entry)
-            self._memo[entry] = self._reach(addrs) if addrs else None
+            self._memo[entry] = self._reach(addrs, whole=entry == ALL) if addrs else None
         return self._memo[entry]
 
-    def caller_of(self, import_key: str) -> str | None:
-        """Name (or address) of one function of this object that calls ``import_key`` directly.
-
-        Memoised: each look-up scans every call-graph edge, and many syscalls share an import."""
-        if import_key not in self._callers:
-            self._callers[import_key] = self._find_caller(import_key)
-        return self._callers[import_key]
-
-    def _find_caller(self, import_key: str) -> str | None:
-        g = self.scan.graph
-        try:
-            node = g.n_funcs + g.import_keys.index(import_key)
-        except ValueError:
-            return None
-        hits = np.flatnonzero(g.indices == node)
-        if not len(hits):
-            return None
-        src = int(np.searchsorted(g.indptr, int(hits[0]), side="right")) - 1
-        addr = int(g.func_starts[src])
-        if self._symbolizer is None:
-            from uk_depscan.syscalls.scan import LazySymbolizer
-
-            self._symbolizer = LazySymbolizer(self.elf)
-        return self._symbolizer.name_at(addr) or f"sub_{addr:x}"
-
-    def _reach(self, addrs: list[int]) -> Reach:
+    def _reach(self, addrs: list[int], whole: bool = False) -> Reach:
         """Sites and imports reachable from ``addrs``; sites reachable only through a failure
         function are marked.  Vectorised: one BFS each way, then mask look-ups."""
         g = self.scan.graph
@@ -184,6 +164,8 @@ class EngineSummary:
             self._site_nodes = _site_nodes(g, self.scan.sites)
         nodes_of = np.searchsorted(g.func_starts, np.asarray(addrs, np.uint64), side="right") - 1
         roots = nodes_of[nodes_of >= 0]
+        if whole:  # the whole object: every function and every piece of relocated data
+            roots = np.concatenate([roots, np.arange(g.data_base, g.n_nodes, dtype=np.int64)])
         full = g.reachable(roots)
         normal = g.reachable(roots, blocked=self._blocked)
         nodes = self._site_nodes
@@ -194,7 +176,7 @@ class EngineSummary:
             for i in hit.tolist()
             for n in sites[i].numbers
         )
-        imports = tuple(sorted(g.import_keys[j] for j in np.flatnonzero(full[g.n_funcs :]).tolist()))
+        imports = tuple(sorted(g.import_keys[j] for j in np.flatnonzero(full[g.n_funcs : g.data_base]).tolist()))
         return Reach(out, imports)
 
 
@@ -270,13 +252,16 @@ def analyze_syscalls(
     roots = _root_entries(root, entries) if isinstance(root, EngineSummary) else []
     reached = close_over_bindings(roots, summaries, bind)
     strength = breadth(roots, summaries, bind)  # how directly the target itself makes each syscall
+    imported = import_reach(root.scan.graph.import_keys, summaries, bind) if isinstance(root, EngineSummary) else {}
     # Constructors of the dependencies run at load too; they add only what the target's own code
     # does not already explain (so blame chains start in the target whenever they can).
     ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
     reached.update({n: r for n, r in ctors.items() if n not in reached})
     baseline, rare = split_baseline(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind)
-    if isinstance(root, EngineSummary):
-        reached = {n: _name_root_caller(r, root) for n, r in reached.items()}
+    # function by function, down to the instruction (shipped tables: through the host's identical file)
+    paths = PathSources(summaries, _host_files(result))
+    reached = expand_chains(reached, paths)
+    baseline = expand_chains(baseline, paths)
     if store is not None:
         for s in summaries.values():
             if isinstance(s, EngineSummary):
@@ -285,19 +270,28 @@ def analyze_syscalls(
     root_requests = root.scan.requests if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not s.numbers)
     return SyscallAnalysis(
-        reached, baseline, root_sites, root_requests, tuple(sources), libc_model, entries, unknown, strength, rare
+        reached,
+        baseline,
+        root_sites,
+        root_requests,
+        tuple(sources),
+        libc_model,
+        entries,
+        unknown,
+        strength,
+        rare,
+        imported,
     )
 
 
-def _name_root_caller(r: ReachedSyscall, root: EngineSummary) -> ReachedSyscall:
-    """Replace the whole-object entry step by the target function that calls the first import."""
-    if len(r.chain) < 2 or r.chain[0].symbol != ALL or r.chain[1].kind != "import":
-        return r
-    caller = root.caller_of(r.chain[1].symbol)
-    if caller is None:
-        return r
-    first = dataclasses.replace(r.chain[0], kind="entry", symbol=caller)
-    return dataclasses.replace(r, chain=(first, *r.chain[1:]))
+def _host_files(result: LoadResult) -> dict[str, ElfFile]:
+    """Loaded objects by the name a shipped summary table uses (soname, else file name)."""
+    out: dict[str, ElfFile] = {}
+    for idx, obj in enumerate(result.tree.objects):
+        elf = result.files.get(idx)
+        if elf is not None and not obj.error and elf.arch_supported:
+            out.setdefault(obj.soname or obj.path.rsplit("/", 1)[-1], elf)
+    return out
 
 
 def _shipped_for(model: str, arch: str) -> dict[str, TableSummary]:
@@ -315,26 +309,42 @@ def _shipped_summary(shipped: Mapping[str, TableSummary], soname: str, model: st
 
 
 def _root_entries(root: EngineSummary, entries: tuple[str, ...]) -> list[Node]:
+    """The root's entry nodes: the whole object, or the exports matching ``entries`` (mangled or
+    demangled globs) plus its constructors and destructors, which run at load and exit whatever
+    the caller does.  Functions whose address is stored in data are *not* roots by themselves:
+    the reference graph reaches them from the code that loads the data holding them."""
     if not entries:
         return [(0, ALL)]
-    chosen = [
-        k
-        for k, _ in root.scan.exports
-        if any(fnmatch.fnmatchcase(k.split("@", 1)[0], g) or fnmatch.fnmatchcase(_demangled(k), g) for g in entries)
-    ]
-    return [(0, k) for k in chosen] + [(0, INIT), (0, ADDRESS_TAKEN)]
+    chosen = [k for k, _ in root.scan.exports if any(_matches(k, g) for g in entries)]
+    if not chosen:
+        raise UsageError(_no_match(root, entries))
+    return [(0, k) for k in chosen] + [(0, INIT), (0, FINI)]
 
 
-def address_taken(elf: ElfFile, func_starts: np.ndarray) -> list[int]:
-    """Functions whose address is stored in data (RELATIVE relocation targets): vtables, API
-    tables such as OrtApi, callbacks.  Any exported entry may reach them through a pointer, so
-    ``--entry`` keeps them as roots rather than silently dropping what they reach."""
-    relocs = elf_relocations(elf)
-    types = RELOC_TYPES.get(elf.e_machine)
-    if types is None or not len(relocs.offset):
-        return []
-    targets = np.unique(relocs.addend[relocs.rtype == types[0]].astype(np.uint64))
-    return [int(a) for a in np.intersect1d(targets, func_starts.astype(np.uint64))]
+def _matches(key: str, glob: str) -> bool:
+    return fnmatch.fnmatchcase(key.split("@", 1)[0], glob) or fnmatch.fnmatchcase(_demangled(key), glob)
+
+
+def _no_match(root: EngineSummary, entries: tuple[str, ...]) -> str:
+    """The usage error for globs matching no export, with the closest export names: those whose
+    name (demangled, without its parameter list) contains the glob's last ``::`` component, most
+    similar first (difflib), else difflib's closest.  The CLI's error line escapes them (names
+    from a binary are untrusted)."""
+    names = sorted({k.split("@", 1)[0] for k, _ in root.scan.exports})
+    bases = sorted({_demangled(n).split("(", 1)[0] for n in names})
+    close: list[str] = []
+    for glob in entries:
+        plain = glob.replace("*", "").replace("?", "").split("(", 1)[0]
+        core = plain.rsplit("::", 1)[-1]
+        hits = [b for b in bases if core and core in b]
+        if hits:
+            ratio = {b: difflib.SequenceMatcher(None, plain, b).ratio() for b in hits}
+            ranked = sorted(hits, key=lambda b: (-ratio[b], b))[:5]
+        else:
+            ranked = difflib.get_close_matches(plain, bases, n=5, cutoff=0.5)
+        close += [n for n in ranked if n not in close]
+    hint = f"; closest: {', '.join(close[:5])}" if close else ""
+    return f"{root.library}: --entry {' '.join(entries)} matches none of its {len(names)} exported functions{hint}"
 
 
 def _demangled(key: str) -> str:
@@ -406,7 +416,8 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
     table = load_linux_table(arch)
 
     def name(n: int) -> str:
-        return table.name_of(n) or f"syscall_{n}"
+        # a number the table does not name is no syscall (see InvalidSyscallNumber), shown signed
+        return table.name_of(n) or f"invalid({n - (1 << 64) if n >= 1 << 63 else n})"
 
     def finding(r: ReachedSyscall, with_breadth: bool = False) -> SyscallFinding:
         chain = tuple(EvidenceStep(EvidenceKind(s.kind), display(s.library), s.symbol, s.detail) for s in r.chain)
@@ -437,20 +448,39 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
         )
         for s in sorted(analysis.root_sites, key=lambda s: s.address)
     )
+    # a number the table does not name is no syscall of this architecture: a finding, not a syscall
+    reached = {n: r for n, r in analysis.reached.items() if table.name_of(n) is not None}
+    baseline = {n: r for n, r in analysis.baseline.items() if table.name_of(n) is not None}
+    invalid = tuple(
+        invalid_number(r, display)
+        for n, r in sorted({**analysis.baseline, **analysis.reached}.items())
+        if n not in reached and n not in baseline
+    )
     return SyscallReport(
         Arch(arch),
         LibcModel(analysis.libc_model),
         analysis.entries,
-        tuple(finding(analysis.reached[n], with_breadth=True) for n in sorted(analysis.reached)),
+        tuple(finding(reached[n], with_breadth=True) for n in sorted(reached)),
         tuple(
             # failure-only (abort, assertion) or rare-path only: not what a start-up makes
-            dataclasses.replace(
-                finding(analysis.baseline[n]), rare=n in analysis.baseline_rare or analysis.baseline[n].failure_only
-            )
-            for n in sorted(analysis.baseline)
+            dataclasses.replace(finding(baseline[n]), rare=n in analysis.baseline_rare or baseline[n].failure_only)
+            for n in sorted(baseline)
         ),
         sites,
         tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
         analysis.unknown_sites,
         request_records(analysis.root_requests),
+        tuple(sorted(invalid, key=lambda i: (i.number, i.library, i.site))),
+        tuple(
+            ImportReach(imp, tuple(n for n in (table.name_of(x) for x in sorted(nums)) if n is not None))
+            for imp, nums in sorted(analysis.import_reach.items())
+        ),
     )
+
+
+def invalid_number(r: ReachedSyscall, display: Callable[[str], str]) -> InvalidSyscallNumber:
+    """The finding for a reached number that is no syscall: signed as the program passes it."""
+    signed = r.number - (1 << 64) if r.number >= 1 << 63 else r.number
+    last = r.chain[-1]
+    chain = tuple(EvidenceStep(EvidenceKind(s.kind), display(s.library), s.symbol, s.detail) for s in r.chain)
+    return InvalidSyscallNumber(signed, display(last.library), last.symbol, last.detail, chain)

@@ -26,8 +26,11 @@ What an entry point reaches is answered by :class:`uk_depscan.syscalls.reach.Eng
 Approximations: the call graph takes every ``e8``/``e9``/``0f 8x`` rel32 whose target is exactly a
 known function start without decoding the source (a byte pattern inside another instruction that
 happens to point at a function start adds a spurious edge); calls through registers, vtables and
-relocated function pointers are not edges, except the address-taken references described at
-``KIND_ADDR``.  Number tracking is intra-procedural (plus the wrapper fixpoint).
+relocated function pointers are not call edges; they are covered by the reference graph instead
+(``KIND_ADDR``/``KIND_DREF`` loads of code or relocated data → pieces of data → what their relocated
+words point to, :func:`_reference_graph`), so a function whose address is stored in data is
+reached from the code that loads that data.  Number tracking is intra-procedural (plus the
+wrapper fixpoint).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from uk_depscan.elf.datarefs import data_pointers, object_extents, pointer_ranges
 from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, ElfFile
 from uk_depscan.elf.frames import SHT_SYMTAB, function_starts
 from uk_depscan.elf.symbols import (
@@ -69,7 +73,7 @@ from uk_depscan.syscalls.disasm import (
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "3"  # bump whenever results can change: it is part of the cache key
+ENGINE_VERSION = "5"  # bump whenever results can change: it is part of the cache key
 SYSCALL_IMPORTS = frozenset({"syscall"})
 MAX_FUNCTION_BYTES = 4 << 20  # decode at most this much of one function
 WINDOW = 4096  # verified window when no function start precedes a site
@@ -81,7 +85,13 @@ KIND_CALL, KIND_JMP, KIND_JCC, KIND_GOTCALL, KIND_GOTJMP = 0, 1, 2, 3, 4
 # `mov reg, [rip+GOT]` of an imported function.  They become "may call" edges (callbacks handed
 # to pthread_create, qsort, atexit…).
 KIND_ADDR, KIND_GOTLOAD = 5, 6
+# a load of a pointer-sized or vector value from relocated data (SSE/AVX moves: GCC initialises a
+# struct of two function pointers with one `movdqa xmm0, [rip+.LC0]`): a reference, never a call
+KIND_DREF = 7
 CALL_KINDS = (KIND_CALL, KIND_JMP, KIND_JCC, KIND_GOTCALL, KIND_GOTJMP)
+REF_KINDS = np.asarray([KIND_ADDR, KIND_GOTLOAD, KIND_GOTCALL, KIND_GOTJMP, KIND_DREF], np.int8)
+_SSE_LOADS = np.zeros(256, bool)  # a lookup table: one gather instead of np.isin's sort
+_SSE_LOADS[[0x10, 0x12, 0x16, 0x28, 0x6F, 0x7E]] = True
 
 
 @dataclass(frozen=True)
@@ -289,6 +299,13 @@ class _Scanner:
         slots = list(got_slot_symbols(elf))
         if slots:
             lo_hi.append((min(slots), max(slots) + 8))
+        # relocated data: the targets of address loads that can lead to code (the reference graph)
+        ptrs = data_pointers(elf)
+        order = np.argsort(ptrs.offset, kind="stable")
+        self.ptr_offset, self.ptr_target, self.ptr_sym = ptrs.offset[order], ptrs.target[order], ptrs.sym[order]
+        self.ptr_slot = ptrs.slot[order]
+        self.data_ranges = pointer_ranges(elf, self.ptr_offset)
+        lo_hi += [(int(a), int(b)) for a, b in self.data_ranges]
         self.target_lo = min((a for a, _ in lo_hi), default=0)
         self.target_hi = max((b for _, b in lo_hi), default=0)
         self.stats: dict[str, Any] = {}
@@ -440,18 +457,31 @@ class _Scanner:
                 np.equal(t, value, out=h)
             return np.flatnonzero(h)
 
-        for lo in range(0, n - 5, CHUNK):
-            hi = min(n - 5, lo + CHUNK)
+        # candidates start at every offset up to n-5 inclusive: a 5-byte `jmp rel32` may end the section
+        for lo in range(0, n - 4, CHUNK):
+            hi = min(n - 4, lo + CHUNK)
             a = c[lo:hi]
             p_call = where(a, 0xFE, 0xE8) + lo
-            p0f = where(a, None, 0x0F) + lo
-            p0f = p0f[(c[p0f + 1] & 0xF0) == 0x80]
+            p0f_all = where(a, None, 0x0F) + lo
+            p0f = p0f_all[(c[p0f_all + 1] & 0xF0) == 0x80]
             pff = where(a, None, 0xFF) + lo
             pff = pff[(c[pff + 1] == 0x15) | (c[pff + 1] == 0x25)]
             # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
             prex = where(a, 0xFB, 0x48) + lo
             prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
-            groups = [(p_call, 5, None), (p0f, 6, KIND_JCC), (pff, 6, None), (prex, 7, None)]
+            # 0f 10/28/6f/7e/16/12 modrm(rip): (v)movups/movaps/movdqa/movdqu/movq/movhps/movlps loads;
+            # VEX2 c5 vv op modrm(rip)
+            psse = p0f_all[_SSE_LOADS[c[p0f_all + 1]] & ((c[p0f_all + 2] & 0xC7) == 0x05)]
+            pvex = where(a, None, 0xC5) + lo
+            pvex = pvex[_SSE_LOADS[c[pvex + 2]] & ((c[pvex + 3] & 0xC7) == 0x05)]
+            groups = [
+                (p_call, 5, None),
+                (p0f, 6, KIND_JCC),
+                (pff, 6, None),
+                (prex, 7, None),
+                (psse, 7, KIND_DREF),
+                (pvex, 8, KIND_DREF),
+            ]
             for p, width, kinds in groups:
                 p = p[p + width <= n]  # a 7-byte lea/mov candidate may start 6 bytes before the end
                 if not len(p):
@@ -489,15 +519,18 @@ class _Scanner:
             kind_l.append(np.where((w >> 31) == 1, KIND_CALL, KIND_JMP).astype(np.int8))
         # adrp xN, page ; ldr xT, [xN, #off]  (next word): a GOT load
         # adrp xN, page ; add xD, xN, #lo12 : a function address (callback)
-        if len(words) > 1:
-            adrp = np.flatnonzero((words[:-1] & 0x9F000000) == 0x90000000)
-            add = words[adrp + 1]
+        # (GCC schedules the add up to a few words after the adrp: `adrp x3; mov x2, #4; add x3, x3, #lo`)
+        for gap in (1, 2, 3):
+            if len(words) <= gap:
+                continue
+            adrp = np.flatnonzero((words[:-gap] & 0x9F000000) == 0x90000000)
+            add = words[adrp + gap]
             ok = ((add & 0xFFC00000) == 0x91000000) & (((add >> 5) & 0x1F) == (words[adrp] & 0x1F))
             adrp = adrp[ok]
             if len(adrp):
                 pc, page = _adrp_pages(words, adrp, base)
-                tgt = page + ((words[adrp + 1].astype(np.int64) >> 10) & 0xFFF)
-                pos_l.append((pc + 4).astype(np.uint64))
+                tgt = page + ((words[adrp + gap].astype(np.int64) >> 10) & 0xFFF)
+                pos_l.append((pc + 4 * gap).astype(np.uint64))
                 tgt_l.append(tgt.astype(np.uint64))
                 kind_l.append(np.full(len(adrp), KIND_ADDR, np.int8))
         # (the ldr may come one or two words after the adrp)
@@ -545,7 +578,7 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
 
 def _from_cache(elf: ElfFile, key: str, hit: scan_cache.CachedScan) -> LibraryScan:
     """Build the scan from an entry :func:`uk_depscan.syscalls.cache.decode` has validated."""
-    graph = CallGraph(hit.func_starts, hit.indptr, hit.indices, hit.import_keys)
+    graph = CallGraph(hit.func_starts, hit.indptr, hit.indices, hit.import_keys, hit.data_starts)
     return LibraryScan(
         str(elf.name),
         hit.arch,
@@ -654,10 +687,99 @@ def _call_graph(sc: _Scanner, imports: _Imports, defined: np.ndarray) -> tuple[C
     keep = node >= 0
     src = np.searchsorted(starts, pos[keep], side="right").astype(np.int64) - 1
     ok = src >= 0
-    graph = CallGraph.from_edges(starts, src[ok], node[keep][ok], tuple(imports.keys))
+    refs = (node < 0) & np.isin(kind, REF_KINDS)
+    ref_src = np.searchsorted(starts, pos[refs], side="right").astype(np.int64) - 1
+    data = _reference_graph(sc, imports, ref_src, tgt[refs])
+    graph = CallGraph.from_edges(
+        starts,
+        np.concatenate([src[ok], data.src]),
+        np.concatenate([node[keep][ok], data.dst]),
+        tuple(imports.keys),
+        data.starts,
+    )
     sc.stats["edges"] = graph.n_edges
+    sc.stats["data_nodes"] = graph.n_data
     kept_kind = kind[keep]
     return graph, _Branches(pos[keep], node[keep], kept_kind, np.isin(kept_kind, np.asarray(CALL_KINDS, np.int8)))
+
+
+class _DataEdges(NamedTuple):
+    starts: np.ndarray  # uint64 data piece starts (sorted)
+    src: np.ndarray  # int64 edge sources (function or data nodes)
+    dst: np.ndarray  # int64 edge targets
+
+
+def _in_ranges(ranges: np.ndarray, addrs: np.ndarray) -> np.ndarray:
+    """Mask of ``addrs`` inside one of the sorted ``[lo, hi)`` rows of ``ranges``."""
+    if not len(ranges) or not len(addrs):
+        return np.zeros(len(addrs), bool)
+    i = np.searchsorted(ranges[:, 0], addrs, side="right") - 1
+    inside: np.ndarray = (i >= 0) & (addrs < ranges[np.maximum(i, 0), 1])
+    return inside
+
+
+def _reference_graph(sc: _Scanner, imports: _Imports, ref_src: np.ndarray, ref_tgt: np.ndarray) -> _DataEdges:
+    """The reference half of the graph (sysfilter's and Confine's address-taken analysis, per piece
+    of data instead of per program): code → the relocated data whose address it loads
+    (``lea``/``mov``/vector loads RIP-relative, ``adrp``+``add``/``ldr``), data → the functions,
+    imported functions and data its relocated words point to.
+
+    Data is cut into pieces at every address something points to or loads (plus section starts
+    and the starts of sized data symbols); a piece runs to the next cut, except that a cut inside a
+    sized symbol (``.symtab``/``.dynsym`` OBJECT: a vtable, a table) is dropped, so a reference
+    to ``&table[3]`` still reaches all of ``table``.  Over-approximated: a piece may hold several
+    adjacent objects of a stripped file.  Under-approximated (stated in the README): code that
+    walks from one piece into the next one without loading the next one's address (an
+    unsized table whose middle element is also referenced on its own)."""
+    ranges = sc.data_ranges
+    offs, tgts, syms, slots = sc.ptr_offset, sc.ptr_target, sc.ptr_sym, sc.ptr_slot
+    keep = _in_ranges(ranges, offs)
+    offs, tgts, syms, slots = offs[keep], tgts[keep], syms[keep], slots[keep]
+    ok = _in_ranges(ranges, ref_tgt) & (ref_src >= 0)
+    ref_src, ref_tgt = ref_src[ok], ref_tgt[ok]
+    # imported functions named by data: numbered before the data nodes (which follow the imports)
+    imp_node = np.full(len(syms), -1, np.int64)
+    sym_rows = np.flatnonzero(syms >= 0)
+    if len(sym_rows):
+        uniq, inv = np.unique(syms[sym_rows], return_inverse=True)
+        nodes = np.asarray([imports.node(int(si)) for si in uniq.tolist()], np.int64)
+        imp_node[sym_rows] = nodes[inv]
+    ptr_data = (syms < 0) & _in_ranges(ranges, tgts)
+    obj_lo, obj_hi = object_extents(sc.elf)
+    in_obj = _in_ranges(ranges, obj_lo)
+    obj_lo, obj_hi = obj_lo[in_obj], obj_hi[in_obj]
+    # every GOT slot is a piece of its own: code loads slots one by one
+    cuts = np.unique(np.concatenate([ranges[:, 0], ref_tgt, tgts[ptr_data], obj_lo, offs[slots]]).astype(np.uint64))
+    if len(obj_lo):  # drop cuts strictly inside a sized object (but keep section starts)
+        order = np.argsort(obj_lo, kind="stable")
+        lo_s, hi_max = obj_lo[order], np.maximum.accumulate(obj_hi[order])
+        j = np.searchsorted(lo_s, cuts, side="left") - 1
+        inside = (j >= 0) & (cuts < hi_max[np.maximum(j, 0)])
+        inside &= ~np.isin(cuts, ranges[:, 0])
+        cuts = cuts[~inside]
+    base = len(sc.starts) + len(imports.keys)
+
+    def piece(addrs: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.searchsorted(cuts, addrs, side="right").astype(np.int64) + (base - 1)
+        return out
+
+    # data → what its words point to: an import, a function start, a piece of data, or (a label
+    # inside a function, `&&label`, an unwind-less function) the function containing it
+    starts = sc.starts
+    dst = imp_node.copy()
+    rest = np.flatnonzero(dst < 0)
+    if len(starts) and len(rest):
+        k = np.searchsorted(starts, tgts[rest], side="right").astype(np.int64) - 1
+        code = np.zeros(len(rest), bool)
+        for r in sc.regions:
+            code |= (tgts[rest] >= np.uint64(r.vaddr)) & (tgts[rest] < np.uint64(r.end))
+        hit = code & (k >= 0)
+        dst[rest[hit]] = k[hit]
+    dst[ptr_data] = piece(tgts[ptr_data])
+    valid = dst >= 0
+    src = np.concatenate([ref_src, piece(offs[valid])])
+    dst_all = np.concatenate([piece(ref_tgt), dst[valid]])
+    return _DataEdges(cuts, src, dst_all)
 
 
 def _resolve_plt_got(
