@@ -274,12 +274,37 @@ def test_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
     tty = Terminal()
     monkeypatch.setattr(sys, "stderr", tty)
-    with _progress(False) as note:
-        note("scanning evil" + PAYLOAD.decode("utf-8", "surrogateescape") + "[bold]x[/bold]")
+    monkeypatch.setenv("COLUMNS", "400")  # the bar would otherwise ellipsize the step at 80 columns
+    with _progress(False) as p:
+        p.note("scanning evil" + PAYLOAD.decode("utf-8", "surrogateescape") + "[bold]x[/bold]")
     shown = tty.getvalue()
     assert f"uk-depscan: scanning evil{HEAD}" in shown and f"{TAIL}[bold]x[/bold]" in shown  # not markup either
     for raw in ("\x1b[31m", "\x07", "\r|", RLO, "\udcff"):
         assert raw not in shown
+
+
+def test_status_lines_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stderr redirected: periodic one-line status, every name escaped; --quiet: nothing at all."""
+    from uk_depscan.cli.main import StatusLines, _progress
+
+    buf = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buf)
+    evil = "evil" + PAYLOAD.decode("utf-8", "surrogateescape")
+    status = StatusLines(interval=3600)
+    with status:
+        status.note(f"scanning {evil} for syscalls")
+        status.emit()
+        status.advance(1, 2, evil)
+        status.emit()
+    check_stderr(buf.getvalue(), lines=2)
+    first, second = buf.getvalue().splitlines()
+    assert first.startswith("uk-depscan: [") and f"scanning evil{HEAD}" in first
+    assert ", 1/2 targets] evil" in second
+    buf.truncate(0)
+    with _progress(True) as p:
+        p.note(evil)
+        p.advance(1, 1, evil)
+    assert buf.getvalue() == ""
 
 
 @pytest.mark.parametrize("command", ["scan", "deps"])

@@ -581,6 +581,7 @@ def test_cache_info_and_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, l
     entries = re.search(r"^entries\s+(\d+)", out, re.M)
     assert code == 0 and entries and int(entries.group(1)) >= 1, out
     assert f"syscalls/{ENGINE_VERSION}/x86_64" in out and "legacy" in out
+    assert f"reach/2-{ENGINE_VERSION}/x86_64" in out  # the scan's per-entry reaches (syscalls.reachcache)
     code, out, _ = run_cli(["cache", "clear"])
     assert code == 0 and out.startswith("removed 2 files")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]

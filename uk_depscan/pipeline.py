@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import multiprocessing as mp
 import os
 import resource
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from uk_depscan import __version__
+from uk_depscan.cleanup import HANDLED_SIGNALS
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile
 from uk_depscan.elf.literals import below_syscall
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols, fini_array, init_array
@@ -95,6 +98,7 @@ class Options:
     wheel_limits: WheelLimits | None = None  # None: the defaults
     select: MemberFilter | None = None  # --include/--exclude on directory and wheel members
     observed: tuple[str, ...] = ()  # strace -f traces of a real run (--observed): evidence for the gaps
+    jobs: int = 1  # processes for several targets (--jobs); the report does not depend on it
 
 
 def analyze(
@@ -104,6 +108,7 @@ def analyze(
     command: str = "scan",
     options: Options | None = None,
     progress: Callable[[str], None] | None = None,
+    advance: Callable[[int, int, str], None] | None = None,
 ) -> Report:
     """Analyse every ELF named by ``paths`` (files, directories, wheels).
 
@@ -119,23 +124,21 @@ def analyze(
         single = len(inputs.targets) == 1
         reports: list[TargetReport] = []
         skipped = list(inputs.skipped)
-        for target in inputs.targets:
-            try:
-                note(f"{target.display}: resolving dependencies")
-                try:
-                    report = analyze_target(target.path, target.display, config, inputs, options, note)
-                    reports.append(with_observation(report, traces) if traces else report)
-                except MemoryError as err:
-                    raise _out_of_memory(target.path, target.display) from err
-                except DepscanError as err:
-                    cause = err.__cause__
-                    if isinstance(cause, OSError) and cause.errno == errno.ENOMEM:  # mmap refused
-                        raise _out_of_memory(target.path, target.display) from err
-                    raise
-            except DepscanError as err:
-                if single:
-                    raise
-                skipped.append(Skipped(target.display, str(err).removeprefix(f"{target.display}: ")))
+        work = _Work(config, inputs, options, traces)
+        total = len(inputs.targets)
+        done: dict[int, TargetReport | DepscanError] = {}
+        for i, outcome in _outcomes(work, options.jobs, note):
+            if isinstance(outcome, DepscanError) and single:
+                raise outcome
+            done[i] = outcome
+            if advance is not None:
+                advance(len(done), total, inputs.targets[i].display)
+        for i, target in enumerate(inputs.targets):  # target order, whatever order they finished in
+            outcome = done[i]
+            if isinstance(outcome, DepscanError):
+                skipped.append(Skipped(target.display, str(outcome).removeprefix(f"{target.display}: ")))
+            else:
+                reports.append(outcome)
     settings = SearchSettings(config.root, config.library_path, config.ld_so_conf, config.use_cache)
     table = _unikraft_table(options) if options.syscalls else None
     # a table of one's own may not record its commit; the report schema wants a string
@@ -151,6 +154,84 @@ def analyze(
     matrix = syscall_matrix(reports) if len(reports) > 1 else ()
     skipped.sort(key=lambda s: s.path)
     return with_views(Report(__version__, command, settings, tuple(reports), tuple(skipped), ref, plan, matrix))
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What every target's analysis shares; a forked worker inherits it instead of unpickling it."""
+
+    config: SearchConfig
+    inputs: Inputs
+    options: Options
+    traces: tuple[Trace, ...]
+
+
+def _analyze_one(work: _Work, i: int, note: Callable[[str], None]) -> TargetReport | DepscanError:
+    """Target ``i``'s report, or the error that makes it skipped (raised again for a lone target)."""
+    target = work.inputs.targets[i]
+    try:
+        note(f"{target.display}: resolving dependencies")
+        try:
+            report = analyze_target(target.path, target.display, work.config, work.inputs, work.options, note)
+            return with_observation(report, work.traces) if work.traces else report
+        except MemoryError as err:
+            raise _out_of_memory(target.path, target.display) from err
+        except DepscanError as err:
+            cause = err.__cause__
+            if isinstance(cause, OSError) and cause.errno == errno.ENOMEM:  # mmap refused
+                raise _out_of_memory(target.path, target.display) from err
+            raise
+    except DepscanError as err:
+        return err
+
+
+_WORKER_STATE: dict[str, _Work] = {}  # "work": what a forked worker inherits from its parent
+
+
+def _worker_init(work: _Work) -> None:
+    # The parent turns SIGTERM/SIGHUP/SIGINT into clean-up of its temporary files
+    # (uk_depscan.cleanup); a worker owns none, so it just dies, and the parent cleans up.
+    for s in HANDLED_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
+    _WORKER_STATE["work"] = work  # passed by fork, not pickled
+
+
+def _in_worker(i: int) -> tuple[int, TargetReport | DepscanError]:
+    return i, _analyze_one(_WORKER_STATE["work"], i, lambda _msg: None)
+
+
+def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[tuple[int, TargetReport | DepscanError]]:
+    """(target index, outcome) of every target as each finishes; the caller merges them in
+    target order, so the report's JSON is byte-identical for every ``jobs``.
+
+    Several targets and ``jobs > 1``: a pool of forked processes (the analysis is CPU-bound
+    Python; threads would share one core).  Fork, not spawn: the workers inherit the imported
+    engine, the extracted wheel's file digests (:func:`uk_depscan.store.identity.remember_digest`)
+    and the shared work (``initargs`` under fork) without pickling.  The largest targets are submitted first, so the
+    long scans start at once and the small ones fill the other workers.
+    """
+    n = len(work.inputs.targets)
+    jobs = max(1, min(jobs, n))
+    if jobs == 1 or "fork" not in mp.get_all_start_methods():
+        for i in range(n):
+            yield i, _analyze_one(work, i, note)
+        return
+    note(f"analysing {n} targets with {jobs} processes")
+    pool = mp.get_context("fork").Pool(jobs, initializer=_worker_init, initargs=(work,))
+    try:
+        order = sorted(range(n), key=lambda i: (-_size(work.inputs.targets[i].path), i))
+        yield from pool.imap_unordered(_in_worker, order)
+        pool.close()
+    finally:
+        pool.terminate()  # an error or a signal in the parent: no worker outlives it
+        pool.join()
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _out_of_memory(path: str, display: str) -> ResourceError:

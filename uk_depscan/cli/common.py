@@ -67,6 +67,9 @@ class CommonOptions:
     fail_on: FailOn = FailOn.ANY
     route: Route = Route.BOTH
     observed: tuple[str, ...] = ()
+    jobs: int | None = None  # None: the usable cores
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
     def search_config(self) -> SearchConfig:
         if not os.path.isdir(self.root):
@@ -83,10 +86,22 @@ class CommonOptions:
             return self.libc
         return LibcModel.MUSL if self.route is Route.NATIVE else LibcModel.AUTO
 
+    @property
+    def processes(self) -> int:
+        """--jobs, else the cores this process may run on (its affinity mask, not the machine's)."""
+        if self.jobs is not None:
+            if self.jobs < 1:
+                raise UsageError(f"--jobs {self.jobs}: must be at least 1")
+            return self.jobs
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
     def analysis(self, *, symbols: bool = True, syscalls: bool = True) -> Options:
+        from uk_depscan.inputs import MemberFilter
         from uk_depscan.pipeline import Options
 
         return Options(
+            jobs=self.processes,
+            select=MemberFilter(self.include, self.exclude) if self.include or self.exclude else None,
             symbols=symbols,
             syscalls=syscalls,
             libc_model=self.libc_model,
@@ -129,7 +144,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
         int,
         typer.Option(0, "--verbose", "-v", count=True, help="More detail (rejected candidates, all symbols)."),
     ),
-    "quiet": (bool, typer.Option(False, "--quiet", "-q", help="No summary on stderr.")),
+    "quiet": (bool, typer.Option(False, "--quiet", "-q", help="No summary and no progress on stderr.")),
     "traceback": (bool, typer.Option(False, "--traceback", help="Show the Python traceback on errors.")),
     "libc": (
         LibcModel | None,
@@ -177,6 +192,29 @@ SHARED: dict[str, tuple[Any, Any]] = {
             "marks syscalls and gaps observed / not observed and ranks observed gaps first.",
         ),
     ),
+    "jobs": (
+        int | None,
+        typer.Option(
+            None,
+            "--jobs",
+            "-j",
+            help="Processes for several targets (directories, wheels, several files); the report is the "
+            "same for every value. Default: the usable cores.",
+        ),
+    ),
+    "include": (
+        list[str] | None,
+        typer.Option(
+            None,
+            "--include",
+            help="Only members of directories and wheels matching GLOB (repeatable; a GLOB with / matches "
+            "the relative path, else the file name).",
+        ),
+    ),
+    "exclude": (
+        list[str] | None,
+        typer.Option(None, "--exclude", help="Skip members of directories and wheels matching GLOB (repeatable)."),
+    ),
     "route": (
         Route,
         typer.Option(
@@ -187,7 +225,13 @@ SHARED: dict[str, tuple[Any, Any]] = {
         ),
     ),
 }
-_SEQUENCES = ("library_path", "entry", "observed")  # typer gives None or a list; the options object holds a tuple
+_SEQUENCES = (
+    "library_path",
+    "entry",
+    "observed",
+    "include",
+    "exclude",
+)  # typer gives None or a list; the options object holds a tuple
 
 
 def command(app: typer.Typer, name: str, *shared: str) -> Callable[[Callable[..., int]], Callable[..., int]]:

@@ -10,6 +10,7 @@ import io
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Protocol, cast
@@ -52,12 +53,14 @@ class _Showable(Protocol):
     def show(self, file: IO[str] | None = None) -> None: ...
 
 
+CORE_COMMANDS = ("scan", "deps", "explain", "graph", "diff")  # defined in this module
 SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "kconfig", "scaffold", "rootfs", "corpus"}
 # The shared options each command offers (uk_depscan.cli.common.SHARED), in --help order.
 SEARCH = ("root", "library_path", "ld_so_conf", "no_ld_cache")
+SELECT = ("jobs", "include", "exclude")
 SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc", "entry", "no_cache", "unikraft",
-                "unikraft_table", "fail_on", "route", "observed")  # fmt: skip
-DEPS_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback")
+                "unikraft_table", "fail_on", "route", "observed", *SELECT)  # fmt: skip
+DEPS_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", *SELECT)
 EXPLAIN_OPTIONS = ("fmt", "output", *SEARCH, "quiet", "libc", "entry", "unikraft", "unikraft_table", "traceback")
 GRAPH_OPTIONS = ("output", *SEARCH, "quiet", "libc", "unikraft", "traceback")
 DIFF_OPTIONS = ("fmt", "output", "quiet", "libc", "unikraft", "traceback")
@@ -95,16 +98,106 @@ def _render(report: Report, opts: CommonOptions, text_renderer: Callable[..., st
 
 
 @contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner with the current step on stderr, only for a terminal and without --quiet."""
-    if quiet or not sys.stderr.isatty():
-        yield lambda _msg: None
-        return
-    from rich.console import Console
-    from rich.markup import escape
+def _progress(quiet: bool) -> Iterator[Progress]:
+    """Progress on stderr: a rich bar with the current step on a terminal, a periodic one-line
+    status otherwise (a redirected 100 s scan is not silent); nothing with --quiet."""
+    if quiet:
+        yield Progress()
+    elif sys.stderr.isatty():
+        with _RichProgress() as p:
+            yield p
+    else:
+        with StatusLines() as p:
+            yield p
 
-    with Console(stderr=True).status("uk-depscan: starting") as status:
-        yield lambda msg: status.update(escape(progress_text(msg)))
+
+class Progress:
+    """Where the analysis reports its steps (``note``) and finished targets (``advance``)."""
+
+    def note(self, msg: str) -> None:
+        pass
+
+    def advance(self, done: int, total: int, target: str) -> None:
+        pass
+
+
+class _RichProgress(Progress):
+    def __enter__(self) -> _RichProgress:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
+
+        self._bar = Bar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._bar.__enter__()
+        self._task = self._bar.add_task(self._text("starting"), total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(None, None, None)
+
+    @staticmethod
+    def _text(msg: str) -> str:
+        from rich.markup import escape
+
+        return escape(progress_text(msg))
+
+    def note(self, msg: str) -> None:
+        self._bar.update(self._task, description=self._text(msg))
+
+    def advance(self, done: int, total: int, target: str) -> None:
+        self._bar.update(self._task, completed=done, total=total, description=self._text(f"{target}: done"))
+
+
+class StatusLines(Progress):
+    """Not a terminal: the latest step as one escaped line every ``interval`` seconds, from a
+    timer thread (a single step of a cold scan can last a minute), plus nothing when the run is
+    shorter than one interval."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        import threading
+
+        self.interval = interval
+        self._latest = "starting"
+        self._done = ""
+        self._stop = threading.Event()
+        self._start = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name="uk-depscan-status", daemon=True)
+
+    def __enter__(self) -> StatusLines:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.emit()
+
+    def line(self) -> str:
+        return f"uk-depscan: [{time.monotonic() - self._start:.0f} s{self._done}] {self._latest}"
+
+    def emit(self) -> None:
+        try:
+            stderr_line(self.line())
+            sys.stderr.flush()
+        except (OSError, ValueError):  # stderr closed under us: progress is best effort
+            self._stop.set()
+
+    def note(self, msg: str) -> None:
+        self._latest = msg
+
+    def advance(self, done: int, total: int, target: str) -> None:
+        self._done = f", {done}/{total} targets"
+        self._latest = f"{target}: done"
 
 
 def progress_text(msg: str) -> str:
@@ -136,8 +229,9 @@ def scan_cmd(targets: list[str] = TargetsArg, *, opts: CommonOptions) -> int:
     from uk_depscan.report.text import render_summary
 
     config = opts.search_config()
-    with _progress(opts.quiet) as note:
-        report = analyze(targets, config, command="scan", options=opts.analysis(), progress=note)
+    options = opts.analysis()
+    with _progress(opts.quiet) as p:
+        report = analyze(targets, config, command="scan", options=options, progress=p.note, advance=p.advance)
     _render(report, opts, render_summary)
     if opts.fmt is not OutputFormat.TEXT or opts.output is not None:
         _stderr_summary(report, opts.quiet)
@@ -165,7 +259,9 @@ def deps_cmd(targets: list[str] = TargetsArg, *, opts: CommonOptions) -> int:
     from uk_depscan.report.text import render_deps
 
     options = opts.analysis(symbols=False, syscalls=False)
-    report = analyze(targets, opts.search_config(), command="deps", options=options)
+    config = opts.search_config()
+    with _progress(opts.quiet) as p:
+        report = analyze(targets, config, command="deps", options=options, progress=p.note, advance=p.advance)
     _render(report, opts, render_deps)
     return EXIT_GAPS if any(t.tree.missing for t in report.targets) else EXIT_OK
 
@@ -346,9 +442,13 @@ def run(argv: list[str]) -> int:
     SHOW_TRACEBACK.set(False)
     install_log_handler()
     logging.getLogger().setLevel(logging.WARNING)  # a command given -vv lowers it (cli.common.command)
-    _mount_optional_apps()
+    args = route(argv)
+    # The optional sub-applications import tablegen, pydantic and kconfig code (~0.2 s): mounted
+    # only when the command line may need them (their own command, or the top-level --help).
+    if args[:1] not in ([c] for c in CORE_COMMANDS):
+        _mount_optional_apps()
     try:
-        rv = typer.main.get_command(app).main(args=route(argv), prog_name="uk-depscan", standalone_mode=False)
+        rv = typer.main.get_command(app).main(args=args, prog_name="uk-depscan", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else EXIT_OK
     except typer.Exit as ex:
         return int(ex.exit_code)

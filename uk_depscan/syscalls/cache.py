@@ -24,14 +24,18 @@ Any failure is one warning naming the file, a miss, and the entry replaced by th
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from uk_depscan.store.cache import CacheStore, EntryProblem, cache_dir, warn_once
+from uk_depscan.store.cache import CacheStore, EntryProblem, StoredEntry, cache_dir, warn_once
 from uk_depscan.store.identity import FileStamp, ObjectIdentity, object_identity, stamp_of
 
 if TYPE_CHECKING:
@@ -105,6 +109,13 @@ def cache_key(identity: ObjectIdentity, arch: str, engine_version: str) -> str:
     return f"syscalls/{engine_version}/{arch}/{identity.sha256}"
 
 
+# Entries this process has already validated, by key, with the row they came from: a library
+# several targets load (libtorch_cpu.so under most of torch/lib) is parsed and checked once per
+# process, not once per target; the row is still read, and only the very same bytes are reused.
+_decoded: dict[str, tuple[StoredEntry, CachedScan]] = {}
+_DECODED_MAX = 8  # the largest entry is ~30 MB
+
+
 def lookup(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -> Slot:
     """Identify ``elf`` and return its validated cached scan, if any (one warning when unusable)."""
     store = store or CacheStore()
@@ -113,7 +124,14 @@ def lookup(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -
     key = cache_key(identity, elf.machine_name, engine_version)
     try:
         entry = store.get(key, max_meta=limits(elf.size)[0], max_data=limits(elf.size)[1])
+        known = _decoded.get(key)
+        if entry is not None and known is not None and known[0] == entry:  # the very bytes checked before
+            return Slot(key, identity, stamp, known[1])
         hit = decode(key, entry.object, entry.size, entry.meta, entry.data, elf, identity) if entry else None
+        if entry is not None and hit is not None:
+            if len(_decoded) >= _DECODED_MAX:
+                _decoded.pop(next(iter(_decoded)))
+            _decoded[key] = (entry, hit)
     except (EntryProblem, CacheFormatError) as err:
         if isinstance(err, EntryProblem) and err.reported:
             pass  # one warning per problem: the store said the file was damaged and replaced it
@@ -125,6 +143,31 @@ def lookup(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -
             store.discard(key)
         hit = None
     return Slot(key, identity, stamp, hit)
+
+
+@contextlib.contextmanager
+def scanning(elf: ElfFile) -> Iterator[bool]:
+    """Held while this process scans ``elf`` for the cache: an exclusive ``flock`` on the file
+    itself (no lock file to leave behind).  Yields True when another process held it — it was
+    scanning the same file (``--jobs``: most of torch/lib needs libtorch_cpu.so) — so the caller
+    looks the cache up again instead of scanning a second time.  Any failure: no lock, no wait."""
+    try:
+        fd = os.open(elf.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        yield False
+        return
+    try:
+        waited = False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waited = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a filesystem without flock: scan without the lock
+        yield waited
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def store_scan(slot: Slot, elf: ElfFile, scan: LibraryScan, store: CacheStore | None = None) -> None:

@@ -89,22 +89,26 @@ class CallGraph:
         nodes, e.g. failure functions such as ``abort``.
         """
         seen = np.zeros(self.n_nodes, bool) if blocked is None else blocked.copy()
-        frontier = np.unique(np.asarray(list(roots), np.int64))
-        frontier = frontier[(frontier >= 0) & (frontier < self.n_nodes)]
-        frontier = frontier[~seen[frontier]]
-        seen[frontier] = True
+        # Each level is deduplicated by a scatter/gather over ``slot`` (the last position a node
+        # was written to wins), not by np.unique: the closure runs thousands of small BFS per
+        # warm analysis and np.unique's hashing dominated them (profile in bench/RESULTS-speed.md).
+        slot = np.empty(self.n_nodes, np.int64)
         indptr, indices = self.indptr, self.indices
+        frontier = np.asarray(list(roots), np.int64)
+        frontier = frontier[(frontier >= 0) & (frontier < self.n_nodes)]
         while len(frontier):
+            frontier = frontier[~seen[frontier]]
+            pos = np.arange(len(frontier))
+            slot[frontier] = pos
+            frontier = frontier[slot[frontier] == pos]
+            seen[frontier] = True
             starts = indptr[frontier]
             counts = indptr[frontier + 1] - starts
             total = int(counts.sum())
             if not total:
                 break
             offs = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-            nxt = indices[offs + np.arange(total)]
-            nxt = np.unique(nxt[~seen[nxt]])
-            seen[nxt] = True
-            frontier = nxt.astype(np.int64)
+            frontier = indices[offs + np.arange(total)].astype(np.int64)
         if blocked is not None:
             seen &= ~blocked
         return seen

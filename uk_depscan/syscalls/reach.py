@@ -45,6 +45,8 @@ from uk_depscan.model import (
     SyscallFinding,
     SyscallReport,
 )
+from uk_depscan.store.cache import CacheStore
+from uk_depscan.syscalls import reachcache
 from uk_depscan.syscalls.callgraph import CallGraph
 from uk_depscan.syscalls.chains import PathSources, expand_chains
 from uk_depscan.syscalls.closure import (
@@ -116,7 +118,7 @@ class EngineSummary:
         self.elf = elf
         self.scan = scan
         self._exports = dict(scan.exports)
-        self._memo: dict[str, Reach | None] = {}
+        self._memo = reachcache.ReachMemo(library, scan.graph.import_keys)
         self._blocked: np.ndarray | None = None
         self._site_nodes = np.zeros(0, np.int64)
 
@@ -133,6 +135,19 @@ class EngineSummary:
             if key in self._exports:
                 return [self._exports[key]]
         return []
+
+    def load_cached(self, store: CacheStore) -> None:
+        """Share the process's memo of this library's reaches (:mod:`uk_depscan.syscalls.reachcache`)."""
+        if self.scan.cache_key:
+            sha = self.scan.cache_key.rsplit("/", 1)[-1]
+            keys = self.scan.graph.import_keys
+            self._memo = reachcache.shared_memo(self.library, self.scan.cache_key, sha, self.elf.size, keys, store)
+
+    def save_cached(self, store: CacheStore) -> None:
+        """Store the reaches when this run computed new ones."""
+        if self.scan.cache_key:
+            sha = self.scan.cache_key.rsplit("/", 1)[-1]
+            reachcache.flush(self._memo, self.scan.cache_key, sha, self.elf.size, store)
 
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:
@@ -225,6 +240,11 @@ def analyze_syscalls(
         summaries[idx] = EngineSummary(name, elf, scan)
         # the build-id cache is an implementation detail: a report must not depend on whether it was warm
         sources.append(SummarySourceRecord(name, "scanned", elf.build_id))
+    store = None if no_cache else CacheStore()
+    if store is not None:
+        for s in summaries.values():
+            if isinstance(s, EngineSummary):
+                s.load_cached(store)
     progress("following imports through library summaries")
     fallback = _shipped_for("glibc" if libc_model in ("auto", "glibc") else libc_model, arch)
     bind = _bind_map(result, bindings, summaries, fallback, libc_model)
@@ -242,6 +262,10 @@ def analyze_syscalls(
     paths = PathSources(summaries, _host_files(result))
     reached = expand_chains(reached, paths)
     baseline = expand_chains(baseline, paths)
+    if store is not None:
+        for s in summaries.values():
+            if isinstance(s, EngineSummary):
+                s.save_cached(store)
     root_sites = root.scan.sites if isinstance(root, EngineSummary) else ()
     root_requests = root.scan.requests if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not s.numbers)

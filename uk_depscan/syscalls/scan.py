@@ -575,8 +575,13 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
     slot = scan_cache.lookup(elf, ENGINE_VERSION)
     if slot.hit is not None:
         return _from_cache(elf, slot.key, slot.hit)
-    scan = _scan(elf, slot.key)
-    scan_cache.store_scan(slot, elf, scan)
+    with scan_cache.scanning(elf) as waited:  # another process scanning it: take its result
+        if waited:
+            slot = scan_cache.lookup(elf, ENGINE_VERSION)
+            if slot.hit is not None:
+                return _from_cache(elf, slot.key, slot.hit)
+        scan = _scan(elf, slot.key)
+        scan_cache.store_scan(slot, elf, scan)
     return scan
 
 

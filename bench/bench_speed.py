@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Speed benchmark (issue 18): warm and cold full analysis vs ``objdump -d``, and several targets
+(torch/lib, the torch wheel) at ``--jobs 1`` and ``--jobs 2``, cold and warm, each side by side
+with its baseline in the same run.
+
+Usage: python bench/bench_speed.py [--reps 3] [--before /work/main] [--wheel-reps 1]
+       [--skip-objdump] [--skip-wheel] [--out bench/RESULTS-speed.md]
+
+* Every command runs as its own child process; wall time from perf_counter, peak RSS from
+  wait4's rusage (which covers the child's reaped workers too), and the 1-minute load average
+  just before the run (the machine is shared: read every figure with its load).
+* Cases are interleaved: repetition r runs every case once before repetition r + 1 starts, so a
+  burst of load from elsewhere hits all cases alike; the table gives the median.
+* Cold = an empty cache directory of its own; warm = the cache directory the same target's first
+  cold run filled.  Ratios: against ``objdump -d LIB > /dev/null`` (single library) and
+  against ``--jobs 1`` (several targets).
+* ``--before DIR`` adds the same single-library cases for another checkout (e.g. main), run by
+  the same interpreter with that tree first on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TREE = HERE.parent
+WHEELS = Path(os.environ.get("UK_DEPSCAN_WHEELS", HERE / "wheels" / "x"))
+LIB = WHEELS / "torch" / "torch" / "lib" / "libtorch_cpu.so"
+TORCH_LIB = WHEELS / "torch" / "torch" / "lib"
+
+
+@dataclass
+class Case:
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    cache: str | None  # "cold": a fresh directory per run; "warm": one directory filled first; None: no cache use
+    group: str
+    baseline: bool = False
+    runs: list[tuple[float, float, float, int]] = field(default_factory=list)  # (s, MiB, load, exit)
+    cpu: list[float] = field(default_factory=list)  # user + system seconds (the child and its workers)
+
+
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int, float]:
+    """(wall s, peak RSS MiB, load before, exit code, CPU s): CPU time is what a loaded machine
+    distorts least."""
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        proc = subprocess.Popen(cmd, stdout=null, stderr=null, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+    cpu = usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, load, os.waitstatus_to_exitcode(status), cpu
+
+
+def uk(tree: Path, args: list[str]) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    return [sys.executable, "-m", "uk_depscan", *args], env
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--wheel-reps", type=int, default=1)
+    ap.add_argument("--before", type=Path, help="another checkout to run the single-library cases with")
+    ap.add_argument("--skip-objdump", action="store_true")
+    ap.add_argument("--skip-wheel", action="store_true")
+    ap.add_argument("--skip-lib", action="store_true", help="skip the torch/lib cases")
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS-speed.md")
+    args = ap.parse_args()
+    wheel = next(iter(sorted((HERE / "wheels").glob("torch-*.whl"))), None)
+    if not LIB.exists():
+        print(f"missing {LIB}: run bash bench/fetch_wheels.sh torch", file=sys.stderr)
+        return 2
+    scan = ["scan", "-q", "-f", "json"]
+    cases: list[Case] = []
+    trees = [("this tree", TREE)] + ([("before: " + str(args.before), args.before)] if args.before else [])
+    for label, tree in trees:
+        cmd, env = uk(tree, [*scan, str(LIB)])
+        cases.append(Case(f"{label}: libtorch_cpu.so cold", cmd, env, "cold", "single"))
+        cases.append(Case(f"{label}: libtorch_cpu.so warm", cmd, env, "warm", "single"))
+    if not args.skip_objdump:
+        cases.append(
+            Case(
+                "objdump -d libtorch_cpu.so > /dev/null",
+                ["objdump", "-d", str(LIB)],
+                dict(os.environ),
+                None,
+                "single",
+                True,
+            )
+        )
+    multi: list[tuple[str, Path, int]] = []
+    if not args.skip_lib:
+        multi.append(("torch/lib", TORCH_LIB, args.reps))
+    if wheel is not None and not args.skip_wheel:
+        multi.append(("torch wheel", wheel, args.wheel_reps))
+    for what, target, _ in multi:
+        for state in ("cold", "warm"):
+            for jobs in (1, 2):
+                cmd, env = uk(TREE, [*scan, "--jobs", str(jobs), str(target)])
+                cases.append(Case(f"{what} --jobs {jobs} {state}", cmd, env, state, f"{what} {state}", jobs == 1))
+    reps = {c.name: args.reps for c in cases}
+    for c in cases:
+        for what, _, n in multi:
+            if c.name.startswith(what + " "):
+                reps[c.name] = n
+    base = Path(tempfile.mkdtemp(prefix="uk-depscan-bench-"))
+    try:
+        # warm = the cache directory the same target's first cold run filled (same tree, any --jobs):
+        # no untimed fill runs, which would double the wheel's cost
+        warm_dir: dict[str, Path] = {}
+        for r in range(max(reps.values())):
+            for i, c in enumerate(cases):
+                if r >= reps[c.name]:
+                    continue
+                slot = (c.group if c.group != "single" else c.name).rsplit(" ", 1)[0]  # one target, one tree
+                env = c.env
+                if c.cache == "cold":
+                    cold = base / f"cold-{i}-{r}"
+                    env = dict(env, UK_DEPSCAN_CACHE_DIR=str(cold))
+                elif c.cache == "warm":
+                    env = dict(env, UK_DEPSCAN_CACHE_DIR=str(warm_dir[slot]))
+                *measured, cpu = run(c.cmd, env)
+                c.runs.append((measured[0], measured[1], measured[2], int(measured[3])))
+                c.cpu.append(cpu)
+                if c.cache == "cold" and slot not in warm_dir:
+                    warm_dir[slot] = cold
+                elif c.cache == "cold":
+                    shutil.rmtree(cold, ignore_errors=True)
+                s, rss, load, code = c.runs[-1]
+                print(
+                    f"rep {r + 1}: {c.name}: {s:.2f} s, {rss:.0f} MiB, load {load:.1f}, exit {code}, cpu {cpu:.2f} s",
+                    file=sys.stderr,
+                )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    rows = []
+    baselines = {c.group: c for c in cases if c.baseline}
+    for c in cases:
+        med = statistics.median(s for s, _, _, _ in c.runs)
+        b = baselines.get(c.group)
+        ratio = f"{med / statistics.median(s for s, _, _, _ in b.runs):.3f}x" if b else "-"
+        every = ", ".join(f"{s:.2f}" for s, _, _, _ in c.runs)
+        loads = ", ".join(f"{ld:.1f}" for _, _, ld, _ in c.runs)
+        rss = max(m for _, m, _, _ in c.runs)
+        codes = sorted({code for _, _, _, code in c.runs})
+        base_name = b.name if b else "-"
+        cpu_med = statistics.median(c.cpu)
+        cells = [c.name, f"{med:.2f}", every, f"{ratio} vs {base_name}", f"{cpu_med:.2f}", f"{rss:.0f}", loads]
+        rows.append("| " + " | ".join([*cells, str(codes)]) + " |")
+    text = [
+        "# Speed benchmark (issue 18)",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared with other jobs: see the load column), "
+        f"Python {platform.python_version()}.",
+        f"Command: `python bench/bench_speed.py {' '.join(sys.argv[1:])}`",
+        "",
+        "Median of the runs listed; cases interleaved; load = 1-minute load average before each run.",
+        "",
+        "| case | median s | runs s | ratio | median CPU s | peak RSS MiB | load | exit |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    args.out.write_text("\n".join(text))
+    print("\n".join(text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Speed work that must not change an answer: the reach cache, the decoded name tables."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from helpers_syscalls import build_syscall_fixture
+
+from uk_depscan.cleanup import WHEEL_PREFIX
+from uk_depscan.store import identity
+from uk_depscan.store.cache import CACHE_FILE, CacheStore
+from uk_depscan.syscalls import reachcache
+
+SOURCES = [("x86_64/direct.c", []), ("common/wrappers.c", [])]
+ARGS = ["--format", "json", "--libc", "glibc"]
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_syscall_fixture("x86_64", tmp_path_factory.mktemp("speed") / "target", "-O2", SOURCES)
+
+
+def _reach_rows(db: Path) -> list[tuple[str, str, int, bytes, bytes]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT key, object, size, meta, data FROM entries WHERE key LIKE 'reach/%'").fetchall()
+
+
+def _poisons(meta: bytes, data: bytes) -> list[tuple[str, bytes, bytes]]:
+    """(what, meta, data): the index damaged, or one entry's JSON."""
+    doc = json.loads(meta)
+    out = [("not JSON", b"{", data), ("wrong format", json.dumps({**doc, "format": 99}).encode(), data)]
+    lengths = [doc["lengths"][0] + 1, *doc["lengths"][1:]]
+    out.append(("lengths off", json.dumps({**doc, "lengths": lengths}).encode(), data))
+    offsets = [sum(doc["lengths"][:i]) for i in range(len(doc["lengths"]) + 1)]
+    entries = [json.loads(data[a:b]) for a, b in itertools.pairwise(offsets)]
+    k = next(i for i, v in enumerate(entries) if v and v[0] and v[1])
+    for what, change in (
+        ("unknown site kind", lambda v: [[[v[0][0][0], "nope", *v[0][0][2:]]], v[1]]),
+        ("bool as number", lambda v: [[[True, *v[0][0][1:]]], v[1]]),
+        ("import index out of range", lambda v: [v[0], [10**6]]),
+        ("non-integer import", lambda v: [v[0], ["open@GLIBC_2.2.5"]]),
+    ):
+        raw = [json.dumps(change(v) if i == k else v, separators=(",", ":")).encode() for i, v in enumerate(entries)]
+        index = json.dumps({**doc, "lengths": [len(r) for r in raw]}).encode()
+        out.append((what, index, b"".join(raw)))
+    return out
+
+
+def test_reach_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lib: Path) -> None:
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path))
+    code, ref, err = run_cli(["scan", str(lib), *ARGS, "--no-cache"])
+    assert code in (0, 1), err
+    assert run_cli(["scan", str(lib), *ARGS])[1] == ref  # cold: computes and stores the reaches
+    rows = _reach_rows(tmp_path / CACHE_FILE)
+    assert len(rows) == 1, "the target's reaches were not stored"
+    key, obj, size, meta, data = rows[0]
+    identity._process_memo.clear()
+    reachcache._process.clear()  # as in a new process: the memo comes from the cache
+    code, warm, err = run_cli(["scan", str(lib), *ARGS])
+    assert warm == ref and "warning" not in err.lower()
+    for what, bad_meta, bad_data in _poisons(meta, data):
+        CacheStore(tmp_path).put(key, obj, size, bad_meta, bad_data)  # a valid digest: only decoding can refuse it
+        reachcache._process.clear()
+        code, out, err = run_cli(["scan", str(lib), *ARGS])
+        assert out == ref, what
+        assert err.count("ignoring the cached reaches of") == 1, (what, err)
+        reachcache._process.clear()
+        code, out, err = run_cli(["scan", str(lib), *ARGS])  # rewritten: a clean warm hit again
+        assert out == ref and "ignoring" not in err, what
+        assert _reach_rows(tmp_path / CACHE_FILE)[0][3:] == (meta, data), what
+
+
+def _zip_dir(src: Path, whl: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(whl, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                z.write(p, p.relative_to(src).as_posix())
+    return whl
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of several libraries, one needing another through $ORIGIN, plus a non-ELF."""
+    from conftest import FIXTURES, compile_so
+
+    d = tmp_path_factory.mktemp("tree") / "pkg"
+    (d / "sub").mkdir(parents=True)
+    prov = compile_so(d / "libprov.so", [FIXTURES / "loader" / "lib.c"], define="provided_func")
+    compile_so(d / "sub" / "liba.so", [FIXTURES / "loader" / "weak.c"], link=[prov], runpath="$ORIGIN/..")
+    compile_so(d / "libb.so", [FIXTURES / "loader" / "lib.c"])
+    build_syscall_fixture("x86_64", d / "sys", "-O2", SOURCES)
+    (d / "README").write_text("not an ELF")
+    return d
+
+
+@pytest.mark.parametrize("kind", ["directory", "wheel"])
+def test_jobs_give_byte_identical_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path, kind: str
+) -> None:
+    """--jobs 1 and --jobs 2, cold and warm cache: the same bytes (targets merged in input order)."""
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    target = str(tree if kind == "directory" else _zip_dir(tree, tmp_path / "pkg-1.0-py3-none-any.whl"))
+    outs = []
+    for jobs in ("1", "2", "2", "1"):
+        code, out, err = run_cli(["scan", target, *ARGS, "--jobs", jobs, "-q"])
+        assert code in (0, 1), err
+        outs.append(out)
+    assert len(json.loads(outs[0])["targets"]) >= 4
+    assert outs[1] == outs[0] and outs[2] == outs[0] and outs[3] == outs[0]
+
+
+@pytest.mark.parametrize("kind", ["directory", "wheel"])
+def test_include_exclude_members(tmp_path: Path, tree: Path, kind: str) -> None:
+    target = str(tree if kind == "directory" else _zip_dir(tree, tmp_path / "pkg-1.0-py3-none-any.whl"))
+    code, out, err = run_cli(
+        ["deps", target, "-f", "json", "--include", "lib*.so", "--exclude", "sub/*", "--exclude", "*-O2.so"]
+    )
+    assert code in (0, 1), err
+    names = sorted(t["target"].rsplit("/", 1)[-1] for t in json.loads(out)["targets"])
+    assert names == ["libb.so", "libprov.so"]
+    code, _, err = run_cli(["deps", target, "--include", "nothing*"])
+    assert code == 2 and "no ELF objects" in err
+
+
+def test_jobs_must_be_positive(tree: Path) -> None:
+    code, _, err = run_cli(["deps", str(tree), "--jobs", "0"])
+    assert code == 2 and "--jobs 0" in err
+
+
+def _session_members(sid: int) -> list[int]:
+    """Processes of session ``sid`` still alive (zombies count as gone)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state ppid pgrp session ...
+            if int(fields[3]) == sid and fields[0] != "Z":
+                out.append(int(d.name))
+    return out
+
+
+def test_sigterm_with_jobs_leaves_no_worker(tmp_path: Path) -> None:
+    """The parent's clean-up terminates the pool: no worker outlives an interrupted --jobs run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import zipfile
+
+    host = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libstdc++.so.6"]
+    if not all(os.path.isfile(p) for p in host):
+        pytest.skip(f"needs the Debian x86-64 multiarch libraries {host} (apt-get install libc6 libstdc++6)")
+    whl = tmp_path / "slow-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in host:
+            zf.write(p, f"pkg/{os.path.basename(p)}")
+    env = dict(os.environ, UK_DEPSCAN_CACHE_DIR=str(tmp_path / "cache"), TMPDIR=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uk_depscan", "scan", str(whl), "--jobs", "2", "-f", "json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    end = time.monotonic() + 60
+    while len(_session_members(proc.pid)) < 3 and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.05)  # the parent and its two workers
+    if proc.poll() is not None:
+        pytest.fail(f"finished before it could be interrupted: {proc.communicate()}")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    time.sleep(0.5)
+    assert _session_members(proc.pid) == [], "a worker outlived its parent"
+    assert not list(tmp_path.glob(WHEEL_PREFIX + "*")), "an extraction directory was left behind"
