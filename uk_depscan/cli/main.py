@@ -442,7 +442,10 @@ def run(argv: list[str]) -> int:
     SHOW_TRACEBACK.set(False)
     install_log_handler()
     logging.getLogger().setLevel(logging.WARNING)  # a command given -vv lowers it (cli.common.command)
-    args = route(argv)
+    try:
+        args = route(argv)
+    except UsageError as err:  # a mistyped command (route() suggests the closest)
+        return print_error(err)
     # The optional sub-applications import tablegen, pydantic and kconfig code (~0.2 s): mounted
     # only when the command line may need them (their own command, or the top-level --help).
     if args[:1] not in ([c] for c in CORE_COMMANDS):
