@@ -38,14 +38,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from uk_depscan.model import Report
-from uk_depscan.report.diff import render_diff_json, render_diff_markdown, render_diff_text
+from uk_depscan.report.diff import diff_reports, render_diff_json, render_diff_markdown, render_diff_text
 from uk_depscan.report.graph import build_graph, collapsed, to_dot, to_graphml, to_json
 from uk_depscan.report.html import render_html
 from uk_depscan.report.json_report import render_json, report_from_dict
 from uk_depscan.report.markdown import render_markdown
 from uk_depscan.report.text import render_deps, render_explain, render_summary
 from uk_depscan.report.validate import first_problem
-from uk_depscan.report.views import diff_reports, explain, with_views
+from uk_depscan.report.views import explain, with_views
 
 # examples per channel (fewer for a quick local run: UK_DEPSCAN_PROPERTY_EXAMPLES=20)
 EXAMPLES = int(os.environ.get("UK_DEPSCAN_PROPERTY_EXAMPLES", "250"))

@@ -26,8 +26,10 @@ def test_traceback_is_read_from_its_option(tmp_path: Path) -> None:
 
 def test_tables_errors_take_the_same_path() -> None:
     code, out, err = run_cli(["tables", "show", "0.17.0", "nosuch"])
-    assert code == 1 and out.startswith("Unikraft 0.17.0 (commit ")
-    assert err == "uk-depscan: error: 'nosuch' is not in the Unikraft 0.17.0 table\n"
+    assert (code, out) == (2, "")  # not a syscall at all: a usage error (README: exit 2)
+    assert err == "uk-depscan: error: nosuch: not a Linux syscall name or number\n"
+    code, out, err = run_cli(["tables", "show", "0.17.0", "madvize"])
+    assert code == 2 and err.endswith("(did you mean `madvise`?)\n")
     code, out, err = run_cli(["tables", "show", "0.1"])
     assert code == 2 and out == "" and err.startswith("uk-depscan: error: ") and "'0.1'" in err
 

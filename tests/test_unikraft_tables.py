@@ -361,6 +361,10 @@ def test_cli_show() -> None:
     assert "mremap: stub / noop_success (behavior fake_success); x86_64 nr 25, aarch64 nr 216" in res.output
     assert "provided_at: lib/ukmmap/Makefile.uk:6" in res.output
     res = r.invoke(tables_app, ["show", "0.17.0", "nosuch"])
-    assert res.exit_code == 1 and "'nosuch' is not in the Unikraft 0.17.0 table" in res.output
+    assert res.exit_code == 2 and "nosuch: not a Linux syscall name or number" in res.output
+    by_number = r.invoke(tables_app, ["show", "0.17.0", "25"])  # x86_64 25 is mremap
+    assert by_number.exit_code == 0 and by_number.output == r.invoke(tables_app, ["show", "0.17.0", "mremap"]).output
+    arm = r.invoke(tables_app, ["show", "0.17.0", "216", "--arch", "aarch64"])
+    assert arm.exit_code == 0 and "mremap: stub" in arm.output
     res = r.invoke(tables_app, ["show", "0.1"])
     assert res.exit_code == 2 and "no shipped table for '0.1'" in res.output

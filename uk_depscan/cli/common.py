@@ -16,6 +16,7 @@ import functools
 import inspect
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -321,6 +322,19 @@ def exits_on_error(fn: Callable[..., None]) -> Callable[..., None]:
             raise typer.Exit(print_error(err)) from err
 
     return guarded
+
+
+def terminal_width() -> int:
+    """Columns for text output: ``COLUMNS`` when set, else the terminal's width, else 100 (a pipe
+    or a file: wide enough for one gap row per line, narrow enough to read)."""
+    from uk_depscan.report.text import DEFAULT_WIDTH
+
+    return max(shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns, 40)
+
+
+def use_color(output: Path | None) -> bool:
+    """Colours only on a terminal, and never when ``NO_COLOR`` is set to anything (no-color.org)."""
+    return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def emit(text: str, output: Path | None, *, announce: bool = False) -> None:

@@ -32,7 +32,10 @@ from uk_depscan.cli.common import (
     print_error,
     stderr_line,
     stderr_lines,
+    terminal_width,
+    use_color,
 )
+from uk_depscan.cli.usage import choice_hint, command_or_file
 from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.model import FailOn, GraphFormat, OutputFormat, Report, SupportStatus, TargetReport
 from uk_depscan.report.escape import for_terminal
@@ -58,9 +61,9 @@ SELECT = ("jobs", "include", "exclude")
 SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc", "entry", "no_cache", "unikraft",
                 "unikraft_table", "fail_on", "route", "observed", *SELECT)  # fmt: skip
 DEPS_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", *SELECT)
-EXPLAIN_OPTIONS = ("fmt", "output", *SEARCH, "libc", "entry", "unikraft", "unikraft_table", "traceback")
-GRAPH_OPTIONS = ("output", *SEARCH, "libc", "unikraft", "traceback")
-DIFF_OPTIONS = ("fmt", "output", "libc", "unikraft", "traceback")
+EXPLAIN_OPTIONS = ("fmt", "output", *SEARCH, "quiet", "libc", "entry", "unikraft", "unikraft_table", "traceback")
+GRAPH_OPTIONS = ("output", *SEARCH, "quiet", "libc", "unikraft", "traceback")
+DIFF_OPTIONS = ("fmt", "output", "quiet", "libc", "unikraft", "traceback")
 
 app = typer.Typer(
     add_completion=False,
@@ -90,8 +93,8 @@ def _render(report: Report, opts: CommonOptions, text_renderer: Callable[..., st
 
         emit(to_dot(build_graph(report)), opts.output)
     else:
-        color = opts.output is None and sys.stdout.isatty()
-        emit(text_renderer(report, color=color, verbose=bool(opts.verbose)), opts.output)
+        text = text_renderer(report, color=use_color(opts.output), width=terminal_width(), verbose=opts.verbose)
+        emit(text, opts.output)
 
 
 @contextmanager
@@ -298,7 +301,7 @@ def explain_cmd(
 
         emit(explain_to_json(answers, q), opts.output)
     else:
-        emit(render_explain(answers, q, color=sys.stdout.isatty()), opts.output)
+        emit(render_explain(answers, q, color=use_color(opts.output), width=terminal_width()), opts.output)
     return EXIT_OK
 
 
@@ -371,12 +374,19 @@ def diff_cmd(
 ) -> int:
     """What a new version adds or removes: libraries, symbol versions, syscalls, Unikraft gaps.
     Exit code 1 when the new side has gaps (P0-P2) the old one did not."""
-    from uk_depscan.report.diff import render_diff_json, render_diff_markdown, render_diff_text
-    from uk_depscan.report.views import diff_reports
+    from uk_depscan.report import diff
 
-    d = diff_reports(_diff_side(old, opts), _diff_side(new, opts), old, new)
-    renderers = {OutputFormat.JSON: render_diff_json, OutputFormat.MD: render_diff_markdown}
-    emit(renderers.get(opts.fmt, render_diff_text)(d), opts.output)
+    d = diff.diff_reports(_diff_side(old, opts), _diff_side(new, opts), old, new)
+    renderers = {
+        OutputFormat.TEXT: diff.render_diff_text,
+        OutputFormat.JSON: diff.render_diff_json,
+        OutputFormat.MD: diff.render_diff_markdown,
+        OutputFormat.HTML: diff.render_diff_html,
+    }
+    render = renderers.get(opts.fmt)
+    if render is None:
+        raise UsageError(f"diff --format {opts.fmt}: not available for a diff (choose text, json, md or html)")
+    emit(render(d), opts.output)
     return EXIT_GAPS if d.new_gaps else EXIT_OK
 
 
@@ -417,6 +427,7 @@ def route(argv: list[str]) -> list[str]:
     """``uk-depscan TARGET...`` means ``uk-depscan scan TARGET...``."""
     if not argv or argv[0] in SUBCOMMANDS or argv[0] in ("--help", "-h", "--version"):
         return argv
+    command_or_file(argv[0], SUBCOMMANDS)  # `uk-depscan dpes /bin/ls`: a typo, not a file to scan
     return ["scan", *argv]
 
 
@@ -431,7 +442,10 @@ def run(argv: list[str]) -> int:
     SHOW_TRACEBACK.set(False)
     install_log_handler()
     logging.getLogger().setLevel(logging.WARNING)  # a command given -vv lowers it (cli.common.command)
-    args = route(argv)
+    try:
+        args = route(argv)
+    except UsageError as err:  # a mistyped command (route() suggests the closest)
+        return print_error(err)
     # The optional sub-applications import tablegen, pydantic and kconfig code (~0.2 s): mounted
     # only when the command line may need them (their own command, or the top-level --help).
     if args[:1] not in ([c] for c in CORE_COMMANDS):
@@ -446,7 +460,8 @@ def run(argv: list[str]) -> int:
         return EXIT_INPUT
     except _USAGE_ERRORS as ex:
         usage = cast(_Showable, ex)
-        usage.message = for_terminal(usage.message)  # an option value typed or scripted from a file name
+        # an option value typed or scripted from a file name; a wrong choice gets the closest one
+        usage.message = for_terminal(choice_hint(usage.message))
         text = io.StringIO()
         usage.show(file=text)
         stderr_lines(text.getvalue())

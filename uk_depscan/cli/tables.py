@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from uk_depscan.cli.common import NotFoundError, emit, exits_on_error, stderr_line
+from uk_depscan.cli.usage import syscall_name
 from uk_depscan.errors import DepscanError, UsageError
 from uk_depscan.model import Arch
 from uk_depscan.report.escape import for_terminal
@@ -191,18 +192,26 @@ def _text(lines: list[str]) -> str:
 @exits_on_error
 def cmd_show(
     version: str = typer.Argument(..., help="Release, e.g. 0.17.0 or staging."),
-    syscall: str | None = typer.Argument(None, help="Show one syscall in detail."),
+    syscall: str | None = typer.Argument(None, help="Show one syscall in detail: a name or a number."),
+    arch: Arch = typer.Option(Arch.X86_64, "--arch", help="Architecture a syscall number is given in."),
 ) -> None:
     """Show one shipped table (summary), or one syscall's row."""
     table = uk.load_unikraft_table(version)
     head = f"Unikraft {table.release} (commit {table.commit}) from {table.source}; generator {table.generator}"
-    emit(_text([head]), None)
     if syscall is None:
+        emit(_text([head]), None)
         emit(_summary(table), None)
         return
-    s = table.get(syscall)
-    if s is None:
-        raise NotFoundError(f"{syscall!r} is not in the Unikraft {table.release} table")
+    try:
+        name = syscall_name(syscall, arch.value)
+    except UsageError:
+        if table.get(syscall) is None:
+            raise
+        name = syscall  # a name only the Unikraft table knows (an alias)
+    s = table.get(name)
+    emit(_text([head]), None)
+    if s is None:  # a Linux syscall the release does not register: a miss, like grep's
+        raise NotFoundError(f"{name!r} is not in the Unikraft {table.release} table")
     emit(_row(s, table), None)
 
 

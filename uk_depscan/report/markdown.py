@@ -84,7 +84,8 @@ def _target(t: TargetReport) -> list[str]:
     if t.syscalls is not None and t.syscalls.requests:
         out += ["", "### Request codes (ioctl, fcntl, prctl, setsockopt)", ""]
         out += [
-            f"- `{md(r.call)}` argument {r.arg_index}: {md(r.name)} ({r.sites} call sites)" for r in t.syscalls.requests
+            f"- `{md(r.call)}` argument {r.arg_index}: {md(r.name)} ({r.sites} call site{'' if r.sites == 1 else 's'})"
+            for r in t.syscalls.requests
         ]
     if t.native is not None:
         out += _native(t.native)

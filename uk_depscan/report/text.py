@@ -2,13 +2,25 @@
 
 Strings from binaries go into ``rich.text.Text`` objects (never markup) after
 :func:`~uk_depscan.report.escape.for_terminal`, so a symbol name cannot style or move the terminal.
+
+Terminal-native: the caller gives the width (the CLI reads ``COLUMNS`` / the terminal); no line is
+longer than it.  Lists of names wrap between names with a hanging indent (never inside a name or a
+path: a word too long for the line is cut with an ellipsis); a table row is one line, its last
+free-text column cut with an ellipsis (``-v`` prints every reason in full below the table).  No
+line ends in spaces.  ``verbose``: 0 summary; 1 adds evidence chains, every gap row with its full
+reasons and one row per import; 2 adds per-site detail: where each chain step is, how many own
+sites and imports reach each syscall (the narrowest import), one row per syscall site of the target.
 """
 
 from __future__ import annotations
 
 import io
+import re
+import textwrap
 from collections import Counter
+from collections.abc import Sequence
 
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -19,6 +31,7 @@ from uk_depscan.model import (
     EvidenceStep,
     FoundVia,
     Gap,
+    GapRow,
     LoadTree,
     MissingLibrary,
     NativeStatus,
@@ -61,18 +74,101 @@ def _console(color: bool, width: int) -> tuple[Console, io.StringIO]:
     ), buf
 
 
+DEFAULT_WIDTH = 100  # a caller that knows no terminal (a file, a pipe without COLUMNS)
+_TRAILING = re.compile(r"[ ]+((?:\x1b\[[0-9;]*m)*)$", re.M)
+
+
+def _finish(buf: io.StringIO) -> str:
+    """The rendered text without trailing spaces (rich pads table cells and grids to the width;
+    with colours the padding sits before the closing escape sequence)."""
+    return _TRAILING.sub(r"\1", buf.getvalue())
+
+
 def _t(text: str, style: str = "") -> Text:
     return Text(for_terminal(text), style=style)
 
 
-def render_deps(report: Report, *, color: bool = False, width: int = 120, verbose: bool = False) -> str:
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 syscall``, ``2 syscalls`` (``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def _wrap(con: Console, text: str, style: str = "", *, indent: int | None = None) -> None:
+    """Print ``text`` wrapped between words to the console width, continuation lines indented
+    (``indent`` columns, default: the text's own indent + 2); a single word longer than a line
+    is cut with an ellipsis rather than broken inside a name or path."""
+    lead = len(text) - len(text.lstrip(" "))
+    hang = " " * (lead + 2 if indent is None else indent)
+    lines = textwrap.wrap(
+        for_terminal(text.lstrip(" ")),
+        width=max(con.width, 20),
+        initial_indent=" " * lead,
+        subsequent_indent=hang,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    for line in lines or [""]:
+        con.print(Text(line, style=style), no_wrap=True, overflow="ellipsis")
+
+
+Cell = tuple[str, str]  # (text, style)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if cell_len(text) <= width else set_cell_size(text, max(width - 1, 0)) + "…"
+
+
+def _grid(
+    con: Console,
+    header: tuple[str, ...],
+    rows: Sequence[tuple[Cell, ...]],
+    *,
+    shrink: tuple[int, ...],
+    right: tuple[int, ...] = (),
+    caps: dict[int, int] | None = None,
+) -> None:
+    """A table of one line per row: columns as wide as their widest cell, two spaces apart; when
+    that is wider than the console, the ``shrink`` columns (first listed, first cut) give up room
+    down to 8 cells, their cells cut with an ellipsis (``caps``: column → widest it may be when
+    the table does not fit).  Identifiers in the other columns stay whole."""
+    cells = [[(for_terminal(text), style) for text, style in row] for row in rows]
+    widths = [max([len(h), *(cell_len(r[i][0]) for r in cells)]) for i, h in enumerate(header)]
+    excess = sum(widths) + 2 * (len(widths) - 1) - con.width
+    for i, cap in (caps or {}).items():
+        if excess > 0 and widths[i] > cap:
+            excess -= widths[i] - cap
+            widths[i] = cap
+    for i in shrink:
+        if excess <= 0:
+            break
+        give = min(excess, max(widths[i] - 8, 0))
+        widths[i] -= give
+        excess -= give
+
+    def line(parts: list[Cell]) -> Text:
+        out = Text()
+        for i, (text, style) in enumerate(parts):
+            cut = _cut(text, widths[i])
+            pad = " " * (widths[i] - cell_len(cut))
+            out.append("  " if i else "")
+            out.append(pad + cut if i in right else cut, style=style)
+            if i not in right:
+                out.append(pad)
+        return out
+
+    con.print(line([(h, "bold") for h in header]), no_wrap=True, overflow="ellipsis")
+    for row in cells:
+        con.print(line(row), no_wrap=True, overflow="ellipsis")
+
+
+def render_deps(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH, verbose: int = 0) -> str:
     con, buf = _console(color, width)
     for target in report.targets:
-        con.print(deps_tree(target.tree, verbose))
+        con.print(deps_tree(target.tree, bool(verbose)), no_wrap=True, overflow="ellipsis")
         for note in target.tree.search_notes if verbose else ():
-            con.print(_t(f"  note: {note}", "dim"))
+            _wrap(con, f"  note: {note}", "dim")
     _print_skipped(con, report)
-    return buf.getvalue()
+    return _finish(buf)
 
 
 def deps_tree(tree: LoadTree, verbose: bool = False) -> Tree:
@@ -109,20 +205,20 @@ def _via(via: FoundVia, detail: str) -> str:
     return via
 
 
-def render_summary(report: Report, *, color: bool = False, width: int = 120, verbose: bool = False) -> str:
+def render_summary(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH, verbose: int = 0) -> str:
     con, buf = _console(color, width)
     for target in report.targets:
         _summary_one(con, target, verbose)
-    _print_matrix(con, report, verbose)
-    _print_plan(con, report, verbose)
+    _print_matrix(con, report, bool(verbose))
+    _print_plan(con, report, bool(verbose))
     _print_skipped(con, report)
-    return buf.getvalue()
+    return _finish(buf)
 
 
 def _print_matrix(con: Console, report: Report, verbose: bool) -> None:
     if not report.matrix:
         return
-    con.print(_t("matrix (syscalls × targets; x = needed)", "bold"))
+    _wrap(con, "matrix (syscalls × targets; x = needed)", "bold")
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("tier", "syscall", "unikraft", *(f"#{i + 1}" for i in range(len(report.targets)))):
         table.add_column(col)
@@ -134,39 +230,54 @@ def _print_matrix(con: Console, report: Report, verbose: bool) -> None:
             _t(m.status_label),
             *(_t("x" if need else "·") for need in m.needed_by),
         )
-    con.print(table)
+    con.print(table, no_wrap=True, overflow="ellipsis")
     for i, t in enumerate(report.targets):
-        con.print(_t(f"  #{i + 1} = {t.target}", "dim"))
+        _wrap(con, f"  #{i + 1} = {t.target}", "dim")
 
 
 def _print_plan(con: Console, report: Report, verbose: bool) -> None:
     if not report.plan:
         return
-    con.print(_t("plan (greedy, Loupe-style: finish the target that needs least, repeat)", "bold"))
+    _wrap(con, "plan (greedy, Loupe-style: finish the target that needs least, repeat)", "bold")
     for step in report.plan:
         actions = ", ".join(step.actions[: None if verbose else 12]) or "nothing new"
         more = f" (+{len(step.actions) - 12} more)" if not verbose and len(step.actions) > 12 else ""
-        con.print(_t(f"  step {step.number}: {len(step.actions)} actions: {actions}{more}"))
-        con.print(_t(f"          -> fully supported: {', '.join(step.completes)}", "green"))
+        _wrap(con, f"  step {step.number}: {plural(len(step.actions), 'action')}: {actions}{more}", indent=10)
+        _wrap(con, f"          -> fully supported: {', '.join(step.completes)}", "green")
 
 
-def _summary_one(con: Console, t: TargetReport, verbose: bool) -> None:
-    con.print(_t(t.target, "bold underline"))
-    con.print(_facts(t))
+def _summary_one(con: Console, t: TargetReport, verbose: int) -> None:
+    _wrap(con, t.target, "bold underline")
+    con.print(_facts(t), no_wrap=True, overflow="ellipsis")
     _provider_table(con, t)
-    _problems(con, t, verbose)
+    if verbose:
+        _import_rows(con, t)
+    _problems(con, t, bool(verbose))
     if t.syscalls is not None:
         _syscall_section(con, t.syscalls, verbose)
-        _gap_section(con, t, verbose)
-        _observation_section(con, t, verbose)
-    _below_section(con, t, verbose)
+        _gap_section(con, t, bool(verbose))
+        _observation_section(con, t, bool(verbose))
+    _below_section(con, t, bool(verbose))
     if t.syscalls is not None and t.syscalls.requests:
         reqs = ", ".join(f"{r.call}({r.name})" + (f"×{r.sites}" if r.sites > 1 else "") for r in t.syscalls.requests)
-        con.print(_t(f"requests      {reqs}"))
-    _native_section(con, t, verbose)
+        _wrap(con, f"requests      {reqs}", indent=_LABEL)
+    _native_section(con, t, bool(verbose))
     for w in t.warnings:
-        con.print(_t(f"  warning: {w}", "yellow"))
+        _wrap(con, f"  warning: {w}", "yellow")
     con.print()
+
+
+_LABEL = 14  # width of the section labels ("syscalls      "): continuation lines align after them
+
+
+def _import_rows(con: Console, t: TargetReport) -> None:
+    """``-v``: one row per import (symbol, version, provider)."""
+    rows = [
+        ((demangle(i.name), ""), (i.version or "-", ""), (i.provider or "(unresolved)", "" if i.provider else "red"))
+        for i in t.imports
+    ]
+    if rows:
+        _grid(con, ("import", "version", "provider"), rows, shrink=(0, 2))
 
 
 def _facts(t: TargetReport) -> Table:
@@ -212,47 +323,51 @@ def _facts(t: TargetReport) -> Table:
 
 def _problems(con: Console, t: TargetReport, verbose: bool) -> None:
     for m in t.tree.missing:
-        con.print(_t(f"  missing {m.needed_name} (needed by {t.tree.objects[m.needed_by].path}): {m.reason}", "red"))
+        _wrap(con, f"  missing {m.needed_name} (needed by {t.tree.objects[m.needed_by].path}): {m.reason}", "red")
     for p in t.version_problems:
-        con.print(_t(f"  {p.reason}", "red"))
+        _wrap(con, f"  {p.reason}", "red")
     for sym in t.unresolved[: None if verbose else 20]:
-        con.print(_t(f"  unresolved {demangle(sym.name)}" + (f"@{sym.version}" if sym.version else ""), "red"))
+        _wrap(con, f"  unresolved {demangle(sym.name)}" + (f"@{sym.version}" if sym.version else ""), "red")
     for r in t.route:
         style = "red" if r.severity is Severity.BLOCKER else "yellow"
-        con.print(_t(f"binary-compat {r.severity}: {r.object}: {r.problem}", style))
+        _wrap(con, f"binary-compat {r.severity}: {r.object}: {r.problem}", style)
 
 
 def _below_section(con: Console, t: TargetReport, verbose: bool) -> None:
     b = t.below
     if b is None or not (b.pseudo_files or b.dlopen_targets):
         return
-    con.print(_t(f"below syscall {len(b.pseudo_files)} pseudo-files, {len(b.dlopen_targets)} dlopen targets", "bold"))
+    _wrap(
+        con,
+        f"below syscall {plural(len(b.pseudo_files), 'pseudo-file')}, {plural(len(b.dlopen_targets), 'dlopen target')}",
+        "bold",
+    )
     if b.pseudo_files:
-        con.print(_t("  files: " + " ".join(b.pseudo_files[: None if verbose else 25])))
+        _wrap(con, "  files: " + " ".join(b.pseudo_files[: None if verbose else 25]))
     if b.dlopen_targets:
-        con.print(_t("  dlopen: " + " ".join(d.name for d in b.dlopen_targets)))
+        _wrap(con, "  dlopen: " + " ".join(d.name for d in b.dlopen_targets))
 
 
 def _native_section(con: Console, t: TargetReport, verbose: bool) -> None:
     n = t.native
     if n is None:
         return
-    con.print(
-        _t(
-            f"native route  lib-musl {n.libmusl_release} (musl {n.musl_version}): "
-            f"{n.count(NativeStatus.AVAILABLE)} libc imports available, {n.count(NativeStatus.AVAILABLE_AS)} under "
-            f"their source names, {n.count(NativeStatus.FORTIFY)} fortify (__*_chk), "
-            f"{n.count(NativeStatus.MISSING)} missing",
-            "bold",
-        )
+    _wrap(
+        con,
+        f"native route  lib-musl {n.libmusl_release} (musl {n.musl_version}): "
+        f"{plural(n.count(NativeStatus.AVAILABLE), 'libc import')} available, {n.count(NativeStatus.AVAILABLE_AS)} "
+        f"under their source names, {n.count(NativeStatus.FORTIFY)} fortify (__*_chk), "
+        f"{n.count(NativeStatus.MISSING)} missing",
+        "bold",
+        indent=_LABEL,
     )
     missing = [g.name for g in n.symbols if g.status in (NativeStatus.MISSING, NativeStatus.FORTIFY)]
     if missing:
         more = " ..." if len(missing) > 30 and not verbose else ""
-        con.print(_t("  " + " ".join(missing[: None if verbose else 30]) + more, "yellow"))
+        _wrap(con, "  " + " ".join(missing[: None if verbose else 30]) + more, "yellow")
 
 
-def _syscall_section(con: Console, s: SyscallReport, verbose: bool) -> None:
+def _syscall_section(con: Console, s: SyscallReport, verbose: int) -> None:
     normal = [f for f in s.syscalls if not f.failure_only]
     failure = [f for f in s.syscalls if f.failure_only]
     kinds: dict[str, int] = {}
@@ -264,51 +379,84 @@ def _syscall_section(con: Console, s: SyscallReport, verbose: bool) -> None:
         if s.entries
         else "whole object"
     )
-    con.print(
-        _t(
-            f"syscalls      {len(normal)} reachable + {len(failure)} only on failure paths "
-            f"({scope}; libc model {s.libc_model}); start-up baseline {sum(not f.rare for f in s.baseline)} "
-            f"(+ {sum(f.rare for f in s.baseline)} on rare paths)",
-            "bold",
-        )
+    _wrap(
+        con,
+        f"syscalls      {len(normal)} reachable + {len(failure)} only on failure paths "
+        f"({scope}; libc model {s.libc_model}); start-up baseline {sum(not f.rare for f in s.baseline)} "
+        f"(+ {sum(f.rare for f in s.baseline)} on rare paths)",
+        "bold",
+        indent=_LABEL,
     )
-    con.print(_t("  by evidence: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))))
+    _wrap(con, "  by evidence: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
     wrapped = sum(1 for x in s.sites if x.kind.is_wrapper_call)
-    con.print(
-        _t(
-            f"  sites in the target: {len(s.sites) - wrapped} direct, {wrapped} syscall() wrapper calls, "
-            f"{s.unknown_sites} with unknown number"
-        )
+    _wrap(
+        con,
+        f"  sites in the target: {len(s.sites) - wrapped} direct, {plural(wrapped, 'syscall() wrapper call')}, "
+        f"{s.unknown_sites} with unknown number",
     )
-    con.print(_t("  " + " ".join(f.name for f in normal), "cyan"))
+    _wrap(con, "  " + " ".join(f.name for f in normal), "cyan")
     if failure:
-        con.print(_t("  failure paths only: " + " ".join(f.name for f in failure), "dim"))
-    for f in s.syscalls if verbose else ():
-        con.print(_t(f"    {f.name}: " + " -> ".join(_step(x) for x in f.chain), "dim"))
+        _wrap(con, "  failure paths only: " + " ".join(f.name for f in failure), "dim", indent=4)
+    for f in s.syscalls if verbose else ():  # -vv: where each step is (the call or syscall site)
+        steps = (_step(x) + (f" @ {x.detail}" if verbose > 1 and x.detail else "") for x in f.chain)
+        _wrap(con, f"    {f.name}: " + " -> ".join(steps), "dim", indent=8)
+        b = f.breadth
+        if verbose > 1 and b is not None:
+            narrowest = (
+                f"; narrowest {demangle_versioned(b.narrowest)} (makes {plural(b.narrowest_size, 'syscall')})"
+                if b.narrowest
+                else ""
+            )
+            _wrap(
+                con,
+                f"      {plural(b.own_sites, 'own site')}, {plural(b.imports, 'import')} reaching it{narrowest}",
+                "dim",
+                indent=8,
+            )
     for i in s.invalid:
-        con.print(_t(f"  {i.message}", "yellow"))
+        _wrap(con, f"  {i.message}", "yellow")
         if verbose:
-            con.print(_t("    " + " -> ".join(_step(x) for x in i.chain), "dim"))
+            _wrap(con, "    " + " -> ".join(_step(x) for x in i.chain), "dim", indent=8)
+    if verbose > 1:
+        _site_rows(con, s)
+
+
+def _site_rows(con: Console, s: SyscallReport) -> None:
+    """``-vv``: every syscall site of the target: address, kind, number(s), confidence, function."""
+    rows = [
+        (
+            (f"{x.address:#x}", ""),
+            (x.kind.value, ""),
+            (" ".join(x.names) or (x.reason or "unknown"), ""),
+            (x.confidence.value, ""),
+            (demangle(x.function) if x.function else "-", ""),
+            (x.via or "-", ""),
+        )
+        for x in s.sites
+    ]
+    if rows:
+        _grid(con, ("site", "kind", "syscalls", "confidence", "function", "via"), rows, shrink=(4, 5, 2))
 
 
 def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
     v = target_views(t)
     rows = len(v.rows)
-    con.print(
-        _t(
-            f"unikraft      {rows} syscalls: " + ", ".join(f"{k} {n}" for k, n in v.status_counts),
-            "bold",
-        )
+    _wrap(
+        con,
+        f"unikraft      {plural(rows, 'syscall')}: " + ", ".join(f"{k} {n}" for k, n in v.status_counts),
+        "bold",
+        indent=_LABEL,
     )
-    con.print(_t(f"  tiers       {_counts(v.tier_counts)} (all {rows} rows)"))
+    _wrap(con, f"  tiers       {_counts(v.tier_counts)} (all {plural(rows, 'row')})", indent=_LABEL)
     enable = sum(n for _, n in v.enable_tier_counts)
     if v.kconfig_groups:
         already = sum(1 for k in v.kconfig_groups if k.already_on)
-        con.print(
-            _t(
-                f"  enable      {len(v.kconfig_groups)} options for {enable} syscalls ({_counts(v.enable_tier_counts)})"
-                + (f"; {already} already on in the route's base configuration" if already else "")
-            )
+        _wrap(
+            con,
+            f"  enable      {plural(len(v.kconfig_groups), 'option')} for {plural(enable, 'syscall')} "
+            f"({_counts(v.enable_tier_counts)})"
+            + (f"; {already} already on in the route's base configuration" if already else ""),
+            indent=_LABEL,
         )
     for group in v.kconfig_groups:
         names = group.syscalls
@@ -322,43 +470,56 @@ def _gap_section(con: Console, t: TargetReport, verbose: bool) -> None:
             extra.append("drags in " + ", ".join(group.drags_in))
         if group.note:
             extra.append(group.note)
-        con.print(
-            _t(
-                f"    {group.tier or '-'} {group.option}: {len(names)} syscalls "
-                f"({', '.join(names[: None if verbose else 8])}{more})" + (f" [{'; '.join(extra)}]" if extra else "")
-            )
+        _wrap(
+            con,
+            f"    {group.tier or '-'} {group.option}: {plural(len(names), 'syscall')} "
+            f"({', '.join(names[: None if verbose else 8])}{more})" + (f" [{'; '.join(extra)}]" if extra else ""),
+            indent=7,
         )
     for note in t.kconfig.alternatives if t.kconfig is not None else ():
-        con.print(_t(f"    left out: {note}", "yellow"))
+        _wrap(con, f"    left out: {note}", "yellow", indent=7)
     top = v.top_actions
     acts = Counter(r.gap.action for r in top)
-    con.print(
-        _t(
-            f"  work        {len(top)} rows ({_counts(v.top_tier_counts)}): "
-            + (", ".join(f"{_action_word(a)} {acts[a]}" for a in Action if acts.get(a)) or "none")
-        )
+    _wrap(
+        con,
+        f"  work        {plural(len(top), 'row')} ({_counts(v.top_tier_counts)}): "
+        + (", ".join(f"{_action_word(a)} {acts[a]}" for a in Action if acts.get(a)) or "none"),
+        indent=_LABEL,
     )
     work = v.work if verbose else top
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    observed = t.observation is not None
-    for col in ("tier", "syscall", "unikraft", "action", "L", *(("observed",) if observed else ()), "why"):
-        table.add_column(col, overflow="fold")
-    for row in work[: None if verbose else 15]:
-        g = row.gap
-        seen = (_t("yes" if g.observed else "no", "green" if g.observed else "dim"),) if observed else ()
-        table.add_row(
-            _t(g.tier, TIER_STYLE[g.tier]),
-            _t(g.name),
-            _t(f"{g.status}: {g.detail}"),
-            _t(g.action_label),
-            _t(f"{g.likelihood:.2f}"),
-            *seen,
-            _t("; ".join(r for r in (g.reasons if verbose else _short_reasons(g)) if not _observation_reason(r))),
-        )
-    if work:
-        con.print(table)
+    shown = work[: None if verbose else 15]
+    if shown:
+        _gap_table(con, t, shown)
     if not verbose and len(work) > 15:
-        con.print(_t(f"  ... {len(work) - 15} more (-v for all, --format json for everything)", "dim"))
+        _wrap(con, f"  ... {len(work) - 15} more (-v for all, --format json for everything)", "dim")
+    if verbose:
+        for row in shown:  # the reasons the table cut, in full
+            reasons = [r for r in row.gap.reasons if not _observation_reason(r)]
+            _wrap(con, f"  {row.gap.name}: " + "; ".join(reasons), "dim", indent=6)
+
+
+def _gap_table(con: Console, t: TargetReport, rows: tuple[GapRow, ...]) -> None:
+    """One line per gap whatever the width: identifiers whole, the reasons and then the Unikraft
+    detail cut with an ellipsis to the room left."""
+    observed = t.observation is not None
+    header = ("tier", "syscall", "unikraft", "action", "L", *(("observed",) if observed else ()), "why")
+    cells = []
+    for row in rows:
+        g = row.gap
+        seen = (("yes", "green") if g.observed else ("no", "dim"),) if observed else ()
+        why = "; ".join(r for r in _short_reasons(g) if not _observation_reason(r))
+        cells.append(
+            (
+                (g.tier.value, TIER_STYLE[g.tier]),
+                (g.name, ""),
+                (f"{g.status}: {g.detail}", ""),
+                (g.action_label, ""),
+                (f"{g.likelihood:.2f}", ""),
+                *seen,
+                (why, ""),
+            )
+        )
+    _grid(con, header, cells, shrink=(len(header) - 1, 2), caps={2: 28})
 
 
 def _observation_reason(reason: str) -> bool:
@@ -377,22 +538,26 @@ def _observation_section(con: Console, t: TargetReport, verbose: bool) -> None:
     gaps = [g for g in t.gaps if g.observed is not None]
     p0 = sum(1 for g in gaps if g.tier.rank == 0)
     traces = ", ".join(x.rsplit("/", 1)[-1] for x in o.traces)
-    con.print(_t(f"observed      {traces}: scope {o.scope}, {len(o.syscalls)} syscalls counted for the target", "bold"))
-    con.print(_t(f"  {o.rule}", "dim"))
-    con.print(
-        _t(
-            f"  reachable: {len(seen)} observed, {len(unseen)} not observed; start-up baseline: {base} of "
-            f"{len(s.baseline)} observed; gaps: {sum(1 for g in gaps if g.observed)} observed, "
-            f"{sum(1 for g in gaps if not g.observed)} not observed, P0 {p0}"
-        )
+    _wrap(
+        con,
+        f"observed      {traces}: scope {o.scope}, {plural(len(o.syscalls), 'syscall')} counted for the target",
+        "bold",
+        indent=_LABEL,
+    )
+    _wrap(con, f"  {o.rule}", "dim")
+    _wrap(
+        con,
+        f"  reachable: {len(seen)} observed, {len(unseen)} not observed; start-up baseline: {base} of "
+        f"{len(s.baseline)} observed; gaps: {sum(1 for g in gaps if g.observed)} observed, "
+        f"{sum(1 for g in gaps if not g.observed)} not observed, P0 {p0}",
     )
     if o.unreached:
-        con.print(_t("  observed, not in the static answer: " + " ".join(o.unreached), "yellow"))
+        _wrap(con, "  observed, not in the static answer: " + " ".join(o.unreached), "yellow")
     if o.unknown:
-        con.print(_t("  not syscalls of this architecture: " + " ".join(o.unknown), "dim"))
+        _wrap(con, "  not syscalls of this architecture: " + " ".join(o.unknown), "dim")
     if verbose:
-        con.print(_t("  observed: " + " ".join(f.name for f in seen), "green"))
-        con.print(_t("  not observed: " + " ".join(f.name for f in unseen), "dim"))
+        _wrap(con, "  observed: " + " ".join(f.name for f in seen), "green")
+        _wrap(con, "  not observed: " + " ".join(f.name for f in unseen), "dim")
 
 
 def _counts(pairs: tuple[tuple[Tier, int], ...]) -> str:
@@ -438,14 +603,16 @@ def _provider_table(con: Console, t: TargetReport) -> None:
         prov = imp.provider or "(unresolved)"
         versions = counts.setdefault(prov, {})
         versions[imp.version or "-"] = versions.get(imp.version or "-", 0) + 1
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    table.add_column("provider")
-    table.add_column("imports", justify="right")
-    table.add_column("newest versions")
-    for prov, versions in sorted(counts.items(), key=lambda kv: -sum(kv[1].values())):
-        newest = sorted((v for v in versions if v != "-"), key=_version_key)[-3:]
-        table.add_row(_t(prov), _t(str(sum(versions.values()))), _t(", ".join(newest)))
-    con.print(table)
+    rows = [
+        ((prov, ""), (str(sum(versions.values())), ""), (", ".join(_newest(versions)), ""))
+        for prov, versions in sorted(counts.items(), key=lambda kv: -sum(kv[1].values()))
+    ]
+    if rows:
+        _grid(con, ("provider", "imports", "newest versions"), rows, shrink=(2, 0), right=(1,))
+
+
+def _newest(versions: dict[str, int]) -> list[str]:
+    return sorted((v for v in versions if v != "-"), key=_version_key)[-3:]
 
 
 def _version_key(v: str) -> tuple[str, tuple[int, ...]]:
@@ -455,33 +622,39 @@ def _version_key(v: str) -> tuple[str, tuple[int, ...]]:
 
 def _print_skipped(con: Console, report: Report) -> None:
     for s in report.skipped:
-        con.print(_t(f"skipped {s.path}: {s.reason}", "yellow"))
+        _wrap(con, f"skipped {s.path}: {s.reason}", "yellow")
 
 
-def render_explain(answers: tuple[ExplainAnswer, ...], query: str, *, color: bool = False, width: int = 120) -> str:
+def render_explain(
+    answers: tuple[ExplainAnswer, ...], query: str, *, color: bool = False, width: int = DEFAULT_WIDTH
+) -> str:
     """Evidence chains for a syscall name/number or an imported symbol, per target
     (:func:`uk_depscan.report.views.explain`)."""
     con, buf = _console(color, width)
     for a in answers:
         if not a.analysed:
-            con.print(_t(f"{a.target}: no syscall analysis (architecture not analysed)", "yellow"))
+            _wrap(con, f"{a.target}: no syscall analysis (architecture not analysed)", "yellow")
             continue
-        con.print(_t(a.target, "bold underline"))
+        _wrap(con, a.target, "bold underline")
         if a.kind is not QueryKind.SYSCALL:
             via = f", bound to {a.provider}" if a.provider else (", unbound" if a.kind is QueryKind.IMPORT else "")
-            con.print(_t(f"  {a.kind} {demangle_versioned(a.symbol)}{via}: reaches {len(a.reaches)} syscalls", "bold"))
+            _wrap(
+                con,
+                f"  {a.kind} {demangle_versioned(a.symbol)}{via}: reaches {plural(len(a.reaches), 'syscall')}",
+                "bold",
+            )
             if a.reaches:
-                con.print(_t("  " + " ".join(a.reaches), "cyan"))
+                _wrap(con, "  " + " ".join(a.reaches), "cyan")
             if a.hits:
-                con.print(_t("  shortest chains that pass through it:"))
+                _wrap(con, "  shortest chains that pass through it:")
         elif not a.hits:
-            con.print(_t(f"  {query}: not reachable from this target (nor in the start-up baseline)", "green"))
+            _wrap(con, f"  {query}: not reachable from this target (nor in the start-up baseline)", "green")
         for hit in a.hits:
             f, gap = hit.finding, hit.gap
             status = f"  [unikraft: {gap.status} {gap.detail}, {gap.tier} {gap.action_label}]" if gap else ""
             failure = " — only on failure paths" if f.failure_only else ""
-            con.print(_t(f"  {f.name} ({f.number}) {hit.scope}{failure}{status}", "bold"))
+            _wrap(con, f"  {f.name} ({f.number}) {hit.scope}{failure}{status}", "bold")
             for i, step in enumerate(f.chain):
                 indent = f"    {'  ' * i}{'└─ ' if i else ''}"
-                con.print(_t(indent + _step(step) + (f" @ {step.detail}" if step.detail else "")))
-    return buf.getvalue()
+                _wrap(con, indent + _step(step) + (f" @ {step.detail}" if step.detail else ""))
+    return _finish(buf)

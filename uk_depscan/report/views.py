@@ -3,9 +3,9 @@
 * per target (:class:`~uk_depscan.model.TargetViews`, carried by the report after
   :func:`with_views`): the Kconfig options to enable, the gaps with their evidence, the work still
   to do, counts by status and tier — text, JSON, Markdown and HTML all read these;
-* ``explain``: the evidence chains matching a syscall name/number or an imported symbol;
-* ``diff``: what a new report adds or removes against an old one (a saved JSON report is read back
-  with :func:`uk_depscan.report.json_report.report_from_dict`).
+* ``explain``: the evidence chains matching a syscall name/number or an imported symbol.
+
+The diff of two reports is :mod:`uk_depscan.report.diff`.
 
 Like every module of :mod:`uk_depscan.report`, this imports only the model, never the engine.
 """
@@ -281,85 +281,3 @@ _SYMBOL_STEPS = (EvidenceKind.IMPORT, EvidenceKind.ENTRY)
 def _symbol_matches(symbol: str, query: str) -> bool:
     base = symbol.split("@", 1)[0]
     return query in (symbol, base) or demangle(base) == query or demangle(base).startswith(query + "(")
-
-
-# -- diff -----------------------------------------------------------------------------------------
-class DiffKind(StrEnum):
-    LIBRARY = "library"
-    SYMBOL_VERSION = "symbol-version"
-    SYSCALL = "syscall"
-    GAP = "gap"
-
-
-class ChangeType(StrEnum):
-    ADDED = "added"
-    REMOVED = "removed"
-    CHANGED = "changed"
-
-
-@dataclass(frozen=True)
-class Change:
-    """One fact added, removed or (gaps only) changed; ``tier`` is the new side's tier of a gap."""
-
-    kind: DiffKind
-    item: str
-    change: ChangeType
-    detail: str
-    tier: Tier | None = None
-
-
-@dataclass(frozen=True)
-class DiffReport:
-    old: str
-    new: str
-    changes: tuple[Change, ...]
-
-    @property
-    def new_gaps(self) -> tuple[Change, ...]:
-        """Gaps to act on (P0-P2) that the new side has and the old one had not, or had otherwise."""
-        return tuple(
-            c
-            for c in self.changes
-            if c.kind is DiffKind.GAP
-            and c.change in (ChangeType.ADDED, ChangeType.CHANGED)
-            and c.tier is not None
-            and c.tier.actionable
-        )
-
-
-@dataclass(frozen=True)
-class _Fact:
-    detail: str
-    tier: Tier | None = None
-
-
-def facts(report: Report) -> dict[DiffKind, dict[str, _Fact]]:
-    """kind → {item: fact}, the union over the report's targets (a later target's fact wins)."""
-    out: dict[DiffKind, dict[str, _Fact]] = {k: {} for k in DiffKind}
-    for t in report.targets:
-        for o in t.tree.objects[1:]:
-            out[DiffKind.LIBRARY][o.needed_name or o.path] = _Fact(o.found_via.value)
-        for imp in t.imports:
-            if imp.version:
-                out[DiffKind.SYMBOL_VERSION][imp.version] = _Fact(imp.version_file or "")
-        for f in t.syscalls.syscalls + t.syscalls.baseline if t.syscalls else ():
-            out[DiffKind.SYSCALL][f.name] = _Fact(", ".join(f.libraries))
-        for g in t.gaps:
-            if g.status is not SupportStatus.PROVIDED:
-                out[DiffKind.GAP][g.name] = _Fact(f"{g.status} {g.tier}", g.tier)
-    return out
-
-
-def diff_reports(old: Report, new: Report, old_name: str, new_name: str) -> DiffReport:
-    a, b = facts(old), facts(new)
-    changes = []
-    for kind in DiffKind:
-        for item in sorted(set(a[kind]) | set(b[kind])):
-            if item not in a[kind]:
-                changes.append(Change(kind, item, ChangeType.ADDED, b[kind][item].detail, b[kind][item].tier))
-            elif item not in b[kind]:
-                changes.append(Change(kind, item, ChangeType.REMOVED, a[kind][item].detail))
-            elif kind is DiffKind.GAP and a[kind][item] != b[kind][item]:
-                detail = f"{a[kind][item].detail} -> {b[kind][item].detail}"
-                changes.append(Change(kind, item, ChangeType.CHANGED, detail, b[kind][item].tier))
-    return DiffReport(old_name, new_name, tuple(changes))

@@ -53,7 +53,7 @@ META_KEYS = frozenset(
 # The scanner's closed vocabularies (uk_depscan.syscalls.scan); a value outside them is poison.
 SITE_KINDS = frozenset({"direct", "int80", "sysenter", "svc", "wrapper_call", "local_wrapper_call"})
 CONFIDENCES = frozenset({"exact", "multiple", "unknown"})
-REQUEST_CALLS = frozenset({"ioctl", "fcntl", "fcntl64", "prctl", "setsockopt"})
+REQUEST_CALLS = frozenset({"ioctl", "fcntl", "fcntl64", "prctl", "setsockopt", "getsockopt"})
 ARRAYS = (
     ("func_starts", "<u8", np.uint64),
     ("indptr", "<i8", np.int64),

@@ -469,7 +469,7 @@ def syscall_report(analysis: SyscallAnalysis, arch: str, display: Callable[[str]
         sites,
         tuple(dataclasses.replace(s, library=display(s.library)) for s in analysis.sources),
         analysis.unknown_sites,
-        request_records(analysis.root_requests),
+        request_records(analysis.root_requests, arch),
         tuple(sorted(invalid, key=lambda i: (i.number, i.library, i.site))),
         tuple(
             ImportReach(imp, tuple(n for n in (table.name_of(x) for x in sorted(nums)) if n is not None))

@@ -73,7 +73,7 @@ from uk_depscan.syscalls.disasm import (
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "5"  # bump whenever results can change: it is part of the cache key
+ENGINE_VERSION = "6"  # bump whenever results can change: it is part of the cache key
 SYSCALL_IMPORTS = frozenset({"syscall"})
 MAX_FUNCTION_BYTES = 4 << 20  # decode at most this much of one function
 WINDOW = 4096  # verified window when no function start precedes a site
@@ -132,8 +132,17 @@ class LocalWrapper:
 
 
 # Below-syscall request codes: (imported function, argument index) whose value decides what the
-# kernel is asked to do — ioctl request, fcntl command, prctl option, setsockopt level/optname.
-REQUEST_ARGS = (("ioctl", 1), ("fcntl", 1), ("fcntl64", 1), ("prctl", 0), ("setsockopt", 1), ("setsockopt", 2))
+# kernel is asked to do — ioctl request, fcntl command, prctl option, set/getsockopt level/optname.
+REQUEST_ARGS = (
+    ("ioctl", 1),
+    ("fcntl", 1),
+    ("fcntl64", 1),
+    ("prctl", 0),
+    ("setsockopt", 1),
+    ("setsockopt", 2),
+    ("getsockopt", 1),
+    ("getsockopt", 2),
+)
 
 
 @dataclass(frozen=True)
