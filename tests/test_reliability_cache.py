@@ -143,12 +143,13 @@ def arrays_of(ctx: Ctx) -> tuple[list[int], bytes]:
 
 
 def with_arrays(change: Callable[[list], None]) -> Callable[[Ctx], None]:
-    """Decode the three arrays, let ``change`` edit them (a list of numpy arrays), store them back."""
+    """Decode the entry's arrays (the layout the cache writes), let ``change`` edit them (a list of
+    numpy arrays: func_starts, indptr, indices, …), store them back."""
     import numpy as np
 
     def mutate(ctx: Ctx) -> None:
         counts, data = arrays_of(ctx)
-        dt = ["<u8", "<i8", "<i4"]
+        dt = [d for _, d, _ in scan_cache.ARRAYS]
         arrs, off = [], 0
         for c, d in zip(counts, dt, strict=True):
             a = np.frombuffer(data, dtype=d, count=c, offset=off).copy()
@@ -318,7 +319,7 @@ VARIANTS: dict[str, tuple[Callable[[Ctx], None], str]] = {
     "json-huge-integer": (raw_meta(b'{"format": ' + b"9" * 100_000 + b"}"), "miss"),
     "json-missing-field": (with_meta(lambda d: d.pop("sites")), "miss"),
     "json-extra-field": (with_meta(set_key("extra", 1)), "miss"),
-    "format-version": (with_meta(set_key("format", 2)), "miss"),
+    "format-version": (with_meta(set_key("format", scan_cache.FORMAT + 1)), "miss"),
     "format-bool": (with_meta(set_key("format", True)), "miss"),
     "key-of-other-entry": (lambda ctx: with_meta(set_key("key", ctx.other["key"]))(ctx), "miss"),
     "arch-mismatch": (with_meta(set_key("arch", "aarch64")), "miss"),
