@@ -100,6 +100,9 @@ def pointer_ranges(elf: ElfFile, offsets: np.ndarray) -> np.ndarray:
         ranges = [
             (g.p_vaddr, g.p_vaddr + g.p_memsz) for g in elf.segments if g.p_type == PT_LOAD and not g.p_flags & PF_X
         ]
+    # a corrupt header can put a section past the end of the address space: it holds nothing the
+    # loader relocates (a relocation offset is a 64-bit address), and numpy cannot hold its end
+    ranges = [(lo, hi) for lo, hi in ranges if hi < 1 << 64]
     arr = np.asarray(sorted(ranges), np.uint64).reshape(-1, 2)
     if not len(arr) or not len(offsets):
         return np.zeros((0, 2), np.uint64)

@@ -52,7 +52,9 @@ def target_views(t: TargetReport) -> TargetViews:
 
 
 def build_target_views(t: TargetReport) -> TargetViews:
-    rows = tuple(GapRow(g, f, _needed_via(f)) for g, f in zip(t.gaps, _evidence(t), strict=True))
+    evidence = _evidence(t)
+    labels = library_labels(lib for f in evidence if f is not None for lib in f.libraries)
+    rows = tuple(GapRow(g, f, _needed_via(f, labels)) for g, f in zip(t.gaps, evidence, strict=True))
     work = tuple(r for r in rows if r.gap.action is not Action.ENABLE)
     top = tuple(r for r in work if r.gap.tier.actionable)
     enable = [r.gap for r in rows if r.gap.action is Action.ENABLE]
@@ -92,8 +94,17 @@ def library_label(lib: str) -> str:
     return lib.rsplit("/", 1)[-1]
 
 
-def _needed_via(f: SyscallFinding | None) -> tuple[str, ...]:
-    return () if f is None else tuple(library_label(lib) for lib in f.libraries)
+def library_labels(libs: Iterable[str]) -> dict[str, str]:
+    """Each library's label (:func:`library_label`), except that libraries whose labels would be
+    the same keep their whole name: two objects loaded from different directories (or names from a
+    binary that contain a '/') must not merge into one chart bar or filter choice."""
+    libs = set(libs)
+    counts = Counter(library_label(lib) for lib in libs)
+    return {lib: library_label(lib) if counts[library_label(lib)] == 1 else lib for lib in libs}
+
+
+def _needed_via(f: SyscallFinding | None, labels: dict[str, str]) -> tuple[str, ...]:
+    return () if f is None else tuple(labels[lib] for lib in f.libraries)
 
 
 def kconfig_fragment(groups: tuple[KconfigGroup, ...]) -> tuple[str, ...]:
