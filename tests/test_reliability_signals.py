@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, compile_so
 
-from uk_depscan.cleanup import OWNER_FILE, WHEEL_PREFIX, sweep_stale, write_output
+from uk_depscan.cleanup import OWNER_FILE, WHEEL_PREFIX, sweep_stale, temp_base, write_output
 from uk_depscan.store.cache import CACHE_FILE
 
 HOST_LIBS = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libstdc++.so.6"]
@@ -219,3 +219,19 @@ def test_kill_9_at_random_moments_then_rerun_is_byte_identical(tmp_path: Path) -
         f"\nkill -9 loop: cold scan {duration:.1f} s, {KILLS} kills, all reruns identical; longest rerun {worst:.1f} s"
     )
     print("  state at the kill:", dict(sorted(tally.items())))
+
+
+def test_temp_base_chooses_like_tempfile_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding the temporary directory writes nothing into it: tempfile.gettempdir()'s probe file
+    (a random 8-character name, created then removed) is what a SIGKILL at that moment left behind
+    in the kill-and-rerun test.  The choice is tempfile's: $TMPDIR when usable, else the next one."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    before = sorted(tmp_path.iterdir())
+    assert temp_base() == str(tmp_path) == tempfile.gettempdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    assert temp_base() != str(tmp_path / "missing")
+    assert sorted(tmp_path.iterdir()) == before

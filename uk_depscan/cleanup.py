@@ -112,10 +112,26 @@ def run_guarded(run: Callable[[list[str]], int], argv: list[str]) -> int:
 
 
 # -- extraction directories -----------------------------------------------------------------------
+def temp_base() -> str:
+    """The directory ``tempfile`` would choose ($TMPDIR, $TEMP, $TMP, then /tmp, /var/tmp, /usr/tmp:
+    the first usable one), found without :func:`tempfile.gettempdir`'s probe: that probe creates
+    and removes a randomly named file in the directory, and a run killed (SIGKILL) in between leaves
+    that file behind for good — seen once in 30 kill-and-rerun rounds."""
+    if tempfile.tempdir is not None:
+        return tempfile.tempdir
+    # only ever a base for mkdtemp (unique name, mode 0700), as tempfile's own list uses them
+    defaults = ["/tmp", "/var/tmp", "/usr/tmp"]  # noqa: S108
+    candidates = [os.environ.get(v) for v in ("TMPDIR", "TEMP", "TMP")] + defaults
+    for d in candidates:
+        if d and os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK):
+            return d
+    return tempfile.gettempdir()  # none usable: let tempfile decide (and report) as it always has
+
+
 @contextlib.contextmanager
 def locked_tempdir(prefix: str = WHEEL_PREFIX) -> Iterator[str]:
     """A private temporary directory, flock-ed for its whole life and removed on the way out."""
-    path = tempfile.mkdtemp(prefix=prefix)
+    path = tempfile.mkdtemp(prefix=prefix, dir=temp_base())
     _live_paths.add(path)
     fd = -1
     try:
@@ -138,7 +154,7 @@ def sweep_stale(prefix: str = WHEEL_PREFIX, base: str | None = None) -> list[str
     taken); so is one of another user, and a young one without its owner file (a run between
     ``mkdtemp`` and ``flock``).
     """
-    base = base or tempfile.gettempdir()
+    base = base or temp_base()
     removed: list[str] = []
     try:
         entries = [e for e in os.scandir(base) if e.name.startswith(prefix)]
