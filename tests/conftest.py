@@ -136,6 +136,21 @@ def host_libstdcxx() -> Path:
     return Path(os.path.realpath(found))
 
 
+@pytest.fixture(scope="session")
+def sockets_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The saved JSON report of ``fixtures/programs/sockets.c`` (a small socket server), glibc
+    model, Unikraft 0.17.0: many Kconfig groups, gap rows with long reasons.  Scanned once per
+    session; tests only read it."""
+    need("gcc")  # builds the fixture program
+    tmp = tmp_path_factory.mktemp("sockets")
+    exe = tmp / "sockets"
+    subprocess.run(["gcc", "-o", str(exe), str(FIXTURES / "programs" / "sockets.c")], check=True, capture_output=True)
+    out = tmp / "sockets.json"
+    code, _, err = run_cli(["scan", str(exe), "-f", "json", "-o", str(out), "--libc", "glibc", "--unikraft", "0.17.0"])
+    assert code == 1, err
+    return out
+
+
 def run_cli(args: list[str]) -> tuple[int, str, str]:
     """Run ``uk-depscan`` in-process; return (exit code, stdout, stderr)."""
     from uk_depscan.cli.main import run

@@ -7,11 +7,9 @@ from __future__ import annotations
 import dataclasses
 import html.parser
 import json
-import subprocess
 from pathlib import Path
 
-import pytest
-from conftest import FIXTURES, need, run_cli
+from conftest import run_cli
 
 from uk_depscan.model import (
     BelowSyscall,
@@ -39,18 +37,6 @@ from uk_depscan.report.json_report import load_report, render_json
 EVIL = "<script>alert(1)</script>"
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    need("gcc")
-    tmp = tmp_path_factory.mktemp("diff")
-    exe = tmp / "sockets"
-    subprocess.run(["gcc", "-o", str(exe), str(FIXTURES / "programs" / "sockets.c")], check=True, capture_output=True)
-    out = tmp / "old.json"
-    code, _, err = run_cli(["scan", str(exe), "-f", "json", "-o", str(out), "--libc", "glibc", "--unikraft", "0.17.0"])
-    assert code == 1, err
-    return out
-
-
 def _newer(old: Report) -> Report:
     """The old report with one more fact of every kind, one gap re-tiered and another libc model."""
     t = old.targets[0]
@@ -75,8 +61,8 @@ def _newer(old: Report) -> Report:
     return dataclasses.replace(old, targets=(target,), unikraft=unikraft)
 
 
-def test_every_section_and_the_warnings(saved: Path) -> None:
-    old = load_report(str(saved))
+def test_every_section_and_the_warnings(sockets_report: Path) -> None:
+    old = load_report(str(sockets_report))
     d = diff_reports(old, _newer(old), "old", "new")
     by = {(c.kind, c.item): c for c in d.changes}
     assert by[(DiffKind.IMPORT, "newfunc@GLIBC_2.99")].group == "libc.so.6"
@@ -110,8 +96,8 @@ class _Tags(html.parser.HTMLParser):
         self.tags.append(tag)
 
 
-def test_html_is_html_and_escaped(saved: Path) -> None:
-    old = load_report(str(saved))
+def test_html_is_html_and_escaped(sockets_report: Path) -> None:
+    old = load_report(str(sockets_report))
     page = render_diff_html(diff_reports(old, _newer(old), EVIL, "new"))
     parser = _Tags()
     parser.feed(page)
@@ -121,16 +107,16 @@ def test_html_is_html_and_escaped(saved: Path) -> None:
     assert "Content-Security-Policy" in page and "http" not in page.replace("http-equiv", "")
 
 
-def test_cli_formats(saved: Path, tmp_path: Path) -> None:
+def test_cli_formats(sockets_report: Path, tmp_path: Path) -> None:
     newer = tmp_path / "new.json"
-    old = load_report(str(saved))
+    old = load_report(str(sockets_report))
     newer.write_text(render_json(_newer(old)), encoding="utf-8")
     expected = 1 if diff_reports(old, load_report(str(newer)), "a", "b").new_gaps else 0
     out = tmp_path / "d.html"
-    code, _, err = run_cli(["diff", str(saved), str(newer), "-f", "html", "-o", str(out)])
+    code, _, err = run_cli(["diff", str(sockets_report), str(newer), "-f", "html", "-o", str(out)])
     assert code == expected, err
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    code, out_text, err = run_cli(["diff", str(saved), str(newer), "-q"])
+    code, out_text, err = run_cli(["diff", str(sockets_report), str(newer), "-q"])
     assert "request codes    1 added" in out_text
-    code, _, err = run_cli(["diff", str(saved), str(newer), "-f", "dot"])
+    code, _, err = run_cli(["diff", str(sockets_report), str(newer), "-f", "dot"])
     assert code == 2 and "not available for a diff" in err

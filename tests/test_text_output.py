@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, need, run_cli
+from conftest import run_cli
 from rich.cells import cell_len
 
 from uk_depscan.cli.common import terminal_width, use_color
@@ -21,16 +20,9 @@ ROW = re.compile(r"^(P[0-3]|-)\s")
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+def report(sockets_report: Path) -> Report:
     """A small socket server scanned against Unikraft 0.17.0: gap rows with long reasons."""
-    need("gcc")
-    tmp = tmp_path_factory.mktemp("text")
-    exe = tmp / "sockets"
-    subprocess.run(["gcc", "-o", str(exe), str(FIXTURES / "programs" / "sockets.c")], check=True, capture_output=True)
-    out = tmp / "r.json"
-    code, _, err = run_cli(["scan", str(exe), "-f", "json", "-o", str(out), "--libc", "glibc", "--unikraft", "0.17.0"])
-    assert code == 1, err
-    return load_report(str(out))
+    return load_report(str(sockets_report))
 
 
 def measure(text: str) -> tuple[int, int, int, int]:
