@@ -11,11 +11,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from uk_depscan.cleanup import locked_tempdir
 from uk_depscan.corpus.model import (
     ExportSummary,
     GapRow,
@@ -205,7 +205,9 @@ def analyse(item: WorkItem) -> InputResult | InputFailure:
     """The worker entry point: never raises for bad input (an :class:`InputFailure` instead)."""
     try:
         if item.kind is InputKind.SPEC:
-            with tempfile.TemporaryDirectory(prefix="uk-depscan-corpus-") as tmp:
+            # the project's private, flock-ed temporary directory: a killed worker's download is
+            # swept by the next run (uk_depscan.cleanup), like a wheel's extraction directory
+            with locked_tempdir() as tmp:
                 return _analyse_path(item, download_spec(item, tmp))
         return _analyse_path(item, item.value)
     except DepscanError as err:
