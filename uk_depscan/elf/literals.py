@@ -49,7 +49,7 @@ def _find(elf: ElfFile, pattern: re.Pattern[bytes]) -> list[str]:
 
 
 def below_syscall(elf: ElfFile) -> BelowSyscall:
-    imports = {dynamic_symbols(elf).names[i] for i in dynamic_symbols(elf).imported_indices().tolist()}
+    imports = set(dynamic_symbols(elf).import_names.values())
     uses_dlopen = bool(imports & {"dlopen", "dlmopen", "__libc_dlopen_mode"})
     targets = {}
     for note in elf.dlopen_notes:

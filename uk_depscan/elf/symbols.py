@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from uk_depscan.elf.file import DT, EM_AARCH64, EM_X86_64, MAX_TABLE_ENTRIES, ElfFile
+from uk_depscan.errors import ElfFormatError
 
 SHT_DYNSYM = 11
 STB_NAMES = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
@@ -113,6 +114,19 @@ class DynamicSymbols:
         )
 
     @cached_property
+    def import_names(self) -> dict[int, str]:
+        """Symbol index -> name of every imported symbol (as :attr:`names` has it), decoding only
+        those: binding needs the ~1 k imports of libtorch_cpu.so, not its 75 k names."""
+        if "names" in self.__dict__:
+            return {i: self.names[i] for i in self.imported_indices().tolist()}
+        idx = self.imported_indices().tolist()
+        offsets = self.table["name"][idx].tolist() if idx else []
+        names = decode_names(
+            self.elf, self.strtab_off, self.strtab_size, offsets, "DT_STRTAB", lambda k: f"<bad-name-{idx[k]}>"
+        )
+        return dict(zip(idx, names, strict=True))
+
+    @cached_property
     def version_needs(self) -> dict[int, VersionNeed]:
         return _parse_verneed(self)
 
@@ -135,7 +149,10 @@ class DynamicSymbols:
             need = self.version_needs.get(int(self.versym[index]) & 0x7FFF)
             if need is not None:
                 version, file = need.name, need.file
-        return ImportedSymbol(self.names[index], version, file, self.binding(index), self.sym_type(index))
+        name = self.import_names.get(index)
+        if name is None:
+            name = self.names[index]
+        return ImportedSymbol(name, version, file, self.binding(index), self.sym_type(index))
 
     def imported_indices(self) -> np.ndarray:
         t = self.table
@@ -182,24 +199,180 @@ class DynamicSymbols:
             )
         return out
 
+    def _bindable(self) -> np.ndarray:
+        """Indices of the definitions a lookup may return: defined, global/weak/unique, of a type
+        dl-lookup.c's ``ALLOWED_STT`` admits."""
+        idx = self.defined_indices()
+        kinds = self.table["info"][idx] & 0xF
+        return idx[np.isin(kinds, BINDABLE_TYPES)]
+
+    @cached_property
+    def _version_of(self) -> dict[int, str | None]:
+        return {ndx: (None if base else name) for ndx, (name, base) in self.version_defs.items()}
+
     @cached_property
     def definitions(self) -> dict[str, list[tuple[int, str | None, int]]]:
         """name → [(index, version name, raw versym)] of defined symbols, for the loader's binding."""
         out: dict[str, list[tuple[int, str | None, int]]] = {}
-        idx = self.defined_indices()
-        kinds = self.table["info"][idx] & 0xF
-        idx = idx[np.isin(kinds, (0, 1, 2, 5, 6, 10))]  # dl-lookup.c ALLOWED_STT
+        idx = self._bindable()
         names = self.names
         if self.versym is None:  # export_version without versions: (None, default, 1)
             for i in idx.tolist():
                 out.setdefault(names[i], []).append((i, None, 1))
             return out
         raws = self.versym[idx].astype(np.int64).tolist()
-        vdefs = self.version_defs
-        version_of = {ndx: (None if base else name) for ndx, (name, base) in vdefs.items()}
+        version_of = self._version_of
         for i, raw in zip(idx.tolist(), raws, strict=True):
             out.setdefault(names[i], []).append((i, version_of.get(raw & 0x7FFF), raw))
         return out
+
+    @cached_property
+    def gnu_hash(self) -> GnuHash | None:
+        """The DT_GNU_HASH table ld.so looks symbols up in, or None when there is none or it is
+        malformed (the caller then uses :attr:`definitions`, built from every name)."""
+        return _gnu_hash(self)
+
+    def lookup(self, names: list[bytes], hashes: np.ndarray) -> list[list[tuple[int, str | None, int]]] | None:
+        """The :attr:`definitions` entry of each name (``hashes``: :func:`gnu_hashes` of them), found
+        the way ld.so's ``do_lookup_x`` finds a symbol: the Bloom filter, the bucket, then the hash
+        chain, comparing names only where the chain's hash matches.  None without a usable table."""
+        table = self.gnu_hash
+        if table is None:
+            return None
+        out: list[list[tuple[int, str | None, int]]] = [[] for _ in names]
+        if not names:
+            return out
+        bits = table.word_bits
+        h = hashes.astype(np.uint64)
+        words = table.bloom[((h // np.uint64(bits)) & np.uint64(len(table.bloom) - 1)).astype(np.int64)]
+        words = words.astype(np.uint64)
+        b1 = h & np.uint64(bits - 1)
+        b2 = (h >> np.uint64(table.shift)) & np.uint64(bits - 1)
+        hit = ((words >> b1) & (words >> b2) & np.uint64(1)) != 0
+        bucket = table.buckets[(h % np.uint64(len(table.buckets))).astype(np.int64)]
+        todo = np.flatnonzero(hit & (bucket != 0)).tolist()
+        if not todo:
+            return out
+        chain = table.chain_list()
+        bindable = table.bindable
+        base, limit = self.strtab_off, (self.strtab_off or 0) + self.strtab_size
+        name_off = self.table["name"]
+        versym = self.versym
+        version_of = self._version_of
+        hlist, blist = hashes.tolist(), bucket.tolist()
+        for k in todo:
+            want, j = hlist[k] >> 1, blist[k] - table.symoffset
+            while True:
+                v = chain[j]
+                sym = j + table.symoffset
+                if v >> 1 == want and bindable[sym] and base is not None:
+                    off = int(name_off[sym])
+                    if off < self.strtab_size and self._name_is(base + off, limit, names[k]):
+                        if versym is None:
+                            out[k].append((sym, None, 1))
+                        else:
+                            raw = int(versym[sym])
+                            out[k].append((sym, version_of.get(raw & 0x7FFF), raw))
+                if v & 1:
+                    break
+                j += 1
+        return out
+
+    def _name_is(self, at: int, limit: int, name: bytes) -> bool:
+        try:
+            return self.elf.cstring(at, limit) == name
+        except ElfFormatError:  # past the end of the file: no name (decode_names would refuse it)
+            return False
+
+
+# dl-lookup.c ALLOWED_STT: NOTYPE, OBJECT, FUNC, COMMON, TLS, GNU_IFUNC
+BINDABLE_TYPES = (0, 1, 2, 5, 6, 10)
+# Names hashed per numpy pass: bounds the uint64 temporaries whatever the names' total length.
+HASH_CHUNK_BYTES = 1 << 22
+
+
+@dataclass(frozen=True)
+class GnuHash:
+    """A DT_GNU_HASH table (glibc ``_dl_setup_hash``), checked so that every walk stays inside it."""
+
+    symoffset: int
+    shift: int
+    word_bits: int
+    bloom: np.ndarray
+    buckets: np.ndarray
+    chain: np.ndarray  # hash values of symbols symoffset .. count-1
+    bindable: np.ndarray  # per symbol index: a definition a lookup may return
+
+    def chain_list(self) -> list[int]:
+        return self.chain.tolist()  # type: ignore[no-any-return]
+
+
+def _gnu_hash(syms: DynamicSymbols) -> GnuHash | None:
+    elf = syms.elf
+    addr = elf.dyn_value("GNU_HASH")
+    if addr is None or syms.count == 0:
+        return None
+    off = elf.vaddr_to_offset(addr, 16)
+    if off is None:
+        return None
+    u4 = np.dtype(elf.endian + "u4")
+    try:
+        nbuckets, symoffset, nwords, shift = elf.array_at(off, u4, 4, "DT_GNU_HASH").tolist()
+        # ld.so divides by nbuckets and masks with nwords - 1: zero would be its crash, not a lookup
+        if not nbuckets or not nwords or shift >= 32 or symoffset > syms.count:
+            return None
+        word = elf.addr_dtype
+        bloom = elf.array_at(off + 16, word, nwords, "DT_GNU_HASH bloom")
+        b_off = off + 16 + nwords * word.itemsize
+        buckets = elf.array_at(b_off, u4, nbuckets, "DT_GNU_HASH buckets")
+        chain = elf.array_at(b_off + nbuckets * 4, u4, syms.count - symoffset, "DT_GNU_HASH chain")
+    except ElfFormatError:
+        return None
+    used = buckets[buckets != 0].astype(np.int64)
+    if len(used) and (int(used.min()) < symoffset or int(used.max()) >= syms.count):
+        return None
+    ends = np.flatnonzero(chain & 1)
+    if len(used) and not (len(ends) and int(ends[-1]) >= int(used.max()) - symoffset):
+        return None  # a chain running past the symbols we know of
+    bindable = np.zeros(syms.count, np.bool_)
+    bindable[syms._bindable()] = True
+    return GnuHash(symoffset, shift, 8 * word.itemsize, bloom, buckets, chain, bindable)
+
+
+def gnu_hashes(names: list[bytes]) -> np.ndarray:
+    """glibc's ``dl_new_hash`` (h = h * 33 + c from 5381, 32 bits) of each name, vectorised:
+    h = 5381 * 33**n + sum(c_j * 33**(n-1-j)), computed modulo 2**64 (numpy's unsigned wrap-around)
+    and then reduced to 32 bits, which 2**64 preserves."""
+    out = np.zeros(len(names), np.uint32)
+    start = 0
+    while start < len(names):
+        stop, total = start, 0
+        while stop < len(names) and (stop == start or total + len(names[stop]) <= HASH_CHUNK_BYTES):
+            total += len(names[stop])
+            stop += 1
+        out[start:stop] = _hash_chunk(names[start:stop])
+        start = stop
+    return out
+
+
+def _hash_chunk(names: list[bytes]) -> np.ndarray:
+    lengths = np.fromiter((len(n) for n in names), np.int64, len(names))
+    longest = int(lengths.max()) if len(names) else 0
+    powers = np.ones(longest + 1, np.uint64)
+    if longest:
+        powers[1:] = np.uint64(33)
+        powers = np.cumprod(powers, dtype=np.uint64)
+    h = np.uint64(5381) * powers[lengths]
+    data = np.frombuffer(b"".join(names), np.uint8).astype(np.uint64)
+    if len(data):
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        # the exponent of each byte: the bytes after it in its own name
+        after = np.repeat(starts + lengths, lengths) - np.arange(len(data)) - 1
+        terms = data * powers[after]
+        nonempty = lengths > 0
+        h[nonempty] += np.add.reduceat(terms, starts[nonempty])
+    out: np.ndarray = (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return out
 
 
 def decode_names(
