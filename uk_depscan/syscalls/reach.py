@@ -251,8 +251,13 @@ def analyze_syscalls(
     root = summaries.get(0)
     roots = _root_entries(root, entries) if isinstance(root, EngineSummary) else []
     reached = close_over_bindings(roots, summaries, bind)
-    strength = breadth(roots, summaries, bind)  # how directly the target itself makes each syscall
-    imported = import_reach(root.scan.graph.import_keys, summaries, bind) if isinstance(root, EngineSummary) else {}
+    closed: dict[Node, int] = {}  # closures shared by the two: most of the nodes are the same
+    strength = breadth(roots, summaries, bind, closed=closed)  # how directly the target itself makes each syscall
+    imported = (
+        import_reach(root.scan.graph.import_keys, summaries, bind, closed=closed)
+        if isinstance(root, EngineSummary)
+        else {}
+    )
     # Constructors of the dependencies run at load too; they add only what the target's own code
     # does not already explain (so blame chains start in the target whenever they can).
     ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
