@@ -188,7 +188,7 @@ class ObjectPaths:
         if self._reverse is None:
             g = self.graph
             src = np.repeat(np.arange(g.n_nodes, dtype=np.int64), np.diff(g.indptr))
-            order = np.argsort(g.indices, kind="stable")
+            order = _grouping_order(g.indices, g.n_nodes)
             indptr = np.zeros(g.n_nodes + 1, np.int64)
             np.cumsum(np.bincount(g.indices, minlength=g.n_nodes), out=indptr[1:])
             self._reverse = (indptr, src[order])
@@ -209,6 +209,19 @@ class ObjectPaths:
                 mask[nodes[g.func_starts[nodes] == want]] = True
             self._starts = mask
         return self._starts
+
+
+def _grouping_order(values: np.ndarray, bound: int) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` for non-negative values below ``bound``, as two radix
+    passes: numpy sorts 8- and 16-bit keys by radix but 32-bit ones by timsort, and libtorch_cpu.so's
+    2.2 M call edges took 0.1 s that way (a stable sort by the high half of an order stable by the
+    low half is the stable order of the whole)."""
+    if bound <= 1 << 16:
+        return np.argsort(values.astype(np.uint16), kind="stable")
+    low = np.argsort((values & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (values >> 16)[low].astype(np.uint8 if bound <= 1 << 24 else np.uint16)
+    order: np.ndarray = low[np.argsort(high, kind="stable")]
+    return order
 
 
 def _walk(links: np.ndarray, target: int) -> list[int]:
