@@ -83,11 +83,9 @@ class ObjectPaths:
     """Function-level paths inside one engine-scanned object."""
 
     def __init__(self, summary: EngineSummary) -> None:
-        from uk_depscan.syscalls.reach import failure_nodes
-
         self.summary = summary
         self.graph: CallGraph = summary.scan.graph
-        self.blocked = failure_nodes(self.graph, summary.scan.exports)
+        self.blocked = summary.failure_mask()  # read only: the walks copy it
         self._links: dict[tuple[str, bool], np.ndarray] = {}
         self._reverse: tuple[np.ndarray, np.ndarray] | None = None
         self._starts: np.ndarray | None = None

@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import fnmatch
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -120,7 +121,7 @@ class EngineSummary:
         self._exports = dict(scan.exports)
         self._memo = reachcache.ReachMemo(library, scan.graph.import_keys)
         self._blocked: np.ndarray | None = None
-        self._site_nodes = np.zeros(0, np.int64)
+        self._site_nodes: np.ndarray | None = None
 
     def addresses(self, entry: str) -> list[int]:
         if entry == ALL:
@@ -155,19 +156,25 @@ class EngineSummary:
             self._memo[entry] = self._reach(addrs, whole=entry == ALL) if addrs else None
         return self._memo[entry]
 
+    def failure_mask(self) -> np.ndarray:
+        """:func:`failure_nodes` of this scan, computed once (the reaches and the chains both use it)."""
+        if self._blocked is None:
+            self._blocked = failure_nodes(self.scan.graph, self.scan.exports)
+        return self._blocked
+
     def _reach(self, addrs: list[int], whole: bool = False) -> Reach:
         """Sites and imports reachable from ``addrs``; sites reachable only through a failure
         function are marked.  Vectorised: one BFS each way, then mask look-ups."""
         g = self.scan.graph
-        if self._blocked is None:
-            self._blocked = failure_nodes(g, self.scan.exports)
+        blocked = self.failure_mask()
+        if self._site_nodes is None:
             self._site_nodes = _site_nodes(g, self.scan.sites)
         nodes_of = np.searchsorted(g.func_starts, np.asarray(addrs, np.uint64), side="right") - 1
         roots = nodes_of[nodes_of >= 0]
         if whole:  # the whole object: every function and every piece of relocated data
             roots = np.concatenate([roots, np.arange(g.data_base, g.n_nodes, dtype=np.int64)])
         full = g.reachable(roots)
-        normal = g.reachable(roots, blocked=self._blocked)
+        normal = g.reachable(roots, blocked=blocked)
         nodes = self._site_nodes
         hit = np.flatnonzero((nodes >= 0) & full[np.maximum(nodes, 0)])
         sites = self.scan.sites
@@ -189,15 +196,28 @@ def _site_nodes(g: CallGraph, sites: tuple[SyscallSite, ...]) -> np.ndarray:
 def failure_nodes(g: CallGraph, exports: tuple[tuple[str, int], ...]) -> np.ndarray:
     """Boolean mask of call-graph nodes that are failure functions (exported or imported)."""
     mask = np.zeros(g.n_nodes, np.bool_)
-    for key, addr in exports:
-        if key.split("@", 1)[0] in FAILURE_FUNCTIONS:
-            node = g.function_at(addr)
-            if node is not None:
-                mask[node] = True
+    for i in _failure_keys([key for key, _ in exports]):
+        node = g.function_at(exports[i][1])
+        if node is not None:
+            mask[node] = True
     for j, key in enumerate(g.import_keys):
         if key.split("@", 1)[0] in FAILURE_FUNCTIONS:
             mask[g.n_funcs + j] = True
     return mask
+
+
+# a failure function's name, alone or with its version (``abort@@GLIBC_2.2.5``), as one key of the
+# NUL-joined list _failure_keys searches (a symbol name ends at its NUL)
+_FAILURE_KEY = re.compile("(?:^|\0)(?:" + "|".join(sorted(map(re.escape, FAILURE_FUNCTIONS))) + r")(?=@|\x00|\Z)")
+
+
+def _failure_keys(keys: list[str]) -> list[int]:
+    """Indices of the keys naming a failure function: one regex pass over the joined keys instead of
+    a split per key (libtorch_cpu.so exports 60 k functions, and this runs for each scanned object)."""
+    text = "\0".join(keys)
+    if text.count("\0") != max(len(keys) - 1, 0):  # a NUL inside a key (a forged cache entry): key by key
+        return [i for i, k in enumerate(keys) if k.split("@", 1)[0] in FAILURE_FUNCTIONS]
+    return [text.count("\0", 0, m.end() - 1) for m in _FAILURE_KEY.finditer(text)]
 
 
 def _kind(site: SyscallSite) -> str:
