@@ -63,18 +63,3 @@ def test_unresolved_import_is_a_dead_end() -> None:
     del bind[(0, "pthread_create@GLIBC_2.34")]
     found = close_over_bindings([(0, "run")], summaries, bind)
     assert sorted(found) == [1, 62, 435] and found[435].failure_only
-
-
-def test_failure_keys_match_the_split_rule() -> None:
-    """The regex pass over the joined export keys against the per-key rule it replaces, on keys that
-    share prefixes, carry versions, end in a newline, or (forged) hold a NUL."""
-    import random
-
-    from uk_depscan.syscalls.closure import FAILURE_FUNCTIONS
-    from uk_depscan.syscalls.reach import _failure_keys
-
-    rng = random.Random(3)
-    parts = [*sorted(FAILURE_FUNCTIONS), "@", "\n", "x", "@@GLIBC_2.2.5", "", "\0"]
-    for _ in range(200):
-        keys = ["".join(rng.choice(parts) for _ in range(rng.randrange(4))) for _ in range(rng.randrange(30))]
-        assert _failure_keys(keys) == [i for i, k in enumerate(keys) if k.split("@", 1)[0] in FAILURE_FUNCTIONS]

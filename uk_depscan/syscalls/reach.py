@@ -19,7 +19,6 @@ import dataclasses
 import difflib
 import fnmatch
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -196,28 +195,15 @@ def _site_nodes(g: CallGraph, sites: tuple[SyscallSite, ...]) -> np.ndarray:
 def failure_nodes(g: CallGraph, exports: tuple[tuple[str, int], ...]) -> np.ndarray:
     """Boolean mask of call-graph nodes that are failure functions (exported or imported)."""
     mask = np.zeros(g.n_nodes, np.bool_)
-    for i in _failure_keys([key for key, _ in exports]):
-        node = g.function_at(exports[i][1])
-        if node is not None:
-            mask[node] = True
+    for key, addr in exports:
+        if key.split("@", 1)[0] in FAILURE_FUNCTIONS:
+            node = g.function_at(addr)
+            if node is not None:
+                mask[node] = True
     for j, key in enumerate(g.import_keys):
         if key.split("@", 1)[0] in FAILURE_FUNCTIONS:
             mask[g.n_funcs + j] = True
     return mask
-
-
-# a failure function's name, alone or with its version (``abort@@GLIBC_2.2.5``), as one key of the
-# NUL-joined list _failure_keys searches (a symbol name ends at its NUL)
-_FAILURE_KEY = re.compile("(?:^|\0)(?:" + "|".join(sorted(map(re.escape, FAILURE_FUNCTIONS))) + r")(?=@|\x00|\Z)")
-
-
-def _failure_keys(keys: list[str]) -> list[int]:
-    """Indices of the keys naming a failure function: one regex pass over the joined keys instead of
-    a split per key (libtorch_cpu.so exports 60 k functions, and this runs for each scanned object)."""
-    text = "\0".join(keys)
-    if text.count("\0") != max(len(keys) - 1, 0):  # a NUL inside a key (a forged cache entry): key by key
-        return [i for i, k in enumerate(keys) if k.split("@", 1)[0] in FAILURE_FUNCTIONS]
-    return [text.count("\0", 0, m.end() - 1) for m in _FAILURE_KEY.finditer(text)]
 
 
 def _kind(site: SyscallSite) -> str:
