@@ -22,12 +22,14 @@ here: their part of the chain stays one ``summary`` step.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from uk_depscan.syscalls.closure import OpenSummary, ReachedSyscall, Site, Step
+from uk_depscan.syscalls.pathcache import PathMemo, question
 from uk_depscan.syscalls.summaries import ALL
 
 if TYPE_CHECKING:
@@ -85,7 +87,8 @@ class ObjectPaths:
     def __init__(self, summary: EngineSummary) -> None:
         self.summary = summary
         self.graph: CallGraph = summary.scan.graph
-        self.blocked = summary.failure_mask()  # read only: the walks copy it
+        self.memo: PathMemo | None = summary.path_memo  # the cached answers, when the scan is cached
+        self._blocked: np.ndarray | None = None
         self._links: dict[tuple[str, bool], np.ndarray] = {}
         self._reverse: tuple[np.ndarray, np.ndarray] | None = None
         self._starts: np.ndarray | None = None
@@ -133,10 +136,26 @@ class ObjectPaths:
                 best = (len(path), site.address, site)
         return best[2] if best is not None else None
 
+    @property
+    def blocked(self) -> np.ndarray:
+        """The failure functions (read only: the walks copy it); not needed when the paths are cached."""
+        if self._blocked is None:
+            self._blocked = self.summary.failure_mask()
+        return self._blocked
+
     # -- paths ------------------------------------------------------------------------------------
     def forward(self, entry: str, target: int, failure: bool) -> list[int] | None:
         """Nodes from one of ``entry``'s functions to ``target`` (inclusive), fewest calls; paths that
         avoid failure functions first unless the syscall is made only on failure paths."""
+        q = question("f", failure, target, entry)
+        known, path = self._stored(q, target, entry)
+        if not known:
+            path = self._forward(entry, target, failure)
+            if self.memo is not None:
+                self.memo.put(q, path)
+        return path
+
+    def _forward(self, entry: str, target: int, failure: bool) -> list[int] | None:
         for avoid in (False,) if failure else (True, False):
             links = self._links_from(entry, avoid)
             if 0 <= target < len(links) and links[target] != NO_PARENT:
@@ -155,6 +174,44 @@ class ObjectPaths:
     def from_exports(self, target: int, failure: bool) -> list[int] | None:
         """Path from the nearest exported function (or constructor, or entry point) to ``target``:
         fewest calls, then lowest address; else from the lowest-address direct caller."""
+        q = question("r", failure, target)
+        known, path = self._stored(q, target, None)
+        if not known:
+            path = self._from_exports(target, failure)
+            if self.memo is not None:
+                self.memo.put(q, path)
+        return path
+
+    def _stored(self, q: str, target: int, entry: str | None) -> tuple[bool, list[int] | None]:
+        """(known, path) from the cache, the path checked against the call graph first."""
+        if self.memo is None or q not in self.memo.raw:
+            return False, None
+        path = self.memo.raw[q]
+        if path is None:
+            return True, None
+        why = self._refuse(path, target, entry)
+        if why is not None:
+            self.memo.drop(q, why)
+            return False, None
+        return True, list(path)
+
+    def _refuse(self, path: list[int], target: int, entry: str | None) -> str | None:
+        """Why a cached path cannot be one of this graph's (None: it can): every node in range,
+        every step an edge, ending at ``target`` and (forward) starting at one of ``entry``'s functions."""
+        g = self.graph
+        if not path or path[-1] != target or min(path) < 0 or max(path) >= g.n_nodes:
+            return "a path outside the call graph or not to its target"
+        for u, w in itertools.pairwise(path):
+            if not bool((g.indices[int(g.indptr[u]) : int(g.indptr[u + 1])] == w).any()):
+                return "a path step that is no edge of the call graph"
+        if entry is not None:
+            addrs = np.asarray(self.summary.addresses(entry), np.uint64)
+            roots = np.searchsorted(g.func_starts, addrs, side="right").astype(np.int64) - 1
+            if path[0] not in roots.tolist():
+                return "a path that does not start at its entry"
+        return None
+
+    def _from_exports(self, target: int, failure: bool) -> list[int] | None:
         for avoid in (False,) if failure else (True, False):
             path = self._reverse_search(target, self.blocked if avoid else None)
             if path is not None:

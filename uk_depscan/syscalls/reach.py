@@ -46,7 +46,7 @@ from uk_depscan.model import (
     SyscallReport,
 )
 from uk_depscan.store.cache import CacheStore
-from uk_depscan.syscalls import reachcache
+from uk_depscan.syscalls import pathcache, reachcache
 from uk_depscan.syscalls.callgraph import CallGraph
 from uk_depscan.syscalls.chains import PathSources, expand_chains
 from uk_depscan.syscalls.closure import (
@@ -120,6 +120,7 @@ class EngineSummary:
         self._exports = dict(scan.exports)
         self._memo = reachcache.ReachMemo(library, scan.graph.import_keys)
         self._blocked: np.ndarray | None = None
+        self.path_memo: pathcache.PathMemo | None = None  # chain paths (chains.ObjectPaths), when cached
         self._site_nodes: np.ndarray | None = None
 
     def addresses(self, entry: str) -> list[int]:
@@ -142,12 +143,15 @@ class EngineSummary:
             sha = self.scan.cache_key.rsplit("/", 1)[-1]
             keys = self.scan.graph.import_keys
             self._memo = reachcache.shared_memo(self.library, self.scan.cache_key, sha, self.elf.size, keys, store)
+            self.path_memo = pathcache.shared_memo(self.library, self.scan.cache_key, sha, self.elf.size, store)
 
     def save_cached(self, store: CacheStore) -> None:
         """Store the reaches when this run computed new ones."""
         if self.scan.cache_key:
             sha = self.scan.cache_key.rsplit("/", 1)[-1]
             reachcache.flush(self._memo, self.scan.cache_key, sha, self.elf.size, store)
+            if self.path_memo is not None:
+                pathcache.flush(self.path_memo, self.scan.cache_key, sha, self.elf.size, store)
 
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:
