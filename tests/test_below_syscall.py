@@ -60,7 +60,7 @@ def test_pseudo_file_search_matches_the_per_anchor_walk() -> None:
 
     rng = random.Random(5)
     words = [b"/proc/self/maps", b"/sys", b"/dev/null", b"/devx", b"x/proc", b"/proc/\xff", b"libfoo.so.1", b"a.so"]
-    for n in (0, 5, 3000):
+    for n in (0, 5, 3000, 20_000):  # the last one past MAX_FINDINGS
         sections = [
             b"\0".join(rng.choice(words) + str(rng.randrange(n + 1)).encode() * rng.randrange(2) for _ in range(n))
             for _ in range(2)
