@@ -253,7 +253,7 @@ class DynamicSymbols:
         todo = np.flatnonzero(hit & (bucket != 0)).tolist()
         if not todo:
             return out
-        chain = table.chain_list()
+        chain = table.chain_list
         bindable = table.bindable
         base, limit = self.strtab_off, (self.strtab_off or 0) + self.strtab_size
         name_off = self.table["name"]
@@ -303,7 +303,9 @@ class GnuHash:
     chain: np.ndarray  # hash values of symbols symoffset .. count-1
     bindable: np.ndarray  # per symbol index: a definition a lookup may return
 
+    @cached_property
     def chain_list(self) -> list[int]:
+        """The chain as Python ints, made once: every lookup walks it value by value."""
         return self.chain.tolist()  # type: ignore[no-any-return]
 
 
