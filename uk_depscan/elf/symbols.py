@@ -154,6 +154,30 @@ class DynamicSymbols:
             name = self.names[index]
         return ImportedSymbol(name, version, file, self.binding(index), self.sym_type(index))
 
+    def imports_of(self, indices: list[int]) -> list[ImportedSymbol]:
+        """:meth:`import_of` of each index, reading the table's columns once for all of them."""
+        if not indices:
+            return []
+        infos = self.table["info"][indices].tolist()
+        raws = self.versym[indices].tolist() if self.versym is not None else [None] * len(indices)
+        needs = self.version_needs if self.versym is not None else {}
+        names = self.import_names
+        out = []
+        for i, info, raw in zip(indices, infos, raws, strict=True):
+            need = needs.get(raw & 0x7FFF) if raw is not None else None
+            name = names.get(i)
+            b, t = info >> 4, info & 0xF
+            out.append(
+                ImportedSymbol(
+                    name if name is not None else self.names[i],
+                    need.name if need is not None else None,
+                    need.file if need is not None else None,
+                    STB_NAMES.get(b, f"STB_{b}"),
+                    STT_NAMES.get(t, f"STT_{t}"),
+                )
+            )
+        return out
+
     def imported_indices(self) -> np.ndarray:
         t = self.table
         bind = t["info"] >> 4
@@ -169,7 +193,7 @@ class DynamicSymbols:
         return np.nonzero(mask)[0]
 
     def iter_imports(self) -> list[ImportedSymbol]:
-        return [self.import_of(int(i)) for i in self.imported_indices()]
+        return self.imports_of(self.imported_indices().tolist())
 
     def export_version(self, index: int) -> tuple[str | None, bool, int]:
         """(version name or None, default?, raw version index) of a defined symbol."""

@@ -89,11 +89,12 @@ def _bind_object(imp: int, tables: dict[int, DynamicSymbols], scope: list[int]) 
     :attr:`DynamicSymbols.definitions`."""
     syms = tables[imp]
     indices = syms.imported_indices().tolist()
-    symbols = [syms.import_of(idx) for idx in indices]
+    symbols = syms.imports_of(indices)
     hidden = [False] * len(indices)
-    if syms.versym is not None:
-        for k, idx in enumerate(indices):
-            need = syms.version_needs.get(int(syms.versym[idx]) & 0x7FFF)
+    if syms.versym is not None and indices:
+        needs = syms.version_needs
+        for k, raw in enumerate(syms.versym[indices].tolist()):
+            need = needs.get(raw & 0x7FFF)
             hidden[k] = bool(need and need.hidden)
     found: list[tuple[int | None, str | None]] = [(None, None)] * len(indices)
     pending = list(range(len(indices)))
