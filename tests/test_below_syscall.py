@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import FIXTURES, need
 
 from uk_depscan.elf.file import open_elf
@@ -68,3 +69,56 @@ def test_pseudo_file_search_matches_the_per_anchor_walk() -> None:
         copies = [bytearray(b"\0" + s) for s in sections]
         for pattern in (literals._PSEUDO, literals._LIBNAME):
             assert literals._find(copies, pattern) == walk(sections, pattern), (n, pattern.pattern)
+
+
+def test_literal_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The literals stored under the object's identity: a warm run reads them instead of the data
+    sections; every damaged form is one warning, a search, a rewrite and the same report."""
+    import sqlite3
+
+    from conftest import run_cli
+
+    from uk_depscan.store import cache as store_cache
+    from uk_depscan.store.cache import CACHE_FILE, CacheStore
+
+    need("gcc")
+    lib = _build(FIXTURES / "strings" / "plugins.c", tmp_path / "libplugins.so")
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["scan", str(lib), "--format", "json", "--libc", "glibc"]
+    code, ref, err = run_cli([*args, "--no-cache"])
+    assert code in (0, 1), err
+    assert json.loads(ref)["targets"][0]["below_syscall"]["pseudo_files"], "the fixture has no pseudo-file"
+    assert run_cli(args)[1] == ref  # cold: searches and stores
+    db = tmp_path / "cache" / CACHE_FILE
+    with sqlite3.connect(db) as conn:
+        ((key, obj, size, meta),) = conn.execute(
+            "SELECT key, object, size, meta FROM entries WHERE key LIKE 'literals/%'"
+        ).fetchall()
+    doc = json.loads(meta)
+    assert doc["libnames"], "the fixture imports dlopen: its library names are stored"
+
+    def with_(**change: object) -> bytes:
+        return json.dumps({**doc, **change}).encode()
+
+    poisons = [
+        ("not JSON", b"{"),
+        ("wrong format", with_(format=99)),
+        ("not a list", with_(pseudo="/proc/self/maps")),
+        ("not a string", with_(pseudo=[1])),
+        ("unsorted", with_(pseudo=[*doc["pseudo"][::-1], "/proc/a", "/proc/a"])),
+        ("not a pseudo-file", with_(pseudo=["/etc/passwd"])),
+        ("not a library name", with_(libnames=["/proc/self/maps"])),
+        ("non-ASCII", with_(pseudo=["/proc/\u00e9"])),
+    ]
+    for what, bad in poisons:
+        CacheStore(tmp_path / "cache").put(key, obj, size, bad, b"")
+        store_cache._warned.clear()
+        code, out, err = run_cli(args)
+        assert out == ref, what
+        assert err.count("ignoring the cached literals of") == 1, (what, err)
+        code, out, err = run_cli(args)  # rewritten: a clean warm hit
+        assert out == ref and "ignoring" not in err, what
+    # stored without the library names (an object that does not import dlopen): searched again, quietly
+    CacheStore(tmp_path / "cache").put(key, obj, size, with_(libnames=None), b"")
+    code, out, err = run_cli(args)
+    assert out == ref and "ignoring" not in err

@@ -21,7 +21,6 @@ import numpy as np
 from uk_depscan import __version__
 from uk_depscan.cleanup import HANDLED_SIGNALS
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile
-from uk_depscan.elf.literals import below_syscall
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols, fini_array, init_array
 from uk_depscan.errors import DepscanError, ResourceError
 from uk_depscan.inputs import Inputs, MemberFilter, WheelLimits, collect_inputs
@@ -56,6 +55,7 @@ from uk_depscan.report.views import with_views
 from uk_depscan.store.cache import CacheStore
 from uk_depscan.store.identity import object_identity
 from uk_depscan.syscalls.linux import load_linux_table
+from uk_depscan.syscalls.literalcache import cached_below_syscall
 from uk_depscan.syscalls.reach import analyze_syscalls, syscall_report
 from uk_depscan.unikraft.gaps import (
     assess_all,
@@ -433,7 +433,7 @@ def analyze_target(
     syscalls = None
     if options.symbols:
         imports, problems, syscalls = _bind_and_scan(result, inputs, options, warnings, note)
-    below = below_syscall(root) if options.syscalls else None
+    below = cached_below_syscall(root, None if options.no_cache else CacheStore()) if options.syscalls else None
     route = binary_compat_findings(tuple(_route_facts(result, inputs))) if options.syscalls else ()
     # input provenance: the object identity, memoised (the syscall scan above has just computed it)
     digest = object_identity(root, memo=None if options.no_cache else CacheStore()).sha256 if options.syscalls else None

@@ -73,10 +73,28 @@ def _widen(raw: bytearray, pos: int, pattern: re.Pattern[bytes], found: set[str]
     return end
 
 
-def below_syscall(elf: ElfFile) -> BelowSyscall:
-    imports = set(dynamic_symbols(elf).import_names.values())
-    uses_dlopen = bool(imports & {"dlopen", "dlmopen", "__libc_dlopen_mode"})
+def dlopen_used(elf: ElfFile) -> bool:
+    """Whether the object imports a dlopen: only then are library-name literals reported."""
+    return bool(set(dynamic_symbols(elf).import_names.values()) & {"dlopen", "dlmopen", "__libc_dlopen_mode"})
+
+
+def literal_strings(elf: ElfFile, libnames: bool) -> tuple[list[str], list[str] | None]:
+    """(pseudo-file literals, library-name literals or None unless ``libnames``), each sorted: what
+    :func:`below_syscall` reads from the data sections, and all of it (the cache stores it)."""
     sections = _data_sections(elf)
+    return _find(sections, _PSEUDO), _find(sections, _LIBNAME) if libnames else None
+
+
+def is_literal(text: str, pseudo: bool) -> bool:
+    """Whether ``text`` is a string :func:`literal_strings` can return (to check a cached one)."""
+    return text.isascii() and (_PSEUDO if pseudo else _LIBNAME).fullmatch(text.encode("ascii")) is not None
+
+
+def below_syscall(elf: ElfFile, strings: tuple[list[str], list[str] | None] | None = None) -> BelowSyscall:
+    """The pseudo-files and dlopen targets of ``elf``; ``strings``: :func:`literal_strings` of it,
+    when already known."""
+    uses_dlopen = dlopen_used(elf)
+    pseudo, libnames = strings if strings is not None else literal_strings(elf, uses_dlopen)
     targets = {}
     for note in elf.dlopen_notes:
         names = note.get("soname", [])
@@ -85,6 +103,6 @@ def below_syscall(elf: ElfFile) -> BelowSyscall:
                 str(name), f".note.dlopen (feature={note.get('feature', '?')}, priority={note.get('priority', '?')})"
             )
     if uses_dlopen:
-        for name in _find(sections, _LIBNAME):
+        for name in libnames or ():
             targets.setdefault(name, DlopenTarget(name, "string literal"))
-    return BelowSyscall(tuple(_find(sections, _PSEUDO)), tuple(targets[k] for k in sorted(targets)), uses_dlopen)
+    return BelowSyscall(tuple(pseudo), tuple(targets[k] for k in sorted(targets)), uses_dlopen)
