@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from uk_depscan.syscalls.closure import FAILURE_FUNCTIONS, Node, OpenSummary
 
@@ -94,13 +95,15 @@ def _normal(import_key: str) -> bool:
     return import_key.split("@", 1)[0] not in FAILURE_FUNCTIONS
 
 
-def _numbers(bits: int) -> list[int]:
+@lru_cache(maxsize=4096)
+def _numbers(bits: int) -> tuple[int, ...]:
+    """The set bits of ``bits``, lowest first; memoised, as most closures share a few syscall sets."""
     out = []
     while bits:
         low = bits & -bits
         out.append(low.bit_length() - 1)
         bits ^= low
-    return out
+    return tuple(out)
 
 
 def _closures(

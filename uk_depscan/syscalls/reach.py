@@ -120,7 +120,8 @@ class EngineSummary:
         self._exports = dict(scan.exports)
         self._memo = reachcache.ReachMemo(library, scan.graph.import_keys)
         self._blocked: np.ndarray | None = None
-        self.path_memo: pathcache.PathMemo | None = None  # chain paths (chains.ObjectPaths), when cached
+        self._path_memo: pathcache.PathMemo | None = None
+        self._path_store: CacheStore | None = None  # where the chain paths are, read when first needed
         self._site_nodes: np.ndarray | None = None
 
     def addresses(self, entry: str) -> list[int]:
@@ -143,21 +144,32 @@ class EngineSummary:
             sha = self.scan.cache_key.rsplit("/", 1)[-1]
             keys = self.scan.graph.import_keys
             self._memo = reachcache.shared_memo(self.library, self.scan.cache_key, sha, self.elf.size, keys, store)
-            self.path_memo = pathcache.shared_memo(self.library, self.scan.cache_key, sha, self.elf.size, store)
+            self._path_store = store
 
     def save_cached(self, store: CacheStore) -> None:
         """Store the reaches when this run computed new ones."""
         if self.scan.cache_key:
             sha = self.scan.cache_key.rsplit("/", 1)[-1]
             reachcache.flush(self._memo, self.scan.cache_key, sha, self.elf.size, store)
-            if self.path_memo is not None:
-                pathcache.flush(self.path_memo, self.scan.cache_key, sha, self.elf.size, store)
+            if self._path_memo is not None:
+                pathcache.flush(self._path_memo, self.scan.cache_key, sha, self.elf.size, store)
 
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:
             addrs = self.addresses(entry)
             self._memo[entry] = self._reach(addrs, whole=entry == ALL) if addrs else None
         return self._memo[entry]
+
+    @property
+    def path_memo(self) -> pathcache.PathMemo | None:
+        """The cached chain paths (:class:`uk_depscan.syscalls.chains.ObjectPaths`), loaded on first
+        use: most libraries of a closure have no chain through them, and each read is a database query."""
+        if self._path_memo is None and self._path_store is not None and self.scan.cache_key:
+            sha = self.scan.cache_key.rsplit("/", 1)[-1]
+            self._path_memo = pathcache.shared_memo(
+                self.library, self.scan.cache_key, sha, self.elf.size, self._path_store
+            )
+        return self._path_memo
 
     def failure_mask(self) -> np.ndarray:
         """:func:`failure_nodes` of this scan, computed once (the reaches and the chains both use it)."""
