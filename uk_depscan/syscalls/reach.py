@@ -117,7 +117,7 @@ class EngineSummary:
         self.library = library
         self.elf = elf
         self.scan = scan
-        self._exports = dict(scan.exports)
+        self._exports: dict[str, int] | None = None  # key -> address, made when first needed
         self._memo = reachcache.ReachMemo(library, scan.graph.import_keys)
         self._blocked: np.ndarray | None = None
         self._path_memo: pathcache.PathMemo | None = None
@@ -134,9 +134,16 @@ class EngineSummary:
         if entry == FINI:
             return [*fini_array(self.elf), *(v for v in (self.elf.dyn_value("FINI"),) if v)]
         for key in key_variants(entry):
-            if key in self._exports:
-                return [self._exports[key]]
+            if key in self.exports:
+                return [self.exports[key]]
         return []
+
+    @property
+    def exports(self) -> dict[str, int]:
+        """Export key -> address (a dict of 60 k entries for libtorch_cpu.so: made on first use)."""
+        if self._exports is None:
+            self._exports = dict(self.scan.exports)
+        return self._exports
 
     def load_cached(self, store: CacheStore) -> None:
         """Share the process's memo of this library's reaches (:mod:`uk_depscan.syscalls.reachcache`)."""
