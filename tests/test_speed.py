@@ -99,6 +99,8 @@ def _path_poisons(meta: bytes) -> list[tuple[str, bytes]]:
         ("not to its target", one(path[:-1])),
         ("a step that is no edge", one([path[-1], *path])),
         ("empty path", one([])),
+        ("names not an object", json.dumps({**doc, "names": []}).encode()),
+        ("a name not a string", json.dumps({**doc, "names": {**doc["names"], "0": 7}}).encode()),
     ] + ([("wrong target in the question", one([target + 1]))] if target + 1 != path[-1] else [])
 
 
@@ -116,6 +118,7 @@ def test_path_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.M
     assert len(rows) == 1, "the target's chain paths were not stored"
     key, obj, size, meta, data = rows[0]
     assert any(v and len(v) > 1 for v in json.loads(meta)["paths"].values()), "no function-level path stored"
+    assert json.loads(meta)["names"], "no function name stored"
     pathcache._process.clear()
     reachcache._process.clear()
     code, warm, err = run_cli(["scan", str(lib), *ARGS])

@@ -102,12 +102,18 @@ class ObjectPaths:
             return f"data_{int(self.graph.data_starts[node - self.graph.data_base]):x}"
         if node >= self.graph.n_funcs:
             return self.graph.import_keys[node - self.graph.n_funcs]
+        known = self.memo.names.get(str(node)) if self.memo is not None else None
+        if known is not None:  # a string from the cache, escaped by every renderer like any name
+            return known
         addr = int(self.graph.func_starts[node])
         if self._names is None:
             from uk_depscan.syscalls.scan import LazySymbolizer
 
             self._names = LazySymbolizer(self.summary.elf)
-        return self._names.name_at(addr) or f"sub_{addr:x}"
+        name = self._names.name_at(addr) or f"sub_{addr:x}"
+        if self.memo is not None:
+            self.memo.names[str(node)] = name
+        return name
 
     def kind(self, node: int) -> str:
         """Step kind of a node on a path: a function called, or a piece of data passed through."""

@@ -26,9 +26,10 @@ from uk_depscan.syscalls.reachcache import limits
 
 log = logging.getLogger(__name__)
 
-# bump whenever a path can change for the same scan (the search order or tie-breaks in chains.py)
-FORMAT = 1
-META_KEYS = frozenset({"format", "key", "paths"})
+# bump whenever a path or a name can change for the same scan (the search order or tie-breaks in
+# chains.py, how LazySymbolizer names a function)
+FORMAT = 2
+META_KEYS = frozenset({"format", "key", "paths", "names"})
 MAX_PATH = 1 << 16  # nodes in one stored path
 
 
@@ -49,12 +50,14 @@ def question(kind: str, failure: bool, target: int, entry: str = "") -> str:
 
 
 class PathMemo:
-    """One library's paths by question; values are unchecked until the graph checks them."""
+    """One library's paths by question (unchecked until the graph checks them), and the names of the
+    functions they pass through by node number (naming one needs the library's symbol tables)."""
 
-    def __init__(self, name: str, raw: dict[str, Any] | None = None) -> None:
+    def __init__(self, name: str, raw: dict[str, Any] | None = None, names: dict[str, str] | None = None) -> None:
         self.name = name
         self.raw: dict[str, Any] = raw or {}
-        self.saved = len(self.raw)
+        self.names: dict[str, str] = names or {}
+        self.saved = (len(self.raw), len(self.names))
         self.damaged = False
 
     def put(self, q: str, path: list[int] | None) -> None:
@@ -68,7 +71,7 @@ class PathMemo:
 
     @property
     def dirty(self) -> bool:
-        return self.damaged or len(self.raw) > self.saved
+        return self.damaged or len(self.raw) > self.saved[0] or len(self.names) > self.saved[1]
 
 
 def load(name: str, scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> PathMemo:
@@ -81,7 +84,7 @@ def load(name: str, scan_key: str, sha256: str, elf_size: int, store: CacheStore
             return PathMemo(name)
         if entry.object != sha256 or entry.size != elf_size or entry.data:
             raise PathFormatError("recorded object identity is not this file's")
-        return PathMemo(name, decode(entry.meta, key))
+        return PathMemo(name, *decode(entry.meta, key))
     except (EntryProblem, PathFormatError) as err:
         warn_once(f"ignoring the cached chain paths of {name} ({err}); recomputing, the entry is replaced")
         store.discard(key)
@@ -90,8 +93,8 @@ def load(name: str, scan_key: str, sha256: str, elf_size: int, store: CacheStore
         return memo
 
 
-def decode(meta: bytes, key: str) -> dict[str, Any]:
-    """question -> path (a list of integers, unchecked against the graph) or None."""
+def decode(meta: bytes, key: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """(question -> path (a list of integers, unchecked against the graph) or None, node -> name)."""
     try:
         doc = json.loads(meta.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -108,7 +111,10 @@ def decode(meta: bytes, key: str) -> dict[str, Any]:
             continue
         if type(v) is not list or not 0 < len(v) <= MAX_PATH or set(map(type, v)) - {int}:
             raise PathFormatError(f"path {q[:40]!r}: not a list of node numbers")
-    return dict(paths)
+    names = doc["names"]
+    if type(names) is not dict or set(map(type, names.values())) - {str}:
+        raise PathFormatError("names: not an object of strings")
+    return dict(paths), dict(names)
 
 
 def _reject_constant(name: str) -> Any:
@@ -139,11 +145,18 @@ def flush(memo: PathMemo, scan_key: str, sha256: str, elf_size: int, store: Cach
     stored = load(memo.name, scan_key, sha256, elf_size, store)
     for q, v in stored.raw.items():
         memo.raw.setdefault(q, v)
+    for n, v in stored.names.items():
+        memo.names.setdefault(n, v)
     key = path_key(scan_key)
-    doc = {"format": FORMAT, "key": key, "paths": {q: memo.raw[q] for q in sorted(memo.raw)}}
+    doc = {
+        "format": FORMAT,
+        "key": key,
+        "paths": {q: memo.raw[q] for q in sorted(memo.raw)},
+        "names": {n: memo.names[n] for n in sorted(memo.names)},
+    }
     meta = json.dumps(doc, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
     if len(meta) > limits(elf_size)[0]:
         log.debug("not caching the chain paths of %s: %d bytes exceed the limit", memo.name, len(meta))
         return
     store.put(key, sha256, elf_size, meta, b"")
-    memo.saved, memo.damaged = len(memo.raw), False
+    memo.saved, memo.damaged = (len(memo.raw), len(memo.names)), False
