@@ -215,22 +215,27 @@ def _record_sites(
     prefix_kinds = {s.kind for s in prefix} - _NOT_KINDS
     libraries = (*dict.fromkeys(s.library for s in prefix), library)
     length = len(prefix) + 1
+    merged: set[int] = set()  # syscalls whose libraries already hold this chain's
     for site in sites:
         fail = failure or site.failure
         old = found.get(site.number)
         if old is not None:
             if site.kind not in _NOT_KINDS:
                 old.kinds.add(site.kind)
-            for lib in libraries:
-                old.libraries.setdefault(lib)
-            if (old.failure, len(old.chain)) > (fail, length):
-                old.chain, old.nodes, old.site = (*prefix, _site_step(site, library)), nodes, site
-            old.failure = old.failure and fail
+            if site.number not in merged:
+                merged.add(site.number)
+                for lib in libraries:
+                    old.libraries.setdefault(lib)
+            if old.failure or len(old.chain) > length:  # else nothing of this chain can win
+                if (old.failure, len(old.chain)) > (fail, length):
+                    old.chain, old.nodes, old.site = (*prefix, _site_step(site, library)), nodes, site
+                old.failure = old.failure and fail
             continue
         kinds = prefix_kinds | ({site.kind} - _NOT_KINDS)
         found[site.number] = _Found(
             (*prefix, _site_step(site, library)), fail, kinds, dict.fromkeys(libraries), nodes, site
         )
+        merged.add(site.number)
 
 
 def _site_step(site: Site, library: str) -> Step:
