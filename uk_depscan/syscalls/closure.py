@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple, Protocol
 
 FAILURE_FUNCTIONS = frozenset(
@@ -39,6 +40,13 @@ FAILURE_FUNCTIONS = frozenset(
         "_ZSt20__throw_length_errorPKc",
     }
 )
+
+
+@lru_cache(maxsize=1 << 16)
+def is_failure(key: str) -> bool:
+    """Whether an import or export key (``abort@GLIBC_2.2.5``) names a failure function; memoised,
+    as the closures ask it for the same few thousand keys over and over."""
+    return key.split("@", 1)[0] in FAILURE_FUNCTIONS
 
 
 class Site(NamedTuple):
@@ -177,7 +185,7 @@ def _visit(
         if target is None or target in parents:
             continue
         step = Step("import", summary.library, imp)
-        if imp.split("@", 1)[0] in FAILURE_FUNCTIONS and not failure:
+        if not failure and is_failure(imp):
             deferred.append((target, node, step))
             continue
         parents[target] = (node, step)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from uk_depscan.syscalls.closure import FAILURE_FUNCTIONS, Node, OpenSummary
+from uk_depscan.syscalls.closure import Node, OpenSummary, is_failure
 
 # Bit masks hold numbers below this; a recovered number outside the syscall tables (syscall(-1) is
 # 2**64 - 1 once unsigned) is not a syscall and gets no breadth (the report names it elsewhere).
@@ -92,7 +92,7 @@ def import_reach(
 
 
 def _normal(import_key: str) -> bool:
-    return import_key.split("@", 1)[0] not in FAILURE_FUNCTIONS
+    return not is_failure(import_key)
 
 
 @lru_cache(maxsize=4096)
