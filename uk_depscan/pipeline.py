@@ -110,10 +110,12 @@ class Options:
 def _gc_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run ``fn`` with the cyclic garbage collector off (as it was, afterwards).
 
-    An analysis allocates millions of small objects (decoded cache entries, sites, chains) and
-    makes next to no reference cycles; the collector's repeated passes over that growing heap were
+    A target's analysis allocates millions of small objects (decoded cache entries, sites, chains)
+    and makes few reference cycles; the collector's repeated passes over that growing heap were
     ~0.15 s of CPU of a one-second warm libtorch_cpu.so run.  Reference counting still frees
-    everything that is not a cycle, and the collector runs again as soon as it is re-enabled."""
+    everything that is not a cycle.  Paused per target, not per run: an ElfFile and the tables
+    derived from it form a cycle, so a directory's or a wheel's objects are collected between
+    targets, when the collector runs again."""
 
     @functools.wraps(fn)
     def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -128,7 +130,6 @@ def _gc_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return paused
 
 
-@_gc_paused
 def analyze(
     paths: list[str],
     config: SearchConfig | None = None,
@@ -458,6 +459,7 @@ def _with_blame(gap: Gap, f: SyscallFinding | None) -> Gap:
     )
 
 
+@_gc_paused
 def analyze_target(
     path: str,
     display: str,
