@@ -98,16 +98,22 @@ def _bind_object(imp: int, tables: dict[int, DynamicSymbols], scope: list[int]) 
             hidden[k] = bool(need and need.hidden)
     found: list[tuple[int | None, str | None]] = [(None, None)] * len(indices)
     pending = list(range(len(indices)))
-    raw = [s.name.encode("utf-8", "surrogateescape") for s in symbols]
-    hashes = gnu_hashes(raw) if indices else np.zeros(0, np.uint32)
+    # each distinct name encoded, hashed and looked up once: imports may share one (hostile) name
+    names = [s.name for s in symbols]
+    distinct = {n: i for i, n in enumerate(dict.fromkeys(names))}
+    which = [distinct[n] for n in names]
+    raw = [n.encode("utf-8", "surrogateescape") for n in distinct]
+    hashes = gnu_hashes(raw) if raw else np.zeros(0, np.uint32)
     for obj in scope:
         table = tables.get(obj)
         if table is None or not pending:
             continue
-        defs_of = table.lookup([raw[k] for k in pending], hashes[pending])
+        asked = sorted({which[k] for k in pending})
+        answers = table.lookup([raw[u] for u in asked], hashes[asked])
+        defs_of = dict(zip(asked, answers, strict=True)) if answers is not None else None
         left = []
-        for j, k in enumerate(pending):
-            defs = defs_of[j] if defs_of is not None else table.definitions.get(symbols[k].name)
+        for k in pending:
+            defs = defs_of[which[k]] if defs_of is not None else table.definitions.get(names[k])
             match = _match(symbols[k].version, hidden[k], defs, table.versym is not None) if defs else None
             if match is None:
                 left.append(k)
