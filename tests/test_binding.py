@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import FIXTURES, compile_so, host_libstdcxx, need, run_cli
 
 from uk_depscan.loader.binding import bind_symbols
@@ -129,3 +130,25 @@ def test_gnu_hash_lookup_finds_what_the_name_table_holds(tmp_path: Path) -> None
     damaged = resolve_tree(user)
     assert dynamic_symbols(damaged.files[1]).gnu_hash is None
     assert [(b.symbol.key, b.provider, b.provider_version) for b in bind_symbols(damaged).bindings] == good
+
+
+def test_gnu_hash_walk_has_a_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its budget of chain steps (a crafted table can chain every symbol in one bucket), a
+    lookup gives the table up for good and the name table answers: the same definitions."""
+    from uk_depscan.elf import symbols
+    from uk_depscan.elf.symbols import dynamic_symbols, gnu_hashes
+
+    result = resolve_tree(host_libstdcxx())
+    tables = {i: dynamic_symbols(elf) for i, elf in result.files.items()}
+    names = sorted({s.name for t in tables.values() for s in t.iter_imports()})
+    raw = [n.encode("utf-8", "surrogateescape") for n in names] * 8
+    monkeypatch.setattr(symbols, "HASH_WALK_FLOOR", 0)
+    gave_up = [t for t in tables.values() if t.lookup(raw, gnu_hashes(raw)) is None]
+    assert gave_up, "no table ran out of its budget"
+    for t in gave_up:
+        assert t.lookup(raw[:1], gnu_hashes(raw[:1])) is None  # for good
+    before = [(b.importer, b.symbol.key, b.provider, b.provider_version) for b in bind_symbols(result).bindings]
+    fresh = resolve_tree(host_libstdcxx())
+    monkeypatch.setattr(symbols, "HASH_WALK_FLOOR", 1 << 16)
+    after = [(b.importer, b.symbol.key, b.provider, b.provider_version) for b in bind_symbols(fresh).bindings]
+    assert before == after

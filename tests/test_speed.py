@@ -98,6 +98,7 @@ def _path_poisons(meta: bytes) -> list[tuple[str, bytes]]:
         ("negative node", one([-1, *path[1:]])),
         ("not to its target", one(path[:-1])),
         ("a step that is no edge", one([path[-1], *path])),
+        ("a node twice", one([*path[:-1], *path])),
         ("empty path", one([])),
         ("names not an object", json.dumps({**doc, "names": []}).encode()),
         ("a name not a string", json.dumps({**doc, "names": {**doc["names"], "0": 7}}).encode()),

@@ -11,6 +11,7 @@ nothing ties them to a particular call.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 
 from uk_depscan.elf.file import ElfFile
 from uk_depscan.elf.symbols import dynamic_symbols
@@ -30,36 +31,39 @@ _ANCHORS = {_PSEUDO: (b"\0/proc", b"\0/sys", b"\0/dev"), _LIBNAME: (b".so",)}
 _PSEUDO_HITS = re.compile(rb"\0/(?:proc|sys|dev)")
 
 
-def _data_sections(elf: ElfFile) -> list[bytearray]:
-    """Each read-only data section, copied once with a NUL in front (a string at the section start
-    has no NUL before it); both searches read the same copies."""
-    out = []
+def _data_sections(elf: ElfFile) -> Iterator[bytearray]:
+    """Each read-only data section, copied with a NUL in front (a string at the section start has
+    no NUL before it); one copy at a time, which both searches read."""
     for sec in elf.sections:
         if sec.sh_type == SHT_PROGBITS and sec.sh_flags & SHF_ALLOC and not sec.sh_flags & SHF_EXECINSTR:
             view = elf.section_bytes(sec)
             raw = bytearray(len(view) + 1)
             raw[1:] = view
-            out.append(raw)
-    return out
+            yield raw
 
 
-def _find(sections: list[bytearray], pattern: re.Pattern[bytes]) -> list[str]:
+def _find(sections: Iterable[bytearray], pattern: re.Pattern[bytes]) -> list[str]:
     found: set[str] = set()
     for raw in sections:
-        hits = [m.start() for m in _PSEUDO_HITS.finditer(raw)] if pattern is _PSEUDO else []
-        for anchor in _ANCHORS[pattern]:
-            if pattern is _PSEUDO:
-                for pos in hits:
-                    if len(found) >= MAX_FINDINGS:
-                        break
-                    if raw.startswith(anchor, pos):
-                        _widen(raw, pos, pattern, found)
-                continue
-            pos = raw.find(anchor)
-            while pos >= 0 and len(found) < MAX_FINDINGS:
-                end = _widen(raw, pos, pattern, found)
-                pos = raw.find(anchor, (end if end >= 0 else len(raw)))
+        _find_in(raw, pattern, found)
     return sorted(found)
+
+
+def _find_in(raw: bytearray, pattern: re.Pattern[bytes], found: set[str]) -> None:
+    """Add the strings of one section matching ``pattern`` to ``found`` (up to MAX_FINDINGS)."""
+    hits = [m.start() for m in _PSEUDO_HITS.finditer(raw)] if pattern is _PSEUDO else []
+    for anchor in _ANCHORS[pattern]:
+        if pattern is _PSEUDO:
+            for pos in hits:
+                if len(found) >= MAX_FINDINGS:
+                    break
+                if raw.startswith(anchor, pos):
+                    _widen(raw, pos, pattern, found)
+            continue
+        pos = raw.find(anchor)
+        while pos >= 0 and len(found) < MAX_FINDINGS:
+            end = _widen(raw, pos, pattern, found)
+            pos = raw.find(anchor, (end if end >= 0 else len(raw)))
 
 
 def _widen(raw: bytearray, pos: int, pattern: re.Pattern[bytes], found: set[str]) -> int:
@@ -81,8 +85,13 @@ def dlopen_used(elf: ElfFile) -> bool:
 def literal_strings(elf: ElfFile, libnames: bool) -> tuple[list[str], list[str] | None]:
     """(pseudo-file literals, library-name literals or None unless ``libnames``), each sorted: what
     :func:`below_syscall` reads from the data sections, and all of it (the cache stores it)."""
-    sections = _data_sections(elf)
-    return _find(sections, _PSEUDO), _find(sections, _LIBNAME) if libnames else None
+    pseudo: set[str] = set()
+    names: set[str] = set()
+    for raw in _data_sections(elf):  # each pattern sees the sections in order, as alone
+        _find_in(raw, _PSEUDO, pseudo)
+        if libnames:
+            _find_in(raw, _LIBNAME, names)
+    return sorted(pseudo), sorted(names) if libnames else None
 
 
 def is_literal(text: str, pseudo: bool) -> bool:

@@ -90,6 +90,7 @@ class DynamicSymbols:
         self.count = len(self.table)
         self.strtab_off, self.strtab_size = _strtab(elf)
         self.versym = _versym(elf, self.count)
+        self._hash_abandoned = False  # lookup() gave up on this table's chains (see its budget)
 
     def name(self, index: int) -> str:
         off = int(self.table["name"][index])
@@ -261,7 +262,7 @@ class DynamicSymbols:
         the way ld.so's ``do_lookup_x`` finds a symbol: the Bloom filter, the bucket, then the hash
         chain, comparing names only where the chain's hash matches.  None without a usable table."""
         table = self.gnu_hash
-        if table is None:
+        if table is None or self._hash_abandoned:
             return None
         out: list[list[tuple[int, str | None, int]]] = [[] for _ in names]
         if not names:
@@ -284,13 +285,25 @@ class DynamicSymbols:
         versym = self.versym
         version_of = self._version_of
         hlist, blist = hashes.tolist(), bucket.tolist()
+        # A crafted table can make every name walk one chain of all the symbols, or match the hash of
+        # long names everywhere: past a budget proportional to the tables, the names answer instead.
+        steps = 4 * len(chain) + HASH_WALK_FLOOR
+        compared = NAME_BYTES_PER_STRTAB_BYTE * self.strtab_size + (1 << 20)
         for k in todo:
             want, j = hlist[k] >> 1, blist[k] - table.symoffset
             while True:
                 v = chain[j]
                 sym = j + table.symoffset
+                steps -= 1
+                if steps < 0:
+                    self._hash_abandoned = True
+                    return None
                 if v >> 1 == want and bindable[sym] and base is not None:
                     off = int(name_off[sym])
+                    compared -= len(names[k])
+                    if compared < 0:
+                        self._hash_abandoned = True
+                        return None
                     if off < self.strtab_size and self._name_is(base + off, limit, names[k]):
                         if versym is None:
                             out[k].append((sym, None, 1))
@@ -303,14 +316,21 @@ class DynamicSymbols:
         return out
 
     def _name_is(self, at: int, limit: int, name: bytes) -> bool:
-        try:
-            return self.elf.cstring(at, limit) == name
-        except ElfFormatError:  # past the end of the file: no name (decode_names would refuse it)
+        """Whether the NUL-terminated string at ``at`` (cut at ``limit``, as :meth:`ElfFile.cstring`
+        cuts it) is ``name`` (which holds no NUL); reads ``len(name) + 1`` bytes at most."""
+        stop = min(self.elf.size, limit)
+        end = at + len(name)
+        if at >= stop or end > stop:  # past the end of the file: no name (decode_names would refuse it)
             return False
+        if self.elf.bytes_at(at, len(name), "DT_STRTAB name") != name:
+            return False
+        return end == stop or self.elf.bytes_at(end, 1, "DT_STRTAB name")[0] == 0
 
 
 # dl-lookup.c ALLOWED_STT: NOTYPE, OBJECT, FUNC, COMMON, TLS, GNU_IFUNC
 BINDABLE_TYPES = (0, 1, 2, 5, 6, 10)
+# Chain steps one lookup() may take beyond four per chain entry before it gives up on the table.
+HASH_WALK_FLOOR = 1 << 16
 # Names hashed per numpy pass: bounds the uint64 temporaries whatever the names' total length.
 HASH_CHUNK_BYTES = 1 << 22
 

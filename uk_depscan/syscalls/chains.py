@@ -207,6 +207,8 @@ class ObjectPaths:
         g = self.graph
         if not path or path[-1] != target or min(path) < 0 or max(path) >= g.n_nodes:
             return "a path outside the call graph or not to its target"
+        if len(set(path)) != len(path):  # a search's path never repeats a node (and the check stays linear)
+            return "a path through a node twice"
         for u, w in itertools.pairwise(path):
             if not bool((g.indices[int(g.indptr[u]) : int(g.indptr[u + 1])] == w).any()):
                 return "a path step that is no edge of the call graph"
