@@ -37,6 +37,9 @@ from __future__ import annotations
 
 import logging
 import mmap
+import multiprocessing as mp
+import os
+import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,9 +47,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from uk_depscan.cleanup import HANDLED_SIGNALS
 from uk_depscan.elf.datarefs import data_pointers, object_extents, pointer_ranges
 from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, ElfFile
-from uk_depscan.elf.frames import SHT_SYMTAB, function_starts
+from uk_depscan.elf.frames import SHT_SYMTAB, function_starts, sorted_unique
 from uk_depscan.elf.symbols import (
     STT_FUNC,
     STT_GNU_IFUNC,
@@ -70,6 +74,7 @@ from uk_depscan.syscalls.disasm import (
     looks_like_data,
     track,
 )
+from uk_depscan.syscalls.processes import processes
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +310,10 @@ class _Scanner:
             in_code |= (starts >= np.uint64(r.vaddr)) & (starts < np.uint64(r.end))
         self.starts = starts[in_code]
         lo_hi = [(r.vaddr, r.end) for r in self.regions] + self.plt_regions
-        slots = list(got_slot_symbols(elf))
+        # memoised per file: the graph resolution asks again
+        self.got_slots = elf.derived(got_slot_symbols)
+        self.plt_stubs = elf.derived(plt_stub_symbols)
+        slots = list(self.got_slots)
         if slots:
             lo_hi.append((min(slots), max(slots) + 8))
         # relocated data: the targets of address loads that can lead to code (the reference graph)
@@ -432,85 +440,63 @@ class _Scanner:
         pos_l: list[np.ndarray] = []
         tgt_l: list[np.ndarray] = []
         kind_l: list[np.ndarray] = []
-        for r in self.regions:
-            if self.x86:
-                self._x86_branches(r, pos_l, tgt_l, kind_l)
-            else:
+        if self.x86:
+            groups, raw = self._x86_branches()
+            for p, tgt, k in groups:
+                pos_l.append(p)
+                tgt_l.append(tgt)
+                kind_l.append(k)
+        else:
+            for r in self.regions:
                 self._a64_branches(r, pos_l, tgt_l, kind_l)
+            raw = sum(len(p) for p in pos_l)
+        self.stats["branch_candidates"] = raw
         if not pos_l:
             z = np.zeros(0, np.uint64)
             return z, z, np.zeros(0, np.int8)
         return np.concatenate(pos_l), np.concatenate(tgt_l), np.concatenate(kind_l)
 
-    def _x86_branches(
-        self, r: _Region, pos_l: list[np.ndarray], tgt_l: list[np.ndarray], kind_l: list[np.ndarray]
-    ) -> None:
-        c = r.code
-        n = len(c)
-        if n < 6:
-            return
-        # every byte offset viewed as a little-endian int32 (an unaligned, 1-byte-strided view):
-        # one gather per candidate instead of four byte gathers
-        i32 = np.ndarray(shape=(n - 3,), dtype="<i4", buffer=c, offset=0, strides=(1,))
-        # reused scratch buffers: fresh 32 MB temporaries per chunk cost more in page faults
-        # than the comparisons themselves
-        tmp = np.empty(min(CHUNK, n), np.uint8)
-        hit = np.empty(min(CHUNK, n), bool)
+    def _x86_branches(self) -> tuple[_Groups, int]:
+        """Every region's branch candidates, chunk by chunk (``CHUNK`` bytes), pattern group by
+        pattern group: the order the rest of the scan sees, whatever the number of processes.
+        Direct branches are kept only when they reach a function start or a PLT stub (the graph
+        has no other use for them); the count is of all candidates (``stats``)."""
+        stubs = np.fromiter(self.plt_stubs.keys(), np.uint64, len(self.plt_stubs))
+        # sorted, duplicates allowed (a membership test by searchsorted): no np.union1d's unique pass
+        self.direct_targets = np.sort(np.concatenate([self.starts, stubs]))
+        # (region, chunk start, chunk end): candidates start at every offset up to n-5 inclusive,
+        # a 5-byte `jmp rel32` may end the section
+        chunks = [
+            (ri, lo, min(len(r.code) - 4, lo + CHUNK))
+            for ri, r in enumerate(self.regions)
+            if len(r.code) >= 6
+            for lo in range(0, len(r.code) - 4, CHUNK)
+        ]
+        total = sum(hi - lo for _, lo, hi in chunks)
+        processes = _pool_processes(total)
+        if processes == 1:
+            ranges = [self._x86_range(ri, lo, hi) for ri, lo, hi in chunks]
+            _SCRATCH.clear()
+            return [g for groups, _ in ranges for g in groups], sum(raw for _, raw in ranges)
+        # a pool: each chunk split into PIECES consecutive ranges; a chunk's groups are the
+        # concatenation of its ranges' groups (each group is in address order)
+        tasks = [
+            (ri, lo + (hi - lo) * j // PIECES, lo + (hi - lo) * (j + 1) // PIECES)
+            for ri, lo, hi in chunks
+            for j in range(PIECES)
+        ]
+        results = _in_pool(self, processes, tasks)
+        out = []
+        for c in range(len(chunks)):
+            parts = [groups for groups, _ in results[c * PIECES : (c + 1) * PIECES]]
+            for g in range(len(parts[0])):
+                pos, tgt, kind = (np.concatenate([part[g][f] for part in parts]) for f in range(3))
+                out.append((pos, tgt, kind))
+        return out, sum(raw for _, raw in results)
 
-        def where(a: np.ndarray, mask: int | None, value: int) -> np.ndarray:
-            t, h = tmp[: len(a)], hit[: len(a)]
-            if mask is None:
-                np.equal(a, value, out=h)
-            else:
-                np.bitwise_and(a, mask, out=t)
-                np.equal(t, value, out=h)
-            return np.flatnonzero(h)
-
-        # candidates start at every offset up to n-5 inclusive: a 5-byte `jmp rel32` may end the section
-        for lo in range(0, n - 4, CHUNK):
-            hi = min(n - 4, lo + CHUNK)
-            a = c[lo:hi]
-            p_call = where(a, 0xFE, 0xE8) + lo
-            p0f_all = where(a, None, 0x0F) + lo
-            p0f = p0f_all[(c[p0f_all + 1] & 0xF0) == 0x80]
-            pff = where(a, None, 0xFF) + lo
-            pff = pff[(c[pff + 1] == 0x15) | (c[pff + 1] == 0x25)]
-            # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
-            prex = where(a, 0xFB, 0x48) + lo
-            prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
-            # 0f 10/28/6f/7e/16/12 modrm(rip): (v)movups/movaps/movdqa/movdqu/movq/movhps/movlps loads;
-            # VEX2 c5 vv op modrm(rip)
-            psse = p0f_all[_SSE_LOADS[c[p0f_all + 1]] & ((c[p0f_all + 2] & 0xC7) == 0x05)]
-            pvex = where(a, None, 0xC5) + lo
-            pvex = pvex[_SSE_LOADS[c[pvex + 2]] & ((c[pvex + 3] & 0xC7) == 0x05)]
-            groups = [
-                (p_call, 5, None),
-                (p0f, 6, KIND_JCC),
-                (pff, 6, None),
-                (prex, 7, None),
-                (psse, 7, KIND_DREF),
-                (pvex, 8, KIND_DREF),
-            ]
-            for p, width, kinds in groups:
-                p = p[p + width <= n]  # a 7-byte lea/mov candidate may start 6 bytes before the end
-                if not len(p):
-                    continue
-                disp = i32[p + (width - 4)]
-                tgt = p.astype(np.int64) + (r.vaddr + width) + disp.astype(np.int64)
-                inr = (tgt >= self.target_lo) & (tgt < self.target_hi)
-                p, tgt = p[inr], tgt[inr].astype(np.uint64)
-                if kinds is None:
-                    if width == 5:
-                        k = np.where(c[p] == 0xE8, KIND_CALL, KIND_JMP).astype(np.int8)
-                    elif width == 7:
-                        k = np.where(c[p + 1] == 0x8D, KIND_ADDR, KIND_GOTLOAD).astype(np.int8)
-                    else:
-                        k = np.where(c[p + 1] == 0x15, KIND_GOTCALL, KIND_GOTJMP).astype(np.int8)
-                else:
-                    k = np.full(len(p), kinds, np.int8)
-                pos_l.append(p.astype(np.uint64) + np.uint64(r.vaddr))
-                tgt_l.append(tgt)
-                kind_l.append(k)
+    def _x86_range(self, ri: int, lo: int, hi: int) -> tuple[_Groups, int]:
+        r = self.regions[ri]
+        return _x86_groups(r.code, r.vaddr, lo, hi, self.target_lo, self.target_hi, self.direct_targets)
 
     def _a64_branches(
         self, r: _Region, pos_l: list[np.ndarray], tgt_l: list[np.ndarray], kind_l: list[np.ndarray]
@@ -566,6 +552,133 @@ def _adrp_pages(words: np.ndarray, idx: np.ndarray, base: int) -> tuple[np.ndarr
     imm -= (imm & (1 << 20)) << 1
     pc = idx.astype(np.int64) * 4 + base
     return pc, (pc & ~0xFFF) + (imm << 12)
+
+
+_Groups = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+_SCRATCH: list[np.ndarray] = []
+
+
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A uint8 and a bool buffer of ``n`` elements, reused across calls (a process's own: a forked
+    worker writes its copy): fresh 32 MB temporaries per chunk cost more in page faults than the
+    comparisons themselves."""
+    if not _SCRATCH or len(_SCRATCH[0]) < n:
+        _SCRATCH[:] = [np.empty(max(n, CHUNK), np.uint8), np.empty(max(n, CHUNK), bool)]
+    return _SCRATCH[0][:n], _SCRATCH[1][:n]
+
+
+def _x86_groups(
+    c: np.ndarray, vaddr: int, lo: int, hi: int, target_lo: int, target_hi: int, direct_targets: np.ndarray
+) -> tuple[_Groups, int]:
+    """(site address, target, kind) of the x86-64 branch candidates starting in ``c[lo:hi]``, one
+    triple per pattern group, each in address order, and the number of candidates before direct
+    branches are restricted to ``direct_targets`` (sorted).  Splitting ``[lo, hi)`` into consecutive
+    ranges and concatenating each group's arrays gives the same arrays (a parallel scan relies on it)."""
+    n = len(c)
+    # every byte offset viewed as a little-endian int32 (an unaligned, 1-byte-strided view):
+    # one gather per candidate instead of four byte gathers
+    i32 = np.ndarray(shape=(n - 3,), dtype="<i4", buffer=c, offset=0, strides=(1,))
+    a = c[lo:hi]
+    tmp, hit = _scratch(len(a))
+
+    def where(mask: int | None, value: int) -> np.ndarray:
+        if mask is None:
+            np.equal(a, value, out=hit)
+        else:
+            np.bitwise_and(a, mask, out=tmp)
+            np.equal(tmp, value, out=hit)
+        return np.flatnonzero(hit) + lo
+
+    p_call = where(0xFE, 0xE8)
+    p0f_all = where(None, 0x0F)
+    p0f = p0f_all[(c[p0f_all + 1] & 0xF0) == 0x80]
+    pff = where(None, 0xFF)
+    pff = pff[(c[pff + 1] == 0x15) | (c[pff + 1] == 0x25)]
+    # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
+    prex = where(0xFB, 0x48)
+    prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
+    # 0f 10/28/6f/7e/16/12 modrm(rip): (v)movups/movaps/movdqa/movdqu/movq/movhps/movlps loads;
+    # VEX2 c5 vv op modrm(rip)
+    psse = p0f_all[_SSE_LOADS[c[p0f_all + 1]] & ((c[p0f_all + 2] & 0xC7) == 0x05)]
+    pvex = where(None, 0xC5)
+    pvex = pvex[_SSE_LOADS[c[pvex + 2]] & ((c[pvex + 3] & 0xC7) == 0x05)]
+    groups = [
+        (p_call, 5, None),
+        (p0f, 6, KIND_JCC),
+        (pff, 6, None),
+        (prex, 7, None),
+        (psse, 7, KIND_DREF),
+        (pvex, 8, KIND_DREF),
+    ]
+    out: _Groups = []
+    raw = 0
+    for p, width, kinds in groups:
+        p = p[p + width <= n]  # a 7-byte lea/mov candidate may start 6 bytes before the end
+        disp = i32[p + (width - 4)]
+        tgt = p.astype(np.int64) + (vaddr + width) + disp.astype(np.int64)
+        inr = (tgt >= target_lo) & (tgt < target_hi)
+        p, tgt = p[inr], tgt[inr].astype(np.uint64)
+        raw += len(p)
+        if width == 5 or kinds == KIND_JCC:  # rel32 call/jmp/jcc: most are bytes of other instructions
+            at = np.searchsorted(direct_targets, tgt)
+            known = direct_targets[np.minimum(at, len(direct_targets) - 1)] == tgt if len(direct_targets) else at < 0
+            p, tgt = p[known], tgt[known]
+        if kinds is None:
+            if width == 5:
+                k = np.where(c[p] == 0xE8, KIND_CALL, KIND_JMP).astype(np.int8)
+            elif width == 7:
+                k = np.where(c[p + 1] == 0x8D, KIND_ADDR, KIND_GOTLOAD).astype(np.int8)
+            else:
+                k = np.where(c[p + 1] == 0x15, KIND_GOTCALL, KIND_GOTJMP).astype(np.int8)
+        else:
+            k = np.full(len(p), kinds, np.int8)
+        out.append((p.astype(np.uint64) + np.uint64(vaddr), tgt, k))
+    return out, raw
+
+
+# -- processes -----------------------------------------------------------------------------
+# The byte-pattern prefilter of one large object can be split over a pool of forked processes
+# (``--jobs``, set by :func:`uk_depscan.syscalls.processes.scan_processes`).  The workers inherit
+# the scanner (its mmap) by fork and return arrays; the parent merges them in range order, so the
+# scan is the same for any number of processes.  Never nested: a daemonic worker (the pipeline's
+# pool of several targets, or this pool) always scans serially.
+PARALLEL_MIN_BYTES = 64 << 20  # below this the pool's fork and result transfer cost more than they save
+PIECES = 4  # ranges per chunk: 9 chunks of libtorch_cpu.so's .text over 2 processes would leave one idle
+_FORKED: list[_Scanner] = []  # the scanner a pool worker inherits
+
+
+def _pool_processes(nbytes: int) -> int:
+    n = processes()
+    if n <= 1 or nbytes < PARALLEL_MIN_BYTES or mp.current_process().daemon:
+        return 1
+    if "fork" not in mp.get_all_start_methods():
+        return 1
+    return min(n, os.cpu_count() or 1)
+
+
+def _pool_init() -> None:
+    # the parent turns SIGTERM/SIGHUP/SIGINT into clean-up (uk_depscan.cleanup); a worker owns
+    # no temporary file, so it just dies and the parent cleans up
+    for s in HANDLED_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
+
+
+def _pool_task(task: tuple[int, int, int]) -> tuple[_Groups, int]:
+    return _FORKED[0]._x86_range(*task)
+
+
+def _in_pool(sc: _Scanner, processes: int, tasks: list[tuple[int, int, int]]) -> list[tuple[_Groups, int]]:
+    """``sc._x86_range(*task)`` of every task, in task order, computed by forked workers."""
+    _FORKED[:] = [sc]
+    pool = mp.get_context("fork").Pool(processes, initializer=_pool_init)
+    try:
+        results = pool.map(_pool_task, tasks, chunksize=1)
+        pool.close()
+    finally:
+        pool.terminate()  # an error or a signal in the parent: no worker outlives it
+        pool.join()
+        _FORKED.clear()
+    return results
 
 
 def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
@@ -682,7 +795,6 @@ class _Branches:
 def _call_graph(sc: _Scanner, imports: _Imports, defined: np.ndarray) -> tuple[CallGraph, _Branches]:
     """Prefilter the branches, resolve their targets to function or import nodes, build the graph."""
     pos, tgt, kind = sc.branch_candidates()
-    sc.stats["branch_candidates"] = len(pos)
     starts = sc.starts
     is_got = (kind == KIND_GOTCALL) | (kind == KIND_GOTJMP) | (kind == KIND_GOTLOAD)
     node = np.full(len(pos), -1, np.int64)
@@ -758,7 +870,7 @@ def _reference_graph(sc: _Scanner, imports: _Imports, ref_src: np.ndarray, ref_t
     in_obj = _in_ranges(ranges, obj_lo)
     obj_lo, obj_hi = obj_lo[in_obj], obj_hi[in_obj]
     # every GOT slot is a piece of its own: code loads slots one by one
-    cuts = np.unique(np.concatenate([ranges[:, 0], ref_tgt, tgts[ptr_data], obj_lo, offs[slots]]).astype(np.uint64))
+    cuts = sorted_unique(np.concatenate([ranges[:, 0], ref_tgt, tgts[ptr_data], obj_lo, offs[slots]]).astype(np.uint64))
     if len(obj_lo):  # drop cuts strictly inside a sized object (but keep section starts)
         order = np.argsort(obj_lo, kind="stable")
         lo_s, hi_max = obj_lo[order], np.maximum.accumulate(obj_hi[order])
@@ -796,7 +908,7 @@ def _resolve_plt_got(
 ) -> None:
     """Set ``node`` for targets that are PLT stubs (direct branches) or GOT slots (GOT calls and
     loads): the defined function the symbol names, else an import node."""
-    plt, got = plt_stub_symbols(sc.elf), got_slot_symbols(sc.elf)
+    plt, got = sc.plt_stubs, sc.got_slots
     stub_addr, stub_sym = np.fromiter(plt.keys(), np.uint64, len(plt)), np.fromiter(plt.values(), np.int64, len(plt))
     slot_addr, slot_sym = np.fromiter(got.keys(), np.uint64, len(got)), np.fromiter(got.values(), np.int64, len(got))
     sym_to_node = _defined_symbol_nodes(sc, defined, np.concatenate([stub_sym, slot_sym]))
@@ -822,7 +934,7 @@ def _defined_symbol_nodes(sc: _Scanner, defined: np.ndarray, used: np.ndarray) -
     (-1 for every other symbol; imports get their nodes when a branch reaches them)."""
     dyn, starts, nf = sc.dyn, sc.starts, len(sc.starts)
     sym_to_node = np.full(max(dyn.count, 1), -1, np.int64)
-    used_syms = np.unique(used) if dyn.count else np.zeros(0, np.int64)
+    used_syms = sorted_unique(used) if dyn.count else np.zeros(0, np.int64)
     if len(used_syms):
         dsyms = used_syms[defined[used_syms]]
         vals = dyn.table["value"][dsyms].astype(np.uint64)
