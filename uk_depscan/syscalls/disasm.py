@@ -229,7 +229,7 @@ class Arch:
         self.cs = self._make_cs()
         self.cs.detail = True
         self._fam: dict[int, tuple[str, int]] = {}
-        self._falls: set[str] = set()  # mnemonics classified as Flow.FALL (classify_lite)
+        self._classes: dict[str, Flow | tuple[Flow, Flow] | None] = {}  # mnemonic -> classify_lite's memo
 
     def _make_cs(self) -> capstone.Cs:
         raise NotImplementedError
@@ -247,20 +247,39 @@ class Arch:
     def classify(self, insn: CsInsn) -> tuple[Flow, int | None]:
         raise NotImplementedError
 
-    def classify_lite(self, code: bytes, address: int, mnemonic: str) -> tuple[Flow, int | None, CsInsn]:
-        """:meth:`classify` from a lite decode: an instruction whose mnemonic has been seen to fall
-        through is not decoded again (on both architectures the flow is a function of the
-        instruction id, except for branches, whose mnemonics are never memoised as falling
-        through); any other is decoded with detail (returned, so it is not decoded twice)."""
-        if mnemonic in self._falls:
-            return Flow.FALL, None, None
+    def classify_lite(self, code: bytes, address: int, mnemonic: str, op_str: str) -> tuple[Flow, int | None, CsInsn]:
+        """:meth:`classify` from a lite decode, decoding with detail (returned, so that it is not
+        decoded twice) only the first instruction of each mnemonic: on both architectures the
+        flow is a function of the instruction id, which the mnemonic names, except where
+        :meth:`_branch_class` says how the operand text decides it."""
+        known = self._classes.get(mnemonic)
+        if known is not None:
+            got = self._from_class(known, op_str)
+            if got is not None:
+                return got[0], got[1], None
         raw = next(self.cs.disasm(code, address, 1), None)
         if raw is None:
             return Flow.FALL, None, None
         flow, target = self.classify(raw)
-        if flow is Flow.FALL and raw.mnemonic == mnemonic:
-            self._falls.add(mnemonic)
+        if raw.mnemonic == mnemonic and known is None:
+            self._classes[mnemonic] = self._branch_class(flow)
         return flow, target, raw
+
+    def _branch_class(self, flow: Flow) -> Flow | tuple[Flow, Flow] | None:
+        """What every instruction of a mnemonic first classified as ``flow`` is: that flow, or
+        (with an immediate target, without) for a call/jump, or None: decode each with detail."""
+        return flow if flow in (Flow.FALL, Flow.RET, Flow.STOP) else None
+
+    @staticmethod
+    def _from_class(known: Flow | tuple[Flow, Flow], op_str: str) -> tuple[Flow, int | None] | None:
+        if isinstance(known, Flow):
+            return known, None
+        direct, indirect = known
+        try:
+            target = int(op_str, 0)  # capstone prints an immediate branch target as the address
+        except ValueError:
+            return (indirect, None) if indirect is not direct else None
+        return direct, target
 
     def effect(self, insn: Insn, loc: Loc) -> list[Effect] | None:
         raise NotImplementedError
@@ -311,6 +330,17 @@ class X86_64(Arch):
 
     def _family_of(self, name: str) -> tuple[str, int]:
         return _X86_FAMILIES.get(name, (name, 0))
+
+    def _branch_class(self, flow: Flow) -> Flow | tuple[Flow, Flow] | None:
+        # x86-64: a call or jmp is direct exactly when its operand is an immediate, which capstone
+        # prints as a bare number; a conditional jump always has one
+        if flow in (Flow.CALL, Flow.ICALL):
+            return (Flow.CALL, Flow.ICALL)
+        if flow in (Flow.JUMP, Flow.IJUMP):
+            return (Flow.JUMP, Flow.IJUMP)
+        if flow is Flow.CJUMP:
+            return (Flow.CJUMP, Flow.CJUMP)
+        return super()._branch_class(flow)
 
     def classify(self, i: CsInsn) -> tuple[Flow, int | None]:
         iid = i.id
@@ -734,7 +764,7 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
         for address, size, mnemonic, op_str in cs.disasm_lite(data[pos:], start + pos):
             off = address - start
             raw_bytes = data[off : off + size]
-            flow, target, raw = arch.classify_lite(raw_bytes, address, mnemonic)
+            flow, target, raw = arch.classify_lite(raw_bytes, address, mnemonic, op_str)
             if x86 and mnemonic in ("ud0", "ud1"):
                 fixed = _ud_size(data, off, size)
                 resync, size = fixed != size, fixed
