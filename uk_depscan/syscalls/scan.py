@@ -35,6 +35,7 @@ wrapper fixpoint).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import mmap
 import multiprocessing as mp
@@ -60,6 +61,8 @@ from uk_depscan.elf.symbols import (
     plt_stub_symbols,
     sym_dtype,
 )
+from uk_depscan.store import identity
+from uk_depscan.store.cache import CacheStore
 from uk_depscan.syscalls import cache as scan_cache
 from uk_depscan.syscalls.callgraph import CallGraph
 from uk_depscan.syscalls.disasm import (
@@ -642,6 +645,7 @@ def _x86_groups(
 # the scanner (its mmap) by fork and return arrays; the parent merges them in range order, so the
 # scan is the same for any number of processes.  Never nested: a daemonic worker (the pipeline's
 # pool of several targets, or this pool) always scans serially.
+SPECULATE_MIN_BYTES = 64 << 20  # scan while hashing (_scan_while_hashing) files at least this large
 PARALLEL_MIN_BYTES = 64 << 20  # below this the pool's fork and result transfer cost more than they save
 PIECES = 4  # ranges per chunk: 9 chunks of libtorch_cpu.so's .text over 2 processes would leave one idle
 _FORKED: list[_Scanner] = []  # the scanner a pool worker inherits
@@ -685,6 +689,8 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
     """Every syscall site of ``elf`` with recovered numbers, local wrappers and the call graph."""
     if no_cache:
         return _scan(elf, "")
+    if elf.size >= SPECULATE_MIN_BYTES and not identity.memoised(elf, CacheStore()):
+        return _scan_while_hashing(elf)
     slot = scan_cache.lookup(elf, ENGINE_VERSION)
     if slot.hit is not None:
         return _from_cache(elf, slot.key, slot.hit)
@@ -694,6 +700,25 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
             if slot.hit is not None:
                 return _from_cache(elf, slot.key, slot.hit)
         scan = _scan(elf, slot.key)
+        scan_cache.store_scan(slot, elf, scan)
+    return scan
+
+
+def _scan_while_hashing(elf: ElfFile) -> LibraryScan:
+    """A large file whose identity this cache has never computed (a cold cache, most likely):
+    scan it while a thread computes its sha256, then look the cache up.  A hit after all (the
+    same content under another path or stamp, or another process that has just scanned it) is
+    used and the scan is dropped, so the result is what :func:`scan_library` would return."""
+    with identity.digest_in_background(elf), scan_cache.scanning(elf) as waited:
+        if waited:  # another process scanned it meanwhile: its entry, once identified
+            slot = scan_cache.lookup(elf, ENGINE_VERSION)
+            if slot.hit is not None:
+                return _from_cache(elf, slot.key, slot.hit)
+        scan = _scan(elf, "")
+        slot = scan_cache.lookup(elf, ENGINE_VERSION)  # waits for the digest
+        if slot.hit is not None:
+            return _from_cache(elf, slot.key, slot.hit)
+        scan = dataclasses.replace(scan, cache_key=slot.key)
         scan_cache.store_scan(slot, elf, scan)
     return scan
 
