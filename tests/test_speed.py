@@ -185,3 +185,36 @@ def test_sigterm_with_jobs_leaves_no_worker(tmp_path: Path) -> None:
     time.sleep(0.5)
     assert _session_members(proc.pid) == [], "a worker outlived its parent"
     assert not list(tmp_path.glob(WHEEL_PREFIX + "*")), "an extraction directory was left behind"
+
+
+def test_shared_objects_are_each_scanned_once_largest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path
+) -> None:
+    """--jobs first scans the distinct objects of all closures (libprov.so is a target and liba.so's
+    dependency: listed once), largest first; the libc family only when the libc model scans it."""
+    import os
+
+    from uk_depscan.inputs import collect_inputs
+    from uk_depscan.loader.paths import SearchConfig
+    from uk_depscan.model import LibcModel
+    from uk_depscan.pipeline import Options, _shared_objects, _Work
+
+    def shared(**opts: object) -> list[str]:
+        with collect_inputs([str(tree)]) as inputs:
+            return _shared_objects(_Work(SearchConfig(), inputs, Options(**opts), ()))  # type: ignore[arg-type]
+
+    auto = shared()
+    assert len(auto) == len(set(auto))
+    assert [os.path.getsize(p) for p in auto] == sorted((os.path.getsize(p) for p in auto), reverse=True)
+    names = [os.path.basename(p) for p in auto]
+    assert {"libprov.so", "liba.so", "libb.so"} <= set(names) and "libc.so.6" in names
+    assert names.count("libprov.so") == 1
+    assert "libc.so.6" not in [os.path.basename(p) for p in shared(libc_model=LibcModel.GLIBC)]
+    assert shared(no_cache=True) == [] and shared(syscalls=False) == []
+    # the scan cache then holds one scan per distinct object: nothing was scanned twice
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    code, _, err = run_cli(["scan", str(tree), "-f", "json", "--jobs", "2", "-q"])
+    assert code in (0, 1), err
+    with sqlite3.connect(tmp_path / "cache" / CACHE_FILE) as conn:
+        scans = conn.execute("SELECT count(*) FROM entries WHERE key LIKE 'syscalls/%'").fetchone()[0]
+    assert scans == len(auto)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -17,7 +18,7 @@ import numpy as np
 
 from uk_depscan import __version__
 from uk_depscan.cleanup import HANDLED_SIGNALS
-from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile
+from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, open_elf
 from uk_depscan.elf.literals import below_syscall
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols, fini_array, init_array
 from uk_depscan.errors import DepscanError, ResourceError
@@ -54,7 +55,7 @@ from uk_depscan.store.cache import CacheStore
 from uk_depscan.store.identity import object_identity
 from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.processes import scan_processes
-from uk_depscan.syscalls.reach import analyze_syscalls, syscall_report
+from uk_depscan.syscalls.reach import analyze_syscalls, scanned_under, syscall_report
 from uk_depscan.unikraft.gaps import (
     assess_all,
     binary_compat_findings,
@@ -222,12 +223,56 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     note(f"analysing {n} targets with {jobs} processes")
     pool = mp.get_context("fork").Pool(jobs, initializer=_worker_init, initargs=(work,))
     try:
+        shared = _shared_objects(work)
+        if shared:
+            note(f"scanning {len(shared)} objects for syscalls with {jobs} processes")
+            for _ in pool.imap_unordered(_prescan_in_worker, shared):
+                pass
         order = sorted(range(n), key=lambda i: (-_size(work.inputs.targets[i].path), i))
         yield from pool.imap_unordered(_in_worker, order)
         pool.close()
     finally:
         pool.terminate()  # an error or a signal in the parent: no worker outlives it
         pool.join()
+
+
+def _shared_objects(work: _Work) -> list[str]:
+    """The distinct objects the targets' syscall stages will scan, largest first.
+
+    Every target of a directory or wheel scans its whole DT_NEEDED closure, and the closures
+    overlap: all eleven ELFs of ``torch/lib`` need libtorch_cpu.so, so with one pool over the
+    targets a second worker soon waits on the first's scan of it (the scan cache's lock) and the
+    pool runs one object at a time.  Scanning each distinct object once first, largest first
+    (longest-processing-time order), keeps every worker busy; the targets then find warm scans.
+    Without the cache there is nothing to share, and the report does not depend on this step.
+    """
+    options = work.options
+    if options.no_cache or not (options.symbols and options.syscalls):
+        return []
+    sizes: dict[str, int] = {}
+    for target in work.inputs.targets:
+        try:
+            result = resolve_tree(target.path, work.config, display_name=target.display)
+        except DepscanError:
+            continue  # the target's own analysis reports it
+        for idx, obj in enumerate(result.tree.objects):
+            elf = result.files.get(idx)
+            if elf is None or obj.error or not elf.arch_supported:
+                continue
+            name = obj.soname or obj.path.rsplit("/", 1)[-1]
+            if idx and not scanned_under(name, options.libc_model, elf.machine_name):
+                continue
+            sizes.setdefault(os.path.realpath(obj.path), elf.size)
+    return sorted(sizes, key=lambda p: (-sizes[p], p))
+
+
+def _prescan_in_worker(path: str) -> None:
+    """Scan one shared object into the cache; a failure is left for the target that needs it to
+    report, with its own context."""
+    from uk_depscan.syscalls.scan import scan_library
+
+    with contextlib.suppress(DepscanError, MemoryError, OSError):
+        scan_library(open_elf(path))
 
 
 def _size(path: str) -> int:

@@ -82,7 +82,8 @@ def wheel_key(w: Wheel) -> tuple[str, tuple[tuple[int, int | str], ...], str, st
     return (w.package, version_key(w.version), w.version, w.arch)
 
 
-def library_label(w: Wheel, member: str) -> str:
+def member_label(w: Wheel, member: str) -> str:
+    """A wheel member as the corpus report names it: package, version, architecture and path."""
     return f"{w.package} {w.version} {w.arch}: {member}"
 
 
@@ -169,7 +170,7 @@ def _release_view(
     per_wheel_items: dict[Wheel, set[str]] = defaultdict(set)
     for key in sorted(set(targets)):
         w = by_id[key[0]]
-        label = library_label(w, key[1])
+        label = member_label(w, key[1])
         if label in requirements:
             continue
         gs = tuple(gaps.get(key, ()))

@@ -300,6 +300,12 @@ def _shipped_for(model: str, arch: str) -> dict[str, TableSummary]:
     return load_shipped(model, arch)
 
 
+def scanned_under(soname: str, libc_model: str, arch: str) -> bool:
+    """Whether :func:`analyze_syscalls` scans a dependency named ``soname`` under ``libc_model``
+    (the libc and C++ runtime families take the shipped summaries of the glibc and musl models)."""
+    return _shipped_summary(_shipped_for(libc_model, arch), soname, libc_model) is None
+
+
 def _shipped_summary(shipped: Mapping[str, TableSummary], soname: str, model: str) -> TableSummary | None:
     if model not in ("glibc", "musl"):
         return None
