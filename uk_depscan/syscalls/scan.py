@@ -330,6 +330,7 @@ class _Scanner:
         self.target_hi = max((b for _, b in lo_hi), default=0)
         self.stats: dict[str, Any] = {}
         self._funcs: dict[int, Function] = {}
+        self._direct: list[tuple[int, str]] | None = None  # x86-64 syscall candidates (_x86_branches)
 
     # -- helpers -----------------------------------------------------------------------
     def region_of(self, addr: int) -> _Region | None:
@@ -410,25 +411,17 @@ class _Scanner:
 
     # -- prefilter ---------------------------------------------------------------------
     def direct_candidates(self) -> list[tuple[int, str]]:
+        """(address, kind) of the syscall instruction candidates, chunk by chunk and kind by kind
+        within a chunk (x86-64: found by the same pass as the branches, :meth:`_x86_branches`)."""
+        if self.x86:
+            if self._direct is None:
+                self._x86_branches()
+            return self._direct or []
         out: list[tuple[int, str]] = []
         for r in self.regions:
-            c = r.code
-            if self.x86:
-                if len(c) < 2:
-                    continue
-                for lo in range(0, len(c) - 1, CHUNK):
-                    hi = min(len(c) - 1, lo + CHUNK)
-                    a, b = c[lo:hi], c[lo + 1 : hi + 1]
-                    for pos in (np.flatnonzero((a == 0x0F) & (b == 0x05)) + lo).tolist():
-                        out.append((r.vaddr + pos, "direct"))
-                    for pos in (np.flatnonzero((a == 0xCD) & (b == 0x80)) + lo).tolist():
-                        out.append((r.vaddr + pos, "int80"))
-                    for pos in (np.flatnonzero((a == 0x0F) & (b == 0x34)) + lo).tolist():
-                        out.append((r.vaddr + pos, "sysenter"))
-            else:
-                words = self._words(r)
-                for i in np.flatnonzero((words & 0xFFE0001F) == 0xD4000001).tolist():
-                    out.append((r.vaddr + 4 * i, "svc"))
+            words = self._words(r)
+            for i in np.flatnonzero((words & 0xFFE0001F) == 0xD4000001).tolist():
+                out.append((r.vaddr + 4 * i, "svc"))
         return out
 
     def _words(self, r: _Region) -> np.ndarray:
@@ -463,43 +456,44 @@ class _Scanner:
         """Every region's branch candidates, chunk by chunk (``CHUNK`` bytes), pattern group by
         pattern group: the order the rest of the scan sees, whatever the number of processes.
         Direct branches are kept only when they reach a function start or a PLT stub (the graph
-        has no other use for them); the count is of all candidates (``stats``)."""
+        has no other use for them); the count is of all candidates (``stats``).  The same pass
+        finds the syscall instruction candidates (:meth:`direct_candidates`)."""
         stubs = np.fromiter(self.plt_stubs.keys(), np.uint64, len(self.plt_stubs))
         # sorted, duplicates allowed (a membership test by searchsorted): no np.union1d's unique pass
         self.direct_targets = np.sort(np.concatenate([self.starts, stubs]))
-        # (region, chunk start, chunk end): candidates start at every offset up to n-5 inclusive,
-        # a 5-byte `jmp rel32` may end the section
-        chunks = [
-            (ri, lo, min(len(r.code) - 4, lo + CHUNK))
-            for ri, r in enumerate(self.regions)
-            if len(r.code) >= 6
-            for lo in range(0, len(r.code) - 4, CHUNK)
-        ]
-        total = sum(hi - lo for _, lo, hi in chunks)
+        # (region, start, end of the branch range, end of the syscall range): a branch candidate
+        # starts at any offset up to n-5 inclusive (a 5-byte `jmp rel32` may end the section), a
+        # two-byte syscall instruction up to n-2
+        chunks = []
+        for ri, r in enumerate(self.regions):
+            n = len(r.code)
+            for lo in range(0, n - 1, CHUNK):
+                hi_b = max(lo, min(n - 4, lo + CHUNK)) if n >= 6 else lo
+                chunks.append((ri, lo, hi_b, min(n - 1, lo + CHUNK)))
+        total = sum(hi - lo for _, lo, hi, _ in chunks)
         processes = _pool_processes(total)
         if processes == 1:
-            ranges = [self._x86_range(ri, lo, hi) for ri, lo, hi in chunks]
+            merged = [self._x86_range(ri, lo, hb, lo, hd) for ri, lo, hb, hd in chunks]
             _SCRATCH.clear()
-            return [g for groups, _ in ranges for g in groups], sum(raw for _, raw in ranges)
-        # a pool: each chunk split into PIECES consecutive ranges; a chunk's groups are the
-        # concatenation of its ranges' groups (each group is in address order)
-        tasks = [
-            (ri, lo + (hi - lo) * j // PIECES, lo + (hi - lo) * (j + 1) // PIECES)
-            for ri, lo, hi in chunks
-            for j in range(PIECES)
+        else:
+            # a pool: each chunk split into PIECES consecutive ranges; a chunk's groups are the
+            # concatenation of its ranges' groups (each group is in address order)
+            tasks = [(ri, *_piece(lo, hb, j), *_piece(lo, hd, j)) for ri, lo, hb, hd in chunks for j in range(PIECES)]
+            results = _in_pool(self, processes, tasks)
+            merged = [_merge(results[c * PIECES : (c + 1) * PIECES]) for c in range(len(chunks))]
+        self._direct = [
+            (addr, kind)
+            for m in merged
+            for kind, addrs in zip(_DIRECT_KINDS, m.direct, strict=True)
+            for addr in addrs.tolist()
         ]
-        results = _in_pool(self, processes, tasks)
-        out = []
-        for c in range(len(chunks)):
-            parts = [groups for groups, _ in results[c * PIECES : (c + 1) * PIECES]]
-            for g in range(len(parts[0])):
-                pos, tgt, kind = (np.concatenate([part[g][f] for part in parts]) for f in range(3))
-                out.append((pos, tgt, kind))
-        return out, sum(raw for _, raw in results)
+        return [g for m in merged for g in m.branches], sum(m.raw for m in merged)
 
-    def _x86_range(self, ri: int, lo: int, hi: int) -> tuple[_Groups, int]:
+    def _x86_range(self, ri: int, lo: int, hi: int, lo_direct: int, hi_direct: int) -> _RangeScan:
         r = self.regions[ri]
-        return _x86_groups(r.code, r.vaddr, lo, hi, self.target_lo, self.target_hi, self.direct_targets)
+        return _x86_groups(
+            r.code, r.vaddr, lo, hi, self.target_lo, self.target_hi, self.direct_targets, lo_direct, hi_direct
+        )
 
     def _a64_branches(
         self, r: _Region, pos_l: list[np.ndarray], tgt_l: list[np.ndarray], kind_l: list[np.ndarray]
@@ -570,14 +564,74 @@ def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _SCRATCH[0][:n], _SCRATCH[1][:n]
 
 
+class _RangeScan(NamedTuple):
+    """The prefilter's findings in one range of a region (:func:`_x86_groups`)."""
+
+    branches: _Groups  # (site address, target, kind) per branch pattern group
+    raw: int  # branch candidates before direct branches are restricted to known targets
+    direct: tuple[np.ndarray, ...]  # syscall candidate addresses, one array per _DIRECT_KINDS
+
+
+_DIRECT_KINDS = ("direct", "int80", "sysenter")  # 0f 05, cd 80, 0f 34
+
+
+def _piece(lo: int, hi: int, j: int) -> tuple[int, int]:
+    """The ``j``-th of PIECES consecutive ranges that ``[lo, hi)`` is split into."""
+    return lo + (hi - lo) * j // PIECES, lo + (hi - lo) * (j + 1) // PIECES
+
+
+def _merge(parts: list[_RangeScan]) -> _RangeScan:
+    """The scan of consecutive ranges as one: each group's arrays concatenated."""
+    branches = [
+        (
+            np.concatenate([p.branches[g][0] for p in parts]),
+            np.concatenate([p.branches[g][1] for p in parts]),
+            np.concatenate([p.branches[g][2] for p in parts]),
+        )
+        for g in range(len(parts[0].branches))
+    ]
+    direct = tuple(np.concatenate([p.direct[k] for p in parts]) for k in range(len(_DIRECT_KINDS)))
+    return _RangeScan(branches, sum(p.raw for p in parts), direct)
+
+
+def _direct_groups(c: np.ndarray, vaddr: int, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+    """Addresses of the syscall instruction byte pairs starting in ``c[lo:hi]`` (hi < len(c)), by kind."""
+    hit = _scratch(hi - lo)[1]
+    a = c[lo:hi]
+    np.equal(a, 0x0F, out=hit)
+    p0f = np.flatnonzero(hit) + lo
+    np.equal(a, 0xCD, out=hit)
+    pcd = np.flatnonzero(hit) + lo
+    second = c[p0f + 1]
+    base = np.uint64(vaddr)
+    return (
+        p0f[second == 0x05].astype(np.uint64) + base,
+        pcd[c[pcd + 1] == 0x80].astype(np.uint64) + base,
+        p0f[second == 0x34].astype(np.uint64) + base,
+    )
+
+
 def _x86_groups(
-    c: np.ndarray, vaddr: int, lo: int, hi: int, target_lo: int, target_hi: int, direct_targets: np.ndarray
-) -> tuple[_Groups, int]:
+    c: np.ndarray,
+    vaddr: int,
+    lo: int,
+    hi: int,
+    target_lo: int,
+    target_hi: int,
+    direct_targets: np.ndarray,
+    lo_direct: int,
+    hi_direct: int,
+) -> _RangeScan:
     """(site address, target, kind) of the x86-64 branch candidates starting in ``c[lo:hi]``, one
-    triple per pattern group, each in address order, and the number of candidates before direct
-    branches are restricted to ``direct_targets`` (sorted).  Splitting ``[lo, hi)`` into consecutive
-    ranges and concatenating each group's arrays gives the same arrays (a parallel scan relies on it)."""
+    triple per pattern group, each in address order; the number of candidates before direct
+    branches are restricted to ``direct_targets`` (sorted); the syscall instruction candidates
+    starting in ``c[lo_direct:hi_direct]``.  Splitting the ranges into consecutive ranges and
+    concatenating each group's arrays gives the same arrays (a parallel scan relies on it)."""
+    direct = _direct_groups(c, vaddr, lo_direct, hi_direct)
     n = len(c)
+    if hi <= lo:
+        z = np.zeros(0, np.uint64)
+        return _RangeScan([(z, z, np.zeros(0, np.int8))] * 6, 0, direct)
     # every byte offset viewed as a little-endian int32 (an unaligned, 1-byte-strided view):
     # one gather per candidate instead of four byte gathers
     i32 = np.ndarray(shape=(n - 3,), dtype="<i4", buffer=c, offset=0, strides=(1,))
@@ -636,7 +690,7 @@ def _x86_groups(
         else:
             k = np.full(len(p), kinds, np.int8)
         out.append((p.astype(np.uint64) + np.uint64(vaddr), tgt, k))
-    return out, raw
+    return _RangeScan(out, raw, direct)
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -667,11 +721,11 @@ def _pool_init() -> None:
         signal.signal(s, signal.SIG_DFL)
 
 
-def _pool_task(task: tuple[int, int, int]) -> tuple[_Groups, int]:
+def _pool_task(task: tuple[int, int, int, int, int]) -> _RangeScan:
     return _FORKED[0]._x86_range(*task)
 
 
-def _in_pool(sc: _Scanner, processes: int, tasks: list[tuple[int, int, int]]) -> list[tuple[_Groups, int]]:
+def _in_pool(sc: _Scanner, processes: int, tasks: list[tuple[int, int, int, int, int]]) -> list[_RangeScan]:
     """``sc._x86_range(*task)`` of every task, in task order, computed by forked workers."""
     _FORKED[:] = [sc]
     pool = mp.get_context("fork").Pool(processes, initializer=_pool_init)
