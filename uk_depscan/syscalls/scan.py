@@ -431,26 +431,28 @@ class _Scanner:
             r.code[skip : skip + 4 * n].tobytes() if skip else r.code[: 4 * n], np.dtype(self.elf.endian + "u4")
         )
 
-    def branch_candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(site address, target address or GOT slot, kind) of every direct branch/GOT call."""
+    def branch_candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(site address, target address or GOT slot, kind, target function node, containing
+        function node) of every direct branch/GOT call (:func:`_start_nodes` for the last two)."""
+        if self.x86:
+            groups, raw = self._x86_branches()
+            self.stats["branch_candidates"] = raw
+            if not groups:
+                z = np.zeros(0, np.uint64)
+                groups = [(z, z, np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))]
+            pos, tgt, kind, node, src = (np.concatenate([g[f] for g in groups]) for f in range(5))
+            return pos, tgt, kind, node, src
         pos_l: list[np.ndarray] = []
         tgt_l: list[np.ndarray] = []
         kind_l: list[np.ndarray] = []
-        if self.x86:
-            groups, raw = self._x86_branches()
-            for p, tgt, k in groups:
-                pos_l.append(p)
-                tgt_l.append(tgt)
-                kind_l.append(k)
-        else:
-            for r in self.regions:
-                self._a64_branches(r, pos_l, tgt_l, kind_l)
-            raw = sum(len(p) for p in pos_l)
-        self.stats["branch_candidates"] = raw
+        for r in self.regions:
+            self._a64_branches(r, pos_l, tgt_l, kind_l)
+        self.stats["branch_candidates"] = sum(len(p) for p in pos_l)
         if not pos_l:
             z = np.zeros(0, np.uint64)
-            return z, z, np.zeros(0, np.int8)
-        return np.concatenate(pos_l), np.concatenate(tgt_l), np.concatenate(kind_l)
+            pos_l, tgt_l, kind_l = [z], [z], [np.zeros(0, np.int8)]
+        pos, tgt, kind = np.concatenate(pos_l), np.concatenate(tgt_l), np.concatenate(kind_l)
+        return pos, tgt, kind, *_start_nodes(self.starts, pos, tgt, kind)
 
     def _x86_branches(self) -> tuple[_Groups, int]:
         """Every region's branch candidates, chunk by chunk (``CHUNK`` bytes), pattern group by
@@ -491,9 +493,7 @@ class _Scanner:
 
     def _x86_range(self, ri: int, lo: int, hi: int, lo_direct: int, hi_direct: int) -> _RangeScan:
         r = self.regions[ri]
-        return _x86_groups(
-            r.code, r.vaddr, lo, hi, self.target_lo, self.target_hi, self.direct_targets, lo_direct, hi_direct
-        )
+        return _x86_groups(r.code, r.vaddr, lo, hi, self, lo_direct, hi_direct)
 
     def _a64_branches(
         self, r: _Region, pos_l: list[np.ndarray], tgt_l: list[np.ndarray], kind_l: list[np.ndarray]
@@ -551,7 +551,8 @@ def _adrp_pages(words: np.ndarray, idx: np.ndarray, base: int) -> tuple[np.ndarr
     return pc, (pc & ~0xFFF) + (imm << 12)
 
 
-_Groups = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+# (site address, target, kind, target function node, containing function node) per pattern group
+_Groups = list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 _SCRATCH: list[np.ndarray] = []
 
 
@@ -580,6 +581,23 @@ def _piece(lo: int, hi: int, j: int) -> tuple[int, int]:
     return lo + (hi - lo) * j // PIECES, lo + (hi - lo) * (j + 1) // PIECES
 
 
+def _start_nodes(
+    starts: np.ndarray, pos: np.ndarray, tgt: np.ndarray, kind: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(node, src) of branch candidates: the function start a candidate's target is (-1: none,
+    or a GOT slot kind, which the PLT/GOT resolution handles) and the function containing the
+    candidate (-1: before the first start).  Element-wise, so a pool worker computes it for its range."""
+    node = np.full(len(pos), -1, np.int64)
+    if len(starts):
+        is_got = (kind == KIND_GOTCALL) | (kind == KIND_GOTJMP) | (kind == KIND_GOTLOAD)
+        inr = np.flatnonzero((~is_got) & (tgt >= starts[0]) & (tgt <= starts[-1]))
+        k = np.searchsorted(starts, tgt[inr])
+        ok = starts[np.minimum(k, len(starts) - 1)] == tgt[inr]
+        node[inr[ok]] = k[ok]
+    src: np.ndarray = np.searchsorted(starts, pos, side="right").astype(np.int64) - 1
+    return node, src
+
+
 def _merge(parts: list[_RangeScan]) -> _RangeScan:
     """The scan of consecutive ranges as one: each group's arrays concatenated."""
     branches = [
@@ -587,6 +605,8 @@ def _merge(parts: list[_RangeScan]) -> _RangeScan:
             np.concatenate([p.branches[g][0] for p in parts]),
             np.concatenate([p.branches[g][1] for p in parts]),
             np.concatenate([p.branches[g][2] for p in parts]),
+            np.concatenate([p.branches[g][3] for p in parts]),
+            np.concatenate([p.branches[g][4] for p in parts]),
         )
         for g in range(len(parts[0].branches))
     ]
@@ -612,26 +632,20 @@ def _direct_groups(c: np.ndarray, vaddr: int, lo: int, hi: int) -> tuple[np.ndar
 
 
 def _x86_groups(
-    c: np.ndarray,
-    vaddr: int,
-    lo: int,
-    hi: int,
-    target_lo: int,
-    target_hi: int,
-    direct_targets: np.ndarray,
-    lo_direct: int,
-    hi_direct: int,
+    c: np.ndarray, vaddr: int, lo: int, hi: int, sc: _Scanner, lo_direct: int, hi_direct: int
 ) -> _RangeScan:
     """(site address, target, kind) of the x86-64 branch candidates starting in ``c[lo:hi]``, one
     triple per pattern group, each in address order; the number of candidates before direct
     branches are restricted to ``direct_targets`` (sorted); the syscall instruction candidates
     starting in ``c[lo_direct:hi_direct]``.  Splitting the ranges into consecutive ranges and
-    concatenating each group's arrays gives the same arrays (a parallel scan relies on it)."""
+    concatenating each group's arrays gives the same arrays (a parallel scan relies on it).
+    ``sc``: the scanner's target range, function starts and ``direct_targets`` (sorted)."""
     direct = _direct_groups(c, vaddr, lo_direct, hi_direct)
     n = len(c)
     if hi <= lo:
-        z = np.zeros(0, np.uint64)
-        return _RangeScan([(z, z, np.zeros(0, np.int8))] * 6, 0, direct)
+        z, e = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        return _RangeScan([(z, z, np.zeros(0, np.int8), e, e)] * 6, 0, direct)
+    target_lo, target_hi, direct_targets = sc.target_lo, sc.target_hi, sc.direct_targets
     # every byte offset viewed as a little-endian int32 (an unaligned, 1-byte-strided view):
     # one gather per candidate instead of four byte gathers
     i32 = np.ndarray(shape=(n - 3,), dtype="<i4", buffer=c, offset=0, strides=(1,))
@@ -689,7 +703,8 @@ def _x86_groups(
                 k = np.where(c[p + 1] == 0x15, KIND_GOTCALL, KIND_GOTJMP).astype(np.int8)
         else:
             k = np.full(len(p), kinds, np.int8)
-        out.append((p.astype(np.uint64) + np.uint64(vaddr), tgt, k))
+        addr = p.astype(np.uint64) + np.uint64(vaddr)
+        out.append((addr, tgt, k, *_start_nodes(sc.starts, addr, tgt, k)))
     return _RangeScan(out, raw, direct)
 
 
@@ -873,22 +888,15 @@ class _Branches:
 
 def _call_graph(sc: _Scanner, imports: _Imports, defined: np.ndarray) -> tuple[CallGraph, _Branches]:
     """Prefilter the branches, resolve their targets to function or import nodes, build the graph."""
-    pos, tgt, kind = sc.branch_candidates()
+    pos, tgt, kind, node, src_all = sc.branch_candidates()
     starts = sc.starts
     is_got = (kind == KIND_GOTCALL) | (kind == KIND_GOTJMP) | (kind == KIND_GOTLOAD)
-    node = np.full(len(pos), -1, np.int64)
-    # direct targets: function starts
-    if len(starts):
-        inr = np.flatnonzero((~is_got) & (tgt >= starts[0]) & (tgt <= starts[-1]))
-        k = np.searchsorted(starts, tgt[inr])
-        ok = starts[np.minimum(k, len(starts) - 1)] == tgt[inr]
-        node[inr[ok]] = k[ok]
     _resolve_plt_got(sc, imports, defined, tgt, is_got, node)
     keep = node >= 0
-    src = np.searchsorted(starts, pos[keep], side="right").astype(np.int64) - 1
+    src = src_all[keep]
     ok = src >= 0
     refs = (node < 0) & np.isin(kind, REF_KINDS)
-    ref_src = np.searchsorted(starts, pos[refs], side="right").astype(np.int64) - 1
+    ref_src = src_all[refs]
     data = _reference_graph(sc, imports, ref_src, tgt[refs])
     graph = CallGraph.from_edges(
         starts,
