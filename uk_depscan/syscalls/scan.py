@@ -1173,20 +1173,26 @@ def _symbols_named(elf: ElfFile, dyn: DynamicSymbols, names: frozenset[str], mas
 
 
 def _function_exports(dyn: DynamicSymbols) -> list[tuple[str, int]]:
-    """(export key, address) of defined FUNC/IFUNC dynamic symbols, without a Python object per symbol."""
+    """(export key, address) of defined FUNC/IFUNC dynamic symbols, without a Python object per
+    symbol: names from the table's one-pass decode, the version suffix once per versym value."""
     if not dyn.count:
         return []
     idx = dyn.defined_indices()
     t = dyn.table
     typ = t["info"][idx] & 0xF
     idx = idx[((typ == STT_FUNC) | (typ == STT_GNU_IFUNC)) & (t["value"][idx] != 0)]
+    names = dyn.names
+    indices, values = idx.tolist(), t["value"][idx].tolist()
+    if dyn.versym is None:
+        return [(names[i], v) for i, v in zip(indices, values, strict=True)]
+    suffixes: dict[int, str] = {}
     out = []
-    values = t["value"][idx].tolist()
-    for i, v in zip(idx.tolist(), values, strict=True):
-        version, default, _ = dyn.export_version(i)
-        name = dyn.name(i)
-        key = name if not version else (f"{name}@@{version}" if default else f"{name}@{version}")
-        out.append((key, int(v)))
+    for i, v, raw in zip(indices, values, dyn.versym[idx].tolist(), strict=True):
+        suffix = suffixes.get(raw)
+        if suffix is None:
+            version, default, _ = dyn.export_version(i)  # a function of the versym value alone
+            suffix = suffixes[raw] = "" if not version else (f"@@{version}" if default else f"@{version}")
+        out.append((names[i] + suffix, v))
     return out
 
 
