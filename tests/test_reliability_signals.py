@@ -235,3 +235,22 @@ def test_temp_base_chooses_like_tempfile_without_writing(tmp_path: Path, monkeyp
     monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
     assert temp_base() != str(tmp_path / "missing")
     assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed exception itself
+def test_a_swallowed_interruption_still_stops_the_run() -> None:
+    """SIGTERM whose exception CPython drops ("Exception ignored", as in the at-fork hook logging
+    runs right after --jobs forks its pool): the next check raises it again, and nothing after the
+    guarded block sees it."""
+    from uk_depscan.cleanup import Interrupted, check_interrupted, signals_cleaned_up
+
+    class SignalOnCollect:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler's Interrupted is raised in __del__: ignored
+
+    with signals_cleaned_up():
+        SignalOnCollect()  # collected at once (reference count 0): the exception is swallowed here
+        with pytest.raises(Interrupted) as stop:
+            check_interrupted()
+        assert stop.value.exit_code == 128 + signal.SIGTERM
+    check_interrupted()  # outside the run: handled, nothing raised

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from uk_depscan import __version__
-from uk_depscan.cleanup import HANDLED_SIGNALS
+from uk_depscan.cleanup import HANDLED_SIGNALS, check_interrupted
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, open_elf
 from uk_depscan.elf.literals import below_syscall
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols, fini_array, init_array
@@ -132,6 +132,7 @@ def analyze(
         # one target: --jobs processes share its largest object's scan; several: one process each
         with scan_processes(options.jobs if single else 1):
             for i, outcome in _outcomes(work, options.jobs, note):
+                check_interrupted()
                 if isinstance(outcome, DepscanError) and single:
                     raise outcome
                 done[i] = outcome
@@ -223,11 +224,12 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     note(f"analysing {n} targets with {jobs} processes")
     pool = mp.get_context("fork").Pool(jobs, initializer=_worker_init, initargs=(work,))
     try:
+        check_interrupted()  # a signal during the forks above may have been swallowed
         shared = _shared_objects(work)
         if shared:
             note(f"scanning {len(shared)} objects for syscalls with {jobs} processes")
             for _ in pool.imap_unordered(_prescan_in_worker, shared):
-                pass
+                check_interrupted()
         order = sorted(range(n), key=lambda i: (-_size(work.inputs.targets[i].path), i))
         yield from pool.imap_unordered(_in_worker, order)
         pool.close()

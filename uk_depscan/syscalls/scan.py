@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from uk_depscan.cleanup import HANDLED_SIGNALS
+from uk_depscan.cleanup import HANDLED_SIGNALS, check_interrupted
 from uk_depscan.elf.datarefs import data_pointers, object_extents, pointer_ranges
 from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, ElfFile
 from uk_depscan.elf.frames import SHT_SYMTAB, function_starts, sorted_unique
@@ -745,6 +745,7 @@ def _in_pool(sc: _Scanner, processes: int, tasks: list[tuple[int, int, int, int,
     _FORKED[:] = [sc]
     pool = mp.get_context("fork").Pool(processes, initializer=_pool_init)
     try:
+        check_interrupted()  # a signal during the forks above may have been swallowed
         results = pool.map(_pool_task, tasks, chunksize=1)
         pool.close()
     finally:
