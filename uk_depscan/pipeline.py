@@ -54,6 +54,7 @@ from uk_depscan.report.views import with_views
 from uk_depscan.store.cache import CacheStore
 from uk_depscan.store.identity import object_identity
 from uk_depscan.syscalls.linux import load_linux_table
+from uk_depscan.syscalls.processes import scan_processes
 from uk_depscan.syscalls.reach import analyze_syscalls, scanned_under, syscall_report
 from uk_depscan.unikraft.gaps import (
     assess_all,
@@ -128,13 +129,15 @@ def analyze(
         work = _Work(config, inputs, options, traces)
         total = len(inputs.targets)
         done: dict[int, TargetReport | DepscanError] = {}
-        for i, outcome in _outcomes(work, options.jobs, note):
-            check_interrupted()
-            if isinstance(outcome, DepscanError) and single:
-                raise outcome
-            done[i] = outcome
-            if advance is not None:
-                advance(len(done), total, inputs.targets[i].display)
+        # one target: --jobs processes share its largest object's scan; several: one process each
+        with scan_processes(options.jobs if single else 1):
+            for i, outcome in _outcomes(work, options.jobs, note):
+                check_interrupted()
+                if isinstance(outcome, DepscanError) and single:
+                    raise outcome
+                done[i] = outcome
+                if advance is not None:
+                    advance(len(done), total, inputs.targets[i].display)
         for i, target in enumerate(inputs.targets):  # target order, whatever order they finished in
             outcome = done[i]
             if isinstance(outcome, DepscanError):
