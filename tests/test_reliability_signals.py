@@ -68,6 +68,12 @@ def slow_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for p in HOST_LIBS:
             zf.write(p, f"pkg/{os.path.basename(p)}")
         zf.write(lib, "pkg/libfix.so")
+        # Copies of libc with a few bytes appended after the section headers: still valid ELF, but
+        # each has its own content identity, so each is scanned — a run long enough (seconds, even
+        # as scans get faster) for a signal sent at a random moment to land inside it.
+        libc = Path(HOST_LIBS[0]).read_bytes()
+        for i in range(6):
+            zf.writestr(f"pkg/copy{i}/libc.so.6", libc + f"copy {i}\n".encode())
     return whl
 
 
@@ -126,7 +132,7 @@ def test_sigkill_leftovers_are_removed_by_the_next_run_only_when_unlocked(slow_w
     assert running.poll() is None, "the scan should still be running here (make the wheel slower?)"
     out, err = running.communicate(timeout=300)
     assert running.returncode in (0, 1), err
-    assert len(json.loads(out)["targets"]) == 3
+    assert len(json.loads(out)["targets"]) == 3 + 6  # libc, libstdc++, libfix and the six libc copies
     assert _extraction_dirs(tmp) == []
 
 
