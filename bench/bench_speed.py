@@ -57,7 +57,9 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int, 
     load = os.getloadavg()[0]
     start = time.perf_counter()
     with open(os.devnull, "wb") as null:
-        proc = subprocess.Popen(cmd, stdout=null, stderr=null, env=env)
+        # cwd "/": `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH, so
+        # run from a checkout every case would import that checkout (--before measured this tree)
+        proc = subprocess.Popen(cmd, stdout=null, stderr=null, env=env, cwd="/")
         _, status, usage = os.wait4(proc.pid, 0)
     cpu = usage.ru_utime + usage.ru_stime
     return time.perf_counter() - start, usage.ru_maxrss / 1024, load, os.waitstatus_to_exitcode(status), cpu

@@ -68,6 +68,12 @@ def slow_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for p in HOST_LIBS:
             zf.write(p, f"pkg/{os.path.basename(p)}")
         zf.write(lib, "pkg/libfix.so")
+        # Copies of libc with a few bytes appended after the section headers: still valid ELF, but
+        # each has its own content identity, so each is scanned — a run long enough (seconds, even
+        # as scans get faster) for a signal sent at a random moment to land inside it.
+        libc = Path(HOST_LIBS[0]).read_bytes()
+        for i in range(6):
+            zf.writestr(f"pkg/copy{i}/libc.so.6", libc + f"copy {i}\n".encode())
     return whl
 
 
@@ -126,7 +132,7 @@ def test_sigkill_leftovers_are_removed_by_the_next_run_only_when_unlocked(slow_w
     assert running.poll() is None, "the scan should still be running here (make the wheel slower?)"
     out, err = running.communicate(timeout=300)
     assert running.returncode in (0, 1), err
-    assert len(json.loads(out)["targets"]) == 3
+    assert len(json.loads(out)["targets"]) == 3 + 6  # libc, libstdc++, libfix and the six libc copies
     assert _extraction_dirs(tmp) == []
 
 
@@ -235,3 +241,22 @@ def test_temp_base_chooses_like_tempfile_without_writing(tmp_path: Path, monkeyp
     monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
     assert temp_base() != str(tmp_path / "missing")
     assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed exception itself
+def test_a_swallowed_interruption_still_stops_the_run() -> None:
+    """SIGTERM whose exception CPython drops ("Exception ignored", as in the at-fork hook logging
+    runs right after --jobs forks its pool): the next check raises it again, and nothing after the
+    guarded block sees it."""
+    from uk_depscan.cleanup import Interrupted, check_interrupted, signals_cleaned_up
+
+    class SignalOnCollect:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler's Interrupted is raised in __del__: ignored
+
+    with signals_cleaned_up():
+        SignalOnCollect()  # collected at once (reference count 0): the exception is swallowed here
+        with pytest.raises(Interrupted) as stop:
+            check_interrupted()
+        assert stop.value.exit_code == 128 + signal.SIGTERM
+    check_interrupted()  # outside the run: handled, nothing raised

@@ -63,6 +63,17 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def check_interrupted() -> None:
+    """Raise :class:`Interrupted` again for a signal whose first one was swallowed.
+
+    A handler's exception raised while CPython runs an at-fork hook (logging's lock release right
+    after ``fork()`` when ``--jobs`` starts its pool), a ``__del__`` or a weakref callback is printed
+    as "Exception ignored" and dropped, and the run would carry on to a normal exit with the signal
+    marked as handled.  Long loops call this between steps so such a signal still stops the run."""
+    if _stopping:
+        raise Interrupted(_stopping[0])
+
+
 def _remove(path: str) -> None:
     try:
         if os.path.isdir(path) and not os.path.islink(path):
@@ -95,6 +106,7 @@ def signals_cleaned_up() -> Iterator[None]:
         _remove_live()
         for s, handler in previous.items():
             signal.signal(s, handler)
+        _stopping.clear()  # handled: check_interrupted() outside this run must not see it
 
 
 def run_guarded(run: Callable[[list[str]], int], argv: list[str]) -> int:
@@ -102,7 +114,9 @@ def run_guarded(run: Callable[[list[str]], int], argv: list[str]) -> int:
     sweep_stale()
     with signals_cleaned_up():
         try:
-            return run(argv)
+            code = run(argv)
+            check_interrupted()  # a signal swallowed after the last check (see check_interrupted)
+            return code
         except Interrupted as stop:
             name = signal.Signals(stop.signum).name
             with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone

@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 import numpy as np
 
 from uk_depscan import __version__
-from uk_depscan.cleanup import HANDLED_SIGNALS
+from uk_depscan.cleanup import HANDLED_SIGNALS, check_interrupted
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, open_elf
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols, fini_array, init_array
 from uk_depscan.errors import DepscanError, ResourceError
@@ -57,6 +57,7 @@ from uk_depscan.store.cache import CacheStore
 from uk_depscan.store.identity import object_identity
 from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.literalcache import cached_below_syscall
+from uk_depscan.syscalls.processes import scan_processes
 from uk_depscan.syscalls.reach import analyze_syscalls, scanned_under, syscall_report
 from uk_depscan.unikraft.gaps import (
     assess_all,
@@ -156,12 +157,15 @@ def analyze(
         work = _Work(config, inputs, options, traces)
         total = len(inputs.targets)
         done: dict[int, TargetReport | DepscanError] = {}
-        for i, outcome in _outcomes(work, options.jobs, note):
-            if isinstance(outcome, DepscanError) and single:
-                raise outcome
-            done[i] = outcome
-            if advance is not None:
-                advance(len(done), total, inputs.targets[i].display)
+        # one target: --jobs processes share its largest object's scan; several: one process each
+        with scan_processes(options.jobs if single else 1):
+            for i, outcome in _outcomes(work, options.jobs, note):
+                check_interrupted()
+                if isinstance(outcome, DepscanError) and single:
+                    raise outcome
+                done[i] = outcome
+                if advance is not None:
+                    advance(len(done), total, inputs.targets[i].display)
         for i, target in enumerate(inputs.targets):  # target order, whatever order they finished in
             outcome = done[i]
             if isinstance(outcome, DepscanError):
@@ -248,11 +252,12 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     note(f"analysing {n} targets with {jobs} processes")
     pool = mp.get_context("fork").Pool(jobs, initializer=_worker_init, initargs=(work,))
     try:
+        check_interrupted()  # a signal during the forks above may have been swallowed
         shared = _shared_objects(work)
         if shared:
             note(f"scanning {len(shared)} objects for syscalls with {jobs} processes")
             for _ in pool.imap_unordered(_prescan_in_worker, shared):
-                pass
+                check_interrupted()
         order = sorted(range(n), key=lambda i: (-_size(work.inputs.targets[i].path), i))
         yield from pool.imap_unordered(_in_worker, order)
         pool.close()

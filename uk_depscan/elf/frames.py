@@ -60,7 +60,21 @@ def function_starts(elf: ElfFile) -> np.ndarray:
         if v:
             extra.append(v)
     parts.append(np.array([x for x in extra if x], dtype=np.uint64))
-    return np.unique(np.concatenate([p.astype(np.uint64) for p in parts]))
+    return sorted_unique(np.concatenate([p.astype(np.uint64) for p in parts]))
+
+
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique(a)`` by a sort and a neighbour comparison: numpy 2's hash-based ``np.unique``
+    takes 0.5 s for libtorch_cpu.so's 780 k function starts (FDEs and symbols, mostly already in
+    order), the sort 0.07 s."""
+    s = np.sort(a)
+    if len(s) < 2:
+        return s
+    keep = np.empty(len(s), bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    out: np.ndarray = s[keep]
+    return out
 
 
 def function_names(elf: ElfFile) -> FunctionNames:

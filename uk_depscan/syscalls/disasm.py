@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import capstone
@@ -129,15 +129,45 @@ def _unknown(reason: str) -> Effect:
     return Effect(EffectKind.UNKNOWN, 0, "", (), reason)
 
 
-@dataclass
 class Insn:
-    address: int
-    size: int
-    mnemonic: str
-    op_str: str
-    flow: Flow
-    target: int | None  # direct branch/call target
-    raw: CsInsn = field(repr=False, default=None)  # the capstone instruction (detail on)
+    """One decoded instruction.  ``raw`` (capstone's instruction with detail on: operands,
+    register accesses) is decoded on first use only: building capstone's detail objects costs
+    ~10× the lite decode, and :func:`track` looks at a small fraction of a function's instructions."""
+
+    __slots__ = ("_arch", "_code", "_raw", "address", "flow", "mnemonic", "op_str", "size", "target")
+
+    def __init__(
+        self,
+        address: int,
+        size: int,
+        mnemonic: str,
+        op_str: str,
+        flow: Flow,
+        target: int | None,
+        raw: CsInsn = None,
+        *,
+        arch: Arch | None = None,
+        code: bytes = b"",
+    ) -> None:
+        self.address = address
+        self.size = size
+        self.mnemonic = mnemonic
+        self.op_str = op_str
+        self.flow = flow
+        self.target = target  # direct branch/call target
+        self._raw = raw
+        self._arch = arch  # with ``code`` (this instruction's bytes): how to decode ``raw`` later
+        self._code = code
+
+    @property
+    def raw(self) -> CsInsn:
+        """The capstone instruction with detail on."""
+        if self._raw is None and self._arch is not None:
+            self._raw = next(self._arch.cs.disasm(self._code, self.address, 1), None)
+        return self._raw
+
+    def __repr__(self) -> str:
+        return f"Insn({self.address:#x}, {self.size}, {self.text()!r}, {self.flow.name}, {self.target})"
 
     def text(self) -> str:
         return f"{self.mnemonic} {self.op_str}".strip()
@@ -199,6 +229,7 @@ class Arch:
         self.cs = self._make_cs()
         self.cs.detail = True
         self._fam: dict[int, tuple[str, int]] = {}
+        self._classes: dict[str, Flow | tuple[Flow, Flow] | None] = {}  # mnemonic -> classify_lite's memo
 
     def _make_cs(self) -> capstone.Cs:
         raise NotImplementedError
@@ -215,6 +246,40 @@ class Arch:
 
     def classify(self, insn: CsInsn) -> tuple[Flow, int | None]:
         raise NotImplementedError
+
+    def classify_lite(self, code: bytes, address: int, mnemonic: str, op_str: str) -> tuple[Flow, int | None, CsInsn]:
+        """:meth:`classify` from a lite decode, decoding with detail (returned, so that it is not
+        decoded twice) only the first instruction of each mnemonic: on both architectures the
+        flow is a function of the instruction id, which the mnemonic names, except where
+        :meth:`_branch_class` says how the operand text decides it."""
+        known = self._classes.get(mnemonic)
+        if known is not None:
+            got = self._from_class(known, op_str)
+            if got is not None:
+                return got[0], got[1], None
+        raw = next(self.cs.disasm(code, address, 1), None)
+        if raw is None:
+            return Flow.FALL, None, None
+        flow, target = self.classify(raw)
+        if raw.mnemonic == mnemonic and known is None:
+            self._classes[mnemonic] = self._branch_class(flow)
+        return flow, target, raw
+
+    def _branch_class(self, flow: Flow) -> Flow | tuple[Flow, Flow] | None:
+        """What every instruction of a mnemonic first classified as ``flow`` is: that flow, or
+        (with an immediate target, without) for a call/jump, or None: decode each with detail."""
+        return flow if flow in (Flow.FALL, Flow.RET, Flow.STOP) else None
+
+    @staticmethod
+    def _from_class(known: Flow | tuple[Flow, Flow], op_str: str) -> tuple[Flow, int | None] | None:
+        if isinstance(known, Flow):
+            return known, None
+        direct, indirect = known
+        try:
+            target = int(op_str, 0)  # capstone prints an immediate branch target as the address
+        except ValueError:
+            return (indirect, None) if indirect is not direct else None
+        return direct, target
 
     def effect(self, insn: Insn, loc: Loc) -> list[Effect] | None:
         raise NotImplementedError
@@ -265,6 +330,17 @@ class X86_64(Arch):
 
     def _family_of(self, name: str) -> tuple[str, int]:
         return _X86_FAMILIES.get(name, (name, 0))
+
+    def _branch_class(self, flow: Flow) -> Flow | tuple[Flow, Flow] | None:
+        # x86-64: a call or jmp is direct exactly when its operand is an immediate, which capstone
+        # prints as a bare number; a conditional jump always has one
+        if flow in (Flow.CALL, Flow.ICALL):
+            return (Flow.CALL, Flow.ICALL)
+        if flow in (Flow.JUMP, Flow.IJUMP):
+            return (Flow.JUMP, Flow.IJUMP)
+        if flow is Flow.CJUMP:
+            return (Flow.CJUMP, Flow.CJUMP)
+        return super()._branch_class(flow)
 
     def classify(self, i: CsInsn) -> tuple[Flow, int | None]:
         iid = i.id
@@ -681,17 +757,19 @@ def decode_function(arch: Arch, code: bytes | memoryview, start: int, *, stop_at
     insns: list[Insn] = []
     data = bytes(code)
     pos = 0
-    cs = arch.cs
+    cs = _lite(arch)
+    x86 = arch.name == "x86_64"
     while pos < len(data):
         resync = False
-        for i in cs.disasm(data[pos:], start + pos):
-            flow, target = arch.classify(i)
-            size = i.size
-            if i.mnemonic in ("ud0", "ud1") and arch.name == "x86_64":
-                size = _ud_size(data, i.address - start, i.size)
-                resync = size != i.size
-            insns.append(Insn(i.address, size, i.mnemonic, i.op_str, flow, target, i))
-            pos = i.address + size - start
+        for address, size, mnemonic, op_str in cs.disasm_lite(data[pos:], start + pos):
+            off = address - start
+            raw_bytes = data[off : off + size]
+            flow, target, raw = arch.classify_lite(raw_bytes, address, mnemonic, op_str)
+            if x86 and mnemonic in ("ud0", "ud1"):
+                fixed = _ud_size(data, off, size)
+                resync, size = fixed != size, fixed
+            insns.append(Insn(address, size, mnemonic, op_str, flow, target, raw, arch=arch, code=raw_bytes))
+            pos = off + size
             if resync or (stop_at is not None and pos + start > stop_at):
                 break
         if stop_at is not None and pos + start > stop_at:

@@ -35,8 +35,12 @@ wrapper fixpoint).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import mmap
+import multiprocessing as mp
+import os
+import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,9 +48,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from uk_depscan.cleanup import HANDLED_SIGNALS, check_interrupted
 from uk_depscan.elf.datarefs import data_pointers, object_extents, pointer_ranges
 from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, ElfFile
-from uk_depscan.elf.frames import SHT_SYMTAB, function_starts
+from uk_depscan.elf.frames import SHT_SYMTAB, function_starts, sorted_unique
 from uk_depscan.elf.symbols import (
     STT_FUNC,
     STT_GNU_IFUNC,
@@ -56,6 +61,8 @@ from uk_depscan.elf.symbols import (
     plt_stub_symbols,
     sym_dtype,
 )
+from uk_depscan.store import identity
+from uk_depscan.store.cache import CacheStore
 from uk_depscan.syscalls import cache as scan_cache
 from uk_depscan.syscalls.callgraph import CallGraph
 from uk_depscan.syscalls.disasm import (
@@ -70,6 +77,7 @@ from uk_depscan.syscalls.disasm import (
     looks_like_data,
     track,
 )
+from uk_depscan.syscalls.processes import processes
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +313,10 @@ class _Scanner:
             in_code |= (starts >= np.uint64(r.vaddr)) & (starts < np.uint64(r.end))
         self.starts = starts[in_code]
         lo_hi = [(r.vaddr, r.end) for r in self.regions] + self.plt_regions
-        slots = list(got_slot_symbols(elf))
+        # memoised per file: the graph resolution asks again
+        self.got_slots = elf.derived(got_slot_symbols)
+        self.plt_stubs = elf.derived(plt_stub_symbols)
+        slots = list(self.got_slots)
         if slots:
             lo_hi.append((min(slots), max(slots) + 8))
         # relocated data: the targets of address loads that can lead to code (the reference graph)
@@ -319,6 +330,7 @@ class _Scanner:
         self.target_hi = max((b for _, b in lo_hi), default=0)
         self.stats: dict[str, Any] = {}
         self._funcs: dict[int, Function] = {}
+        self._direct: list[tuple[int, str]] | None = None  # x86-64 syscall candidates (_x86_branches)
 
     # -- helpers -----------------------------------------------------------------------
     def region_of(self, addr: int) -> _Region | None:
@@ -399,25 +411,17 @@ class _Scanner:
 
     # -- prefilter ---------------------------------------------------------------------
     def direct_candidates(self) -> list[tuple[int, str]]:
+        """(address, kind) of the syscall instruction candidates, chunk by chunk and kind by kind
+        within a chunk (x86-64: found by the same pass as the branches, :meth:`_x86_branches`)."""
+        if self.x86:
+            if self._direct is None:
+                self._x86_branches()
+            return self._direct or []
         out: list[tuple[int, str]] = []
         for r in self.regions:
-            c = r.code
-            if self.x86:
-                if len(c) < 2:
-                    continue
-                for lo in range(0, len(c) - 1, CHUNK):
-                    hi = min(len(c) - 1, lo + CHUNK)
-                    a, b = c[lo:hi], c[lo + 1 : hi + 1]
-                    for pos in (np.flatnonzero((a == 0x0F) & (b == 0x05)) + lo).tolist():
-                        out.append((r.vaddr + pos, "direct"))
-                    for pos in (np.flatnonzero((a == 0xCD) & (b == 0x80)) + lo).tolist():
-                        out.append((r.vaddr + pos, "int80"))
-                    for pos in (np.flatnonzero((a == 0x0F) & (b == 0x34)) + lo).tolist():
-                        out.append((r.vaddr + pos, "sysenter"))
-            else:
-                words = self._words(r)
-                for i in np.flatnonzero((words & 0xFFE0001F) == 0xD4000001).tolist():
-                    out.append((r.vaddr + 4 * i, "svc"))
+            words = self._words(r)
+            for i in np.flatnonzero((words & 0xFFE0001F) == 0xD4000001).tolist():
+                out.append((r.vaddr + 4 * i, "svc"))
         return out
 
     def _words(self, r: _Region) -> np.ndarray:
@@ -427,90 +431,69 @@ class _Scanner:
             r.code[skip : skip + 4 * n].tobytes() if skip else r.code[: 4 * n], np.dtype(self.elf.endian + "u4")
         )
 
-    def branch_candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(site address, target address or GOT slot, kind) of every direct branch/GOT call."""
+    def branch_candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(site address, target address or GOT slot, kind, target function node, containing
+        function node) of every direct branch/GOT call (:func:`_start_nodes` for the last two)."""
+        if self.x86:
+            groups, raw = self._x86_branches()
+            self.stats["branch_candidates"] = raw
+            if not groups:
+                z = np.zeros(0, np.uint64)
+                groups = [(z, z, np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))]
+            pos, tgt, kind, node, src = (np.concatenate([g[f] for g in groups]) for f in range(5))
+            return pos, tgt, kind, node, src
         pos_l: list[np.ndarray] = []
         tgt_l: list[np.ndarray] = []
         kind_l: list[np.ndarray] = []
         for r in self.regions:
-            if self.x86:
-                self._x86_branches(r, pos_l, tgt_l, kind_l)
-            else:
-                self._a64_branches(r, pos_l, tgt_l, kind_l)
+            self._a64_branches(r, pos_l, tgt_l, kind_l)
+        self.stats["branch_candidates"] = sum(len(p) for p in pos_l)
         if not pos_l:
             z = np.zeros(0, np.uint64)
-            return z, z, np.zeros(0, np.int8)
-        return np.concatenate(pos_l), np.concatenate(tgt_l), np.concatenate(kind_l)
+            pos_l, tgt_l, kind_l = [z], [z], [np.zeros(0, np.int8)]
+        pos, tgt, kind = np.concatenate(pos_l), np.concatenate(tgt_l), np.concatenate(kind_l)
+        return pos, tgt, kind, *_start_nodes(self.starts, pos, tgt, kind)
 
-    def _x86_branches(
-        self, r: _Region, pos_l: list[np.ndarray], tgt_l: list[np.ndarray], kind_l: list[np.ndarray]
-    ) -> None:
-        c = r.code
-        n = len(c)
-        if n < 6:
-            return
-        # every byte offset viewed as a little-endian int32 (an unaligned, 1-byte-strided view):
-        # one gather per candidate instead of four byte gathers
-        i32 = np.ndarray(shape=(n - 3,), dtype="<i4", buffer=c, offset=0, strides=(1,))
-        # reused scratch buffers: fresh 32 MB temporaries per chunk cost more in page faults
-        # than the comparisons themselves
-        tmp = np.empty(min(CHUNK, n), np.uint8)
-        hit = np.empty(min(CHUNK, n), bool)
+    def _x86_branches(self) -> tuple[_Groups, int]:
+        """Every region's branch candidates, chunk by chunk (``CHUNK`` bytes), pattern group by
+        pattern group: the order the rest of the scan sees, whatever the number of processes.
+        Direct branches are kept only when they reach a function start or a PLT stub (the graph
+        has no other use for them); the count is of all candidates (``stats``).  The same pass
+        finds the syscall instruction candidates (:meth:`direct_candidates`)."""
+        stubs = np.fromiter(self.plt_stubs.keys(), np.uint64, len(self.plt_stubs))
+        # sorted, duplicates allowed (a membership test by searchsorted): no np.union1d's unique pass
+        self.direct_targets = np.sort(np.concatenate([self.starts, stubs]))
+        # (region, start, end of the branch range, end of the syscall range): a branch candidate
+        # starts at any offset up to n-5 inclusive (a 5-byte `jmp rel32` may end the section), a
+        # two-byte syscall instruction up to n-2
+        chunks = []
+        for ri, r in enumerate(self.regions):
+            n = len(r.code)
+            for lo in range(0, n - 1, CHUNK):
+                hi_b = max(lo, min(n - 4, lo + CHUNK)) if n >= 6 else lo
+                chunks.append((ri, lo, hi_b, min(n - 1, lo + CHUNK)))
+        total = sum(hi - lo for _, lo, hi, _ in chunks)
+        processes = _pool_processes(total)
+        if processes == 1:
+            merged = [self._x86_range(ri, lo, hb, lo, hd) for ri, lo, hb, hd in chunks]
+            _SCRATCH.clear()
+        else:
+            # a pool: each chunk split into PIECES consecutive ranges; a chunk's groups are the
+            # concatenation of its ranges' groups (each group is in address order)
+            tasks = [(ri, *_piece(lo, hb, j), *_piece(lo, hd, j)) for ri, lo, hb, hd in chunks for j in range(PIECES)]
+            results = _in_pool(self, processes, tasks)
+            merged = [_merge(results[c * PIECES : (c + 1) * PIECES]) for c in range(len(chunks))]
+        self._direct = [
+            (addr, kind)
+            for m in merged
+            for kind, addrs in zip(_DIRECT_KINDS, m.direct, strict=True)
+            for addr in addrs.tolist()
+        ]
+        return [g for m in merged for g in m.branches], sum(m.raw for m in merged)
 
-        def where(a: np.ndarray, mask: int | None, value: int) -> np.ndarray:
-            t, h = tmp[: len(a)], hit[: len(a)]
-            if mask is None:
-                np.equal(a, value, out=h)
-            else:
-                np.bitwise_and(a, mask, out=t)
-                np.equal(t, value, out=h)
-            return np.flatnonzero(h)
-
-        # candidates start at every offset up to n-5 inclusive: a 5-byte `jmp rel32` may end the section
-        for lo in range(0, n - 4, CHUNK):
-            hi = min(n - 4, lo + CHUNK)
-            a = c[lo:hi]
-            p_call = where(a, 0xFE, 0xE8) + lo
-            p0f_all = where(a, None, 0x0F) + lo
-            p0f = p0f_all[(c[p0f_all + 1] & 0xF0) == 0x80]
-            pff = where(a, None, 0xFF) + lo
-            pff = pff[(c[pff + 1] == 0x15) | (c[pff + 1] == 0x25)]
-            # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
-            prex = where(a, 0xFB, 0x48) + lo
-            prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
-            # 0f 10/28/6f/7e/16/12 modrm(rip): (v)movups/movaps/movdqa/movdqu/movq/movhps/movlps loads;
-            # VEX2 c5 vv op modrm(rip)
-            psse = p0f_all[_SSE_LOADS[c[p0f_all + 1]] & ((c[p0f_all + 2] & 0xC7) == 0x05)]
-            pvex = where(a, None, 0xC5) + lo
-            pvex = pvex[_SSE_LOADS[c[pvex + 2]] & ((c[pvex + 3] & 0xC7) == 0x05)]
-            groups = [
-                (p_call, 5, None),
-                (p0f, 6, KIND_JCC),
-                (pff, 6, None),
-                (prex, 7, None),
-                (psse, 7, KIND_DREF),
-                (pvex, 8, KIND_DREF),
-            ]
-            for p, width, kinds in groups:
-                p = p[p + width <= n]  # a 7-byte lea/mov candidate may start 6 bytes before the end
-                if not len(p):
-                    continue
-                disp = i32[p + (width - 4)]
-                tgt = p.astype(np.int64) + (r.vaddr + width) + disp.astype(np.int64)
-                inr = (tgt >= self.target_lo) & (tgt < self.target_hi)
-                p, tgt = p[inr], tgt[inr].astype(np.uint64)
-                if kinds is None:
-                    if width == 5:
-                        k = np.where(c[p] == 0xE8, KIND_CALL, KIND_JMP).astype(np.int8)
-                    elif width == 7:
-                        k = np.where(c[p + 1] == 0x8D, KIND_ADDR, KIND_GOTLOAD).astype(np.int8)
-                    else:
-                        k = np.where(c[p + 1] == 0x15, KIND_GOTCALL, KIND_GOTJMP).astype(np.int8)
-                else:
-                    k = np.full(len(p), kinds, np.int8)
-                pos_l.append(p.astype(np.uint64) + np.uint64(r.vaddr))
-                tgt_l.append(tgt)
-                kind_l.append(k)
+    def _x86_range(self, ri: int, lo: int, hi: int, lo_direct: int, hi_direct: int) -> _RangeScan:
+        r = self.regions[ri]
+        return _x86_groups(r.code, r.vaddr, lo, hi, self, lo_direct, hi_direct)
 
     def _a64_branches(
         self, r: _Region, pos_l: list[np.ndarray], tgt_l: list[np.ndarray], kind_l: list[np.ndarray]
@@ -568,10 +551,216 @@ def _adrp_pages(words: np.ndarray, idx: np.ndarray, base: int) -> tuple[np.ndarr
     return pc, (pc & ~0xFFF) + (imm << 12)
 
 
+# (site address, target, kind, target function node, containing function node) per pattern group
+_Groups = list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+_SCRATCH: list[np.ndarray] = []
+
+
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A uint8 and a bool buffer of ``n`` elements, reused across calls (a process's own: a forked
+    worker writes its copy): fresh 32 MB temporaries per chunk cost more in page faults than the
+    comparisons themselves."""
+    if not _SCRATCH or len(_SCRATCH[0]) < n:
+        _SCRATCH[:] = [np.empty(max(n, CHUNK), np.uint8), np.empty(max(n, CHUNK), bool)]
+    return _SCRATCH[0][:n], _SCRATCH[1][:n]
+
+
+class _RangeScan(NamedTuple):
+    """The prefilter's findings in one range of a region (:func:`_x86_groups`)."""
+
+    branches: _Groups  # (site address, target, kind) per branch pattern group
+    raw: int  # branch candidates before direct branches are restricted to known targets
+    direct: tuple[np.ndarray, ...]  # syscall candidate addresses, one array per _DIRECT_KINDS
+
+
+_DIRECT_KINDS = ("direct", "int80", "sysenter")  # 0f 05, cd 80, 0f 34
+
+
+def _piece(lo: int, hi: int, j: int) -> tuple[int, int]:
+    """The ``j``-th of PIECES consecutive ranges that ``[lo, hi)`` is split into."""
+    return lo + (hi - lo) * j // PIECES, lo + (hi - lo) * (j + 1) // PIECES
+
+
+def _start_nodes(
+    starts: np.ndarray, pos: np.ndarray, tgt: np.ndarray, kind: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(node, src) of branch candidates: the function start a candidate's target is (-1: none,
+    or a GOT slot kind, which the PLT/GOT resolution handles) and the function containing the
+    candidate (-1: before the first start).  Element-wise, so a pool worker computes it for its range."""
+    node = np.full(len(pos), -1, np.int64)
+    if len(starts):
+        is_got = (kind == KIND_GOTCALL) | (kind == KIND_GOTJMP) | (kind == KIND_GOTLOAD)
+        inr = np.flatnonzero((~is_got) & (tgt >= starts[0]) & (tgt <= starts[-1]))
+        k = np.searchsorted(starts, tgt[inr])
+        ok = starts[np.minimum(k, len(starts) - 1)] == tgt[inr]
+        node[inr[ok]] = k[ok]
+    src: np.ndarray = np.searchsorted(starts, pos, side="right").astype(np.int64) - 1
+    return node, src
+
+
+def _merge(parts: list[_RangeScan]) -> _RangeScan:
+    """The scan of consecutive ranges as one: each group's arrays concatenated."""
+    branches = [
+        (
+            np.concatenate([p.branches[g][0] for p in parts]),
+            np.concatenate([p.branches[g][1] for p in parts]),
+            np.concatenate([p.branches[g][2] for p in parts]),
+            np.concatenate([p.branches[g][3] for p in parts]),
+            np.concatenate([p.branches[g][4] for p in parts]),
+        )
+        for g in range(len(parts[0].branches))
+    ]
+    direct = tuple(np.concatenate([p.direct[k] for p in parts]) for k in range(len(_DIRECT_KINDS)))
+    return _RangeScan(branches, sum(p.raw for p in parts), direct)
+
+
+def _direct_groups(c: np.ndarray, vaddr: int, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+    """Addresses of the syscall instruction byte pairs starting in ``c[lo:hi]`` (hi < len(c)), by kind."""
+    hit = _scratch(hi - lo)[1]
+    a = c[lo:hi]
+    np.equal(a, 0x0F, out=hit)
+    p0f = np.flatnonzero(hit) + lo
+    np.equal(a, 0xCD, out=hit)
+    pcd = np.flatnonzero(hit) + lo
+    second = c[p0f + 1]
+    base = np.uint64(vaddr)
+    return (
+        p0f[second == 0x05].astype(np.uint64) + base,
+        pcd[c[pcd + 1] == 0x80].astype(np.uint64) + base,
+        p0f[second == 0x34].astype(np.uint64) + base,
+    )
+
+
+def _x86_groups(
+    c: np.ndarray, vaddr: int, lo: int, hi: int, sc: _Scanner, lo_direct: int, hi_direct: int
+) -> _RangeScan:
+    """(site address, target, kind) of the x86-64 branch candidates starting in ``c[lo:hi]``, one
+    triple per pattern group, each in address order; the number of candidates before direct
+    branches are restricted to ``direct_targets`` (sorted); the syscall instruction candidates
+    starting in ``c[lo_direct:hi_direct]``.  Splitting the ranges into consecutive ranges and
+    concatenating each group's arrays gives the same arrays (a parallel scan relies on it).
+    ``sc``: the scanner's target range, function starts and ``direct_targets`` (sorted)."""
+    direct = _direct_groups(c, vaddr, lo_direct, hi_direct)
+    n = len(c)
+    if hi <= lo:
+        z, e = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        return _RangeScan([(z, z, np.zeros(0, np.int8), e, e)] * 6, 0, direct)
+    target_lo, target_hi, direct_targets = sc.target_lo, sc.target_hi, sc.direct_targets
+    # every byte offset viewed as a little-endian int32 (an unaligned, 1-byte-strided view):
+    # one gather per candidate instead of four byte gathers
+    i32 = np.ndarray(shape=(n - 3,), dtype="<i4", buffer=c, offset=0, strides=(1,))
+    a = c[lo:hi]
+    tmp, hit = _scratch(len(a))
+
+    def where(mask: int | None, value: int) -> np.ndarray:
+        if mask is None:
+            np.equal(a, value, out=hit)
+        else:
+            np.bitwise_and(a, mask, out=tmp)
+            np.equal(tmp, value, out=hit)
+        return np.flatnonzero(hit) + lo
+
+    p_call = where(0xFE, 0xE8)
+    p0f_all = where(None, 0x0F)
+    p0f = p0f_all[(c[p0f_all + 1] & 0xF0) == 0x80]
+    pff = where(None, 0xFF)
+    pff = pff[(c[pff + 1] == 0x15) | (c[pff + 1] == 0x25)]
+    # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
+    prex = where(0xFB, 0x48)
+    prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
+    # 0f 10/28/6f/7e/16/12 modrm(rip): (v)movups/movaps/movdqa/movdqu/movq/movhps/movlps loads;
+    # VEX2 c5 vv op modrm(rip)
+    psse = p0f_all[_SSE_LOADS[c[p0f_all + 1]] & ((c[p0f_all + 2] & 0xC7) == 0x05)]
+    pvex = where(None, 0xC5)
+    pvex = pvex[_SSE_LOADS[c[pvex + 2]] & ((c[pvex + 3] & 0xC7) == 0x05)]
+    groups = [
+        (p_call, 5, None),
+        (p0f, 6, KIND_JCC),
+        (pff, 6, None),
+        (prex, 7, None),
+        (psse, 7, KIND_DREF),
+        (pvex, 8, KIND_DREF),
+    ]
+    out: _Groups = []
+    raw = 0
+    for p, width, kinds in groups:
+        p = p[p + width <= n]  # a 7-byte lea/mov candidate may start 6 bytes before the end
+        disp = i32[p + (width - 4)]
+        tgt = p.astype(np.int64) + (vaddr + width) + disp.astype(np.int64)
+        inr = (tgt >= target_lo) & (tgt < target_hi)
+        p, tgt = p[inr], tgt[inr].astype(np.uint64)
+        raw += len(p)
+        if width == 5 or kinds == KIND_JCC:  # rel32 call/jmp/jcc: most are bytes of other instructions
+            at = np.searchsorted(direct_targets, tgt)
+            known = direct_targets[np.minimum(at, len(direct_targets) - 1)] == tgt if len(direct_targets) else at < 0
+            p, tgt = p[known], tgt[known]
+        if kinds is None:
+            if width == 5:
+                k = np.where(c[p] == 0xE8, KIND_CALL, KIND_JMP).astype(np.int8)
+            elif width == 7:
+                k = np.where(c[p + 1] == 0x8D, KIND_ADDR, KIND_GOTLOAD).astype(np.int8)
+            else:
+                k = np.where(c[p + 1] == 0x15, KIND_GOTCALL, KIND_GOTJMP).astype(np.int8)
+        else:
+            k = np.full(len(p), kinds, np.int8)
+        addr = p.astype(np.uint64) + np.uint64(vaddr)
+        out.append((addr, tgt, k, *_start_nodes(sc.starts, addr, tgt, k)))
+    return _RangeScan(out, raw, direct)
+
+
+# -- processes -----------------------------------------------------------------------------
+# The byte-pattern prefilter of one large object can be split over a pool of forked processes
+# (``--jobs``, set by :func:`uk_depscan.syscalls.processes.scan_processes`).  The workers inherit
+# the scanner (its mmap) by fork and return arrays; the parent merges them in range order, so the
+# scan is the same for any number of processes.  Never nested: a daemonic worker (the pipeline's
+# pool of several targets, or this pool) always scans serially.
+SPECULATE_MIN_BYTES = 64 << 20  # scan while hashing (_scan_while_hashing) files at least this large
+PARALLEL_MIN_BYTES = 64 << 20  # below this the pool's fork and result transfer cost more than they save
+PIECES = 4  # ranges per chunk: 9 chunks of libtorch_cpu.so's .text over 2 processes would leave one idle
+_FORKED: list[_Scanner] = []  # the scanner a pool worker inherits
+
+
+def _pool_processes(nbytes: int) -> int:
+    n = processes()
+    if n <= 1 or nbytes < PARALLEL_MIN_BYTES or mp.current_process().daemon:
+        return 1
+    if "fork" not in mp.get_all_start_methods():
+        return 1
+    return min(n, os.cpu_count() or 1)
+
+
+def _pool_init() -> None:
+    # the parent turns SIGTERM/SIGHUP/SIGINT into clean-up (uk_depscan.cleanup); a worker owns
+    # no temporary file, so it just dies and the parent cleans up
+    for s in HANDLED_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
+
+
+def _pool_task(task: tuple[int, int, int, int, int]) -> _RangeScan:
+    return _FORKED[0]._x86_range(*task)
+
+
+def _in_pool(sc: _Scanner, processes: int, tasks: list[tuple[int, int, int, int, int]]) -> list[_RangeScan]:
+    """``sc._x86_range(*task)`` of every task, in task order, computed by forked workers."""
+    _FORKED[:] = [sc]
+    pool = mp.get_context("fork").Pool(processes, initializer=_pool_init)
+    try:
+        check_interrupted()  # a signal during the forks above may have been swallowed
+        results = pool.map(_pool_task, tasks, chunksize=1)
+        pool.close()
+    finally:
+        pool.terminate()  # an error or a signal in the parent: no worker outlives it
+        pool.join()
+        _FORKED.clear()
+    return results
+
+
 def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
     """Every syscall site of ``elf`` with recovered numbers, local wrappers and the call graph."""
     if no_cache:
         return _scan(elf, "")
+    if elf.size >= SPECULATE_MIN_BYTES and not identity.memoised(elf, CacheStore()):
+        return _scan_while_hashing(elf)
     slot = scan_cache.lookup(elf, ENGINE_VERSION)
     if slot.hit is not None:
         return _from_cache(elf, slot.key, slot.hit)
@@ -581,6 +770,25 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
             if slot.hit is not None:
                 return _from_cache(elf, slot.key, slot.hit)
         scan = _scan(elf, slot.key)
+        scan_cache.store_scan(slot, elf, scan)
+    return scan
+
+
+def _scan_while_hashing(elf: ElfFile) -> LibraryScan:
+    """A large file whose identity this cache has never computed (a cold cache, most likely):
+    scan it while a thread computes its sha256, then look the cache up.  A hit after all (the
+    same content under another path or stamp, or another process that has just scanned it) is
+    used and the scan is dropped, so the result is what :func:`scan_library` would return."""
+    with identity.digest_in_background(elf), scan_cache.scanning(elf) as waited:
+        if waited:  # another process scanned it meanwhile: its entry, once identified
+            slot = scan_cache.lookup(elf, ENGINE_VERSION)
+            if slot.hit is not None:
+                return _from_cache(elf, slot.key, slot.hit)
+        scan = _scan(elf, "")
+        slot = scan_cache.lookup(elf, ENGINE_VERSION)  # waits for the digest
+        if slot.hit is not None:
+            return _from_cache(elf, slot.key, slot.hit)
+        scan = dataclasses.replace(scan, cache_key=slot.key)
         scan_cache.store_scan(slot, elf, scan)
     return scan
 
@@ -681,23 +889,15 @@ class _Branches:
 
 def _call_graph(sc: _Scanner, imports: _Imports, defined: np.ndarray) -> tuple[CallGraph, _Branches]:
     """Prefilter the branches, resolve their targets to function or import nodes, build the graph."""
-    pos, tgt, kind = sc.branch_candidates()
-    sc.stats["branch_candidates"] = len(pos)
+    pos, tgt, kind, node, src_all = sc.branch_candidates()
     starts = sc.starts
     is_got = (kind == KIND_GOTCALL) | (kind == KIND_GOTJMP) | (kind == KIND_GOTLOAD)
-    node = np.full(len(pos), -1, np.int64)
-    # direct targets: function starts
-    if len(starts):
-        inr = np.flatnonzero((~is_got) & (tgt >= starts[0]) & (tgt <= starts[-1]))
-        k = np.searchsorted(starts, tgt[inr])
-        ok = starts[np.minimum(k, len(starts) - 1)] == tgt[inr]
-        node[inr[ok]] = k[ok]
     _resolve_plt_got(sc, imports, defined, tgt, is_got, node)
     keep = node >= 0
-    src = np.searchsorted(starts, pos[keep], side="right").astype(np.int64) - 1
+    src = src_all[keep]
     ok = src >= 0
     refs = (node < 0) & np.isin(kind, REF_KINDS)
-    ref_src = np.searchsorted(starts, pos[refs], side="right").astype(np.int64) - 1
+    ref_src = src_all[refs]
     data = _reference_graph(sc, imports, ref_src, tgt[refs])
     graph = CallGraph.from_edges(
         starts,
@@ -758,7 +958,7 @@ def _reference_graph(sc: _Scanner, imports: _Imports, ref_src: np.ndarray, ref_t
     in_obj = _in_ranges(ranges, obj_lo)
     obj_lo, obj_hi = obj_lo[in_obj], obj_hi[in_obj]
     # every GOT slot is a piece of its own: code loads slots one by one
-    cuts = np.unique(np.concatenate([ranges[:, 0], ref_tgt, tgts[ptr_data], obj_lo, offs[slots]]).astype(np.uint64))
+    cuts = sorted_unique(np.concatenate([ranges[:, 0], ref_tgt, tgts[ptr_data], obj_lo, offs[slots]]).astype(np.uint64))
     if len(obj_lo):  # drop cuts strictly inside a sized object (but keep section starts)
         order = np.argsort(obj_lo, kind="stable")
         lo_s, hi_max = obj_lo[order], np.maximum.accumulate(obj_hi[order])
@@ -796,7 +996,7 @@ def _resolve_plt_got(
 ) -> None:
     """Set ``node`` for targets that are PLT stubs (direct branches) or GOT slots (GOT calls and
     loads): the defined function the symbol names, else an import node."""
-    plt, got = plt_stub_symbols(sc.elf), got_slot_symbols(sc.elf)
+    plt, got = sc.plt_stubs, sc.got_slots
     stub_addr, stub_sym = np.fromiter(plt.keys(), np.uint64, len(plt)), np.fromiter(plt.values(), np.int64, len(plt))
     slot_addr, slot_sym = np.fromiter(got.keys(), np.uint64, len(got)), np.fromiter(got.values(), np.int64, len(got))
     sym_to_node = _defined_symbol_nodes(sc, defined, np.concatenate([stub_sym, slot_sym]))
@@ -822,7 +1022,7 @@ def _defined_symbol_nodes(sc: _Scanner, defined: np.ndarray, used: np.ndarray) -
     (-1 for every other symbol; imports get their nodes when a branch reaches them)."""
     dyn, starts, nf = sc.dyn, sc.starts, len(sc.starts)
     sym_to_node = np.full(max(dyn.count, 1), -1, np.int64)
-    used_syms = np.unique(used) if dyn.count else np.zeros(0, np.int64)
+    used_syms = sorted_unique(used) if dyn.count else np.zeros(0, np.int64)
     if len(used_syms):
         dsyms = used_syms[defined[used_syms]]
         vals = dyn.table["value"][dsyms].astype(np.uint64)
@@ -974,20 +1174,26 @@ def _symbols_named(elf: ElfFile, dyn: DynamicSymbols, names: frozenset[str], mas
 
 
 def _function_exports(dyn: DynamicSymbols) -> list[tuple[str, int]]:
-    """(export key, address) of defined FUNC/IFUNC dynamic symbols, without a Python object per symbol."""
+    """(export key, address) of defined FUNC/IFUNC dynamic symbols, without a Python object per
+    symbol: names from the table's one-pass decode, the version suffix once per versym value."""
     if not dyn.count:
         return []
     idx = dyn.defined_indices()
     t = dyn.table
     typ = t["info"][idx] & 0xF
     idx = idx[((typ == STT_FUNC) | (typ == STT_GNU_IFUNC)) & (t["value"][idx] != 0)]
+    names = dyn.names
+    indices, values = idx.tolist(), t["value"][idx].tolist()
+    if dyn.versym is None:
+        return [(names[i], v) for i, v in zip(indices, values, strict=True)]
+    suffixes: dict[int, str] = {}
     out = []
-    values = t["value"][idx].tolist()
-    for i, v in zip(idx.tolist(), values, strict=True):
-        version, default, _ = dyn.export_version(i)
-        name = dyn.name(i)
-        key = name if not version else (f"{name}@@{version}" if default else f"{name}@{version}")
-        out.append((key, int(v)))
+    for i, v, raw in zip(indices, values, dyn.versym[idx].tolist(), strict=True):
+        suffix = suffixes.get(raw)
+        if suffix is None:
+            version, default, _ = dyn.export_version(i)  # a function of the versym value alone
+            suffix = suffixes[raw] = "" if not version else (f"@@{version}" if default else f"@{version}")
+        out.append((names[i] + suffix, v))
     return out
 
 

@@ -1,0 +1,96 @@
+"""One large object's scan: the prefilter split over forked processes, and the scan that runs
+while a thread hashes the file.  Both are meant for libtorch_cpu.so-sized files; here their size
+thresholds are lowered so that a fixture compiled at test time takes the same code paths."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from helpers_syscalls import build_syscall_fixture
+
+from uk_depscan.elf.file import open_elf
+from uk_depscan.store.identity import object_identity
+from uk_depscan.syscalls import scan as scan_mod
+from uk_depscan.syscalls.processes import processes, scan_processes
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    return build_syscall_fixture("x86_64", tmp_path_factory.mktemp("sys-x86_64"))
+
+
+def _body(s: scan_mod.LibraryScan) -> dict:
+    body = s.to_json()
+    body["stats"] = {k: v for k, v in body["stats"].items() if not k.startswith("t_")}  # timings vary
+    return body
+
+
+def _graph(s: scan_mod.LibraryScan) -> tuple:
+    g = s.graph
+    arrays = [getattr(g, f).tolist() for f in ("func_starts", "indptr", "indices", "data_starts")]
+    return (*arrays, g.import_keys)
+
+
+def test_prefilter_over_processes_is_the_serial_scan(lib, monkeypatch):
+    # small chunks, so that the fixture's .text makes several chunks of several ranges each
+    monkeypatch.setattr(scan_mod, "CHUNK", 512)
+    monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", 0)
+    pools = []
+    real = scan_mod._in_pool
+    monkeypatch.setattr(scan_mod, "_in_pool", lambda *a: pools.append(a[1]) or real(*a))
+    with open_elf(lib) as elf:
+        serial = scan_mod._scan(elf, "")
+        assert not pools
+        with scan_processes(2):
+            parallel = scan_mod._scan(elf, "")
+    assert pools == [2]
+    assert serial.stats["branch_candidates"] > 0 and serial.sites
+    assert _body(parallel) == _body(serial)
+    assert _graph(parallel) == _graph(serial)
+    assert processes() == 1  # the setting ends with its block
+
+
+def test_chunking_does_not_change_the_scan(lib, monkeypatch):
+    with open_elf(lib) as elf:
+        whole = scan_mod._scan(elf, "")
+        monkeypatch.setattr(scan_mod, "CHUNK", 256)
+        chunked = scan_mod._scan(elf, "")
+    # the prefilter's order differs; what the scan finds does not
+    assert sorted(map(str, _body(chunked)["sites"])) == sorted(map(str, _body(whole)["sites"]))
+    assert _graph(chunked) == _graph(whole)
+
+
+def test_sorted_unique_is_np_unique():
+    from uk_depscan.elf.frames import sorted_unique
+
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 2, 1000):
+        a = rng.integers(0, 50, n).astype(np.uint64)
+        got = sorted_unique(a)
+        assert got.dtype == a.dtype and got.tolist() == np.unique(a).tolist()
+
+
+def test_scan_while_hashing_stores_and_reuses(lib, tmp_path, monkeypatch):
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(scan_mod, "SPECULATE_MIN_BYTES", 0)
+    speculated = []
+    real = scan_mod._scan_while_hashing
+    monkeypatch.setattr(scan_mod, "_scan_while_hashing", lambda elf: speculated.append(elf.name) or real(elf))
+    with open_elf(lib) as elf:
+        cold = scan_mod.scan_library(elf)
+        plain = scan_mod._scan(elf, cold.cache_key)
+    assert len(speculated) == 1 and not cold.from_cache
+    assert cold.cache_key.startswith("syscalls/") and cold.cache_key.endswith(object_identity(lib).sha256)
+    assert _body(cold) == _body(plain)
+    with open_elf(lib) as elf:  # the same file: its digest is memoised, the entry is used
+        warm = scan_mod.scan_library(elf)
+    assert len(speculated) == 1 and warm.from_cache and warm.cache_key == cold.cache_key
+    # the same bytes under another name: an unknown stamp, so a speculative scan, then a cache hit
+    copy = tmp_path / "copy.so"
+    shutil.copyfile(lib, copy)
+    with open_elf(copy) as elf:
+        again = scan_mod.scan_library(elf)
+    assert len(speculated) == 2 and again.from_cache and again.cache_key == cold.cache_key
+    assert [s.to_json() for s in again.sites] == [s.to_json() for s in cold.sites]
