@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import FIXTURES, compile_so, host_libstdcxx, need, run_cli
 
 from uk_depscan.loader.binding import bind_symbols
@@ -86,3 +87,68 @@ def test_imports_match_readelf(tmp_path: Path) -> None:
     from uk_depscan.elf.symbols import dynamic_symbols
 
     assert {s.key for s in dynamic_symbols(open_elf(target)).iter_imports()} == theirs
+
+
+def test_gnu_hash_lookup_finds_what_the_name_table_holds(tmp_path: Path) -> None:
+    """ld.so's path to a definition (Bloom filter, bucket, hash chain) against every definition
+    listed by name, for every import of every object of a C++ closure (libstdc++, libm, libc, ld.so),
+    for names defined and not; then a library whose DT_GNU_HASH is damaged binds the same through the
+    name table."""
+    from uk_depscan.elf.file import open_elf
+    from uk_depscan.elf.symbols import dynamic_symbols, gnu_hashes
+
+    def ref(name: bytes) -> int:
+        h = 5381
+        for c in name:
+            h = (h * 33 + c) & 0xFFFFFFFF
+        return h
+
+    samples = [b"", b"a", b"printf", b"_ZNSt6vectorIiSaIiEE9push_backERKi" * 20, bytes(range(1, 256))]
+    assert gnu_hashes(samples).tolist() == [ref(n) for n in samples]
+    result = resolve_tree(host_libstdcxx())
+    tables = {i: dynamic_symbols(elf) for i, elf in result.files.items()}
+    names = sorted({s.name for t in tables.values() for s in t.iter_imports()} | {"no_such_symbol", ""})
+    raw = [n.encode("utf-8", "surrogateescape") for n in names]
+    checked = 0
+    for t in tables.values():
+        found = t.lookup(raw, gnu_hashes(raw))
+        assert found is not None, "no DT_GNU_HASH on a Debian library"
+        assert found == [t.definitions.get(n, []) for n in names]
+        checked += sum(map(bool, found))
+    assert checked > 100
+    # a library whose DT_GNU_HASH has no buckets: ld.so would divide by zero; the name table answers
+    prov = compile_so(tmp_path / "libprov.so", [SRC / "lib.c"], define="provided_func")
+    user = compile_so(tmp_path / "libweak.so", [SRC / "weak.c"], link=[prov], runpath="$ORIGIN")
+    good = [(b.symbol.key, b.provider, b.provider_version) for b in bind_symbols(resolve_tree(user)).bindings]
+    with open_elf(prov) as elf:
+        addr = elf.dyn_value("GNU_HASH")
+        off = elf.vaddr_to_offset(addr, 16) if addr is not None else None
+    assert off is not None, "the fixture has no DT_GNU_HASH"
+    data = bytearray(prov.read_bytes())
+    data[off : off + 4] = bytes(4)  # nbuckets = 0
+    prov.write_bytes(bytes(data))
+    damaged = resolve_tree(user)
+    assert dynamic_symbols(damaged.files[1]).gnu_hash is None
+    assert [(b.symbol.key, b.provider, b.provider_version) for b in bind_symbols(damaged).bindings] == good
+
+
+def test_gnu_hash_walk_has_a_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its budget of chain steps (a crafted table can chain every symbol in one bucket), a
+    lookup gives the table up for good and the name table answers: the same definitions."""
+    from uk_depscan.elf import symbols
+    from uk_depscan.elf.symbols import dynamic_symbols, gnu_hashes
+
+    result = resolve_tree(host_libstdcxx())
+    tables = {i: dynamic_symbols(elf) for i, elf in result.files.items()}
+    names = sorted({s.name for t in tables.values() for s in t.iter_imports()})
+    raw = [n.encode("utf-8", "surrogateescape") for n in names] * 8
+    monkeypatch.setattr(symbols, "HASH_WALK_FLOOR", 0)
+    gave_up = [t for t in tables.values() if t.lookup(raw, gnu_hashes(raw)) is None]
+    assert gave_up, "no table ran out of its budget"
+    for t in gave_up:
+        assert t.lookup(raw[:1], gnu_hashes(raw[:1])) is None  # for good
+    before = [(b.importer, b.symbol.key, b.provider, b.provider_version) for b in bind_symbols(result).bindings]
+    fresh = resolve_tree(host_libstdcxx())
+    monkeypatch.setattr(symbols, "HASH_WALK_FLOOR", 1 << 16)
+    after = [(b.importer, b.symbol.key, b.provider, b.provider_version) for b in bind_symbols(fresh).bindings]
+    assert before == after

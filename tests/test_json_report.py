@@ -97,3 +97,37 @@ def test_golden_deps_report(chain: Path) -> None:
     if os.environ.get("UK_DEPSCAN_UPDATE_GOLDEN") == "1":  # deliberate update: review the diff, commit
         golden.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     assert doc == json.loads(golden.read_text())
+
+
+def test_dumps_is_json_dumps_byte_for_byte() -> None:
+    """The report's own indenting encoder against the standard library's, on every JSON value kind,
+    the escapes, enum members, tuples and the keys it hands back to json.dumps."""
+    import enum
+    import random
+
+    from uk_depscan.report.json_report import dumps
+
+    class S(str, enum.Enum):
+        A = "a\u00e9"
+
+    class N(enum.IntEnum):
+        X = 3
+
+    rng = random.Random(7)
+    texts = ["", "plain", 'q"uote\\', "\x00\x1f\x7f", "é\u2028\udcff\ud800", "日本", "</script>"]
+    scalars = [None, True, False, 0, -1, 10**30, 0.1, -0.0, 1e300, float("nan"), float("inf"), -float("inf"), S.A, N.X]
+
+    def value(depth: int) -> object:
+        kind = rng.randrange(4 if depth < 4 else 2)
+        if kind == 0:
+            return rng.choice(texts)
+        if kind == 1:
+            return rng.choice(scalars)
+        if kind == 2:
+            items = [value(depth + 1) for _ in range(rng.randrange(4))]
+            return tuple(items) if rng.random() < 0.3 else items
+        return {rng.choice(texts) + str(i): value(depth + 1) for i in range(rng.randrange(4))}
+
+    docs = [value(0) for _ in range(300)] + [{}, [], {"k": {1: "int key"}}, {"b": 1, "a": [{}]}]
+    for doc in docs:
+        assert dumps(doc) == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True), doc

@@ -161,7 +161,15 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         f'int {imp}(void) {{ long r; __asm__ volatile ("syscall" : "=a"(r) : "a"(39L) : "rcx", "r11", '
         '"memory"); return (int)r; }\n'
     )
-    dep = compile_so(tmp / "build" / "libdep.so", [dep_src], soname=f"libdep{ph['dep'].decode()}.so")
+    # the names are patched after linking, which a DT_GNU_HASH table would still hash as the
+    # placeholders (ld.so, and the binding that follows it, would not find imp_<P> there); with only
+    # the SysV table, which the binding does not walk, imp_<P> is looked up by name
+    dep = compile_so(
+        tmp / "build" / "libdep.so",
+        [dep_src],
+        soname=f"libdep{ph['dep'].decode()}.so",
+        extra=["-Wl,--hash-style=sysv"],
+    )
     gone = compile_so(
         tmp / "build" / "libgone.so", [FIXTURES / "loader" / "lib.c"], soname=f"libgone{ph['gone'].decode()}.so"
     )

@@ -75,6 +75,68 @@ def test_reach_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.
         assert _reach_rows(tmp_path / CACHE_FILE)[0][3:] == (meta, data), what
 
 
+def _path_rows(db: Path) -> list[tuple[str, str, int, bytes, bytes]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT key, object, size, meta, data FROM entries WHERE key LIKE 'paths/%'").fetchall()
+
+
+def _path_poisons(meta: bytes) -> list[tuple[str, bytes]]:
+    """(what, meta): the document damaged, or one stored path made impossible in the call graph."""
+    doc = json.loads(meta)
+    q, path = next((q, v) for q, v in sorted(doc["paths"].items()) if v and len(v) > 1)
+    target = int(q.split("|")[2])
+
+    def one(value: object) -> bytes:
+        return json.dumps({**doc, "paths": {**doc["paths"], q: value}}).encode()
+
+    return [
+        ("not JSON", b"{"),
+        ("wrong format", json.dumps({**doc, "format": 99}).encode()),
+        ("paths not an object", json.dumps({**doc, "paths": []}).encode()),
+        ("path of strings", one([str(n) for n in path])),
+        ("node out of range", one([*path[:-1], 10**9])),
+        ("negative node", one([-1, *path[1:]])),
+        ("not to its target", one(path[:-1])),
+        ("a step that is no edge", one([path[-1], *path])),
+        ("a node twice", one([*path[:-1], *path])),
+        ("empty path", one([])),
+        ("names not an object", json.dumps({**doc, "names": []}).encode()),
+        ("a name not a string", json.dumps({**doc, "names": {**doc["names"], "0": 7}}).encode()),
+    ] + ([("wrong target in the question", one([target + 1]))] if target + 1 != path[-1] else [])
+
+
+def test_path_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lib: Path) -> None:
+    """The chain paths stored beside the scan: a warm run reads them instead of searching the call
+    graph, and every damaged form of them is one warning, the paths recomputed, the entry rewritten."""
+    from uk_depscan.store import cache as store_cache
+    from uk_depscan.syscalls import pathcache
+
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path))
+    code, ref, err = run_cli(["scan", str(lib), *ARGS, "--no-cache"])
+    assert code in (0, 1), err
+    assert run_cli(["scan", str(lib), *ARGS])[1] == ref  # cold: computes and stores the paths
+    rows = _path_rows(tmp_path / CACHE_FILE)
+    assert len(rows) == 1, "the target's chain paths were not stored"
+    key, obj, size, meta, data = rows[0]
+    assert any(v and len(v) > 1 for v in json.loads(meta)["paths"].values()), "no function-level path stored"
+    assert json.loads(meta)["names"], "no function name stored"
+    pathcache._process.clear()
+    reachcache._process.clear()
+    code, warm, err = run_cli(["scan", str(lib), *ARGS])
+    assert warm == ref and "warning" not in err.lower()
+    for what, bad_meta in _path_poisons(meta):
+        CacheStore(tmp_path).put(key, obj, size, bad_meta, data)  # a valid digest: only decoding can refuse it
+        pathcache._process.clear()
+        store_cache._warned.clear()  # as in a new process
+        code, out, err = run_cli(["scan", str(lib), *ARGS])
+        assert out == ref, what
+        assert err.count("ignoring the cached chain paths of") == 1, (what, err)
+        pathcache._process.clear()
+        code, out, err = run_cli(["scan", str(lib), *ARGS])  # rewritten: a clean warm hit again
+        assert out == ref and "ignoring" not in err, what
+        assert _path_rows(tmp_path / CACHE_FILE)[0][3] == meta, what
+
+
 def _zip_dir(src: Path, whl: Path) -> Path:
     import zipfile
 

@@ -62,5 +62,18 @@ def test_malformed_table_names_the_file() -> None:
         summaries_from_json(
             '{"schema_version": 1, "sets": [], "libraries": {"x": {"entries": {"a": [9, 0, 0]}}}}', "mine.json"
         )
+    # entries are made when first looked up, but checked when the table is loaded
+    for entries in (
+        '{"a": [0, 0]}',
+        '{"a": [0, 0, 0, 0, 0]}',
+        '{"a": [0, true, 0]}',
+        '{"a": "0"}',
+        "[]",
+        '{"a": [-1, 0, 0]}',
+    ):
+        with pytest.raises(TableError, match=r"mine\.json"):
+            summaries_from_json(
+                '{"schema_version": 1, "sets": [[]], "libraries": {"x": {"entries": ' + entries + "}}}", "mine.json"
+            )
     with pytest.raises(TableError, match="unknown libc model"):
         load_shipped("uclibc", "x86_64")

@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from uk_depscan.elf.file import DT, EM_AARCH64, EM_X86_64, MAX_TABLE_ENTRIES, ElfFile
+from uk_depscan.errors import ElfFormatError
 
 SHT_DYNSYM = 11
 STB_NAMES = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
@@ -89,6 +90,7 @@ class DynamicSymbols:
         self.count = len(self.table)
         self.strtab_off, self.strtab_size = _strtab(elf)
         self.versym = _versym(elf, self.count)
+        self._hash_abandoned = False  # lookup() gave up on this table's chains (see its budget)
 
     def name(self, index: int) -> str:
         off = int(self.table["name"][index])
@@ -113,6 +115,19 @@ class DynamicSymbols:
         )
 
     @cached_property
+    def import_names(self) -> dict[int, str]:
+        """Symbol index -> name of every imported symbol (as :attr:`names` has it), decoding only
+        those: binding needs the ~1 k imports of libtorch_cpu.so, not its 75 k names."""
+        if "names" in self.__dict__:
+            return {i: self.names[i] for i in self.imported_indices().tolist()}
+        idx = self.imported_indices().tolist()
+        offsets = self.table["name"][idx].tolist() if idx else []
+        names = decode_names(
+            self.elf, self.strtab_off, self.strtab_size, offsets, "DT_STRTAB", lambda k: f"<bad-name-{idx[k]}>"
+        )
+        return dict(zip(idx, names, strict=True))
+
+    @cached_property
     def version_needs(self) -> dict[int, VersionNeed]:
         return _parse_verneed(self)
 
@@ -135,7 +150,34 @@ class DynamicSymbols:
             need = self.version_needs.get(int(self.versym[index]) & 0x7FFF)
             if need is not None:
                 version, file = need.name, need.file
-        return ImportedSymbol(self.names[index], version, file, self.binding(index), self.sym_type(index))
+        name = self.import_names.get(index)
+        if name is None:
+            name = self.names[index]
+        return ImportedSymbol(name, version, file, self.binding(index), self.sym_type(index))
+
+    def imports_of(self, indices: list[int]) -> list[ImportedSymbol]:
+        """:meth:`import_of` of each index, reading the table's columns once for all of them."""
+        if not indices:
+            return []
+        infos = self.table["info"][indices].tolist()
+        raws = self.versym[indices].tolist() if self.versym is not None else [None] * len(indices)
+        needs = self.version_needs if self.versym is not None else {}
+        names = self.import_names
+        out = []
+        for i, info, raw in zip(indices, infos, raws, strict=True):
+            need = needs.get(raw & 0x7FFF) if raw is not None else None
+            name = names.get(i)
+            b, t = info >> 4, info & 0xF
+            out.append(
+                ImportedSymbol(
+                    name if name is not None else self.names[i],
+                    need.name if need is not None else None,
+                    need.file if need is not None else None,
+                    STB_NAMES.get(b, f"STB_{b}"),
+                    STT_NAMES.get(t, f"STT_{t}"),
+                )
+            )
+        return out
 
     def imported_indices(self) -> np.ndarray:
         t = self.table
@@ -152,7 +194,7 @@ class DynamicSymbols:
         return np.nonzero(mask)[0]
 
     def iter_imports(self) -> list[ImportedSymbol]:
-        return [self.import_of(int(i)) for i in self.imported_indices()]
+        return self.imports_of(self.imported_indices().tolist())
 
     def export_version(self, index: int) -> tuple[str | None, bool, int]:
         """(version name or None, default?, raw version index) of a defined symbol."""
@@ -182,24 +224,201 @@ class DynamicSymbols:
             )
         return out
 
+    def _bindable(self) -> np.ndarray:
+        """Indices of the definitions a lookup may return: defined, global/weak/unique, of a type
+        dl-lookup.c's ``ALLOWED_STT`` admits."""
+        idx = self.defined_indices()
+        kinds = self.table["info"][idx] & 0xF
+        return idx[np.isin(kinds, BINDABLE_TYPES)]
+
+    @cached_property
+    def _version_of(self) -> dict[int, str | None]:
+        return {ndx: (None if base else name) for ndx, (name, base) in self.version_defs.items()}
+
     @cached_property
     def definitions(self) -> dict[str, list[tuple[int, str | None, int]]]:
         """name → [(index, version name, raw versym)] of defined symbols, for the loader's binding."""
         out: dict[str, list[tuple[int, str | None, int]]] = {}
-        idx = self.defined_indices()
-        kinds = self.table["info"][idx] & 0xF
-        idx = idx[np.isin(kinds, (0, 1, 2, 5, 6, 10))]  # dl-lookup.c ALLOWED_STT
+        idx = self._bindable()
         names = self.names
         if self.versym is None:  # export_version without versions: (None, default, 1)
             for i in idx.tolist():
                 out.setdefault(names[i], []).append((i, None, 1))
             return out
         raws = self.versym[idx].astype(np.int64).tolist()
-        vdefs = self.version_defs
-        version_of = {ndx: (None if base else name) for ndx, (name, base) in vdefs.items()}
+        version_of = self._version_of
         for i, raw in zip(idx.tolist(), raws, strict=True):
             out.setdefault(names[i], []).append((i, version_of.get(raw & 0x7FFF), raw))
         return out
+
+    @cached_property
+    def gnu_hash(self) -> GnuHash | None:
+        """The DT_GNU_HASH table ld.so looks symbols up in, or None when there is none or it is
+        malformed (the caller then uses :attr:`definitions`, built from every name)."""
+        return _gnu_hash(self)
+
+    def lookup(self, names: list[bytes], hashes: np.ndarray) -> list[list[tuple[int, str | None, int]]] | None:
+        """The :attr:`definitions` entry of each name (``hashes``: :func:`gnu_hashes` of them), found
+        the way ld.so's ``do_lookup_x`` finds a symbol: the Bloom filter, the bucket, then the hash
+        chain, comparing names only where the chain's hash matches.  None without a usable table."""
+        table = self.gnu_hash
+        if table is None or self._hash_abandoned:
+            return None
+        out: list[list[tuple[int, str | None, int]]] = [[] for _ in names]
+        if not names:
+            return out
+        bits = table.word_bits
+        h = hashes.astype(np.uint64)
+        words = table.bloom[((h // np.uint64(bits)) & np.uint64(len(table.bloom) - 1)).astype(np.int64)]
+        words = words.astype(np.uint64)
+        b1 = h & np.uint64(bits - 1)
+        b2 = (h >> np.uint64(table.shift)) & np.uint64(bits - 1)
+        hit = ((words >> b1) & (words >> b2) & np.uint64(1)) != 0
+        bucket = table.buckets[(h % np.uint64(len(table.buckets))).astype(np.int64)]
+        todo = np.flatnonzero(hit & (bucket != 0)).tolist()
+        if not todo:
+            return out
+        chain = table.chain_list
+        bindable = table.bindable
+        base, limit = self.strtab_off, (self.strtab_off or 0) + self.strtab_size
+        name_off = self.table["name"]
+        versym = self.versym
+        version_of = self._version_of
+        hlist, blist = hashes.tolist(), bucket.tolist()
+        # A crafted table can make every name walk one chain of all the symbols, or match the hash of
+        # long names everywhere: past a budget proportional to the tables, the names answer instead.
+        steps = 4 * len(chain) + HASH_WALK_FLOOR
+        compared = NAME_BYTES_PER_STRTAB_BYTE * self.strtab_size + (1 << 20)
+        for k in todo:
+            want, j = hlist[k] >> 1, blist[k] - table.symoffset
+            while True:
+                v = chain[j]
+                sym = j + table.symoffset
+                steps -= 1
+                if steps < 0:
+                    self._hash_abandoned = True
+                    return None
+                if v >> 1 == want and bindable[sym] and base is not None:
+                    off = int(name_off[sym])
+                    compared -= len(names[k])
+                    if compared < 0:
+                        self._hash_abandoned = True
+                        return None
+                    if off < self.strtab_size and self._name_is(base + off, limit, names[k]):
+                        if versym is None:
+                            out[k].append((sym, None, 1))
+                        else:
+                            raw = int(versym[sym])
+                            out[k].append((sym, version_of.get(raw & 0x7FFF), raw))
+                if v & 1:
+                    break
+                j += 1
+        return out
+
+    def _name_is(self, at: int, limit: int, name: bytes) -> bool:
+        """Whether the NUL-terminated string at ``at`` (cut at ``limit``, as :meth:`ElfFile.cstring`
+        cuts it) is ``name`` (which holds no NUL); reads ``len(name) + 1`` bytes at most."""
+        stop = min(self.elf.size, limit)
+        end = at + len(name)
+        if at >= stop or end > stop:  # past the end of the file: no name (decode_names would refuse it)
+            return False
+        if self.elf.bytes_at(at, len(name), "DT_STRTAB name") != name:
+            return False
+        return end == stop or self.elf.bytes_at(end, 1, "DT_STRTAB name")[0] == 0
+
+
+# dl-lookup.c ALLOWED_STT: NOTYPE, OBJECT, FUNC, COMMON, TLS, GNU_IFUNC
+BINDABLE_TYPES = (0, 1, 2, 5, 6, 10)
+# Chain steps one lookup() may take beyond four per chain entry before it gives up on the table.
+HASH_WALK_FLOOR = 1 << 16
+# Names hashed per numpy pass: bounds the uint64 temporaries whatever the names' total length.
+HASH_CHUNK_BYTES = 1 << 22
+
+
+@dataclass(frozen=True)
+class GnuHash:
+    """A DT_GNU_HASH table (glibc ``_dl_setup_hash``), checked so that every walk stays inside it."""
+
+    symoffset: int
+    shift: int
+    word_bits: int
+    bloom: np.ndarray
+    buckets: np.ndarray
+    chain: np.ndarray  # hash values of symbols symoffset .. count-1
+    bindable: np.ndarray  # per symbol index: a definition a lookup may return
+
+    @cached_property
+    def chain_list(self) -> list[int]:
+        """The chain as Python ints, made once: every lookup walks it value by value."""
+        return self.chain.tolist()  # type: ignore[no-any-return]
+
+
+def _gnu_hash(syms: DynamicSymbols) -> GnuHash | None:
+    elf = syms.elf
+    addr = elf.dyn_value("GNU_HASH")
+    if addr is None or syms.count == 0:
+        return None
+    off = elf.vaddr_to_offset(addr, 16)
+    if off is None:
+        return None
+    u4 = np.dtype(elf.endian + "u4")
+    try:
+        nbuckets, symoffset, nwords, shift = elf.array_at(off, u4, 4, "DT_GNU_HASH").tolist()
+        # ld.so divides by nbuckets and masks with nwords - 1: zero would be its crash, not a lookup
+        if not nbuckets or not nwords or shift >= 32 or symoffset > syms.count:
+            return None
+        word = elf.addr_dtype
+        bloom = elf.array_at(off + 16, word, nwords, "DT_GNU_HASH bloom")
+        b_off = off + 16 + nwords * word.itemsize
+        buckets = elf.array_at(b_off, u4, nbuckets, "DT_GNU_HASH buckets")
+        chain = elf.array_at(b_off + nbuckets * 4, u4, syms.count - symoffset, "DT_GNU_HASH chain")
+    except ElfFormatError:
+        return None
+    used = buckets[buckets != 0].astype(np.int64)
+    if len(used) and (int(used.min()) < symoffset or int(used.max()) >= syms.count):
+        return None
+    ends = np.flatnonzero(chain & 1)
+    if len(used) and not (len(ends) and int(ends[-1]) >= int(used.max()) - symoffset):
+        return None  # a chain running past the symbols we know of
+    bindable = np.zeros(syms.count, np.bool_)
+    bindable[syms._bindable()] = True
+    return GnuHash(symoffset, shift, 8 * word.itemsize, bloom, buckets, chain, bindable)
+
+
+def gnu_hashes(names: list[bytes]) -> np.ndarray:
+    """glibc's ``dl_new_hash`` (h = h * 33 + c from 5381, 32 bits) of each name, vectorised:
+    h = 5381 * 33**n + sum(c_j * 33**(n-1-j)), computed modulo 2**64 (numpy's unsigned wrap-around)
+    and then reduced to 32 bits, which 2**64 preserves."""
+    out = np.zeros(len(names), np.uint32)
+    start = 0
+    while start < len(names):
+        stop, total = start, 0
+        while stop < len(names) and (stop == start or total + len(names[stop]) <= HASH_CHUNK_BYTES):
+            total += len(names[stop])
+            stop += 1
+        out[start:stop] = _hash_chunk(names[start:stop])
+        start = stop
+    return out
+
+
+def _hash_chunk(names: list[bytes]) -> np.ndarray:
+    lengths = np.fromiter((len(n) for n in names), np.int64, len(names))
+    longest = int(lengths.max()) if len(names) else 0
+    powers = np.ones(longest + 1, np.uint64)
+    if longest:
+        powers[1:] = np.uint64(33)
+        powers = np.cumprod(powers, dtype=np.uint64)
+    h = np.uint64(5381) * powers[lengths]
+    data = np.frombuffer(b"".join(names), np.uint8).astype(np.uint64)
+    if len(data):
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        # the exponent of each byte: the bytes after it in its own name
+        after = np.repeat(starts + lengths, lengths) - np.arange(len(data)) - 1
+        terms = data * powers[after]
+        nonempty = lengths > 0
+        h[nonempty] += np.add.reduceat(terms, starts[nonempty])
+    out: np.ndarray = (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return out
 
 
 def decode_names(

@@ -11,6 +11,10 @@ objects unless LD_DYNAMIC_WEAK).  Matching follows ``check_match``:
 * an unversioned reference accepts index 0–2 (unversioned, base, the oldest version) or the
   single non-hidden versioned definition.
 
+Each object is searched through its DT_GNU_HASH table as ``do_lookup_x`` searches it (Bloom filter,
+bucket, chain), so only the imported names are ever decoded; an object without one (or with a
+malformed one) is searched by name over all its definitions instead.
+
 Version requirements themselves are checked like dl-version.c ``match_symbol``: every
 (DT_VERNEED file, version) must be defined by the loaded object of that name.
 """
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from uk_depscan.elf.symbols import VERSYM_HIDDEN, DynamicSymbols, ImportedSymbol, dynamic_symbols
+import numpy as np
+
+from uk_depscan.elf.symbols import VERSYM_HIDDEN, DynamicSymbols, ImportedSymbol, dynamic_symbols, gnu_hashes
 from uk_depscan.errors import DepscanError
 from uk_depscan.loader.resolve import LoadResult
 from uk_depscan.model import VersionProblem
@@ -75,33 +81,46 @@ def bind_symbols(result: LoadResult, importers: tuple[int, ...] | None = None) -
 
 
 def _bind_object(imp: int, tables: dict[int, DynamicSymbols], scope: list[int]) -> list[Binding]:
+    """Every import of ``imp`` looked up in ``scope`` order, the first matching definition winning.
+
+    Each object is asked for all the still-unbound names at once through its DT_GNU_HASH table
+    (:meth:`DynamicSymbols.lookup`, ld.so's own path to a definition), so the names of the
+    definitions are never all decoded; an object without a usable table answers from
+    :attr:`DynamicSymbols.definitions`."""
     syms = tables[imp]
-    out = []
-    for idx in syms.imported_indices().tolist():
-        sym = syms.import_of(idx)
-        hidden = False
-        if syms.versym is not None:
-            need = syms.version_needs.get(int(syms.versym[idx]) & 0x7FFF)
-            hidden = bool(need and need.hidden)
-        provider, version = _lookup(sym, hidden, tables, scope)
-        out.append(Binding(imp, sym, provider, version))
-    return out
-
-
-def _lookup(
-    sym: ImportedSymbol, hidden: bool, tables: dict[int, DynamicSymbols], scope: list[int]
-) -> tuple[int | None, str | None]:
+    indices = syms.imported_indices().tolist()
+    symbols = syms.imports_of(indices)
+    hidden = [False] * len(indices)
+    if syms.versym is not None and indices:
+        needs = syms.version_needs
+        for k, raw in enumerate(syms.versym[indices].tolist()):
+            need = needs.get(raw & 0x7FFF)
+            hidden[k] = bool(need and need.hidden)
+    found: list[tuple[int | None, str | None]] = [(None, None)] * len(indices)
+    pending = list(range(len(indices)))
+    # each distinct name encoded, hashed and looked up once: imports may share one (hostile) name
+    names = [s.name for s in symbols]
+    distinct = {n: i for i, n in enumerate(dict.fromkeys(names))}
+    which = [distinct[n] for n in names]
+    raw = [n.encode("utf-8", "surrogateescape") for n in distinct]
+    hashes = gnu_hashes(raw) if raw else np.zeros(0, np.uint32)
     for obj in scope:
         table = tables.get(obj)
-        if table is None:
+        if table is None or not pending:
             continue
-        defs = table.definitions.get(sym.name)
-        if not defs:
-            continue
-        match = _match(sym.version, hidden, defs, table.versym is not None)
-        if match is not None:
-            return obj, match[1]
-    return None, None
+        asked = sorted({which[k] for k in pending})
+        answers = table.lookup([raw[u] for u in asked], hashes[asked])
+        defs_of = dict(zip(asked, answers, strict=True)) if answers is not None else None
+        left = []
+        for k in pending:
+            defs = defs_of[which[k]] if defs_of is not None else table.definitions.get(names[k])
+            match = _match(symbols[k].version, hidden[k], defs, table.versym is not None) if defs else None
+            if match is None:
+                left.append(k)
+            else:
+                found[k] = (obj, match[1])
+        pending = left
+    return [Binding(imp, sym, *where) for sym, where in zip(symbols, found, strict=True)]
 
 
 def _match(

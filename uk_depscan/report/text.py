@@ -19,12 +19,7 @@ import re
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
-
-from rich.cells import cell_len, set_cell_size
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-from rich.tree import Tree
+from typing import TYPE_CHECKING
 
 from uk_depscan.model import (
     Action,
@@ -46,6 +41,12 @@ from uk_depscan.names import demangle, demangle_versioned
 from uk_depscan.report.escape import for_terminal
 from uk_depscan.report.views import ExplainAnswer, QueryKind, target_views
 
+if TYPE_CHECKING:  # rich is imported by the functions that draw: a --format json run needs none of it
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+    from rich.tree import Tree
+
 VIA_STYLE = {
     FoundVia.ROOT: "bold",
     FoundVia.RPATH: "yellow",
@@ -61,6 +62,8 @@ TIER_STYLE = {Tier.P0: "bold red", Tier.P1: "yellow", Tier.P2: "cyan", Tier.P3: 
 
 
 def _console(color: bool, width: int) -> tuple[Console, io.StringIO]:
+    from rich.console import Console
+
     buf = io.StringIO()
     return Console(
         file=buf,
@@ -85,6 +88,8 @@ def _finish(buf: io.StringIO) -> str:
 
 
 def _t(text: str, style: str = "") -> Text:
+    from rich.text import Text
+
     return Text(for_terminal(text), style=style)
 
 
@@ -97,6 +102,8 @@ def _wrap(con: Console, text: str, style: str = "", *, indent: int | None = None
     """Print ``text`` wrapped between words to the console width, continuation lines indented
     (``indent`` columns, default: the text's own indent + 2); a single word longer than a line
     is cut with an ellipsis rather than broken inside a name or path."""
+    from rich.text import Text
+
     lead = len(text) - len(text.lstrip(" "))
     hang = " " * (lead + 2 if indent is None else indent)
     lines = textwrap.wrap(
@@ -115,6 +122,8 @@ Cell = tuple[str, str]  # (text, style)
 
 
 def _cut(text: str, width: int) -> str:
+    from rich.cells import cell_len, set_cell_size
+
     return text if cell_len(text) <= width else set_cell_size(text, max(width - 1, 0)) + "…"
 
 
@@ -131,6 +140,9 @@ def _grid(
     that is wider than the console, the ``shrink`` columns (first listed, first cut) give up room
     down to 8 cells, their cells cut with an ellipsis (``caps``: column → widest it may be when
     the table does not fit).  Identifiers in the other columns stay whole."""
+    from rich.cells import cell_len
+    from rich.text import Text
+
     cells = [[(for_terminal(text), style) for text, style in row] for row in rows]
     widths = [max([len(h), *(cell_len(r[i][0]) for r in cells)]) for i, h in enumerate(header)]
     excess = sum(widths) + 2 * (len(widths) - 1) - con.width
@@ -172,6 +184,8 @@ def render_deps(report: Report, *, color: bool = False, width: int = DEFAULT_WID
 
 
 def deps_tree(tree: LoadTree, verbose: bool = False) -> Tree:
+    from rich.tree import Tree
+
     root = tree.objects[0]
     top = Tree(_t(root.path, "bold"))
     nodes = {0: top}
@@ -216,6 +230,8 @@ def render_summary(report: Report, *, color: bool = False, width: int = DEFAULT_
 
 
 def _print_matrix(con: Console, report: Report, verbose: bool) -> None:
+    from rich.table import Table
+
     if not report.matrix:
         return
     _wrap(con, "matrix (syscalls × targets; x = needed)", "bold")
@@ -281,6 +297,8 @@ def _import_rows(con: Console, t: TargetReport) -> None:
 
 
 def _facts(t: TargetReport) -> Table:
+    from rich.table import Table
+
     e = t.elf
     facts = Table.grid(padding=(0, 2))
     facts.add_row(

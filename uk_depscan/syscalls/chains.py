@@ -22,12 +22,14 @@ here: their part of the chain stays one ``summary`` step.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from uk_depscan.syscalls.closure import OpenSummary, ReachedSyscall, Site, Step
+from uk_depscan.syscalls.pathcache import PathMemo, question
 from uk_depscan.syscalls.summaries import ALL
 
 if TYPE_CHECKING:
@@ -83,11 +85,10 @@ class ObjectPaths:
     """Function-level paths inside one engine-scanned object."""
 
     def __init__(self, summary: EngineSummary) -> None:
-        from uk_depscan.syscalls.reach import failure_nodes
-
         self.summary = summary
         self.graph: CallGraph = summary.scan.graph
-        self.blocked = failure_nodes(self.graph, summary.scan.exports)
+        self.memo: PathMemo | None = summary.path_memo  # the cached answers, when the scan is cached
+        self._blocked: np.ndarray | None = None
         self._links: dict[tuple[str, bool], np.ndarray] = {}
         self._reverse: tuple[np.ndarray, np.ndarray] | None = None
         self._starts: np.ndarray | None = None
@@ -101,12 +102,18 @@ class ObjectPaths:
             return f"data_{int(self.graph.data_starts[node - self.graph.data_base]):x}"
         if node >= self.graph.n_funcs:
             return self.graph.import_keys[node - self.graph.n_funcs]
+        known = self.memo.names.get(str(node)) if self.memo is not None else None
+        if known is not None:  # a string from the cache, escaped by every renderer like any name
+            return known
         addr = int(self.graph.func_starts[node])
         if self._names is None:
             from uk_depscan.syscalls.scan import LazySymbolizer
 
             self._names = LazySymbolizer(self.summary.elf)
-        return self._names.name_at(addr) or f"sub_{addr:x}"
+        name = self._names.name_at(addr) or f"sub_{addr:x}"
+        if self.memo is not None:
+            self.memo.names[str(node)] = name
+        return name
 
     def kind(self, node: int) -> str:
         """Step kind of a node on a path: a function called, or a piece of data passed through."""
@@ -135,10 +142,26 @@ class ObjectPaths:
                 best = (len(path), site.address, site)
         return best[2] if best is not None else None
 
+    @property
+    def blocked(self) -> np.ndarray:
+        """The failure functions (read only: the walks copy it); not needed when the paths are cached."""
+        if self._blocked is None:
+            self._blocked = self.summary.failure_mask()
+        return self._blocked
+
     # -- paths ------------------------------------------------------------------------------------
     def forward(self, entry: str, target: int, failure: bool) -> list[int] | None:
         """Nodes from one of ``entry``'s functions to ``target`` (inclusive), fewest calls; paths that
         avoid failure functions first unless the syscall is made only on failure paths."""
+        q = question("f", failure, target, entry)
+        known, path = self._stored(q, target, entry)
+        if not known:
+            path = self._forward(entry, target, failure)
+            if self.memo is not None:
+                self.memo.put(q, path)
+        return path
+
+    def _forward(self, entry: str, target: int, failure: bool) -> list[int] | None:
         for avoid in (False,) if failure else (True, False):
             links = self._links_from(entry, avoid)
             if 0 <= target < len(links) and links[target] != NO_PARENT:
@@ -157,6 +180,46 @@ class ObjectPaths:
     def from_exports(self, target: int, failure: bool) -> list[int] | None:
         """Path from the nearest exported function (or constructor, or entry point) to ``target``:
         fewest calls, then lowest address; else from the lowest-address direct caller."""
+        q = question("r", failure, target)
+        known, path = self._stored(q, target, None)
+        if not known:
+            path = self._from_exports(target, failure)
+            if self.memo is not None:
+                self.memo.put(q, path)
+        return path
+
+    def _stored(self, q: str, target: int, entry: str | None) -> tuple[bool, list[int] | None]:
+        """(known, path) from the cache, the path checked against the call graph first."""
+        if self.memo is None or q not in self.memo.raw:
+            return False, None
+        path = self.memo.raw[q]
+        if path is None:
+            return True, None
+        why = self._refuse(path, target, entry)
+        if why is not None:
+            self.memo.drop(q, why)
+            return False, None
+        return True, list(path)
+
+    def _refuse(self, path: list[int], target: int, entry: str | None) -> str | None:
+        """Why a cached path cannot be one of this graph's (None: it can): every node in range,
+        every step an edge, ending at ``target`` and (forward) starting at one of ``entry``'s functions."""
+        g = self.graph
+        if not path or path[-1] != target or min(path) < 0 or max(path) >= g.n_nodes:
+            return "a path outside the call graph or not to its target"
+        if len(set(path)) != len(path):  # a search's path never repeats a node (and the check stays linear)
+            return "a path through a node twice"
+        for u, w in itertools.pairwise(path):
+            if not bool((g.indices[int(g.indptr[u]) : int(g.indptr[u + 1])] == w).any()):
+                return "a path step that is no edge of the call graph"
+        if entry is not None:
+            addrs = np.asarray(self.summary.addresses(entry), np.uint64)
+            roots = np.searchsorted(g.func_starts, addrs, side="right").astype(np.int64) - 1
+            if path[0] not in roots.tolist():
+                return "a path that does not start at its entry"
+        return None
+
+    def _from_exports(self, target: int, failure: bool) -> list[int] | None:
         for avoid in (False,) if failure else (True, False):
             path = self._reverse_search(target, self.blocked if avoid else None)
             if path is not None:
@@ -188,7 +251,7 @@ class ObjectPaths:
         if self._reverse is None:
             g = self.graph
             src = np.repeat(np.arange(g.n_nodes, dtype=np.int64), np.diff(g.indptr))
-            order = np.argsort(g.indices, kind="stable")
+            order = _grouping_order(g.indices, g.n_nodes)
             indptr = np.zeros(g.n_nodes + 1, np.int64)
             np.cumsum(np.bincount(g.indices, minlength=g.n_nodes), out=indptr[1:])
             self._reverse = (indptr, src[order])
@@ -209,6 +272,19 @@ class ObjectPaths:
                 mask[nodes[g.func_starts[nodes] == want]] = True
             self._starts = mask
         return self._starts
+
+
+def _grouping_order(values: np.ndarray, bound: int) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` for non-negative values below ``bound``, as two radix
+    passes: numpy sorts 8- and 16-bit keys by radix but 32-bit ones by timsort, and libtorch_cpu.so's
+    2.2 M call edges took 0.1 s that way (a stable sort by the high half of an order stable by the
+    low half is the stable order of the whole)."""
+    if bound <= 1 << 16:
+        return np.argsort(values.astype(np.uint16), kind="stable")
+    low = np.argsort((values & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (values >> 16)[low].astype(np.uint8 if bound <= 1 << 24 else np.uint16)
+    order: np.ndarray = low[np.argsort(high, kind="stable")]
+    return order
 
 
 def _walk(links: np.ndarray, target: int) -> list[int]:

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from functools import lru_cache
+from typing import NamedTuple, Protocol
 
 FAILURE_FUNCTIONS = frozenset(
     {
@@ -41,9 +42,17 @@ FAILURE_FUNCTIONS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Site:
-    """Where a syscall is made: ``kind`` is direct, wrapper, local_wrapper or summary."""
+@lru_cache(maxsize=1 << 16)
+def is_failure(key: str) -> bool:
+    """Whether an import or export key (``abort@GLIBC_2.2.5``) names a failure function; memoised,
+    as the closures ask it for the same few thousand keys over and over."""
+    return key.split("@", 1)[0] in FAILURE_FUNCTIONS
+
+
+class Site(NamedTuple):
+    """Where a syscall is made: ``kind`` is direct, wrapper, local_wrapper or summary.  A named
+    tuple, not a frozen dataclass: a warm libtorch_cpu.so analysis reads 15 k of them from the
+    reach cache, and a frozen dataclass's ``__init__`` costs several times a tuple's."""
 
     number: int
     kind: str
@@ -94,6 +103,30 @@ class ReachedSyscall:
 Node = tuple[int, str]  # (object index, entry key)
 
 
+class _Found:
+    """What :func:`close_over_bindings` has found for one syscall so far (mutable while it walks;
+    20 k sites reach libtorch_cpu.so's syscalls, and one frozen record per site was most of the walk)."""
+
+    __slots__ = ("chain", "failure", "kinds", "libraries", "nodes", "site")
+
+    def __init__(
+        self,
+        chain: tuple[Step, ...],
+        failure: bool,
+        kinds: set[str],
+        libraries: dict[str, None],
+        nodes: tuple[Node, ...],
+        site: Site,
+    ) -> None:
+        self.chain, self.failure, self.kinds, self.libraries = chain, failure, kinds, libraries
+        self.nodes, self.site = nodes, site
+
+    def result(self, number: int) -> ReachedSyscall:
+        return ReachedSyscall(
+            number, self.chain, self.failure, tuple(sorted(self.kinds)), tuple(self.libraries), self.nodes, self.site
+        )
+
+
 def close_over_bindings(
     roots: Iterable[Node],
     summaries: Mapping[int, OpenSummary],
@@ -105,7 +138,7 @@ def close_over_bindings(
     ``bind[(importer, import_key)]`` is the (provider object, provider export key) the loader
     chose, or None for an unresolved import.
     """
-    found: dict[int, ReachedSyscall] = {}
+    found: dict[int, _Found] = {}
     parents: dict[Node, tuple[Node | None, Step]] = {}
     deferred: list[tuple[Node, Node, Step]] = []
     queue: deque[Node] = deque()
@@ -125,7 +158,7 @@ def close_over_bindings(
         while queue:
             node = queue.popleft()
             _visit(node, summaries, bind, parents, queue, deferred, found, failure_phase)
-    return found
+    return {n: f.result(n) for n, f in found.items()}
 
 
 def _visit(
@@ -135,7 +168,7 @@ def _visit(
     parents: dict[Node, tuple[Node | None, Step]],
     queue: deque[Node],
     deferred: list[tuple[Node, Node, Step]],
-    found: dict[int, ReachedSyscall],
+    found: dict[int, _Found],
     failure: bool,
 ) -> None:
     summary = summaries.get(node[0])
@@ -145,15 +178,14 @@ def _visit(
     if reach is None:
         return
     chain, nodes = _chain(node, parents)
-    for site in reach.sites:
-        step = Step(site.kind, summary.library, site.function, f"{site.address:#x}" if site.address is not None else "")
-        _record(found, site.number, (*chain, step), failure or site.failure, nodes, site)
+    if reach.sites:
+        _record_sites(found, reach.sites, summary.library, chain, nodes, failure)
     for imp in reach.imports:
         target = bind.get((node[0], imp))
         if target is None or target in parents:
             continue
         step = Step("import", summary.library, imp)
-        if imp.split("@", 1)[0] in FAILURE_FUNCTIONS and not failure:
+        if not failure and is_failure(imp):
             deferred.append((target, node, step))
             continue
         parents[target] = (node, step)
@@ -172,28 +204,47 @@ def _chain(node: Node, parents: dict[Node, tuple[Node | None, Step]]) -> tuple[t
     return tuple(reversed(steps)), tuple(reversed(nodes))
 
 
-def _record(
-    found: dict[int, ReachedSyscall],
-    number: int,
-    chain: tuple[Step, ...],
+_NOT_KINDS = frozenset({"entry", "import"})  # steps that lead to a syscall but do not say how it is made
+
+
+def _record_sites(
+    found: dict[int, _Found],
+    sites: tuple[Site, ...],
+    library: str,
+    prefix: tuple[Step, ...],
+    nodes: tuple[Node, ...],
     failure: bool,
-    nodes: tuple[Node, ...] = (),
-    site: Site | None = None,
 ) -> None:
-    old = found.get(number)
-    kinds = tuple(sorted({s.kind for s in chain} - {"entry", "import"}))
-    libs = tuple(dict.fromkeys(s.library for s in chain))
-    if old is None:
-        found[number] = ReachedSyscall(number, chain, failure, kinds, libs, nodes, site)
-        return
-    merged_kinds = tuple(sorted(set(old.kinds) | set(kinds)))
-    merged_libs = tuple(dict.fromkeys(old.libraries + libs))
-    # a chain on normal paths beats one through a failure function, then the shorter one wins (the
-    # kept chain is a failure chain exactly when the syscall is failure-only)
-    if (old.failure_only, len(old.chain)) <= (failure, len(chain)):
-        keep, keep_nodes, keep_site = old.chain, old.nodes, old.site
-    else:
-        keep, keep_nodes, keep_site = chain, nodes, site
-    found[number] = ReachedSyscall(
-        number, keep, old.failure_only and failure, merged_kinds, merged_libs, keep_nodes, keep_site
-    )
+    """Record every site of one node, reached by the chain ``prefix`` (which each site's own step ends).
+
+    Per syscall: the kinds and libraries of every chain that reaches it are merged; the chain kept
+    is one on normal paths over one through a failure function, then the shorter, then the first
+    found (the kept chain is a failure chain exactly when the syscall is failure-only)."""
+    prefix_kinds = {s.kind for s in prefix} - _NOT_KINDS
+    libraries = (*dict.fromkeys(s.library for s in prefix), library)
+    length = len(prefix) + 1
+    merged: set[int] = set()  # syscalls whose libraries already hold this chain's
+    for site in sites:
+        fail = failure or site.failure
+        old = found.get(site.number)
+        if old is not None:
+            if site.kind not in _NOT_KINDS:
+                old.kinds.add(site.kind)
+            if site.number not in merged:
+                merged.add(site.number)
+                for lib in libraries:
+                    old.libraries.setdefault(lib)
+            if old.failure or len(old.chain) > length:  # else nothing of this chain can win
+                if (old.failure, len(old.chain)) > (fail, length):
+                    old.chain, old.nodes, old.site = (*prefix, _site_step(site, library)), nodes, site
+                old.failure = old.failure and fail
+            continue
+        kinds = prefix_kinds | ({site.kind} - _NOT_KINDS)
+        found[site.number] = _Found(
+            (*prefix, _site_step(site, library)), fail, kinds, dict.fromkeys(libraries), nodes, site
+        )
+        merged.add(site.number)
+
+
+def _site_step(site: Site, library: str) -> Step:
+    return Step(site.kind, library, site.function, f"{site.address:#x}" if site.address is not None else "")

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
-from uk_depscan.syscalls.closure import FAILURE_FUNCTIONS, Node, OpenSummary
+from uk_depscan.syscalls.closure import Node, OpenSummary, is_failure
 
 # Bit masks hold numbers below this; a recovered number outside the syscall tables (syscall(-1) is
 # 2**64 - 1 once unsigned) is not a syscall and gets no breadth (the report names it elsewhere).
@@ -42,8 +43,10 @@ def breadth(
     summaries: Mapping[int, OpenSummary],
     bind: Mapping[tuple[int, str], Node | None],
     root_object: int = 0,
+    closed: dict[Node, int] | None = None,
 ) -> dict[int, SyscallBreadth]:
-    """Syscall number -> breadth of the evidence, from the target's roots (nodes of ``root_object``)."""
+    """Syscall number -> breadth of the evidence, from the target's roots (nodes of ``root_object``).
+    ``closed``: closures already computed (see :func:`_closures`), extended in place."""
     own: dict[int, int] = {}
     first: set[str] = set()
     for node in roots:
@@ -57,7 +60,7 @@ def breadth(
                 own[site.number] = own.get(site.number, 0) + 1
         first.update(i for i in reach.imports if _normal(i))
     targets = {imp: t for imp in sorted(first) if (t := bind.get((root_object, imp))) is not None}
-    closed = _closures(targets.values(), summaries, bind)
+    closed = _closures(targets.values(), summaries, bind, closed)
     count: dict[int, int] = {}
     best: dict[int, tuple[int, str]] = {}
     for imp, target in targets.items():
@@ -79,31 +82,41 @@ def import_reach(
     summaries: Mapping[int, OpenSummary],
     bind: Mapping[tuple[int, str], Node | None],
     root_object: int = 0,
+    closed: dict[Node, int] | None = None,
 ) -> dict[str, frozenset[int]]:
     """Import key of ``root_object`` -> the syscalls its provider's closure makes on normal paths
     (what ``explain IMPORT`` answers, from a binary or a saved report).  Unbound imports reach nothing."""
     targets = {imp: t for imp in sorted(set(imports)) if (t := bind.get((root_object, imp))) is not None}
-    closed = _closures(targets.values(), summaries, bind)
+    closed = _closures(targets.values(), summaries, bind, closed)
     return {imp: frozenset(_numbers(closed.get(t, 0))) for imp, t in targets.items()}
 
 
 def _normal(import_key: str) -> bool:
-    return import_key.split("@", 1)[0] not in FAILURE_FUNCTIONS
+    return not is_failure(import_key)
 
 
-def _numbers(bits: int) -> list[int]:
+@lru_cache(maxsize=4096)
+def _numbers(bits: int) -> tuple[int, ...]:
+    """The set bits of ``bits``, lowest first; memoised, as most closures share a few syscall sets."""
     out = []
     while bits:
         low = bits & -bits
         out.append(low.bit_length() - 1)
         bits ^= low
-    return out
+    return tuple(out)
 
 
 def _closures(
-    starts: Iterable[Node], summaries: Mapping[int, OpenSummary], bind: Mapping[tuple[int, str], Node | None]
+    starts: Iterable[Node],
+    summaries: Mapping[int, OpenSummary],
+    bind: Mapping[tuple[int, str], Node | None],
+    closed: dict[Node, int] | None = None,
 ) -> dict[Node, int]:
-    """Node -> bit mask of the syscalls its closure makes on normal paths (iterative Tarjan)."""
+    """Node -> bit mask of the syscalls its closure makes on normal paths (iterative Tarjan).
+
+    ``closed`` (extended in place and returned): closures of an earlier call over the same summaries
+    and bindings.  A node's closure does not depend on where the walk started, and every node an
+    earlier walk closed has its whole closure closed too, so those nodes are leaves here."""
     own_bits: dict[Node, int] = {}
     succ: dict[Node, list[Node]] = {}
 
@@ -125,9 +138,9 @@ def _closures(
     low: dict[Node, int] = {}
     on_stack: set[Node] = set()
     stack: list[Node] = []
-    closed: dict[Node, int] = {}
+    closed = {} if closed is None else closed
     for start in starts:
-        if start in index:
+        if start in index or start in closed:
             continue
         expand(start)
         index[start] = low[start] = len(index)
@@ -139,6 +152,8 @@ def _closures(
             if i < len(succ[v]):
                 work[-1] = (v, i + 1)
                 w = succ[v][i]
+                if w in closed:
+                    continue
                 if w not in index:
                     expand(w)
                     index[w] = low[w] = len(index)

@@ -46,7 +46,7 @@ from uk_depscan.model import (
     SyscallReport,
 )
 from uk_depscan.store.cache import CacheStore
-from uk_depscan.syscalls import reachcache
+from uk_depscan.syscalls import pathcache, reachcache
 from uk_depscan.syscalls.callgraph import CallGraph
 from uk_depscan.syscalls.chains import PathSources, expand_chains
 from uk_depscan.syscalls.closure import (
@@ -117,10 +117,12 @@ class EngineSummary:
         self.library = library
         self.elf = elf
         self.scan = scan
-        self._exports = dict(scan.exports)
+        self._exports: dict[str, int] | None = None  # key -> address, made when first needed
         self._memo = reachcache.ReachMemo(library, scan.graph.import_keys)
         self._blocked: np.ndarray | None = None
-        self._site_nodes = np.zeros(0, np.int64)
+        self._path_memo: pathcache.PathMemo | None = None
+        self._path_store: CacheStore | None = None  # where the chain paths are, read when first needed
+        self._site_nodes: np.ndarray | None = None
 
     def addresses(self, entry: str) -> list[int]:
         if entry == ALL:
@@ -132,9 +134,16 @@ class EngineSummary:
         if entry == FINI:
             return [*fini_array(self.elf), *(v for v in (self.elf.dyn_value("FINI"),) if v)]
         for key in key_variants(entry):
-            if key in self._exports:
-                return [self._exports[key]]
+            if key in self.exports:
+                return [self.exports[key]]
         return []
+
+    @property
+    def exports(self) -> dict[str, int]:
+        """Export key -> address (a dict of 60 k entries for libtorch_cpu.so: made on first use)."""
+        if self._exports is None:
+            self._exports = dict(self.scan.exports)
+        return self._exports
 
     def load_cached(self, store: CacheStore) -> None:
         """Share the process's memo of this library's reaches (:mod:`uk_depscan.syscalls.reachcache`)."""
@@ -142,12 +151,15 @@ class EngineSummary:
             sha = self.scan.cache_key.rsplit("/", 1)[-1]
             keys = self.scan.graph.import_keys
             self._memo = reachcache.shared_memo(self.library, self.scan.cache_key, sha, self.elf.size, keys, store)
+            self._path_store = store
 
     def save_cached(self, store: CacheStore) -> None:
         """Store the reaches when this run computed new ones."""
         if self.scan.cache_key:
             sha = self.scan.cache_key.rsplit("/", 1)[-1]
             reachcache.flush(self._memo, self.scan.cache_key, sha, self.elf.size, store)
+            if self._path_memo is not None:
+                pathcache.flush(self._path_memo, self.scan.cache_key, sha, self.elf.size, store)
 
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:
@@ -155,19 +167,36 @@ class EngineSummary:
             self._memo[entry] = self._reach(addrs, whole=entry == ALL) if addrs else None
         return self._memo[entry]
 
+    @property
+    def path_memo(self) -> pathcache.PathMemo | None:
+        """The cached chain paths (:class:`uk_depscan.syscalls.chains.ObjectPaths`), loaded on first
+        use: most libraries of a closure have no chain through them, and each read is a database query."""
+        if self._path_memo is None and self._path_store is not None and self.scan.cache_key:
+            sha = self.scan.cache_key.rsplit("/", 1)[-1]
+            self._path_memo = pathcache.shared_memo(
+                self.library, self.scan.cache_key, sha, self.elf.size, self._path_store
+            )
+        return self._path_memo
+
+    def failure_mask(self) -> np.ndarray:
+        """:func:`failure_nodes` of this scan, computed once (the reaches and the chains both use it)."""
+        if self._blocked is None:
+            self._blocked = failure_nodes(self.scan.graph, self.scan.exports)
+        return self._blocked
+
     def _reach(self, addrs: list[int], whole: bool = False) -> Reach:
         """Sites and imports reachable from ``addrs``; sites reachable only through a failure
         function are marked.  Vectorised: one BFS each way, then mask look-ups."""
         g = self.scan.graph
-        if self._blocked is None:
-            self._blocked = failure_nodes(g, self.scan.exports)
+        blocked = self.failure_mask()
+        if self._site_nodes is None:
             self._site_nodes = _site_nodes(g, self.scan.sites)
         nodes_of = np.searchsorted(g.func_starts, np.asarray(addrs, np.uint64), side="right") - 1
         roots = nodes_of[nodes_of >= 0]
         if whole:  # the whole object: every function and every piece of relocated data
             roots = np.concatenate([roots, np.arange(g.data_base, g.n_nodes, dtype=np.int64)])
         full = g.reachable(roots)
-        normal = g.reachable(roots, blocked=self._blocked)
+        normal = g.reachable(roots, blocked=blocked)
         nodes = self._site_nodes
         hit = np.flatnonzero((nodes >= 0) & full[np.maximum(nodes, 0)])
         sites = self.scan.sites
@@ -251,8 +280,13 @@ def analyze_syscalls(
     root = summaries.get(0)
     roots = _root_entries(root, entries) if isinstance(root, EngineSummary) else []
     reached = close_over_bindings(roots, summaries, bind)
-    strength = breadth(roots, summaries, bind)  # how directly the target itself makes each syscall
-    imported = import_reach(root.scan.graph.import_keys, summaries, bind) if isinstance(root, EngineSummary) else {}
+    closed: dict[Node, int] = {}  # closures shared by the two: most of the nodes are the same
+    strength = breadth(roots, summaries, bind, closed=closed)  # how directly the target itself makes each syscall
+    imported = (
+        import_reach(root.scan.graph.import_keys, summaries, bind, closed=closed)
+        if isinstance(root, EngineSummary)
+        else {}
+    )
     # Constructors of the dependencies run at load too; they add only what the target's own code
     # does not already explain (so blame chains start in the target whenever they can).
     ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)

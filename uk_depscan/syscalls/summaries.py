@@ -17,7 +17,7 @@ interned in the file (``sets``) because thousands of libc exports share the same
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -46,7 +46,7 @@ class TableSummary:
     """A summary held as plain sets (shipped, cached or freshly computed)."""
 
     library: str
-    entries: dict[str, EntryReach]
+    entries: Mapping[str, EntryReach]
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def without_rare(self) -> TableSummary:
@@ -110,12 +110,46 @@ def summaries_from_json(text: str, origin: str) -> dict[str, TableSummary]:
         sets = [frozenset(s) for s in doc["sets"]]
         out = {}
         for soname, lib in doc["libraries"].items():
-            # a fourth set (rare-path syscalls) only on the baseline's entries
-            entries = {k: EntryReach(*(sets[i] for i in idx)) for k, idx in lib["entries"].items()}
-            out[soname] = TableSummary(soname, entries, lib.get("provenance", {}))
+            out[soname] = TableSummary(soname, _Entries(lib["entries"], sets), lib.get("provenance", {}))
         return out
-    except (KeyError, IndexError, TypeError, ValueError) as err:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         raise TableError(f"{origin}: malformed summary table: {err}") from err
+
+
+class _Entries(Mapping[str, EntryReach]):
+    """A shipped table's entries, each made into an :class:`EntryReach` when first looked up: an
+    analysis asks for a few hundred of glibc's 9 k entries, and making them all was a twentieth of a
+    warm run.  The index lists are checked here, so a malformed table still fails when loaded."""
+
+    def __init__(self, raw: object, sets: list[frozenset[Any]]) -> None:
+        if type(raw) is not dict:
+            raise TypeError("entries: not an object")
+        rows = list(raw.values())
+        # three sets (syscalls, imports, failure syscalls), a fourth (rare-path syscalls) only on
+        # the baseline's entries
+        if set(map(type, rows)) - {list} or set(map(len, rows)) - {3, 4}:
+            raise TypeError("an entry is not a list of three or four set indices")
+        flat = [i for row in rows for i in row]
+        if set(map(type, flat)) - {int} or (flat and (min(flat) < 0 or max(flat) >= len(sets))):
+            raise IndexError("a set index out of range")
+        self._raw: dict[str, list[int]] = raw
+        self._sets = sets
+        self._made: dict[str, EntryReach] = {}
+
+    def __getitem__(self, key: str) -> EntryReach:
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = EntryReach(*(self._sets[i] for i in self._raw[key]))
+        return made
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 @lru_cache(maxsize=8)

@@ -1,0 +1,162 @@
+"""The cache of function-level chain paths: what :mod:`uk_depscan.syscalls.chains` found inside one
+scanned library.
+
+A chain is followed inside an object by breadth-first searches over its call graph: from an entry
+forward to an import or a site, or (the whole-object pseudo entry) backward from the target to the
+nearest export, which needs the reversed graph.  For libtorch_cpu.so that is a third of a warm
+analysis (2.2 M edges reversed, then ~150 searches), and each answer depends only on the library's
+scan.  So the answers are stored beside the scan, under a key made from the scan's (engine version,
+architecture, content identity), as :mod:`uk_depscan.syscalls.reachcache` stores the reaches.
+
+The entry is untrusted like any cache row: ``meta`` is one JSON object ``{format, key, paths}``
+whose ``paths`` maps a question (:func:`question`) to a list of node numbers or ``null``.  The
+document's shape is checked on load; each path is checked against the call graph when it is used
+(:meth:`uk_depscan.syscalls.chains.ObjectPaths`): node numbers in range, every step an edge of the
+graph, the right end points.  A bad entry is one warning, a recomputation and a rewrite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from uk_depscan.store.cache import CacheStore, EntryProblem, warn_once
+from uk_depscan.syscalls.reachcache import limits
+
+log = logging.getLogger(__name__)
+
+# bump whenever a path or a name can change for the same scan (the search order or tie-breaks in
+# chains.py, how LazySymbolizer names a function)
+FORMAT = 2
+META_KEYS = frozenset({"format", "key", "paths", "names"})
+MAX_PATH = 1 << 16  # nodes in one stored path
+
+
+class PathFormatError(Exception):
+    """The cached paths are not what the format says."""
+
+
+def path_key(scan_key: str) -> str:
+    """``syscalls/<engine>/<arch>/<sha256>`` → ``paths/<FORMAT>-<engine>/<arch>/<sha256>``."""
+    _, engine, rest = scan_key.split("/", 2)
+    return f"paths/{FORMAT}-{engine}/{rest}"
+
+
+def question(kind: str, failure: bool, target: int, entry: str = "") -> str:
+    """The name a path is stored under: the search (``f`` forward from ``entry``, ``r`` back from
+    ``target`` to the nearest export), whether failure paths were allowed, the target node."""
+    return f"{kind}|{int(failure)}|{target}|{entry}"
+
+
+class PathMemo:
+    """One library's paths by question (unchecked until the graph checks them), and the names of the
+    functions they pass through by node number (naming one needs the library's symbol tables)."""
+
+    def __init__(self, name: str, raw: dict[str, Any] | None = None, names: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.raw: dict[str, Any] = raw or {}
+        self.names: dict[str, str] = names or {}
+        self.saved = (len(self.raw), len(self.names))
+        self.damaged = False
+
+    def put(self, q: str, path: list[int] | None) -> None:
+        self.raw[q] = path
+
+    def drop(self, q: str, why: str) -> None:
+        """A stored path the graph refused: one warning, recomputed, and the entry rewritten."""
+        warn_once(f"ignoring the cached chain paths of {self.name} ({why}); recomputing, the entry is replaced")
+        self.raw.pop(q, None)
+        self.damaged = True
+
+    @property
+    def dirty(self) -> bool:
+        return self.damaged or len(self.raw) > self.saved[0] or len(self.names) > self.saved[1]
+
+
+def load(name: str, scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> PathMemo:
+    """The stored paths of the library whose scan is ``scan_key`` (empty on a miss)."""
+    key = path_key(scan_key)
+    max_meta, max_data = limits(elf_size)
+    try:
+        entry = store.get(key, max_meta=max_meta, max_data=max_data)
+        if entry is None:
+            return PathMemo(name)
+        if entry.object != sha256 or entry.size != elf_size or entry.data:
+            raise PathFormatError("recorded object identity is not this file's")
+        return PathMemo(name, *decode(entry.meta, key))
+    except (EntryProblem, PathFormatError) as err:
+        warn_once(f"ignoring the cached chain paths of {name} ({err}); recomputing, the entry is replaced")
+        store.discard(key)
+        memo = PathMemo(name)
+        memo.damaged = True
+        return memo
+
+
+def decode(meta: bytes, key: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """(question -> path (a list of integers, unchecked against the graph) or None, node -> name)."""
+    try:
+        doc = json.loads(meta.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise PathFormatError(f"meta is not valid JSON: {str(err)[:80]}") from err
+    if type(doc) is not dict or doc.keys() != META_KEYS:
+        raise PathFormatError(f"meta: not an object with the fields {sorted(META_KEYS)}")
+    if type(doc["format"]) is not int or doc["format"] != FORMAT or doc["key"] != key:
+        raise PathFormatError("format or key is not this entry's")
+    paths = doc["paths"]
+    if type(paths) is not dict:
+        raise PathFormatError("paths: not an object")
+    for q, v in paths.items():
+        if v is None:
+            continue
+        if type(v) is not list or not 0 < len(v) <= MAX_PATH or set(map(type, v)) - {int}:
+            raise PathFormatError(f"path {q[:40]!r}: not a list of node numbers")
+    names = doc["names"]
+    if type(names) is not dict or set(map(type, names.values())) - {str}:
+        raise PathFormatError("names: not an object of strings")
+    return dict(paths), dict(names)
+
+
+def _reject_constant(name: str) -> Any:
+    raise PathFormatError(f"non-finite number {name} in the JSON")
+
+
+# Per process: one memo per library, shared by every target that loads it.
+_process: dict[tuple[str, str], PathMemo] = {}  # (cache directory, key) -> memo
+_PROCESS_MAX = 512
+
+
+def shared_memo(name: str, scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> PathMemo:
+    """The process's memo of the library's paths, loaded from the cache on first use."""
+    key = (str(store.directory), path_key(scan_key))
+    memo = _process.get(key)
+    if memo is None:
+        if len(_process) >= _PROCESS_MAX:
+            _process.clear()
+        memo = _process[key] = load(name, scan_key, sha256, elf_size, store)
+    return memo
+
+
+def flush(memo: PathMemo, scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> None:
+    """Store the memo when it has paths the cache does not, merged with what other processes stored
+    meanwhile (``--jobs``)."""
+    if not memo.dirty:
+        return
+    stored = load(memo.name, scan_key, sha256, elf_size, store)
+    for q, v in stored.raw.items():
+        memo.raw.setdefault(q, v)
+    for n, v in stored.names.items():
+        memo.names.setdefault(n, v)
+    key = path_key(scan_key)
+    doc = {
+        "format": FORMAT,
+        "key": key,
+        "paths": {q: memo.raw[q] for q in sorted(memo.raw)},
+        "names": {n: memo.names[n] for n in sorted(memo.names)},
+    }
+    meta = json.dumps(doc, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+    if len(meta) > limits(elf_size)[0]:
+        log.debug("not caching the chain paths of %s: %d bytes exceed the limit", memo.name, len(meta))
+        return
+    store.put(key, sha256, elf_size, meta, b"")
+    memo.saved, memo.damaged = (len(memo.raw), len(memo.names)), False
