@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -50,8 +50,6 @@ from uk_depscan.model import (
     TargetReport,
     VersionProblem,
 )
-from uk_depscan.observe.observed import load_traces, observe, observed_for_gaps
-from uk_depscan.observe.strace import Trace
 from uk_depscan.report.views import with_views
 from uk_depscan.store.cache import CacheStore
 from uk_depscan.store.identity import object_identity
@@ -76,6 +74,9 @@ from uk_depscan.unikraft.tables import (
     load_loupe_priors,
     load_unikraft_table,
 )
+
+if TYPE_CHECKING:  # the strace reader is loaded only when --observed gives traces
+    from uk_depscan.observe.strace import Trace
 
 log = logging.getLogger(__name__)
 _P = ParamSpec("_P")
@@ -149,7 +150,11 @@ def analyze(
     options = options or Options()
     note = progress or (lambda _msg: None)
     # parsed first: a malformed trace is bad input (exit 2) before any long analysis
-    traces = load_traces(options.observed) if options.observed and options.syscalls else ()
+    traces: tuple[Trace, ...] = ()
+    if options.observed and options.syscalls:
+        from uk_depscan.observe.observed import load_traces
+
+        traces = load_traces(options.observed)
     with collect_inputs(paths, limits=options.wheel_limits, select=options.select) as inputs:
         single = len(inputs.targets) == 1
         reports: list[TargetReport] = []
@@ -415,12 +420,16 @@ def target_gaps(
     gaps = tuple(_with_blame(g, findings.get(g.name)) for g in gaps)
     if obs is None:
         return gaps, plan
+    from uk_depscan.observe.observed import observed_for_gaps
+
     baseline = {f.name for f in report.syscalls.baseline} if with_baseline else set()
     return apply_observation(gaps, observed_for_gaps(obs, baseline), frozenset(obs.unreached)), plan
 
 
 def with_observation(r: TargetReport, traces: tuple[Trace, ...]) -> TargetReport:
     """The target with what the traces observed, and every reached and start-up syscall marked."""
+    from uk_depscan.observe.observed import observe
+
     if r.syscalls is None:
         return r
     s = r.syscalls

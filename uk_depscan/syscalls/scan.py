@@ -44,7 +44,7 @@ import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -65,19 +65,13 @@ from uk_depscan.store import identity
 from uk_depscan.store.cache import CacheStore
 from uk_depscan.syscalls import cache as scan_cache
 from uk_depscan.syscalls.callgraph import CallGraph
-from uk_depscan.syscalls.disasm import (
-    INDIRECT,
-    Arch,
-    Flow,
-    Function,
-    TrackResult,
-    decode_function,
-    get_arch,
-    instruction_starts,
-    looks_like_data,
-    track,
-)
 from uk_depscan.syscalls.processes import processes
+
+if TYPE_CHECKING:
+    from uk_depscan.syscalls.disasm import Arch, Function, TrackResult
+
+# The disassembler (capstone, ~35 ms to import) is loaded by the functions that decode: a warm
+# run takes every scan from the cache and never needs it.
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +284,8 @@ class _Region:
 
 class _Scanner:
     def __init__(self, elf: ElfFile) -> None:
+        from uk_depscan.syscalls.disasm import get_arch
+
         self.elf = elf
         if elf.e_machine == EM_X86_64 and elf.is64:
             self.arch: Arch = get_arch("x86_64")
@@ -352,6 +348,8 @@ class _Scanner:
         return min(end, start + MAX_FUNCTION_BYTES)
 
     def decode(self, start: int) -> Function | None:
+        from uk_depscan.syscalls.disasm import decode_function
+
         f = self._funcs.get(start)
         if f is None:
             r = self.region_of(start)
@@ -382,6 +380,8 @@ class _Scanner:
 
     def _window_start(self, r: _Region, addr: int) -> int | None:
         """A decode start before ``addr`` from which several offsets agree ``addr`` is a boundary."""
+        from uk_depscan.syscalls.disasm import instruction_starts
+
         if not self.x86:
             return max(r.vaddr, (addr - WINDOW) & ~3)
         lo = max(r.vaddr, addr - WINDOW)
@@ -394,6 +394,8 @@ class _Scanner:
         return lo if len(agree) >= 4 and lo in agree else None
 
     def window_says_boundary(self, addr: int) -> bool:
+        from uk_depscan.syscalls.disasm import instruction_starts
+
         r = self.region_of(addr)
         if r is None:
             return False
@@ -1074,6 +1076,8 @@ _EXPECTED_MNEMONIC = {"direct": "syscall", "int80": "int", "sysenter": "sysenter
 
 def _direct_sites(sc: _Scanner, found: _Sites) -> None:
     """Syscall instructions: byte-pattern candidates verified by decoding their function."""
+    from uk_depscan.syscalls.disasm import looks_like_data, track
+
     cands = sc.direct_candidates()
     sc.stats["direct_candidates"] = len(cands)
     by_func: dict[int | None, list[tuple[int, str]]] = {}
@@ -1206,6 +1210,8 @@ class _Call(NamedTuple):
 def _track_call(sc: _Scanner, addr: int, kd: int, reg: str) -> _Call | None:
     """Verify the branch candidate at ``addr`` (kind ``kd``) decodes as a call or jump and track
     the argument register ``reg`` there; None when it is not an instruction of that kind."""
+    from uk_depscan.syscalls.disasm import INDIRECT, Flow, track
+
     arch = sc.arch
     got_f = sc.containing(addr)
     if got_f is None:
@@ -1240,6 +1246,8 @@ def _track_call(sc: _Scanner, addr: int, kd: int, reg: str) -> _Call | None:
 def _branch_through(f: Function, i: int, reg: int | None, arch: Arch) -> int | None:
     """The indirect call/jump through ``reg`` within a few straight-line instructions after ``i``
     (which loaded ``reg`` from a GOT slot), or None."""
+    from uk_depscan.syscalls.disasm import INDIRECT, Flow
+
     if reg is None:
         return None
     fam = arch.fam(reg)[0]
