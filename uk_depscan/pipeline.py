@@ -259,15 +259,6 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     try:
         check_interrupted()  # a signal during the forks above may have been swallowed
         shared = _shared_objects(work)
-        sizes = [_size(p) for p in shared]
-        if len(shared) > 1 and sizes[0] >= sum(sizes[1:]):
-            # One object outweighs all the others together (libtorch_cpu.so under torch/lib): in a
-            # worker its scan would run on one core while the other workers soon run out of work.
-            # Scanned here first, its prefilter split over every process as for a lone target.
-            note(f"scanning {os.path.basename(shared[0])} for syscalls with {jobs} processes")
-            with scan_processes(jobs):
-                _prescan(shared[0])
-            shared = shared[1:]
         if shared:
             note(f"scanning {len(shared)} objects for syscalls with {jobs} processes")
             for _ in pool.imap_unordered(_prescan, shared):
@@ -311,8 +302,8 @@ def _shared_objects(work: _Work) -> list[str]:
 
 
 def _prescan(path: str) -> None:
-    """Scan one shared object into the cache (in a pool worker, or in the parent for the largest);
-    a failure is left for the target that needs it to report, with its own context."""
+    """Scan one shared object into the cache (in a pool worker); a failure is left for the target
+    that needs it to report, with its own context."""
     from uk_depscan.syscalls.scan import scan_library
 
     with contextlib.suppress(DepscanError, MemoryError, OSError):
