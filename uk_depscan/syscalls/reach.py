@@ -196,9 +196,11 @@ class EngineSummary:
         if whole:  # the whole object: every function and every piece of relocated data
             roots = np.concatenate([roots, np.arange(g.data_base, g.n_nodes, dtype=np.int64)])
         full = g.reachable(roots)
-        normal = g.reachable(roots, blocked=blocked)
         nodes = self._site_nodes
         hit = np.flatnonzero((nodes >= 0) & full[np.maximum(nodes, 0)])
+        # the second search only tells which sites are reached on normal paths: none reached, none
+        # to tell (most entries of a large C++ library reach no syscall site of their own object)
+        normal = g.reachable(roots, blocked=blocked) if len(hit) else full
         sites = self.scan.sites
         out = tuple(
             Site(n, _kind(sites[i]), sites[i].function or "?", sites[i].address, failure=not bool(normal[nodes[i]]))
