@@ -123,6 +123,9 @@ class EngineSummary:
         self._path_memo: pathcache.PathMemo | None = None
         self._path_store: CacheStore | None = None  # where the chain paths are, read when first needed
         self._site_nodes: np.ndarray | None = None
+        # reaches by entry address: aliases (C++ C1/C2 constructors, versioned and default names of
+        # one function) share one search
+        self._by_address: dict[tuple[tuple[int, ...], bool], Reach] = {}
 
     def addresses(self, entry: str) -> list[int]:
         if entry == ALL:
@@ -164,7 +167,14 @@ class EngineSummary:
     def reach(self, entry: str) -> Reach | None:
         if entry not in self._memo:
             addrs = self.addresses(entry)
-            self._memo[entry] = self._reach(addrs, whole=entry == ALL) if addrs else None
+            if not addrs:
+                self._memo[entry] = None
+            else:
+                key = (tuple(addrs), entry == ALL)
+                found = self._by_address.get(key)
+                if found is None:
+                    found = self._by_address[key] = self._reach(addrs, whole=entry == ALL)
+                self._memo[entry] = found
         return self._memo[entry]
 
     @property
