@@ -37,6 +37,7 @@ import numpy as np
 
 from uk_depscan.store.cache import CacheStore, EntryProblem, StoredEntry, cache_dir, warn_once
 from uk_depscan.store.identity import FileStamp, ObjectIdentity, object_identity, stamp_of
+from uk_depscan.store.jsondoc import strict_json
 
 if TYPE_CHECKING:
     from uk_depscan.elf.file import ElfFile
@@ -207,8 +208,6 @@ def encode(key: str, elf: ElfFile, scan: LibraryScan) -> tuple[bytes, bytes]:
 
 
 # -- validation ----------------------------------------------------------------------------------------
-def _reject_constant(name: str) -> Any:
-    raise CacheFormatError(f"non-finite number {name} in the JSON")
 
 
 def _int(v: object, what: str, lo: int = 0, hi: int = U64) -> int:
@@ -320,11 +319,7 @@ def _stats(v: object) -> dict[str, int | float]:
 
 
 def _parse_meta(meta: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(meta.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # ValueError: JSON, int digit limit
-        raise CacheFormatError(f"meta is not valid JSON: {str(err)[:80]}") from err
-    return _record(doc, "meta", META_KEYS)
+    return _record(strict_json(meta, "meta", CacheFormatError), "meta", META_KEYS)
 
 
 def decode(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from uk_depscan.elf.literals import MAX_FINDINGS, below_syscall, dlopen_used, is_literal, literal_strings
 from uk_depscan.store.cache import CacheStore, EntryProblem, warn_once
 from uk_depscan.store.identity import object_identity
+from uk_depscan.store.jsondoc import entry_meta
 
 if TYPE_CHECKING:
     from uk_depscan.elf.file import ElfFile
@@ -66,14 +67,7 @@ def _load(elf: ElfFile, key: str, sha: str, store: CacheStore) -> tuple[list[str
 
 
 def decode(meta: bytes, key: str) -> tuple[list[str], list[str] | None]:
-    try:
-        doc = json.loads(meta.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise LiteralFormatError(f"meta is not valid JSON: {str(err)[:80]}") from err
-    if type(doc) is not dict or doc.keys() != META_KEYS:
-        raise LiteralFormatError(f"meta: not an object with the fields {sorted(META_KEYS)}")
-    if type(doc["format"]) is not int or doc["format"] != FORMAT or doc["key"] != key:
-        raise LiteralFormatError("format or key is not this entry's")
+    doc = entry_meta(meta, key, META_KEYS, FORMAT, LiteralFormatError)
     pseudo, libnames = doc["pseudo"], doc["libnames"]
     _check(pseudo, True)
     if libnames is not None:
@@ -89,7 +83,3 @@ def _check(values: Any, pseudo: bool) -> None:
         raise LiteralFormatError(f"{what}: not sorted without repeats")
     if not all(is_literal(v, pseudo) for v in values):
         raise LiteralFormatError(f"{what}: a string the search cannot find")
-
-
-def _reject_constant(name: str) -> Any:
-    raise LiteralFormatError(f"non-finite number {name} in the JSON")

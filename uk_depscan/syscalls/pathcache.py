@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 from uk_depscan.store.cache import CacheStore, EntryProblem, warn_once
+from uk_depscan.store.jsondoc import entry_meta
 from uk_depscan.syscalls.reachcache import limits
 
 log = logging.getLogger(__name__)
@@ -95,14 +96,7 @@ def load(name: str, scan_key: str, sha256: str, elf_size: int, store: CacheStore
 
 def decode(meta: bytes, key: str) -> tuple[dict[str, Any], dict[str, str]]:
     """(question -> path (a list of integers, unchecked against the graph) or None, node -> name)."""
-    try:
-        doc = json.loads(meta.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise PathFormatError(f"meta is not valid JSON: {str(err)[:80]}") from err
-    if type(doc) is not dict or doc.keys() != META_KEYS:
-        raise PathFormatError(f"meta: not an object with the fields {sorted(META_KEYS)}")
-    if type(doc["format"]) is not int or doc["format"] != FORMAT or doc["key"] != key:
-        raise PathFormatError("format or key is not this entry's")
+    doc = entry_meta(meta, key, META_KEYS, FORMAT, PathFormatError)
     paths = doc["paths"]
     if type(paths) is not dict:
         raise PathFormatError("paths: not an object")
@@ -115,10 +109,6 @@ def decode(meta: bytes, key: str) -> tuple[dict[str, Any], dict[str, str]]:
     if type(names) is not dict or set(map(type, names.values())) - {str}:
         raise PathFormatError("names: not an object of strings")
     return dict(paths), dict(names)
-
-
-def _reject_constant(name: str) -> Any:
-    raise PathFormatError(f"non-finite number {name} in the JSON")
 
 
 # Per process: one memo per library, shared by every target that loads it.

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from uk_depscan.store.cache import CacheStore, EntryProblem, warn_once
+from uk_depscan.store.jsondoc import strict_json
 from uk_depscan.syscalls.closure import Reach, Site
 
 log = logging.getLogger(__name__)
@@ -177,15 +178,8 @@ def encode_entry(r: Reach | None, index: dict[str, int]) -> bytes:
     return json.dumps(doc, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ReachFormatError(f"non-finite number {name} in the JSON")
-
-
 def _json(raw: bytes, what: str) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise ReachFormatError(f"{what} is not valid JSON: {str(err)[:80]}") from err
+    return strict_json(raw, what, ReachFormatError)
 
 
 def decode_index(meta: bytes, data: bytes, key: str) -> dict[str, bytes]:
