@@ -25,9 +25,12 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_syscall_fixture("x86_64", tmp_path_factory.mktemp("speed") / "target", "-O2", SOURCES)
 
 
-def _reach_rows(db: Path) -> list[tuple[str, str, int, bytes, bytes]]:
+def _rows(db: Path, kind: str) -> list[tuple[str, str, int, bytes, bytes]]:
+    """The cache rows of one kind (``reach``, ``paths``, ``syscalls``): key, object, size, meta, data."""
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT key, object, size, meta, data FROM entries WHERE key LIKE 'reach/%'").fetchall()
+        return conn.execute(
+            "SELECT key, object, size, meta, data FROM entries WHERE key LIKE ?", (f"{kind}/%",)
+        ).fetchall()
 
 
 def _poisons(meta: bytes, data: bytes) -> list[tuple[str, bytes, bytes]]:
@@ -56,7 +59,7 @@ def test_reach_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.
     code, ref, err = run_cli(["scan", str(lib), *ARGS, "--no-cache"])
     assert code in (0, 1), err
     assert run_cli(["scan", str(lib), *ARGS])[1] == ref  # cold: computes and stores the reaches
-    rows = _reach_rows(tmp_path / CACHE_FILE)
+    rows = _rows(tmp_path / CACHE_FILE, "reach")
     assert len(rows) == 1, "the target's reaches were not stored"
     key, obj, size, meta, data = rows[0]
     identity._process_memo.clear()
@@ -72,12 +75,7 @@ def test_reach_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.
         reachcache._process.clear()
         code, out, err = run_cli(["scan", str(lib), *ARGS])  # rewritten: a clean warm hit again
         assert out == ref and "ignoring" not in err, what
-        assert _reach_rows(tmp_path / CACHE_FILE)[0][3:] == (meta, data), what
-
-
-def _path_rows(db: Path) -> list[tuple[str, str, int, bytes, bytes]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT key, object, size, meta, data FROM entries WHERE key LIKE 'paths/%'").fetchall()
+        assert _rows(tmp_path / CACHE_FILE, "reach")[0][3:] == (meta, data), what
 
 
 def _path_poisons(meta: bytes) -> list[tuple[str, bytes]]:
@@ -115,7 +113,7 @@ def test_path_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.M
     code, ref, err = run_cli(["scan", str(lib), *ARGS, "--no-cache"])
     assert code in (0, 1), err
     assert run_cli(["scan", str(lib), *ARGS])[1] == ref  # cold: computes and stores the paths
-    rows = _path_rows(tmp_path / CACHE_FILE)
+    rows = _rows(tmp_path / CACHE_FILE, "paths")
     assert len(rows) == 1, "the target's chain paths were not stored"
     key, obj, size, meta, data = rows[0]
     assert any(v and len(v) > 1 for v in json.loads(meta)["paths"].values()), "no function-level path stored"
@@ -134,7 +132,7 @@ def test_path_cache_is_only_an_accelerator(tmp_path: Path, monkeypatch: pytest.M
         pathcache._process.clear()
         code, out, err = run_cli(["scan", str(lib), *ARGS])  # rewritten: a clean warm hit again
         assert out == ref and "ignoring" not in err, what
-        assert _path_rows(tmp_path / CACHE_FILE)[0][3] == meta, what
+        assert _rows(tmp_path / CACHE_FILE, "paths")[0][3] == meta, what
 
 
 def _zip_dir(src: Path, whl: Path) -> Path:
@@ -277,9 +275,7 @@ def test_shared_objects_are_each_scanned_once_largest_first(
     monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))
     code, _, err = run_cli(["scan", str(tree), "-f", "json", "--jobs", "2", "-q"])
     assert code in (0, 1), err
-    with sqlite3.connect(tmp_path / "cache" / CACHE_FILE) as conn:
-        scans = conn.execute("SELECT count(*) FROM entries WHERE key LIKE 'syscalls/%'").fetchone()[0]
-    assert scans == len(auto)
+    assert len(_rows(tmp_path / "cache" / CACHE_FILE, "syscalls")) == len(auto)
 
 
 def test_no_mapped_file_outlives_its_target(tree: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
