@@ -115,9 +115,8 @@ def _gc_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     A target's analysis allocates millions of small objects (decoded cache entries, sites, chains)
     and makes few reference cycles; the collector's repeated passes over that growing heap were
     ~0.15 s of CPU of a one-second warm libtorch_cpu.so run.  Reference counting still frees
-    everything that is not a cycle.  Paused per target, not per run: an ElfFile and the tables
-    derived from it form a cycle, so a directory's or a wheel's objects are collected between
-    targets, when the collector runs again."""
+    everything that is not a cycle; the one big cycle, an ElfFile and the tables derived from it,
+    is broken when :func:`analyze_target` closes the target's files."""
 
     @functools.wraps(fn)
     def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -245,8 +244,9 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     Several targets and ``jobs > 1``: a pool of forked processes (the analysis is CPU-bound
     Python; threads would share one core).  Fork, not spawn: the workers inherit the imported
     engine, the extracted wheel's file digests (:func:`uk_depscan.store.identity.remember_digest`)
-    and the shared work (``initargs`` under fork) without pickling.  The largest targets are submitted first, so the
-    long scans start at once and the small ones fill the other workers.
+    and the shared work (``initargs`` under fork) without pickling.  The distinct objects of all
+    closures are scanned first (:func:`_shared_objects`); then the largest targets are submitted
+    first, so the long analyses start at once and the small ones fill the other workers.
     """
     n = len(work.inputs.targets)
     jobs = max(1, min(jobs, n))
@@ -298,8 +298,7 @@ def _shared_objects(work: _Work) -> list[str]:
             if idx and not scanned_under(name, options.libc_model, elf.machine_name):
                 continue
             sizes.setdefault(os.path.realpath(obj.path), elf.size)
-        for elf in result.files.values():
-            elf.close()
+        result.close()
     return sorted(sizes, key=lambda p: (-sizes[p], p))
 
 
@@ -492,8 +491,7 @@ def analyze_target(
         # as nothing else uses them; left to the collector, an ElfFile and its tables form a cycle
         # that outlives the target (the collector is paused during it), and a wheel of 136 targets
         # that all load libtorch_cpu.so grew one process to 3.4 GB.
-        for elf in result.files.values():
-            elf.close()
+        result.close()
 
 
 def _analyze_loaded(

@@ -73,6 +73,11 @@ class LoadResult:
     tree: LoadTree
     files: dict[int, ElfFile] = field(default_factory=dict)
 
+    def close(self) -> None:
+        """Close every file (their maps and derived tables go once nothing else holds them)."""
+        for elf in self.files.values():
+            elf.close()
+
 
 @dataclass
 class _Candidate:

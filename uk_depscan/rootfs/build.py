@@ -358,8 +358,7 @@ def build_rootfs(paths: list[str], config: SearchConfig, options: RootfsOptions,
 
 def _close(closures: list[Closure]) -> None:
     for c in closures:
-        for elf in c.result.files.values():
-            elf.close()
+        c.result.close()
 
 
 def _one_machine(closures: list[Closure]) -> int:

@@ -61,8 +61,7 @@ def verify_tree(root: str, closures: list[Closure], layout: Layout, dlopen_names
         except DepscanError as err:
             problems.append(f"{start}: cannot be resolved in the tree: {err}")
             continue
-        for elf in result.files.values():
-            elf.close()
+        result.close()
         objs = result.tree.objects
         for src, name, dst, kind in [(e.source, e.needed_name, e.target, "needs") for e in result.tree.edges] + [
             (e.caller, e.name, e.target, "dlopens") for e in dl
