@@ -11,7 +11,6 @@ import logging
 import multiprocessing as mp
 import os
 import resource
-import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import numpy as np
 
 from uk_depscan import __version__
-from uk_depscan.cleanup import HANDLED_SIGNALS, check_interrupted
+from uk_depscan.cleanup import check_interrupted, forked_pool
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, open_elf
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols, fini_array, init_array
 from uk_depscan.errors import DepscanError, ResourceError
@@ -226,10 +225,6 @@ _WORKER_STATE: dict[str, _Work] = {}  # "work": what a forked worker inherits fr
 
 
 def _worker_init(work: _Work) -> None:
-    # The parent turns SIGTERM/SIGHUP/SIGINT into clean-up of its temporary files
-    # (uk_depscan.cleanup); a worker owns none, so it just dies, and the parent cleans up.
-    for s in HANDLED_SIGNALS:
-        signal.signal(s, signal.SIG_DFL)
     _WORKER_STATE["work"] = work  # passed by fork, not pickled
 
 
@@ -255,9 +250,7 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
             yield i, _analyze_one(work, i, note)
         return
     note(f"analysing {n} targets with {jobs} processes")
-    pool = mp.get_context("fork").Pool(jobs, initializer=_worker_init, initargs=(work,))
-    try:
-        check_interrupted()  # a signal during the forks above may have been swallowed
+    with forked_pool(jobs, _worker_init, (work,)) as pool:  # no worker outlives an error or a signal
         shared = _shared_objects(work)
         if shared:
             note(f"scanning {len(shared)} objects for syscalls with {jobs} processes")
@@ -265,10 +258,6 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
                 check_interrupted()
         order = sorted(range(n), key=lambda i: (-_size(work.inputs.targets[i].path), i))
         yield from pool.imap_unordered(_in_worker, order)
-        pool.close()
-    finally:
-        pool.terminate()  # an error or a signal in the parent: no worker outlives it
-        pool.join()
 
 
 def _shared_objects(work: _Work) -> list[str]:

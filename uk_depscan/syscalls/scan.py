@@ -40,7 +40,6 @@ import logging
 import mmap
 import multiprocessing as mp
 import os
-import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from uk_depscan.cleanup import HANDLED_SIGNALS, check_interrupted
+from uk_depscan.cleanup import forked_pool
 from uk_depscan.elf.datarefs import data_pointers, object_extents, pointer_ranges
 from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, ElfFile
 from uk_depscan.elf.frames import SHT_SYMTAB, function_starts, sorted_unique
@@ -731,13 +730,6 @@ def _pool_processes(nbytes: int) -> int:
     return min(n, os.cpu_count() or 1)
 
 
-def _pool_init() -> None:
-    # the parent turns SIGTERM/SIGHUP/SIGINT into clean-up (uk_depscan.cleanup); a worker owns
-    # no temporary file, so it just dies and the parent cleans up
-    for s in HANDLED_SIGNALS:
-        signal.signal(s, signal.SIG_DFL)
-
-
 def _pool_task(task: tuple[int, int, int, int, int]) -> _RangeScan:
     return _FORKED[0]._x86_range(*task)
 
@@ -745,16 +737,11 @@ def _pool_task(task: tuple[int, int, int, int, int]) -> _RangeScan:
 def _in_pool(sc: _Scanner, processes: int, tasks: list[tuple[int, int, int, int, int]]) -> list[_RangeScan]:
     """``sc._x86_range(*task)`` of every task, in task order, computed by forked workers."""
     _FORKED[:] = [sc]
-    pool = mp.get_context("fork").Pool(processes, initializer=_pool_init)
     try:
-        check_interrupted()  # a signal during the forks above may have been swallowed
-        results = pool.map(_pool_task, tasks, chunksize=1)
-        pool.close()
+        with forked_pool(processes) as pool:
+            return pool.map(_pool_task, tasks, chunksize=1)
     finally:
-        pool.terminate()  # an error or a signal in the parent: no worker outlives it
-        pool.join()
         _FORKED.clear()
-    return results
 
 
 def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
