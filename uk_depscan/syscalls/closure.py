@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 FAILURE_FUNCTIONS = frozenset(
     {
@@ -75,6 +75,13 @@ class OpenSummary(Protocol):
     library: str
 
     def reach(self, entry: str) -> Reach | None: ...
+
+
+@runtime_checkable
+class BatchSummary(OpenSummary, Protocol):
+    """An :class:`OpenSummary` that computes many entries faster together than one by one."""
+
+    def prefetch(self, entries: Iterable[str]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,8 @@ def close_over_bindings(
     parents: dict[Node, tuple[Node | None, Step]] = {}
     deferred: list[tuple[Node, Node, Step]] = []
     queue: deque[Node] = deque()
+    batched: set[Node] = set()
+    targets = by_importer(bind)
     for node in roots:
         if node not in parents:
             parents[node] = (
@@ -157,14 +166,30 @@ def close_over_bindings(
                     queue.append(child)
         while queue:
             node = queue.popleft()
-            _visit(node, summaries, bind, parents, queue, deferred, found, failure_phase)
+            if node not in batched and isinstance(summary := summaries.get(node[0]), BatchSummary):
+                # every queued entry of this library is visited: compute their reaches together
+                batch = [node, *(n for n in queue if n[0] == node[0] and n not in batched)]
+                batched.update(batch)
+                summary.prefetch([n[1] for n in batch])
+            _visit(node, summaries, targets.get(node[0], {}), parents, queue, deferred, found, failure_phase)
     return {n: f.result(n) for n, f in found.items()}
+
+
+def by_importer(bind: Mapping[tuple[int, str], Node | None]) -> dict[int, dict[str, Node]]:
+    """``bind`` as importer -> import key -> provider node, unresolved imports left out: the walks
+    look up every import of every reach (850 k look-ups for libtorch_python.so), and a per-object
+    dict spares a key tuple per look-up."""
+    out: dict[int, dict[str, Node]] = {}
+    for (importer, key), target in bind.items():
+        if target is not None:
+            out.setdefault(importer, {})[key] = target
+    return out
 
 
 def _visit(
     node: Node,
     summaries: Mapping[int, OpenSummary],
-    bind: Mapping[tuple[int, str], Node | None],
+    targets: Mapping[str, Node],
     parents: dict[Node, tuple[Node | None, Step]],
     queue: deque[Node],
     deferred: list[tuple[Node, Node, Step]],
@@ -177,11 +202,10 @@ def _visit(
     reach = summary.reach(node[1])
     if reach is None:
         return
-    chain, nodes = _chain(node, parents)
     if reach.sites:
-        _record_sites(found, reach.sites, summary.library, chain, nodes, failure)
+        _record_sites(found, reach.sites, summary.library, *_chain(node, parents), failure)
     for imp in reach.imports:
-        target = bind.get((node[0], imp))
+        target = targets.get(imp)
         if target is None or target in parents:
             continue
         step = Step("import", summary.library, imp)

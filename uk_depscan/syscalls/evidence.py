@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from uk_depscan.syscalls.closure import Node, OpenSummary, is_failure
+from uk_depscan.syscalls.closure import Node, OpenSummary, by_importer, is_failure
 
 # Bit masks hold numbers below this; a recovered number outside the syscall tables (syscall(-1) is
 # 2**64 - 1 once unsigned) is not a syscall and gets no breadth (the report names it elsewhere).
@@ -119,6 +119,8 @@ def _closures(
     earlier walk closed has its whole closure closed too, so those nodes are leaves here."""
     own_bits: dict[Node, int] = {}
     succ: dict[Node, list[Node]] = {}
+    # importer -> import key -> provider, normal paths only (failure functions are not followed)
+    normal = {o: {k: t for k, t in m.items() if _normal(k)} for o, m in by_importer(bind).items()}
 
     def expand(node: Node) -> None:
         summary = summaries.get(node[0])
@@ -128,10 +130,8 @@ def _closures(
             for site in reach.sites:
                 if not site.failure and 0 <= site.number < MAX_NUMBER:
                     bits |= 1 << site.number
-            for imp in reach.imports:
-                t = bind.get((node[0], imp))
-                if t is not None and _normal(imp):
-                    nxt.append(t)
+            targets = normal.get(node[0], {})
+            nxt = [targets[imp] for imp in reach.imports if imp in targets]
         own_bits[node], succ[node] = bits, nxt
 
     index: dict[Node, int] = {}
@@ -146,12 +146,10 @@ def _closures(
         index[start] = low[start] = len(index)
         stack.append(start)
         on_stack.add(start)
-        work = [(start, 0)]
+        work = [(start, iter(succ[start]))]
         while work:
-            v, i = work[-1]
-            if i < len(succ[v]):
-                work[-1] = (v, i + 1)
-                w = succ[v][i]
+            v, edges = work[-1]
+            for w in edges:  # the next successor not closed yet (most are, callees first)
                 if w in closed:
                     continue
                 if w not in index:
@@ -159,28 +157,29 @@ def _closures(
                     index[w] = low[w] = len(index)
                     stack.append(w)
                     on_stack.add(w)
-                    work.append((w, 0))
-                elif w in on_stack:
+                    work.append((w, iter(succ[w])))
+                    break
+                if w in on_stack:
                     low[v] = min(low[v], index[w])
-                continue
-            work.pop()
-            if work:
-                u = work[-1][0]
-                low[u] = min(low[u], low[v])
-            if low[v] == index[v]:
-                members = []
-                while True:
-                    w = stack.pop()
-                    on_stack.discard(w)
-                    members.append(w)
-                    if w == v:
-                        break
-                # every successor outside the component is already closed (callees first)
-                bits = 0
-                for m in members:
-                    bits |= own_bits[m]
-                    for w in succ[m]:
-                        bits |= closed.get(w, 0)
-                for m in members:
-                    closed[m] = bits
+            else:
+                work.pop()
+                if work:
+                    u = work[-1][0]
+                    low[u] = min(low[u], low[v])
+                if low[v] == index[v]:
+                    members = []
+                    while True:
+                        w = stack.pop()
+                        on_stack.discard(w)
+                        members.append(w)
+                        if w == v:
+                            break
+                    # every successor outside the component is already closed (callees first)
+                    bits = 0
+                    for m in members:
+                        bits |= own_bits[m]
+                        for w in succ[m]:
+                            bits |= closed.get(w, 0)
+                    for m in members:
+                        closed[m] = bits
     return closed

@@ -19,7 +19,7 @@ import dataclasses
 import difflib
 import fnmatch
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -123,6 +123,7 @@ class EngineSummary:
         self._path_memo: pathcache.PathMemo | None = None
         self._path_store: CacheStore | None = None  # where the chain paths are, read when first needed
         self._site_nodes: np.ndarray | None = None
+        self._key_rank: tuple[tuple[str, ...], np.ndarray] | None = None
         # reaches by entry address: aliases (C++ C1/C2 constructors, versioned and default names of
         # one function) share one search
         self._by_address: dict[tuple[tuple[int, ...], bool], Reach] = {}
@@ -194,31 +195,89 @@ class EngineSummary:
             self._blocked = failure_nodes(self.scan.graph, self.scan.exports)
         return self._blocked
 
+    def prefetch(self, entries: Iterable[str]) -> None:
+        """Compute the reaches of many entries at once (:meth:`CallGraph.reach_bits`, 64 per
+        propagation); the closure calls this with every entry of this library it has queued.  The
+        results are those of :meth:`reach`, entry by entry."""
+        todo: dict[tuple[int, ...], list[str]] = {}
+        for entry in entries:
+            if entry == ALL or entry in self._memo:
+                continue
+            addrs = tuple(self.addresses(entry))
+            found = self._by_address.get((addrs, False)) if addrs else None
+            if not addrs or found is not None:
+                self._memo[entry] = found
+            else:
+                todo.setdefault(addrs, []).append(entry)
+        if len(todo) < 2:  # one search: reach() does it
+            return
+        keys = list(todo)
+        for i in range(0, len(keys), 64):
+            chunk = keys[i : i + 64]
+            for addrs, found in zip(chunk, self._reach_many([list(a) for a in chunk]), strict=True):
+                self._by_address[(addrs, False)] = found
+                for entry in todo[addrs]:
+                    self._memo[entry] = found
+
+    def _roots(self, addrs: list[int]) -> np.ndarray:
+        g = self.scan.graph
+        nodes_of = np.searchsorted(g.func_starts, np.asarray(addrs, np.uint64), side="right") - 1
+        return nodes_of[nodes_of >= 0]
+
     def _reach(self, addrs: list[int], whole: bool = False) -> Reach:
         """Sites and imports reachable from ``addrs``; sites reachable only through a failure
         function are marked.  Vectorised: one BFS each way, then mask look-ups."""
         g = self.scan.graph
-        blocked = self.failure_mask()
-        if self._site_nodes is None:
-            self._site_nodes = _site_nodes(g, self.scan.sites)
-        nodes_of = np.searchsorted(g.func_starts, np.asarray(addrs, np.uint64), side="right") - 1
-        roots = nodes_of[nodes_of >= 0]
+        roots = self._roots(addrs)
         if whole:  # the whole object: every function and every piece of relocated data
             roots = np.concatenate([roots, np.arange(g.data_base, g.n_nodes, dtype=np.int64)])
         full = g.reachable(roots)
-        nodes = self._site_nodes
+        nodes = self._sites()
         hit = np.flatnonzero((nodes >= 0) & full[np.maximum(nodes, 0)])
         # the second search only tells which sites are reached on normal paths: none reached, none
         # to tell (most entries of a large C++ library reach no syscall site of their own object)
-        normal = g.reachable(roots, blocked=blocked) if len(hit) else full
+        normal = g.reachable(roots, blocked=self.failure_mask()) if len(hit) else full
+        return self._made(hit, normal[np.maximum(nodes[hit], 0)], np.flatnonzero(full[g.n_funcs : g.data_base]))
+
+    def _reach_many(self, entries: list[list[int]]) -> list[Reach]:
+        """:meth:`_reach` of up to 64 entries (address lists), by two bit propagations."""
+        g = self.scan.graph
+        roots = [self._roots(a) for a in entries]
+        nodes = self._sites()
+        one = np.uint64(1)
+        full = g.reach_bits(roots)
+        site_bits = np.where(nodes >= 0, full[np.maximum(nodes, 0)], np.uint64(0))
+        import_bits = full[g.n_funcs : g.data_base]
+        hits = [np.flatnonzero((site_bits >> np.uint64(i)) & one) for i in range(len(entries))]
+        hitting = [i for i, h in enumerate(hits) if len(h)]
+        normal = g.reach_bits([roots[i] for i in hitting], blocked=self.failure_mask()) if hitting else full
+        normal_of = dict(zip(hitting, range(len(hitting)), strict=True))
+        out = []
+        for i, hit in enumerate(hits):
+            ok = ((normal[nodes[hit]] >> np.uint64(normal_of[i])) & one).astype(bool) if len(hit) else hit
+            out.append(self._made(hit, ok, np.flatnonzero((import_bits >> np.uint64(i)) & one)))
+        return out
+
+    def _sites(self) -> np.ndarray:
+        if self._site_nodes is None:
+            self._site_nodes = _site_nodes(self.scan.graph, self.scan.sites)
+        return self._site_nodes
+
+    def _made(self, hit: np.ndarray, normal: np.ndarray, imports: np.ndarray) -> Reach:
+        """The reach of sites ``hit`` (indices; ``normal``: each reached on a normal path) and import
+        nodes ``imports`` (indices into the graph's import keys)."""
         sites = self.scan.sites
         out = tuple(
-            Site(n, _kind(sites[i]), sites[i].function or "?", sites[i].address, failure=not bool(normal[nodes[i]]))
-            for i in hit.tolist()
+            Site(n, _kind(sites[i]), sites[i].function or "?", sites[i].address, failure=not ok)
+            for i, ok in zip(hit.tolist(), normal.tolist(), strict=True)
             for n in sites[i].numbers
         )
-        imports = tuple(sorted(g.import_keys[j] for j in np.flatnonzero(full[g.n_funcs : g.data_base]).tolist()))
-        return Reach(out, imports)
+        if self._key_rank is None:  # the import keys in sorted order, and each key's place in it
+            keys = self.scan.graph.import_keys
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            self._key_rank = (tuple(keys[j] for j in order), np.argsort(np.asarray(order, np.int64)))
+        ordered, rank = self._key_rank
+        return Reach(out, tuple(map(ordered.__getitem__, np.sort(rank[imports]).tolist())))
 
 
 def _site_nodes(g: CallGraph, sites: tuple[SyscallSite, ...]) -> np.ndarray:

@@ -477,7 +477,6 @@ class _Scanner:
         processes = _pool_processes(total)
         if processes == 1:
             merged = [self._x86_range(ri, lo, hb, lo, hd) for ri, lo, hb, hd in chunks]
-            _SCRATCH.clear()
         else:
             # a pool: each chunk split into PIECES consecutive ranges; a chunk's groups are the
             # concatenation of its ranges' groups (each group is in address order)
@@ -554,16 +553,6 @@ def _adrp_pages(words: np.ndarray, idx: np.ndarray, base: int) -> tuple[np.ndarr
 
 # (site address, target, kind, target function node, containing function node) per pattern group
 _Groups = list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
-_SCRATCH: list[np.ndarray] = []
-
-
-def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """A uint8 and a bool buffer of ``n`` elements, reused across calls (a process's own: a forked
-    worker writes its copy): fresh 32 MB temporaries per chunk cost more in page faults than the
-    comparisons themselves."""
-    if not _SCRATCH or len(_SCRATCH[0]) < n:
-        _SCRATCH[:] = [np.empty(max(n, CHUNK), np.uint8), np.empty(max(n, CHUNK), bool)]
-    return _SCRATCH[0][:n], _SCRATCH[1][:n]
 
 
 class _RangeScan(NamedTuple):
@@ -615,21 +604,65 @@ def _merge(parts: list[_RangeScan]) -> _RangeScan:
     return _RangeScan(branches, sum(p.raw for p in parts), direct)
 
 
-def _direct_groups(c: np.ndarray, vaddr: int, lo: int, hi: int) -> tuple[np.ndarray, ...]:
-    """Addresses of the syscall instruction byte pairs starting in ``c[lo:hi]`` (hi < len(c)), by kind."""
-    hit = _scratch(hi - lo)[1]
-    a = c[lo:hi]
-    np.equal(a, 0x0F, out=hit)
-    p0f = np.flatnonzero(hit) + lo
-    np.equal(a, 0xCD, out=hit)
-    pcd = np.flatnonzero(hit) + lo
-    second = c[p0f + 1]
-    base = np.uint64(vaddr)
-    return (
-        p0f[second == 0x05].astype(np.uint64) + base,
-        pcd[c[pcd + 1] == 0x80].astype(np.uint64) + base,
-        p0f[second == 0x34].astype(np.uint64) + base,
-    )
+BLOCK = 1 << 20  # bytes per pass of the pattern tests: a block and its temporaries stay in cache
+
+
+class _Positions(NamedTuple):
+    """Offsets of the byte patterns :func:`_x86_groups` starts from, each sorted: a superset of
+    each group (the exact tests follow), much smaller than the offsets of the first byte alone."""
+
+    call: np.ndarray  # e8/e9: call/jmp rel32
+    of: np.ndarray  # 0f: jcc rel32, SSE loads from [rip+disp32], syscall/sysenter
+    ff: np.ndarray  # ff 15/25 (and ff 05/35): call/jmp [rip+disp32]
+    rex: np.ndarray  # 48/4c 8d/8b (and 89/8f) modrm(rip): lea/mov r64, [rip+disp32]
+    vex: np.ndarray  # c5 vv op: VEX2 SSE loads
+    int80: np.ndarray  # cd 80
+
+
+# Per field of _Positions: a conjunction of disjunctions of (byte, mask, value) tests, i.e. byte
+# ``byte`` of the candidate, masked, equals ``value``.  modrm & c7 == 05 is [rip+disp32].
+_PATTERNS: tuple[tuple[tuple[tuple[int, int, int], ...], ...], ...] = (
+    (((0, 0xFE, 0xE8),),),
+    (((0, 0xFF, 0x0F),), ((1, 0xF0, 0x80), (1, 0xFF, 0x05), (1, 0xFF, 0x34), (2, 0xC7, 0x05))),
+    (((0, 0xFF, 0xFF),), ((1, 0xCF, 0x05),)),
+    (((0, 0xFB, 0x48),), ((1, 0xF9, 0x89),), ((2, 0xC7, 0x05),)),
+    (((0, 0xFF, 0xC5),), ((2, 0xF9, 0x10), (2, 0xFF, 0x28), (2, 0xFF, 0x6F), (2, 0xFF, 0x7E))),
+    (((0, 0xFF, 0xCD),), ((1, 0xFF, 0x80),)),
+)
+
+
+def _positions(c: np.ndarray, lo: int, hi: int) -> _Positions:
+    """The pattern offsets in ``c[lo:hi]``, block by block.  Six tests of the first byte over 32 MB
+    went to memory six times and numbered 12 M 0f bytes and 14 M 48 bytes of libtorch_cpu.so; a 1 MB
+    block stays in cache, and the tests of the next two bytes drop most of those before they are
+    numbered (bytes past the end of ``c`` read as zero, which no test accepts)."""
+    found: list[list[np.ndarray]] = [[] for _ in _Positions._fields]
+    tmp = np.empty(BLOCK, np.uint8)
+    hit, term, one = np.empty(BLOCK, bool), np.empty(BLOCK, bool), np.empty(BLOCK, bool)
+    for s in range(lo, hi, BLOCK):
+        e = min(hi, s + BLOCK)
+        size = e - s
+        ext = c[s : e + 2] if e + 2 <= len(c) else np.concatenate([c[s:], np.zeros(e + 2 - len(c), np.uint8)])
+        views = (ext[:size], ext[1 : size + 1], ext[2 : size + 2])
+        t, h, tm, o = tmp[:size], hit[:size], term[:size], one[:size]
+        for group, conjunction in enumerate(_PATTERNS):
+            for k, disjunction in enumerate(conjunction):
+                out = h if k == 0 else tm
+                for j, (byte, mask, value) in enumerate(disjunction):
+                    v = views[byte] if mask == 0xFF else np.bitwise_and(views[byte], mask, out=t)
+                    np.equal(v, value, out=out if j == 0 else o)
+                    if j:
+                        np.logical_or(out, o, out=out)
+                if k:
+                    np.logical_and(h, tm, out=h)
+            found[group].append(np.flatnonzero(h) + s)
+    empty = np.zeros(0, np.int64)
+    return _Positions(*(np.concatenate(f) if f else empty for f in found))
+
+
+def _within(p: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The sorted offsets ``p`` in ``[lo, hi)``."""
+    return p[np.searchsorted(p, lo) : np.searchsorted(p, hi)]
 
 
 def _x86_groups(
@@ -641,38 +674,40 @@ def _x86_groups(
     starting in ``c[lo_direct:hi_direct]``.  Splitting the ranges into consecutive ranges and
     concatenating each group's arrays gives the same arrays (a parallel scan relies on it).
     ``sc``: the scanner's target range, function starts and ``direct_targets`` (sorted)."""
-    direct = _direct_groups(c, vaddr, lo_direct, hi_direct)
     n = len(c)
-    if hi <= lo:
+    # one pass over both ranges (they differ only at a region's end: a syscall instruction is shorter)
+    pos = _positions(c, min(lo, lo_direct), max(hi, hi_direct)) if max(hi, hi_direct) > min(lo, lo_direct) else None
+    base = np.uint64(vaddr)
+    if pos is None:
+        z = np.zeros(0, np.uint64)
+        direct: tuple[np.ndarray, ...] = (z, z, z)
+    else:
+        p0f = _within(pos.of, lo_direct, hi_direct)
+        second = c[p0f + 1]
+        direct = (
+            p0f[second == 0x05].astype(np.uint64) + base,
+            _within(pos.int80, lo_direct, hi_direct).astype(np.uint64) + base,
+            p0f[second == 0x34].astype(np.uint64) + base,
+        )
+    if hi <= lo or pos is None:
         z, e = np.zeros(0, np.uint64), np.zeros(0, np.int64)
         return _RangeScan([(z, z, np.zeros(0, np.int8), e, e)] * 6, 0, direct)
     target_lo, target_hi, direct_targets = sc.target_lo, sc.target_hi, sc.direct_targets
     # every byte offset viewed as a little-endian int32 (an unaligned, 1-byte-strided view):
     # one gather per candidate instead of four byte gathers
     i32 = np.ndarray(shape=(n - 3,), dtype="<i4", buffer=c, offset=0, strides=(1,))
-    a = c[lo:hi]
-    tmp, hit = _scratch(len(a))
-
-    def where(mask: int | None, value: int) -> np.ndarray:
-        if mask is None:
-            np.equal(a, value, out=hit)
-        else:
-            np.bitwise_and(a, mask, out=tmp)
-            np.equal(tmp, value, out=hit)
-        return np.flatnonzero(hit) + lo
-
-    p_call = where(0xFE, 0xE8)
-    p0f_all = where(None, 0x0F)
+    p_call = _within(pos.call, lo, hi)
+    p0f_all = _within(pos.of, lo, hi)
     p0f = p0f_all[(c[p0f_all + 1] & 0xF0) == 0x80]
-    pff = where(None, 0xFF)
+    pff = _within(pos.ff, lo, hi)
     pff = pff[(c[pff + 1] == 0x15) | (c[pff + 1] == 0x25)]
     # REX.W (+R) 8d/8b modrm(mod=00, rm=101): lea/mov r64, [rip+disp32]
-    prex = where(0xFB, 0x48)
+    prex = _within(pos.rex, lo, hi)
     prex = prex[((c[prex + 1] == 0x8D) | (c[prex + 1] == 0x8B)) & ((c[prex + 2] & 0xC7) == 0x05)]
     # 0f 10/28/6f/7e/16/12 modrm(rip): (v)movups/movaps/movdqa/movdqu/movq/movhps/movlps loads;
     # VEX2 c5 vv op modrm(rip)
     psse = p0f_all[_SSE_LOADS[c[p0f_all + 1]] & ((c[p0f_all + 2] & 0xC7) == 0x05)]
-    pvex = where(None, 0xC5)
+    pvex = _within(pos.vex, lo, hi)
     pvex = pvex[_SSE_LOADS[c[pvex + 2]] & ((c[pvex + 3] & 0xC7) == 0x05)]
     groups = [
         (p_call, 5, None),
