@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import multiprocessing.pool
@@ -100,6 +100,7 @@ def forked_pool(
         pool = multiprocessing.get_context("fork").Pool(
             processes, initializer=_worker_start, initargs=(initializer, initargs)
         )
+        threads = _watch(pool)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         check_interrupted()  # a signal an at-fork hook swallowed (see check_interrupted)
         yield pool
@@ -108,26 +109,88 @@ def forked_pool(
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         if pool is not None:
             _stop(pool)
+            for thread in threads:
+                _watched_threads.discard(thread)
+                _pool_thread_errors.pop(thread, None)
 
 
 POOL_STOP_SECONDS = 10.0
+POOL_POLL_SECONDS = 0.25
+_T = TypeVar("_T")
+_pool_thread_errors: dict[threading.Thread, BaseException] = {}
+
+
+def pool_results(pool: multiprocessing.pool.Pool, results: multiprocessing.pool.IMapIterator[_T]) -> Iterator[_T]:
+    """The items of ``results`` (``pool.imap``/``imap_unordered``), raising what broke the pool.
+
+    A pool's result thread that fails to unpickle a result (MemoryError under an address-space
+    limit, seen with the prefilter's arrays) dies, and an iterator over the results then waits for
+    ever: the out-of-memory test hung 300 s.  The wait is in short slices; between them a dead
+    handler thread's exception (recorded by :func:`_record_thread_error`, not printed) is raised
+    here, in the main thread, where the run reports it as one line."""
+    import multiprocessing
+
+    while True:
+        try:
+            yield results.next(timeout=POOL_POLL_SECONDS)  # __next__ takes no timeout
+        except StopIteration:
+            return
+        except multiprocessing.TimeoutError:
+            for name in _POOL_THREADS[1:]:
+                thread = getattr(pool, name, None)
+                if isinstance(thread, threading.Thread) and not thread.is_alive():
+                    error = _pool_thread_errors.pop(thread, None)
+                    raise (error or RuntimeError(f"the worker pool's {name.strip('_')} thread ended")) from None
+            check_interrupted()
+
+
+_POOL_THREADS = ("_worker_handler", "_task_handler", "_result_handler")  # private attributes of Pool
+_watched_threads: set[threading.Thread] = set()
+
+
+def _watch(pool: multiprocessing.pool.Pool) -> list[threading.Thread]:
+    """Route the exception that ends one of ``pool``'s threads to :func:`pool_results` instead of
+    the default hook, which printed a traceback to stderr."""
+    if threading.excepthook is not _record_thread_error:
+        _previous_excepthook[:] = [threading.excepthook]
+        threading.excepthook = _record_thread_error
+    threads = [t for n in _POOL_THREADS if isinstance(t := getattr(pool, n, None), threading.Thread)]
+    _watched_threads.update(threads)
+    return threads
+
+
+def _record_thread_error(args: threading.ExceptHookArgs) -> None:
+    if args.thread in _watched_threads and args.exc_value is not None:
+        _pool_thread_errors[args.thread] = args.exc_value
+    elif _previous_excepthook:
+        _previous_excepthook[0](args)
+
+
+_previous_excepthook: list[Callable[[threading.ExceptHookArgs], object]] = []
 
 
 def _stop(pool: multiprocessing.pool.Pool) -> None:
     """``terminate()`` and ``join()`` the pool, but never wait on them for ever: a SIGTERM during
     the pool's start-up once left its task thread waiting on a queue lock that no live process
-    would release, and ``terminate()`` joins that thread (seen 1 in 70 interrupted runs).  Then
-    the workers are killed directly and the stuck threads, daemonic, end with the process."""
+    would release, and ``terminate()`` joins that thread (seen 1 in 70 interrupted runs).  When
+    they have not finished in time, or failed, the workers are killed directly and the stuck
+    threads, daemonic, end with the process."""
     import multiprocessing
 
+    stopped: list[bool] = []
+
     def stop() -> None:
-        pool.terminate()
-        pool.join()
+        # terminate() can fail too (MemoryError in its clean-up under an address-space limit, after
+        # the result thread died of one): best effort, the kill below makes sure
+        with contextlib.suppress(Exception):
+            pool.terminate()
+            pool.join()
+            stopped.append(True)
 
     stopper = threading.Thread(target=stop, name="uk-depscan-pool-stop", daemon=True)
     stopper.start()
     stopper.join(POOL_STOP_SECONDS)
-    if stopper.is_alive():
+    if not stopped:
         for child in multiprocessing.active_children():
             child.kill()
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import numpy as np
 
 from uk_depscan import __version__
-from uk_depscan.cleanup import check_interrupted, forked_pool
+from uk_depscan.cleanup import check_interrupted, forked_pool, pool_results
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, open_elf
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols, fini_array, init_array
 from uk_depscan.errors import DepscanError, ResourceError
@@ -254,10 +254,10 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
         shared = _shared_objects(work)
         if shared:
             note(f"scanning {len(shared)} objects for syscalls with {jobs} processes")
-            for _ in pool.imap_unordered(_prescan, shared):
+            for _ in pool_results(pool, pool.imap_unordered(_prescan, shared)):
                 check_interrupted()
         order = sorted(range(n), key=lambda i: (-_size(work.inputs.targets[i].path), i))
-        yield from pool.imap_unordered(_in_worker, order)
+        yield from pool_results(pool, pool.imap_unordered(_in_worker, order))
 
 
 def _shared_objects(work: _Work) -> list[str]:
