@@ -261,7 +261,9 @@ def test_shared_objects_are_each_scanned_once_largest_first(
 
     def shared(**opts: object) -> list[str]:
         with collect_inputs([str(tree)]) as inputs:
-            return _shared_objects(_Work(SearchConfig(), inputs, Options(**opts), ()))  # type: ignore[arg-type]
+            objects, uses = _shared_objects(_Work(SearchConfig(), inputs, Options(**opts), ()))  # type: ignore[arg-type]
+            assert len(uses) == len(inputs.targets) and set().union(*uses) == set(objects)
+            return objects
 
     auto = shared()
     assert len(auto) == len(set(auto))
@@ -299,3 +301,35 @@ def test_no_mapped_file_outlives_its_target(tree: Path, monkeypatch: pytest.Monk
             gc.enable()
     assert len(report.targets) >= 4
     assert mapped == [], [o.name for o in mapped]
+
+
+def test_largest_object_prefilter_in_the_pool_is_the_same_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path
+) -> None:
+    """--jobs with a large object (thresholds lowered so the fixtures count as large): its prefilter
+    ranges run in the pool's workers, each building its own scanner or inheriting the prebuilt
+    one, while this process finishes the scan; the report is the bytes of --jobs 1."""
+    from uk_depscan.syscalls import scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scan_mod, "CHUNK", 512)
+    used: list[int] = []
+    real = scan_mod.prefilter_executor
+
+    def spy(run):  # type: ignore[no-untyped-def]
+        def counted(path, tasks):  # type: ignore[no-untyped-def]
+            used.append(len(tasks))
+            return run(path, tasks)
+
+        return real(counted)
+
+    monkeypatch.setattr(scan_mod, "prefilter_executor", spy)
+    outs = []
+    for jobs, cache in (("1", "a"), ("2", "b"), ("2", "b")):
+        monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / cache))
+        code, out, err = run_cli(["scan", str(tree), *ARGS, "--jobs", jobs, "-q"])
+        assert code in (0, 1), err
+        outs.append(out)
+    assert len(used) == 1 and used[0] > 4  # cold --jobs 2 only: split into ranges; warm: no scan
+    assert outs[1] == outs[0] and outs[2] == outs[0]
+    assert not scan_mod._PREBUILT and not scan_mod._WORKER_SCANNER  # released in this process

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import multiprocessing.pool
+    import multiprocessing.process
 
 WHEEL_PREFIX = "uk-depscan-wheel-"
 OWNER_FILE = ".uk-depscan-owner"  # written once the lock is held: "this directory is complete and owned"
@@ -93,13 +95,31 @@ def forked_pool(
     process cleans up.  Leaving the block terminates and joins the workers.
     """
     import multiprocessing
+    import multiprocessing.pool
 
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     pool = None
     try:
-        pool = multiprocessing.get_context("fork").Pool(
-            processes, initializer=_worker_start, initargs=(initializer, initargs)
-        )
+        before = set(multiprocessing.active_children())
+        # constructed in two steps to keep the object when __init__ fails half-way
+        pool = multiprocessing.pool.Pool.__new__(multiprocessing.pool.Pool)
+        try:
+            pool.__init__(  # type: ignore[misc]
+                processes,
+                initializer=_worker_start,
+                initargs=(initializer, initargs),
+                context=multiprocessing.get_context("fork"),
+            )
+        except BaseException as err:
+            # Pool forks its workers, then starts three threads; under an address-space limit the
+            # second or third cannot start ("can't start new thread").  The forked workers would
+            # hold stderr open for ever, and the first thread, already running, forks new ones
+            # for every worker killed: it is stopped first.
+            _abandon(pool, before)
+            pool = None
+            if out_of_memory(err):
+                raise MemoryError(f"cannot start {processes} worker processes: {err}") from err
+            raise
         threads = _watch(pool)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         check_interrupted()  # a signal an at-fork hook swallowed (see check_interrupted)
@@ -188,11 +208,64 @@ def _stop(pool: multiprocessing.pool.Pool) -> None:
             stopped.append(True)
 
     stopper = threading.Thread(target=stop, name="uk-depscan-pool-stop", daemon=True)
-    stopper.start()
-    stopper.join(POOL_STOP_SECONDS)
+    try:
+        stopper.start()
+    except RuntimeError:  # "can't start new thread" (an address-space limit): the kill below
+        pass
+    else:
+        stopper.join(POOL_STOP_SECONDS)
     if not stopped:
-        for child in multiprocessing.active_children():
-            child.kill()
+        _kill(multiprocessing.active_children())
+        _cancel_finalizer(pool)
+
+
+def _cancel_finalizer(pool: multiprocessing.pool.Pool) -> None:
+    """The pool's own clean-up, run when the object is freed (a private multiprocessing.util.Finalize),
+    takes the task queue's lock first: a worker killed while it held the lock leaves it taken for
+    ever, and the freeing thread (the main one) waited there (seen under an address-space limit)."""
+    finalizer = getattr(pool, "_terminate", None)
+    cancel = getattr(finalizer, "cancel", None)
+    if callable(cancel):
+        cancel()
+
+
+def _abandon(pool: multiprocessing.pool.Pool, before: set[multiprocessing.process.BaseProcess]) -> None:
+    """Stop what a Pool whose __init__ failed has started (private attributes of
+    multiprocessing.pool.Pool: its worker-maintaining thread re-forks killed workers while its
+    state is RUN)."""
+    import multiprocessing.pool
+
+    handler = getattr(pool, "_worker_handler", None)
+    if isinstance(handler, threading.Thread):
+        handler._state = multiprocessing.pool.TERMINATE  # type: ignore[attr-defined]
+        notifier = getattr(pool, "_change_notifier", None)
+        if notifier is not None:
+            with contextlib.suppress(Exception):
+                notifier.put(None)
+        if handler.is_alive():
+            handler.join(POOL_STOP_SECONDS)
+    _kill([c for c in multiprocessing.active_children() if c not in before])
+    _cancel_finalizer(pool)
+
+
+def _kill(children: list[multiprocessing.process.BaseProcess]) -> None:
+    for child in children:
+        child.kill()
+    for child in children:
+        child.join(POOL_STOP_SECONDS)  # reaped: no zombie, and nothing left for the caller to see
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is how a lack of memory or address space shows when it is not a MemoryError:
+    a thread that cannot start, a shared library that cannot be mapped (capstone's, loaded when the
+    first disassembly needs it), an mmap refused with ENOMEM."""
+    if isinstance(err, MemoryError):
+        return True
+    if isinstance(err, RuntimeError):
+        return "can't start new thread" in str(err)
+    if isinstance(err, OSError):
+        return err.errno == errno.ENOMEM or "failed to map segment" in str(err) or "Cannot allocate memory" in str(err)
+    return False
 
 
 def _worker_start(initializer: Callable[..., object] | None, initargs: tuple[object, ...]) -> None:

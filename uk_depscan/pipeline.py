@@ -14,12 +14,12 @@ import resource
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from uk_depscan import __version__
-from uk_depscan.cleanup import check_interrupted, forked_pool, pool_results
+from uk_depscan.cleanup import check_interrupted, forked_pool, out_of_memory, pool_results
 from uk_depscan.elf.file import ET_DYN, ET_EXEC, ElfFile, open_elf
 from uk_depscan.elf.symbols import STT_GNU_IFUNC, dynamic_symbols, fini_array, init_array
 from uk_depscan.errors import DepscanError, ResourceError
@@ -49,7 +49,7 @@ from uk_depscan.model import (
     TargetReport,
     VersionProblem,
 )
-from uk_depscan.report.views import with_views
+from uk_depscan.report.views import build_target_views
 from uk_depscan.store.cache import CacheStore
 from uk_depscan.store.identity import object_identity
 from uk_depscan.syscalls.linux import load_linux_table
@@ -153,11 +153,14 @@ def analyze(
         from uk_depscan.observe.observed import load_traces
 
         traces = load_traces(options.observed)
+    # the Unikraft facts before any analysis: a bad table is bad input, and every target's gaps are
+    # classified where the target is analysed (a --jobs worker: in parallel)
+    unikraft = _load_unikraft(options) if options.syscalls else None
     with collect_inputs(paths, limits=options.wheel_limits, select=options.select) as inputs:
         single = len(inputs.targets) == 1
         reports: list[TargetReport] = []
         skipped = list(inputs.skipped)
-        work = _Work(config, inputs, options, traces)
+        work = _Work(config, inputs, options, traces, unikraft)
         total = len(inputs.targets)
         done: dict[int, TargetReport | DepscanError] = {}
         # one target: --jobs processes share its largest object's scan; several: one process each
@@ -176,12 +179,9 @@ def analyze(
             else:
                 reports.append(outcome)
     settings = SearchSettings(config.root, config.library_path, config.ld_so_conf, config.use_cache)
-    table = _unikraft_table(options) if options.syscalls else None
+    table = unikraft.table if unikraft is not None else None
     # a table of one's own may not record its commit; the report schema wants a string
     ref = TableRef(table.release, table.commit or "unknown", table.generator) if table is not None else None
-    if table is not None:
-        musl, priors = libmusl_for(table), load_loupe_priors()
-        reports = [_route_view(r, table, priors, musl, options.route) for r in reports]
     plan = (
         greedy_plan({r.target: work_items(r.gaps) for r in reports if r.syscalls is not None})
         if table is not None and len(reports) > 1
@@ -189,7 +189,8 @@ def analyze(
     )
     matrix = syscall_matrix(reports) if len(reports) > 1 else ()
     skipped.sort(key=lambda s: s.path)
-    return with_views(Report(__version__, command, settings, tuple(reports), tuple(skipped), ref, plan, matrix))
+    # every target's views were computed with its report (_finished)
+    return Report(__version__, command, settings, tuple(reports), tuple(skipped), ref, plan, matrix)
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,32 @@ class _Work:
     inputs: Inputs
     options: Options
     traces: tuple[Trace, ...]
+    unikraft: _Unikraft | None = None
+
+
+@dataclass(frozen=True)
+class _Unikraft:
+    """The Unikraft facts every target's gaps are classified against."""
+
+    table: UnikraftTable
+    priors: dict[str, LoupePrior]
+    musl: LibmuslAvailability | None
+
+
+def _load_unikraft(options: Options) -> _Unikraft:
+    table = _unikraft_table(options)
+    return _Unikraft(table, load_loupe_priors(), libmusl_for(table))
+
+
+def _finished(report: TargetReport, work: _Work) -> TargetReport:
+    """The target's report as the whole report holds it: observation applied, gaps classified for
+    the route, views computed (each depends on this target alone)."""
+    if work.traces:
+        report = with_observation(report, work.traces)
+    if work.unikraft is not None:
+        u = work.unikraft
+        report = _route_view(report, u.table, u.priors, u.musl, work.options.route)
+    return dataclasses.replace(report, views=build_target_views(report))
 
 
 def _analyze_one(work: _Work, i: int, note: Callable[[str], None]) -> TargetReport | DepscanError:
@@ -209,12 +236,16 @@ def _analyze_one(work: _Work, i: int, note: Callable[[str], None]) -> TargetRepo
         note(f"{target.display}: resolving dependencies")
         try:
             report = analyze_target(target.path, target.display, work.config, work.inputs, work.options, note)
-            return with_observation(report, work.traces) if work.traces else report
+            return _finished(report, work)
         except MemoryError as err:
             raise _out_of_memory(target.path, target.display) from err
         except DepscanError as err:
             cause = err.__cause__
             if isinstance(cause, OSError) and cause.errno == errno.ENOMEM:  # mmap refused
+                raise _out_of_memory(target.path, target.display) from err
+            raise
+        except (OSError, RuntimeError) as err:
+            if out_of_memory(err):
                 raise _out_of_memory(target.path, target.display) from err
             raise
     except DepscanError as err:
@@ -228,8 +259,13 @@ def _worker_init(work: _Work) -> None:
     _WORKER_STATE["work"] = work  # passed by fork, not pickled
 
 
-def _in_worker(i: int) -> tuple[int, TargetReport | DepscanError]:
-    return i, _analyze_one(_WORKER_STATE["work"], i, lambda _msg: None)
+def _in_worker(task: tuple[bool, int | str]) -> tuple[int, TargetReport | DepscanError] | None:
+    """A task of the pool: (True, path) prescans that object (None); (False, i) analyses target i."""
+    prescan, what = task
+    if prescan:
+        _prescan(str(what))
+        return None
+    return int(what), _analyze_one(_WORKER_STATE["work"], int(what), lambda _msg: None)
 
 
 def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[tuple[int, TargetReport | DepscanError]]:
@@ -240,8 +276,13 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     Python; threads would share one core).  Fork, not spawn: the workers inherit the imported
     engine, the extracted wheel's file digests (:func:`uk_depscan.store.identity.remember_digest`)
     and the shared work (``initargs`` under fork) without pickling.  The distinct objects of all
-    closures are scanned first (:func:`_shared_objects`); then the largest targets are submitted
-    first, so the long analyses start at once and the small ones fill the other workers.
+    closures are scanned first (:func:`_shared_objects`).  The largest, when it is large enough
+    for its prefilter to be split (libtorch_cpu.so, which every other scan and analysis of
+    torch/lib waits for: a worker alone took 6.6 s on it while the other worker, done with the
+    rest, waited), is scanned by this process with its prefilter ranges run by the pool's workers;
+    queued behind those ranges, the workers then scan the other objects and analyse the targets,
+    largest first, while this process finishes that scan.  A target whose objects are still being
+    scanned elsewhere waits for that scan (the scan cache's lock) instead of repeating it.
     """
     n = len(work.inputs.targets)
     jobs = max(1, min(jobs, n))
@@ -250,18 +291,73 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
             yield i, _analyze_one(work, i, note)
         return
     note(f"analysing {n} targets with {jobs} processes")
-    with forked_pool(jobs, _worker_init, (work,)) as pool:  # no worker outlives an error or a signal
-        shared = _shared_objects(work)
-        if shared:
-            note(f"scanning {len(shared)} objects for syscalls with {jobs} processes")
-            for _ in pool_results(pool, pool.imap_unordered(_prescan, shared)):
+    shared, uses = _shared_objects(work)
+    big = shared.pop(0) if shared and _size(shared[0]) >= _split_bytes() else None
+    # the targets that do not need the large object can run while this process finishes its scan
+    order = sorted(range(n), key=lambda i: (big in uses[i], -_size(work.inputs.targets[i].path), i))
+    big_elf = _prebuilt(big) if big is not None else None  # before the fork: the workers inherit it
+    if big is not None and big_elf is None:
+        shared.insert(0, big)  # cached, or not readable here: a worker looks it up like any other
+    tasks: list[tuple[bool, int | str]] = [*((True, p) for p in shared), *((False, i) for i in order)]
+    try:
+        with forked_pool(jobs, _worker_init, (work,)) as pool:  # no worker outlives an error or a signal
+            rest: list[Iterator[tuple[int, TargetReport | DepscanError] | None]] = []
+
+            def submit_rest() -> None:
+                if not rest:
+                    rest.append(pool_results(pool, pool.imap_unordered(_in_worker, tasks)))
+
+            if big_elf is not None:
+                from uk_depscan.syscalls.scan import prefilter_executor, prefilter_task, release_prebuilt, scan_library
+
+                def prefilter(path: str, ranges: list[tuple[int, int, int, int, int]]) -> list[Any]:
+                    results = pool.imap(prefilter_task, [(path, r) for r in ranges], chunksize=1)
+                    submit_rest()  # queued behind the ranges: the workers go on while this process finishes
+                    return list(pool_results(pool, results))
+
+                note(f"scanning {big} for syscalls with {jobs} processes")
+                with prefilter_executor(prefilter), contextlib.suppress(DepscanError, MemoryError, OSError):
+                    scan_library(big_elf)
+                release_prebuilt()
                 check_interrupted()
-        order = sorted(range(n), key=lambda i: (-_size(work.inputs.targets[i].path), i))
-        yield from pool_results(pool, pool.imap_unordered(_in_worker, order))
+            submit_rest()
+            for outcome in rest[0]:
+                check_interrupted()
+                if outcome is not None:
+                    yield outcome
+    finally:
+        if big_elf is not None:
+            big_elf.close()
 
 
-def _shared_objects(work: _Work) -> list[str]:
-    """The distinct objects the targets' syscall stages will scan, largest first.
+def _prebuilt(path: str) -> ElfFile | None:
+    """The large object opened, with its scanner built (:func:`uk_depscan.syscalls.scan.prebuild_scanner`);
+    None when its scan is cached already or it cannot be read here (the pool's workers then
+    look it up or scan it like any other object)."""
+    from uk_depscan.syscalls.scan import prebuild_scanner
+
+    elf = None
+    try:
+        elf = open_elf(path)
+        if prebuild_scanner(elf):
+            return elf
+    except (DepscanError, MemoryError, OSError):
+        pass
+    if elf is not None:
+        elf.close()
+    return None
+
+
+def _split_bytes() -> int:
+    """The size from which one object's prefilter is split over processes (:mod:`uk_depscan.syscalls.scan`)."""
+    from uk_depscan.syscalls.scan import PARALLEL_MIN_BYTES
+
+    return PARALLEL_MIN_BYTES
+
+
+def _shared_objects(work: _Work) -> tuple[list[str], list[set[str]]]:
+    """The distinct objects the targets' syscall stages will scan, largest first, and the set of
+    those each target scans.
 
     Every target of a directory or wheel scans its whole DT_NEEDED closure, and the closures
     overlap: all eleven ELFs of ``torch/lib`` need libtorch_cpu.so, so with one pool over the
@@ -271,10 +367,11 @@ def _shared_objects(work: _Work) -> list[str]:
     Without the cache there is nothing to share, and the report does not depend on this step.
     """
     options = work.options
+    uses: list[set[str]] = [set() for _ in work.inputs.targets]
     if options.no_cache or not (options.symbols and options.syscalls):
-        return []
+        return [], uses
     sizes: dict[str, int] = {}
-    for target in work.inputs.targets:
+    for i, target in enumerate(work.inputs.targets):
         try:
             result = resolve_tree(target.path, work.config, display_name=target.display)
         except DepscanError:
@@ -286,9 +383,11 @@ def _shared_objects(work: _Work) -> list[str]:
             name = obj.soname or obj.path.rsplit("/", 1)[-1]
             if idx and not scanned_under(name, options.libc_model, elf.machine_name):
                 continue
-            sizes.setdefault(os.path.realpath(obj.path), elf.size)
+            path = os.path.realpath(obj.path)
+            sizes.setdefault(path, elf.size)
+            uses[i].add(path)
         result.close()
-    return sorted(sizes, key=lambda p: (-sizes[p], p))
+    return sorted(sizes, key=lambda p: (-sizes[p], p)), uses
 
 
 def _prescan(path: str) -> None:

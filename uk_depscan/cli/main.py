@@ -36,7 +36,7 @@ from uk_depscan.cli.common import (
     use_color,
 )
 from uk_depscan.cli.usage import choice_hint, command_or_file
-from uk_depscan.errors import DepscanError, UsageError
+from uk_depscan.errors import DepscanError, ResourceError, UsageError
 from uk_depscan.model import FailOn, GraphFormat, OutputFormat, Report, SupportStatus, TargetReport
 from uk_depscan.report.escape import for_terminal
 
@@ -473,6 +473,10 @@ def run(argv: list[str]) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except MemoryError as err:  # outside any one target (e.g. --jobs could not start its workers)
+        if SHOW_TRACEBACK.get():
+            raise
+        return print_error(ResourceError(f"not enough memory ({err})" if str(err) else "not enough memory"))
     except Exception as err:
         if SHOW_TRACEBACK.get():
             raise

@@ -760,12 +760,20 @@ def read_pointer_array(elf: ElfFile, addr_tag: str, size_tag: str) -> tuple[int,
 
 
 def init_array(elf: ElfFile) -> tuple[int, ...]:
-    """The DT_INIT_ARRAY constructors, relocated."""
-    return read_pointer_array(elf, "INIT_ARRAY", "INIT_ARRAYSZ")
+    """The DT_INIT_ARRAY constructors, relocated (once per file: every closure of a run roots at them)."""
+    return elf.derived(_init_array)
 
 
 def fini_array(elf: ElfFile) -> tuple[int, ...]:
-    """The DT_FINI_ARRAY destructors, relocated."""
+    """The DT_FINI_ARRAY destructors, relocated (once per file)."""
+    return elf.derived(_fini_array)
+
+
+def _init_array(elf: ElfFile) -> tuple[int, ...]:
+    return read_pointer_array(elf, "INIT_ARRAY", "INIT_ARRAYSZ")
+
+
+def _fini_array(elf: ElfFile) -> tuple[int, ...]:
     return read_pointer_array(elf, "FINI_ARRAY", "FINI_ARRAYSZ")
 
 

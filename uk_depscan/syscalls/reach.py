@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import fnmatch
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -192,7 +193,9 @@ class EngineSummary:
     def failure_mask(self) -> np.ndarray:
         """:func:`failure_nodes` of this scan, computed once (the reaches and the chains both use it)."""
         if self._blocked is None:
-            self._blocked = failure_nodes(self.scan.graph, self.scan.exports)
+            self._blocked = _failure_masks.get(self.scan)
+            if self._blocked is None:
+                self._blocked = _failure_masks[self.scan] = failure_nodes(self.scan.graph, self.scan.exports)
         return self._blocked
 
     def prefetch(self, entries: Iterable[str]) -> None:
@@ -284,6 +287,10 @@ def _site_nodes(g: CallGraph, sites: tuple[SyscallSite, ...]) -> np.ndarray:
     """Call-graph node of every site's containing function (-1 before the first function)."""
     addrs = np.asarray([s.address for s in sites], np.uint64)
     return np.searchsorted(g.func_starts, addrs, side="right").astype(np.int64) - 1
+
+
+# per scan object (one per cached entry and process: see scan._from_cache), for every target that loads it
+_failure_masks: weakref.WeakKeyDictionary[LibraryScan, np.ndarray] = weakref.WeakKeyDictionary()
 
 
 def failure_nodes(g: CallGraph, exports: tuple[tuple[str, int], ...]) -> np.ndarray:

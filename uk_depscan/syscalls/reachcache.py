@@ -59,6 +59,7 @@ class ReachMemo:
         self.import_keys = import_keys
         self._raw = raw or {}
         self._done: dict[str, Reach | None] = {}
+        self._encoded: dict[str, bytes] | None = None  # stored forms of _done's entries, made when saved
         self.saved = len(self._raw)  # entries the cache holds
         self.damaged = False
 
@@ -83,6 +84,8 @@ class ReachMemo:
 
     def __setitem__(self, entry: str, reach: Reach | None) -> None:
         self._done[entry] = reach
+        if self._encoded is not None:
+            self._encoded.pop(entry, None)
 
     def __len__(self) -> int:
         return len(self._done) + len(self._raw)
@@ -98,9 +101,17 @@ class ReachMemo:
                 self._raw.setdefault(entry, raw)
 
     def encoded(self) -> dict[str, bytes]:
-        index = {k: i for i, k in enumerate(self.import_keys)}
+        """Every entry's stored form.  An entry is encoded once per process: the memo of a library
+        that many targets need (libtorch_cpu.so under torch/lib: 5 k entries) is stored again after
+        each target that adds to it, and re-encoding them all each time took a second of torch/lib."""
+        if self._encoded is None:
+            self._encoded = {}
+        fresh = [e for e in self._done if e not in self._encoded]
+        if fresh:
+            index = {k: i for i, k in enumerate(self.import_keys)}
+            self._encoded.update({e: encode_entry(self._done[e], index) for e in fresh})
         out = dict(self._raw)
-        out.update({e: encode_entry(r, index) for e, r in self._done.items()})
+        out.update(self._encoded)
         return out
 
 

@@ -35,13 +35,14 @@ wrapper fixpoint).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import mmap
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -49,7 +50,7 @@ import numpy as np
 
 from uk_depscan.cleanup import forked_pool, pool_results
 from uk_depscan.elf.datarefs import data_pointers, object_extents, pointer_ranges
-from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, ElfFile
+from uk_depscan.elf.file import EM_AARCH64, EM_X86_64, ElfFile, open_elf
 from uk_depscan.elf.frames import SHT_SYMTAB, function_starts, sorted_unique
 from uk_depscan.elf.symbols import (
     STT_FUNC,
@@ -463,8 +464,7 @@ class _Scanner:
         Direct branches are kept only when they reach a function start or a PLT stub (the graph
         has no other use for them); the count is of all candidates (``stats``).  The same pass
         finds the syscall instruction candidates (:meth:`direct_candidates`)."""
-        stubs = np.fromiter(self.plt_stubs.keys(), np.uint64, len(self.plt_stubs))
-        self.direct_targets = _AddressSet(np.concatenate([self.starts, stubs]))
+        self._prepare_branches()
         # (region, start, end of the branch range, end of the syscall range): a branch candidate
         # starts at any offset up to n-5 inclusive (a 5-byte `jmp rel32` may end the section), a
         # two-byte syscall instruction up to n-2
@@ -476,13 +476,17 @@ class _Scanner:
                 chunks.append((ri, lo, hi_b, min(n - 1, lo + CHUNK)))
         total = sum(hi - lo for _, lo, hi, _ in chunks)
         processes = _pool_processes(total)
-        if processes == 1:
+        executor = _EXECUTOR[-1] if _EXECUTOR and total >= PARALLEL_MIN_BYTES else None
+        if processes == 1 and executor is None:
             merged = [self._x86_range(ri, lo, hb, lo, hd) for ri, lo, hb, hd in chunks]
         else:
             # a pool: each chunk split into PIECES consecutive ranges; a chunk's groups are the
             # concatenation of its ranges' groups (each group is in address order)
             tasks = [(ri, *_piece(lo, hb, j), *_piece(lo, hd, j)) for ri, lo, hb, hd in chunks for j in range(PIECES)]
-            results = _in_pool(self, processes, tasks)
+            if executor is not None:
+                results = executor(str(self.elf.path), tasks)
+            else:
+                results = _in_pool(self, processes, tasks)
             merged = [_merge(results[c * PIECES : (c + 1) * PIECES]) for c in range(len(chunks))]
         self._direct = [
             (addr, kind)
@@ -491,6 +495,12 @@ class _Scanner:
             for addr in addrs.tolist()
         ]
         return [g for m in merged for g in m.branches], sum(m.raw for m in merged)
+
+    def _prepare_branches(self) -> None:
+        """What the prefilter's ranges share: the addresses a direct branch may reach."""
+        if getattr(self, "direct_targets", None) is None:
+            stubs = np.fromiter(self.plt_stubs.keys(), np.uint64, len(self.plt_stubs))
+            self.direct_targets = _AddressSet(np.concatenate([self.starts, stubs]))
 
     def _x86_range(self, ri: int, lo: int, hi: int, lo_direct: int, hi_direct: int) -> _RangeScan:
         r = self.regions[ri]
@@ -617,20 +627,24 @@ class _AddressSet:
     MAX_BITMAP = 64 << 20  # bytes: a span wider than this (a crafted file) is searched instead
 
     def __init__(self, addresses: np.ndarray) -> None:
-        self.sorted = np.unique(np.asarray(addresses, np.uint64))
-        self.lo = int(self.sorted[0]) if len(self.sorted) else 0
-        span = int(self.sorted[-1]) - self.lo + 1 if len(self.sorted) else 0
+        values = np.asarray(addresses, np.uint64)  # duplicates allowed: neither test minds them
+        self.size = len(values)
+        self.lo = int(values.min()) if self.size else 0
+        span = int(values.max()) - self.lo + 1 if self.size else 0
         self.bitmap: np.ndarray | None = None
+        self.sorted = values[:0]  # the binary search's array, when there is no bitmap
         if 0 < span <= 8 * self.MAX_BITMAP:
-            off = self.sorted - np.uint64(self.lo)
+            off = values - np.uint64(self.lo)
             bitmap = np.zeros((span + 7) // 8, np.uint8)
             np.bitwise_or.at(bitmap, off >> np.uint64(3), np.left_shift(1, off & np.uint64(7)).astype(np.uint8))
             self.bitmap = bitmap
+        else:
+            self.sorted = np.sort(values)
 
     def contains(self, values: np.ndarray) -> np.ndarray:
         """Boolean mask: which of ``values`` (uint64) are in the set."""
         values = np.asarray(values, np.uint64)
-        if not len(self.sorted):
+        if not self.size:
             return np.zeros(len(values), bool)
         if self.bitmap is None:
             at = np.searchsorted(self.sorted, values)
@@ -805,6 +819,72 @@ def _pool_task(task: tuple[int, int, int, int, int]) -> _RangeScan:
     return _FORKED[0]._x86_range(*task)
 
 
+# A pool that already exists can run the prefilter's ranges instead of a pool of its own (the
+# pipeline's pool of several targets: its workers take the ranges of the largest object first, then
+# the other objects and the targets, while this process finishes that object's scan).  The workers
+# inherit the scanner when it was built before they were forked (prebuild_scanner); otherwise each
+# builds its own from the file, once (_worker_scanner).
+PrefilterExecutor = Callable[[str, list[tuple[int, int, int, int, int]]], list["_RangeScan"]]
+_EXECUTOR: list[PrefilterExecutor] = []
+_WORKER_SCANNER: dict[str, _Scanner] = {}  # path -> the scanner a pool worker built for prefilter_task
+
+
+@contextlib.contextmanager
+def prefilter_executor(run: PrefilterExecutor) -> Iterator[None]:
+    """Within the block, a large object's prefilter ranges go to ``run(path, tasks)`` (results in
+    task order, each ``prefilter_task((path, task))``), not to a pool forked for them."""
+    _EXECUTOR.append(run)
+    try:
+        yield
+    finally:
+        _EXECUTOR.pop()
+
+
+def prefilter_task(arg: tuple[str, tuple[int, int, int, int, int]]) -> _RangeScan:
+    """One prefilter range of the object at ``path``, in a pool worker: the same arrays as the
+    scanning process's ``_x86_range`` (the scanner is built from the same file, deterministically)."""
+    path, task = arg
+    return _worker_scanner(path)._x86_range(*task)
+
+
+_PREBUILT: list[_Scanner] = []  # the scanner prebuild_scanner made, for _scan of that very ElfFile
+
+
+def prebuild_scanner(elf: ElfFile) -> bool:
+    """Build the scanner of ``elf`` now, before the pool that will run its prefilter ranges is
+    forked: the workers inherit it instead of each building its own (0.55 s of libtorch_cpu.so's
+    symbols and function starts, twice), and :func:`scan_library` of this ElfFile uses it.
+    False, and nothing built, when the cache already holds the scan (checked only when the file's
+    identity is known without hashing it: a warm cache); the lookup's validated entry is then
+    what the forked workers inherit."""
+    if identity.memoised(elf, CacheStore()) and scan_cache.lookup(elf, ENGINE_VERSION).hit is not None:
+        return False
+    sc = _Scanner(elf)
+    sc._prepare_branches()
+    _PREBUILT[:] = [sc]
+    _WORKER_SCANNER.clear()
+    _WORKER_SCANNER[str(elf.path)] = sc
+    return True
+
+
+def release_prebuilt() -> None:
+    """Drop what :func:`prebuild_scanner` kept in this process (the forked workers have their copies)."""
+    _PREBUILT.clear()
+    _WORKER_SCANNER.clear()
+
+
+def _worker_scanner(path: str) -> _Scanner:
+    sc = _WORKER_SCANNER.get(path)  # inherited from prebuild_scanner, or made here once
+    if sc is None:
+        for old in _WORKER_SCANNER.values():
+            old.elf.close()
+        _WORKER_SCANNER.clear()
+        sc = _Scanner(open_elf(path))
+        sc._prepare_branches()
+        _WORKER_SCANNER[path] = sc
+    return sc
+
+
 def _in_pool(sc: _Scanner, processes: int, tasks: list[tuple[int, int, int, int, int]]) -> list[_RangeScan]:
     """``sc._x86_range(*task)`` of every task, in task order, computed by forked workers."""
     _FORKED[:] = [sc]
@@ -853,8 +933,24 @@ def _scan_while_hashing(elf: ElfFile) -> LibraryScan:
     return scan
 
 
+_built: dict[tuple[str, str], tuple[scan_cache.CachedScan, LibraryScan]] = {}  # (key, name) -> (entry, scan)
+
+
 def _from_cache(elf: ElfFile, key: str, hit: scan_cache.CachedScan) -> LibraryScan:
-    """Build the scan from an entry :func:`uk_depscan.syscalls.cache.decode` has validated."""
+    """Build the scan from an entry :func:`uk_depscan.syscalls.cache.decode` has validated; the same
+    scan object for the same validated entry (the targets of a directory share libtorch_cpu.so's,
+    and what is derived from a scan, such as its failure mask, is then derived once)."""
+    known = _built.get((key, str(elf.name)))
+    if known is not None and known[0] is hit:
+        return known[1]
+    scan = _build_from_cache(elf, key, hit)
+    if len(_built) >= 64:
+        _built.clear()
+    _built[(key, str(elf.name))] = (hit, scan)
+    return scan
+
+
+def _build_from_cache(elf: ElfFile, key: str, hit: scan_cache.CachedScan) -> LibraryScan:
     graph = CallGraph(hit.func_starts, hit.indptr, hit.indices, hit.import_keys, hit.data_starts)
     return LibraryScan(
         str(elf.name),
@@ -874,7 +970,7 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
     """The uncached scan: call graph, direct sites, ``syscall()`` calls, request codes, then local
     wrappers to a fixpoint.  Each step's timing goes to ``stats`` (``t_*``, seconds)."""
     t0 = time.perf_counter()
-    sc = _Scanner(elf)
+    sc = _PREBUILT.pop() if _PREBUILT and _PREBUILT[-1].elf is elf else _Scanner(elf)
     dyn = sc.dyn
     defined = (dyn.table["shndx"] != 0) if dyn.count else np.zeros(0, bool)
     imports = _Imports(dyn, len(sc.starts))
