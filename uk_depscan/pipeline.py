@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import functools
 import gc
 import logging
@@ -237,14 +236,11 @@ def _analyze_one(work: _Work, i: int, note: Callable[[str], None]) -> TargetRepo
         try:
             report = analyze_target(target.path, target.display, work.config, work.inputs, work.options, note)
             return _finished(report, work)
-        except MemoryError as err:
-            raise _out_of_memory(target.path, target.display) from err
         except DepscanError as err:
-            cause = err.__cause__
-            if isinstance(cause, OSError) and cause.errno == errno.ENOMEM:  # mmap refused
+            if isinstance(err.__cause__, OSError) and out_of_memory(err.__cause__):  # mmap refused
                 raise _out_of_memory(target.path, target.display) from err
             raise
-        except (OSError, RuntimeError) as err:
+        except (MemoryError, OSError, RuntimeError) as err:
             if out_of_memory(err):
                 raise _out_of_memory(target.path, target.display) from err
             raise

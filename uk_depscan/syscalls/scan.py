@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import mmap
 import multiprocessing as mp
@@ -464,7 +465,7 @@ class _Scanner:
         Direct branches are kept only when they reach a function start or a PLT stub (the graph
         has no other use for them); the count is of all candidates (``stats``).  The same pass
         finds the syscall instruction candidates (:meth:`direct_candidates`)."""
-        self._prepare_branches()
+        _ = self.direct_targets  # built before a pool is forked: every worker inherits it
         # (region, start, end of the branch range, end of the syscall range): a branch candidate
         # starts at any offset up to n-5 inclusive (a 5-byte `jmp rel32` may end the section), a
         # two-byte syscall instruction up to n-2
@@ -496,11 +497,12 @@ class _Scanner:
         ]
         return [g for m in merged for g in m.branches], sum(m.raw for m in merged)
 
-    def _prepare_branches(self) -> None:
-        """What the prefilter's ranges share: the addresses a direct branch may reach."""
-        if getattr(self, "direct_targets", None) is None:
-            stubs = np.fromiter(self.plt_stubs.keys(), np.uint64, len(self.plt_stubs))
-            self.direct_targets = _AddressSet(np.concatenate([self.starts, stubs]))
+    @functools.cached_property
+    def direct_targets(self) -> _AddressSet:
+        """What the prefilter's ranges share: the addresses a direct branch may reach (function
+        starts and PLT stubs)."""
+        stubs = np.fromiter(self.plt_stubs.keys(), np.uint64, len(self.plt_stubs))
+        return _AddressSet(np.concatenate([self.starts, stubs]))
 
     def _x86_range(self, ri: int, lo: int, hi: int, lo_direct: int, hi_direct: int) -> _RangeScan:
         r = self.regions[ri]
@@ -721,10 +723,10 @@ def _x86_groups(
 ) -> _RangeScan:
     """(site address, target, kind) of the x86-64 branch candidates starting in ``c[lo:hi]``, one
     triple per pattern group, each in address order; the number of candidates before direct
-    branches are restricted to ``direct_targets`` (sorted); the syscall instruction candidates
+    branches are restricted to ``direct_targets``; the syscall instruction candidates
     starting in ``c[lo_direct:hi_direct]``.  Splitting the ranges into consecutive ranges and
     concatenating each group's arrays gives the same arrays (a parallel scan relies on it).
-    ``sc``: the scanner's target range, function starts and ``direct_targets`` (sorted)."""
+    ``sc``: the scanner's target range, function starts and ``direct_targets``."""
     n = len(c)
     # one pass over both ranges (they differ only at a region's end: a syscall instruction is shorter)
     pos = _positions(c, min(lo, lo_direct), max(hi, hi_direct)) if max(hi, hi_direct) > min(lo, lo_direct) else None
@@ -860,7 +862,7 @@ def prebuild_scanner(elf: ElfFile) -> bool:
     if identity.memoised(elf, CacheStore()) and scan_cache.lookup(elf, ENGINE_VERSION).hit is not None:
         return False
     sc = _Scanner(elf)
-    sc._prepare_branches()
+    _ = sc.direct_targets  # built here, so the forked workers inherit it too
     _PREBUILT[:] = [sc]
     _WORKER_SCANNER.clear()
     _WORKER_SCANNER[str(elf.path)] = sc
@@ -880,7 +882,6 @@ def _worker_scanner(path: str) -> _Scanner:
             old.elf.close()
         _WORKER_SCANNER.clear()
         sc = _Scanner(open_elf(path))
-        sc._prepare_branches()
         _WORKER_SCANNER[path] = sc
     return sc
 
