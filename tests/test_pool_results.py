@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from uk_depscan import cleanup
 from uk_depscan.cleanup import forked_pool, pool_results
 
 
@@ -52,3 +56,56 @@ def test_results_in_order_and_complete() -> None:
     with forked_pool(2) as pool:
         assert list(pool_results(pool, pool.imap(abs, range(-50, 50)))) == [abs(i) for i in range(-50, 50)]
         assert sorted(pool_results(pool, pool.imap_unordered(abs, range(10)))) == list(range(10))
+
+
+def _dies_before_running(self: threading.Thread) -> None:
+    # what a thread does when it cannot allocate its first Python frame: it ends before setting
+    # the event Thread.start() waits on, and CPython reports the error as unraisable
+    raise MemoryError("no frame for the new thread")
+
+
+@pytest.fixture
+def no_hang(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(cleanup, "THREAD_START_SECONDS", 0.5)
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # prints, as outside pytest
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(20)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_thread_that_dies_before_running_is_not_waited_for(
+    no_hang: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The clean CI run's out-of-memory test hung 300 s in Thread.start() of the pool's stop thread
+    ("Exception ignored in thread started by ... MemoryError" on stderr, then nothing)."""
+    monkeypatch.setattr(cleanup.BoundedThread, "_bootstrap", _dies_before_running)
+    hook = sys.unraisablehook
+    assert not cleanup.start_thread(cleanup.BoundedThread(target=print, daemon=True))
+    assert capfd.readouterr().err == ""  # the report of the failed thread is not printed
+    assert sys.unraisablehook is hook  # and the hook is put back
+
+
+def test_a_pool_whose_result_thread_dies_before_running(
+    no_hang: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Pool.__init__ starts its three threads itself: the third one failing that way is a
+    MemoryError naming the pool, with no worker left behind and nothing on stderr."""
+    real = cleanup.BoundedThread._bootstrap
+
+    def bootstrap(self: threading.Thread) -> None:
+        if "_handle_results" in self.name:
+            _dies_before_running(self)
+        real(self)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cleanup.BoundedThread, "_bootstrap", bootstrap)
+    with pytest.raises(MemoryError, match="cannot start 2 worker processes: can't start new thread"), forked_pool(2):
+        pass
+    assert capfd.readouterr().err == ""
+    assert not multiprocessing.active_children()
+    monkeypatch.undo()
+    with forked_pool(2) as pool:  # and pools built afterwards are ordinary ones
+        assert pool.apply(abs, (-3,)) == 3

@@ -104,15 +104,17 @@ def forked_pool(
         # constructed in two steps to keep the object when __init__ fails half-way
         pool = multiprocessing.pool.Pool.__new__(multiprocessing.pool.Pool)
         try:
-            pool.__init__(  # type: ignore[misc]
-                processes,
-                initializer=_worker_start,
-                initargs=(initializer, initargs),
-                context=multiprocessing.get_context("fork"),
-            )
+            with _pool_threads_started_boundedly():
+                pool.__init__(  # type: ignore[misc]
+                    processes,
+                    initializer=_worker_start,
+                    initargs=(initializer, initargs),
+                    context=multiprocessing.get_context("fork"),
+                )
         except BaseException as err:
             # Pool forks its workers, then starts three threads; under an address-space limit the
-            # second or third cannot start ("can't start new thread").  The forked workers would
+            # second or third cannot start ("can't start new thread", from pthread_create or from
+            # BoundedThread when the thread died before running).  The forked workers would
             # hold stderr open for ever, and the first thread, already running, forks new ones
             # for every worker killed: it is stopped first.
             _abandon(pool, before)
@@ -207,16 +209,93 @@ def _stop(pool: multiprocessing.pool.Pool) -> None:
             pool.join()
             stopped.append(True)
 
-    stopper = threading.Thread(target=stop, name="uk-depscan-pool-stop", daemon=True)
-    try:
-        stopper.start()
-    except RuntimeError:  # "can't start new thread" (an address-space limit): the kill below
-        pass
-    else:
+    stopper = BoundedThread(target=stop, name="uk-depscan-pool-stop", daemon=True)
+    if start_thread(stopper):
         stopper.join(POOL_STOP_SECONDS)
+    # else the thread could not start (an address-space limit): the kill below
     if not stopped:
         _kill(multiprocessing.active_children())
         _cancel_finalizer(pool)
+
+
+THREAD_START_SECONDS = 10.0
+
+
+class _StartEvent(threading.Event):
+    """A thread's "started" event whose untimed wait gives up.
+
+    ``Thread.start()`` waits on its thread's private ``_started`` event without a timeout, and the
+    new thread sets it from Python code.  When the new thread cannot run any Python code at all —
+    a MemoryError in allocating its first frame, under an address-space limit — it ends (CPython
+    reports the error as "Exception ignored in thread started by ...") and ``start()`` waits for
+    ever: the clean CI run's out-of-memory test hung 300 s that way in the pool's stop thread."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None:
+            return super().wait(timeout)
+        if super().wait(THREAD_START_SECONDS):
+            return True
+        raise RuntimeError(f"can't start new thread: not running after {THREAD_START_SECONDS:g} s")
+
+
+class BoundedThread(threading.Thread):
+    """A thread whose ``start()`` raises RuntimeError("can't start new thread: ...") instead of
+    waiting for ever on a thread that died before running (see :class:`_StartEvent`).  Relies on
+    ``threading.Thread``'s private ``_started`` attribute (CPython 3.8-3.13)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._started = _StartEvent()
+
+
+@contextlib.contextmanager
+def _unraisable_quiet() -> Iterator[None]:
+    """While threads start, the report of a thread that failed before running is dropped: the
+    failure reaches the caller as :class:`BoundedThread`'s RuntimeError, and the report is a
+    traceback on stderr that would break the one-line contract.  The hook is a builtin because a
+    Python hook needs a frame, which is exactly what that thread failed to allocate."""
+    previous = sys.unraisablehook
+    sys.unraisablehook = bool
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def start_thread(thread: BoundedThread) -> bool:
+    """Start ``thread``; False when it cannot start (no memory or address space for it)."""
+    try:
+        with _unraisable_quiet():
+            thread.start()
+    except RuntimeError as err:
+        if out_of_memory(err):
+            return False
+        raise
+    return True
+
+
+class _ThreadingForPool:
+    """``multiprocessing.pool``'s view of the threading module while a Pool is built: its three
+    handler threads are :class:`BoundedThread` (Pool.__init__ creates and starts them in one go)."""
+
+    Thread = BoundedThread
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(threading, name)
+
+
+@contextlib.contextmanager
+def _pool_threads_started_boundedly() -> Iterator[None]:
+    import multiprocessing.pool
+
+    module = multiprocessing.pool
+    real = getattr(module, "threading")  # noqa: B009 - not in the module's typed interface
+    setattr(module, "threading", _ThreadingForPool())  # noqa: B010 - a module attribute of another type
+    try:
+        with _unraisable_quiet():
+            yield
+    finally:
+        setattr(module, "threading", real)  # noqa: B010
 
 
 def _cancel_finalizer(pool: multiprocessing.pool.Pool) -> None:

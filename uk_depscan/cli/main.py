@@ -18,7 +18,7 @@ from typing import IO, Protocol, cast
 import typer
 
 from uk_depscan import __version__
-from uk_depscan.cleanup import run_guarded
+from uk_depscan.cleanup import BoundedThread, run_guarded, start_thread
 from uk_depscan.cli.common import (
     EXIT_GAPS,
     EXIT_INPUT,
@@ -168,15 +168,17 @@ class StatusLines(Progress):
         self._done = ""
         self._stop = threading.Event()
         self._start = time.monotonic()
-        self._thread = threading.Thread(target=self._loop, name="uk-depscan-status", daemon=True)
+        self._thread = BoundedThread(target=self._loop, name="uk-depscan-status", daemon=True)
+        self._running = False
 
     def __enter__(self) -> StatusLines:
-        self._thread.start()
+        self._running = start_thread(self._thread)  # progress is best effort: none without a thread
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._running:
+            self._thread.join()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -27,10 +27,11 @@ import contextlib
 import hashlib
 import os
 import stat
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from uk_depscan.cleanup import BoundedThread, start_thread
 
 if TYPE_CHECKING:
     from uk_depscan.elf.file import ElfFile
@@ -179,7 +180,7 @@ class _Digest:
         self._reader = reader
         self._digest = ""
         self._error: Exception | None = None
-        self.thread = threading.Thread(target=self._run, name="uk-depscan-sha256", daemon=True)
+        self.thread = BoundedThread(target=self._run, name="uk-depscan-sha256", daemon=True)
 
     def _run(self) -> None:
         try:
@@ -219,8 +220,11 @@ def digest_in_background(elf: ElfFile) -> Iterator[None]:
     if stamp is None or stamp in _pending or stamp in _process_memo:
         yield
         return
-    pending = _pending[stamp] = _Digest(_MappedReader(elf))
-    pending.thread.start()
+    pending = _Digest(_MappedReader(elf))
+    if not start_thread(pending.thread):  # no memory for a thread: object_identity hashes in line
+        yield
+        return
+    _pending[stamp] = pending
     try:
         yield
     finally:
