@@ -84,6 +84,9 @@ def test_scan_while_hashing_stores_and_reuses(lib, tmp_path, monkeypatch):
     assert len(speculated) == 1 and not cold.from_cache
     assert cold.cache_key.startswith("syscalls/") and cold.cache_key.endswith(object_identity(lib).sha256)
     assert _body(cold) == _body(plain)
+    with open_elf(lib) as elf:  # the same file again in this process: the scan it just made
+        assert scan_mod.scan_library(elf) is cold
+    scan_mod._FRESH.clear()  # as in another process
     with open_elf(lib) as elf:  # the same file: its digest is memoised, the entry is used
         warm = scan_mod.scan_library(elf)
     assert len(speculated) == 1 and warm.from_cache and warm.cache_key == cold.cache_key

@@ -303,12 +303,15 @@ def test_no_mapped_file_outlives_its_target(tree: Path, monkeypatch: pytest.Monk
     assert mapped == [], [o.name for o in mapped]
 
 
+@pytest.mark.parametrize("member", ["", "sub/liba.so"])
 def test_largest_object_prefilter_in_the_pool_is_the_same_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path, member: str
 ) -> None:
     """--jobs with a large object (thresholds lowered so the fixtures count as large): its prefilter
     ranges run in the pool's workers, each building its own scanner or inheriting the prebuilt
-    one, while this process finishes the scan; the report is the bytes of --jobs 1."""
+    one, while this process finishes the scan (a directory: the workers then analyse the targets;
+    one target: they scan its other objects, and this process analyses it); the report is the
+    bytes of --jobs 1."""
     from uk_depscan.syscalls import scan as scan_mod
 
     monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", 0)
@@ -317,9 +320,9 @@ def test_largest_object_prefilter_in_the_pool_is_the_same_report(
     real = scan_mod.prefilter_executor
 
     def spy(run):  # type: ignore[no-untyped-def]
-        def counted(path, tasks):  # type: ignore[no-untyped-def]
+        def counted(path, tasks, meanwhile):  # type: ignore[no-untyped-def]
             used.append(len(tasks))
-            return run(path, tasks)
+            return run(path, tasks, meanwhile)
 
         return real(counted)
 
@@ -327,9 +330,9 @@ def test_largest_object_prefilter_in_the_pool_is_the_same_report(
     outs = []
     for jobs, cache in (("1", "a"), ("2", "b"), ("2", "b")):
         monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / cache))
-        code, out, err = run_cli(["scan", str(tree), *ARGS, "--jobs", jobs, "-q"])
+        code, out, err = run_cli(["scan", str(tree / member), *ARGS, "--jobs", jobs, "-q"])
         assert code in (0, 1), err
         outs.append(out)
-    assert len(used) == 1 and used[0] > 4  # cold --jobs 2 only: split into ranges; warm: no scan
+    assert len(used) == 1 and used[0] >= scan_mod.PIECES  # cold --jobs 2 only: split into ranges; warm: no scan
     assert outs[1] == outs[0] and outs[2] == outs[0]
     assert not scan_mod._PREBUILT and not scan_mod._WORKER_SCANNER  # released in this process

@@ -74,11 +74,15 @@ from uk_depscan.unikraft.tables import (
 )
 
 if TYPE_CHECKING:  # the strace reader is loaded only when --observed gives traces
+    import multiprocessing.pool
+
     from uk_depscan.observe.strace import Trace
 
 log = logging.getLogger(__name__)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+_Task = TypeVar("_Task")
+_Out = TypeVar("_Out")
 
 
 MUSL_WARNING = (
@@ -278,14 +282,18 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     rest, waited), is scanned by this process with its prefilter ranges run by the pool's workers;
     queued behind those ranges, the workers then scan the other objects and analyse the targets,
     largest first, while this process finishes that scan.  A target whose objects are still being
-    scanned elsewhere waits for that scan (the scan cache's lock) instead of repeating it.
+    scanned elsewhere waits for that scan (the scan cache's lock) instead of repeating it.  One
+    target: :func:`_one_target_with_pool`.
     """
     n = len(work.inputs.targets)
-    jobs = max(1, min(jobs, n))
-    if jobs == 1 or "fork" not in mp.get_all_start_methods():
+    if jobs <= 1 or "fork" not in mp.get_all_start_methods():
         for i in range(n):
             yield i, _analyze_one(work, i, note)
         return
+    if n == 1:
+        yield 0, _one_target_with_pool(work, jobs, note)
+        return
+    jobs = min(jobs, n)
     note(f"analysing {n} targets with {jobs} processes")
     shared, uses = _shared_objects(work)
     big = shared.pop(0) if shared and _size(shared[0]) >= _split_bytes() else None
@@ -297,33 +305,85 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     tasks: list[tuple[bool, int | str]] = [*((True, p) for p in shared), *((False, i) for i in order)]
     try:
         with forked_pool(jobs, _worker_init, (work,)) as pool:  # no worker outlives an error or a signal
-            rest: list[Iterator[tuple[int, TargetReport | DepscanError] | None]] = []
-
-            def submit_rest() -> None:
-                if not rest:
-                    rest.append(pool_results(pool, pool.imap_unordered(_in_worker, tasks)))
-
             if big_elf is not None:
-                from uk_depscan.syscalls.scan import prefilter_executor, prefilter_task, release_prebuilt, scan_library
-
-                def prefilter(path: str, ranges: list[tuple[int, int, int, int, int]]) -> list[Any]:
-                    results = pool.imap(prefilter_task, [(path, r) for r in ranges], chunksize=1)
-                    submit_rest()  # queued behind the ranges: the workers go on while this process finishes
-                    return list(pool_results(pool, results))
-
-                note(f"scanning {big} for syscalls with {jobs} processes")
-                with prefilter_executor(prefilter), contextlib.suppress(DepscanError, MemoryError, OSError):
-                    scan_library(big_elf)
-                release_prebuilt()
-                check_interrupted()
-            submit_rest()
-            for outcome in rest[0]:
+                results = _scan_large_then(pool, jobs, big_elf, _in_worker, tasks, note)
+            else:
+                results = pool_results(pool, pool.imap_unordered(_in_worker, tasks))
+            for outcome in results:
                 check_interrupted()
                 if outcome is not None:
                     yield outcome
     finally:
         if big_elf is not None:
             big_elf.close()
+
+
+def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -> TargetReport | DepscanError:
+    """A lone target whose closure holds an object large enough for its prefilter to be split
+    (libtorch_cpu.so): this process scans it with the ranges run by a pool's workers, which then
+    scan the closure's other objects into the cache while this process finishes that scan (1.3 s
+    of libtorch_cpu.so's after the ranges, in which the workers were idle and the other ten
+    objects, 0.5 s, waited for their turn); this process then analyses the target, finding the
+    large scan in memory and the others in the cache.  Without such an object, or without the
+    cache, or when no pool can start: the plain analysis, whose scan splits its own prefilter."""
+    shared, _ = _shared_objects(work)
+    big = shared.pop(0) if shared and _size(shared[0]) >= _split_bytes() else None
+    big_elf = _prebuilt(big) if big is not None else None
+    if big_elf is None:
+        return _analyze_one(work, 0, note)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                pool = stack.enter_context(forked_pool(jobs, _worker_init, (work,)))
+            except MemoryError:  # no room for the workers: the analysis alone says what it can
+                pool = None
+            if pool is None:
+                from uk_depscan.syscalls.scan import release_prebuilt
+
+                release_prebuilt()
+                return _analyze_one(work, 0, note)
+            # one task, so one worker: the scan's end in this process keeps a core of its own
+            prescans = _scan_large_then(pool, jobs, big_elf, _prescan_all, [tuple(shared)], note)
+            report = _analyze_one(work, 0, note)
+            for _ in prescans:  # done by now (the analysis needed each object): nothing is cut short
+                check_interrupted()
+            return report
+    finally:
+        big_elf.close()
+
+
+def _scan_large_then(
+    pool: multiprocessing.pool.Pool,
+    jobs: int,
+    big_elf: ElfFile,
+    run: Callable[[_Task], _Out],
+    tasks: list[_Task],
+    note: Callable[[str], None],
+) -> Iterator[_Out]:
+    """Scan ``big_elf`` (built by :func:`_prebuilt`) in this process with its prefilter ranges run by
+    ``pool``'s ``jobs`` workers; ``run(task)`` of each of ``tasks`` is queued behind the ranges, so
+    the workers go on with them while this process finishes the scan.  Returns their results."""
+    from uk_depscan.syscalls.scan import prefilter_executor, prefilter_task, release_prebuilt, scan_library
+
+    rest: list[Iterator[_Out]] = []
+
+    def submit_rest() -> None:
+        if not rest:
+            rest.append(pool_results(pool, pool.imap_unordered(run, tasks)))
+
+    def prefilter(path: str, ranges: list[tuple[int, int, int, int, int]], meanwhile: Callable[[], None]) -> list[Any]:
+        results = pool.imap(prefilter_task, [(path, r) for r in ranges], chunksize=1)
+        submit_rest()
+        meanwhile()
+        return list(pool_results(pool, results))
+
+    note(f"scanning {big_elf.path} for syscalls with {jobs} processes")
+    with prefilter_executor(prefilter), contextlib.suppress(DepscanError, MemoryError, OSError):
+        scan_library(big_elf)
+    release_prebuilt()
+    check_interrupted()
+    submit_rest()  # the scan was cached after all, or failed before its prefilter
+    return rest[0]
 
 
 def _prebuilt(path: str) -> ElfFile | None:
@@ -384,6 +444,11 @@ def _shared_objects(work: _Work) -> tuple[list[str], list[set[str]]]:
             uses[i].add(path)
         result.close()
     return sorted(sizes, key=lambda p: (-sizes[p], p)), uses
+
+
+def _prescan_all(paths: tuple[str, ...]) -> None:
+    for path in paths:
+        _prescan(path)
 
 
 def _prescan(path: str) -> None:

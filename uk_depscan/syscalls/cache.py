@@ -117,6 +117,11 @@ _decoded: dict[str, tuple[StoredEntry, CachedScan]] = {}
 _DECODED_MAX = 8  # the largest entry is ~30 MB
 
 
+def key_of(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -> str:
+    """The cache key of ``elf``'s scan (its content identity: hashed unless memoised)."""
+    return cache_key(object_identity(elf, memo=store or CacheStore()), elf.machine_name, engine_version)
+
+
 def lookup(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -> Slot:
     """Identify ``elf`` and return its validated cached scan, if any (one warning when unusable)."""
     store = store or CacheStore()

@@ -172,8 +172,7 @@ class ObjectPaths:
         key = (entry, avoid)
         if key not in self._links:
             g = self.graph
-            addrs = np.asarray(self.summary.addresses(entry), np.uint64)
-            roots = np.searchsorted(g.func_starts, addrs, side="right").astype(np.int64) - 1
+            roots = self.summary.root_nodes(entry)
             self._links[key] = bfs_links(g.indptr, g.indices, g.n_nodes, roots, self.blocked if avoid else None)
         return self._links[key]
 
@@ -213,9 +212,8 @@ class ObjectPaths:
             if not bool((g.indices[int(g.indptr[u]) : int(g.indptr[u + 1])] == w).any()):
                 return "a path step that is no edge of the call graph"
         if entry is not None:
-            addrs = np.asarray(self.summary.addresses(entry), np.uint64)
-            roots = np.searchsorted(g.func_starts, addrs, side="right").astype(np.int64) - 1
-            if path[0] not in roots.tolist():
+            roots = self.summary.root_nodes(entry)
+            if not bool((roots == path[0]).any()):
                 return "a path that does not start at its entry"
         return None
 

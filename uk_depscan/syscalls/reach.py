@@ -143,6 +143,16 @@ class EngineSummary:
                 return [self.exports[key]]
         return []
 
+    def root_nodes(self, entry: str) -> np.ndarray:
+        """Call-graph nodes of :meth:`addresses` (-1: an address before the first function); for
+        ALL every function, without a list of 300 k addresses (libtorch_cpu.so)."""
+        g = self.scan.graph
+        if entry == ALL:
+            return np.arange(g.n_funcs, dtype=np.int64)
+        addrs = np.asarray(self.addresses(entry), np.uint64)
+        nodes: np.ndarray = np.searchsorted(g.func_starts, addrs, side="right").astype(np.int64) - 1
+        return nodes
+
     @property
     def exports(self) -> dict[str, int]:
         """Export key -> address (a dict of 60 k entries for libtorch_cpu.so: made on first use)."""
@@ -167,6 +177,9 @@ class EngineSummary:
                 pathcache.flush(self._path_memo, self.scan.cache_key, sha, self.elf.size, store)
 
     def reach(self, entry: str) -> Reach | None:
+        if entry == ALL and entry not in self._memo:
+            # every function: no list (and key) of 300 k addresses for libtorch_cpu.so
+            self._memo[entry] = self._reach_nodes(self.root_nodes(ALL), whole=True)
         if entry not in self._memo:
             addrs = self.addresses(entry)
             if not addrs:
@@ -230,8 +243,10 @@ class EngineSummary:
     def _reach(self, addrs: list[int], whole: bool = False) -> Reach:
         """Sites and imports reachable from ``addrs``; sites reachable only through a failure
         function are marked.  Vectorised: one BFS each way, then mask look-ups."""
+        return self._reach_nodes(self._roots(addrs), whole)
+
+    def _reach_nodes(self, roots: np.ndarray, whole: bool) -> Reach:
         g = self.scan.graph
-        roots = self._roots(addrs)
         if whole:  # the whole object: every function and every piece of relocated data
             roots = np.concatenate([roots, np.arange(g.data_base, g.n_nodes, dtype=np.int64)])
         full = g.reachable(roots)

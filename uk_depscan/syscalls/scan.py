@@ -305,7 +305,6 @@ class _Scanner:
         self.plt_regions = [(va, va + len(mv)) for n, va, mv in elf.iter_exec_regions() if n.startswith(".plt")]
         _advise_willneed(elf, [(r.vaddr, len(r.code)) for r in self.regions])
         self.dyn = dynamic_symbols(elf)
-        self.names = LazySymbolizer(elf)
         starts = function_starts(elf)
         in_code = np.zeros(len(starts), bool)
         for r in self.regions:
@@ -330,6 +329,7 @@ class _Scanner:
         self.stats: dict[str, Any] = {}
         self._funcs: dict[int, Function] = {}
         self._direct: list[tuple[int, str]] | None = None  # x86-64 syscall candidates (_x86_branches)
+        self.direct_raw = 0  # x86-64: how many before the instruction-boundary check
 
     # -- helpers -----------------------------------------------------------------------
     def region_of(self, addr: int) -> _Region | None:
@@ -414,6 +414,19 @@ class _Scanner:
     def name_of(self, start: int | None) -> str | None:
         return None if start is None else self.names.name_at(start)
 
+    @functools.cached_property
+    def names(self) -> LazySymbolizer:
+        return LazySymbolizer(self.elf)
+
+    @functools.cached_property
+    def function_exports(self) -> list[tuple[str, int]]:
+        return _function_exports(self.dyn)
+
+    def prepare_tail(self) -> None:
+        """Compute now what the scan's end needs and the prefilter does not (names, exports): a
+        process that waits for its prefilter's ranges to come back from a pool calls this meanwhile."""
+        _ = self.names, self.function_exports
+
     # -- prefilter ---------------------------------------------------------------------
     def direct_candidates(self) -> list[tuple[int, str]]:
         """(address, kind) of the syscall instruction candidates, chunk by chunk and kind by kind
@@ -485,10 +498,11 @@ class _Scanner:
             # concatenation of its ranges' groups (each group is in address order)
             tasks = [(ri, *_piece(lo, hb, j), *_piece(lo, hd, j)) for ri, lo, hb, hd in chunks for j in range(PIECES)]
             if executor is not None:
-                results = executor(str(self.elf.path), tasks)
+                results = executor(str(self.elf.path), tasks, self.prepare_tail)
             else:
                 results = _in_pool(self, processes, tasks)
             merged = [_merge(results[c * PIECES : (c + 1) * PIECES]) for c in range(len(chunks))]
+        self.direct_raw = sum(m.direct_raw for m in merged)
         self._direct = [
             (addr, kind)
             for m in merged
@@ -574,6 +588,7 @@ class _RangeScan(NamedTuple):
     branches: _Groups  # (site address, target, kind) per branch pattern group
     raw: int  # branch candidates before direct branches are restricted to known targets
     direct: tuple[np.ndarray, ...]  # syscall candidate addresses, one array per _DIRECT_KINDS
+    direct_raw: int  # syscall candidates before the instruction-boundary check
 
 
 _DIRECT_KINDS = ("direct", "int80", "sysenter")  # 0f 05, cd 80, 0f 34
@@ -614,7 +629,7 @@ def _merge(parts: list[_RangeScan]) -> _RangeScan:
         for g in range(len(parts[0].branches))
     ]
     direct = tuple(np.concatenate([p.direct[k] for p in parts]) for k in range(len(_DIRECT_KINDS)))
-    return _RangeScan(branches, sum(p.raw for p in parts), direct)
+    return _RangeScan(branches, sum(p.raw for p in parts), direct, sum(p.direct_raw for p in parts))
 
 
 BLOCK = 1 << 20  # bytes per pass of the pattern tests: a block and its temporaries stay in cache
@@ -742,9 +757,14 @@ def _x86_groups(
             _within(pos.int80, lo_direct, hi_direct).astype(np.uint64) + base,
             p0f[second == 0x34].astype(np.uint64) + base,
         )
+    direct_raw = sum(len(d) for d in direct)
+    # byte pairs inside other instructions dropped here, where the ranges are scanned (a pool's
+    # workers): :meth:`_Scanner.window_says_boundary`; the decode from the function start in
+    # _direct_sites is authoritative for whatever survives
+    direct = tuple(d[np.fromiter(map(sc.window_says_boundary, d.tolist()), bool, len(d))] for d in direct)
     if hi <= lo or pos is None:
         z, e = np.zeros(0, np.uint64), np.zeros(0, np.int64)
-        return _RangeScan([(z, z, np.zeros(0, np.int8), e, e)] * 6, 0, direct)
+        return _RangeScan([(z, z, np.zeros(0, np.int8), e, e)] * 6, 0, direct, direct_raw)
     target_lo, target_hi, direct_targets = sc.target_lo, sc.target_hi, sc.direct_targets
     # every byte offset viewed as a little-endian int32 (an unaligned, 1-byte-strided view):
     # one gather per candidate instead of four byte gathers
@@ -793,7 +813,7 @@ def _x86_groups(
             k = np.full(len(p), kinds, np.int8)
         addr = p.astype(np.uint64) + np.uint64(vaddr)
         out.append((addr, tgt, k, *_start_nodes(sc.starts, addr, tgt, k)))
-    return _RangeScan(out, raw, direct)
+    return _RangeScan(out, raw, direct, direct_raw)
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -826,15 +846,16 @@ def _pool_task(task: tuple[int, int, int, int, int]) -> _RangeScan:
 # the other objects and the targets, while this process finishes that object's scan).  The workers
 # inherit the scanner when it was built before they were forked (prebuild_scanner); otherwise each
 # builds its own from the file, once (_worker_scanner).
-PrefilterExecutor = Callable[[str, list[tuple[int, int, int, int, int]]], list["_RangeScan"]]
+PrefilterExecutor = Callable[[str, list[tuple[int, int, int, int, int]], Callable[[], None]], list["_RangeScan"]]
 _EXECUTOR: list[PrefilterExecutor] = []
 _WORKER_SCANNER: dict[str, _Scanner] = {}  # path -> the scanner a pool worker built for prefilter_task
 
 
 @contextlib.contextmanager
 def prefilter_executor(run: PrefilterExecutor) -> Iterator[None]:
-    """Within the block, a large object's prefilter ranges go to ``run(path, tasks)`` (results in
-    task order, each ``prefilter_task((path, task))``), not to a pool forked for them."""
+    """Within the block, a large object's prefilter ranges go to ``run(path, tasks, meanwhile)``
+    (results in task order, each ``prefilter_task((path, task))``; ``meanwhile()`` called while the
+    ranges run), not to a pool forked for them."""
     _EXECUTOR.append(run)
     try:
         yield
@@ -891,7 +912,9 @@ def _in_pool(sc: _Scanner, processes: int, tasks: list[tuple[int, int, int, int,
     _FORKED[:] = [sc]
     try:
         with forked_pool(processes) as pool:
-            return list(pool_results(pool, pool.imap(_pool_task, tasks, chunksize=1)))
+            results = pool.imap(_pool_task, tasks, chunksize=1)
+            sc.prepare_tail()
+            return list(pool_results(pool, results))
     finally:
         _FORKED.clear()
 
@@ -900,8 +923,12 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
     """Every syscall site of ``elf`` with recovered numbers, local wrappers and the call graph."""
     if no_cache:
         return _scan(elf, "")
-    if elf.size >= SPECULATE_MIN_BYTES and not identity.memoised(elf, CacheStore()):
-        return _scan_while_hashing(elf)
+    if elf.size >= SPECULATE_MIN_BYTES:
+        if not identity.memoised(elf, CacheStore()):
+            return _scan_while_hashing(elf)
+        fresh = _fresh_scan(elf)
+        if fresh is not None:
+            return fresh
     slot = scan_cache.lookup(elf, ENGINE_VERSION)
     if slot.hit is not None:
         return _from_cache(elf, slot.key, slot.hit)
@@ -912,6 +939,8 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
                 return _from_cache(elf, slot.key, slot.hit)
         scan = _scan(elf, slot.key)
         scan_cache.store_scan(slot, elf, scan)
+    if elf.size >= SPECULATE_MIN_BYTES:
+        _FRESH[:] = [(scan.cache_key, scan.path, scan)]
     return scan
 
 
@@ -931,6 +960,23 @@ def _scan_while_hashing(elf: ElfFile) -> LibraryScan:
             return _from_cache(elf, slot.key, slot.hit)
         scan = dataclasses.replace(scan, cache_key=slot.key)
         scan_cache.store_scan(slot, elf, scan)
+    _FRESH[:] = [(scan.cache_key, scan.path, scan)]
+    return scan
+
+
+# The last large scan this process computed (key, name, scan): the same file opened again by the
+# analysis that follows (a lone target whose large object the pipeline scanned first) takes it
+# from memory instead of reading back and validating the entry just stored (0.14 s for
+# libtorch_cpu.so).  This process's own result, not something read from disk.
+_FRESH: list[tuple[str, str, LibraryScan]] = []
+
+
+def _fresh_scan(elf: ElfFile) -> LibraryScan | None:
+    if not _FRESH:
+        return None
+    key, name, scan = _FRESH[0]
+    if name != str(elf.name) or key != scan_cache.key_of(elf, ENGINE_VERSION):
+        return None
     return scan
 
 
@@ -986,7 +1032,7 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
     requests = _request_sites(sc, imports, ~defined, branches)
     rounds = _follow_wrappers(sc, found, graph, branches)
     t4 = time.perf_counter()
-    exports = _function_exports(dyn)
+    exports = sc.function_exports
     sites = found.unique_sites()
     sc.stats.update(
         wrapper_rounds=rounds,
@@ -1233,17 +1279,12 @@ def _direct_sites(sc: _Scanner, found: _Sites) -> None:
     """Syscall instructions: byte-pattern candidates verified by decoding their function."""
     from uk_depscan.syscalls.disasm import looks_like_data, track
 
-    cands = sc.direct_candidates()
-    sc.stats["direct_candidates"] = len(cands)
+    cands = sc.direct_candidates()  # x86-64: those the instruction-boundary check kept (_x86_groups)
+    sc.stats["direct_candidates"] = sc.direct_raw if sc.x86 else len(cands)
     by_func: dict[int | None, list[tuple[int, str]]] = {}
     for addr, kind in cands:
         by_func.setdefault(sc.func_start_of(addr), []).append((addr, kind))
     for fstart, lst in by_func.items():
-        if sc.x86:
-            # cheap rejection of byte pairs inside other instructions: decode short windows from
-            # several offsets before the pair; drop it when none of them lands on it.  The full
-            # decode from the function start below is authoritative for whatever survives.
-            lst = [(a, k) for a, k in lst if sc.window_says_boundary(a)]
         for addr, kind in lst:
             got_f = sc.containing(addr)
             if got_f is None:
