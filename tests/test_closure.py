@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
+import pytest
+
 from uk_depscan.syscalls.closure import Reach, Site, close_over_bindings
+from uk_depscan.syscalls.evidence import breadth, import_reach
 
 
 @dataclass
@@ -63,3 +67,44 @@ def test_unresolved_import_is_a_dead_end() -> None:
     del bind[(0, "pthread_create@GLIBC_2.34")]
     found = close_over_bindings([(0, "run")], summaries, bind)
     assert sorted(found) == [1, 62, 435] and found[435].failure_only
+
+
+def _random_world(seed: int, unique: bool) -> tuple[dict[int, FakeSummary], dict[tuple[int, str], tuple[int, str]]]:
+    """Four objects whose entries share a few import sets (the walks expand each set once per
+    object) and call failure functions; ``unique``: each entry's set made its own by an unbound
+    import, which changes no answer and defeats that sharing (the reference)."""
+    rng = random.Random(seed)
+    names = [f"f{i}@V" for i in range(12)] + ["abort@GLIBC_2.2.5", "__assert_fail@GLIBC_2.2.5"]
+    shared = [tuple(sorted(rng.sample(names, rng.randint(0, 6)))) for _ in range(5)]
+    summaries: dict[int, FakeSummary] = {}
+    bind: dict[tuple[int, str], tuple[int, str]] = {}
+    for o in range(4):
+        entries = {}
+        for key in names:
+            imports = rng.choice(shared)
+            if unique:
+                imports = (*imports, f"unbound_{o}_{key}")
+            sites = tuple(
+                Site(rng.randrange(24), "direct", key, 0x10 * o, failure=rng.random() < 0.2)
+                for _ in range(rng.randint(0, 2))
+            )
+            entries[key] = Reach(sites, imports)
+        summaries[o] = FakeSummary(f"lib{o}.so", entries)
+        for key in names:
+            if rng.random() < 0.8:  # some imports unresolved
+                bind[(o, key)] = (rng.randrange(4), rng.choice(names))
+    return summaries, bind
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_shared_import_sets_give_the_answers_of_distinct_ones(seed: int) -> None:
+    """close_over_bindings and the breadth closures skip or reuse the work of an import set already
+    expanded in the same object (and walk phase); on random worlds with cycles, failure imports
+    and unresolved ones, the answers are those of the same worlds where no two sets are shared."""
+    shared = _random_world(seed, unique=False)
+    distinct = _random_world(seed, unique=True)
+    roots = [(0, "f0@V"), (0, "f1@V"), (0, "abort@GLIBC_2.2.5")]
+    assert close_over_bindings(roots, *shared) == close_over_bindings(roots, *distinct)
+    assert breadth(roots, *shared) == breadth(roots, *distinct)
+    keys = [k for (o, k) in shared[1] if o == 0]
+    assert import_reach(keys, *shared) == import_reach(keys, *distinct)

@@ -121,18 +121,29 @@ def _closures(
     succ: dict[Node, list[Node]] = {}
     # importer -> import key -> provider, normal paths only (failure functions are not followed)
     normal = {o: {k: t for k, t in m.items() if _normal(k)} for o, m in by_importer(bind).items()}
+    # Many nodes of one object reach the very same imports (libtorch_python.so's walk: 4.9 k nodes,
+    # 807 distinct import sets, 856 k imports): their successor lists, and the closures of those
+    # successors once all are closed, are made once per (object, imports).
+    nxt_of: dict[tuple[int, tuple[str, ...]], list[Node]] = {}
+    succ_key: dict[Node, tuple[int, tuple[str, ...]]] = {}
+    succ_bits: dict[tuple[int, tuple[str, ...]], int] = {}
 
     def expand(node: Node) -> None:
         summary = summaries.get(node[0])
         reach = summary.reach(node[1]) if summary is not None else None
         bits, nxt = 0, []
+        key: tuple[int, tuple[str, ...]] = (node[0], ())
         if reach is not None:
             for site in reach.sites:
                 if not site.failure and 0 <= site.number < MAX_NUMBER:
                     bits |= 1 << site.number
-            targets = normal.get(node[0], {})
-            nxt = [targets[imp] for imp in reach.imports if imp in targets]
-        own_bits[node], succ[node] = bits, nxt
+            key = (node[0], reach.imports)
+            known = nxt_of.get(key)
+            if known is None:
+                targets = normal.get(node[0], {})
+                known = nxt_of[key] = [targets[imp] for imp in reach.imports if imp in targets]
+            nxt = known
+        own_bits[node], succ[node], succ_key[node] = bits, nxt, key
 
     index: dict[Node, int] = {}
     low: dict[Node, int] = {}
@@ -178,8 +189,18 @@ def _closures(
                     bits = 0
                     for m in members:
                         bits |= own_bits[m]
-                        for w in succ[m]:
-                            bits |= closed.get(w, 0)
+                        known_bits = succ_bits.get(succ_key[m])
+                        if known_bits is None:
+                            known_bits, complete = 0, True
+                            for w in succ[m]:
+                                b = closed.get(w)
+                                if b is None:  # a member of this component: its bits are in ``bits``
+                                    complete = False
+                                else:
+                                    known_bits |= b
+                            if complete:  # final: a closed node's closure never changes
+                                succ_bits[succ_key[m]] = known_bits
+                        bits |= known_bits
                     for m in members:
                         closed[m] = bits
     return closed
