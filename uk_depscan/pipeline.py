@@ -280,10 +280,11 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     for its prefilter to be split (libtorch_cpu.so, which every other scan and analysis of
     torch/lib waits for: a worker alone took 6.6 s on it while the other worker, done with the
     rest, waited), is scanned by this process with its prefilter ranges run by the pool's workers;
-    queued behind those ranges, the workers then scan the other objects and analyse the targets,
-    largest first, while this process finishes that scan.  A target whose objects are still being
-    scanned elsewhere waits for that scan (the scan cache's lock) instead of repeating it.  One
-    target: :func:`_one_target_with_pool`.
+    queued behind those ranges, the workers then scan the other objects and analyse the targets
+    that do not need it while this process finishes that scan; the targets that need it are
+    analysed by a second pool, forked once the scan is done so that its workers inherit it.  A
+    target whose objects are still being scanned elsewhere waits for that scan (the scan cache's
+    lock) instead of repeating it.  One target: :func:`_one_target_with_pool`.
     """
     n = len(work.inputs.targets)
     if jobs <= 1 or "fork" not in mp.get_all_start_methods():
@@ -320,7 +321,11 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
             first = [*prescans, *((False, i) for i in order if big not in uses[i])]
             rest = [(False, i) for i in order if big in uses[i]]
             early = _scan_large_then(pool, jobs, big_elf, _in_worker, first, note)
-            with forked_pool(jobs, _worker_init, (work,)) as late_pool:
+            with contextlib.ExitStack() as stack:
+                try:
+                    late_pool = stack.enter_context(forked_pool(jobs, _worker_init, (work,)))
+                except MemoryError:  # no room for more workers: the first pool's run them too
+                    late_pool = pool
                 late = pool_results(late_pool, late_pool.imap_unordered(_in_worker, rest))
                 yield from _outcomes_of(early)
                 yield from _outcomes_of(late)
