@@ -336,3 +336,35 @@ def test_largest_object_prefilter_in_the_pool_is_the_same_report(
     assert len(used) == 1 and used[0] >= scan_mod.PIECES  # cold --jobs 2 only: split into ranges; warm: no scan
     assert outs[1] == outs[0] and outs[2] == outs[0]
     assert not scan_mod._PREBUILT and not scan_mod._WORKER_SCANNER  # released in this process
+
+
+def test_second_pool_that_cannot_start_leaves_the_targets_to_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path
+) -> None:
+    """--jobs over a directory with a large object forks a second pool for the targets that need
+    it; when that pool cannot start (MemoryError: no room for its workers), the first pool's
+    workers analyse them: the same bytes as --jobs 1."""
+    from uk_depscan import pipeline
+    from uk_depscan.syscalls import scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scan_mod, "CHUNK", 512)
+    real = pipeline.forked_pool
+    calls: list[int] = []
+
+    def second_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("cannot start 2 worker processes: can't start new thread")
+        return real(*args, **kwargs)
+
+    outs = []
+    for jobs, cache in (("1", "a"), ("2", "b")):
+        monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / cache))
+        if jobs == "2":
+            monkeypatch.setattr(pipeline, "forked_pool", second_fails)
+        code, out, err = run_cli(["scan", str(tree), *ARGS, "--jobs", jobs, "-q"])
+        assert code in (0, 1), err
+        outs.append(out)
+    assert len(calls) == 2  # the second pool was asked for, and refused
+    assert outs[1] == outs[0]
