@@ -587,7 +587,7 @@ class _RangeScan(NamedTuple):
 
     branches: _Groups  # (site address, target, kind) per branch pattern group
     raw: int  # branch candidates before direct branches are restricted to known targets
-    direct: tuple[np.ndarray, ...]  # syscall candidate addresses, one array per _DIRECT_KINDS
+    direct: tuple[np.ndarray, ...]  # syscall candidates at instruction boundaries, one array per _DIRECT_KINDS
     direct_raw: int  # syscall candidates before the instruction-boundary check
 
 
@@ -739,7 +739,8 @@ def _x86_groups(
     """(site address, target, kind) of the x86-64 branch candidates starting in ``c[lo:hi]``, one
     triple per pattern group, each in address order; the number of candidates before direct
     branches are restricted to ``direct_targets``; the syscall instruction candidates
-    starting in ``c[lo_direct:hi_direct]``.  Splitting the ranges into consecutive ranges and
+    starting in ``c[lo_direct:hi_direct]`` that the instruction-boundary check keeps, and their
+    count before it.  Splitting the ranges into consecutive ranges and
     concatenating each group's arrays gives the same arrays (a parallel scan relies on it).
     ``sc``: the scanner's target range, function starts and ``direct_targets``."""
     n = len(c)
