@@ -5,6 +5,7 @@ stderr; before, the wait for the result never ended."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -109,3 +110,17 @@ def test_a_pool_whose_result_thread_dies_before_running(
     monkeypatch.undo()
     with forked_pool(2) as pool:  # and pools built afterwards are ordinary ones
         assert pool.apply(abs, (-3,)) == 3
+
+
+def _my_niceness(_: object) -> int:
+    return os.nice(0)
+
+
+def test_background_pool_workers_yield_the_cores() -> None:
+    """A pool forked with ``niceness`` runs its workers that much nicer than this process (the work
+    off the critical path yields the cores to it); without, at this process's own value."""
+    own = os.nice(0)
+    with forked_pool(2, niceness=5) as pool:
+        assert set(pool.map(_my_niceness, range(4))) == {min(own + 5, 19)}
+    with forked_pool(2) as pool:
+        assert set(pool.map(_my_niceness, range(4))) == {own}

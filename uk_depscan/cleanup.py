@@ -82,7 +82,11 @@ def check_interrupted() -> None:
 
 @contextlib.contextmanager
 def forked_pool(
-    processes: int, initializer: Callable[..., object] | None = None, initargs: tuple[object, ...] = ()
+    processes: int,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[object, ...] = (),
+    *,
+    niceness: int = 0,
 ) -> Iterator[multiprocessing.pool.Pool]:
     """A pool of forked workers that never outlives the block, whatever signal arrives.
 
@@ -93,6 +97,9 @@ def forked_pool(
     pending signal is delivered once the pool exists, inside the block.  Each worker restores the
     default dispositions and unblocks them: it owns no temporary file, so it just dies, and this
     process cleans up.  Leaving the block terminates and joins the workers.
+
+    ``niceness``: added to the workers' nice value (``nice(2)``), for work that should yield the
+    cores to this process when both want them (it is on the critical path, they are not).
     """
     import multiprocessing
     import multiprocessing.pool
@@ -108,7 +115,7 @@ def forked_pool(
                 pool.__init__(  # type: ignore[misc]
                     processes,
                     initializer=_worker_start,
-                    initargs=(initializer, initargs),
+                    initargs=(initializer, initargs, niceness),
                     context=multiprocessing.get_context("fork"),
                 )
         except BaseException as err:
@@ -347,10 +354,13 @@ def out_of_memory(err: BaseException) -> bool:
     return False
 
 
-def _worker_start(initializer: Callable[..., object] | None, initargs: tuple[object, ...]) -> None:
+def _worker_start(initializer: Callable[..., object] | None, initargs: tuple[object, ...], niceness: int) -> None:
     for s in HANDLED_SIGNALS:
         signal.signal(s, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
+    if niceness:
+        with contextlib.suppress(OSError):  # a priority is a hint: without it the work is the same
+            os.nice(niceness)
     if initializer is not None:
         initializer(*initargs)
 

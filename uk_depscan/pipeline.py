@@ -307,8 +307,11 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     if big is not None and big_elf is None:
         shared.insert(0, big)  # cached, or not readable here: a worker looks it up like any other
     prescans: list[tuple[bool, int | str]] = [(True, p) for p in shared]
+    # with a large object, the first pool's work after its ranges (other objects, small targets)
+    # is off the critical path, which is this process finishing the large scan: it yields the cores
+    nice = BACKGROUND_NICENESS if big_elf is not None else 0
     try:
-        with forked_pool(jobs, _worker_init, (work,)) as pool:  # no worker outlives an error or a signal
+        with forked_pool(jobs, _worker_init, (work,), niceness=nice) as pool:  # no worker outlives an error or a signal
             if big_elf is None:
                 tasks = [*prescans, *((False, i) for i in order)]
                 yield from _outcomes_of(pool_results(pool, pool.imap_unordered(_in_worker, tasks)))
@@ -343,6 +346,12 @@ def _outcomes_of(
             yield outcome
 
 
+# nice(2) increment of a pool whose work after the large object's prefilter ranges is off the
+# critical path (this process finishing that scan): under CFS a nice-5 process gets about a third
+# of a core's share against a nice-0 one, so the scan's end is not slowed by the other scans.
+BACKGROUND_NICENESS = 5
+
+
 def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -> TargetReport | DepscanError:
     """A lone target whose closure holds an object large enough for its prefilter to be split
     (libtorch_cpu.so): this process scans it with the ranges run by a pool's workers, which then
@@ -359,7 +368,7 @@ def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -
     try:
         with contextlib.ExitStack() as stack:
             try:
-                pool = stack.enter_context(forked_pool(jobs, _worker_init, (work,)))
+                pool = stack.enter_context(forked_pool(jobs, _worker_init, (work,), niceness=BACKGROUND_NICENESS))
             except MemoryError:  # no room for the workers: the analysis alone says what it can
                 pool = None
             if pool is None:
