@@ -297,7 +297,7 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     jobs = min(jobs, n)
     note(f"analysing {n} targets with {jobs} processes")
     shared, uses = _shared_objects(work)
-    big = shared.pop(0) if shared and _size(shared[0]) >= _split_bytes() else None
+    big = _take_large(shared)
     # the targets that do not need the large object can run while this process finishes its scan;
     # then longest first, by the count of imports (each a closure walk into its provider:
     # libtorch_python.so's 5.7 k take 3 s, libtorch_cpu.so's 1.1 k 1 s, a 434 MB file)
@@ -361,7 +361,7 @@ def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -
     large scan in memory and the others in the cache.  Without such an object, or without the
     cache, or when no pool can start: the plain analysis, whose scan splits its own prefilter."""
     shared, _ = _shared_objects(work)
-    big = shared.pop(0) if shared and _size(shared[0]) >= _split_bytes() else None
+    big = _take_large(shared)
     big_elf = _prebuilt(big) if big is not None else None
     if big_elf is None:
         return _analyze_one(work, 0, note)
@@ -438,11 +438,12 @@ def _prebuilt(path: str) -> ElfFile | None:
     return None
 
 
-def _split_bytes() -> int:
-    """The size from which one object's prefilter is split over processes (:mod:`uk_depscan.syscalls.scan`)."""
+def _take_large(shared: list[str]) -> str | None:
+    """The first (largest) of ``shared``, taken out of it, when it is large enough for its prefilter
+    to be split over processes (:data:`uk_depscan.syscalls.scan.PARALLEL_MIN_BYTES`)."""
     from uk_depscan.syscalls.scan import PARALLEL_MIN_BYTES
 
-    return PARALLEL_MIN_BYTES
+    return shared.pop(0) if shared and _size(shared[0]) >= PARALLEL_MIN_BYTES else None
 
 
 def _shared_objects(work: _Work) -> tuple[list[str], list[set[str]]]:

@@ -146,12 +146,9 @@ class EngineSummary:
     def root_nodes(self, entry: str) -> np.ndarray:
         """Call-graph nodes of :meth:`addresses` (-1: an address before the first function); for
         ALL every function, without a list of 300 k addresses (libtorch_cpu.so)."""
-        g = self.scan.graph
         if entry == ALL:
-            return np.arange(g.n_funcs, dtype=np.int64)
-        addrs = np.asarray(self.addresses(entry), np.uint64)
-        nodes: np.ndarray = np.searchsorted(g.func_starts, addrs, side="right").astype(np.int64) - 1
-        return nodes
+            return np.arange(self.scan.graph.n_funcs, dtype=np.int64)
+        return self._nodes_of(self.addresses(entry))
 
     @property
     def exports(self) -> dict[str, int]:
@@ -235,10 +232,17 @@ class EngineSummary:
                 for entry in todo[addrs]:
                     self._memo[entry] = found
 
-    def _roots(self, addrs: list[int]) -> np.ndarray:
+    def _nodes_of(self, addrs: list[int]) -> np.ndarray:
+        """Node of the function containing each address (-1: before the first function)."""
         g = self.scan.graph
-        nodes_of = np.searchsorted(g.func_starts, np.asarray(addrs, np.uint64), side="right") - 1
-        return nodes_of[nodes_of >= 0]
+        nodes: np.ndarray = (
+            np.searchsorted(g.func_starts, np.asarray(addrs, np.uint64), side="right").astype(np.int64) - 1
+        )
+        return nodes
+
+    def _roots(self, addrs: list[int]) -> np.ndarray:
+        nodes = self._nodes_of(addrs)
+        return nodes[nodes >= 0]
 
     def _reach(self, addrs: list[int], whole: bool = False) -> Reach:
         """Sites and imports reachable from ``addrs``; sites reachable only through a failure

@@ -941,7 +941,7 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
         scan = _scan(elf, slot.key)
         scan_cache.store_scan(slot, elf, scan)
     if elf.size >= SPECULATE_MIN_BYTES:
-        _FRESH[:] = [(scan.cache_key, scan.path, scan)]
+        _remember_fresh(scan)
     return scan
 
 
@@ -961,7 +961,7 @@ def _scan_while_hashing(elf: ElfFile) -> LibraryScan:
             return _from_cache(elf, slot.key, slot.hit)
         scan = dataclasses.replace(scan, cache_key=slot.key)
         scan_cache.store_scan(slot, elf, scan)
-    _FRESH[:] = [(scan.cache_key, scan.path, scan)]
+    _remember_fresh(scan)
     return scan
 
 
@@ -970,6 +970,10 @@ def _scan_while_hashing(elf: ElfFile) -> LibraryScan:
 # from memory instead of reading back and validating the entry just stored (0.14 s for
 # libtorch_cpu.so).  This process's own result, not something read from disk.
 _FRESH: list[tuple[str, str, LibraryScan]] = []
+
+
+def _remember_fresh(scan: LibraryScan) -> None:
+    _FRESH[:] = [(scan.cache_key, scan.path, scan)]
 
 
 def _fresh_scan(elf: ElfFile) -> LibraryScan | None:
