@@ -325,16 +325,25 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
             rest = [(False, i) for i in order if big in uses[i]]
             early = _scan_large_then(pool, jobs, big_elf, _in_worker, first, note)
             with contextlib.ExitStack() as stack:
-                try:
-                    late_pool = stack.enter_context(forked_pool(jobs, _worker_init, (work,)))
-                except MemoryError:  # no room for more workers: the first pool's run them too
-                    late_pool = pool
+                # no room for more workers: the first pool's run them too
+                late_pool = _pool_if_room(stack, jobs, work) or pool
                 late = pool_results(late_pool, late_pool.imap_unordered(_in_worker, rest))
                 yield from _outcomes_of(early)
                 yield from _outcomes_of(late)
     finally:
         if big_elf is not None:
             big_elf.close()
+
+
+def _pool_if_room(
+    stack: contextlib.ExitStack, jobs: int, work: _Work, *, niceness: int = 0
+) -> multiprocessing.pool.Pool | None:
+    """A pool of ``jobs`` workers (:func:`forked_pool`) that lives as long as ``stack``, or None
+    when there is no memory to start one (the caller then does without)."""
+    try:
+        return stack.enter_context(forked_pool(jobs, _worker_init, (work,), niceness=niceness))
+    except MemoryError:
+        return None
 
 
 def _outcomes_of(
@@ -367,11 +376,8 @@ def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -
         return _analyze_one(work, 0, note)
     try:
         with contextlib.ExitStack() as stack:
-            try:
-                pool = stack.enter_context(forked_pool(jobs, _worker_init, (work,), niceness=BACKGROUND_NICENESS))
-            except MemoryError:  # no room for the workers: the analysis alone says what it can
-                pool = None
-            if pool is None:
+            pool = _pool_if_room(stack, jobs, work, niceness=BACKGROUND_NICENESS)
+            if pool is None:  # no room for the workers: the analysis alone says what it can
                 from uk_depscan.syscalls.scan import release_prebuilt
 
                 release_prebuilt()
