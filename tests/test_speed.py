@@ -368,3 +368,60 @@ def test_second_pool_that_cannot_start_leaves_the_targets_to_the_first(
         outs.append(out)
     assert len(calls) == 2  # the second pool was asked for, and refused
     assert outs[1] == outs[0]
+
+
+@pytest.mark.parametrize("member", ["", "sub/liba.so"])
+@pytest.mark.parametrize("store_pool_starts", [True, False])
+def test_large_scan_is_stored_by_a_forked_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path, member: str, store_pool_starts: bool
+) -> None:
+    """--jobs: the large object's cache entry is written by a worker forked after its scan (the
+    second pool of a directory, a one-worker pool for a lone target), which inherits the scan,
+    while this process goes on; when no such worker can start, this process writes it.  Either
+    way the entry is there: the warm run scans nothing and gives the same bytes."""
+    import os
+
+    from uk_depscan import pipeline
+    from uk_depscan.syscalls import cache as scan_cache
+    from uk_depscan.syscalls import scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scan_mod, "CHUNK", 512)
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    log = tmp_path / "stores"
+    real_store, real_executor, real_pool = scan_cache.store_scan, scan_mod.prefilter_executor, pipeline.forked_pool
+    large: list[str] = []
+
+    def store(slot, elf, scan, store=None):  # type: ignore[no-untyped-def]
+        with open(log, "a") as fh:  # from whichever process writes it
+            fh.write(f"{os.getpid()} {elf.path}\n")
+        real_store(slot, elf, scan, store)
+
+    def executor(run):  # type: ignore[no-untyped-def]
+        def recorded(path, tasks, meanwhile):  # type: ignore[no-untyped-def]
+            large.append(path)
+            return run(path, tasks, meanwhile)
+
+        return real_executor(recorded)
+
+    pools: list[int] = []
+
+    def pool(*args, **kwargs):  # type: ignore[no-untyped-def]
+        pools.append(1)
+        if len(pools) == 2 and not store_pool_starts:
+            raise MemoryError("cannot start 1 worker processes: can't start new thread")
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(scan_cache, "store_scan", store)
+    monkeypatch.setattr(scan_mod, "prefilter_executor", executor)
+    monkeypatch.setattr(pipeline, "forked_pool", pool)
+    outs = []
+    for _ in range(2):
+        code, out, err = run_cli(["scan", str(tree / member), *ARGS, "--jobs", "2", "-q"])
+        assert code in (0, 1), err
+        outs.append(out)
+    assert len(large) == 1 and outs[1] == outs[0]  # cold: one large scan; warm: it was stored
+    writers = [int(line.split(" ", 1)[0]) for line in log.read_text().splitlines() if line.endswith(f" {large[0]}")]
+    assert len(writers) == 1
+    assert (writers[0] != os.getpid()) is store_pool_starts
+    assert not scan_mod._PENDING

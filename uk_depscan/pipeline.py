@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import functools
 import gc
+import itertools
 import logging
 import multiprocessing as mp
 import os
@@ -259,11 +261,24 @@ def _worker_init(work: _Work) -> None:
     _WORKER_STATE["work"] = work  # passed by fork, not pickled
 
 
-def _in_worker(task: tuple[bool, int | str]) -> tuple[int, TargetReport | DepscanError] | None:
-    """A task of the pool: (True, path) prescans that object (None); (False, i) analyses target i."""
-    prescan, what = task
-    if prescan:
+class _Job(enum.Enum):
+    """What a pool task does with its argument."""
+
+    PRESCAN = "prescan"  # scan the object at this path into the cache
+    ANALYZE = "analyze"  # analyse the target of this index
+    STORE = "store"  # write the large scan's cache entry this worker inherited (argument unused)
+
+
+def _in_worker(task: tuple[_Job, int | str]) -> tuple[int, TargetReport | DepscanError] | None:
+    """A task of the pool: the target's index and outcome for :attr:`_Job.ANALYZE`, else None."""
+    job, what = task
+    if job is _Job.PRESCAN:
         _prescan(str(what))
+        return None
+    if job is _Job.STORE:
+        from uk_depscan.syscalls.scan import store_pending
+
+        store_pending()
         return None
     return int(what), _analyze_one(_WORKER_STATE["work"], int(what), lambda _msg: None)
 
@@ -306,14 +321,14 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
     big_elf = _prebuilt(big) if big is not None else None  # before the fork: the workers inherit it
     if big is not None and big_elf is None:
         shared.insert(0, big)  # cached, or not readable here: a worker looks it up like any other
-    prescans: list[tuple[bool, int | str]] = [(True, p) for p in shared]
+    prescans: list[tuple[_Job, int | str]] = [(_Job.PRESCAN, p) for p in shared]
     # with a large object, the first pool's work after its ranges (other objects, small targets)
     # is off the critical path, which is this process finishing the large scan: it yields the cores
     nice = BACKGROUND_NICENESS if big_elf is not None else 0
     try:
         with forked_pool(jobs, _worker_init, (work,), niceness=nice) as pool:  # no worker outlives an error or a signal
             if big_elf is None:
-                tasks = [*prescans, *((False, i) for i in order)]
+                tasks = [*prescans, *((_Job.ANALYZE, i) for i in order)]
                 yield from _outcomes_of(pool_results(pool, pool.imap_unordered(_in_worker, tasks)))
                 return
             # The targets that need the large object are analysed by a second pool, forked once
@@ -321,12 +336,15 @@ def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[t
             # each reading back and validating the 20 MB entry for every such target (0.14 s each,
             # nine of torch/lib's eleven).  The first pool's workers go on with the other objects
             # and targets meanwhile.
-            first = [*prescans, *((False, i) for i in order if big not in uses[i])]
-            rest = [(False, i) for i in order if big in uses[i]]
+            first = [*prescans, *((_Job.ANALYZE, i) for i in order if big not in uses[i])]
+            rest: list[tuple[_Job, int | str]] = [(_Job.ANALYZE, i) for i in order if big in uses[i]]
             early = _scan_large_then(pool, jobs, big_elf, _in_worker, first, note)
             with contextlib.ExitStack() as stack:
                 # no room for more workers: the first pool's run them too
-                late_pool = _pool_if_room(stack, jobs, work) or pool
+                late_pool = _pool_if_room(stack, jobs, work)
+                if _store_in(late_pool):  # first, beside the longest target
+                    rest.insert(0, (_Job.STORE, ""))
+                late_pool = late_pool or pool
                 late = pool_results(late_pool, late_pool.imap_unordered(_in_worker, rest))
                 yield from _outcomes_of(early)
                 yield from _outcomes_of(late)
@@ -384,12 +402,35 @@ def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -
                 return _analyze_one(work, 0, note)
             # one task, so one worker: the scan's end in this process keeps a core of its own
             prescans = _scan_large_then(pool, jobs, big_elf, _prescan_all, [tuple(shared)], note)
+            from uk_depscan.syscalls.scan import pending_store
+
+            stored: Iterator[object] = iter(())
+            store_pool = _pool_if_room(stack, 1, work) if pending_store() else None
+            if _store_in(store_pool) and store_pool is not None:
+                stored = pool_results(store_pool, store_pool.imap_unordered(_in_worker, [(_Job.STORE, "")]))
             report = _analyze_one(work, 0, note)
-            for _ in prescans:  # done by now (the analysis needed each object): nothing is cut short
+            # done by now (the analysis needed each object), or nearly (the store): nothing is cut short
+            for _ in itertools.chain(prescans, stored):
                 check_interrupted()
             return report
     finally:
         big_elf.close()
+
+
+def _store_in(pool: multiprocessing.pool.Pool | None) -> bool:
+    """Hand the large scan's cache entry, which :func:`_scan_large_then` left unwritten
+    (:func:`uk_depscan.syscalls.scan.deferred_store`), to ``pool``: forked after that scan, its
+    workers inherit it.  True when the caller is to queue the :attr:`_Job.STORE` task there; with
+    no pool this process writes the entry now, and without an entry there is nothing to do."""
+    from uk_depscan.syscalls.scan import drop_pending, pending_store, store_pending
+
+    if not pending_store():
+        return False
+    if pool is None:
+        store_pending()
+        return False
+    drop_pending()
+    return True
 
 
 def _scan_large_then(
@@ -403,7 +444,13 @@ def _scan_large_then(
     """Scan ``big_elf`` (built by :func:`_prebuilt`) in this process with its prefilter ranges run by
     ``pool``'s ``jobs`` workers; ``run(task)`` of each of ``tasks`` is queued behind the ranges, so
     the workers go on with them while this process finishes the scan.  Returns their results."""
-    from uk_depscan.syscalls.scan import prefilter_executor, prefilter_task, release_prebuilt, scan_library
+    from uk_depscan.syscalls.scan import (
+        deferred_store,
+        prefilter_executor,
+        prefilter_task,
+        release_prebuilt,
+        scan_library,
+    )
 
     rest: list[Iterator[_Out]] = []
 
@@ -418,7 +465,8 @@ def _scan_large_then(
         return list(pool_results(pool, results))
 
     note(f"scanning {big_elf.path} for syscalls with {jobs} processes")
-    with prefilter_executor(prefilter), contextlib.suppress(DepscanError, MemoryError, OSError):
+    # its cache entry is written by a worker forked after it (_store_in), while this process goes on
+    with prefilter_executor(prefilter), deferred_store(), contextlib.suppress(DepscanError, MemoryError, OSError):
         scan_library(big_elf)
     release_prebuilt()
     check_interrupted()
