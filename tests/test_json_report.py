@@ -101,11 +101,13 @@ def test_golden_deps_report(chain: Path) -> None:
 
 def test_dumps_is_json_dumps_byte_for_byte() -> None:
     """The report's own indenting encoder against the standard library's, on every JSON value kind,
-    the escapes, enum members, tuples and the keys it hands back to json.dumps."""
+    the escapes, enum members, tuples and the keys it hands back to json.dumps; and the report's
+    text (:func:`document_text`) against ``json.dumps(for_json(doc))``, with paths that are not UTF-8."""
     import enum
     import random
 
-    from uk_depscan.report.json_report import dumps
+    from uk_depscan.report.escape import PATH_KEYS, for_json
+    from uk_depscan.report.json_report import document_text, dumps
 
     class S(str, enum.Enum):
         A = "a\u00e9"
@@ -131,3 +133,12 @@ def test_dumps_is_json_dumps_byte_for_byte() -> None:
     docs = [value(0) for _ in range(300)] + [{}, [], {"k": {1: "int key"}}, {"b": 1, "a": [{}]}]
     for doc in docs:
         assert dumps(doc) == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True), doc
+    # the report's text: for_json applied (its walk only when the text shows a surrogate)
+    texts += [f"/lib/x{c}.so" for c in ("\udc80", "\udcff", "\ud800", "\U0001f600", "\\ud8", "\u00e9")]
+    paths = [{key: rng.choice(texts), "n": value(2)} for key in sorted(PATH_KEYS) for _ in range(20)]
+    mended = 0
+    for doc in [*docs, *(value(0) for _ in range(300)), *paths]:
+        reference = json.dumps(for_json(doc), indent=2, sort_keys=True, ensure_ascii=True)
+        assert document_text(doc) == reference, doc
+        mended += reference != dumps(doc)
+    assert mended > 50  # the documents that need for_json are many of these

@@ -165,6 +165,19 @@ def has_undecodable(text: str) -> bool:
     return not text.isascii() and _SURROGATE.search(text) is not None
 
 
+# A surrogate escape in ASCII JSON text: every string that for_json would mend (a lone surrogate,
+# from an undecodable byte) is written with one (json's ensure_ascii), and so is a non-BMP
+# character (a surrogate pair) or a literal backslash before "ud8".."udf": those only cost the
+# slow path, the result is the same.
+_SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f]", re.IGNORECASE)
+
+
+def json_needs_mending(ascii_json: str) -> bool:
+    """Whether a document rendered as ASCII JSON without :func:`for_json` may differ from one
+    rendered with it: only its strings holding surrogates change (U+FFFD, ``<key>_bytes``)."""
+    return _SURROGATE_ESCAPE.search(ascii_json) is not None
+
+
 def for_json(value: Any) -> Any:
     """A JSON document made valid Unicode throughout: every string through :func:`json_text`, and
     ``<key>_bytes`` (base64 of the exact bytes) added beside each :data:`PATH_KEYS` value that

@@ -67,7 +67,7 @@ from uk_depscan.model import (
     Tier,
     VersionProblem,
 )
-from uk_depscan.report.escape import BYTES_SUFFIX, for_json, json_text
+from uk_depscan.report.escape import BYTES_SUFFIX, for_json, json_needs_mending, json_text
 from uk_depscan.report.validate import first_problem
 from uk_depscan.report.views import ExplainAnswer, target_views, with_views
 
@@ -355,10 +355,18 @@ def render_json(report: Report) -> str:
     was = gc.isenabled()
     gc.disable()  # a tree of ~100 k fresh containers and no cycles: the collector's passes are waste
     try:
-        return dumps(for_json(report_to_dict(report))) + "\n"
+        return document_text(report_to_dict(report)) + "\n"
     finally:
         if was:
             gc.enable()
+
+
+def document_text(doc: Any) -> str:
+    """``dumps(for_json(doc))``.  for_json walks every value (a ninth of torch/lib's 0.5 s of
+    rendering) and changes only strings holding surrogates, which the ASCII text shows: the walk
+    runs when they are there."""
+    text = dumps(doc)
+    return dumps(for_json(doc)) if json_needs_mending(text) else text
 
 
 def dumps(doc: Any) -> str:
