@@ -82,6 +82,15 @@ def _scan_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
         yield cache
 
 
+@pytest.fixture(autouse=True)
+def _no_scan_kept_from_another_test() -> None:
+    """Each test starts without the in-memory scan a previous test's run kept (``scan._FRESH``, one
+    run's own result): a test that runs the CLI cold, then warm, must scan in its cold run."""
+    from uk_depscan.syscalls import scan
+
+    scan._FRESH.clear()
+
+
 def compile_so(
     out: Path,
     sources: list[Path],

@@ -380,6 +380,7 @@ def test_large_scan_is_stored_by_a_forked_worker(
     while this process goes on; when no such worker can start, this process writes it.  Either
     way the entry is there: the warm run scans nothing and gives the same bytes."""
     import os
+    import time
 
     from uk_depscan import pipeline
     from uk_depscan.syscalls import cache as scan_cache
@@ -392,7 +393,11 @@ def test_large_scan_is_stored_by_a_forked_worker(
     real_store, real_executor, real_pool = scan_cache.store_scan, scan_mod.prefilter_executor, pipeline.forked_pool
     large: list[str] = []
 
+    parent = os.getpid()
+
     def store(slot, elf, scan, store=None):  # type: ignore[no-untyped-def]
+        if os.getpid() != parent:
+            time.sleep(1.0)  # a slow worker: the analysis here must not miss the entry and scan again
         with open(log, "a") as fh:  # from whichever process writes it
             fh.write(f"{os.getpid()} {elf.path}\n")
         real_store(slot, elf, scan, store)

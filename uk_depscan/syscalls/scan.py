@@ -924,12 +924,11 @@ def scan_library(elf: ElfFile, *, no_cache: bool = False) -> LibraryScan:
     """Every syscall site of ``elf`` with recovered numbers, local wrappers and the call graph."""
     if no_cache:
         return _scan(elf, "")
-    if elf.size >= SPECULATE_MIN_BYTES:
-        if not identity.memoised(elf, CacheStore()):
-            return _scan_while_hashing(elf)
-        fresh = _fresh_scan(elf)
-        if fresh is not None:
-            return fresh
+    if elf.size >= SPECULATE_MIN_BYTES and not identity.memoised(elf, CacheStore()):
+        return _scan_while_hashing(elf)
+    fresh = _fresh_scan(elf)
+    if fresh is not None:  # this process's own scan, whose entry may not be written yet (deferred_store)
+        return fresh
     slot = scan_cache.lookup(elf, ENGINE_VERSION)
     if slot.hit is not None:
         return _from_cache(elf, slot.key, slot.hit)
@@ -986,6 +985,7 @@ def deferred_store() -> Iterator[None]:
 def _store(slot: scan_cache.Slot, elf: ElfFile, scan: LibraryScan) -> None:
     if _DEFER:
         _PENDING[:] = [(slot, elf, scan)]
+        _remember_fresh(scan)  # until a worker has written it, the cache does not have it
     else:
         scan_cache.store_scan(slot, elf, scan)
 
