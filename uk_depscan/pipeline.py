@@ -374,9 +374,12 @@ def _outcomes_of(
 
 
 # nice(2) increment of a pool whose work after the large object's prefilter ranges is off the
-# critical path (this process finishing that scan): under CFS a nice-5 process gets about a third
-# of a core's share against a nice-0 one, so the scan's end is not slowed by the other scans.
-BACKGROUND_NICENESS = 5
+# critical path (this process finishing that scan, then the second pool's targets, the longest
+# first): under CFS a nice-19 process weighs 15 against a nice-0 one's 1024, so it runs when a
+# core is free and otherwise waits.  Nice 5 (weight 335) left libtorch_python.so's analysis a
+# quarter of its core short while the first pool's small targets ran: torch/lib --jobs 2 cold,
+# 8 interleaved pairs, median 9.94 s at nice 19 against 10.37 s at nice 5 (7 of 8 pairs faster).
+BACKGROUND_NICENESS = 19
 
 
 def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -> TargetReport | DepscanError:

@@ -990,17 +990,16 @@ def _store(slot: scan_cache.Slot, elf: ElfFile, scan: LibraryScan) -> None:
         scan_cache.store_scan(slot, elf, scan)
 
 
-def store_pending() -> bool:
-    """Write the entry :func:`deferred_store` kept, if any, in this process; True when there was
-    one.  Run once: by the forked worker that inherited it, or by this process when none can start."""
-    if not _PENDING:
-        return False
-    slot, elf, scan = _PENDING.pop()
-    scan_cache.store_scan(slot, elf, scan)
-    return True
+def store_pending() -> None:
+    """Write the entry :func:`deferred_store` kept, if any, in this process: the forked worker that
+    inherited it, or this process when none can start."""
+    if _PENDING:
+        slot, elf, scan = _PENDING.pop()
+        scan_cache.store_scan(slot, elf, scan)
 
 
 def pending_store() -> bool:
+    """Whether :func:`deferred_store` kept an entry that no process has written yet."""
     return bool(_PENDING)
 
 
@@ -1009,10 +1008,11 @@ def drop_pending() -> None:
     _PENDING.clear()
 
 
-# The last large scan this process computed (key, name, scan): the same file opened again by the
-# analysis that follows (a lone target whose large object the pipeline scanned first) takes it
-# from memory instead of reading back and validating the entry just stored (0.14 s for
-# libtorch_cpu.so).  This process's own result, not something read from disk.
+# The last large scan this process computed, or the last whose entry it deferred (key, name, scan):
+# the same file opened again by the analysis that follows (a lone target whose large object the
+# pipeline scanned first) takes it from memory instead of reading back and validating the entry
+# just stored (0.14 s for libtorch_cpu.so), or not yet stored.  This process's own result, not
+# something read from disk.
 _FRESH: list[tuple[str, str, LibraryScan]] = []
 
 
