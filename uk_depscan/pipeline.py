@@ -389,7 +389,10 @@ def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -
     of libtorch_cpu.so's after the ranges, in which the workers were idle and the other ten
     objects, 0.5 s, waited for their turn); this process then analyses the target, finding the
     large scan in memory and the others in the cache.  Without such an object, or without the
-    cache, or when no pool can start: the plain analysis, whose scan splits its own prefilter."""
+    cache, or when no pool can start: the plain analysis, whose scan splits its own prefilter.
+    The large scan's cache entry is written by a one-worker pool forked after it (:func:`_store_in`)."""
+    from uk_depscan.syscalls.scan import pending_store, release_prebuilt
+
     shared, _ = _shared_objects(work)
     big = _take_large(shared)
     big_elf = _prebuilt(big) if big is not None else None
@@ -399,14 +402,10 @@ def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -
         with contextlib.ExitStack() as stack:
             pool = _pool_if_room(stack, jobs, work, niceness=BACKGROUND_NICENESS)
             if pool is None:  # no room for the workers: the analysis alone says what it can
-                from uk_depscan.syscalls.scan import release_prebuilt
-
                 release_prebuilt()
                 return _analyze_one(work, 0, note)
             # one task, so one worker: the scan's end in this process keeps a core of its own
             prescans = _scan_large_then(pool, jobs, big_elf, _prescan_all, [tuple(shared)], note)
-            from uk_depscan.syscalls.scan import pending_store
-
             stored: Iterator[object] = iter(())
             store_pool = _pool_if_room(stack, 1, work) if pending_store() else None
             if _store_in(store_pool) and store_pool is not None:
