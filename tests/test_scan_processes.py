@@ -52,6 +52,47 @@ def test_prefilter_over_processes_is_the_serial_scan(lib, monkeypatch):
     assert processes() == 1  # the setting ends with its block
 
 
+@pytest.mark.parametrize("route", ["shared memory", "slots too small", "no shared memory"])
+def test_pool_results_through_shared_memory_or_the_pipe(lib, monkeypatch, route):
+    """The workers put their ranges' findings in the shared memory they inherit (_Arena); a range
+    that does not fit its slot, or every range when the mapping cannot be made, comes back through
+    the pipe.  Each way the scan is the serial one."""
+    monkeypatch.setattr(scan_mod, "CHUNK", 512)
+    monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", 0)
+    if route == "slots too small":
+        monkeypatch.setattr(scan_mod, "ARENA_BYTES_PER_BYTE", 0)
+        monkeypatch.setattr(scan_mod, "ARENA_SLOT_MIN", 0)
+    if route == "no shared memory":
+
+        def no_room(size):
+            raise OSError(12, "Cannot allocate memory")
+
+        monkeypatch.setattr(scan_mod, "_shared_mapping", no_room)
+    taken, made = [], []
+    real_take, real_make = scan_mod._Arena.take, scan_mod._Arena.make
+    monkeypatch.setattr(scan_mod._Arena, "take", lambda self, *a: taken.append(a[0]) or real_take(self, *a))
+    monkeypatch.setattr(scan_mod._Arena, "make", classmethod(lambda cls, *a: made.append(real_make(*a)) or made[-1]))
+    with open_elf(lib) as elf:
+        serial = scan_mod._scan(elf, "")
+        assert not made  # the serial scan makes none
+        with scan_processes(2):
+            parallel = scan_mod._scan(elf, "")
+    assert _body(parallel) == _body(serial)
+    assert _graph(parallel) == _graph(serial)
+    assert len(made) == 1
+    with open_elf(lib) as elf:
+        tasks = len(scan_mod._Scanner(elf).prefilter_tasks())
+    assert tasks >= 2 * scan_mod.PIECES
+    if route == "shared memory":
+        assert made[0] is not None and len(taken) == tasks  # every range, not one through the pipe
+        with pytest.raises(ValueError):  # released once read
+            made[0].mem.read(1)
+    elif route == "slots too small":
+        assert made[0] is not None and not taken
+    else:
+        assert made[0] is None and not taken
+
+
 def test_chunking_does_not_change_the_scan(lib, monkeypatch):
     with open_elf(lib) as elf:
         whole = scan_mod._scan(elf, "")

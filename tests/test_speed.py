@@ -430,3 +430,25 @@ def test_large_scan_is_stored_by_a_forked_worker(
     assert len(writers) == 1
     assert (writers[0] != os.getpid()) is store_pool_starts
     assert not scan_mod._PENDING
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, "False"), ("1", "True"), ("0", "False")])
+def test_command_line_turns_off_numpy_huge_pages(env, expected):
+    """uk_depscan.cli.main.small_pages: numpy's madvise(MADV_HUGEPAGE) off in the command's process
+    (and the pools it forks) unless NUMPY_MADVISE_HUGEPAGE says otherwise.  Checked through numpy's
+    own switch, which returns the previous setting."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from uk_depscan.cli.main import small_pages; small_pages()\n"
+        "try:\n    from numpy._core import multiarray\n"
+        "except ImportError:\n    from numpy.core import multiarray\n"
+        "print(multiarray._set_madvise_hugepage(False))\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if env is not None:
+        environ["NUMPY_MADVISE_HUGEPAGE"] = env
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
