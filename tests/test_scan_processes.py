@@ -52,16 +52,17 @@ def test_prefilter_over_processes_is_the_serial_scan(lib, monkeypatch):
     assert processes() == 1  # the setting ends with its block
 
 
-@pytest.mark.parametrize("route", ["shared memory", "slots too small", "no shared memory"])
+@pytest.mark.parametrize("route", ["shared memory", "some slots too small", "slots too small", "no shared memory"])
 def test_pool_results_through_shared_memory_or_the_pipe(lib, monkeypatch, route):
     """The workers put their ranges' findings in the shared memory they inherit (_Arena); a range
     that does not fit its slot, or every range when the mapping cannot be made, comes back through
     the pipe.  Each way the scan is the serial one."""
     monkeypatch.setattr(scan_mod, "CHUNK", 512)
     monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", 0)
-    if route == "slots too small":
+    if route.endswith("slots too small"):
         monkeypatch.setattr(scan_mod, "ARENA_BYTES_PER_BYTE", 0)
-        monkeypatch.setattr(scan_mod, "ARENA_SLOT_MIN", 0)
+        # a range's slot holds its groups' padding (6 groups x 5 fields x 8 bytes) and two candidates
+        monkeypatch.setattr(scan_mod, "ARENA_SLOT_MIN", 6 * 5 * 8 + 2 * 17 if route.startswith("some") else 0)
     if route == "no shared memory":
 
         def no_room(size):
@@ -69,8 +70,8 @@ def test_pool_results_through_shared_memory_or_the_pipe(lib, monkeypatch, route)
 
         monkeypatch.setattr(scan_mod, "_shared_mapping", no_room)
     taken, made = [], []
-    real_take, real_make = scan_mod._Arena.take, scan_mod._Arena.make
-    monkeypatch.setattr(scan_mod._Arena, "take", lambda self, *a: taken.append(a[0]) or real_take(self, *a))
+    real_view, real_make = scan_mod._Arena.view, scan_mod._Arena.make
+    monkeypatch.setattr(scan_mod._Arena, "view", lambda self, *a: taken.append(a[0]) or real_view(self, *a))
     monkeypatch.setattr(scan_mod._Arena, "make", classmethod(lambda cls, *a: made.append(real_make(*a)) or made[-1]))
     with open_elf(lib) as elf:
         serial = scan_mod._scan(elf, "")
@@ -87,6 +88,8 @@ def test_pool_results_through_shared_memory_or_the_pipe(lib, monkeypatch, route)
         assert made[0] is not None and len(taken) == tasks  # every range, not one through the pipe
         with pytest.raises(ValueError):  # released once read
             made[0].mem.read(1)
+    elif route == "some slots too small":  # the two routes in one scan
+        assert made[0] is not None and 0 < len(taken) < tasks
     elif route == "slots too small":
         assert made[0] is not None and not taken
     else:

@@ -454,13 +454,9 @@ class _Scanner:
         """(site address, target address or GOT slot, kind, target function node, containing
         function node) of every direct branch/GOT call (:func:`_start_nodes` for the last two)."""
         if self.x86:
-            groups, raw = self._x86_branches()
+            arrays, raw = self._x86_branches()
             self.stats["branch_candidates"] = raw
-            if not groups:
-                z = np.zeros(0, np.uint64)
-                groups = [(z, z, np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))]
-            pos, tgt, kind, node, src = (np.concatenate([g[f] for g in groups]) for f in range(5))
-            return pos, tgt, kind, node, src
+            return arrays
         pos_l: list[np.ndarray] = []
         tgt_l: list[np.ndarray] = []
         kind_l: list[np.ndarray] = []
@@ -500,12 +496,13 @@ class _Scanner:
         if sum(t[2] - t[1] for t in tasks) >= PARALLEL_MIN_BYTES:
             self._arena = _Arena.make(self, tasks)
 
-    def _x86_branches(self) -> tuple[_Groups, int]:
+    def _x86_branches(self) -> tuple[_Candidates, int]:
         """Every region's branch candidates, chunk by chunk (``CHUNK`` bytes), pattern group by
-        pattern group: the order the rest of the scan sees, whatever the number of processes.
-        Direct branches are kept only when they reach a function start or a PLT stub (the graph
-        has no other use for them); the count is of all candidates (``stats``).  The same pass
-        finds the syscall instruction candidates (:meth:`direct_candidates`)."""
+        pattern group, as the five arrays of :meth:`branch_candidates`: the order the rest of the
+        scan sees, whatever the number of processes.  Direct branches are kept only when they reach
+        a function start or a PLT stub (the graph has no other use for them); the count is of all
+        candidates (``stats``).  The same pass finds the syscall instruction candidates
+        (:meth:`direct_candidates`)."""
         _ = self.direct_targets  # built before a pool is forked: every worker inherits it
         chunks = self._x86_chunks()
         total = sum(hi - lo for _, lo, hi, _ in chunks)
@@ -513,40 +510,48 @@ class _Scanner:
         executor = _EXECUTOR[-1] if _EXECUTOR and total >= PARALLEL_MIN_BYTES else None
         if processes == 1 and executor is None:
             merged = [self._x86_range(ri, lo, hb, lo, hd) for ri, lo, hb, hd in chunks]
-            groups = [g for m in merged for g in m.branches]
+            arrays = _concatenated([g for m in merged for g in m.branches], 0)
             direct = [d for m in merged for d in zip(_DIRECT_KINDS, m.direct, strict=True)]
+            counts = [(m.raw, m.direct_raw) for m in merged]
         else:
-            # a pool: each chunk split into PIECES consecutive ranges; a chunk's group is the
-            # concatenation of its ranges' groups (each group is in address order), which
-            # branch_candidates does for all of them at once
             tasks = self.prefilter_tasks()
             if executor is not None:
                 results = executor(str(self.elf.path), tasks, self.prepare_tail)
             else:
                 results = _in_pool(self, processes, tasks)
-            merged = self._taken(tasks, results)
-            parts = [merged[c * PIECES : (c + 1) * PIECES] for c in range(len(chunks))]
-            groups = [p.branches[g] for ps in parts for g in range(len(ps[0].branches)) for p in ps]
-            direct = [(kind, p.direct[k]) for ps in parts for k, kind in enumerate(_DIRECT_KINDS) for p in ps]
-        self.direct_raw = sum(m.direct_raw for m in merged)
+            arrays, direct = self._pooled(len(chunks), tasks, results)
+            counts = [(r.raw, r.direct_raw) for r in results]
+        self.direct_raw = sum(d for _, d in counts)
         self._direct = [(addr, kind) for kind, addrs in direct for addr in addrs.tolist()]
-        return groups, sum(m.raw for m in merged)
+        return arrays, sum(r for r, _ in counts)
 
-    def _taken(
-        self, tasks: list[tuple[int, int, int, int, int]], results: list[_RangeScan | _InArena]
-    ) -> list[_RangeScan]:
-        """The pool's results with those its workers put in the shared memory read out of it; the
-        shared memory is released (this scan was its only use)."""
+    def _pooled(
+        self, n_chunks: int, tasks: list[tuple[int, int, int, int, int]], results: list[_RangeScan | _InArena]
+    ) -> tuple[_Candidates, list[tuple[str, np.ndarray]]]:
+        """The pool's ranges as the serial scan's arrays: each chunk was split into PIECES
+        consecutive ranges, and a chunk's group is the concatenation of its ranges' groups (each
+        in address order).  The ranges in the shared memory are read where they lie, in one
+        concatenation per field (the widening to 64 bits included); the shared memory is released
+        then (this scan was its only use)."""
         arena, self._arena = self._arena, None
         try:
-            out = []
+            parts = []
             for task, r in zip(tasks, results, strict=True):
                 if isinstance(r, _InArena):
                     if arena is None:  # cannot happen: only a worker that inherited it puts there
                         raise RuntimeError("a prefilter range was put in shared memory that is gone")
-                    r = arena.take(task, r)
-                out.append(r)
-            return out
+                    parts.append(arena.view(task, r.counts))
+                elif arena is not None:  # came through the pipe: in the arena's terms, like the rest
+                    parts.append([arena.compact(g) for g in r.branches])
+                else:
+                    parts.append([list(g) for g in r.branches])
+            by_chunk = [parts[c * PIECES : (c + 1) * PIECES] for c in range(n_chunks)]
+            groups = [p[g] for ps in by_chunk for g in range(len(ps[0])) for p in ps]
+            arrays = _concatenated(groups, arena.base if arena is not None else 0)
+            del parts, by_chunk, groups  # the views into the arena, before it is closed
+            ranges = [results[c * PIECES : (c + 1) * PIECES] for c in range(n_chunks)]
+            direct = [(kind, r.direct[k]) for rs in ranges for k, kind in enumerate(_DIRECT_KINDS) for r in rs]
+            return arrays, direct
         finally:
             if arena is not None:
                 arena.close()
@@ -629,6 +634,22 @@ def _adrp_pages(words: np.ndarray, idx: np.ndarray, base: int) -> tuple[np.ndarr
 
 # (site address, target, kind, target function node, containing function node) per pattern group
 _Groups = list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+_Candidates = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_FULL_FIELDS = (np.uint64, np.uint64, np.int8, np.int64, np.int64)  # site, target, kind, node, src
+
+
+def _concatenated(groups: _Groups | list[list[np.ndarray]], base: int) -> _Candidates:
+    """Each field of ``groups`` concatenated in order, widened to its full type; ``base`` added to
+    sites and targets (the shared memory's ranges hold them as 32-bit offsets from it)."""
+    if not groups:
+        return tuple(np.zeros(0, t) for t in _FULL_FIELDS)  # type: ignore[return-value]
+    out = []
+    for f, full in enumerate(_FULL_FIELDS):
+        a = np.concatenate([g[f] for g in groups], dtype=full)  # widening casts only (same_kind)
+        if base and f < 2:
+            a += np.uint64(base)
+        out.append(a)
+    return out[0], out[1], out[2], out[3], out[4]
 
 
 class _RangeScan(NamedTuple):
@@ -957,28 +978,32 @@ class _Arena:
                 offset += (m * np.dtype(dtype).itemsize + 7) // 8 * 8
         return _InArena(tuple(len(g[0]) for g in r.branches), r.raw, r.direct, r.direct_raw)
 
-    def take(self, task: tuple[int, int, int, int, int], stored: _InArena) -> _RangeScan:
-        """The range's findings as :func:`_x86_groups` returned them (copies: the arena is closed after)."""
+    def view(self, task: tuple[int, int, int, int, int], counts: tuple[int, ...]) -> list[list[np.ndarray]]:
+        """The range's groups where they lie in the shared memory (compact fields: no copy)."""
         offset, _ = self.slots[task]
-        base = np.uint64(self.base)
-        groups: _Groups = []
-        for m in stored.counts:
+        groups = []
+        for m in counts:
             fields = []
-            for dtype, full in zip(_ARENA_FIELDS, (np.uint64, np.uint64, np.int8, np.int64, np.int64), strict=True):
-                field = np.frombuffer(self.mem, dtype, m, offset).astype(full)
-                if dtype == np.uint32:
-                    field += base
-                fields.append(field)
+            for dtype in _ARENA_FIELDS:
+                fields.append(np.frombuffer(self.mem, dtype, m, offset))
                 offset += (m * np.dtype(dtype).itemsize + 7) // 8 * 8
-            groups.append((fields[0], fields[1], fields[2], fields[3], fields[4]))
-        return _RangeScan(groups, stored.raw, stored.direct, stored.direct_raw)
+            groups.append(fields)
+        return groups
+
+    def compact(self, group: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        """A group that came through the pipe, in the shared memory's compact fields."""
+        base = np.uint64(self.base)
+        return [
+            (a - base).astype(t) if t == np.uint32 else a.astype(t) for a, t in zip(group, _ARENA_FIELDS, strict=True)
+        ]
 
     def close(self) -> None:
         """Free the written pages now, for every process that maps them (the first pool's workers
         keep their mapping until they exit), then unmap."""
         with contextlib.suppress(OSError, ValueError, AttributeError):  # MADV_REMOVE: Linux only
             self.mem.madvise(mmap.MADV_REMOVE)
-        self.mem.close()
+        with contextlib.suppress(BufferError):  # views still alive (an error on the way): unmapped when freed
+            self.mem.close()
 
 
 # A pool that already exists can run the prefilter's ranges instead of a pool of its own (the
