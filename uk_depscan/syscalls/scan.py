@@ -641,11 +641,9 @@ _FULL_FIELDS = (np.uint64, np.uint64, np.int8, np.int64, np.int64)  # site, targ
 def _concatenated(groups: _Groups | list[list[np.ndarray]], base: int) -> _Candidates:
     """Each field of ``groups`` concatenated in order, widened to its full type; ``base`` added to
     sites and targets (the shared memory's ranges hold them as 32-bit offsets from it)."""
-    if not groups:
-        return tuple(np.zeros(0, t) for t in _FULL_FIELDS)  # type: ignore[return-value]
     out = []
     for f, full in enumerate(_FULL_FIELDS):
-        a = np.concatenate([g[f] for g in groups], dtype=full)  # widening casts only (same_kind)
+        a = np.concatenate([g[f] for g in groups], dtype=full) if groups else np.zeros(0, full)  # widening only
         if base and f < 2:
             a += np.uint64(base)
         out.append(a)
@@ -965,7 +963,8 @@ class _Arena:
 
     def put(self, task: tuple[int, int, int, int, int], r: _RangeScan) -> _InArena | None:
         slot = self.slots.get(task)
-        if slot is None or sum(len(g[0]) for g in r.branches) * _ARENA_ITEM + 8 * len(r.branches) * 5 > slot[1]:
+        padding = 8 * len(_ARENA_FIELDS) * len(r.branches)  # each field starts 8-byte aligned
+        if slot is None or sum(len(g[0]) for g in r.branches) * _ARENA_ITEM + padding > slot[1]:
             return None
         offset, _ = slot
         base = np.uint64(self.base)
