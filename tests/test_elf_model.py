@@ -116,3 +116,43 @@ def test_real_library_plt_matches_objdump() -> None:
     ours = {addr: syms.names[i] for addr, i in plt_stub_symbols(elf).items()}
     assert len(theirs) > 100
     assert {a: n for a, n in ours.items() if a in theirs} == theirs
+
+
+def _x86_plt_reference(code: bytes, base: int, entsize: int, slots: dict[int, int]) -> dict[int, int]:
+    """The definition, one jump at a time with Python's unbounded ints."""
+    out: dict[int, int] = {}
+    for pos in range(len(code) - 5):
+        if code[pos] == 0xFF and code[pos + 1] == 0x25:
+            slot = base + pos + 6 + int.from_bytes(code[pos + 2 : pos + 6], "little", signed=True)
+            if slot in slots:
+                out.setdefault(base + (pos // entsize) * entsize, slots[slot])
+    return out
+
+
+@pytest.mark.parametrize("base", [0x1000, 0x7FFF_FFFF_FFFF_F000, (1 << 64) - 0x40])  # sh_addr: 64 bits
+def test_vectorised_plt_decoding_is_the_definition(base: int) -> None:
+    """_x86_plt against the one-jump-at-a-time definition on random stub sections: several jumps per
+    entry (the first wins), slots behind and ahead of the section, addresses of a hostile file near
+    and past 2**64, entry sizes larger than the section."""
+    import random
+
+    import numpy as np
+
+    from uk_depscan.elf.symbols import _x86_plt
+
+    rng = random.Random(base)
+    for _ in range(60):
+        entsize = rng.choice([8, 16, 1 << 40])
+        code = bytearray(rng.randrange(256) for _ in range(rng.randrange(6, 200)))
+        slots: dict[int, int] = {}
+        for _ in range(rng.randrange(1, 12)):
+            pos = rng.randrange(len(code) - 5)
+            disp = rng.randrange(-(1 << 31), 1 << 31) if rng.random() < 0.2 else rng.randrange(-300, 300)
+            code[pos : pos + 6] = b"\xff\x25" + disp.to_bytes(4, "little", signed=True)
+            slot = base + pos + 6 + disp
+            if 0 <= slot < 1 << 64 and rng.random() < 0.8:
+                slots[slot] = rng.randrange(1, 1000)
+        slots[rng.randrange(1 << 64)] = 7  # a slot no jump reaches
+        got = _x86_plt(np.frombuffer(bytes(code), np.uint8), base, entsize, slots)
+        want = _x86_plt_reference(bytes(code), base, entsize, slots)
+        assert got == want and list(got) == list(want)
