@@ -103,7 +103,7 @@ def _func_symbols(elf: ElfFile, with_names: bool = False) -> tuple[np.ndarray, n
     dyn = dynamic_symbols(elf)
     if dyn.count:
         idx = _func_mask(dyn.table)
-        names = [dyn.names[i] for i in idx] if with_names else []
+        names = [dyn.names[i] for i in idx.tolist()] if with_names else []
         rows.append((dyn.table["value"][idx].astype(np.uint64), dyn.table["size"][idx].astype(np.uint64), names))
     if not rows:
         z = np.zeros(0, np.uint64)
@@ -123,10 +123,12 @@ def _func_symbols(elf: ElfFile, with_names: bool = False) -> tuple[np.ndarray, n
     return addrs[keep], sizes[keep], tuple(names_sorted[i] for i in k)
 
 
-def _func_mask(arr: np.ndarray) -> list[int]:
+def _func_mask(arr: np.ndarray) -> np.ndarray:
+    """Indices of the defined function symbols (an array: indexing by a list of libtorch_cpu.so's
+    350 k indices converted it element by element)."""
     typ = arr["info"] & 0xF
     m = ((typ == STT_FUNC) | (typ == STT_GNU_IFUNC)) & (arr["shndx"] != 0) & (arr["value"] != 0)
-    idx: list[int] = np.flatnonzero(m).tolist()
+    idx: np.ndarray = np.flatnonzero(m)
     return idx
 
 
