@@ -16,6 +16,11 @@ Usage: python bench/bench_speed.py [--reps 3] [--before /work/main] [--wheel-rep
   against ``--jobs 1`` (several targets).
 * ``--before DIR`` adds the same single-library cases for another checkout (e.g. main), run by
   the same interpreter with that tree first on ``PYTHONPATH``.
+* The host's own ceiling for ``--jobs 2``: two ``torch/lib --jobs 1`` cold runs started together,
+  each with its own cache (the same work split perfectly in two, with nothing shared and no
+  coordination), against two such runs one after the other.  On a machine whose two cores run
+  as fast together as alone this is 0.5x; a host that slows one vCPU when the other is busy
+  shows it here, next to what ``--jobs 2`` achieves in the same run.
 """
 
 from __future__ import annotations
@@ -47,22 +52,26 @@ class Case:
     cache: str | None  # "cold": a fresh directory per run; "warm": one directory filled first; None: no cache use
     group: str
     baseline: bool = False
+    copies: int = 1  # started together, each with its own cache; the ratio is to `copies` baseline runs
     runs: list[tuple[float, float, float, int]] = field(default_factory=list)  # (s, MiB, load, exit)
     cpu: list[float] = field(default_factory=list)  # user + system seconds (the child and its workers)
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int, float]:
-    """(wall s, peak RSS MiB, load before, exit code, CPU s): CPU time is what a loaded machine
-    distorts least."""
+def run(cmd: list[str], envs: list[dict[str, str]]) -> tuple[float, float, float, int, float]:
+    """(wall s, peak RSS MiB, load before, exit code, CPU s) of ``cmd`` started once per
+    environment, all together (wall: until the last ends; RSS: the largest; CPU: the sum; exit:
+    the highest): CPU time is what a loaded machine distorts least."""
     load = os.getloadavg()[0]
     start = time.perf_counter()
     with open(os.devnull, "wb") as null:
         # cwd "/": `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH, so
         # run from a checkout every case would import that checkout (--before measured this tree)
-        proc = subprocess.Popen(cmd, stdout=null, stderr=null, env=env, cwd="/")
-        _, status, usage = os.wait4(proc.pid, 0)
-    cpu = usage.ru_utime + usage.ru_stime
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, load, os.waitstatus_to_exitcode(status), cpu
+        procs = [subprocess.Popen(cmd, stdout=null, stderr=null, env=env, cwd="/") for env in envs]
+        ends = [os.wait4(proc.pid, 0) for proc in procs]
+    wall = time.perf_counter() - start
+    cpu = sum(u.ru_utime + u.ru_stime for _, _, u in ends)
+    rss = max(u.ru_maxrss for _, _, u in ends) / 1024
+    return wall, rss, load, max(os.waitstatus_to_exitcode(status) for _, status, _ in ends), cpu
 
 
 def uk(tree: Path, args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -121,6 +130,10 @@ def main() -> int:
             for jobs in (1, 2):
                 cmd, env = uk(TREE, [*scan, "--jobs", str(jobs), str(target)])
                 cases.append(Case(f"{what} --jobs {jobs} {state}", cmd, env, state, f"{what} {state}", jobs == 1))
+            if what == "torch/lib" and state == "cold":
+                cmd, env = uk(TREE, [*scan, "--jobs", "1", str(target)])
+                name = f"{what} --jobs 1 {state}, 2 copies at once (the host's ceiling for --jobs 2)"
+                cases.append(Case(name, cmd, env, state, f"{what} {state}", copies=2))
     reps = {c.name: args.reps for c in cases}
     for c in cases:
         for what, _, n in multi:
@@ -136,19 +149,20 @@ def main() -> int:
                 if r >= reps[c.name]:
                     continue
                 slot = (c.group if c.group != "single" else c.name).rsplit(" ", 1)[0]  # one target, one tree
-                env = c.env
+                envs = [c.env]
+                colds = [base / f"cold-{i}-{r}-{k}" for k in range(c.copies)]
                 if c.cache == "cold":
-                    cold = base / f"cold-{i}-{r}"
-                    env = dict(env, UK_DEPSCAN_CACHE_DIR=str(cold))
+                    envs = [dict(c.env, UK_DEPSCAN_CACHE_DIR=str(cold)) for cold in colds]
                 elif c.cache == "warm":
-                    env = dict(env, UK_DEPSCAN_CACHE_DIR=str(warm_dir[slot]))
-                *measured, cpu = run(c.cmd, env)
+                    envs = [dict(c.env, UK_DEPSCAN_CACHE_DIR=str(warm_dir[slot]))]
+                *measured, cpu = run(c.cmd, envs)
                 c.runs.append((measured[0], measured[1], measured[2], int(measured[3])))
                 c.cpu.append(cpu)
-                if c.cache == "cold" and slot not in warm_dir:
-                    warm_dir[slot] = cold
+                if c.cache == "cold" and slot not in warm_dir and c.copies == 1:
+                    warm_dir[slot] = colds[0]
                 elif c.cache == "cold":
-                    shutil.rmtree(cold, ignore_errors=True)
+                    for cold in colds:
+                        shutil.rmtree(cold, ignore_errors=True)
                 s, rss, load, code = c.runs[-1]
                 print(
                     f"rep {r + 1}: {c.name}: {s:.2f} s, {rss:.0f} MiB, load {load:.1f}, exit {code}, cpu {cpu:.2f} s",
@@ -161,12 +175,12 @@ def main() -> int:
     for c in cases:
         med = statistics.median(s for s, _, _, _ in c.runs)
         b = baselines.get(c.group)
-        ratio = f"{med / statistics.median(s for s, _, _, _ in b.runs):.3f}x" if b else "-"
+        ratio = f"{med / (c.copies * statistics.median(s for s, _, _, _ in b.runs)):.3f}x" if b else "-"
         every = ", ".join(f"{s:.2f}" for s, _, _, _ in c.runs)
         loads = ", ".join(f"{ld:.1f}" for _, _, ld, _ in c.runs)
         rss = max(m for _, m, _, _ in c.runs)
         codes = sorted({code for _, _, _, code in c.runs})
-        base_name = b.name if b else "-"
+        base_name = (f"{c.copies} x " if c.copies > 1 else "") + b.name if b else "-"
         cpu_med = statistics.median(c.cpu)
         cells = [c.name, f"{med:.2f}", every, f"{ratio} vs {base_name}", f"{cpu_med:.2f}", f"{rss:.0f}", loads]
         rows.append("| " + " | ".join([*cells, str(codes)]) + " |")

@@ -176,6 +176,67 @@ def test_jobs_give_byte_identical_reports(
     assert outs[1] == outs[0] and outs[2] == outs[0] and outs[3] == outs[0]
 
 
+def _stored_entries(db: Path) -> dict[str, tuple[str, ...]]:
+    """What the cache holds per library: the reach entries' names, the chain paths' questions and
+    named nodes."""
+    out: dict[str, tuple[str, ...]] = {}
+    for key, _, _, meta, _ in _rows(db, "reach"):
+        out[key] = tuple(json.loads(meta)["entries"])
+    for key, _, _, meta, _ in _rows(db, "paths"):
+        doc = json.loads(meta)
+        out[key] = (*sorted(doc["paths"]), *(f"name {n}" for n in sorted(doc["names"])))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["directory", "wheel"])
+def test_workers_reaches_are_stored_by_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path, kind: str
+) -> None:
+    """The reaches and chain paths a --jobs worker computes are handed to the process that runs the
+    analysis, which stores them once for the run (uk_depscan.syscalls.memos): the cache then holds
+    exactly what a --jobs 1 run stores, and a warm run finds every entry (nothing more is stored)."""
+    target = str(tree if kind == "directory" else _zip_dir(tree, tmp_path / "pkg-1.0-py3-none-any.whl"))
+    stored = {}
+    for jobs in ("1", "2"):
+        cache = tmp_path / f"cache{jobs}"
+        monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(cache))
+        code, _, err = run_cli(["scan", target, *ARGS, "--jobs", jobs, "-q"])
+        assert code in (0, 1), err
+        stored[jobs] = _stored_entries(cache / CACHE_FILE)
+    assert len(stored["1"]) >= 4 and any(k.startswith("paths/") for k in stored["1"])
+    assert stored["2"] == stored["1"]
+    reachcache._process.clear()  # as in a new process
+    code, _, err = run_cli(["scan", target, *ARGS, "--jobs", "2", "-q"])
+    assert code in (0, 1), err
+    assert _stored_entries(tmp_path / "cache2" / CACHE_FILE) == stored["1"]
+
+
+def test_a_run_reads_each_scan_entry_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path) -> None:
+    """A library every target needs (libc.so.6 here; libtorch_cpu.so's 20 MB entry under the torch
+    wheel) is read from the cache, digest-checked and parsed once per run, not once per target; the
+    next run reads it again."""
+    import collections
+
+    from uk_depscan.store.cache import CacheStore
+
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    code, ref, err = run_cli(["scan", str(tree), *ARGS, "--jobs", "1", "-q"])  # fills the cache
+    assert code in (0, 1), err
+    reads: collections.Counter[str] = collections.Counter()
+    get = CacheStore.get
+
+    def counted(self: CacheStore, key: str, **kw: int) -> object:
+        reads[key] += 1
+        return get(self, key, **kw)
+
+    monkeypatch.setattr(CacheStore, "get", counted)
+    for _ in range(2):
+        code, out, err = run_cli(["scan", str(tree), *ARGS, "--jobs", "1", "-q"])
+        assert code in (0, 1) and out == ref, err
+    scans = {k: n for k, n in reads.items() if k.startswith("syscalls/")}
+    assert len(scans) >= 4 and set(scans.values()) == {2}, scans
+
+
 @pytest.mark.parametrize("kind", ["directory", "wheel"])
 def test_include_exclude_members(tmp_path: Path, tree: Path, kind: str) -> None:
     target = str(tree if kind == "directory" else _zip_dir(tree, tmp_path / "pkg-1.0-py3-none-any.whl"))
@@ -247,11 +308,16 @@ def test_sigterm_with_jobs_leaves_no_worker(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(WHEEL_PREFIX + "*")), "an extraction directory was left behind"
 
 
+@pytest.mark.parametrize("kind", ["directory", "wheel"])
 def test_shared_objects_are_each_scanned_once_largest_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path, kind: str
 ) -> None:
     """--jobs first scans the distinct objects of all closures (libprov.so is a target and liba.so's
-    dependency: listed once), largest first; the libc family only when the libc model scans it."""
+    dependency: listed once), largest first; the libc family only when the libc model scans it.
+    Each is a file a worker can open, a wheel member's under its extracted path (its report shows
+    ``x.whl!/member``: taken for a path, it was never scanned first, and the torch wheel's
+    libtorch_cpu.so target was sent to the workers that do not inherit its scan, which scanned the
+    434 MB again)."""
     import os
 
     from uk_depscan.inputs import collect_inputs
@@ -259,23 +325,28 @@ def test_shared_objects_are_each_scanned_once_largest_first(
     from uk_depscan.model import LibcModel
     from uk_depscan.pipeline import Options, _shared_objects, _Work
 
-    def shared(**opts: object) -> list[str]:
-        with collect_inputs([str(tree)]) as inputs:
+    target = str(tree if kind == "directory" else _zip_dir(tree, tmp_path / "pkg-1.0-py3-none-any.whl"))
+
+    def shared(**opts: object) -> list[tuple[str, int]]:
+        with collect_inputs([target]) as inputs:
             objects, uses = _shared_objects(_Work(SearchConfig(), inputs, Options(**opts), ()))  # type: ignore[arg-type]
             assert len(uses) == len(inputs.targets) and set().union(*uses) == set(objects)
-            return objects
+            assert all(os.path.isfile(p) for p in objects), objects
+            if objects:  # each target scans its own file
+                assert all(os.path.realpath(t.path) in u for t, u in zip(inputs.targets, uses, strict=True))
+            return [(os.path.basename(p), os.path.getsize(p)) for p in objects]
 
     auto = shared()
     assert len(auto) == len(set(auto))
-    assert [os.path.getsize(p) for p in auto] == sorted((os.path.getsize(p) for p in auto), reverse=True)
-    names = [os.path.basename(p) for p in auto]
+    assert [size for _, size in auto] == sorted((size for _, size in auto), reverse=True)
+    names = [name for name, _ in auto]
     assert {"libprov.so", "liba.so", "libb.so"} <= set(names) and "libc.so.6" in names
     assert names.count("libprov.so") == 1
-    assert "libc.so.6" not in [os.path.basename(p) for p in shared(libc_model=LibcModel.GLIBC)]
+    assert "libc.so.6" not in [name for name, _ in shared(libc_model=LibcModel.GLIBC)]
     assert shared(no_cache=True) == [] and shared(syscalls=False) == []
     # the scan cache then holds one scan per distinct object: nothing was scanned twice
     monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "cache"))
-    code, _, err = run_cli(["scan", str(tree), "-f", "json", "--jobs", "2", "-q"])
+    code, _, err = run_cli(["scan", target, "-f", "json", "--jobs", "2", "-q"])
     assert code in (0, 1), err
     assert len(_rows(tmp_path / "cache" / CACHE_FILE, "syscalls")) == len(auto)
 

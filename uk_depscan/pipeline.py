@@ -53,8 +53,11 @@ from uk_depscan.model import (
 from uk_depscan.report.views import build_target_views
 from uk_depscan.store.cache import CacheStore
 from uk_depscan.store.identity import object_identity
+from uk_depscan.syscalls import cache as scan_cache
 from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.literalcache import cached_below_syscall
+from uk_depscan.syscalls.memos import Unsaved, adopt_unsaved, take_unsaved
+from uk_depscan.syscalls.memos import save_all as save_memos
 from uk_depscan.syscalls.processes import scan_processes
 from uk_depscan.syscalls.reach import analyze_syscalls, scanned_under, syscall_report
 from uk_depscan.unikraft.gaps import (
@@ -152,6 +155,7 @@ def analyze(
     config = config or SearchConfig()
     options = options or Options()
     note = progress or (lambda _msg: None)
+    scan_cache.forget_validated()
     # parsed first: a malformed trace is bad input (exit 2) before any long analysis
     traces: tuple[Trace, ...] = ()
     if options.observed and options.syscalls:
@@ -177,6 +181,7 @@ def analyze(
                 done[i] = outcome
                 if advance is not None:
                     advance(len(done), total, inputs.targets[i].display)
+        save_memos()  # the reaches and chain paths this run computed, once (uk_depscan.syscalls.memos)
         for i, target in enumerate(inputs.targets):  # target order, whatever order they finished in
             outcome = done[i]
             if isinstance(outcome, DepscanError):
@@ -269,8 +274,12 @@ class _Job(enum.Enum):
     STORE = "store"  # write the large scan's cache entry this worker inherited (argument unused)
 
 
-def _in_worker(task: tuple[_Job, int | str]) -> tuple[int, TargetReport | DepscanError] | None:
-    """A task of the pool: the target's index and outcome for :attr:`_Job.ANALYZE`, else None."""
+_Outcome = tuple[int, TargetReport | DepscanError, list[Unsaved]]
+
+
+def _in_worker(task: tuple[_Job, int | str]) -> _Outcome | None:
+    """A task of the pool: for :attr:`_Job.ANALYZE` the target's index and outcome, with the
+    reaches and chain paths it computed for the parent to store once (:func:`save_memos`); else None."""
     job, what = task
     if job is _Job.PRESCAN:
         _prescan(str(what))
@@ -280,7 +289,8 @@ def _in_worker(task: tuple[_Job, int | str]) -> tuple[int, TargetReport | Depsca
 
         store_pending()
         return None
-    return int(what), _analyze_one(_WORKER_STATE["work"], int(what), lambda _msg: None)
+    outcome = _analyze_one(_WORKER_STATE["work"], int(what), lambda _msg: None)
+    return int(what), outcome, take_unsaved()
 
 
 def _outcomes(work: _Work, jobs: int, note: Callable[[str], None]) -> Iterator[tuple[int, TargetReport | DepscanError]]:
@@ -364,13 +374,13 @@ def _pool_if_room(
         return None
 
 
-def _outcomes_of(
-    results: Iterator[tuple[int, TargetReport | DepscanError] | None],
-) -> Iterator[tuple[int, TargetReport | DepscanError]]:
+def _outcomes_of(results: Iterator[_Outcome | None]) -> Iterator[tuple[int, TargetReport | DepscanError]]:
     for outcome in results:
         check_interrupted()
         if outcome is not None:
-            yield outcome
+            i, report, unsaved = outcome
+            adopt_unsaved(unsaved)
+            yield i, report
 
 
 # nice(2) increment of a pool whose work after the large object's prefilter ranges is off the
@@ -530,7 +540,7 @@ def _shared_objects(work: _Work) -> tuple[list[str], list[set[str]]]:
             name = obj.soname or obj.path.rsplit("/", 1)[-1]
             if idx and not scanned_under(name, options.libc_model, elf.machine_name):
                 continue
-            path = os.path.realpath(obj.path)
+            path = os.path.realpath(obj.realpath)  # not obj.path: a wheel member's root shows as "x.whl!/member"
             sizes.setdefault(path, elf.size)
             uses[i].add(path)
         result.close()

@@ -218,6 +218,7 @@ def _analyse_path(item: WorkItem, path: str) -> InputResult:
     from uk_depscan.inputs import collect_inputs
     from uk_depscan.loader.paths import SearchConfig
     from uk_depscan.pipeline import Options, analyze_target
+    from uk_depscan.syscalls.memos import save_all as save_memos
 
     start = time.perf_counter()
     select = MemberFilter(item.include, item.exclude) if item.include or item.exclude else None
@@ -257,6 +258,7 @@ def _analyse_path(item: WorkItem, path: str) -> InputResult:
             targets.append(
                 TargetFacts(member, obj, report.syscalls.libc_model.value, report.syscalls.unknown_sites, reach, gaps)
             )
+    save_memos()  # the reaches and chain paths computed for these targets (uk_depscan.syscalls.memos)
     if not arch:
         arch = ",".join(sorted({t.obj.arch for t in targets})) or "-"
     return InputResult(

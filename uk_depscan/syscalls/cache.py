@@ -29,13 +29,14 @@ import fcntl
 import json
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from uk_depscan.store.cache import CacheStore, EntryProblem, StoredEntry, cache_dir, warn_once
+from uk_depscan.store.cache import CacheStore, EntryProblem, cache_dir, warn_once
 from uk_depscan.store.identity import FileStamp, ObjectIdentity, object_identity, stamp_of
 from uk_depscan.store.jsondoc import strict_json
 
@@ -110,11 +111,29 @@ def cache_key(identity: ObjectIdentity, arch: str, engine_version: str) -> str:
     return f"syscalls/{engine_version}/{arch}/{identity.sha256}"
 
 
-# Entries this process has already validated, by key, with the row they came from: a library
-# several targets load (libtorch_cpu.so under most of torch/lib) is parsed and checked once per
-# process, not once per target; the row is still read, and only the very same bytes are reused.
-_decoded: dict[str, tuple[StoredEntry, CachedScan]] = {}
-_DECODED_MAX = 8  # the largest entry is ~30 MB
+# Entries this process has validated, by key: a library that many targets load (libc.so.6 and
+# libtorch_cpu.so under most of the torch wheel's 136 targets) is read, digest-checked and parsed
+# once per process, not once per target (the torch wheel, --jobs 1: 1 513 look-ups of 143 entries
+# read 1 513 rows and parsed 644 of them again).  The key names the file's content, the
+# architecture and the engine, so every valid entry under it is the same scan: a row another
+# process writes meanwhile holds nothing this process needs.  Bounded by the entries' stored
+# bytes, the least recently used out first (libtorch_cpu.so's is ~20 MB).  Per analysis: each run
+# (:func:`uk_depscan.pipeline.analyze`) reads and checks the rows again.
+# (cache directory, key) -> (stored bytes, the validated entry)
+_decoded: OrderedDict[tuple[str, str], tuple[int, CachedScan]] = OrderedDict()
+_DECODED_BYTES = 96 << 20
+
+
+def forget_validated() -> None:
+    """Start a new analysis: the entries validated so far are read and checked again when used."""
+    _decoded.clear()
+
+
+def _remember_decoded(key: tuple[str, str], nbytes: int, hit: CachedScan) -> None:
+    _decoded[key] = (nbytes, hit)
+    total = sum(n for n, _ in _decoded.values())
+    while total > _DECODED_BYTES and len(_decoded) > 1:
+        total -= _decoded.popitem(last=False)[1][0]
 
 
 def key_of(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -> str:
@@ -128,16 +147,16 @@ def lookup(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -
     stamp = stamp_of(elf)
     identity = object_identity(elf, memo=store)
     key = cache_key(identity, elf.machine_name, engine_version)
+    mine = (str(store.directory), key)
+    known = _decoded.get(mine)
+    if known is not None:
+        _decoded.move_to_end(mine)
+        return Slot(key, identity, stamp, known[1])
     try:
         entry = store.get(key, max_meta=limits(elf.size)[0], max_data=limits(elf.size)[1])
-        known = _decoded.get(key)
-        if entry is not None and known is not None and known[0] == entry:  # the very bytes checked before
-            return Slot(key, identity, stamp, known[1])
         hit = decode(key, entry.object, entry.size, entry.meta, entry.data, elf, identity) if entry else None
         if entry is not None and hit is not None:
-            if len(_decoded) >= _DECODED_MAX:
-                _decoded.pop(next(iter(_decoded)))
-            _decoded[key] = (entry, hit)
+            _remember_decoded(mine, len(entry.meta) + len(entry.data), hit)
     except (EntryProblem, CacheFormatError) as err:
         if isinstance(err, EntryProblem) and err.reported:
             pass  # one warning per problem: the store said the file was damaged and replaced it

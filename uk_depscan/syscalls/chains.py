@@ -112,7 +112,7 @@ class ObjectPaths:
             self._names = LazySymbolizer(self.summary.elf)
         name = self._names.name_at(addr) or f"sub_{addr:x}"
         if self.memo is not None:
-            self.memo.names[str(node)] = name
+            self.memo.name_node(node, name)
         return name
 
     def kind(self, node: int) -> str:

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from uk_depscan.store.cache import CacheStore, EntryProblem, warn_once
 from uk_depscan.store.jsondoc import entry_meta
+from uk_depscan.syscalls.memos import Registry, Where
 from uk_depscan.syscalls.reachcache import limits
 
 log = logging.getLogger(__name__)
@@ -58,11 +60,17 @@ class PathMemo:
         self.name = name
         self.raw: dict[str, Any] = raw or {}
         self.names: dict[str, str] = names or {}
-        self.saved = (len(self.raw), len(self.names))
+        self._new: tuple[set[str], set[str]] = (set(), set())  # questions and names the cache does not hold
         self.damaged = False
+        self.where: Where | None = None  # where the memo is stored (set by shared_memo)
 
     def put(self, q: str, path: list[int] | None) -> None:
         self.raw[q] = path
+        self._new[0].add(q)
+
+    def name_node(self, node: int, name: str) -> None:
+        self.names[str(node)] = name
+        self._new[1].add(str(node))
 
     def drop(self, q: str, why: str) -> None:
         """A stored path the graph refused: one warning, recomputed, and the entry rewritten."""
@@ -72,7 +80,33 @@ class PathMemo:
 
     @property
     def dirty(self) -> bool:
-        return self.damaged or len(self.raw) > self.saved[0] or len(self.names) > self.saved[1]
+        return self.damaged or bool(self._new[0] or self._new[1])
+
+    def hand_over(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The paths and names the cache does not hold (:func:`uk_depscan.syscalls.memos.take_unsaved`);
+        this memo then counts them as stored."""
+        out = ({q: self.raw[q] for q in sorted(self._new[0])}, {n: self.names[n] for n in sorted(self._new[1])})
+        self.stored()
+        return out
+
+    def stored(self) -> None:
+        """Every path and name is in the cache now."""
+        self._new[0].clear()
+        self._new[1].clear()
+        self.damaged = False
+
+    def take(self, entries: tuple[dict[str, Any], dict[str, str]]) -> None:
+        """Paths and names another process found (:meth:`hand_over`), to store with this memo's;
+        checked against the call graph only if this process uses them."""
+        paths, names = entries
+        for q, v in paths.items():
+            if q not in self.raw:
+                self.raw[q] = v
+                self._new[0].add(q)
+        for n, name in names.items():
+            if n not in self.names:
+                self.names[n] = name
+                self._new[1].add(n)
 
 
 def load(name: str, scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> PathMemo:
@@ -111,27 +145,13 @@ def decode(meta: bytes, key: str) -> tuple[dict[str, Any], dict[str, str]]:
     return dict(paths), dict(names)
 
 
-# Per process: one memo per library, shared by every target that loads it.
-_process: dict[tuple[str, str], PathMemo] = {}  # (cache directory, key) -> memo
-_PROCESS_MAX = 512
-
-
-def shared_memo(name: str, scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> PathMemo:
-    """The process's memo of the library's paths, loaded from the cache on first use."""
-    key = (str(store.directory), path_key(scan_key))
-    memo = _process.get(key)
-    if memo is None:
-        if len(_process) >= _PROCESS_MAX:
-            _process.clear()
-        memo = _process[key] = load(name, scan_key, sha256, elf_size, store)
-    return memo
-
-
-def flush(memo: PathMemo, scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> None:
+def flush(memo: PathMemo) -> None:
     """Store the memo when it has paths the cache does not, merged with what other processes stored
     meanwhile (``--jobs``)."""
-    if not memo.dirty:
+    if not memo.dirty or memo.where is None:
         return
+    scan_key, sha256, elf_size = memo.where.scan_key, memo.where.sha256, memo.where.elf_size
+    store = CacheStore(Path(memo.where.directory))
     stored = load(memo.name, scan_key, sha256, elf_size, store)
     for q, v in stored.raw.items():
         memo.raw.setdefault(q, v)
@@ -149,4 +169,16 @@ def flush(memo: PathMemo, scan_key: str, sha256: str, elf_size: int, store: Cach
         log.debug("not caching the chain paths of %s: %d bytes exceed the limit", memo.name, len(meta))
         return
     store.put(key, sha256, elf_size, meta, b"")
-    memo.saved, memo.damaged = (len(memo.raw), len(memo.names)), False
+    memo.stored()
+
+
+# Per process: one memo per library, shared by every target that loads it, stored once per run
+# (:func:`uk_depscan.syscalls.memos.save_all`).
+_REGISTRY: Registry[PathMemo] = Registry("paths", path_key, PathMemo, flush)
+_process = _REGISTRY.memos  # (cache directory, key) -> memo
+
+
+def shared_memo(name: str, scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> PathMemo:
+    """The process's memo of the library's paths, loaded from the cache on first use."""
+    where = Where(scan_key, sha256, elf_size, str(store.directory))
+    return _REGISTRY.shared(where, lambda: load(name, scan_key, sha256, elf_size, store))

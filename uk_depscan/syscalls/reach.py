@@ -165,14 +165,6 @@ class EngineSummary:
             self._memo = reachcache.shared_memo(self.library, self.scan.cache_key, sha, self.elf.size, keys, store)
             self._path_store = store
 
-    def save_cached(self, store: CacheStore) -> None:
-        """Store the reaches when this run computed new ones."""
-        if self.scan.cache_key:
-            sha = self.scan.cache_key.rsplit("/", 1)[-1]
-            reachcache.flush(self._memo, self.scan.cache_key, sha, self.elf.size, store)
-            if self._path_memo is not None:
-                pathcache.flush(self._path_memo, self.scan.cache_key, sha, self.elf.size, store)
-
     def reach(self, entry: str) -> Reach | None:
         if entry == ALL and entry not in self._memo:
             # every function: no list (and key) of 300 k addresses for libtorch_cpu.so
@@ -393,10 +385,7 @@ def analyze_syscalls(
     paths = PathSources(summaries, _host_files(result))
     reached = expand_chains(reached, paths)
     baseline = expand_chains(baseline, paths)
-    if store is not None:
-        for s in summaries.values():
-            if isinstance(s, EngineSummary):
-                s.save_cached(store)
+    # the reaches and paths computed here are stored once per run (uk_depscan.syscalls.memos.save_all)
     root_sites = root.scan.sites if isinstance(root, EngineSummary) else ()
     root_requests = root.scan.requests if isinstance(root, EngineSummary) else ()
     unknown = sum(1 for s in root_sites if not s.numbers)

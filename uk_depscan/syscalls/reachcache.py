@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from uk_depscan.store.cache import CacheStore, EntryProblem, warn_once
 from uk_depscan.store.jsondoc import strict_json
 from uk_depscan.syscalls.closure import Reach, Site
+from uk_depscan.syscalls.memos import Registry, Where
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,9 @@ class ReachMemo:
         self._raw = raw or {}
         self._done: dict[str, Reach | None] = {}
         self._encoded: dict[str, bytes] | None = None  # stored forms of _done's entries, made when saved
-        self.saved = len(self._raw)  # entries the cache holds
+        self._new: set[str] = set()  # entries the cache does not hold yet (computed here or handed over)
         self.damaged = False
+        self.where: Where | None = None  # where the memo is stored (set by shared_memo)
 
     def __contains__(self, entry: str) -> bool:
         if entry in self._done:
@@ -84,6 +87,7 @@ class ReachMemo:
 
     def __setitem__(self, entry: str, reach: Reach | None) -> None:
         self._done[entry] = reach
+        self._new.add(entry)
         if self._encoded is not None:
             self._encoded.pop(entry, None)
 
@@ -92,13 +96,34 @@ class ReachMemo:
 
     @property
     def dirty(self) -> bool:
-        return self.damaged or len(self) > self.saved
+        return self.damaged or bool(self._new)
 
     def adopt(self, other: ReachMemo) -> None:
-        """Entries ``other`` has and this memo does not (another worker's, stored meanwhile)."""
+        """Entries ``other`` has and this memo does not (another process's, stored meanwhile)."""
         for entry, raw in other._raw.items():
             if entry not in self._done:
                 self._raw.setdefault(entry, raw)
+
+    def hand_over(self) -> dict[str, bytes]:
+        """The stored forms of the entries the cache does not hold, which the caller is to store
+        (:func:`uk_depscan.syscalls.memos.take_unsaved`); this memo then counts them as stored."""
+        encoded = self.encoded()
+        out = {e: encoded[e] for e in sorted(self._new)}
+        self._new.clear()
+        return out
+
+    def stored(self) -> None:
+        """Every entry is in the cache now."""
+        self._new.clear()
+        self.damaged = False
+
+    def take(self, entries: dict[str, bytes]) -> None:
+        """Stored forms of entries another process computed (:meth:`hand_over`), to store with this
+        memo's; decoded, and checked, only if this process asks for them."""
+        for entry, raw in entries.items():
+            if entry not in self._done and entry not in self._raw:
+                self._raw[entry] = raw
+                self._new.add(entry)
 
     def encoded(self) -> dict[str, bytes]:
         """Every entry's stored form.  An entry is encoded once per process: the memo of a library
@@ -136,31 +161,14 @@ def load(
         return memo
 
 
-# Per process: one memo per library, shared by every target that loads it (a library's reaches
-# are read once per process, and what one target computes the next one reuses).
-_process: dict[tuple[str, str], ReachMemo] = {}  # (cache directory, key) -> memo
-_PROCESS_MAX = 512  # libraries; past it the memos start again (they are all saved by then)
-
-
-def shared_memo(
-    name: str, scan_key: str, sha256: str, elf_size: int, import_keys: tuple[str, ...], store: CacheStore
-) -> ReachMemo:
-    """The process's memo of the library's reaches, loaded from the cache on first use."""
-    key = (str(store.directory), reach_key(scan_key))
-    memo = _process.get(key)
-    if memo is None:
-        if len(_process) >= _PROCESS_MAX:
-            _process.clear()
-        memo = _process[key] = load(name, scan_key, sha256, elf_size, import_keys, store)
-    return memo
-
-
-def flush(memo: ReachMemo, scan_key: str, sha256: str, elf_size: int, store: CacheStore) -> None:
+def flush(memo: ReachMemo) -> None:
     """Store the library's memo when it has entries the cache does not, merged with what other
     processes stored meanwhile (``--jobs``: workers that need the same library for different
     targets each add their entries; the last writer must not drop the others')."""
-    if not memo.dirty:
+    if not memo.dirty or memo.where is None:
         return
+    scan_key, sha256, elf_size = memo.where.scan_key, memo.where.sha256, memo.where.elf_size
+    store = CacheStore(Path(memo.where.directory))
     memo.adopt(load(memo.name, scan_key, sha256, elf_size, memo.import_keys, store))
     entries = memo.encoded()
     names = sorted(entries)
@@ -176,7 +184,22 @@ def flush(memo: ReachMemo, scan_key: str, sha256: str, elf_size: int, store: Cac
         log.debug("not caching the reaches of %s: %d + %d bytes exceed the limits", memo.name, len(meta), len(data))
         return
     store.put(key, sha256, elf_size, meta, data)
-    memo.saved, memo.damaged = len(memo), False
+    memo.stored()
+
+
+# Per process: one memo per library, shared by every target that loads it (a library's reaches
+# are read once per process, and what one target computes the next one reuses), stored once per
+# run (:func:`uk_depscan.syscalls.memos.save_all`).
+_REGISTRY: Registry[ReachMemo] = Registry("reach", reach_key, lambda name: ReachMemo(name, ()), flush)
+_process = _REGISTRY.memos  # (cache directory, key) -> memo
+
+
+def shared_memo(
+    name: str, scan_key: str, sha256: str, elf_size: int, import_keys: tuple[str, ...], store: CacheStore
+) -> ReachMemo:
+    """The process's memo of the library's reaches, loaded from the cache on first use."""
+    where = Where(scan_key, sha256, elf_size, str(store.directory))
+    return _REGISTRY.shared(where, lambda: load(name, scan_key, sha256, elf_size, import_keys, store))
 
 
 def encode_entry(r: Reach | None, index: dict[str, int]) -> bytes:

@@ -43,6 +43,7 @@ import mmap
 import multiprocessing as mp
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -1199,20 +1200,25 @@ def _fresh_scan(elf: ElfFile) -> LibraryScan | None:
     return scan
 
 
-_built: dict[tuple[str, str], tuple[scan_cache.CachedScan, LibraryScan]] = {}  # (key, name) -> (entry, scan)
+# (key, name) -> (entry, scan)
+_built: OrderedDict[tuple[str, str], tuple[scan_cache.CachedScan, LibraryScan]] = OrderedDict()
+_BUILT_MAX = 64  # scans; the least recently used out first (a wheel's targets share their closure's)
 
 
 def _from_cache(elf: ElfFile, key: str, hit: scan_cache.CachedScan) -> LibraryScan:
     """Build the scan from an entry :func:`uk_depscan.syscalls.cache.decode` has validated; the same
     scan object for the same validated entry (the targets of a directory share libtorch_cpu.so's,
     and what is derived from a scan, such as its failure mask, is then derived once)."""
-    known = _built.get((key, str(elf.name)))
+    name = (key, str(elf.name))
+    known = _built.get(name)
     if known is not None and known[0] is hit:
+        _built.move_to_end(name)
         return known[1]
     scan = _build_from_cache(elf, key, hit)
-    if len(_built) >= 64:
-        _built.clear()
-    _built[(key, str(elf.name))] = (hit, scan)
+    _built[name] = (hit, scan)
+    _built.move_to_end(name)
+    if len(_built) > _BUILT_MAX:
+        _built.popitem(last=False)
     return scan
 
 
