@@ -126,3 +126,28 @@ def compare_with_ld_so(spec: dict, base: Path, tree: LoadTree, config: SearchCon
     ours.update({m.needed_name: None for m in tree.missing})
     theirs = {k: v for k, v in theirs.items() if not k.startswith("linux-vdso")}
     assert ours == theirs
+
+
+def test_ld_so_cache_is_read_again_when_it_changes(tmp_path: Path) -> None:
+    """ldconfig's cache is parsed once per process while its stamp holds (every target of a wheel
+    resolves against it), and again once the file is replaced: the second cache's entries, not the
+    first's."""
+    import shutil
+
+    from uk_depscan.loader.paths import read_ld_so_cache
+
+    need("ldconfig")
+    ldconfig = shutil.which("ldconfig") or "ldconfig"
+    x86_64 = 62
+    cache = tmp_path / "ld.so.cache"
+    for dirname, soname in (("one", "libfirst.so.1"), ("two", "libsecond.so.2")):
+        compile_so(tmp_path / dirname / soname, [FIXTURES / "loader" / "lib.c"], soname=soname)
+        conf = tmp_path / f"{dirname}.conf"
+        conf.write_text(f"{tmp_path / dirname}\n")
+        subprocess.run([ldconfig, "-X", "-C", str(cache), "-f", str(conf)], check=True, capture_output=True)
+        found = read_ld_so_cache(str(cache), x86_64) or {}
+        # ldconfig adds the trusted directories (/lib, /usr/lib) to those of the configuration
+        assert found.get(soname) == str(tmp_path / dirname / soname), sorted(found)[:5]
+        assert ("libfirst.so.1" in found) == (dirname == "one")
+        found[soname] = "changed by the caller"  # a copy: the parsed cache stays as read
+        assert (read_ld_so_cache(str(cache), x86_64) or {}).get(soname) == str(tmp_path / dirname / soname)

@@ -597,3 +597,28 @@ def test_cold_warm_and_no_cache_are_byte_identical(
     lib, _ = libs
     outs = [run_cli(["scan", str(lib), *ARGS, *extra])[1] for extra in ([], [], ["--no-cache"])]
     assert outs[0] == outs[1] == outs[2]
+
+
+def test_a_session_shares_one_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The end of a run writes its memos through one connection (CacheStore.session); once the
+    database is replaced inside the session (a damaged file, or reset), each operation opens it anew."""
+    opened: list[Path] = []
+    real_open = store_cache.open_db
+
+    def counting(path: Path, *a: object, **kw: object) -> sqlite3.Connection:
+        opened.append(path)
+        return real_open(path, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_cache, "open_db", counting)
+    store = store_cache.CacheStore(tmp_path)
+    sha = "0" * 64
+    with store.session():
+        for i in range(5):
+            store.put(f"k/{i}", sha, i, b"{}", b"data")
+            assert store.get(f"k/{i}", max_meta=10, max_data=10) is not None
+        assert len(opened) == 1
+        store.reset()
+        store.put("k/after", sha, 1, b"{}", b"data")
+        assert len(opened) == 2 and store.get("k/0", max_meta=10, max_data=10) is None
+        assert len(opened) == 3  # each operation on its own connection again
+    assert store.get("k/after", max_meta=10, max_data=10) is not None and len(opened) == 4

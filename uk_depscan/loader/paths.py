@@ -173,6 +173,25 @@ def read_ld_so_cache(path: str, machine: int) -> dict[str, str] | None:
     if is_special_file(path) or pseudo_filesystem(path):  # a FIFO blocks, /dev/zero never ends
         return None
     try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    # every target of a directory or wheel resolves against the same file (136 parses of it under
+    # the torch wheel: 0.25 s): parsed once per process while its stamp is unchanged
+    stamp = (path, machine, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if stamp not in _parsed_caches:
+        if len(_parsed_caches) >= 16:
+            _parsed_caches.clear()
+        _parsed_caches[stamp] = _parse_ld_so_cache(path, machine)
+    parsed = _parsed_caches[stamp]
+    return dict(parsed) if parsed is not None else None
+
+
+_parsed_caches: dict[tuple[str, int, int, int, int, int, int], dict[str, str] | None] = {}
+
+
+def _parse_ld_so_cache(path: str, machine: int) -> dict[str, str] | None:
+    try:
         data = Path(path).read_bytes()
     except OSError:
         return None

@@ -12,6 +12,7 @@ import base64
 import binascii
 import gc
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -412,8 +413,12 @@ def _emit(v: Any, out: list[str], nl: str) -> None:
         inner = nl + "  "
         sep = "[" + inner
         for x in v:
-            out.append(sep)
-            _emit(x, out, inner)
+            leaf = _LEAVES.get(type(x))  # most values are strings and ints: no call for them
+            if leaf is not None:
+                out.append(sep + leaf(x))
+            else:
+                out.append(sep)
+                _emit(x, out, inner)
             sep = "," + inner
         out.append(nl + "]")
     elif isinstance(v, dict):
@@ -425,12 +430,26 @@ def _emit(v: Any, out: list[str], nl: str) -> None:
         inner = nl + "  "
         sep = "{" + inner
         for k in sorted(v):
-            out.append(sep + _escape(k) + ": ")
-            _emit(v[k], out, inner)
+            x = v[k]
+            leaf = _LEAVES.get(type(x))
+            if leaf is not None:
+                out.append(sep + _escape(k) + ": " + leaf(x))
+            else:
+                out.append(sep + _escape(k) + ": ")
+                _emit(x, out, inner)
             sep = "," + inner
         out.append(nl + "}")
     else:
         raise _Unexpected
+
+
+# Exact types only (a str or int subclass, such as an enum member, takes _emit's path, as in json.dumps).
+_LEAVES: dict[type, Callable[[Any], str]] = {
+    str: _escape,
+    int: int.__repr__,
+    bool: lambda b: "true" if b else "false",
+    type(None): lambda _: "null",
+}
 
 
 def _float(v: float) -> str:

@@ -135,6 +135,21 @@ class CacheStore:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory if directory is not None else cache_dir()
         self.path = self.directory / CACHE_FILE
+        self._session: sqlite3.Connection | None = None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Inside the block this store's operations share one connection (the end of a run writes
+        the memos of ~300 libraries: opening and checking the database for each took 0.5 s)."""
+        if self._session is not None:
+            yield
+            return
+        with self.connect() as conn:
+            self._session = conn
+            try:
+                yield
+            finally:
+                self._session = None
 
     # -- connections -------------------------------------------------------------------------------
     def _prepare_directory(self) -> str | None:
@@ -167,6 +182,9 @@ class CacheStore:
     @contextlib.contextmanager
     def connect(self, *, create: bool = True) -> Iterator[sqlite3.Connection | None]:
         """A checked connection, or None (after one warning) when the cache cannot be used."""
+        if self._session is not None:
+            yield self._session
+            return
         if not create and lstat_kind(self.path) is None:
             yield None
             return
@@ -206,6 +224,7 @@ class CacheStore:
         """A query failed: a damaged file is replaced, anything else only warned about."""
         if is_damage(err):
             warn_once(f"scan cache {self.path}: damaged ({err}); replaced by an empty cache")
+            self._session = None  # the rest of a session opens the new file
             remove_database(self.path)
         else:
             warn_once(f"scan cache {self.path}: {err}")
@@ -265,6 +284,7 @@ class CacheStore:
 
     def reset(self) -> None:
         """Replace the database by an empty one (its files are removed; the next write creates it)."""
+        self._session = None
         remove_database(self.path)
 
     def discard(self, key: str) -> None:

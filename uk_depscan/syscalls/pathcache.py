@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from uk_depscan.store.cache import CacheStore, EntryProblem, warn_once
 from uk_depscan.store.jsondoc import entry_meta
-from uk_depscan.syscalls.memos import Registry, Where
+from uk_depscan.syscalls.memos import Registry, Where, store_for
 from uk_depscan.syscalls.reachcache import limits
 
 log = logging.getLogger(__name__)
@@ -151,7 +150,7 @@ def flush(memo: PathMemo) -> None:
     if not memo.dirty or memo.where is None:
         return
     scan_key, sha256, elf_size = memo.where.scan_key, memo.where.sha256, memo.where.elf_size
-    store = CacheStore(Path(memo.where.directory))
+    store = store_for(memo.where.directory)
     stored = load(memo.name, scan_key, sha256, elf_size, store)
     for q, v in stored.raw.items():
         memo.raw.setdefault(q, v)

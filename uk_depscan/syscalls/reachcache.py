@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from uk_depscan.store.cache import CacheStore, EntryProblem, warn_once
 from uk_depscan.store.jsondoc import strict_json
 from uk_depscan.syscalls.closure import Reach, Site
-from uk_depscan.syscalls.memos import Registry, Where
+from uk_depscan.syscalls.memos import Registry, Where, store_for
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +167,7 @@ def flush(memo: ReachMemo) -> None:
     if not memo.dirty or memo.where is None:
         return
     scan_key, sha256, elf_size = memo.where.scan_key, memo.where.sha256, memo.where.elf_size
-    store = CacheStore(Path(memo.where.directory))
+    store = store_for(memo.where.directory)
     memo.adopt(load(memo.name, scan_key, sha256, elf_size, memo.import_keys, store))
     entries = memo.encoded()
     names = sorted(entries)
