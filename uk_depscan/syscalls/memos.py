@@ -6,7 +6,8 @@ target needs them, shared by every later target of the process, and grow as targ
 entries.  They are written back once, at the end of the run (:func:`save_all`), not after every
 target: under the torch wheel each of 136 targets added a few entries to libtorch_cpu.so's ~4 MB
 reach entry, and rewriting it after each one (reading it back first, to merge what other processes
-stored) took 3.8 s of a 45 s ``--jobs 1`` run and 2.2 s of each ``--jobs 2`` worker.  A ``--jobs``
+stored) took 3.8 s of a cold ``--jobs 1`` run (53 s under the profiler) and 2.2 s of each
+``--jobs 2`` worker.  A ``--jobs``
 worker hands its new entries to the process that runs the analysis (:func:`take_unsaved`,
 :func:`adopt_unsaved`) with each target's result.  Entries never stored (the run interrupted) are
 only a slower next run: the cache is an accelerator.

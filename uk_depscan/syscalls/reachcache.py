@@ -125,9 +125,9 @@ class ReachMemo:
                 self._new.add(entry)
 
     def encoded(self) -> dict[str, bytes]:
-        """Every entry's stored form.  An entry is encoded once per process: the memo of a library
-        that many targets need (libtorch_cpu.so under torch/lib: 5 k entries) is stored again after
-        each target that adds to it, and re-encoding them all each time took a second of torch/lib."""
+        """Every entry's stored form.  An entry is encoded once per process: a ``--jobs`` worker hands
+        a library's new entries over after each target (:meth:`hand_over`), and re-encoding all of
+        libtorch_cpu.so's 5 k entries each time took a second of torch/lib."""
         if self._encoded is None:
             self._encoded = {}
         fresh = [e for e in self._done if e not in self._encoded]
