@@ -214,3 +214,108 @@ def test_default_limits_accept_every_real_wheel(tmp_path: Path, monkeypatch: pyt
             refused = [s for s in inputs.skipped if s.path.split("!/", 1)[1] in elf_members]
             assert refused == [], (whl.name, refused[:3])
             assert {t.display.split("!/", 1)[1] for t in inputs.targets} == elf_members, whl.name
+
+
+def _one_by_one(whl: Path, limits: WheelLimits, tmp: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """The extraction the threaded one replaced, member after member in archive order: (targets,
+    skips in order).  A test oracle: the order of the checks and the running total of bytes written."""
+    import contextlib
+    import zlib
+
+    from uk_depscan.elf.file import ELFMAG
+    from uk_depscan.inputs import _limit_problem, _read_head, object_kind_problem
+
+    targets: list[str] = []
+    skips: list[tuple[str, str]] = []
+    total = 0
+    with zipfile.ZipFile(whl) as zf:
+        for info in zf.infolist():
+            name, dest, written = info.filename, tmp / info.filename, 0
+            try:
+                with zf.open(info) as src:
+                    head = _read_head(src)
+                    if head[:4] != ELFMAG:
+                        if name.endswith(".so"):
+                            skips.append((name, "named like a shared object but not an ELF file"))
+                        continue
+                    problem = object_kind_problem(head) or _limit_problem(info, total, limits)
+                    if problem:
+                        skips.append((name, problem))
+                        continue
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with open(dest, "xb") as out:
+                        out.write(head)
+                        written = len(head)
+                        while chunk := src.read(1 << 20):
+                            written += len(chunk)
+                            out.write(chunk)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
+                with contextlib.suppress(OSError):
+                    dest.unlink()
+                skips.append((name, f"corrupt or unwritable member: {err}"))
+                continue
+            total += written
+            targets.append(name)
+    return targets, skips
+
+
+def test_threaded_extraction_is_the_one_by_one_extraction(tmp_path: Path, elf: bytes) -> None:
+    """Random wheels of good, padded, corrupt (CRC), truncated-looking, relocatable, non-ELF and
+    oversized members under random total limits: the members extracted by several threads give
+    the targets and the skips, in order, of extracting one after the other, including a member the
+    total refuses only while a member before it that then fails is counted."""
+    import random
+
+    rng = random.Random(11)
+    rel = bytearray(elf)
+    rel[16:18] = struct.pack("<H", 1)  # ET_REL
+    seen_late = 0
+    for case in range(160):
+        members: list[tuple[str, bytes]] = []
+        corrupt: list[str] = []
+        for i in range(rng.randrange(2, 9)):
+            kind = rng.choice(["elf", "padded", "padded", "corrupt", "corrupt", "text.so", "data", "rel", "huge"])
+            name = f"pkg/m{i}" + (".so" if kind != "data" else ".bin")
+            data = {
+                "elf": elf,
+                "padded": elf + b"\0" * rng.randrange(1, 3 * len(elf)),
+                "corrupt": elf + bytes(rng.randrange(256) for _ in range(64)),
+                "text.so": b"not an ELF file",
+                "data": b"\0" * 100,
+                "rel": bytes(rel),
+                "huge": elf + b"\1" * (8 * len(elf)),
+            }[kind]
+            members.append((name, data))
+            if kind == "corrupt":
+                corrupt.append(name)
+        whl = _wheel(tmp_path / f"t{case}-1.0-py3-none-any.whl", members, zipfile.ZIP_STORED)
+        raw = bytearray(whl.read_bytes())
+        with zipfile.ZipFile(whl) as zf:
+            for info in zf.infolist():
+                if info.filename in corrupt:  # a byte past the header: the CRC fails at the end
+                    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+                    raw[start + 100] ^= 0xFF
+        whl.write_bytes(bytes(raw))
+        sizes = sum(len(d) for _, d in members)
+        limits = WheelLimits(
+            max_total_bytes=rng.randrange(len(elf), max(sizes, len(elf)) + 2), max_member_bytes=5 * len(elf)
+        )
+        oracle = _one_by_one(whl, limits, tmp_path / f"ref{case}")
+        for threads in (1, 2, 4):
+            try:
+                with collect_inputs([str(whl)], limits=limits, threads=threads) as inputs:
+                    got = (
+                        [t.display.split("!/", 1)[1] for t in inputs.targets],
+                        [(s.path.split("!/", 1)[1], s.reason) for s in inputs.skipped],
+                    )
+                    assert all(os.path.isfile(t.path) for t in inputs.targets)
+                    root = Path(inputs.targets[0].path).parents[1]
+                    left = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+                    left = [p for p in left if not p.startswith(".uk-depscan")]  # the directory's lock
+                    assert left == sorted(got[0]), "a member written for nothing was left behind"
+            except InputError:  # no target at all: the one-by-one extraction has none either
+                got = ([], oracle[1])
+            assert got == oracle, (case, threads, members and [n for n, _ in members], limits)
+        first_fail = next((k for k, (_, r) in enumerate(oracle[1]) if r.startswith("corrupt")), None)
+        seen_late += first_fail is not None and len(oracle[0]) > 0
+    assert seen_late > 5  # cases where a failure before a member changed the running total

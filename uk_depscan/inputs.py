@@ -36,9 +36,11 @@ import hashlib
 import os
 import stat
 import struct
+import threading
 import zipfile
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -137,14 +139,15 @@ class Inputs:
 
 
 def collect_inputs(
-    paths: list[str], *, limits: WheelLimits | None = None, select: MemberFilter | None = None
+    paths: list[str], *, limits: WheelLimits | None = None, select: MemberFilter | None = None, threads: int = 1
 ) -> Inputs:
-    """Expand user arguments into ELF targets; raise InputError for an unusable argument."""
+    """Expand user arguments into ELF targets; raise InputError for an unusable argument.
+    ``threads``: how many of a wheel's members are extracted at once."""
     inputs = Inputs()
     limits = limits or WheelLimits()
     try:
         for p in paths:
-            _collect_one(p, inputs, limits, select)
+            _collect_one(p, inputs, limits, select, threads)
     except BaseException:
         inputs.close()
         raise
@@ -169,7 +172,7 @@ def object_kind_problem(head: bytes) -> str | None:
     return f"ELF type {e_type:#x}: neither an executable (ET_EXEC) nor a shared object (ET_DYN)"
 
 
-def _collect_one(p: str, inputs: Inputs, limits: WheelLimits, select: MemberFilter | None) -> None:
+def _collect_one(p: str, inputs: Inputs, limits: WheelLimits, select: MemberFilter | None, threads: int) -> None:
     try:
         st = os.stat(p)
     except OSError as err:
@@ -182,7 +185,7 @@ def _collect_one(p: str, inputs: Inputs, limits: WheelLimits, select: MemberFilt
     elif not stat.S_ISREG(st.st_mode):  # a FIFO would block the first read forever
         raise InputError(f"{p}: not a regular file ({kind_of(st.st_mode)})")
     elif _is_zip(p):
-        _collect_wheel(p, inputs, limits, select)
+        _collect_wheel(p, inputs, limits, select, threads)
     else:
         problem = object_kind_problem(_head(p))
         if problem:
@@ -286,7 +289,7 @@ def _consider_file(path: str, seen: set[tuple[int, int]], inputs: Inputs) -> Non
 
 
 # -- wheels -----------------------------------------------------------------------------------------
-def _collect_wheel(p: str, inputs: Inputs, limits: WheelLimits, select: MemberFilter | None) -> None:
+def _collect_wheel(p: str, inputs: Inputs, limits: WheelLimits, select: MemberFilter | None, threads: int) -> None:
     try:
         zf = inputs.stack.enter_context(zipfile.ZipFile(p))
         members = zf.infolist()
@@ -301,9 +304,7 @@ def _collect_wheel(p: str, inputs: Inputs, limits: WheelLimits, select: MemberFi
         return
     tmp = inputs.stack.enter_context(locked_tempdir())
     inputs.prefixes[tmp] = f"{p}!"
-    total = 0
-    for info, name in plan:
-        total += _extract_if_elf(zf, info, name, tmp, p, total, limits, inputs)
+    _extract_elves(zf, plan, tmp, p, limits, inputs, threads)
 
 
 def _plan_members(
@@ -366,6 +367,14 @@ def _member_name(info: zipfile.ZipInfo, limits: WheelLimits) -> tuple[str, str |
 
 
 def _limit_problem(info: zipfile.ZipInfo, total: int, limits: WheelLimits) -> str | None:
+    problem = _member_problem(info, limits)
+    if problem is None and total + info.file_size > limits.max_total_bytes:
+        return f"would bring the wheel's extracted total past the limit of {limits.max_total_bytes} bytes"
+    return problem
+
+
+def _member_problem(info: zipfile.ZipInfo, limits: WheelLimits) -> str | None:
+    """What refuses the member whatever else the wheel holds."""
     size, packed = info.file_size, max(info.compress_size, 1)
     if info.flag_bits & 0x1:
         return "encrypted member"
@@ -378,55 +387,113 @@ def _limit_problem(info: zipfile.ZipInfo, total: int, limits: WheelLimits) -> st
             f"declares {size} bytes from {info.compress_size} compressed: ratio {size // packed}:1 "
             f"above the limit of {limits.max_ratio}:1 (zip bomb?)"
         )
-    if total + size > limits.max_total_bytes:
-        return f"would bring the wheel's extracted total past the limit of {limits.max_total_bytes} bytes"
     return None
 
 
-def _extract_if_elf(
+def _extract_elves(
     zf: zipfile.ZipFile,
-    info: zipfile.ZipInfo,
-    name: str,
+    plan: list[tuple[zipfile.ZipInfo, str]],
     tmp: str,
     wheel: str,
-    total: int,
     limits: WheelLimits,
     inputs: Inputs,
-) -> int:
-    """Stream one member into ``tmp`` if it is an analysable ELF object; return the bytes written."""
-    shown = f"{wheel}!/{name}"
-    dest = Path(tmp, name)
-    written = 0
+    threads: int,
+) -> None:
+    """Extract the analysable ELF members of ``plan`` into ``tmp``: the same targets, skips (in the
+    same order) and limits as extracting one member after the other in archive order, with the
+    members written by ``threads`` threads (zlib, sha256 and the writes release the GIL: the torch
+    wheel's 578 MB of ELF members took 3.4 s, its 434 MB libtorch_cpu.so alone 1.6 s).
+
+    First each member's header is read, in archive order, to decide what it is; then the members
+    that can be extracted are written, the largest first, counting every earlier one as written;
+    then, in archive order again, each is accepted or refused with the running total of the bytes
+    really written (a member written for nothing is removed; one refused only because an earlier
+    member counted that then failed is written now)."""
+    decided: list[tuple[zipfile.ZipInfo, str, str | bytes]] = []  # member, name, its head or why skipped
+    early: list[tuple[int, zipfile.ZipInfo, Path, bytes]] = []  # written before the outcomes are known
+    total = 0  # their bytes: what the total's limit bounds
+    for info, name in plan:
+        verdict = _decide(zf, info, name, limits)
+        if verdict is None:
+            continue
+        if isinstance(verdict, bytes) and _limit_problem(info, total, limits) is None:
+            total += info.file_size
+            early.append((len(decided), info, Path(tmp, name), verdict))
+        decided.append((info, name, verdict))
+    outcomes: dict[int, tuple[int, str] | str] = {}
+    stop = threading.Event()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(early), 8))) as pool:
+            futures = {
+                k: pool.submit(_write_member, zf, info, head, dest, stop)
+                for k, info, dest, head in sorted(early, key=lambda e: (-e[1].file_size, e[0]))
+            }
+            outcomes = {k: f.result() for k, f in sorted(futures.items())}
+    finally:
+        stop.set()  # an error or a signal here: the other threads stop at their next chunk
+    total = 0
+    for k, (info, name, verdict) in enumerate(decided):
+        shown, dest = f"{wheel}!/{name}", Path(tmp, name)
+        if isinstance(verdict, str):
+            inputs.skip(shown, verdict)
+            continue
+        problem = _limit_problem(info, total, limits)  # the member's own limits passed: the total's
+        outcome = outcomes.get(k)
+        if problem:
+            if isinstance(outcome, tuple):
+                with contextlib.suppress(OSError):
+                    dest.unlink()
+            inputs.skip(shown, problem)
+            continue
+        if outcome is None:  # refused while counting a member that then failed: written now
+            outcome = _write_member(zf, info, verdict, dest, None)
+        if isinstance(outcome, str):
+            inputs.skip(shown, f"corrupt or unwritable member: {outcome}")
+            continue
+        written, digest = outcome
+        total += written
+        remember_digest(FileStamp.of(os.stat(dest)), digest)
+        inputs.targets.append(Target(str(dest), shown))
+
+
+def _decide(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limits: WheelLimits) -> bytes | str | None:
+    """The member's header when it is an ELF object ld.so can map within its own limits (the
+    wheel's total is the caller's); why it is skipped; None for a file that is not ELF."""
     try:
         with zf.open(info) as src:
             head = _read_head(src)
-            if head[:4] != ELFMAG:
-                if name.endswith(".so") or ".so." in PurePosixPath(name).name:
-                    inputs.skip(shown, "named like a shared object but not an ELF file")
-                return 0
-            problem = object_kind_problem(head) or _limit_problem(info, total, limits)
-            if problem:
-                inputs.skip(shown, problem)
-                return 0
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256(head)
-            with open(dest, "xb") as out:
-                out.write(head)
-                written = len(head)
-                while chunk := src.read(CHUNK):
-                    written += len(chunk)
-                    if written > info.file_size:  # zipfile stops at the declared size; belt and braces
-                        raise ValueError("member longer than it declares")
-                    digest.update(chunk)
-                    out.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as err:
+        return f"corrupt or unwritable member: {err}"
+    if head[:4] != ELFMAG:
+        named_so = name.endswith(".so") or ".so." in PurePosixPath(name).name
+        return "named like a shared object but not an ELF file" if named_so else None
+    return object_kind_problem(head) or _member_problem(info, limits) or head
+
+
+def _write_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, head: bytes, dest: Path, stop: threading.Event | None
+) -> tuple[int, str] | str:
+    """Stream one member to ``dest``: (bytes written, sha256), or why it failed (nothing is left)."""
+    written = 0
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with zf.open(info) as src, open(dest, "xb") as out:
+            while chunk := src.read(CHUNK):
+                if stop is not None and stop.is_set():
+                    raise OSError("extraction stopped")
+                if written == 0 and chunk[: len(head)] != head:
+                    raise ValueError("member changed while it was read")
+                written += len(chunk)
+                if written > info.file_size:  # zipfile stops at the declared size; belt and braces
+                    raise ValueError("member longer than it declares")
+                digest.update(chunk)
+                out.write(chunk)
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as err:
         with contextlib.suppress(OSError):
             dest.unlink()
-        inputs.skip(shown, f"corrupt or unwritable member: {err}")
-        return 0
-    remember_digest(FileStamp.of(os.stat(dest)), digest.hexdigest())
-    inputs.targets.append(Target(str(dest), shown))
-    return written
+        return str(err)
+    return written, digest.hexdigest()
 
 
 def _read_head(src: IO[bytes]) -> bytes:

@@ -165,7 +165,7 @@ def analyze(
     # the Unikraft facts before any analysis: a bad table is bad input, and every target's gaps are
     # classified where the target is analysed (a --jobs worker: in parallel)
     unikraft = _load_unikraft(options) if options.syscalls else None
-    with collect_inputs(paths, limits=options.wheel_limits, select=options.select) as inputs:
+    with collect_inputs(paths, limits=options.wheel_limits, select=options.select, threads=options.jobs) as inputs:
         single = len(inputs.targets) == 1
         reports: list[TargetReport] = []
         skipped = list(inputs.skipped)

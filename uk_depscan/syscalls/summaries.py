@@ -48,13 +48,18 @@ class TableSummary:
     library: str
     entries: Mapping[str, EntryReach]
     provenance: dict[str, Any] = field(default_factory=dict)
+    _without_rare: TableSummary | None = field(default=None, init=False, compare=False, repr=False)
 
     def without_rare(self) -> TableSummary:
-        """This summary with every entry's rare-path syscalls removed (the start-up part)."""
-        entries = {
-            k: EntryReach(v.syscalls - v.rare_syscalls, v.imports, v.failure_syscalls) for k, v in self.entries.items()
-        }
-        return TableSummary(self.library, entries, self.provenance)
+        """This summary with every entry's rare-path syscalls removed (the start-up part); made once
+        per summary (each target's start-up baseline asks for libc's and ld.so's)."""
+        if self._without_rare is None:
+            entries = {
+                k: EntryReach(v.syscalls - v.rare_syscalls, v.imports, v.failure_syscalls)
+                for k, v in self.entries.items()
+            }
+            self._without_rare = TableSummary(self.library, entries, self.provenance)
+        return self._without_rare
 
     def reach(self, entry: str) -> Reach | None:
         r = next((self.entries[k] for k in key_variants(entry) if k in self.entries), None)
