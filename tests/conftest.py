@@ -15,16 +15,22 @@ from pathlib import Path
 import pytest
 
 # hypothesis (test_channel_properties) keeps caches in ./.hypothesis, written when its decorators
-# run at collection: tests write only in temporary directories, so point it at one, removed at exit
-_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="uk-depscan-hypothesis-")
-with contextlib.suppress(ImportError):
-    from hypothesis.configuration import set_hypothesis_home_dir
+# run at collection: tests write only in temporary directories, so point it at one, made when the
+# session is configured (not at import: a command-line error would leave it behind) and removed at exit
+_HYPOTHESIS_HOME: list[str] = []
 
-    set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+def pytest_configure(config: pytest.Config) -> None:
+    _HYPOTHESIS_HOME.append(tempfile.mkdtemp(prefix="uk-depscan-hypothesis-"))
+    with contextlib.suppress(ImportError):
+        from hypothesis.configuration import set_hypothesis_home_dir
+
+        set_hypothesis_home_dir(_HYPOTHESIS_HOME[-1])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
+    while _HYPOTHESIS_HOME:
+        shutil.rmtree(_HYPOTHESIS_HOME.pop(), ignore_errors=True)
 
 
 REPO = Path(__file__).resolve().parent.parent
