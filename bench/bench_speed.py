@@ -3,7 +3,7 @@
 (torch/lib, the torch wheel) at ``--jobs 1`` and ``--jobs 2``, cold and warm, each side by side
 with its baseline in the same run.
 
-Usage: python bench/bench_speed.py [--reps 3] [--before /work/main] [--wheel-reps 1]
+Usage: python bench/bench_speed.py [--reps 3] [--before /work/main [--before-multi]] [--wheel-reps 1]
        [--skip-objdump] [--skip-wheel] [--out bench/RESULTS-speed.md]
 
 * Every command runs as its own child process; wall time from perf_counter, peak RSS from
@@ -15,7 +15,8 @@ Usage: python bench/bench_speed.py [--reps 3] [--before /work/main] [--wheel-rep
   cold run filled.  Ratios: against ``objdump -d LIB > /dev/null`` (single library) and
   against ``--jobs 1`` (several targets).
 * ``--before DIR`` adds the same single-library cases for another checkout (e.g. main), run by
-  the same interpreter with that tree first on ``PYTHONPATH``.
+  the same interpreter with that tree first on ``PYTHONPATH``; ``--before-multi`` the torch/lib
+  and wheel cases too.
 * The host's own ceiling for ``--jobs 2``: two ``torch/lib --jobs 1`` cold runs started together,
   each with its own cache (the same work split perfectly in two, with nothing shared and no
   coordination), against two such runs one after the other.  On a machine whose two cores run
@@ -91,6 +92,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--wheel-reps", type=int, default=1)
     ap.add_argument("--before", type=Path, help="another checkout to run the single-library cases with")
+    ap.add_argument("--before-multi", action="store_true", help="run the torch/lib and wheel cases with --before too")
     ap.add_argument("--skip-objdump", action="store_true")
     ap.add_argument("--skip-wheel", action="store_true")
     ap.add_argument("--skip-lib", action="store_true", help="skip the torch/lib cases")
@@ -125,11 +127,15 @@ def main() -> int:
         multi.append(("torch/lib", TORCH_LIB, args.reps))
     if wheel is not None and not args.skip_wheel:
         multi.append(("torch wheel", wheel, args.wheel_reps))
+    multi_trees = trees if args.before_multi else trees[:1]
     for what, target, _ in multi:
         for state in ("cold", "warm"):
-            for jobs in (1, 2):
-                cmd, env = uk(TREE, [*scan, "--jobs", str(jobs), str(target)])
-                cases.append(Case(f"{what} --jobs {jobs} {state}", cmd, env, state, f"{what} {state}", jobs == 1))
+            for label, tree in multi_trees:
+                who = "" if tree == TREE else label + ": "
+                for jobs in (1, 2):
+                    cmd, env = uk(tree, [*scan, "--jobs", str(jobs), str(target)])
+                    name, group = f"{who}{what} --jobs {jobs} {state}", f"{who}{what} {state}"
+                    cases.append(Case(name, cmd, env, state, group, jobs == 1))
             if what == "torch/lib" and state == "cold":
                 cmd, env = uk(TREE, [*scan, "--jobs", "1", str(target)])
                 name = f"{what} --jobs 1 {state}, 2 copies at once (the host's ceiling for --jobs 2)"
@@ -137,7 +143,7 @@ def main() -> int:
     reps = {c.name: args.reps for c in cases}
     for c in cases:
         for what, _, n in multi:
-            if c.name.startswith(what + " "):
+            if c.name.split(": ", 1)[-1].startswith(what + " "):
                 reps[c.name] = n
     base = Path(tempfile.mkdtemp(prefix="uk-depscan-bench-"))
     try:
