@@ -143,7 +143,7 @@ def main() -> int:
     reps = {c.name: args.reps for c in cases}
     for c in cases:
         for what, _, n in multi:
-            if c.name.split(": ", 1)[-1].startswith(what + " "):
+            if c.name.rsplit(": ", 1)[-1].startswith(what + " "):  # after "before: DIR: "
                 reps[c.name] = n
     base = Path(tempfile.mkdtemp(prefix="uk-depscan-bench-"))
     try:

@@ -49,6 +49,10 @@ def test_arch_prctl_in_binary_compat_route(release: str) -> None:
     assert table.for_route(uk.ROUTE_NATIVE).get("arch_prctl").status == "absent"  # type: ignore[union-attr]
     if bc.status == "unverified":
         assert "unverified for this release" in v.detail  # every consumer printing the detail says so
+    # made once per table and route; a view's own views are its own (its rows are the route's already)
+    assert table.for_route(uk.ROUTE_BINARY) is view and view.for_route(uk.ROUTE_NATIVE) is not table.for_route(
+        uk.ROUTE_NATIVE
+    )
 
 
 @pytest.mark.parametrize("release", RELEASES)
