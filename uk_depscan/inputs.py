@@ -421,11 +421,11 @@ def _extract_elves(
             early.append((len(decided), info, Path(tmp, name), verdict))
         decided.append((info, name, verdict))
     outcomes: dict[int, tuple[int, str] | str] = {}
-    stop = threading.Event()
+    stop, opening = threading.Event(), threading.Lock()
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(threads, len(early), 8))) as pool:
             futures = {
-                k: pool.submit(_write_member, zf, info, head, dest, stop)
+                k: pool.submit(_write_member, zf, info, head, dest, stop, opening)
                 for k, info, dest, head in sorted(early, key=lambda e: (-e[1].file_size, e[0]))
             }
             outcomes = {k: f.result() for k, f in sorted(futures.items())}
@@ -446,7 +446,7 @@ def _extract_elves(
             inputs.skip(shown, problem)
             continue
         if outcome is None:  # refused while counting a member that then failed: written now
-            outcome = _write_member(zf, info, verdict, dest, None)
+            outcome = _write_member(zf, info, verdict, dest, None, opening)
         if isinstance(outcome, str):
             inputs.skip(shown, f"corrupt or unwritable member: {outcome}")
             continue
@@ -471,14 +471,27 @@ def _decide(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limits: Wheel
 
 
 def _write_member(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, head: bytes, dest: Path, stop: threading.Event | None
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    head: bytes,
+    dest: Path,
+    stop: threading.Event | None,
+    opening: threading.Lock,
 ) -> tuple[int, str] | str:
-    """Stream one member to ``dest``: (bytes written, sha256), or why it failed (nothing is left)."""
+    """Stream one member to ``dest``: (bytes written, sha256), or why it failed (nothing is left).
+
+    ``opening`` is held while the member is opened and closed: ZipFile counts the users of its file
+    without a lock (``_fileRefCnt``), and a count lost between two threads closes the file under the
+    others; the reads themselves take ZipFile's own lock, the inflating none."""
     written = 0
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
-        with zf.open(info) as src, open(dest, "xb") as out:
+        with opening:
+            src = zf.open(info)
+        with contextlib.ExitStack() as closing:
+            closing.callback(_closed_under, opening, src)
+            out = closing.enter_context(open(dest, "xb"))
             while chunk := src.read(CHUNK):
                 if stop is not None and stop.is_set():
                     raise OSError("extraction stopped")
@@ -494,6 +507,11 @@ def _write_member(
             dest.unlink()
         return str(err)
     return written, digest.hexdigest()
+
+
+def _closed_under(lock: threading.Lock, src: IO[bytes]) -> None:
+    with lock:
+        src.close()
 
 
 def _read_head(src: IO[bytes]) -> bytes:
