@@ -73,6 +73,34 @@ def test_first_definition_in_load_order_wins(tmp_path: Path) -> None:
     assert result.tree.objects[p.provider].soname == "libfirst.so"
 
 
+def test_the_root_interposes_on_a_shared_tail(tmp_path: Path) -> None:
+    """Targets that share their dependencies share the dependencies' bindings (memoised by the
+    files' stamps), except where the root defines a symbol a dependency imports: the root comes first
+    in the scope and provides it, as ld.so binds it; the same answers with the memo empty."""
+    from uk_depscan.loader import binding
+
+    prov = compile_so(tmp_path / "libprov.so", [SRC / "lib.c"], define="provided_func")
+    weak = compile_so(tmp_path / "libweak.so", [SRC / "weak.c"], link=[prov], runpath="$ORIGIN")
+    plain = compile_so(tmp_path / "libplain.so", [SRC / "lib.c"], define="other_func", link=[weak], runpath="$ORIGIN")
+    interposer = compile_so(
+        tmp_path / "libinterpose.so", [SRC / "lib.c"], define="provided_func", link=[weak], runpath="$ORIGIN"
+    )
+
+    def provider_of_weaks_import(root: Path) -> str | None:
+        result = resolve_tree(root)
+        (b,) = [b for b in bind_symbols(result).of(1) if b.symbol.name == "provided_func"]
+        assert result.tree.objects[1].soname == "libweak.so"
+        return result.tree.objects[b.provider].soname if b.provider is not None else None
+
+    answers = []
+    for fresh in (False, True):
+        if fresh:
+            binding._tails.clear()
+        answers.append([provider_of_weaks_import(r) for r in (plain, interposer, plain, interposer)])
+    assert answers[0] == answers[1] == ["libprov.so", "libinterpose.so", "libprov.so", "libinterpose.so"]
+    assert binding._tails, "the dependencies' bindings were not memoised"
+
+
 def test_imports_match_readelf(tmp_path: Path) -> None:
     """Our imported-symbol list equals readelf's undefined dynamic symbols on a real object."""
     need("readelf")

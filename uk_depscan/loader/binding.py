@@ -29,6 +29,7 @@ from uk_depscan.elf.symbols import VERSYM_HIDDEN, DynamicSymbols, ImportedSymbol
 from uk_depscan.errors import DepscanError
 from uk_depscan.loader.resolve import LoadResult
 from uk_depscan.model import VersionProblem
+from uk_depscan.store.identity import FileStamp, stamp_of
 
 
 @dataclass(frozen=True)
@@ -67,27 +68,33 @@ def bind_symbols(result: LoadResult, importers: tuple[int, ...] | None = None) -
             tables[i] = dynamic_symbols(result.files[i])
         except DepscanError as err:
             skipped.append((i, str(err)))
+    stamps = _stamps(result, scope)
     bindings: list[Binding] = []
     problems: list[VersionProblem] = []
     for imp in importers if importers is not None else tuple(tables):
         if imp not in tables:
             continue
         try:
-            bindings += _bind_object(imp, tables, scope)
+            bindings += _bind_object(imp, tables, scope, stamps)
             problems += _check_versions(imp, result, tables)
         except DepscanError as err:
             skipped.append((imp, str(err)))
     return SymbolBindings(tuple(bindings), tuple(problems), tuple(skipped))
 
 
-def _bind_object(imp: int, tables: dict[int, DynamicSymbols], scope: list[int]) -> list[Binding]:
-    """Every import of ``imp`` looked up in ``scope`` order, the first matching definition winning.
+@dataclass(frozen=True)
+class _Imports:
+    """One object's imports, ready to be looked up: each distinct name encoded and hashed once
+    (imports may share one, hostile, name)."""
 
-    Each object is asked for all the still-unbound names at once through its DT_GNU_HASH table
-    (:meth:`DynamicSymbols.lookup`, ld.so's own path to a definition), so the names of the
-    definitions are never all decoded; an object without a usable table answers from
-    :attr:`DynamicSymbols.definitions`."""
-    syms = tables[imp]
+    symbols: tuple[ImportedSymbol, ...]
+    hidden: tuple[bool, ...]
+    which: tuple[int, ...]  # import -> its distinct name
+    raw: tuple[bytes, ...]  # distinct names
+    hashes: np.ndarray  # their GNU hashes
+
+
+def _imports(syms: DynamicSymbols) -> _Imports:
     indices = syms.imported_indices().tolist()
     symbols = syms.imports_of(indices)
     hidden = [False] * len(indices)
@@ -96,31 +103,89 @@ def _bind_object(imp: int, tables: dict[int, DynamicSymbols], scope: list[int]) 
         for k, raw in enumerate(syms.versym[indices].tolist()):
             need = needs.get(raw & 0x7FFF)
             hidden[k] = bool(need and need.hidden)
-    found: list[tuple[int | None, str | None]] = [(None, None)] * len(indices)
-    pending = list(range(len(indices)))
-    # each distinct name encoded, hashed and looked up once: imports may share one (hostile) name
     names = [s.name for s in symbols]
     distinct = {n: i for i, n in enumerate(dict.fromkeys(names))}
-    which = [distinct[n] for n in names]
-    raw = [n.encode("utf-8", "surrogateescape") for n in distinct]
-    hashes = gnu_hashes(raw) if raw else np.zeros(0, np.uint32)
+    raw = tuple(n.encode("utf-8", "surrogateescape") for n in distinct)
+    hashes = gnu_hashes(list(raw)) if raw else np.zeros(0, np.uint32)
+    return _Imports(tuple(symbols), tuple(hidden), tuple(distinct[n] for n in names), raw, hashes)
+
+
+def _search(
+    imports: _Imports, tables: dict[int, DynamicSymbols], scope: list[int]
+) -> list[tuple[int | None, str | None]]:
+    """(provider, its version) of every import, ``scope`` searched in order, the first matching
+    definition winning.  Each object is asked for all the still-unbound names at once through its
+    DT_GNU_HASH table (:meth:`DynamicSymbols.lookup`, ld.so's own path to a definition), so the names
+    of the definitions are never all decoded; an object without a usable table answers from
+    :attr:`DynamicSymbols.definitions`."""
+    symbols, which, raw = imports.symbols, imports.which, imports.raw
+    found: list[tuple[int | None, str | None]] = [(None, None)] * len(symbols)
+    pending = list(range(len(symbols)))
     for obj in scope:
         table = tables.get(obj)
         if table is None or not pending:
             continue
         asked = sorted({which[k] for k in pending})
-        answers = table.lookup([raw[u] for u in asked], hashes[asked])
+        answers = table.lookup([raw[u] for u in asked], imports.hashes[asked])
         defs_of = dict(zip(asked, answers, strict=True)) if answers is not None else None
         left = []
         for k in pending:
-            defs = defs_of[which[k]] if defs_of is not None else table.definitions.get(names[k])
-            match = _match(symbols[k].version, hidden[k], defs, table.versym is not None) if defs else None
+            defs = defs_of[which[k]] if defs_of is not None else table.definitions.get(symbols[k].name)
+            match = _match(symbols[k].version, imports.hidden[k], defs, table.versym is not None) if defs else None
             if match is None:
                 left.append(k)
             else:
                 found[k] = (obj, match[1])
         pending = left
-    return [Binding(imp, sym, *where) for sym, where in zip(symbols, found, strict=True)]
+    return found
+
+
+# The bindings of a dependency's imports in the scope that follows the root, by the files' stamps:
+# the targets of a directory or wheel share a few such tails (the torch wheel's 136 targets, 22), and
+# each bound libtorch_cpu.so's 1.1 k imports and those of its whole closure again.  The root comes
+# first in the scope (dl-lookup.c), so a dependency's import binds to the root when the root defines
+# it and otherwise where it binds in the tail: only the root is searched per target.
+_TailKey = tuple[FileStamp, tuple[FileStamp, ...]]
+_tails: dict[_TailKey, tuple[_Imports, list[tuple[int | None, str | None]]]] = {}
+_TAILS_MAX = 4096
+
+
+def _stamps(result: LoadResult, scope: list[int]) -> dict[int, FileStamp] | None:
+    """The stamp of each object's mapped file (device, inode, size, times; changes whenever its
+    content can have), or None when one cannot be read."""
+    out = {}
+    for i in scope:
+        stamp = stamp_of(result.files[i])
+        if stamp is None:
+            return None
+        out[i] = stamp
+    return out
+
+
+def _bind_object(
+    imp: int, tables: dict[int, DynamicSymbols], scope: list[int], stamps: dict[int, FileStamp] | None
+) -> list[Binding]:
+    """Every import of ``imp`` looked up in ``scope`` order, the first matching definition winning."""
+    root, tail = scope[0], scope[1:]
+    if stamps is None or imp == root:
+        imports = _imports(tables[imp])
+        found = _search(imports, tables, scope)
+    else:
+        key = (stamps[imp], tuple(stamps[i] for i in tail))
+        known = _tails.get(key)
+        if known is None:
+            if len(_tails) >= _TAILS_MAX:
+                _tails.clear()
+            imports = _imports(tables[imp])
+            in_tail = _search(imports, tables, tail)
+            position = {obj: k for k, obj in enumerate(tail)}
+            _tails[key] = (imports, [(None if p is None else position[p], v) for p, v in in_tail])
+        else:
+            imports, at = known
+            in_tail = [(None if p is None else tail[p], v) for p, v in at]
+        in_root = _search(imports, tables, [root])
+        found = [r if r[0] is not None else t for r, t in zip(in_root, in_tail, strict=True)]
+    return [Binding(imp, sym, *where) for sym, where in zip(imports.symbols, found, strict=True)]
 
 
 def _match(
