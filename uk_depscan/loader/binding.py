@@ -147,7 +147,8 @@ def _search(
 # it and otherwise where it binds in the tail: only the root is searched per target.
 _TailKey = tuple[FileStamp, tuple[FileStamp, ...]]
 _tails: dict[_TailKey, tuple[_Imports, list[tuple[int | None, str | None]]]] = {}
-_TAILS_MAX = 4096
+_TAILS_BUDGET = 1 << 18  # imports held (the torch wheel's 136 targets: 33 k); past it the memo starts again
+_held = [0]
 
 
 def _stamps(result: LoadResult, scope: list[int]) -> dict[int, FileStamp] | None:
@@ -174,9 +175,11 @@ def _bind_object(
         key = (stamps[imp], tuple(stamps[i] for i in tail))
         known = _tails.get(key)
         if known is None:
-            if len(_tails) >= _TAILS_MAX:
-                _tails.clear()
             imports = _imports(tables[imp])
+            if _held[0] + len(imports.symbols) > _TAILS_BUDGET:
+                _tails.clear()
+                _held[0] = 0
+            _held[0] += len(imports.symbols)
             in_tail = _search(imports, tables, tail)
             position = {obj: k for k, obj in enumerate(tail)}
             _tails[key] = (imports, [(None if p is None else position[p], v) for p, v in in_tail])
