@@ -106,8 +106,8 @@ class ReachMemo:
     def hand_over(self) -> dict[str, bytes]:
         """The stored forms of the entries the cache does not hold, which the caller is to store
         (:func:`uk_depscan.syscalls.memos.take_unsaved`); this memo then counts them as stored."""
-        encoded = self.encoded()
-        out = {e: encoded[e] for e in sorted(self._new)}
+        encoded = self._encode_done()
+        out = {e: self._raw[e] if e in self._raw else encoded[e] for e in sorted(self._new)}
         self._new.clear()
         return out
 
@@ -125,18 +125,22 @@ class ReachMemo:
                 self._new.add(entry)
 
     def encoded(self) -> dict[str, bytes]:
-        """Every entry's stored form.  An entry is encoded once per process: a ``--jobs`` worker hands
-        a library's new entries over after each target (:meth:`hand_over`), and re-encoding all of
-        libtorch_cpu.so's 5 k entries each time took a second of torch/lib."""
+        """Every entry's stored form."""
+        out = dict(self._raw)
+        out.update(self._encode_done())
+        return out
+
+    def _encode_done(self) -> dict[str, bytes]:
+        """The stored forms of the decoded and computed entries, each encoded once per process: a
+        ``--jobs`` worker hands a library's new entries over after each target (:meth:`hand_over`),
+        and re-encoding all of libtorch_cpu.so's 5 k entries each time took a second of torch/lib."""
         if self._encoded is None:
             self._encoded = {}
         fresh = [e for e in self._done if e not in self._encoded]
         if fresh:
             index = {k: i for i, k in enumerate(self.import_keys)}
             self._encoded.update({e: encode_entry(self._done[e], index) for e in fresh})
-        out = dict(self._raw)
-        out.update(self._encoded)
-        return out
+        return self._encoded
 
 
 def load(
