@@ -124,3 +124,30 @@ def test_background_pool_workers_yield_the_cores() -> None:
         assert set(pool.map(_my_niceness, range(4))) == {min(own + 5, 19)}
     with forked_pool(2) as pool:
         assert set(pool.map(_my_niceness, range(4))) == {own}
+
+
+def test_a_worker_whose_parent_is_gone_dies_silently() -> None:
+    """The parent leaves while its worker is still working (an out-of-memory exit): the worker's
+    result finds no reader, and the worker ends without a traceback on the stderr it shares with
+    the command (SIGPIPE's default action, as for any Unix filter)."""
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os, time
+        from uk_depscan.cleanup import forked_pool
+
+        def slow(_):
+            time.sleep(0.5)
+            return b"result"
+
+        with forked_pool(1) as pool:
+            pool.apply_async(slow, (0,))
+            time.sleep(0.1)
+            os._exit(0)  # the parent gone, its worker still at work
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr

@@ -358,6 +358,11 @@ def _worker_start(initializer: Callable[..., object] | None, initargs: tuple[obj
     for s in HANDLED_SIGNALS:
         signal.signal(s, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
+    # A worker whose parent is gone (an out-of-memory exit while the worker was sending its result)
+    # dies of SIGPIPE, silently, as a Unix filter does: Python ignores the signal, so the write would
+    # raise BrokenPipeError instead, and multiprocessing prints that traceback on the stderr the
+    # worker shares with the command (seen once in the clean CI run's address-space-limit test).
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if niceness:
         with contextlib.suppress(OSError):  # a priority is a hint: without it the work is the same
             os.nice(niceness)
