@@ -523,3 +523,23 @@ def test_command_line_turns_off_numpy_huge_pages(env, expected):
         environ["NUMPY_MADVISE_HUGEPAGE"] = env
     out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+def test_handed_entries_join_the_memo_this_process_loaded(tmp_path: Path) -> None:
+    """A worker's new entries go into the memo this process already loaded for that library, even
+    one with no entries yet (a memo with none is falsy): one memo, one write."""
+    from uk_depscan.store.cache import CacheStore
+    from uk_depscan.syscalls import memos
+
+    store = CacheStore(tmp_path)
+    key = "syscalls/6/x86_64/" + "a" * 64
+    memo = reachcache.shared_memo("libx.so", key, "a" * 64, 100, ("open@GLIBC_2.2.5",), store)
+    try:
+        assert len(memo) == 0 and not memo.dirty
+        where = memos.Where(key, "a" * 64, 100, str(tmp_path))
+        memos.adopt_unsaved([memos.Unsaved("reach", "libx.so", where, {"entry": b"null"})])
+        assert memo.dirty and "entry" in memo and memo["entry"] is None
+        assert not reachcache._REGISTRY._handed
+    finally:
+        reachcache._process.clear()
+        reachcache._REGISTRY._handed.clear()

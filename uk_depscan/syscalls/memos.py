@@ -7,10 +7,9 @@ entries.  They are written back once, at the end of the run (:func:`save_all`), 
 target: under the torch wheel each of 136 targets added a few entries to libtorch_cpu.so's ~4 MB
 reach entry, and rewriting it after each one (reading it back first, to merge what other processes
 stored) took 3.8 s of a cold ``--jobs 1`` run (53 s under the profiler) and 2.2 s of each
-``--jobs 2`` worker.  A ``--jobs``
-worker hands its new entries to the process that runs the analysis (:func:`take_unsaved`,
-:func:`adopt_unsaved`) with each target's result.  Entries never stored (the run interrupted) are
-only a slower next run: the cache is an accelerator.
+``--jobs 2`` worker.  A ``--jobs`` worker hands its new entries to the process that runs the
+analysis (:func:`take_unsaved`, :func:`adopt_unsaved`) with each target's result.  Entries never
+stored (the run interrupted) are only a slower next run: the cache is an accelerator.
 """
 
 from __future__ import annotations
@@ -107,7 +106,9 @@ class Registry(Generic[M]):
 
     def adopt(self, u: Unsaved) -> None:
         key = (u.where.directory, self._key(u.where.scan_key))
-        memo = self.memos.get(key) or self._handed.get(key)
+        memo = self.memos.get(key)
+        if memo is None:  # not `or`: a memo with no entries yet is falsy (ReachMemo has __len__)
+            memo = self._handed.get(key)
         if memo is None:
             memo = self._handed[key] = self._empty(u.name)
             memo.where = u.where
