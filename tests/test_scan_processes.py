@@ -141,3 +141,64 @@ def test_scan_while_hashing_stores_and_reuses(lib, tmp_path, monkeypatch):
         again = scan_mod.scan_library(elf)
     assert len(speculated) == 2 and again.from_cache and again.cache_key == cold.cache_key
     assert [s.to_json() for s in again.sites] == [s.to_json() for s in cold.sites]
+
+
+@pytest.fixture(scope="module")
+def requests_lib(tmp_path_factory):
+    """ioctl/fcntl/prctl/setsockopt calls whose request codes the scan tracks."""
+    import subprocess
+
+    from conftest import FIXTURES, need
+
+    need("gcc")
+    out = tmp_path_factory.mktemp("requests") / "librequests.so"
+    src = FIXTURES / "requests" / "requests.c"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(src)], check=True, capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("which", ["syscall() calls", "request codes"])
+@pytest.mark.parametrize("route", ["worker", "worker fails", "short answer"])
+def test_calls_tracked_by_a_worker_are_this_process_tracking(lib, requests_lib, monkeypatch, which, route):
+    """The calls whose argument the scan tracks (syscall()'s number, request codes) go to a pool
+    worker when one is offered (call_tracker: the lone target's idle worker); the scan is the one
+    that tracks them here.  A worker that fails, or answers for fewer calls than asked, leaves the
+    tracking to this process, with the same result."""
+    from uk_depscan.cleanup import forked_pool, pool_results
+
+    path = lib if which == "syscall() calls" else requests_lib
+    with open_elf(path) as elf:
+        alone = scan_mod._scan(elf, "")
+    here: list[int] = []  # calls tracked in this process (the worker's list is its own copy)
+    real_track = scan_mod._track_call
+    monkeypatch.setattr(scan_mod, "_track_call", lambda sc, addr, *a: here.append(addr) or real_track(sc, addr, *a))
+    asked: list[list[tuple[int, int, str]]] = []
+    with open_elf(path) as elf:
+        assert scan_mod.prebuild_scanner(elf)  # no cache here: always built
+        try:
+            with forked_pool(1) as pool:  # forked after the scanner was built: its worker inherits it
+
+                def tracker(p, calls):
+                    asked.append(calls)
+                    if route == "worker fails":
+
+                        def fails():
+                            raise RuntimeError("the worker pool's result_handler thread ended")
+
+                        return fails
+                    results = next(pool_results(pool, pool.imap(scan_mod.track_task, [(p, calls)])))
+                    return lambda: results[:-1] if route == "short answer" else results
+
+                with scan_mod.call_tracker(tracker):
+                    offloaded = scan_mod._scan(elf, "")
+        finally:
+            scan_mod.release_prebuilt()
+    assert len(asked) == 1 and asked[0]
+    tracked = {addr for addr, _, _ in asked[0]}
+    if route == "worker":
+        assert not tracked & set(here)
+    else:
+        assert tracked <= set(here)
+    assert _body(offloaded) == _body(alone) | {"stats": _body(offloaded)["stats"]}  # counts of decoding differ
+    assert _graph(offloaded) == _graph(alone)
+    assert offloaded.requests if which == "request codes" else offloaded.sites

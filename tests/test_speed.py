@@ -374,15 +374,15 @@ def test_no_mapped_file_outlives_its_target(tree: Path, monkeypatch: pytest.Monk
     assert mapped == [], [o.name for o in mapped]
 
 
-@pytest.mark.parametrize("member", ["", "sub/liba.so"])
+@pytest.mark.parametrize("member", ["", "sub/liba.so", "sys/libsys-x86_64-O2.so"])
 def test_largest_object_prefilter_in_the_pool_is_the_same_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path, member: str
 ) -> None:
     """--jobs with a large object (thresholds lowered so the fixtures count as large): its prefilter
     ranges run in the pool's workers, each building its own scanner or inheriting the prebuilt
     one, while this process finishes the scan (a directory: the workers then analyse the targets;
-    one target: they scan its other objects, and this process analyses it); the report is the
-    bytes of --jobs 1."""
+    one target: they scan its other objects, and this process analyses it, and a free worker
+    tracks the scan's syscall() calls); the report is the bytes of --jobs 1."""
     from uk_depscan.syscalls import scan as scan_mod
 
     monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", 0)
@@ -398,6 +398,23 @@ def test_largest_object_prefilter_in_the_pool_is_the_same_report(
         return real(counted)
 
     monkeypatch.setattr(scan_mod, "prefilter_executor", spy)
+    tracked: list[int] = []  # per tracker call: how many calls its worker answered for
+    real_tracker = scan_mod.call_tracker
+
+    def tracker_spy(run):  # type: ignore[no-untyped-def]
+        def counted(path, calls):  # type: ignore[no-untyped-def]
+            fetch = run(path, calls)
+
+            def answer():  # type: ignore[no-untyped-def]
+                got = fetch()
+                tracked.append(len(got))
+                return got
+
+            return answer
+
+        return real_tracker(counted)
+
+    monkeypatch.setattr(scan_mod, "call_tracker", tracker_spy)
     outs = []
     for jobs, cache in (("1", "a"), ("2", "b"), ("2", "b")):
         monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / cache))
@@ -406,6 +423,8 @@ def test_largest_object_prefilter_in_the_pool_is_the_same_report(
         outs.append(out)
     assert len(used) == 1 and used[0] >= scan_mod.PIECES  # cold --jobs 2 only: split into ranges; warm: no scan
     assert outs[1] == outs[0] and outs[2] == outs[0]
+    # a lone target's worker tracked the syscall() calls (liba.so makes none; a directory's workers are busy)
+    assert (len(tracked) == 1 and tracked[0] > 0) if member.startswith("sys/") else not tracked
     assert not scan_mod._PREBUILT and not scan_mod._WORKER_SCANNER  # released in this process
 
 

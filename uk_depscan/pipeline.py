@@ -415,7 +415,7 @@ def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -
                 release_prebuilt()
                 return _analyze_one(work, 0, note)
             # one task, so one worker: the scan's end in this process keeps a core of its own
-            prescans = _scan_large_then(pool, jobs, big_elf, _prescan_all, [tuple(shared)], note)
+            prescans = _scan_large_then(pool, jobs, big_elf, _prescan_all, [tuple(shared)], note, track=jobs > 1)
             stored: Iterator[object] = iter(())
             store_pool = _pool_if_room(stack, 1, work) if pending_store() else None
             if _store_in(store_pool) and store_pool is not None:
@@ -452,16 +452,23 @@ def _scan_large_then(
     run: Callable[[_Task], _Out],
     tasks: list[_Task],
     note: Callable[[str], None],
+    *,
+    track: bool = False,
 ) -> Iterator[_Out]:
     """Scan ``big_elf`` (built by :func:`_prebuilt`) in this process with its prefilter ranges run by
     ``pool``'s ``jobs`` workers; ``run(task)`` of each of ``tasks`` is queued behind the ranges, so
-    the workers go on with them while this process finishes the scan.  Returns their results."""
+    the workers go on with them while this process finishes the scan.  Returns their results.
+    ``track``: fewer ``tasks`` than workers, so one is free to track the scan's calls
+    (:func:`uk_depscan.syscalls.scan.call_tracker`); queued behind busy workers, this process
+    would only wait for it."""
     from uk_depscan.syscalls.scan import (
+        call_tracker,
         deferred_store,
         prefilter_executor,
         prefilter_task,
         release_prebuilt,
         scan_library,
+        track_task,
     )
 
     rest: list[Iterator[_Out]] = []
@@ -476,9 +483,18 @@ def _scan_large_then(
         meanwhile()
         return list(pool_results(pool, results))
 
+    def tracked(path: str, calls: list[tuple[int, int, str]]) -> Callable[[], list[Any]]:
+        results = pool_results(pool, pool.imap(track_task, [(path, calls)]))
+        return lambda: next(results)
+
     note(f"scanning {big_elf.path} for syscalls with {jobs} processes")
     # its cache entry is written by a worker forked after it (_store_in), while this process goes on
-    with prefilter_executor(prefilter), deferred_store(), contextlib.suppress(DepscanError, MemoryError, OSError):
+    with contextlib.ExitStack() as scope:
+        scope.enter_context(prefilter_executor(prefilter))
+        if track:
+            scope.enter_context(call_tracker(tracked))
+        scope.enter_context(deferred_store())
+        scope.enter_context(contextlib.suppress(DepscanError, MemoryError, OSError))
         scan_library(big_elf)
     release_prebuilt()
     check_interrupted()

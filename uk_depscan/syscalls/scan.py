@@ -1032,6 +1032,30 @@ def prefilter_executor(run: PrefilterExecutor) -> Iterator[None]:
         _EXECUTOR.pop()
 
 
+# A pool worker that is idle while this process finishes a large scan can track the calls whose
+# argument the scan needs (:class:`_TrackedCalls`): ``run(path, calls)`` submits
+# ``track_task((path, calls))`` and returns what waits for its result.
+CallTracker = Callable[[str, list[tuple[int, int, str]]], Callable[[], list["_Call | None"]]]
+_TRACKER: list[CallTracker] = []
+
+
+@contextlib.contextmanager
+def call_tracker(run: CallTracker) -> Iterator[None]:
+    """Within the block, a scan's tracked calls go to ``run`` (:data:`CallTracker`)."""
+    _TRACKER.append(run)
+    try:
+        yield
+    finally:
+        _TRACKER.pop()
+
+
+def track_task(arg: tuple[str, list[tuple[int, int, str]]]) -> list[_Call | None]:
+    """The tracked calls of the object at ``path``, in a pool worker (:func:`call_tracker`)."""
+    path, calls = arg
+    sc = _worker_scanner(path)
+    return [_track_call(sc, addr, kind, reg) for addr, kind, reg in calls]
+
+
 def prefilter_task(arg: tuple[str, tuple[int, int, int, int, int]]) -> _RangeScan | _InArena:
     """One prefilter range of the object at ``path``, in a pool worker: the same arrays as the
     scanning process's ``_x86_range`` (the scanner is built from the same file, deterministically),
@@ -1246,15 +1270,14 @@ def _scan(elf: ElfFile, key: str) -> LibraryScan:
     dyn = sc.dyn
     defined = (dyn.table["shndx"] != 0) if dyn.count else np.zeros(0, bool)
     imports = _Imports(dyn, len(sc.starts))
-    syscall_syms = _symbols_named(elf, dyn, SYSCALL_IMPORTS, ~defined)
+    calls = _TrackedCalls(sc, imports, ~defined)
     t1 = time.perf_counter()
-    graph, branches = _call_graph(sc, imports, defined)
+    graph, branches = _call_graph(sc, imports, defined, calls.plan)
     t2 = time.perf_counter()
     found = _Sites(sc)
     _direct_sites(sc, found)
     t3 = time.perf_counter()
-    _syscall_calls(sc, found, branches, imports.nodes_of(syscall_syms))
-    requests = _request_sites(sc, imports, ~defined, branches)
+    requests = calls.record(found)
     rounds = _follow_wrappers(sc, found, graph, branches)
     t4 = time.perf_counter()
     exports = sc.function_exports
@@ -1314,14 +1337,27 @@ class _Branches:
         sel &= (self.is_call | (self.kind == KIND_GOTLOAD)) if got_loads else self.is_call
         return list(zip(self.pos[sel].tolist(), self.node[sel].tolist(), self.kind[sel].tolist(), strict=True))
 
+    def to_each(self, groups: list[set[int]], *, got_loads: bool) -> list[list[tuple[int, int, int]]]:
+        """:meth:`to` of each of ``groups``, in one pass over the branches (each pass is a look-up
+        of every branch: 2.5 M in libtorch_cpu.so)."""
+        union = set().union(*groups)
+        calls = self.to(union, got_loads=got_loads) if union else []
+        return [[c for c in calls if c[1] in g] for g in groups]
 
-def _call_graph(sc: _Scanner, imports: _Imports, defined: np.ndarray) -> tuple[CallGraph, _Branches]:
-    """Prefilter the branches, resolve their targets to function or import nodes, build the graph."""
+
+def _call_graph(
+    sc: _Scanner, imports: _Imports, defined: np.ndarray, resolved: Callable[[_Branches], None]
+) -> tuple[CallGraph, _Branches]:
+    """Prefilter the branches, resolve their targets to function or import nodes (handed to
+    ``resolved`` as soon as they are known), build the graph."""
     pos, tgt, kind, node, src_all = sc.branch_candidates()
     starts = sc.starts
     is_got = (kind == KIND_GOTCALL) | (kind == KIND_GOTJMP) | (kind == KIND_GOTLOAD)
     _resolve_plt_got(sc, imports, defined, tgt, is_got, node)
     keep = node >= 0
+    kept_kind = kind[keep]
+    branches = _Branches(pos[keep], node[keep], kept_kind, np.isin(kept_kind, np.asarray(CALL_KINDS, np.int8)))
+    resolved(branches)
     src = src_all[keep]
     ok = src >= 0
     refs = (node < 0) & np.isin(kind, REF_KINDS)
@@ -1336,8 +1372,7 @@ def _call_graph(sc: _Scanner, imports: _Imports, defined: np.ndarray) -> tuple[C
     )
     sc.stats["edges"] = graph.n_edges
     sc.stats["data_nodes"] = graph.n_data
-    kept_kind = kind[keep]
-    return graph, _Branches(pos[keep], node[keep], kept_kind, np.isin(kept_kind, np.asarray(CALL_KINDS, np.int8)))
+    return graph, branches
 
 
 class _DataEdges(NamedTuple):
@@ -1526,34 +1561,73 @@ def _direct_sites(sc: _Scanner, found: _Sites) -> None:
             found.add(addr, kind, start if start == fstart else None, res, None, extra)
 
 
-def _syscall_calls(sc: _Scanner, found: _Sites, branches: _Branches, via_of: dict[int, str]) -> None:
-    """Calls to libc's ``syscall()`` (``via_of``: its import nodes and keys): the number is the first argument."""
-    if not via_of:
-        return
-    for addr, node, kind in branches.to(via_of, got_loads=True):
-        call = _track_call(sc, addr, kind, sc.arch.arg_regs[0])
-        if call is not None:
-            found.add(call.address, "wrapper_call", call.function, call.result, via_of[node])
+class _TrackedCalls:
+    """The calls whose argument the scan tracks: ``syscall()``'s number (the first argument) and
+    the request codes of :data:`REQUEST_ARGS`.  They are planned as soon as the branches are
+    resolved (:meth:`plan`, called by :func:`_call_graph` before it builds the graph) and, when a
+    pool worker is offered (:func:`call_tracker`), tracked there while this process builds the
+    graph: decoding and tracking libtorch_cpu.so's ~220 such calls took 0.14 s of the scanning
+    process, in which the lone target's pool had a worker idle.  Tracking is a pure function of
+    the file and the call (the worker's scanner is built from the same file), so the sites are
+    the same wherever it runs; a worker that fails leaves the tracking to this process."""
 
+    def __init__(self, sc: _Scanner, imports: _Imports, undefined: np.ndarray) -> None:
+        self.sc, self.imports, self.undefined = sc, imports, undefined
+        self.syscall_syms = _symbols_named(sc.elf, sc.dyn, SYSCALL_IMPORTS, undefined)
+        self.via_of: dict[int, str] = {}
+        self.syscall: list[tuple[int, int, int]] = []  # (address, import node, kind) of calls to syscall()
+        self.requests: list[tuple[str, int, list[tuple[int, int, int]]]] = []  # (import, argument, calls)
+        self.calls: list[tuple[int, int, str]] = []  # (address, kind, register) of all of them, in that order
+        self._fetch: Callable[[], list[_Call | None]] | None = None
 
-def _request_sites(
-    sc: _Scanner, imports: _Imports, undefined: np.ndarray, branches: _Branches
-) -> tuple[RequestSite, ...]:
-    """Track the request argument at every verified call to the REQUEST_ARGS imports."""
-    out: list[RequestSite] = []
-    for name, arg in REQUEST_ARGS:
-        nodes = imports.nodes_of(_symbols_named(sc.elf, sc.dyn, frozenset({name}), undefined))
-        if not nodes:
-            continue
-        for addr, _, kind in branches.to(nodes, got_loads=True):
-            call = _track_call(sc, addr, kind, sc.arch.arg_regs[arg])
+    def plan(self, branches: _Branches) -> None:
+        # an import that only data refers to (numbered later, by _reference_graph) is the target of
+        # no branch: the imports numbered by now are all that branches.to can match
+        sc = self.sc
+        self.via_of = self.imports.nodes_of(self.syscall_syms)
+        wanted: list[tuple[str, int, set[int]]] = []
+        for name, arg in REQUEST_ARGS:
+            nodes = self.imports.nodes_of(_symbols_named(sc.elf, sc.dyn, frozenset({name}), self.undefined))
+            if nodes:
+                wanted.append((name, arg, set(nodes)))
+        self.syscall, *per_request = branches.to_each([set(self.via_of)] + [g for _, _, g in wanted], got_loads=True)
+        self.requests = [(name, arg, lst) for (name, arg, _), lst in zip(wanted, per_request, strict=True)]
+        regs = sc.arch.arg_regs
+        self.calls = [(addr, kind, regs[0]) for addr, _, kind in self.syscall]
+        self.calls += [(addr, kind, regs[arg]) for _, arg, lst in self.requests for addr, _, kind in lst]
+        if self.calls and _TRACKER:
+            self._fetch = _TRACKER[-1](str(sc.elf.path), self.calls)
+
+    def _results(self) -> list[_Call | None]:
+        if self._fetch is not None:
+            try:
+                got = self._fetch()
+            except Exception:  # noqa: BLE001 - a worker that failed (killed, out of memory): tracked here
+                got = None
+            if got is not None and len(got) == len(self.calls):
+                return got
+        return [_track_call(self.sc, addr, kind, reg) for addr, kind, reg in self.calls]
+
+    def record(self, found: _Sites) -> tuple[RequestSite, ...]:
+        """Add the ``syscall()`` calls to ``found``; return the request sites."""
+        results = self._results()
+        n = len(self.syscall)
+        for (_, node, _), call in zip(self.syscall, results[:n], strict=True):
             if call is not None:
-                res = call.result
-                exact = not res.unknown and not res.params
-                out.append(
-                    RequestSite(call.address, name, arg, tuple(sorted(res.values)), exact, sc.name_of(call.function))
-                )
-    return tuple(sorted(out, key=lambda r: (r.call, r.arg_index, r.address)))
+                found.add(call.address, "wrapper_call", call.function, call.result, self.via_of[node])
+        out: list[RequestSite] = []
+        for name, arg, lst in self.requests:
+            for call in results[n : n + len(lst)]:
+                if call is not None:
+                    res = call.result
+                    exact = not res.unknown and not res.params
+                    out.append(
+                        RequestSite(
+                            call.address, name, arg, tuple(sorted(res.values)), exact, self.sc.name_of(call.function)
+                        )
+                    )
+            n += len(lst)
+        return tuple(sorted(out, key=lambda r: (r.call, r.arg_index, r.address)))
 
 
 def _follow_wrappers(sc: _Scanner, found: _Sites, graph: CallGraph, branches: _Branches) -> int:
