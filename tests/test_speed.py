@@ -544,6 +544,29 @@ def test_command_line_turns_off_numpy_huge_pages(env, expected):
     assert out.stdout.strip() == expected
 
 
+@pytest.mark.parametrize("env", [None, "MALLOC_ARENA_MAX"])
+def test_command_line_keeps_freed_memory_for_reuse(env: str | None) -> None:
+    """uk_depscan.cli.main.reused_heap: a freed 24 MB block (the size of the scan's temporaries)
+    stays in the heap for the next allocation instead of going back to the kernel, unless a
+    MALLOC_* variable says how malloc should behave.  Observed through the process's resident size."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os\nfrom uk_depscan.cli.main import reused_heap; reused_heap()\n"
+        "def rss(): return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "block = b'x' * (24 << 20); before = rss(); del block\n"
+        "print(round((before - rss()) / (1 << 20)))\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if env is not None:
+        environ[env] = "8"
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
+    returned = int(out.stdout)  # MB given back to the kernel by the free
+    assert returned < 4 if env is None else returned >= 20
+
+
 def test_handed_entries_join_the_memo_this_process_loaded(tmp_path: Path) -> None:
     """A worker's new entries go into the memo this process already loaded for that library, even
     one with no entries yet (a memo with none is falsy): one memo, one write."""

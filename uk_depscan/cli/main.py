@@ -509,7 +509,38 @@ def small_pages() -> None:
         setter(False)
 
 
+# mallopt(3) parameters (glibc's malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit (HEAP_MAX_SIZE / 2)
+
+
+def reused_heap() -> None:
+    """Keep freed memory in glibc's heap for the next allocation instead of unmapping it, in this
+    process (and the pools it forks), unless a ``MALLOC_*`` variable says otherwise.
+
+    Why: the scan's numpy temporaries are a few MB to a few tens of MB each, made and freed by the
+    hundred (the prefilter's per-range arrays, the graph's per-candidate arrays over 4.3 M branch
+    candidates of libtorch_cpu.so).  glibc serves each from a fresh ``mmap`` above its threshold or
+    returns the heap's free top to the kernel past its trim threshold, so every one is faulted in
+    and zeroed by the kernel page by page again.  With the threshold at its ceiling and no trimming
+    a cold libtorch_cpu.so run takes 18 % fewer page faults (389 k -> 320 k) and 0.13 s (5 %) less,
+    interleaved runs, median of 7; the price is the heap's free blocks kept: peak RSS 955 -> 1065 MB
+    (a 16 MB threshold: half of both)."""
+    if any(k.startswith("MALLOC_") for k in os.environ) or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this interpreter runs on
+    except (OSError, AttributeError):  # a C library without mallopt
+        return
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
+    mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    mallopt(_M_TOP_PAD, 16 << 20)
+
+
 def main() -> None:
     small_pages()
+    reused_heap()
     # SIGTERM/SIGHUP/SIGINT: temporary directories and partial outputs removed, exit 128 + signal
     sys.exit(run_guarded(run, sys.argv[1:]))
