@@ -524,8 +524,8 @@ def reused_heap() -> None:
     returns the heap's free top to the kernel past its trim threshold, so every one is faulted in
     and zeroed by the kernel page by page again.  With the threshold at its ceiling and no trimming
     a cold libtorch_cpu.so run takes 18 % fewer page faults (389 k -> 320 k) and 0.13 s (5 %) less,
-    interleaved runs, median of 7; the price is the heap's free blocks kept: peak RSS 955 -> 1065 MB
-    (a 16 MB threshold: half of both)."""
+    interleaved runs, median of 7; the price is the heap's free blocks kept: peak RSS 933 -> 1041 MiB
+    (the torch wheel's ``--jobs 2``: 756 -> 880 MiB; a 16 MB threshold: about half of both)."""
     if any(k.startswith("MALLOC_") for k in os.environ) or not sys.platform.startswith("linux"):
         return
     import ctypes
