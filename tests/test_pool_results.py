@@ -151,3 +151,92 @@ def test_a_worker_whose_parent_is_gone_dies_silently() -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+
+
+def _sleep_then(value: int) -> int:
+    time.sleep(30)
+    return value
+
+
+def _wait_replaced(pool: object, pid: int) -> None:
+    """Until the pool has replaced its killed worker ``pid`` (its maintaining thread does it at once)."""
+    deadline = time.monotonic() + 10
+    while pid in {p.pid for p in list(pool._pool)} and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("when", ["while waited on", "before the first wait"])
+def test_a_killed_worker_fails_the_wait_at_once(when: str) -> None:
+    """A worker killed from outside (the out-of-memory killer) takes its task with it; the pool forks
+    a replacement but never answers for that task, and the run waited for ever.  The wait now ends
+    with a ResourceError naming the worker, whether it died before or while the caller waited."""
+    from uk_depscan.errors import ResourceError
+
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(60)
+    try:
+        for _ in range(3):  # where the worker is when it is killed is a race: three tries
+            start = time.monotonic()
+            with forked_pool(1) as pool:
+                victim = next(iter(p.pid for p in pool._pool))  # type: ignore[attr-defined]
+                results = pool.imap(_sleep_then, [1])
+                if when == "before the first wait":
+                    os.kill(victim, signal.SIGKILL)
+                    _wait_replaced(pool, victim)
+                else:
+                    threading.Timer(0.5, os.kill, (victim, signal.SIGKILL)).start()
+                with pytest.raises(ResourceError, match=f"worker process {victim} was killed"):
+                    next(pool_results(pool, results))
+            # the pool stopped at once: not by terminate(), which waits for the task queue's lock,
+            # held for ever by a worker killed while it waited for a task (10 s, then killed)
+            assert time.monotonic() - start < 5
+            assert not multiprocessing.active_children()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_workers_die_with_their_parent() -> None:
+    """A parent killed by SIGKILL runs no clean-up; its pool's busy worker is ended with it
+    (PR_SET_PDEATHSIG) instead of running its task to the end for nobody (an idle worker ends
+    anyway: its task queue's last writer is gone)."""
+    import subprocess
+    import textwrap
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from uk_depscan.cleanup import forked_pool
+
+        with forked_pool(2) as pool:
+            pool.map_async(time.sleep, [60, 60])
+            time.sleep(0.5)  # both at work
+            print(" ".join(str(p.pid) for p in pool._pool), flush=True)
+            time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        workers = [int(w) for w in proc.stdout.readline().split()]
+        assert len(workers) == 2
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not a zombie: the killed workers' parent, gone, was init's)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -202,3 +202,39 @@ def test_calls_tracked_by_a_worker_are_this_process_tracking(lib, requests_lib, 
     assert _body(offloaded) == _body(alone) | {"stats": _body(offloaded)["stats"]}  # counts of decoding differ
     assert _graph(offloaded) == _graph(alone)
     assert offloaded.requests if which == "request codes" else offloaded.sites
+
+
+def _set_then_sleep(event) -> None:
+    import time
+
+    event.set()
+    time.sleep(30)
+
+
+def test_a_process_forked_while_scanning_does_not_keep_the_lock(lib):
+    """The scanning lock is a flock on the scanned file, which belongs to the open file: a process
+    forked while it is held (a pool's worker, or the one the pool forks to replace a killed worker)
+    kept it after this process released it, and this process's next scan of the file waited for
+    that worker for ever.  The child closes its copy at once."""
+    import fcntl
+    import multiprocessing
+    import os
+
+    from uk_depscan.syscalls import cache as scan_cache
+
+    ctx = multiprocessing.get_context("fork")
+    running = ctx.Event()
+    with open_elf(lib) as elf, scan_cache.scanning(elf) as waited:
+        assert not waited
+        child = ctx.Process(target=_set_then_sleep, args=(running,))
+        child.start()
+    assert running.wait(10)  # the child runs (the fork's own work is done)
+    try:
+        fd = os.open(lib, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while the child holds it
+        finally:
+            os.close(fd)
+    finally:
+        child.kill()
+        child.join()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -426,6 +427,60 @@ def test_largest_object_prefilter_in_the_pool_is_the_same_report(
     # a lone target's worker tracked the syscall() calls (liba.so makes none; a directory's workers are busy)
     assert (len(tracked) == 1 and tracked[0] > 0) if member.startswith("sys/") else not tracked
     assert not scan_mod._PREBUILT and not scan_mod._WORKER_SCANNER  # released in this process
+
+
+_REAL: dict[str, object] = {}  # the function a test replaced, for _dies_once (inherited by the forked workers)
+
+
+def _dies_once(arg: object) -> object:
+    """A pool task that kills its worker (the out-of-memory killer's SIGKILL) the first time any
+    process runs it, then behaves as the function it replaced."""
+    import os
+
+    try:
+        os.close(os.open(os.environ["UK_DEPSCAN_TEST_DIE_ONCE"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return _REAL["run"](arg)  # type: ignore[operator]
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("not reached")
+
+
+def _waited_for_ever(_signum: int, _frame: object) -> None:
+    raise AssertionError("the run waited for a result that will never come")
+
+
+@pytest.mark.parametrize("victim", ["prefilter_task", "track_task", "_prescan_all"])
+def test_a_killed_worker_of_a_lone_target_leaves_the_same_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: Path, victim: str
+) -> None:
+    """A worker of the lone large target's pool killed from outside (one of the prefilter's ranges,
+    the tracked calls, or the scans of the other objects): the pool never answers for its task, and
+    the run waited for ever.  Now the wait fails at once, what was lost is done again by this
+    process, and the report is --jobs 1's."""
+    from uk_depscan import pipeline
+    from uk_depscan.syscalls import scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scan_mod, "CHUNK", 512)
+    target = str(tree / "sys" / "libsys-x86_64-O2.so")
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "a"))
+    code, expected, err = run_cli(["scan", target, *ARGS, "--jobs", "1", "-q"])
+    assert code in (0, 1), err
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("UK_DEPSCAN_TEST_DIE_ONCE", str(marker))
+    module = pipeline if victim == "_prescan_all" else scan_mod
+    monkeypatch.setitem(_REAL, "run", getattr(module, victim))
+    monkeypatch.setattr(module, victim, _dies_once)
+    monkeypatch.setenv("UK_DEPSCAN_CACHE_DIR", str(tmp_path / "b"))
+    signal.signal(signal.SIGALRM, _waited_for_ever)
+    signal.alarm(120)
+    try:
+        code2, out, err2 = run_cli(["scan", target, *ARGS, "--jobs", "2", "-q"])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    assert marker.exists()  # a worker was killed
+    assert (code2, out, err2) == (code, expected, err)
 
 
 def test_second_pool_that_cannot_start_leaves_the_targets_to_the_first(

@@ -115,7 +115,7 @@ def forked_pool(
                 pool.__init__(  # type: ignore[misc]
                     processes,
                     initializer=_worker_start,
-                    initargs=(initializer, initargs, niceness),
+                    initargs=(initializer, initargs, niceness, os.getpid()),
                     context=multiprocessing.get_context("fork"),
                 )
         except BaseException as err:
@@ -130,6 +130,7 @@ def forked_pool(
                 raise MemoryError(f"cannot start {processes} worker processes: {err}") from err
             raise
         threads = _watch(pool)
+        _first_workers[id(pool)] = _worker_pids(pool)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         check_interrupted()  # a signal an at-fork hook swallowed (see check_interrupted)
         yield pool
@@ -137,7 +138,12 @@ def forked_pool(
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         if pool is not None:
-            _stop(pool)
+            _first_workers.pop(id(pool), None)
+            if id(pool) in _broken:
+                _broken.discard(id(pool))
+                _abandon(pool, set(multiprocessing.active_children()) - set(getattr(pool, "_pool", ())))
+            else:
+                _stop(pool)
             for thread in threads:
                 _watched_threads.discard(thread)
                 _pool_thread_errors.pop(thread, None)
@@ -159,6 +165,9 @@ def pool_results(pool: multiprocessing.pool.Pool, results: multiprocessing.pool.
     here, in the main thread, where the run reports it as one line."""
     import multiprocessing
 
+    from uk_depscan.errors import ResourceError
+
+    workers = _first_workers.get(id(pool)) or _worker_pids(pool)
     while True:
         try:
             yield results.next(timeout=POOL_POLL_SECONDS)  # __next__ takes no timeout
@@ -170,7 +179,31 @@ def pool_results(pool: multiprocessing.pool.Pool, results: multiprocessing.pool.
                 if isinstance(thread, threading.Thread) and not thread.is_alive():
                     error = _pool_thread_errors.pop(thread, None)
                     raise (error or RuntimeError(f"the worker pool's {name.strip('_')} thread ended")) from None
+            # A worker killed from outside (the out-of-memory killer, a SIGKILL) takes its task with
+            # it: the pool forks a new worker but never answers for that task, and the run waited
+            # for ever.  Workers never exit on their own here (no maxtasksperchild), so a worker
+            # that is no longer the pool's has died.
+            gone = workers - _worker_pids(pool)
+            if gone:
+                _broken.add(id(pool))
+                raise ResourceError(
+                    f"worker process {min(gone)} was killed (out of memory?) and its work lost; try fewer --jobs"
+                ) from None
             check_interrupted()
+
+
+# The workers each pool of forked_pool started with, by id(pool) while the pool exists: a worker
+# killed before a caller first waits on a result must be missed too (the pool replaces it at once).
+_first_workers: dict[int, set[int]] = {}
+# The pools (by id) that lost a worker: stopped without terminate(), which waits for the task queue's
+# lock, for ever when the killed worker held it (it waits for a task with the lock taken).
+_broken: set[int] = set()
+
+
+def _worker_pids(pool: multiprocessing.pool.Pool) -> set[int]:
+    """The process ids of ``pool``'s workers (a private attribute of multiprocessing.pool.Pool)."""
+    workers = list(getattr(pool, "_pool", ()))  # one copy, taken under the GIL: its thread edits the list
+    return {p.pid for p in workers if p.pid is not None}
 
 
 _POOL_THREADS = ("_worker_handler", "_task_handler", "_result_handler")  # private attributes of Pool
@@ -354,7 +387,10 @@ def out_of_memory(err: BaseException) -> bool:
     return False
 
 
-def _worker_start(initializer: Callable[..., object] | None, initargs: tuple[object, ...], niceness: int) -> None:
+def _worker_start(
+    initializer: Callable[..., object] | None, initargs: tuple[object, ...], niceness: int, parent: int
+) -> None:
+    _die_with(parent)
     for s in HANDLED_SIGNALS:
         signal.signal(s, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
@@ -368,6 +404,37 @@ def _worker_start(initializer: Callable[..., object] | None, initargs: tuple[obj
             os.nice(niceness)
     if initializer is not None:
         initializer(*initargs)
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2), linux/prctl.h
+# The signal asked for: not SIGKILL, because the kernel sends it when the *thread* that forked the
+# worker ends, and the pool's maintaining thread, which forks the replacement of a killed worker,
+# ends with the pool: a replacement killed then, while it waited for a task holding the task
+# queue's lock, left terminate() waiting for that lock (10 s, until _stop killed everything).
+_PARENT_GONE = signal.SIGUSR2
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when ``parent`` dies.  A parent killed by SIGKILL runs no clean-up, and its
+    workers waited on their task queue for ever, each holding its share of the mapped objects
+    (prctl ``PR_SET_PDEATHSIG``; Linux only, elsewhere nothing is done).  The signal also comes
+    when only the forking thread ends: the worker then goes on (its parent is still ``parent``)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    def gone(_signum: int, _frame: FrameType | None) -> None:
+        if os.getppid() != parent:
+            os._exit(1)
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    signal.signal(_PARENT_GONE, gone)
+    prctl(_PR_SET_PDEATHSIG, int(_PARENT_GONE), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect: no signal will come
+        os._exit(1)
 
 
 def _remove(path: str) -> None:

@@ -421,9 +421,12 @@ def _one_target_with_pool(work: _Work, jobs: int, note: Callable[[str], None]) -
             if _store_in(store_pool) and store_pool is not None:
                 stored = pool_results(store_pool, store_pool.imap_unordered(_in_worker, [(_Job.STORE, "")]))
             report = _analyze_one(work, 0, note)
-            # done by now (the analysis needed each object), or nearly (the store): nothing is cut short
-            for _ in itertools.chain(prescans, stored):
-                check_interrupted()
+            # done by now (the analysis needed each object), or nearly (the store): nothing is cut
+            # short; a worker killed meanwhile (pool_results: ResourceError) took with it only work
+            # the analysis has done itself, or a cache entry the next run writes
+            with contextlib.suppress(ResourceError):
+                for _ in itertools.chain(prescans, stored):
+                    check_interrupted()
             return report
     finally:
         big_elf.close()

@@ -170,6 +170,23 @@ def lookup(elf: ElfFile, engine_version: str, store: CacheStore | None = None) -
     return Slot(key, identity, stamp, hit)
 
 
+# The descriptors of the scanning locks this process holds.  A process forked while one is held (a
+# pool's worker, or the worker the pool forks to replace one that was killed) gets a copy of the
+# descriptor, and flock belongs to the open file: the lock outlived this process's release, and its
+# next scan of the same file waited for that worker for ever.  The child closes its copies at once.
+_held_locks: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in _held_locks:
+        with contextlib.suppress(OSError):
+            os.close(fd)  # the child's copy only: the parent still holds the lock
+    _held_locks.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 @contextlib.contextmanager
 def scanning(elf: ElfFile) -> Iterator[bool]:
     """Held while this process scans ``elf`` for the cache: an exclusive ``flock`` on the file
@@ -181,6 +198,7 @@ def scanning(elf: ElfFile) -> Iterator[bool]:
     except OSError:
         yield False
         return
+    _held_locks.add(fd)
     try:
         waited = False
         try:
@@ -192,6 +210,7 @@ def scanning(elf: ElfFile) -> Iterator[bool]:
             pass  # a filesystem without flock: scan without the lock
         yield waited
     finally:
+        _held_locks.discard(fd)
         os.close(fd)  # releases the lock
 
 
