@@ -406,6 +406,18 @@ def _worker_start(
         initializer(*initargs)
 
 
+def c_function(name: str) -> Callable[..., int] | None:
+    """The function ``name`` of the C library this interpreter runs on (through ctypes), or None
+    when it has none (``mallopt`` is glibc's) or ctypes cannot load it."""
+    import ctypes
+
+    try:
+        fn: Callable[..., int] = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    return fn
+
+
 _PR_SET_PDEATHSIG = 1  # prctl(2), linux/prctl.h
 # The signal asked for: not SIGKILL, because the kernel sends it when the *thread* that forked the
 # worker ends, and the pool's maintaining thread, which forks the replacement of a killed worker,
@@ -419,18 +431,14 @@ def _die_with(parent: int) -> None:
     workers waited on their task queue for ever, each holding its share of the mapped objects
     (prctl ``PR_SET_PDEATHSIG``; Linux only, elsewhere nothing is done).  The signal also comes
     when only the forking thread ends: the worker then goes on (its parent is still ``parent``)."""
-    if not sys.platform.startswith("linux"):
+    prctl = c_function("prctl") if sys.platform.startswith("linux") else None
+    if prctl is None:
         return
-    import ctypes
 
     def gone(_signum: int, _frame: FrameType | None) -> None:
         if os.getppid() != parent:
             os._exit(1)
 
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return
     signal.signal(_PARENT_GONE, gone)
     prctl(_PR_SET_PDEATHSIG, int(_PARENT_GONE), 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the request took effect: no signal will come

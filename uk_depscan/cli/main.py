@@ -18,7 +18,7 @@ from typing import IO, Protocol, cast
 import typer
 
 from uk_depscan import __version__
-from uk_depscan.cleanup import BoundedThread, run_guarded, start_thread
+from uk_depscan.cleanup import BoundedThread, c_function, run_guarded, start_thread
 from uk_depscan.cli.common import (
     EXIT_GAPS,
     EXIT_INPUT,
@@ -528,11 +528,8 @@ def reused_heap() -> None:
     (the torch wheel's ``--jobs 2``: 756 -> 880 MiB; a 16 MB threshold: about half of both)."""
     if any(k.startswith("MALLOC_") for k in os.environ) or not sys.platform.startswith("linux"):
         return
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library this interpreter runs on
-    except (OSError, AttributeError):  # a C library without mallopt
+    mallopt = c_function("mallopt")
+    if mallopt is None:  # a C library without it
         return
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
     mallopt(_M_TRIM_THRESHOLD, 1 << 30)
