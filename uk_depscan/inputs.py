@@ -367,10 +367,14 @@ def _member_name(info: zipfile.ZipInfo, limits: WheelLimits) -> tuple[str, str |
 
 
 def _limit_problem(info: zipfile.ZipInfo, total: int, limits: WheelLimits) -> str | None:
-    problem = _member_problem(info, limits)
-    if problem is None and total + info.file_size > limits.max_total_bytes:
+    return _member_problem(info, limits) or _total_problem(info, total, limits)
+
+
+def _total_problem(info: zipfile.ZipInfo, total: int, limits: WheelLimits) -> str | None:
+    """What refuses the member after ``total`` bytes of earlier members."""
+    if total + info.file_size > limits.max_total_bytes:
         return f"would bring the wheel's extracted total past the limit of {limits.max_total_bytes} bytes"
-    return problem
+    return None
 
 
 def _member_problem(info: zipfile.ZipInfo, limits: WheelLimits) -> str | None:
@@ -416,7 +420,7 @@ def _extract_elves(
         verdict = _decide(zf, info, name, limits)
         if verdict is None:
             continue
-        if isinstance(verdict, bytes) and _limit_problem(info, total, limits) is None:
+        if isinstance(verdict, bytes) and _total_problem(info, total, limits) is None:  # its own limits passed
             total += info.file_size
             early.append((len(decided), info, Path(tmp, name), verdict))
         decided.append((info, name, verdict))
@@ -437,7 +441,7 @@ def _extract_elves(
         if isinstance(verdict, str):
             inputs.skip(shown, verdict)
             continue
-        problem = _limit_problem(info, total, limits)  # the member's own limits passed: the total's
+        problem = _total_problem(info, total, limits)  # the member's own limits passed (_decide)
         outcome = outcomes.get(k)
         if problem:
             if isinstance(outcome, tuple):
