@@ -1366,7 +1366,7 @@ def _call_graph(
     graph = CallGraph.from_edges(
         starts,
         np.concatenate([src[ok], data.src]),
-        np.concatenate([node[keep][ok], data.dst]),
+        np.concatenate([branches.node[ok], data.dst]),  # branches.node is node[keep]
         tuple(imports.keys),
         data.starts,
     )
