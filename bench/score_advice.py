@@ -256,7 +256,14 @@ def main() -> None:
     ap.add_argument("--wheels", type=Path, default=Path(os.environ.get("UK_DEPSCAN_WHEELS", REPO / "bench/wheels/x")))
     ap.add_argument("--libc", action="append", choices=["glibc", "default"], help="libc model(s); default both")
     ap.add_argument("--only", action="append", help="library file name or path in wheel (repeatable)")
-    ap.add_argument("--no-write", action="store_true", help="print, do not write bench/RESULTS-advice.md")
+    ap.add_argument("--no-write", action="store_true", help="print, do not write the results file")
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="results file (default bench/RESULTS-advice.md; the installed environments of bench/make_sites.py: "
+        "bench/RESULTS-advice-installed.md)",
+    )
     args = ap.parse_args()
     devset = json.loads(args.devset.read_text())
     models = args.libc or [PRIMARY_LIBC, "default"]
@@ -314,7 +321,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        RESULTS.write_text(text)
+        args.results.write_text(text)
 
 
 if __name__ == "__main__":

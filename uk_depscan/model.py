@@ -112,6 +112,7 @@ class EvidenceKind(StrEnum):
     LOCAL_WRAPPER = "local_wrapper"
     SUMMARY = "summary"
     BASELINE = "baseline"
+    MODULE = "module"  # a Python extension module the previous object imports at run time, by name
 
     @property
     def names_library(self) -> bool:
@@ -121,7 +122,14 @@ class EvidenceKind(StrEnum):
 
 
 _LIBRARY_STEPS = frozenset(
-    {EvidenceKind.ENTRY, EvidenceKind.DIRECT, EvidenceKind.WRAPPER, EvidenceKind.SUMMARY, EvidenceKind.LOCAL_WRAPPER}
+    {
+        EvidenceKind.ENTRY,
+        EvidenceKind.DIRECT,
+        EvidenceKind.WRAPPER,
+        EvidenceKind.SUMMARY,
+        EvidenceKind.LOCAL_WRAPPER,
+        EvidenceKind.MODULE,
+    }
 )
 
 
@@ -528,6 +536,18 @@ class ImportReach:
 
 
 @dataclass(frozen=True)
+class ImportedModule:
+    """A Python extension module the target imports at run time by a name its data holds
+    (:mod:`uk_depscan.loader.pyimport`), analysed as a whole object with its own closure."""
+
+    name: str  # the module name, as the target writes it
+    path: str  # the extension module file found for it
+    added: tuple[str, ...]  # syscalls (by number) only this module's closure adds to the target's answer
+    importer: str  # the object whose data names it: the target, or a module imported before
+    error: str | None = None  # why it could not be analysed (then ``added`` is empty)
+
+
+@dataclass(frozen=True)
 class SyscallReport:
     """Syscalls the target can reach, the start-up baseline, and where the answers came from."""
 
@@ -542,6 +562,7 @@ class SyscallReport:
     requests: tuple[RequestRecord, ...] = ()
     invalid: tuple[InvalidSyscallNumber, ...] = ()  # recovered numbers that are no syscall (never gaps)
     import_reach: tuple[ImportReach, ...] = ()  # per bound import of the target (explain, from JSON too)
+    modules: tuple[ImportedModule, ...] = ()  # Python extension modules imported at run time
 
 
 # -- Unikraft -------------------------------------------------------------------------------------

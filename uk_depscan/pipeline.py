@@ -27,6 +27,7 @@ from uk_depscan.errors import DepscanError, ResourceError
 from uk_depscan.inputs import Inputs, MemberFilter, WheelLimits, collect_inputs
 from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.loader.paths import SearchConfig
+from uk_depscan.loader.pyimport import module_imports
 from uk_depscan.loader.resolve import LoadResult, resolve_tree
 from uk_depscan.model import (
     Breadth,
@@ -58,6 +59,7 @@ from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.literalcache import cached_below_syscall
 from uk_depscan.syscalls.memos import Unsaved, adopt_unsaved, take_unsaved
 from uk_depscan.syscalls.memos import save_all as save_memos
+from uk_depscan.syscalls.modules import ModuleAnswer, with_modules
 from uk_depscan.syscalls.processes import scan_processes
 from uk_depscan.syscalls.reach import analyze_syscalls, scanned_under, syscall_report
 from uk_depscan.unikraft.gaps import (
@@ -764,7 +766,7 @@ def analyze_target(
 ) -> TargetReport:
     result = resolve_tree(path, config, display_name=display)
     try:
-        return _analyze_loaded(result, display, inputs, options, note)
+        return _analyze_loaded(result, display, inputs, options, note, config)
     finally:
         # The report holds no ElfFile.  Closed here, each file's map and derived tables go as soon
         # as nothing else uses them; left to the collector, an ElfFile and its tables form a cycle
@@ -774,7 +776,12 @@ def analyze_target(
 
 
 def _analyze_loaded(
-    result: LoadResult, display: str, inputs: Inputs, options: Options, note: Callable[[str], None]
+    result: LoadResult,
+    display: str,
+    inputs: Inputs,
+    options: Options,
+    note: Callable[[str], None],
+    config: SearchConfig,
 ) -> TargetReport:
     root = result.files[0]
     warnings: list[str] = []
@@ -787,6 +794,8 @@ def _analyze_loaded(
     syscalls = None
     if options.symbols:
         imports, problems, syscalls = _bind_and_scan(result, inputs, options, warnings, note)
+        if syscalls is not None:
+            syscalls = _with_imported_modules(result, syscalls, config, inputs, options, note)
     below = cached_below_syscall(root, None if options.no_cache else CacheStore()) if options.syscalls else None
     route = binary_compat_findings(tuple(_route_facts(result, inputs))) if options.syscalls else ()
     # input provenance: the object identity, memoised (the syscall scan above has just computed it)
@@ -849,6 +858,73 @@ def _bind_and_scan(
         )
         syscalls = syscall_report(analysis, root.machine_name, inputs.display)
     return imports, tuple(bindings.version_problems), syscalls
+
+
+MAX_MODULES = 16  # imported modules analysed per target (each brings its own closure)
+
+
+def _with_imported_modules(
+    result: LoadResult,
+    syscalls: SyscallReport,
+    config: SearchConfig,
+    inputs: Inputs,
+    options: Options,
+    note: Callable[[str], None],
+) -> SyscallReport:
+    """The answer plus what the Python extension modules the target imports by name at run time
+    reach (:mod:`uk_depscan.loader.pyimport`, :mod:`uk_depscan.syscalls.modules`); the modules'
+    own imports too, breadth first, up to MAX_MODULES."""
+    root = result.files[0]
+    queue = [(m, _label(result, 0, inputs)) for m in module_imports(root, str(root.path))]
+    if not queue:
+        return syscalls
+    seen = {os.path.realpath(root.path)}
+    loaded = {os.path.realpath(o.path) for o in result.tree.objects if not o.error}
+    # a module's chains are wanted only for what the answer does not have yet on a normal path
+    known = {f.number for f in syscalls.syscalls if not f.failure_only}
+    answers: list[ModuleAnswer] = []
+    while queue and len(answers) < MAX_MODULES:
+        m, importer = queue.pop(0)
+        if os.path.realpath(m.path) in seen:
+            continue
+        seen.add(os.path.realpath(m.path))
+        shown = inputs.display(m.path)
+        note(f"analysing imported module {m.name}")
+        try:
+            mres = resolve_tree(m.path, config, display_name=shown)
+        except DepscanError as err:
+            answers.append(ModuleAnswer(m.name, shown, os.path.basename(m.path), importer, None, str(err)))
+            continue
+        try:
+            elf = mres.files[0]
+            label = _label(mres, 0, inputs)
+            if elf.e_machine != root.e_machine or not elf.arch_supported:
+                why = f"{elf.machine_name} ELFCLASS{elf.elf_class}: not the target's architecture"
+                answers.append(ModuleAnswer(m.name, shown, label, importer, None, why))
+                continue
+            analysis = analyze_syscalls(
+                mres,
+                bind_symbols(mres),
+                libc_model=options.libc_model,
+                no_cache=options.no_cache,
+                progress=note,
+                known=frozenset(known),
+                loaded=frozenset(loaded),
+            )
+            loaded.update(os.path.realpath(o.path) for o in mres.tree.objects if not o.error)
+            report = syscall_report(analysis, elf.machine_name, inputs.display)
+            known.update(f.number for f in report.syscalls if not f.failure_only)
+            answers.append(ModuleAnswer(m.name, shown, label, importer, report))
+            queue += [(x, label) for x in module_imports(elf, m.path)]
+        finally:
+            mres.close()
+    return with_modules(syscalls, _label(result, 0, inputs), answers)
+
+
+def _label(result: LoadResult, idx: int, inputs: Inputs) -> str:
+    """An object's name in evidence chains, as the syscall stage writes it (soname, else file name)."""
+    obj = result.tree.objects[idx]
+    return inputs.display(obj.soname or obj.path.rsplit("/", 1)[-1])
 
 
 def _route_facts(result: LoadResult, inputs: Inputs) -> Iterator[tuple[str, str, bool, bool, bool, bool, bool]]:

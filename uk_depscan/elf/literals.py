@@ -115,3 +115,27 @@ def below_syscall(elf: ElfFile, strings: tuple[list[str], list[str] | None] | No
         for name in libnames or ():
             targets.setdefault(name, DlopenTarget(name, "string literal"))
     return BelowSyscall(tuple(pseudo), tuple(targets[k] for k in sorted(targets)), uses_dlopen)
+
+
+# A Python module name: dotted identifiers, as ``PyImport_ImportModule`` takes it.
+_MODULE_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+MAX_MODULE_NAMES = 256
+
+
+def module_name_literals(elf: ElfFile, packages: Iterable[str]) -> list[str]:
+    """NUL-delimited literals of the read-only data that name a module of one of ``packages``
+    (``numpy._core._multiarray_umath`` for ``numpy``): the package itself or a dotted name below it.
+    One ``bytes.find`` pass per package and section (anchor: NUL, package, then NUL or a dot)."""
+    found: set[str] = set()
+    tops = sorted({p.encode("ascii") for p in packages if p.isascii() and _MODULE_NAME.fullmatch(p.encode("ascii"))})
+    for raw in _data_sections(elf):
+        for top in tops:
+            for anchor in (b"\0" + top + b".", b"\0" + top + b"\0"):
+                pos = raw.find(anchor)
+                while pos >= 0 and len(found) < MAX_MODULE_NAMES:
+                    end = raw.find(b"\0", pos + 1)
+                    text = bytes(raw[pos + 1 : end if end >= 0 else len(raw)])
+                    if _MODULE_NAME.fullmatch(text):
+                        found.add(text.decode("ascii"))
+                    pos = raw.find(anchor, end if end >= 0 else len(raw))
+    return sorted(found)

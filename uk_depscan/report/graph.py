@@ -99,6 +99,8 @@ def _add_target(g: nx.MultiDiGraph, t: TargetReport) -> None:
 def _add_syscalls(g: nx.MultiDiGraph, t: TargetReport, root: str) -> None:
     if t.syscalls is None:
         return
+    for m in t.syscalls.modules:
+        _edge(g, root, _node(g, f"module:{m.name}", "python-module", m.name, path=m.path), "imports-module")
     for f in t.syscalls.syscalls + t.syscalls.baseline:
         sys_id = _node(g, f"sys:{f.name}", "syscall", f.name, number=f.number)
         imports = [s for s in f.chain if s.kind is EvidenceKind.IMPORT]
@@ -126,8 +128,8 @@ def _add_gaps(g: nx.MultiDiGraph, t: TargetReport) -> None:
 
 
 def collapsed(g: nx.MultiDiGraph) -> nx.DiGraph:
-    """Targets, libraries and syscalls; symbol edges folded into target→syscall."""
-    keep = {n for n, d in g.nodes(data=True) if d["kind"] in ("target", "library", "syscall")}
+    """Targets, libraries, imported Python modules and syscalls; symbol edges folded into target→syscall."""
+    keep = {n for n, d in g.nodes(data=True) if d["kind"] in ("target", "library", "python-module", "syscall")}
     out = nx.DiGraph()
     out.add_nodes_from((n, g.nodes[n]) for n in keep)
     for a, b, d in g.edges(data=True):

@@ -32,6 +32,7 @@ from uk_depscan.model import (
     EvidenceStep,
     FoundVia,
     Gap,
+    ImportedModule,
     ImportReach,
     ImportRecord,
     InvalidSyscallNumber,
@@ -290,6 +291,7 @@ def syscalls_to_dict(s: SyscallReport) -> dict[str, Any]:
         # additive (schema_version stays 1): present only when a recovered number is no syscall
         **({"invalid_numbers": [invalid_to_dict(i) for i in s.invalid]} if s.invalid else {}),
         **({"import_reach": import_reach_to_dict(s.import_reach)} if s.import_reach else {}),
+        **({"modules": [asdict(m) for m in s.modules]} if s.modules else {}),
         "sites": [
             {
                 "address": x.address,
@@ -749,6 +751,10 @@ def _syscalls(s: dict[str, Any]) -> SyscallReport:
             for i in s.get("invalid_numbers", ())
         ),
         import_reach=_import_reach_from_dict(s.get("import_reach")),
+        modules=tuple(
+            ImportedModule(m["name"], m["path"], tuple(m["added"]), m["importer"], m["error"])
+            for m in s.get("modules", ())
+        ),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uk_depscan.model import EvidenceStep, GapRow, NativeRoute, NativeStatus, Report, TargetReport, Tier
+from uk_depscan.model import EvidenceStep, GapRow, ImportedModule, NativeRoute, NativeStatus, Report, TargetReport, Tier
 from uk_depscan.names import demangle, demangle_versioned
 from uk_depscan.report.escape import for_markdown as md
 from uk_depscan.report.views import target_views
@@ -81,6 +81,9 @@ def _target(t: TargetReport) -> list[str]:
         out += ["", "### Below the syscall level", ""]
         out += [f"- pseudo-file `{md(f)}`" for f in t.below.pseudo_files]
         out += [f"- dlopen target `{md(d.name)}` ({md(d.source)})" for d in t.below.dlopen_targets]
+    if t.syscalls is not None and t.syscalls.modules:
+        out += ["", "### Python modules imported at run time", ""]
+        out += [f"- {_module_text(m)}" for m in t.syscalls.modules]
     if t.syscalls is not None and t.syscalls.requests:
         out += ["", "### Request codes (ioctl, fcntl, prctl, setsockopt)", ""]
         out += [
@@ -202,3 +205,8 @@ def _observation(t: TargetReport) -> list[str]:
 
 def _tier_counts(pairs: tuple[tuple[Tier, int], ...]) -> str:
     return ", ".join(f"{k} {n}" for k, n in pairs)
+
+
+def _module_text(m: ImportedModule) -> str:
+    what = f"not analysed: {m.error}" if m.error else ("adds " + ", ".join(m.added) if m.added else "adds nothing")
+    return f"`{md(m.name)}` imported by {md(m.importer)}: {md(m.path)}; {md(what)}"

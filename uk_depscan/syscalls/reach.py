@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import fnmatch
 import logging
+import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -330,8 +331,15 @@ def analyze_syscalls(
     entries: tuple[str, ...] = (),
     no_cache: bool = False,
     progress: Callable[[str], None] = lambda _msg: None,
+    known: frozenset[int] | None = None,
+    loaded: frozenset[str] = frozenset(),
 ) -> SyscallAnalysis:
-    """Reachable syscalls of the root, with evidence, plus the start-up baseline."""
+    """Reachable syscalls of the root, with evidence, plus the start-up baseline.
+
+    ``known`` (an imported module's answer, :mod:`uk_depscan.syscalls.modules`): only the reached
+    syscalls not in it, with their chains, and nothing else (no baseline, breadth nor import reach:
+    what the importer's report already has or does not take from a module); ``loaded``: real paths
+    of objects already loaded with the importer, whose constructors its answer has followed."""
     from uk_depscan.syscalls.scan import scan_library
 
     arch = result.files[0].machine_name
@@ -369,6 +377,8 @@ def analyze_syscalls(
     root = summaries.get(0)
     roots = _root_entries(root, entries) if isinstance(root, EngineSummary) else []
     reached = close_over_bindings(roots, summaries, bind)
+    if known is not None:
+        return _lean(result, summaries, bind, reached, known, loaded, sources, libc_model)
     closed: dict[Node, int] = {}  # closures shared by the two: most of the nodes are the same
     strength = breadth(roots, summaries, bind, closed=closed)  # how directly the target itself makes each syscall
     imported = (
@@ -402,6 +412,27 @@ def analyze_syscalls(
         rare,
         imported,
     )
+
+
+def _lean(
+    result: LoadResult,
+    summaries: dict[int, OpenSummary],
+    bind: dict[tuple[int, str], Node | None],
+    reached: dict[int, ReachedSyscall],
+    known: frozenset[int],
+    loaded: frozenset[str],
+    sources: list[SummarySourceRecord],
+    libc_model: str,
+) -> SyscallAnalysis:
+    """:func:`analyze_syscalls` with ``known``: what the root and the constructors of its newly
+    loaded dependencies reach beyond ``known``, chains expanded for those only."""
+    objects = result.tree.objects
+    fresh = [i for i in sorted(summaries) if 0 < i < SHIPPED_BASE and os.path.realpath(objects[i].path) not in loaded]
+    ctors = close_over_bindings([(i, INIT) for i in fresh], summaries, bind)
+    reached.update({n: r for n, r in ctors.items() if n not in reached})
+    new = {n: r for n, r in reached.items() if n not in known}
+    new = expand_chains(new, PathSources(summaries, _host_files(result))) if new else new
+    return SyscallAnalysis(new, {}, (), (), tuple(sources), libc_model, (), 0)
 
 
 def _host_files(result: LoadResult) -> dict[str, ElfFile]:

@@ -131,7 +131,10 @@ def _evidence_reason(ev: Evidence, b: Breadth | None) -> str:
     if ev is Evidence.STARTUP:
         return "evidence: the start-up baseline only (the target's own code does not reach it)"
     if b is None or ev is Evidence.INDIRECT:
-        return "evidence: only through a dependency's constructor or a shared chain, not the target's imports"
+        return (
+            "evidence: only through a dependency's constructor, a Python module imported at run time "
+            "or a shared chain, not the target's imports"
+        )
     parts = []
     if b.own_sites:
         parts.append(f"{b.own_sites} site(s) in the target's own code")

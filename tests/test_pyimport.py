@@ -1,0 +1,176 @@
+"""Python extension modules imported at run time by a name in the importer's data (NumPy's
+``import_array()`` in libtorch_python.so): found beside the importer's package, analysed with their
+own closures, their syscalls added with a chain from the import.  Fixtures compiled at test time for
+x86-64 and AArch64 into a site-packages-like tree (layout: ``fixtures/pyimport/expect.json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import need, run_cli
+from helpers_syscalls import CC, _run
+
+from uk_depscan.elf.file import open_elf
+from uk_depscan.loader.pyimport import module_imports, site_root
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "pyimport"
+EXPECT = json.loads((FIXTURE / "expect.json").read_text())
+ARCHES = ["x86_64", pytest.param("aarch64", marks=pytest.mark.cross)]
+FLAGS = ["-O2", "-fPIC", "-shared"]
+
+
+def _tag(arch: str) -> str:
+    return f"cpython-311-{arch}-linux-gnu"
+
+
+def build_site(arch: str, site: Path) -> Path:
+    """The tree of ``expect.json``; returns the target (``app/lib/libimporter.so``)."""
+    cc = CC[arch]
+    need(cc)
+    tag = _tag(arch)
+    for d in ("app/lib", "fakepkg/core", "fakepkg.libs"):
+        (site / d).mkdir(parents=True, exist_ok=True)
+    for pkg in ("app", "fakepkg", "fakepkg/core"):
+        (site / pkg / "__init__.py").write_text("")
+    (site / "fakepkg/core/purepy.py").write_text("import os\n")
+    (site / "fakepkg/core/_broken.so").write_bytes(b"not an ELF file\n")
+    os.mkfifo(site / "fakepkg/core/_fifo.so")
+    helper = site / "fakepkg.libs/libhelper.so"
+    _run([cc, *FLAGS, "-Wl,-soname,libhelper.so", str(FIXTURE / "helper.c"), "-o", str(helper)])
+    target = site / "app/lib/libimporter.so"
+    _run([cc, *FLAGS, str(FIXTURE / "importer.c"), "-o", str(target)])
+    native = site / f"fakepkg/core/_native.{tag}.so"
+    rpath = "-Wl,-rpath,$ORIGIN/../../fakepkg.libs"
+    _run([cc, *FLAGS, str(FIXTURE / "native.c"), "-o", str(native), rpath, f"-L{helper.parent}", "-lhelper"])
+    ext = site / f"app/_ext.{tag}.so"
+    _run(
+        [
+            cc,
+            *FLAGS,
+            str(FIXTURE / "ext.c"),
+            "-o",
+            str(ext),
+            "-Wl,-rpath,$ORIGIN/lib",
+            f"-L{target.parent}",
+            "-limporter",
+        ]
+    )
+    return target
+
+
+@pytest.fixture(scope="module", params=ARCHES)
+def site(request, tmp_path_factory):
+    arch = request.param
+    root = tmp_path_factory.mktemp(f"pyimport-{arch}") / "site-packages"
+    return arch, root, build_site(arch, root)
+
+
+def _target(target: Path, tmp_path: Path) -> dict:
+    out = tmp_path / "r.json"
+    code, _, err = run_cli([str(target), "--libc", "glibc", "--format", "json", "-o", str(out)])
+    assert code in (0, 1), err
+    return json.loads(out.read_text())["targets"][0]
+
+
+def _report(target: Path, tmp_path: Path) -> dict:
+    return _target(target, tmp_path)["syscalls"]
+
+
+def test_site_root_is_the_directory_holding_the_top_package(tmp_path):
+    (tmp_path / "a/pkg/lib").mkdir(parents=True)
+    (tmp_path / "a/pkg/__init__.py").write_text("")
+    lib = tmp_path / "a/pkg/lib/libx.so"
+    assert site_root(str(lib)) == str(tmp_path / "a")  # lib/ is a plain directory inside pkg
+    (tmp_path / "a/__init__.py").write_text("")
+    assert site_root(str(lib)) == str(tmp_path)  # a/ is a package too: the root moves up
+    (tmp_path / "b/site-packages/x").mkdir(parents=True)
+    assert site_root(str(tmp_path / "b/site-packages/x/m.so")) == str(tmp_path / "b/site-packages")
+    (tmp_path / "c").mkdir()
+    assert site_root(str(tmp_path / "c/libfree.so")) is None  # in no package: nothing to resolve
+
+
+def test_modules_are_found_beside_the_package(site):
+    arch, root, target = site
+    elf = open_elf(target)
+    try:
+        got = [(m.name, os.path.relpath(m.path, root)) for m in module_imports(elf, str(target))]
+    finally:
+        elf.close()
+    # purepy (Python source), _fifo (not a regular file) and otherpkg (absent) are not modules here
+    assert got == [
+        (m["name"], m["path"].format(tag=_tag(arch))) for m in EXPECT["modules"] if m["importer"] == "libimporter.so"
+    ]
+
+
+def test_literal_without_an_import_function_is_no_import(site, tmp_path):
+    arch, root, _ = site
+    lib = root / "app/lib/libnoimport.so"
+    _run([CC[arch], *FLAGS, str(FIXTURE / "noimport.c"), "-o", str(lib)])
+    elf = open_elf(lib)
+    try:
+        assert module_imports(elf, str(lib)) == ()
+    finally:
+        elf.close()
+    assert "modules" not in _report(lib, tmp_path)
+
+
+def test_module_closure_adds_its_syscalls_with_a_chain(site, tmp_path):
+    arch, root, target = site
+    t = _target(target, tmp_path)
+    s = t["syscalls"]
+    tag = _tag(arch)
+    want = [
+        {**m, "path": str(root / m["path"].format(tag=tag)), "importer": m["importer"].format(tag=tag)}
+        for m in EXPECT["modules"]
+    ]
+    got = [{**m, "error": m["error"] is not None} for m in s["modules"]]
+    assert got == want
+    assert "not an ELF" in s["modules"][0]["error"] or "ELF" in s["modules"][0]["error"]
+    rows = {f["name"]: f for f in s["reached"]}
+    assert set(EXPECT["own"]) <= set(rows)
+    for name in EXPECT["only_module"]:
+        chain = rows[name]["chain"]
+        first, last = chain[0], chain[-1]
+        assert (first["kind"], first["library"], first["symbol"]) == (
+            "module",
+            "libimporter.so",
+            "fakepkg.core._native",
+        )
+        assert chain[1]["kind"] == "entry" and chain[1]["library"] == f"_native.{tag}.so"
+        # down to the instruction (AArch64: through the host's aarch64 libc when it is installed)
+        assert (last["kind"] == "direct" and last["detail"].startswith("0x")) or arch != "x86_64"
+        assert last["kind"] in ("direct", "summary") and last["symbol"]
+        assert rows[name]["breadth"] == {"own_sites": 0, "imports": 0, "narrowest": None, "narrowest_size": 0}
+        gap = next(g for g in t["gaps"] if g["name"] == name)
+        assert gap["evidence"] == "indirect"
+        assert any("a Python module imported at run time" in r for r in gap["reasons"]), gap["reasons"]
+
+
+def test_without_the_module_on_disk_the_answer_is_the_closure_alone(site, tmp_path):
+    """The same importer outside any package tree: no module found, no syscall added."""
+    _, _, target = site
+    alone = tmp_path / "alone" / target.name
+    alone.parent.mkdir()
+    alone.write_bytes(target.read_bytes())
+    s = _report(alone, tmp_path)
+    assert "modules" not in s
+    assert not set(EXPECT["only_module"]) & {f["name"] for f in s["reached"]}
+
+
+def test_modules_in_every_format(site, tmp_path):
+    _, _, target = site
+    code, out, err = run_cli([str(target), "--libc", "glibc", "--format", "text"])
+    assert code in (0, 1), err
+    assert "python modules imported at run time: 3" in out and "fakepkg.core._native" in out and "adds mlock" in out
+    for fmt, needle in (
+        ("md", "### Python modules imported at run time"),
+        ("html", "Python modules imported at run time (3)"),
+        ("dot", "fakepkg.core._native"),
+    ):
+        dest = tmp_path / f"r.{fmt}"
+        code, _, err = run_cli([str(target), "--libc", "glibc", "--format", fmt, "-o", str(dest)])
+        assert code in (0, 1), err
+        assert needle in dest.read_text()
