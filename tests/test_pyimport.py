@@ -14,6 +14,7 @@ from conftest import need, run_cli
 from helpers_syscalls import CC, _run
 
 from uk_depscan.elf.file import open_elf
+from uk_depscan.elf.literals import module_name_literals
 from uk_depscan.loader.pyimport import module_imports, site_root
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "pyimport"
@@ -174,3 +175,35 @@ def test_modules_in_every_format(site, tmp_path):
         code, _, err = run_cli([str(target), "--libc", "glibc", "--format", fmt, "-o", str(dest)])
         assert code in (0, 1), err
         assert needle in dest.read_text()
+
+
+def test_every_name_literal_is_looked_at(site, tmp_path):
+    """Hundreds of module-name literals (libtorch_python.so holds 276 under its site's packages):
+    none is dropped, so the one that names an extension module is found wherever it lies."""
+    arch, root, _ = site
+    names = [f"fakepkg.core.m{i:03d}" for i in range(600)]
+    src = tmp_path / "many.c"
+    body = ", ".join(f'"{n}"' for n in [*names[:300], "fakepkg.core._native", *names[300:]])
+    src.write_text(
+        "void *PyImport_ImportModule(const char *name);\n"
+        f"static const char *const names[] = {{{body}}};\n"
+        "void *PyInit_many(unsigned i) { return PyImport_ImportModule(names[i]); }\n"
+    )
+    lib = root / "app/lib/libmany.so"
+    _run([CC[arch], *FLAGS, str(src), "-o", str(lib)])
+    elf = open_elf(lib)
+    try:
+        assert module_name_literals(elf, ["fakepkg"]) == sorted([*names, "fakepkg.core._native"])
+        assert [m.name for m in module_imports(elf, str(lib))] == ["fakepkg.core._native"]
+    finally:
+        elf.close()
+
+
+def test_modules_past_the_bound_are_named_not_analysed(site, tmp_path, monkeypatch):
+    import uk_depscan.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_MODULES", 1)
+    _, _, target = site
+    mods = _report(target, tmp_path)["modules"]
+    assert [m["name"] for m in mods] == ["fakepkg.core._broken", "fakepkg.core._native"]
+    assert mods[1]["error"] == "not analysed: past the first 1 modules" and mods[1]["added"] == []

@@ -892,12 +892,14 @@ def _with_imported_modules(
         note(f"analysing imported module {m.name}")
         try:
             mres = resolve_tree(m.path, config, display_name=shown)
-        except DepscanError as err:
+        except ResourceError:
+            raise
+        except DepscanError as err:  # one bad module is a line of the report, never the target's failure
             answers.append(ModuleAnswer(m.name, shown, os.path.basename(m.path), importer, None, str(err)))
             continue
+        label = _label(mres, 0, inputs)
         try:
             elf = mres.files[0]
-            label = _label(mres, 0, inputs)
             if elf.e_machine != root.e_machine or not elf.arch_supported:
                 why = f"{elf.machine_name} ELFCLASS{elf.elf_class}: not the target's architecture"
                 answers.append(ModuleAnswer(m.name, shown, label, importer, None, why))
@@ -911,13 +913,24 @@ def _with_imported_modules(
                 known=frozenset(known),
                 loaded=frozenset(loaded),
             )
-            loaded.update(os.path.realpath(o.path) for o in mres.tree.objects if not o.error)
             report = syscall_report(analysis, elf.machine_name, inputs.display)
-            known.update(f.number for f in report.syscalls if not f.failure_only)
-            answers.append(ModuleAnswer(m.name, shown, label, importer, report))
-            queue += [(x, label) for x in module_imports(elf, m.path)]
+            more = module_imports(elf, m.path)
+        except ResourceError:
+            raise
+        except DepscanError as err:
+            answers.append(ModuleAnswer(m.name, shown, label, importer, None, str(err)))
+            continue
         finally:
             mres.close()
+        loaded.update(os.path.realpath(o.path) for o in mres.tree.objects if not o.error)
+        known.update(f.number for f in report.syscalls if not f.failure_only)
+        answers.append(ModuleAnswer(m.name, shown, label, importer, report))
+        queue += [(x, label) for x in more]
+    for m, importer in queue:  # past the bound: named, not analysed
+        if os.path.realpath(m.path) not in seen:
+            seen.add(os.path.realpath(m.path))
+            why = f"not analysed: past the first {MAX_MODULES} modules"
+            answers.append(ModuleAnswer(m.name, inputs.display(m.path), os.path.basename(m.path), importer, None, why))
     return with_modules(syscalls, _label(result, 0, inputs), answers)
 
 

@@ -89,8 +89,9 @@ def module_imports(elf: ElfFile, path: str) -> tuple[ModuleImport, ...]:
         return ()
     tops = _top_level(root)
     out = []
+    listings: dict[str, list[str]] = {}  # hundreds of names share a few directories
     for name in module_name_literals(elf, tops):
-        found = _extension(root, name.split("."))
+        found = _extension(root, name.split("."), listings)
         if found is not None:
             out.append(ModuleImport(name, found))
     return tuple(out)
@@ -108,7 +109,7 @@ def _top_level(root: str) -> list[str]:
     return sorted(set(names))
 
 
-def _extension(root: str, parts: list[str]) -> str | None:
+def _extension(root: str, parts: list[str], listings: dict[str, list[str]]) -> str | None:
     """The extension module file of the dotted name ``parts`` under ``root``: ``a/b/c.<tag>.so`` or
     ``a/b/c.so`` inside packages ``a`` and ``a/b``.  Several tagged files: the interpreter takes the
     first of its ``importlib.machinery.EXTENSION_SUFFIXES`` (``.cpython-311-x86_64-linux-gnu.so``,
@@ -117,12 +118,12 @@ def _extension(root: str, parts: list[str]) -> str | None:
     d = root
     for part in parts[:-1]:
         d = os.path.join(d, part)
-        if not _is_file(os.path.join(d, "__init__.py")):
+        if "__init__.py" not in listings.setdefault(d, _listing(d)) or not _is_file(os.path.join(d, "__init__.py")):
             return None
     last = parts[-1]
     hits = [
         e
-        for e in _listing(d)
+        for e in listings.setdefault(d, _listing(d))
         if e.endswith(".so")
         and (e == last + ".so" or (e.startswith(last + ".") and e.count(".") == 2))
         and _is_file(os.path.join(d, e))
