@@ -113,6 +113,7 @@ class EvidenceKind(StrEnum):
     SUMMARY = "summary"
     BASELINE = "baseline"
     MODULE = "module"  # a Python extension module the previous object imports at run time, by name
+    DLOPEN = "dlopen"  # an object the previous object dlopens at run time, by a name in its data
 
     @property
     def names_library(self) -> bool:
@@ -129,6 +130,7 @@ _LIBRARY_STEPS = frozenset(
         EvidenceKind.SUMMARY,
         EvidenceKind.LOCAL_WRAPPER,
         EvidenceKind.MODULE,
+        EvidenceKind.DLOPEN,
     }
 )
 
@@ -535,15 +537,28 @@ class ImportReach:
     syscalls: tuple[str, ...]  # by number
 
 
-@dataclass(frozen=True)
-class ImportedModule:
-    """A Python extension module the target imports at run time by a name its data holds
-    (:mod:`uk_depscan.loader.pyimport`), analysed as a whole object with its own closure."""
+class LoadVia(StrEnum):
+    """How an object not in the DT_NEEDED closure is loaded at run time, by a name the loader's data
+    holds (:mod:`uk_depscan.loader.pyimport`, :func:`uk_depscan.loader.resolve.resolve_with_dlopen`)."""
 
-    name: str  # the module name, as the target writes it
-    path: str  # the extension module file found for it
-    added: tuple[str, ...]  # syscalls (by number) only this module's closure adds to the target's answer
-    importer: str  # the object whose data names it: the target, or a module imported before
+    PYTHON_IMPORT = "python import"  # PyImport_ImportModule("a.b.c"): the interpreter dlopens a/b/c.<tag>.so
+    DLOPEN = "dlopen"  # dlopen("libx.so"), found as glibc's dlopen searches from the caller
+
+    @property
+    def step(self) -> EvidenceKind:
+        return EvidenceKind.MODULE if self is LoadVia.PYTHON_IMPORT else EvidenceKind.DLOPEN
+
+
+@dataclass(frozen=True)
+class RuntimeLoad:
+    """An object the target (or an object it loads so) loads at run time, analysed as a whole object
+    with its own closure."""
+
+    name: str  # as the loader's data writes it: a module name, or dlopen's argument
+    path: str  # the file found for it
+    via: LoadVia
+    added: tuple[str, ...]  # syscalls (by number) only this object's closure adds to the target's answer
+    loader: str  # the object whose data names it: the target, or an object loaded before
     error: str | None = None  # why it could not be analysed (then ``added`` is empty)
 
 
@@ -562,7 +577,7 @@ class SyscallReport:
     requests: tuple[RequestRecord, ...] = ()
     invalid: tuple[InvalidSyscallNumber, ...] = ()  # recovered numbers that are no syscall (never gaps)
     import_reach: tuple[ImportReach, ...] = ()  # per bound import of the target (explain, from JSON too)
-    modules: tuple[ImportedModule, ...] = ()  # Python extension modules imported at run time
+    runtime_loads: tuple[RuntimeLoad, ...] = ()  # objects loaded at run time: Python modules, dlopen targets
 
 
 # -- Unikraft -------------------------------------------------------------------------------------

@@ -28,8 +28,9 @@ from uk_depscan.inputs import Inputs, MemberFilter, WheelLimits, collect_inputs
 from uk_depscan.loader.binding import bind_symbols
 from uk_depscan.loader.paths import SearchConfig
 from uk_depscan.loader.pyimport import module_imports
-from uk_depscan.loader.resolve import LoadResult, resolve_tree
+from uk_depscan.loader.resolve import LoadResult, resolve_tree, resolve_with_dlopen
 from uk_depscan.model import (
+    BelowSyscall,
     Breadth,
     ElfSummary,
     Gap,
@@ -37,6 +38,7 @@ from uk_depscan.model import (
     KconfigPlan,
     LibcModel,
     LoadTree,
+    LoadVia,
     MatrixRow,
     NativeRoute,
     ObservationScope,
@@ -59,9 +61,9 @@ from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.literalcache import cached_below_syscall
 from uk_depscan.syscalls.memos import Unsaved, adopt_unsaved, take_unsaved
 from uk_depscan.syscalls.memos import save_all as save_memos
-from uk_depscan.syscalls.modules import ModuleAnswer, with_modules
 from uk_depscan.syscalls.processes import scan_processes
 from uk_depscan.syscalls.reach import analyze_syscalls, scanned_under, syscall_report
+from uk_depscan.syscalls.runtime import LoadedAnswer, with_loaded
 from uk_depscan.unikraft.gaps import (
     assess_all,
     binary_compat_findings,
@@ -792,11 +794,11 @@ def _analyze_loaded(
     imports: tuple[ImportRecord, ...] = ()
     problems: tuple[VersionProblem, ...] = ()
     syscalls = None
+    below = cached_below_syscall(root, None if options.no_cache else CacheStore()) if options.syscalls else None
     if options.symbols:
         imports, problems, syscalls = _bind_and_scan(result, inputs, options, warnings, note)
         if syscalls is not None:
-            syscalls = _with_imported_modules(result, syscalls, config, inputs, options, note)
-    below = cached_below_syscall(root, None if options.no_cache else CacheStore()) if options.syscalls else None
+            syscalls = _with_runtime_loads(result, syscalls, below, config, inputs, options, note)
     route = binary_compat_findings(tuple(_route_facts(result, inputs))) if options.syscalls else ()
     # input provenance: the object identity, memoised (the syscall scan above has just computed it)
     digest = object_identity(root, memo=None if options.no_cache else CacheStore()).sha256 if options.syscalls else None
@@ -860,49 +862,52 @@ def _bind_and_scan(
     return imports, tuple(bindings.version_problems), syscalls
 
 
-MAX_MODULES = 16  # imported modules analysed per target (each brings its own closure)
+MAX_RUNTIME_LOADS = 16  # objects loaded at run time analysed per target (each brings its own closure)
 
 
-def _with_imported_modules(
+def _with_runtime_loads(
     result: LoadResult,
     syscalls: SyscallReport,
+    below: BelowSyscall | None,
     config: SearchConfig,
     inputs: Inputs,
     options: Options,
     note: Callable[[str], None],
 ) -> SyscallReport:
-    """The answer plus what the Python extension modules the target imports by name at run time
-    reach (:mod:`uk_depscan.loader.pyimport`, :mod:`uk_depscan.syscalls.modules`); the modules'
-    own imports too, breadth first, up to MAX_MODULES."""
+    """The answer plus what the objects the target loads at run time by a name in its data reach:
+    Python extension modules it imports (:mod:`uk_depscan.loader.pyimport`) and libraries it
+    dlopens (:mod:`uk_depscan.syscalls.runtime`); what those load in turn too, breadth first, up to
+    MAX_RUNTIME_LOADS."""
     root = result.files[0]
-    queue = [(m, _label(result, 0, inputs)) for m in module_imports(root, str(root.path))]
+    store = None if options.no_cache else CacheStore()
+    loaded = {os.path.realpath(o.path) for o in result.tree.objects if not o.error}
+    queue = [(*x, _label(result, 0, inputs)) for x in _loads_of(root, below, config, loaded)]
     if not queue:
         return syscalls
     seen = {os.path.realpath(root.path)}
-    loaded = {os.path.realpath(o.path) for o in result.tree.objects if not o.error}
-    # a module's chains are wanted only for what the answer does not have yet on a normal path
+    # a loaded object's chains are wanted only for what the answer does not have yet on a normal path
     known = {f.number for f in syscalls.syscalls if not f.failure_only}
-    answers: list[ModuleAnswer] = []
-    while queue and len(answers) < MAX_MODULES:
-        m, importer = queue.pop(0)
-        if os.path.realpath(m.path) in seen:
+    answers: list[LoadedAnswer] = []
+    while queue and len(answers) < MAX_RUNTIME_LOADS:
+        name, path, via, loader = queue.pop(0)
+        if os.path.realpath(path) in seen:
             continue
-        seen.add(os.path.realpath(m.path))
-        shown = inputs.display(m.path)
-        note(f"analysing imported module {m.name}")
+        seen.add(os.path.realpath(path))
+        shown = inputs.display(path)
+        note(f"analysing {name}, loaded at run time")
         try:
-            mres = resolve_tree(m.path, config, display_name=shown)
+            mres = resolve_tree(path, config, display_name=shown)
         except ResourceError:
             raise
-        except DepscanError as err:  # one bad module is a line of the report, never the target's failure
-            answers.append(ModuleAnswer(m.name, shown, os.path.basename(m.path), importer, None, str(err)))
+        except DepscanError as err:  # one bad object is a line of the report, never the target's failure
+            answers.append(LoadedAnswer(name, shown, via, os.path.basename(path), loader, None, str(err)))
             continue
         label = _label(mres, 0, inputs)
         try:
             elf = mres.files[0]
             if elf.e_machine != root.e_machine or not elf.arch_supported:
                 why = f"{elf.machine_name} ELFCLASS{elf.elf_class}: not the target's architecture"
-                answers.append(ModuleAnswer(m.name, shown, label, importer, None, why))
+                answers.append(LoadedAnswer(name, shown, via, label, loader, None, why))
                 continue
             analysis = analyze_syscalls(
                 mres,
@@ -914,24 +919,45 @@ def _with_imported_modules(
                 loaded=frozenset(loaded),
             )
             report = syscall_report(analysis, elf.machine_name, inputs.display)
-            more = module_imports(elf, m.path)
+            loaded.update(os.path.realpath(o.path) for o in mres.tree.objects if not o.error)
+            more = _loads_of(elf, cached_below_syscall(elf, store), config, loaded)
         except ResourceError:
             raise
         except DepscanError as err:
-            answers.append(ModuleAnswer(m.name, shown, label, importer, None, str(err)))
+            answers.append(LoadedAnswer(name, shown, via, label, loader, None, str(err)))
             continue
         finally:
             mres.close()
-        loaded.update(os.path.realpath(o.path) for o in mres.tree.objects if not o.error)
         known.update(f.number for f in report.syscalls if not f.failure_only)
-        answers.append(ModuleAnswer(m.name, shown, label, importer, report))
-        queue += [(x, label) for x in more]
-    for m, importer in queue:  # past the bound: named, not analysed
-        if os.path.realpath(m.path) not in seen:
-            seen.add(os.path.realpath(m.path))
-            why = f"not analysed: past the first {MAX_MODULES} modules"
-            answers.append(ModuleAnswer(m.name, inputs.display(m.path), os.path.basename(m.path), importer, None, why))
-    return with_modules(syscalls, _label(result, 0, inputs), answers)
+        answers.append(LoadedAnswer(name, shown, via, label, loader, report))
+        queue += [(*x, label) for x in more]
+    for name, path, via, loader in queue:  # past the bound: named, not analysed
+        if os.path.realpath(path) not in seen:
+            seen.add(os.path.realpath(path))
+            why = f"past the first {MAX_RUNTIME_LOADS} objects loaded at run time"
+            answers.append(LoadedAnswer(name, inputs.display(path), via, os.path.basename(path), loader, None, why))
+    return with_loaded(syscalls, _label(result, 0, inputs), answers)
+
+
+def _loads_of(
+    elf: ElfFile, below: BelowSyscall | None, config: SearchConfig, loaded: set[str]
+) -> list[tuple[str, str, LoadVia]]:
+    """What ``elf`` loads at run time by a name in its data: the Python modules it imports (sorted by
+    name), then the libraries it dlopens that are found (as glibc's dlopen searches from it: its
+    DT_RPATH/DT_RUNPATH, the cache, the default directories) and not already loaded with it — an
+    object of its closure is in the answer through the imports bound to it."""
+    out = [(m.name, m.path, LoadVia.PYTHON_IMPORT) for m in module_imports(elf, str(elf.path))]
+    names = [t.name for t in below.dlopen_targets] if below is not None else []
+    if names:
+        res, edges = resolve_with_dlopen(elf.path, config, lambda i, _elf: names if i == 0 else ())
+        try:
+            for e in edges:
+                path = res.tree.objects[e.target].path if e.target is not None else None
+                if path is not None and e.target != 0 and os.path.realpath(path) not in loaded:
+                    out.append((e.name, path, LoadVia.DLOPEN))
+        finally:
+            res.close()
+    return out
 
 
 def _label(result: LoadResult, idx: int, inputs: Inputs) -> str:

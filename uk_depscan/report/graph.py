@@ -99,8 +99,10 @@ def _add_target(g: nx.MultiDiGraph, t: TargetReport) -> None:
 def _add_syscalls(g: nx.MultiDiGraph, t: TargetReport, root: str) -> None:
     if t.syscalls is None:
         return
-    for m in t.syscalls.modules:
-        _edge(g, root, _node(g, f"module:{m.name}", "python-module", m.name, path=m.path), "imports-module")
+    for x in t.syscalls.runtime_loads:
+        # by file: two names may load one file, and a module name may equal a library's
+        node = _node(g, f"loaded:{x.path}", "loaded-at-run-time", x.name, path=x.path, via=x.via.value)
+        _edge(g, root, node, "loads-at-run-time")
     for f in t.syscalls.syscalls + t.syscalls.baseline:
         sys_id = _node(g, f"sys:{f.name}", "syscall", f.name, number=f.number)
         imports = [s for s in f.chain if s.kind is EvidenceKind.IMPORT]
@@ -128,8 +130,8 @@ def _add_gaps(g: nx.MultiDiGraph, t: TargetReport) -> None:
 
 
 def collapsed(g: nx.MultiDiGraph) -> nx.DiGraph:
-    """Targets, libraries, imported Python modules and syscalls; symbol edges folded into target→syscall."""
-    keep = {n for n, d in g.nodes(data=True) if d["kind"] in ("target", "library", "python-module", "syscall")}
+    """Targets, libraries, objects loaded at run time and syscalls; symbol edges folded into target→syscall."""
+    keep = {n for n, d in g.nodes(data=True) if d["kind"] in ("target", "library", "loaded-at-run-time", "syscall")}
     out = nx.DiGraph()
     out.add_nodes_from((n, g.nodes[n]) for n in keep)
     for a, b, d in g.edges(data=True):

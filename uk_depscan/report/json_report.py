@@ -32,7 +32,6 @@ from uk_depscan.model import (
     EvidenceStep,
     FoundVia,
     Gap,
-    ImportedModule,
     ImportReach,
     ImportRecord,
     InvalidSyscallNumber,
@@ -41,6 +40,7 @@ from uk_depscan.model import (
     LibcModel,
     LoadedObject,
     LoadTree,
+    LoadVia,
     MatrixRow,
     MissingLibrary,
     NativeRoute,
@@ -53,6 +53,7 @@ from uk_depscan.model import (
     Report,
     RequestRecord,
     RouteFinding,
+    RuntimeLoad,
     SearchSettings,
     Severity,
     SiteKind,
@@ -291,7 +292,7 @@ def syscalls_to_dict(s: SyscallReport) -> dict[str, Any]:
         # additive (schema_version stays 1): present only when a recovered number is no syscall
         **({"invalid_numbers": [invalid_to_dict(i) for i in s.invalid]} if s.invalid else {}),
         **({"import_reach": import_reach_to_dict(s.import_reach)} if s.import_reach else {}),
-        **({"modules": [asdict(m) for m in s.modules]} if s.modules else {}),
+        **({"runtime_loads": [asdict(x) for x in s.runtime_loads]} if s.runtime_loads else {}),
         "sites": [
             {
                 "address": x.address,
@@ -751,9 +752,9 @@ def _syscalls(s: dict[str, Any]) -> SyscallReport:
             for i in s.get("invalid_numbers", ())
         ),
         import_reach=_import_reach_from_dict(s.get("import_reach")),
-        modules=tuple(
-            ImportedModule(m["name"], m["path"], tuple(m["added"]), m["importer"], m["error"])
-            for m in s.get("modules", ())
+        runtime_loads=tuple(
+            RuntimeLoad(x["name"], x["path"], LoadVia(x["via"]), tuple(x["added"]), x["loader"], x["error"])
+            for x in s.get("runtime_loads", ())
         ),
     )
 

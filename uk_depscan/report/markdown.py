@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uk_depscan.model import EvidenceStep, GapRow, ImportedModule, NativeRoute, NativeStatus, Report, TargetReport, Tier
+from uk_depscan.model import EvidenceStep, GapRow, NativeRoute, NativeStatus, Report, RuntimeLoad, TargetReport, Tier
 from uk_depscan.names import demangle, demangle_versioned
 from uk_depscan.report.escape import for_markdown as md
 from uk_depscan.report.views import target_views
@@ -81,9 +81,9 @@ def _target(t: TargetReport) -> list[str]:
         out += ["", "### Below the syscall level", ""]
         out += [f"- pseudo-file `{md(f)}`" for f in t.below.pseudo_files]
         out += [f"- dlopen target `{md(d.name)}` ({md(d.source)})" for d in t.below.dlopen_targets]
-    if t.syscalls is not None and t.syscalls.modules:
-        out += ["", "### Python modules imported at run time", ""]
-        out += [f"- {_module_text(m)}" for m in t.syscalls.modules]
+    if t.syscalls is not None and t.syscalls.runtime_loads:
+        out += ["", "### Loaded at run time", ""]
+        out += [f"- {_runtime_text(x)}" for x in t.syscalls.runtime_loads]
     if t.syscalls is not None and t.syscalls.requests:
         out += ["", "### Request codes (ioctl, fcntl, prctl, setsockopt)", ""]
         out += [
@@ -207,6 +207,6 @@ def _tier_counts(pairs: tuple[tuple[Tier, int], ...]) -> str:
     return ", ".join(f"{k} {n}" for k, n in pairs)
 
 
-def _module_text(m: ImportedModule) -> str:
-    what = f"not analysed: {m.error}" if m.error else ("adds " + ", ".join(m.added) if m.added else "adds nothing")
-    return f"`{md(m.name)}` imported by {md(m.importer)}: {md(m.path)}; {md(what)}"
+def _runtime_text(x: RuntimeLoad) -> str:
+    what = f"not analysed: {x.error}" if x.error else ("adds " + ", ".join(x.added) if x.added else "adds nothing")
+    return f"{md(x.via)} `{md(x.name)}` by {md(x.loader)}: {md(x.path)}; {md(what)}"

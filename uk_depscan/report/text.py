@@ -274,7 +274,7 @@ def _summary_one(con: Console, t: TargetReport, verbose: int) -> None:
         _gap_section(con, t, bool(verbose))
         _observation_section(con, t, bool(verbose))
     _below_section(con, t, bool(verbose))
-    _modules_section(con, t)
+    _runtime_section(con, t)
     if t.syscalls is not None and t.syscalls.requests:
         reqs = ", ".join(f"{r.call}({r.name})" + (f"×{r.sites}" if r.sites > 1 else "") for r in t.syscalls.requests)
         _wrap(con, f"requests      {reqs}", indent=_LABEL)
@@ -367,14 +367,14 @@ def _below_section(con: Console, t: TargetReport, verbose: bool) -> None:
         _wrap(con, "  dlopen: " + " ".join(d.name for d in b.dlopen_targets))
 
 
-def _modules_section(con: Console, t: TargetReport) -> None:
-    mods = t.syscalls.modules if t.syscalls is not None else ()
-    if not mods:
+def _runtime_section(con: Console, t: TargetReport) -> None:
+    loads = t.syscalls.runtime_loads if t.syscalls is not None else ()
+    if not loads:
         return
-    _wrap(con, f"python modules imported at run time: {len(mods)}", "bold")
-    for m in mods:
-        what = f"not analysed: {m.error}" if m.error else ("adds " + " ".join(m.added) if m.added else "adds nothing")
-        _wrap(con, f"  {m.name} ({m.importer} -> {m.path}): {what}", indent=4)
+    _wrap(con, f"loaded at run time: {len(loads)}", "bold")
+    for x in loads:
+        what = f"not analysed: {x.error}" if x.error else ("adds " + " ".join(x.added) if x.added else "adds nothing")
+        _wrap(con, f"  {x.via} {x.name} ({x.loader} -> {x.path}): {what}", indent=4)
 
 
 def _native_section(con: Console, t: TargetReport, verbose: bool) -> None:

@@ -336,7 +336,7 @@ def analyze_syscalls(
 ) -> SyscallAnalysis:
     """Reachable syscalls of the root, with evidence, plus the start-up baseline.
 
-    ``known`` (an imported module's answer, :mod:`uk_depscan.syscalls.modules`): only the reached
+    ``known`` (an object loaded at run time, :mod:`uk_depscan.syscalls.runtime`): only the reached
     syscalls not in it, with their chains, and nothing else (no baseline, breadth nor import reach:
     what the importer's report already has or does not take from a module); ``loaded``: real paths
     of objects already loaded with the importer, whose constructors its answer has followed."""

@@ -132,8 +132,8 @@ def _evidence_reason(ev: Evidence, b: Breadth | None) -> str:
         return "evidence: the start-up baseline only (the target's own code does not reach it)"
     if b is None or ev is Evidence.INDIRECT:
         return (
-            "evidence: only through a dependency's constructor, a Python module imported at run time "
-            "or a shared chain, not the target's imports"
+            "evidence: only through a dependency's constructor, an object loaded at run time or a shared "
+            "chain, not the target's imports"
         )
     parts = []
     if b.own_sites:

@@ -1,7 +1,8 @@
-"""Python extension modules imported at run time by a name in the importer's data (NumPy's
-``import_array()`` in libtorch_python.so): found beside the importer's package, analysed with their
-own closures, their syscalls added with a chain from the import.  Fixtures compiled at test time for
-x86-64 and AArch64 into a site-packages-like tree (layout: ``fixtures/pyimport/expect.json``)."""
+"""Objects loaded at run time by a name in the loader's data — Python extension modules imported
+(NumPy's ``import_array()`` in libtorch_python.so), found beside the importer's package, and
+libraries dlopened, found as glibc's dlopen searches: analysed with their own closures, their
+syscalls added with a chain from the load.  Fixtures compiled at test time for x86-64 and AArch64
+into a site-packages-like tree (layout: ``fixtures/runtime/expect.json``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from uk_depscan.elf.file import open_elf
 from uk_depscan.elf.literals import module_name_literals
 from uk_depscan.loader.pyimport import module_imports, site_root
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "pyimport"
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "runtime"
 EXPECT = json.loads((FIXTURE / "expect.json").read_text())
 ARCHES = ["x86_64", pytest.param("aarch64", marks=pytest.mark.cross)]
 FLAGS = ["-O2", "-fPIC", "-shared"]
@@ -42,7 +43,9 @@ def build_site(arch: str, site: Path) -> Path:
     helper = site / "fakepkg.libs/libhelper.so"
     _run([cc, *FLAGS, "-Wl,-soname,libhelper.so", str(FIXTURE / "helper.c"), "-o", str(helper)])
     target = site / "app/lib/libimporter.so"
-    _run([cc, *FLAGS, str(FIXTURE / "importer.c"), "-o", str(target)])
+    origin = "-Wl,-rpath,$ORIGIN,--enable-new-dtags"  # DT_RUNPATH: where dlopen finds libplugin.so
+    _run([cc, *FLAGS, str(FIXTURE / "importer.c"), "-o", str(target), origin, "-ldl"])
+    _run([cc, *FLAGS, str(FIXTURE / "plugin.c"), "-o", str(site / "app/lib/libplugin.so")])
     native = site / f"fakepkg/core/_native.{tag}.so"
     rpath = "-Wl,-rpath,$ORIGIN/../../fakepkg.libs"
     _run([cc, *FLAGS, str(FIXTURE / "native.c"), "-o", str(native), rpath, f"-L{helper.parent}", "-lhelper"])
@@ -102,7 +105,9 @@ def test_modules_are_found_beside_the_package(site):
         elf.close()
     # purepy (Python source), _fifo (not a regular file) and otherpkg (absent) are not modules here
     assert got == [
-        (m["name"], m["path"].format(tag=_tag(arch))) for m in EXPECT["modules"] if m["importer"] == "libimporter.so"
+        (m["name"], m["path"].format(tag=_tag(arch)))
+        for m in EXPECT["runtime_loads"]
+        if m["loader"] == "libimporter.so" and m["via"] == "python import"
     ]
 
 
@@ -115,60 +120,59 @@ def test_literal_without_an_import_function_is_no_import(site, tmp_path):
         assert module_imports(elf, str(lib)) == ()
     finally:
         elf.close()
-    assert "modules" not in _report(lib, tmp_path)
+    assert "runtime_loads" not in _report(lib, tmp_path)
 
 
-def test_module_closure_adds_its_syscalls_with_a_chain(site, tmp_path):
+def test_loaded_closures_add_their_syscalls_with_a_chain(site, tmp_path):
     arch, root, target = site
     t = _target(target, tmp_path)
     s = t["syscalls"]
     tag = _tag(arch)
     want = [
-        {**m, "path": str(root / m["path"].format(tag=tag)), "importer": m["importer"].format(tag=tag)}
-        for m in EXPECT["modules"]
+        {**m, "path": str(root / m["path"].format(tag=tag)), "loader": m["loader"].format(tag=tag)}
+        for m in EXPECT["runtime_loads"]
     ]
-    got = [{**m, "error": m["error"] is not None} for m in s["modules"]]
+    got = [{**m, "error": m["error"] is not None} for m in s["runtime_loads"]]
     assert got == want
-    assert "not an ELF" in s["modules"][0]["error"] or "ELF" in s["modules"][0]["error"]
+    assert "ELF" in s["runtime_loads"][0]["error"]
+    # libabsent.so (found nowhere) and libc.so.6 (already loaded) stay dlopen targets only
+    assert {"libabsent.so", "libc.so.6", "libplugin.so"} <= {d["name"] for d in t["below_syscall"]["dlopen_targets"]}
     rows = {f["name"]: f for f in s["reached"]}
     assert set(EXPECT["own"]) <= set(rows)
-    for name in EXPECT["only_module"]:
+    for name, (kind, loaded, label) in EXPECT["only_loaded"].items():
         chain = rows[name]["chain"]
         first, last = chain[0], chain[-1]
-        assert (first["kind"], first["library"], first["symbol"]) == (
-            "module",
-            "libimporter.so",
-            "fakepkg.core._native",
-        )
-        assert chain[1]["kind"] == "entry" and chain[1]["library"] == f"_native.{tag}.so"
+        assert (first["kind"], first["library"], first["symbol"]) == (kind, "libimporter.so", loaded)
+        assert chain[1]["kind"] == "entry" and chain[1]["library"] == label.format(tag=tag)
         # down to the instruction (AArch64: through the host's aarch64 libc when it is installed)
         assert (last["kind"] == "direct" and last["detail"].startswith("0x")) or arch != "x86_64"
         assert last["kind"] in ("direct", "summary") and last["symbol"]
         assert rows[name]["breadth"] == {"own_sites": 0, "imports": 0, "narrowest": None, "narrowest_size": 0}
         gap = next(g for g in t["gaps"] if g["name"] == name)
         assert gap["evidence"] == "indirect"
-        assert any("a Python module imported at run time" in r for r in gap["reasons"]), gap["reasons"]
+        assert any("an object loaded at run time" in r for r in gap["reasons"]), gap["reasons"]
 
 
-def test_without_the_module_on_disk_the_answer_is_the_closure_alone(site, tmp_path):
-    """The same importer outside any package tree: no module found, no syscall added."""
+def test_without_the_loaded_objects_on_disk_the_answer_is_the_closure_alone(site, tmp_path):
+    """The same importer alone in a directory: no module, no plugin found, no syscall added."""
     _, _, target = site
     alone = tmp_path / "alone" / target.name
     alone.parent.mkdir()
     alone.write_bytes(target.read_bytes())
     s = _report(alone, tmp_path)
-    assert "modules" not in s
-    assert not set(EXPECT["only_module"]) & {f["name"] for f in s["reached"]}
+    assert "runtime_loads" not in s
+    assert not set(EXPECT["only_loaded"]) & {f["name"] for f in s["reached"]}
 
 
 def test_modules_in_every_format(site, tmp_path):
     _, _, target = site
     code, out, err = run_cli([str(target), "--libc", "glibc", "--format", "text"])
     assert code in (0, 1), err
-    assert "python modules imported at run time: 3" in out and "fakepkg.core._native" in out and "adds mlock" in out
+    assert "loaded at run time: 4" in out and "python import fakepkg.core._native" in out and "adds mlock" in out
+    assert "dlopen libplugin.so" in out and "adds flock" in out
     for fmt, needle in (
-        ("md", "### Python modules imported at run time"),
-        ("html", "Python modules imported at run time (3)"),
+        ("md", "### Loaded at run time"),
+        ("html", "Loaded at run time (4)"),
         ("dot", "fakepkg.core._native"),
     ):
         dest = tmp_path / f"r.{fmt}"
@@ -199,11 +203,12 @@ def test_every_name_literal_is_looked_at(site, tmp_path):
         elf.close()
 
 
-def test_modules_past_the_bound_are_named_not_analysed(site, tmp_path, monkeypatch):
+def test_loads_past_the_bound_are_named_not_analysed(site, tmp_path, monkeypatch):
     import uk_depscan.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "MAX_MODULES", 1)
+    monkeypatch.setattr(pipeline, "MAX_RUNTIME_LOADS", 1)
     _, _, target = site
-    mods = _report(target, tmp_path)["modules"]
-    assert [m["name"] for m in mods] == ["fakepkg.core._broken", "fakepkg.core._native"]
-    assert mods[1]["error"] == "not analysed: past the first 1 modules" and mods[1]["added"] == []
+    loads = _report(target, tmp_path)["runtime_loads"]
+    assert [x["name"] for x in loads] == ["fakepkg.core._broken", "fakepkg.core._native", "libplugin.so"]
+    assert all(x["error"] == "past the first 1 objects loaded at run time" for x in loads[1:])
+    assert all(x["added"] == [] for x in loads)
