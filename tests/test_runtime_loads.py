@@ -212,3 +212,27 @@ def test_loads_past_the_bound_are_named_not_analysed(site, tmp_path, monkeypatch
     assert [x["name"] for x in loads] == ["fakepkg.core._broken", "fakepkg.core._native", "libplugin.so"]
     assert all(x["error"] == "past the first 1 objects loaded at run time" for x in loads[1:])
     assert all(x["added"] == [] for x in loads)
+
+
+def test_explain_an_object_loaded_at_run_time(site, tmp_path):
+    """``explain TARGET NAME``: what the load adds and the chains that start with it, from the
+    binary and from a saved report alike; an unknown name still exits 2, naming the loads."""
+    _, _, target = site
+    saved = tmp_path / "saved.json"
+    code, _, err = run_cli([str(target), "--libc", "glibc", "--format", "json", "-o", str(saved)])
+    assert code in (0, 1), err
+    for source in (str(target), str(saved)):
+        code, out, err = run_cli(["explain", source, "libplugin.so", "--libc", "glibc", "--format", "json"])
+        assert code == 0, err
+        (answer,) = json.loads(out)["answers"]
+        assert (answer["kind"], answer["symbol"], answer["reaches"]) == (
+            "loaded at run time",
+            "libplugin.so",
+            ["flock"],
+        )
+        assert [h["finding"]["name"] for h in answer["hits"]] == ["flock"]
+        assert answer["hits"][0]["finding"]["chain"][0]["kind"] == "dlopen"
+    code, out, err = run_cli(["explain", str(saved), "fakepkg.core._native"])
+    assert code == 0 and "loaded at run time: fakepkg.core._native" in out and "adds 1 syscall" in out, err
+    code, _, err = run_cli(["explain", str(saved), "fakepkg.core._natve"])
+    assert code == 2 and "closest: fakepkg.core._native" in err

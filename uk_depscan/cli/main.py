@@ -271,18 +271,29 @@ def deps_cmd(targets: list[str] = TargetsArg, *, opts: CommonOptions) -> int:
 @command(app, "explain", *EXPLAIN_OPTIONS)
 def explain_cmd(
     target: str = typer.Argument(..., help="ELF file, directory or wheel, or a saved --format json report."),
-    query: str = typer.Argument(..., help="A syscall name or number, an imported symbol or an exported one."),
+    query: str = typer.Argument(
+        ...,
+        help="A syscall name or number, an imported symbol, an exported one, or an object loaded at run time.",
+    ),
     *,
     opts: CommonOptions,
 ) -> int:
     """Why the target reaches a syscall (its shortest evidence chains, down to the instruction), what
-    an import reaches and through which provider, or what an export reaches.  A saved JSON report is
+    an import reaches and through which provider, what an export reaches, or what an object the
+    target loads at run time (a Python module, a dlopen target) adds.  A saved JSON report is
     read back, not re-analysed (an export's reach needs the binary).  Unknown name: exit 2."""
     import dataclasses
 
     from uk_depscan.pipeline import analyze
     from uk_depscan.report.text import render_explain
-    from uk_depscan.report.views import explain, explain_export, explain_import, find_import
+    from uk_depscan.report.views import (
+        explain,
+        explain_export,
+        explain_import,
+        explain_runtime_load,
+        find_import,
+        find_runtime_load,
+    )
 
     saved = target.endswith(".json")
     report = _diff_side(target, opts) if saved else analyze([target], opts.search_config(), options=opts.analysis())
@@ -292,12 +303,17 @@ def explain_cmd(
         answers = explain(report, q)
     elif (imp := find_import(t, q)) is not None:
         answers = (explain_import(t, imp),)
+    elif (load := find_runtime_load(t, q)) is not None:
+        answers = (explain_runtime_load(t, load),)
     elif not saved and (export := _find_export(t.target, target, q)) is not None:
         options = dataclasses.replace(opts.analysis(), entries=(export.split("@", 1)[0],))
         sub = analyze([target], opts.search_config(), options=options)
         answers = (explain_export(sub.targets[0], export),)
     else:
-        raise UsageError(f"{target}: {q!r} names no syscall, import or export{_closest(t, target, q, saved)}")
+        raise UsageError(
+            f"{target}: {q!r} names no syscall, import, export or object loaded at run time"
+            f"{_closest(t, target, q, saved)}"
+        )
     if opts.fmt is OutputFormat.JSON:
         from uk_depscan.report.json_report import explain_to_json
 
@@ -343,6 +359,7 @@ def _closest(t: TargetReport, path: str, q: str, saved: bool) -> str:
 
     names = list(load_linux_table(t.syscalls.arch.value).names) if t.syscalls is not None else []
     names += [i.name for i in t.imports]
+    names += [x.name for x in t.syscalls.runtime_loads] if t.syscalls is not None else []
     names += [] if saved else [k.split("@", 1)[0] for k in _export_keys(path)]
     close = difflib.get_close_matches(q, sorted(set(names)), n=5)
     return f"; closest: {', '.join(close)}" if close else ""

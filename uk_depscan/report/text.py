@@ -665,7 +665,13 @@ def render_explain(
             _wrap(con, f"{a.target}: no syscall analysis (architecture not analysed)", "yellow")
             continue
         _wrap(con, a.target, "bold underline")
-        if a.kind is not QueryKind.SYSCALL:
+        if a.kind is QueryKind.LOADED:
+            _wrap(con, f"  {a.kind}: {a.symbol} ({a.provider}): adds {plural(len(a.reaches), 'syscall')}", "bold")
+            if a.reaches:
+                _wrap(con, "  " + " ".join(a.reaches), "cyan")
+            if a.hits:
+                _wrap(con, "  chains that start with its load:")
+        elif a.kind is not QueryKind.SYSCALL:
             via = f", bound to {a.provider}" if a.provider else (", unbound" if a.kind is QueryKind.IMPORT else "")
             _wrap(
                 con,

@@ -27,6 +27,7 @@ from uk_depscan.model import (
     ImportRecord,
     KconfigGroup,
     Report,
+    RuntimeLoad,
     StrEnum,
     SupportStatus,
     SyscallFinding,
@@ -214,13 +215,16 @@ class QueryKind(StrEnum):
     SYSCALL = "syscall"
     IMPORT = "import"
     EXPORT = "export"
+    LOADED = "loaded at run time"  # an object the target loads by name (uk_depscan.syscalls.runtime)
 
 
 @dataclass(frozen=True)
 class ExplainAnswer:
     """One target's answer; ``analysed`` is False when its syscalls were not analysed.  For an import
     or an export, ``symbol`` is the matched key, ``reaches`` the syscalls it reaches and ``provider``
-    (imports) the object the loader binds it to; ``hits`` are then the chains that pass through it."""
+    (imports) the object the loader binds it to; ``hits`` are then the chains that pass through it.
+    For an object loaded at run time, ``symbol`` is the name it is loaded by, ``provider`` the file
+    found and ``reaches`` what only it adds to the target's answer."""
 
     target: str
     analysed: bool
@@ -252,6 +256,28 @@ def explain_import(t: TargetReport, imp: ImportRecord) -> ExplainAnswer:
         h for h in through.hits if any(st.kind is EvidenceKind.IMPORT and st.symbol == key for st in h.finding.chain)
     )
     return ExplainAnswer(t.target, True, hits, QueryKind.IMPORT, key, imp.provider, reach)
+
+
+def find_runtime_load(t: TargetReport, query: str) -> RuntimeLoad | None:
+    """The object ``t`` loads at run time named by ``query`` (the name it is loaded by, or its file
+    name), if any."""
+    q = query.strip()
+    loads = t.syscalls.runtime_loads if t.syscalls is not None else ()
+    return next((x for x in loads if q in (x.name, x.path.rsplit("/", 1)[-1])), None)
+
+
+def explain_runtime_load(t: TargetReport, load: RuntimeLoad) -> ExplainAnswer:
+    """What one object loaded at run time adds to the answer, and the chains that start with its load."""
+    assert t.syscalls is not None  # find_runtime_load found it there
+    hits = tuple(
+        ExplainHit(ExplainScope.REACHED, f, next((g for g in t.gaps if g.name == f.name), None))
+        for f in t.syscalls.syscalls
+        if any(st.kind in _LOAD_STEPS and st.symbol == load.name and st.detail == load.path for st in f.chain)
+    )
+    return ExplainAnswer(t.target, True, hits, QueryKind.LOADED, load.name, load.path, load.added)
+
+
+_LOAD_STEPS = (EvidenceKind.MODULE, EvidenceKind.DLOPEN)
 
 
 def explain_export(t: TargetReport, export: str) -> ExplainAnswer:
