@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import fnmatch
 import logging
 import os
 import weakref
@@ -61,6 +60,7 @@ from uk_depscan.syscalls.closure import (
     close_over_bindings,
 )
 from uk_depscan.syscalls.evidence import SyscallBreadth, breadth, import_reach
+from uk_depscan.syscalls.globs import matching
 from uk_depscan.syscalls.linux import load_linux_table
 from uk_depscan.syscalls.requests import request_records
 from uk_depscan.syscalls.startup import split_baseline
@@ -472,14 +472,11 @@ def _root_entries(root: EngineSummary, entries: tuple[str, ...]) -> list[Node]:
     the reference graph reaches them from the code that loads the data holding them."""
     if not entries:
         return [(0, ALL)]
-    chosen = [k for k, _ in root.scan.exports if any(_matches(k, g) for g in entries)]
+    keys = [k for k, _ in root.scan.exports]
+    chosen = [keys[i] for i in matching([k.split("@", 1)[0] for k in keys], entries)]
     if not chosen:
         raise UsageError(_no_match(root, entries))
     return [(0, k) for k in chosen] + [(0, INIT), (0, FINI)]
-
-
-def _matches(key: str, glob: str) -> bool:
-    return fnmatch.fnmatchcase(key.split("@", 1)[0], glob) or fnmatch.fnmatchcase(_demangled(key), glob)
 
 
 def _no_match(root: EngineSummary, entries: tuple[str, ...]) -> str:
