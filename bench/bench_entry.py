@@ -3,7 +3,8 @@
 
 Usage: python bench/bench_entry.py [--repeat 3] [--out bench/RESULTS-entry.md] [--case LIB=GLOB ...]
 Default cases (libraries under $UK_DEPSCAN_WHEELS, else bench/wheels/x; bash bench/fetch_wheels.sh):
-libonnxruntime.so.1.31.1 with ``OrtGetApiBase`` and libtorch_cpu.so with ``at::_ops::matmul::call*``.
+libonnxruntime.so.1.31.1 with ``OrtGetApiBase``, libtorch_cpu.so with ``at::_ops::matmul::call*`` and
+``at::*``.
 Every run is ``uk-depscan scan LIB --libc glibc -f json -o OUT [--entry GLOB]`` in its own child,
 after one warm-up run that fills the scan cache (so both sides time the reachability, not the
 disassembly); wall time is the median of ``--repeat`` runs.  The ratio is entry / whole.
@@ -27,6 +28,7 @@ WHEELS = Path(os.environ.get("UK_DEPSCAN_WHEELS", HERE / "wheels" / "x"))
 CASES = (
     (WHEELS / "onnxruntime" / "onnxruntime" / "capi" / "libonnxruntime.so.1.31.1", "OrtGetApiBase"),
     (WHEELS / "torch" / "torch" / "lib" / "libtorch_cpu.so", "at::_ops::matmul::call*"),
+    (WHEELS / "torch" / "torch" / "lib" / "libtorch_cpu.so", "at::*"),  # 19 k exports: the demangling path
 )
 
 
