@@ -236,3 +236,21 @@ def test_explain_an_object_loaded_at_run_time(site, tmp_path):
     assert code == 0 and "loaded at run time: fakepkg.core._native" in out and "adds 1 syscall" in out, err
     code, _, err = run_cli(["explain", str(saved), "fakepkg.core._natve"])
     assert code == 2 and "closest: fakepkg.core._native" in err
+
+
+def test_diff_names_a_new_load(site, tmp_path):
+    """``diff OLD NEW``: an object loaded at run time that the new report has and the old lacks."""
+    _, _, target = site
+    new = tmp_path / "new.json"
+    code, _, err = run_cli([str(target), "--libc", "glibc", "--format", "json", "-o", str(new)])
+    assert code in (0, 1), err
+    alone = tmp_path / "alone" / target.name
+    alone.parent.mkdir()
+    alone.write_bytes(target.read_bytes())
+    old = tmp_path / "old.json"
+    code, _, err = run_cli([str(alone), "--libc", "glibc", "--format", "json", "-o", str(old)])
+    assert code in (0, 1), err
+    code, out, err = run_cli(["diff", str(old), str(new), "--format", "json"])
+    assert code in (0, 1), err
+    doc = json.loads(out)
+    assert doc["counts"]["runtime-load"]["added"] == 4, doc["counts"]

@@ -1,7 +1,7 @@
 """A diff between two reports: what a new version adds or removes — libraries, imports (by
 provider and version), symbol versions, syscalls, Unikraft gaps (with tier changes), pseudo-files,
-dlopen targets, request codes and binary-compatibility route findings — so a CI job can diff
-today's build against a stored baseline (a saved JSON report is read back with
+dlopen targets, objects loaded at run time, request codes and binary-compatibility route findings —
+so a CI job can diff today's build against a stored baseline (a saved JSON report is read back with
 :func:`uk_depscan.report.json_report.load_report`).
 
 A diff of two reports made under different assumptions (libc model, route, Unikraft release)
@@ -29,6 +29,7 @@ class DiffKind(StrEnum):
     GAP = "gap"
     PSEUDO_FILE = "pseudo-file"
     DLOPEN = "dlopen-target"
+    RUNTIME_LOAD = "runtime-load"
     REQUEST = "request-code"
     ROUTE = "route-finding"
 
@@ -45,6 +46,7 @@ _TITLES = {
     DiffKind.GAP: "Unikraft gaps",
     DiffKind.PSEUDO_FILE: "pseudo-files",
     DiffKind.DLOPEN: "dlopen targets",
+    DiffKind.RUNTIME_LOAD: "run-time loads",
     DiffKind.REQUEST: "request codes",
     DiffKind.ROUTE: "route findings",
 }
@@ -125,6 +127,8 @@ def facts(report: Report) -> dict[DiffKind, dict[str, _Fact]]:
                 out[DiffKind.PSEUDO_FILE][p] = _Fact("")
             for d in t.below.dlopen_targets:
                 out[DiffKind.DLOPEN][d.name] = _Fact(d.source)
+        for x in t.syscalls.runtime_loads if t.syscalls else ():
+            out[DiffKind.RUNTIME_LOAD][x.name] = _Fact(f"{x.via}: {_basename(x.path)}")
         for r in t.syscalls.requests if t.syscalls else ():
             out[DiffKind.REQUEST][f"{r.call}({r.name})"] = _Fact(f"{r.sites} call site" + ("s" if r.sites != 1 else ""))
         for rf in t.route:
