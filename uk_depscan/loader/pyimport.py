@@ -118,12 +118,12 @@ def _extension(root: str, parts: list[str], listings: dict[str, list[str]]) -> s
     d = root
     for part in parts[:-1]:
         d = os.path.join(d, part)
-        if "__init__.py" not in listings.setdefault(d, _listing(d)) or not _is_file(os.path.join(d, "__init__.py")):
+        if "__init__.py" not in _listed(listings, d) or not _is_file(os.path.join(d, "__init__.py")):
             return None
     last = parts[-1]
     hits = [
         e
-        for e in listings.setdefault(d, _listing(d))
+        for e in _listed(listings, d)
         if e.endswith(".so")
         and (e == last + ".so" or (e.startswith(last + ".") and e.count(".") == 2))
         and _is_file(os.path.join(d, e))
@@ -132,6 +132,12 @@ def _extension(root: str, parts: list[str], listings: dict[str, list[str]]) -> s
         return None
     hits.sort(key=lambda e: (e == last + ".so", e.endswith(".abi3.so"), e))
     return os.path.join(d, hits[0])
+
+
+def _listed(listings: dict[str, list[str]], d: str) -> list[str]:
+    if d not in listings:
+        listings[d] = _listing(d)
+    return listings[d]
 
 
 def _listing(d: str) -> list[str]:
