@@ -39,6 +39,8 @@ def build_site(arch: str, site: Path) -> Path:
         (site / pkg / "__init__.py").write_text("")
     (site / "fakepkg/core/purepy.py").write_text("import os\n")
     (site / "fakepkg/core/_broken.so").write_bytes(b"not an ELF file\n")
+    other = "aarch64" if arch == "x86_64" else "x86_64"  # another architecture's build: never chosen
+    (site / f"fakepkg/core/_native.cpython-311-{other}-linux-gnu.so").write_bytes(b"not this one\n")
     os.mkfifo(site / "fakepkg/core/_fifo.so")
     helper = site / "fakepkg.libs/libhelper.so"
     _run([cc, *FLAGS, "-Wl,-soname,libhelper.so", str(FIXTURE / "helper.c"), "-o", str(helper)])

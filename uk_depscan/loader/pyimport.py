@@ -91,7 +91,7 @@ def module_imports(elf: ElfFile, path: str) -> tuple[ModuleImport, ...]:
     out = []
     listings: dict[str, list[str]] = {}  # hundreds of names share a few directories
     for name in module_name_literals(elf, tops):
-        found = _extension(root, name.split("."), listings)
+        found = _extension(root, name.split("."), listings, elf.machine_name)
         if found is not None:
             out.append(ModuleImport(name, found))
     return tuple(out)
@@ -109,12 +109,12 @@ def _top_level(root: str) -> list[str]:
     return sorted(set(names))
 
 
-def _extension(root: str, parts: list[str], listings: dict[str, list[str]]) -> str | None:
+def _extension(root: str, parts: list[str], listings: dict[str, list[str]], machine: str) -> str | None:
     """The extension module file of the dotted name ``parts`` under ``root``: ``a/b/c.<tag>.so`` or
     ``a/b/c.so`` inside packages ``a`` and ``a/b``.  Several tagged files: the interpreter takes the
     first of its ``importlib.machinery.EXTENSION_SUFFIXES`` (``.cpython-311-x86_64-linux-gnu.so``,
-    ``.abi3.so``, ``.so``) — the most specific tag wins here, then the name, whatever the listing
-    order."""
+    ``.abi3.so``, ``.so``) — here a tag naming the importer's architecture (``machine``) first, then
+    the most specific tag, then the name, whatever the listing order."""
     d = root
     for part in parts[:-1]:
         d = os.path.join(d, part)
@@ -130,7 +130,7 @@ def _extension(root: str, parts: list[str], listings: dict[str, list[str]]) -> s
     ]
     if not hits:
         return None
-    hits.sort(key=lambda e: (e == last + ".so", e.endswith(".abi3.so"), e))
+    hits.sort(key=lambda e: (f"-{machine}-" not in e, e == last + ".so", e.endswith(".abi3.so"), e))
     return os.path.join(d, hits[0])
 
 
