@@ -256,3 +256,25 @@ def test_diff_names_a_new_load(site, tmp_path):
     assert code in (0, 1), err
     doc = json.loads(out)
     assert doc["counts"]["runtime-load"]["added"] == 4, doc["counts"]
+
+
+def test_a_wheel_finds_its_own_modules(site, tmp_path):
+    """In a wheel the extracted tree keeps the packages (their ``__init__.py``), so a member finds
+    the modules it imports as in an installed tree; paths are shown inside the wheel."""
+    import zipfile
+
+    arch, root, _ = site
+    wheel = tmp_path / "app-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and not path.is_symlink() and path.stat().st_size and "_fifo" not in path.name:
+                zf.write(path, path.relative_to(root).as_posix())
+            elif path.name == "__init__.py":
+                zf.writestr(path.relative_to(root).as_posix(), "")
+    out = tmp_path / "w.json"
+    code, _, err = run_cli([str(wheel), "--libc", "glibc", "--format", "json", "-o", str(out), "--jobs", "1"])
+    assert code in (0, 1), err
+    targets = {t["target"].split("!/", 1)[1]: t for t in json.loads(out.read_text())["targets"]}
+    loads = targets["app/lib/libimporter.so"]["syscalls"]["runtime_loads"]
+    native = next(x for x in loads if x["name"] == "fakepkg.core._native")
+    assert native["path"] == f"{wheel}!/fakepkg/core/_native.{_tag(arch)}.so" and native["added"] == ["mlock"]

@@ -298,6 +298,7 @@ def _collect_wheel(p: str, inputs: Inputs, limits: WheelLimits, select: MemberFi
     if len(members) > limits.max_members:
         raise InputError(f"{p}: refused: {len(members)} members (limit {limits.max_members})")
     plan = _plan_members(p, members, limits, inputs)
+    markers = [name for _, name in plan if name.endswith("/__init__.py")]
     if select is not None:
         plan = [(info, name) for info, name in plan if select.accepts(name)]
     if not plan:
@@ -305,6 +306,21 @@ def _collect_wheel(p: str, inputs: Inputs, limits: WheelLimits, select: MemberFi
     tmp = inputs.stack.enter_context(locked_tempdir())
     inputs.prefixes[tmp] = f"{p}!"
     _extract_elves(zf, plan, tmp, p, limits, inputs, threads)
+    _package_markers(markers, tmp)
+
+
+def _package_markers(names: list[str], tmp: str) -> None:
+    """An empty ``__init__.py`` where the wheel has one: the extracted tree keeps the wheel's
+    packages, so a member that imports a module by name finds it as in an installed tree
+    (:mod:`uk_depscan.loader.pyimport` reads only that the file exists; its content is not needed).
+    The names are the plan's, already checked (no ``..``, not absolute, no clash)."""
+    for name in names:
+        dest = Path(tmp, name)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+        except OSError:
+            continue  # a marker is a hint: without it the module is not found, nothing worse
 
 
 def _plan_members(
