@@ -9,9 +9,11 @@ demangled name only as a source name, which the Itanium ABI writes verbatim in t
 (``<length><identifier>``, its first occurrence at least: substitutions only repeat it), unless the
 demangler makes the word up itself — builtin types, the standard abbreviations (``St``, ``Ss``,
 ``Sa``...), operators and special names (``vtable for``, ``[clone .cold]``...), listed in
-``_GENERATED`` (libiberty's cp-demangle.c).  So a name lacking such a word is no match and is never
-demangled.  The answer is exactly the naive one (``tests/test_entry_globs.py`` checks it on every
-export of libtorch_cpu.so and on crafted names).
+``_GENERATED`` (libiberty's cp-demangle.c); a run a wildcard may extend (``matmul`` in ``*matmul*``)
+must be verbatim too unless it is part of such a word.  So a name lacking one of those runs is no
+match and is never demangled.  The answer is exactly the naive one (``tests/test_entry_globs.py``
+checks the word list against every mangled symbol of the torch libraries, and the answer against
+``fnmatch`` on every export of libtorch_cpu.so, libc10.so and libonnxruntime and on crafted names).
 """
 
 from __future__ import annotations
