@@ -561,6 +561,12 @@ class RuntimeLoad:
     loader: str  # the object whose data names it: the target, or an object loaded before
     error: str | None = None  # why it could not be analysed (then ``added`` is empty)
 
+    def outcome(self, sep: str = " ") -> str:
+        """What the load did to the answer, as every renderer words it."""
+        if self.error:
+            return f"not analysed: {self.error}"
+        return "adds " + sep.join(self.added) if self.added else "adds nothing"
+
 
 @dataclass(frozen=True)
 class SyscallReport:

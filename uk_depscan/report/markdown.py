@@ -208,5 +208,4 @@ def _tier_counts(pairs: tuple[tuple[Tier, int], ...]) -> str:
 
 
 def _runtime_text(x: RuntimeLoad) -> str:
-    what = f"not analysed: {x.error}" if x.error else ("adds " + ", ".join(x.added) if x.added else "adds nothing")
-    return f"{md(x.via)} `{md(x.name)}` by {md(x.loader)}: {md(x.path)}; {md(what)}"
+    return f"{md(x.via)} `{md(x.name)}` by {md(x.loader)}: {md(x.path)}; {md(x.outcome(', '))}"

@@ -373,8 +373,7 @@ def _runtime_section(con: Console, t: TargetReport) -> None:
         return
     _wrap(con, f"loaded at run time: {len(loads)}", "bold")
     for x in loads:
-        what = f"not analysed: {x.error}" if x.error else ("adds " + " ".join(x.added) if x.added else "adds nothing")
-        _wrap(con, f"  {x.via} {x.name} ({x.loader} -> {x.path}): {what}", indent=4)
+        _wrap(con, f"  {x.via} {x.name} ({x.loader} -> {x.path}): {x.outcome()}", indent=4)
 
 
 def _native_section(con: Console, t: TargetReport, verbose: bool) -> None:

@@ -20,7 +20,7 @@ import difflib
 import logging
 import os
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -386,10 +386,7 @@ def analyze_syscalls(
         if isinstance(root, EngineSummary)
         else {}
     )
-    # Constructors of the dependencies run at load too; they add only what the target's own code
-    # does not already explain (so blame chains start in the target whenever they can).
-    ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if 0 < i < SHIPPED_BASE], summaries, bind)
-    reached.update({n: r for n, r in ctors.items() if n not in reached})
+    _add_constructors(reached, summaries, bind, range(1, SHIPPED_BASE))
     baseline, rare = split_baseline(_baseline_roots(result, summaries, fallback, libc_model), summaries, bind)
     # function by function, down to the instruction (shipped tables: through the host's identical file)
     paths = PathSources(summaries, _host_files(result))
@@ -427,12 +424,24 @@ def _lean(
     """:func:`analyze_syscalls` with ``known``: what the root and the constructors of its newly
     loaded dependencies reach beyond ``known``, chains expanded for those only."""
     objects = result.tree.objects
-    fresh = [i for i in sorted(summaries) if 0 < i < SHIPPED_BASE and os.path.realpath(objects[i].path) not in loaded]
-    ctors = close_over_bindings([(i, INIT) for i in fresh], summaries, bind)
-    reached.update({n: r for n, r in ctors.items() if n not in reached})
+    fresh = {i for i in range(1, min(len(objects), SHIPPED_BASE)) if os.path.realpath(objects[i].path) not in loaded}
+    _add_constructors(reached, summaries, bind, fresh)
     new = {n: r for n, r in reached.items() if n not in known}
     new = expand_chains(new, PathSources(summaries, _host_files(result))) if new else new
     return SyscallAnalysis(new, {}, (), (), tuple(sources), libc_model, (), 0)
+
+
+def _add_constructors(
+    reached: dict[int, ReachedSyscall],
+    summaries: Mapping[int, OpenSummary],
+    bind: Mapping[tuple[int, str], Node | None],
+    objects: Container[int],
+) -> None:
+    """Constructors of the dependencies in ``objects`` run at load too; they add to ``reached`` only
+    what the target's own code does not already explain (so blame chains start in the target
+    whenever they can)."""
+    ctors = close_over_bindings([(i, INIT) for i in sorted(summaries) if i in objects], summaries, bind)
+    reached.update({n: r for n, r in ctors.items() if n not in reached})
 
 
 def _host_files(result: LoadResult) -> dict[str, ElfFile]:
