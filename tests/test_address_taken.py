@@ -5,6 +5,7 @@ pointer table (RELATIVE), qsort/pthread_create callbacks, a vtable slot calling 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,43 @@ def test_chain_passes_through_the_table(built, tmp_path):
         assert kinds[:3] == ["entry", "ref", "import"], (name, kinds, symbols)
         assert symbols[0] == "vfs_lookup" and symbols[1].startswith("data_")
         assert symbols[2].split("@", 1)[0] in EXPECT["data_only"]
+
+
+def _symbol_address(lib: Path, name: str) -> int:
+    """The address ``nm`` (binutils, the oracle) gives a local function of the fixture."""
+    need("nm")
+    out = subprocess.run(["nm", str(lib)], check=True, capture_output=True, text=True).stdout
+    found = [int(line.split()[0], 16) for line in out.splitlines() if line.split()[-1:] == [name]]
+    assert len(found) == 1, (name, found)
+    return found[0]
+
+
+def test_entry_at_a_code_address(built, tmp_path):
+    """``--entry 0x…``/``sub_…`` roots at the function holding that address (a static function no
+    export names: the table's ``by_uid``): it reaches getuid and not getgid (the table's other slot),
+    names the function in the chain, and any address inside it is the same root and the same answer."""
+    _, lib, _, _ = built
+    at = _symbol_address(lib, "by_uid")
+    answers = {}
+    for spelling in (f"0x{at:x}", f"sub_{at:x}", f"0x{at + 1:x}"):
+        out = tmp_path / f"{spelling}.json"
+        code, _, err = run_cli([str(lib), "--libc", "glibc", "--entry", spelling, "--format", "json", "-o", str(out)])
+        assert code in (0, 1), err
+        rows = {s["name"]: s for s in json.loads(out.read_text())["targets"][0]["syscalls"]["reached"]}
+        assert "getuid" in rows and "getgid" not in rows, spelling
+        assert rows["getuid"]["chain"][0] == {
+            "detail": "",
+            "kind": "entry",
+            "library": lib.name,
+            "symbol": "by_uid",
+        }
+        answers[spelling] = {k: v["chain"] for k, v in rows.items()}
+    assert len({json.dumps(a, sort_keys=True) for a in answers.values()}) == 1
+
+
+@pytest.mark.parametrize("where", ["0x0", "0xffffffffffff", "sub_10"])
+def test_entry_address_outside_the_code_is_a_usage_error(built, tmp_path, where):
+    _, lib, _, _ = built
+    code, _, err = run_cli([str(lib), "--libc", "glibc", "--entry", where, "-o", str(tmp_path / "x.json")])
+    assert code == 2
+    assert err.count("\n") == 1 and f"--entry {where} is not an address inside a function" in err

@@ -94,3 +94,26 @@ def test_explain_import_export_and_saved_report(lib: Path, tmp_path: Path) -> No
     assert json.loads(out)["answers"][0] == imp
     code, out, err = run_cli(["explain", str(saved), "getrandm"])
     assert code == 2 and "closest: getrandom" in err and not out
+
+
+def test_explain_a_code_address(lib: Path, tmp_path: Path) -> None:
+    """A code address (as chains name a function the object has no name for) answers what the
+    function holding it reaches, like its export would (the address from ``nm``, the oracle); from a
+    saved report, or outside the code, it is exit 2 with one line."""
+    need("nm")
+    out = subprocess.run(["nm", str(lib)], check=True, capture_output=True, text=True).stdout
+    at = next(int(line.split()[0], 16) for line in out.splitlines() if line.split()[-1:] == ["whoami"])
+    code, by_name, err = run_cli(["explain", str(lib), "whoami", "--libc", "glibc", "--format", "json"])
+    assert code == 0, err
+    for spelling in (f"0x{at:x}", f"sub_{at:x}", f"0x{at + 2:x}"):
+        code, got, err = run_cli(["explain", str(lib), spelling, "--libc", "glibc", "--format", "json"])
+        assert code == 0, err
+        answer = json.loads(got)["answers"][0]
+        assert (answer["kind"], answer["symbol"]) == ("function", spelling)
+        assert answer["reaches"] == json.loads(by_name)["answers"][0]["reaches"]
+        assert "gettid" in answer["reaches"]
+    saved = tmp_path / "report.json"
+    assert run_cli(["scan", str(lib), "--libc", "glibc", "-f", "json", "-o", str(saved), "--fail-on", "never"])[0] == 0
+    for where, why in ((str(saved), "needs the binary"), (str(lib), "not an address inside a function")):
+        code, got, err = run_cli(["explain", where, f"0x{at:x}" if where == str(saved) else "0x1"])
+        assert code == 2 and not got and err.count("\n") == 1 and why in err, err

@@ -162,7 +162,8 @@ SHARED: dict[str, tuple[Any, Any]] = {
             None,
             "--entry",
             help="Only what these exported functions reach (glob on mangled or "
-            "demangled names; repeatable). Constructors are always included.",
+            "demangled names, or the function at a code address: 0x3e3ca0, sub_3e3ca0; "
+            "repeatable). Constructors are always included.",
         ),
     ),
     "no_cache": (bool, typer.Option(False, "--no-cache", help="Do not read or write the per-library scan cache.")),

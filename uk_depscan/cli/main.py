@@ -273,20 +273,23 @@ def explain_cmd(
     target: str = typer.Argument(..., help="ELF file, directory or wheel, or a saved --format json report."),
     query: str = typer.Argument(
         ...,
-        help="A syscall name or number, an imported symbol, an exported one, or an object loaded at run time.",
+        help="A syscall name or number, an imported symbol, an exported one, a code address "
+        "(0x3e3ca0, sub_3e3ca0), or an object loaded at run time.",
     ),
     *,
     opts: CommonOptions,
 ) -> int:
     """Why the target reaches a syscall (its shortest evidence chains, down to the instruction), what
-    an import reaches and through which provider, what an export reaches, or what an object the
-    target loads at run time (a Python module, a dlopen target) adds.  A saved JSON report is
-    read back, not re-analysed (an export's reach needs the binary).  Unknown name: exit 2."""
+    an import reaches and through which provider, what an export or the function at a code address
+    reaches, or what an object the target loads at run time (a Python module, a dlopen target)
+    adds.  A saved JSON report is read back, not re-analysed (an export's or a function's reach
+    needs the binary).  Unknown name: exit 2."""
     import dataclasses
 
     from uk_depscan.pipeline import analyze
     from uk_depscan.report.text import render_explain
     from uk_depscan.report.views import (
+        QueryKind,
         explain,
         explain_export,
         explain_import,
@@ -294,6 +297,7 @@ def explain_cmd(
         find_import,
         find_runtime_load,
     )
+    from uk_depscan.syscalls.reach import is_address_entry
 
     saved = target.endswith(".json")
     report = _diff_side(target, opts) if saved else analyze([target], opts.search_config(), options=opts.analysis())
@@ -305,6 +309,12 @@ def explain_cmd(
         answers = (explain_import(t, imp),)
     elif (load := find_runtime_load(t, q)) is not None:
         answers = (explain_runtime_load(t, load),)
+    elif is_address_entry(q):
+        if saved:  # a saved report holds the reaches of its syscalls and imports, not of every function
+            raise UsageError(f"{target}: {q} is a code address: what its function reaches needs the binary")
+        # the function holding the address (an API-table slot, a chain's sub_…): exit 2 outside the code
+        sub = analyze([target], opts.search_config(), options=dataclasses.replace(opts.analysis(), entries=(q,)))
+        answers = (explain_export(sub.targets[0], q, QueryKind.FUNCTION),)
     elif not saved and (export := _find_export(t.target, target, q)) is not None:
         options = dataclasses.replace(opts.analysis(), entries=(export.split("@", 1)[0],))
         sub = analyze([target], opts.search_config(), options=options)

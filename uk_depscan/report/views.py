@@ -215,6 +215,7 @@ class QueryKind(StrEnum):
     SYSCALL = "syscall"
     IMPORT = "import"
     EXPORT = "export"
+    FUNCTION = "function"  # a code address (0x…, sub_…): the function holding it, exported or not
     LOADED = "loaded at run time"  # an object the target loads by name (uk_depscan.syscalls.runtime)
 
 
@@ -280,11 +281,12 @@ def explain_runtime_load(t: TargetReport, load: RuntimeLoad) -> ExplainAnswer:
 _LOAD_STEPS = (EvidenceKind.MODULE, EvidenceKind.DLOPEN)
 
 
-def explain_export(t: TargetReport, export: str) -> ExplainAnswer:
-    """``t`` analysed with ``--entry export``: what that export reaches."""
+def explain_export(t: TargetReport, export: str, kind: QueryKind = QueryKind.EXPORT) -> ExplainAnswer:
+    """``t`` analysed with ``--entry export``: what that export (or the function at that code
+    address, ``kind`` FUNCTION) reaches."""
     if t.syscalls is None:
-        return ExplainAnswer(t.target, False, (), QueryKind.EXPORT, export)
-    return ExplainAnswer(t.target, True, (), QueryKind.EXPORT, export, None, tuple(f.name for f in t.syscalls.syscalls))
+        return ExplainAnswer(t.target, False, (), kind, export)
+    return ExplainAnswer(t.target, True, (), kind, export, None, tuple(f.name for f in t.syscalls.syscalls))
 
 
 def explain(report: Report, query: str) -> tuple[ExplainAnswer, ...]:

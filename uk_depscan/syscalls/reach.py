@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import logging
 import os
+import re
 import weakref
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
@@ -82,6 +83,9 @@ LIBC_FAMILY = (
 CXX_FAMILY = ("libstdc++.so.6", "libgcc_s.so.1", "libgomp.so.1")
 FINI = "<fini>"  # DT_FINI/DT_FINI_ARRAY: run at exit and dlclose, roots of ``--entry``
 SHIPPED_BASE = 1_000_000  # object indices for libraries known only from shipped tables
+# ``--entry`` given as a code address (``0x3e3ca0``) or as a chain names a function the object has no
+# name for (``sub_3e3ca0``): roots at the function holding that address
+_ADDRESS_ENTRY = re.compile(r"(?:0x|sub_)([0-9a-fA-F]{1,16})")
 # What runs before any library code (glibc 2.36): ld.so from its entry point (the engine follows
 # dl_main, passed to _dl_sysdep_start by address, through address-taken edges) and
 # __libc_early_init, which ld.so calls by address (elf/libc_early_init.c).  Checked against strace
@@ -142,7 +146,8 @@ class EngineSummary:
         for key in key_variants(entry):
             if key in self.exports:
                 return [self.exports[key]]
-        return []
+        at = _ADDRESS_ENTRY.fullmatch(entry)
+        return [int(at.group(1), 16)] if at else []
 
     def root_nodes(self, entry: str) -> np.ndarray:
         """Call-graph nodes of :meth:`addresses` (-1: an address before the first function); for
@@ -476,16 +481,37 @@ def _shipped_summary(shipped: Mapping[str, TableSummary], soname: str, model: st
 
 def _root_entries(root: EngineSummary, entries: tuple[str, ...]) -> list[Node]:
     """The root's entry nodes: the whole object, or the exports matching ``entries`` (mangled or
-    demangled globs) plus its constructors and destructors, which run at load and exit whatever
-    the caller does.  Functions whose address is stored in data are *not* roots by themselves:
-    the reference graph reaches them from the code that loads the data holding them."""
+    demangled globs) and the functions holding the code addresses among them (``0x…``, ``sub_…``),
+    plus its constructors and destructors, which run at load and exit whatever the caller does.
+    Functions whose address is stored in data are *not* roots by themselves: the reference graph
+    reaches them from the code that loads the data holding them."""
     if not entries:
         return [(0, ALL)]
+    at = [e for e in entries if is_address_entry(e)]
+    globs = tuple(e for e in entries if e not in at)
     keys = [k for k, _ in root.scan.exports]
-    chosen = [keys[i] for i in matching([k.split("@", 1)[0] for k in keys], entries)]
-    if not chosen:
-        raise UsageError(_no_match(root, entries))
-    return [(0, k) for k in chosen] + [(0, INIT), (0, FINI)]
+    chosen = [keys[i] for i in matching([k.split("@", 1)[0] for k in keys], globs)] if globs else []
+    if globs and not chosen:
+        raise UsageError(_no_match(root, globs))
+    return [(0, k) for k in chosen] + [(0, _function_key(root, e)) for e in at] + [(0, INIT), (0, FINI)]
+
+
+def is_address_entry(entry: str) -> bool:
+    """Whether an ``--entry`` (or ``explain`` query) names a code address (``0x…``, ``sub_…``)."""
+    return _ADDRESS_ENTRY.fullmatch(entry) is not None
+
+
+def _function_key(root: EngineSummary, entry: str) -> str:
+    """The entry key (``sub_<start>``) of the function holding the code address ``entry`` names,
+    whichever spelling was given (``0x3e3ca4`` and ``sub_3e3ca0`` are one root, one report).  An
+    address outside the object's executable sections or before its first function is a usage error:
+    rooting there would silently reach nothing."""
+    addr = int(entry[2:] if entry.startswith("0x") else entry[4:], 16)
+    in_code = any(va <= addr < va + len(code) for _name, va, code in root.elf.iter_exec_regions())
+    node = int(root.root_nodes(f"0x{addr:x}")[0]) if in_code else -1
+    if node < 0:
+        raise UsageError(f"{root.library}: --entry {entry} is not an address inside a function of its code")
+    return f"sub_{int(root.scan.graph.func_starts[node]):x}"
 
 
 def _no_match(root: EngineSummary, entries: tuple[str, ...]) -> str:
