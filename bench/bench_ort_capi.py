@@ -17,7 +17,8 @@ are ``--entry`` roots like exports; the object's constructors and destructors ar
 - the whole object, and ``--entry OrtGetApiBase`` (the issue's case);
 - ``GetVersionString`` (returns a string: what the constructors and destructors alone reach, the
   floor of every ``--entry``);
-- ``CreateEnv`` (slot 3: every C-API program calls it, or a ``CreateEnvWith*`` variant, first);
+- ``CreateEnv`` (slot 3: every C-API program calls it, or a ``CreateEnvWith*`` variant, first) and
+  ``CreateEnvWithCustomLogger`` (slot 4);
 - the API functions the traced workload calls, together;
 and, from ``bench/devset/devset.json``, the syscalls the traced C-API workloads made through the
 library (both parts), which each sound answer must contain.
@@ -161,6 +162,7 @@ def main() -> int:
         ("`--entry OrtGetApiBase`", ["OrtGetApiBase"]),
         ("`GetVersionString`: constructors and destructors only", [f"0x{version_string:x}"]),
         ("`CreateEnv` (slot 3)", [f"0x{slots[names['CreateEnv']]:x}"]),
+        ("`CreateEnvWithCustomLogger` (slot 4)", [f"0x{slots[names['CreateEnvWithCustomLogger']]:x}"]),
         (f"the {len(used)} API functions the traced driver calls", [f"0x{slots[names[u]]:x}" for u in used]),
     ]
     rows = []
@@ -190,7 +192,7 @@ def main() -> int:
     lines += ["", "What each drops from the whole object:", ""]
     lines += [f"- {what}: {', '.join(sorted(set(whole) - set(got))) or 'nothing'}" for what, _e, got in rows[1:]]
     lines += ["", f"API functions of the traced driver: {', '.join(used)}.", ""]
-    env = rows[3][2]
+    env = next(got for what, _e, got in rows if what.startswith("`CreateEnv`"))
     untraced = sorted(set(env) - set().union(*traced.values()))
     by_last: dict[str, list[str]] = {}
     for name in untraced:
