@@ -130,6 +130,7 @@ class EngineSummary:
         self._path_store: CacheStore | None = None  # where the chain paths are, read when first needed
         self._site_nodes: np.ndarray | None = None
         self._key_rank: tuple[tuple[str, ...], np.ndarray] | None = None
+        self.code_entries: dict[str, int] = {}  # --entry code addresses: sub_<start> -> start
         # reaches by entry address: aliases (C++ C1/C2 constructors, versioned and default names of
         # one function) share one search
         self._by_address: dict[tuple[tuple[int, ...], bool], Reach] = {}
@@ -146,15 +147,16 @@ class EngineSummary:
         for key in key_variants(entry):
             if key in self.exports:
                 return [self.exports[key]]
-        at = _ADDRESS_ENTRY.fullmatch(entry)
-        return [int(at.group(1), 16)] if at else []
+        # a code address only where --entry gave one for this object (an import named sub_… binds
+        # to an export of that name or to nothing: never to an address of its provider)
+        return [self.code_entries[entry]] if entry in self.code_entries else []
 
     def root_nodes(self, entry: str) -> np.ndarray:
         """Call-graph nodes of :meth:`addresses` (-1: an address before the first function); for
         ALL every function, without a list of 300 k addresses (libtorch_cpu.so)."""
         if entry == ALL:
             return np.arange(self.scan.graph.n_funcs, dtype=np.int64)
-        return self._nodes_of(self.addresses(entry))
+        return self.nodes_of(self.addresses(entry))
 
     @property
     def exports(self) -> dict[str, int]:
@@ -230,7 +232,7 @@ class EngineSummary:
                 for entry in todo[addrs]:
                     self._memo[entry] = found
 
-    def _nodes_of(self, addrs: list[int]) -> np.ndarray:
+    def nodes_of(self, addrs: list[int]) -> np.ndarray:
         """Node of the function containing each address (-1: before the first function)."""
         g = self.scan.graph
         nodes: np.ndarray = (
@@ -239,7 +241,7 @@ class EngineSummary:
         return nodes
 
     def _roots(self, addrs: list[int]) -> np.ndarray:
-        nodes = self._nodes_of(addrs)
+        nodes = self.nodes_of(addrs)
         return nodes[nodes >= 0]
 
     def _reach(self, addrs: list[int], whole: bool = False) -> Reach:
@@ -508,10 +510,13 @@ def _function_key(root: EngineSummary, entry: str) -> str:
     rooting there would silently reach nothing."""
     addr = int(entry[2:] if entry.startswith("0x") else entry[4:], 16)
     in_code = any(va <= addr < va + len(code) for _name, va, code in root.elf.iter_exec_regions())
-    node = int(root.root_nodes(f"0x{addr:x}")[0]) if in_code else -1
+    node = int(root.nodes_of([addr])[0]) if in_code else -1
     if node < 0:
         raise UsageError(f"{root.library}: --entry {entry} is not an address inside a function of its code")
-    return f"sub_{int(root.scan.graph.func_starts[node]):x}"
+    start = int(root.scan.graph.func_starts[node])
+    key = f"sub_{start:x}"
+    root.code_entries[key] = start
+    return key
 
 
 def _no_match(root: EngineSummary, entries: tuple[str, ...]) -> str:
