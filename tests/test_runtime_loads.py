@@ -278,3 +278,60 @@ def test_a_wheel_finds_its_own_modules(site, tmp_path):
     loads = targets["app/lib/libimporter.so"]["syscalls"]["runtime_loads"]
     native = next(x for x in loads if x["name"] == "fakepkg.core._native")
     assert native["path"] == f"{wheel}!/fakepkg/core/_native.{_tag(arch)}.so" and native["added"] == ["mlock"]
+
+
+def _alone(root: Path, dest: Path) -> Path:
+    """Package ``app`` copied alone (as a wheel of it extracts): its importer, plugin and module,
+    none of ``fakepkg``; returns the copied importer."""
+    import shutil
+
+    shutil.copytree(root / "app", dest / "app")
+    return dest / "app/lib/libimporter.so"
+
+
+def test_python_path_finds_modules_outside_the_importer_tree(site, tmp_path):
+    """``--python-path DIR`` (a virtual environment's site-packages beside a wheel scanned alone):
+    the module the importer names is found there, analysed, recorded in the report's search."""
+    _, root, _ = site
+    target = _alone(root, tmp_path / "alone")
+    plain = _report(target, tmp_path)
+    assert "fakepkg.core._native" not in {x["name"] for x in plain["runtime_loads"]}
+    assert "mlock" not in {f["name"] for f in plain["reached"]}
+    out = tmp_path / "p.json"
+    code, _, err = run_cli(
+        [str(target), "--libc", "glibc", "--python-path", str(root), "--format", "json", "-o", str(out)]
+    )
+    assert code in (0, 1), err
+    doc = json.loads(out.read_text())
+    assert doc["search"]["python_path"] == [str(root)]
+    s = doc["targets"][0]["syscalls"]
+    native = next(x for x in s["runtime_loads"] if x["name"] == "fakepkg.core._native")
+    assert Path(native["path"]).parent == root / "fakepkg/core" and native["added"] == ["mlock"]
+    elf = open_elf(target)
+    try:  # the colon-separated form and the library call agree
+        got = {m.name: m.path for m in module_imports(elf, str(target), (str(tmp_path / "none"), str(root)))}
+    finally:
+        elf.close()
+    assert Path(got["fakepkg.core._native"]) == Path(native["path"])
+
+
+def test_a_package_in_the_importer_tree_shadows_the_python_path(site, tmp_path):
+    """The first directory of the search path holding a top-level package is the only one searched
+    for its modules (importlib's PathFinder): a ``fakepkg`` without ``core`` beside the importer
+    hides the python path's ``fakepkg.core._native``."""
+    _, root, _ = site
+    target = _alone(root, tmp_path / "alone")
+    (tmp_path / "alone/fakepkg").mkdir()
+    (tmp_path / "alone/fakepkg/__init__.py").write_text("")
+    elf = open_elf(target)
+    try:
+        names = [m.name for m in module_imports(elf, str(target), (str(root),))]
+    finally:
+        elf.close()
+    assert "fakepkg.core._native" not in names
+
+
+def test_python_path_must_be_a_directory(site, tmp_path):
+    _, _, target = site
+    code, out, err = run_cli([str(target), "--python-path", str(tmp_path / "missing"), "-o", str(tmp_path / "x")])
+    assert code == 2 and not out and err.count("\n") == 1 and "--python-path" in err and "not a directory" in err

@@ -813,6 +813,7 @@ class SearchSettings:
     library_path: tuple[str, ...]
     ld_so_conf: str | None
     use_cache: bool
+    python_path: tuple[str, ...] = ()  # --python-path: where imported Python modules are also searched
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,7 @@ def analyze(
                 skipped.append(Skipped(target.display, str(outcome).removeprefix(f"{target.display}: ")))
             else:
                 reports.append(outcome)
-    settings = SearchSettings(config.root, config.library_path, config.ld_so_conf, config.use_cache)
+    settings = SearchSettings(config.root, config.library_path, config.ld_so_conf, config.use_cache, config.python_path)
     table = unikraft.table if unikraft is not None else None
     # a table of one's own may not record its commit; the report schema wants a string
     ref = TableRef(table.release, table.commit or "unknown", table.generator) if table is not None else None
@@ -946,7 +946,8 @@ def _loads_of(
     name), then the libraries it dlopens that are found (as glibc's dlopen searches from it: its
     DT_RPATH/DT_RUNPATH, the cache, the default directories) and not already loaded with it — an
     object of its closure is in the answer through the imports bound to it."""
-    out = [(m.name, m.path, LoadVia.PYTHON_IMPORT) for m in module_imports(elf, str(elf.path))]
+    modules = module_imports(elf, str(elf.path), config.python_path)
+    out = [(m.name, m.path, LoadVia.PYTHON_IMPORT) for m in modules]
     names = [t.name for t in below.dlopen_targets] if below is not None else []
     if names:
         res, edges = resolve_with_dlopen(elf.path, config, lambda i, _elf: names if i == 0 else ())

@@ -54,6 +54,7 @@ class CommonOptions:
     output: Path | None = None
     root: str = "/"
     library_path: tuple[str, ...] = ()
+    python_path: tuple[str, ...] = ()
     ld_so_conf: Path | None = None
     no_ld_cache: bool = False
     verbose: int = 0
@@ -76,7 +77,13 @@ class CommonOptions:
             raise UsageError(f"--root {self.root}: not a directory")
         dirs = tuple(d for entry in self.library_path for d in entry.split(":") if d)
         conf = str(self.ld_so_conf) if self.ld_so_conf else None
-        return SearchConfig(root=self.root, library_path=dirs, ld_so_conf=conf, use_cache=not self.no_ld_cache)
+        py = tuple(d for entry in self.python_path for d in entry.split(":") if d)
+        for d in py:
+            if not os.path.isdir(d):
+                raise UsageError(f"--python-path {d}: not a directory")
+        return SearchConfig(
+            root=self.root, library_path=dirs, ld_so_conf=conf, use_cache=not self.no_ld_cache, python_path=py
+        )
 
     @property
     def libc_model(self) -> LibcModel:
@@ -130,6 +137,16 @@ SHARED: dict[str, tuple[Any, Any]] = {
             "--library-path",
             "-L",
             help="Directories searched like LD_LIBRARY_PATH (repeatable, or colon-separated).",
+        ),
+    ),
+    "python_path": (
+        list[str] | None,
+        typer.Option(
+            None,
+            "--python-path",
+            help="Also search these directories (after the one holding the importer's package) for the "
+            "Python extension modules an object imports by name: the virtual environment's "
+            "site-packages when a wheel is scanned alone (repeatable, or colon-separated).",
         ),
     ),
     "ld_so_conf": (
@@ -228,6 +245,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
 }
 _SEQUENCES = (
     "library_path",
+    "python_path",
     "entry",
     "observed",
     "include",

@@ -58,11 +58,12 @@ SUBCOMMANDS = {"scan", "deps", "tables", "explain", "graph", "diff", "cache", "k
 # The shared options each command offers (uk_depscan.cli.common.SHARED), in --help order.
 SEARCH = ("root", "library_path", "ld_so_conf", "no_ld_cache")
 SELECT = ("jobs", "include", "exclude")
-SCAN_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", "libc", "entry", "no_cache", "unikraft",
-                "unikraft_table", "fail_on", "route", "observed", *SELECT)  # fmt: skip
+SCAN_OPTIONS = ("fmt", "output", *SEARCH, "python_path", "verbose", "quiet", "traceback", "libc", "entry", "no_cache",
+                "unikraft", "unikraft_table", "fail_on", "route", "observed", *SELECT)  # fmt: skip
 DEPS_OPTIONS = ("fmt", "output", *SEARCH, "verbose", "quiet", "traceback", *SELECT)
-EXPLAIN_OPTIONS = ("fmt", "output", *SEARCH, "quiet", "libc", "entry", "unikraft", "unikraft_table", "traceback")
-GRAPH_OPTIONS = ("output", *SEARCH, "quiet", "libc", "unikraft", "traceback")
+EXPLAIN_OPTIONS = ("fmt", "output", *SEARCH, "python_path", "quiet", "libc", "entry", "unikraft", "unikraft_table",
+                   "traceback")  # fmt: skip
+GRAPH_OPTIONS = ("output", *SEARCH, "python_path", "quiet", "libc", "unikraft", "traceback")
 DIFF_OPTIONS = ("fmt", "output", "quiet", "libc", "unikraft", "traceback")
 
 app = typer.Typer(

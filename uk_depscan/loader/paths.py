@@ -37,6 +37,9 @@ class SearchConfig:
     platform: str | None = None
     lib: str | None = None
     default_dirs: tuple[str, ...] | None = None
+    # sys.path directories searched for the Python extension modules an object imports by name,
+    # after the one holding its own package (uk_depscan.loader.pyimport); host paths, not in root
+    python_path: tuple[str, ...] = ()
 
     def in_root(self, path: str) -> str:
         """Map an absolute target path into the sysroot."""

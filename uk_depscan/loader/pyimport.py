@@ -7,7 +7,8 @@ own DT_NEEDED closure (NumPy's OpenBLAS, whose thread start-up calls ``mbind``).
 the importer's DT_NEEDED closure, so a static answer that stops there misses what the import runs.
 
 The importer names the module, so the module can be found the way the interpreter finds it: in the
-directory that holds the importer's top-level package (``site-packages``, or a wheel's root).  Only
+directory that holds the importer's top-level package (``site-packages``, or a wheel's root), then
+in the ``--python-path`` directories.  Only
 names that resolve there to an *extension module* are followed; importing a package also runs its
 ``__init__.py`` files, which may import more (Python code is not analysed: an unsound spot, stated
 in README "What the syscall answer means").  Nothing ties a literal to a particular call, so the
@@ -79,19 +80,28 @@ def site_root(path: str) -> str | None:
     return os.path.dirname(top) if top is not None else None
 
 
-def module_imports(elf: ElfFile, path: str) -> tuple[ModuleImport, ...]:
+def module_imports(elf: ElfFile, path: str, python_path: tuple[str, ...] = ()) -> tuple[ModuleImport, ...]:
     """The extension modules ``elf`` (at ``path``) names in its data and imports at run time,
-    sorted by name; () when it imports no import function or lies in no package tree."""
+    sorted by name; () when it imports no import function, or lies in no package tree and no
+    ``python_path`` is given.
+
+    The search path is the directory holding the importer's package, then ``python_path`` (the
+    ``--python-path`` directories: a virtual environment's site-packages when a wheel is scanned
+    alone).  As in the interpreter, the first directory that holds a name's top-level package is
+    the only one searched for it: a regular package shadows a same-named one further down the
+    path (importlib's ``PathFinder`` stops at the first match, and a package's ``__path__`` is its
+    own directory)."""
     if not imports_modules(elf):
         return ()
     root = site_root(path)
-    if root is None:
-        return ()
-    tops = _top_level(root)
+    roots = list(dict.fromkeys([*([root] if root is not None else []), *python_path]))
+    tops = [set(_top_level(r)) for r in roots]
     out = []
     listings: dict[str, list[str]] = {}  # hundreds of names share a few directories
-    for name in module_name_literals(elf, tops):
-        found = _extension(root, name.split("."), listings, elf.machine_name)
+    for name in module_name_literals(elf, set().union(*tops)):
+        parts = name.split(".")
+        first = next(r for r, top in zip(roots, tops, strict=True) if parts[0] in top)
+        found = _extension(first, parts, listings, elf.machine_name)
         if found is not None:
             out.append(ModuleImport(name, found))
     return tuple(out)

@@ -86,6 +86,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "library_path": list(report.search.library_path),
             "ld_so_conf": report.search.ld_so_conf,
             "use_ld_so_cache": report.search.use_cache,
+            # only when given: reports of runs without it stay byte-identical to earlier ones
+            **({"python_path": list(report.search.python_path)} if report.search.python_path else {}),
         },
         "targets": [target_to_dict(t) for t in report.targets],
         "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
@@ -519,7 +521,9 @@ def _report(d: dict[str, Any]) -> Report:
     return Report(
         tool_version=d["tool"]["version"],
         command=d["command"],
-        search=SearchSettings(s["root"], tuple(s["library_path"]), s["ld_so_conf"], s["use_ld_so_cache"]),
+        search=SearchSettings(
+            s["root"], tuple(s["library_path"]), s["ld_so_conf"], s["use_ld_so_cache"], tuple(s.get("python_path", ()))
+        ),
         targets=targets,
         skipped=tuple(Skipped(x["path"], x["reason"]) for x in d["skipped"]),
         unikraft=None if uk is None else TableRef(uk["release"], uk["commit"], uk["generator"]),
