@@ -2,6 +2,8 @@
 
     python bench/score_advice.py                       # both libc models, writes bench/RESULTS-advice.md
     python bench/score_advice.py --libc glibc --only libtorch_cpu.so --no-write
+    python bench/score_advice.py --libc glibc --python-path-from bench/wheels/site \
+        --results bench/RESULTS-advice-python-path.md   # wheels alone, --python-path at their environments
 
 For every library of the dev set the analysis runs through the command line (``uk-depscan LIB --format
 json``; never ``--observed``), so the bench does not depend on the package's internals.  Libraries are
@@ -176,12 +178,16 @@ def linux_syscalls(arch: str) -> set[str]:
     return set(json.loads(table.read_text())["syscalls"])
 
 
-def analyse(path: Path, libc: str | None, env: Mapping[str, str]) -> tuple[dict[str, object], float]:
+def analyse(
+    path: Path, libc: str | None, env: Mapping[str, str], python_path: Path | None = None
+) -> tuple[dict[str, object], float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.json"
         cmd = ["uk-depscan", str(path), "--format", "json", "-o", str(out)]
         if libc:
             cmd += ["--libc", libc]
+        if python_path is not None:
+            cmd += ["--python-path", str(python_path)]
         start = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(env), check=False)
         took = time.monotonic() - start
@@ -264,6 +270,12 @@ def main() -> None:
         help="results file (default bench/RESULTS-advice.md; the installed environments of bench/make_sites.py: "
         "bench/RESULTS-advice-installed.md)",
     )
+    ap.add_argument(
+        "--python-path-from",
+        type=Path,
+        help="give each library --python-path DIR/<wheel>: the wheels alone with their traced environments' "
+        "site-packages (the trees of bench/make_sites.py)",
+    )
     args = ap.parse_args()
     devset = json.loads(args.devset.read_text())
     models = args.libc or [PRIMARY_LIBC, "default"]
@@ -295,7 +307,8 @@ def main() -> None:
             if sha256(path) != lib["sha256"]:
                 failed_check.append(f"{path}: sha256 differs from the dev set's")
                 continue
-            report, took = analyse(path, libc, env)
+            py = args.python_path_from / lib["wheel"] if args.python_path_from else None
+            report, took = analyse(path, libc, env, py)
             timings.append(f"{Path(key).name} {took:.0f} s")
             arch, static, gaps = report_facts(report)
             linux = linux_syscalls(arch)
