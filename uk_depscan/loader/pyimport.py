@@ -8,11 +8,11 @@ the importer's DT_NEEDED closure, so a static answer that stops there misses wha
 
 The importer names the module, so the module can be found the way the interpreter finds it: in the
 directory that holds the importer's top-level package (``site-packages``, or a wheel's root), then
-in the ``--python-path`` directories.  Only
-names that resolve there to an *extension module* are followed; importing a package also runs its
-``__init__.py`` files, which may import more (Python code is not analysed: an unsound spot, stated
-in README "What the syscall answer means").  Nothing ties a literal to a particular call, so the
-names are candidates, like dlopen's library-name literals (:mod:`uk_depscan.elf.literals`).
+in the ``--python-path`` directories.  Only names that resolve there to an *extension module* are
+followed; importing a package also runs its ``__init__.py`` files, which may import more (Python
+code is not analysed: an unsound spot, stated in README "What the syscall answer means").  Nothing
+ties a literal to a particular call, so the names are candidates, like dlopen's library-name
+literals (:mod:`uk_depscan.elf.literals`).
 """
 
 from __future__ import annotations
