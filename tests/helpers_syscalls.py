@@ -41,6 +41,15 @@ def _run(cmd: list[str]) -> None:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
 
 
+def symbol_address(lib: Path, name: str) -> int:
+    """The address ``nm`` (binutils, the oracle) gives the one symbol ``name`` of ``lib``."""
+    need("nm")
+    out = subprocess.run(["nm", str(lib)], check=True, capture_output=True, text=True).stdout
+    found = [int(line.split()[0], 16) for line in out.splitlines() if line.split()[-1:] == [name]]
+    assert len(found) == 1, (name, found)
+    return found[0]
+
+
 def expected_sites(arch: str) -> set[tuple]:
     doc = json.loads((SYSCALL_FIXTURES / arch / "expect.json").read_text())
     return {(e["function"], e["kind"], tuple(e["numbers"]), e["confidence"], e.get("via")) for e in doc["sites"]}

@@ -5,12 +5,11 @@ pointer table (RELATIVE), qsort/pthread_create callbacks, a vtable slot calling 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import have, need, run_cli
-from helpers_syscalls import CC, _run
+from helpers_syscalls import CC, _run, symbol_address
 
 from uk_depscan.elf.file import open_elf
 from uk_depscan.syscalls.reach import EngineSummary
@@ -130,21 +129,12 @@ def test_chain_passes_through_the_table(built, tmp_path):
         assert symbols[2].split("@", 1)[0] in EXPECT["data_only"]
 
 
-def _symbol_address(lib: Path, name: str) -> int:
-    """The address ``nm`` (binutils, the oracle) gives a local function of the fixture."""
-    need("nm")
-    out = subprocess.run(["nm", str(lib)], check=True, capture_output=True, text=True).stdout
-    found = [int(line.split()[0], 16) for line in out.splitlines() if line.split()[-1:] == [name]]
-    assert len(found) == 1, (name, found)
-    return found[0]
-
-
 def test_entry_at_a_code_address(built, tmp_path):
     """``--entry 0x…``/``sub_…`` roots at the function holding that address (a static function no
     export names: the table's ``by_uid``): it reaches getuid and not getgid (the table's other slot),
     names the function in the chain, and any address inside it is the same root and the same answer."""
     _, lib, _, _ = built
-    at = _symbol_address(lib, "by_uid")
+    at = symbol_address(lib, "by_uid")
     answers = {}
     for spelling in (f"0x{at:x}", f"sub_{at:x}", f"0x{at + 1:x}"):
         out = tmp_path / f"{spelling}.json"

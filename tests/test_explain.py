@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, need, run_cli
 from helpers_chains import site_problem
+from helpers_syscalls import symbol_address
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +101,7 @@ def test_explain_a_code_address(lib: Path, tmp_path: Path) -> None:
     """A code address (as chains name a function the object has no name for) answers what the
     function holding it reaches, like its export would (the address from ``nm``, the oracle); from a
     saved report, or outside the code, it is exit 2 with one line."""
-    need("nm")
-    out = subprocess.run(["nm", str(lib)], check=True, capture_output=True, text=True).stdout
-    at = next(int(line.split()[0], 16) for line in out.splitlines() if line.split()[-1:] == ["whoami"])
+    at = symbol_address(lib, "whoami")
     code, by_name, err = run_cli(["explain", str(lib), "whoami", "--libc", "glibc", "--format", "json"])
     assert code == 0, err
     for spelling in (f"0x{at:x}", f"sub_{at:x}", f"0x{at + 2:x}"):
