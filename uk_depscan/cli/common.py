@@ -75,9 +75,13 @@ class CommonOptions:
     def search_config(self) -> SearchConfig:
         if not os.path.isdir(self.root):
             raise UsageError(f"--root {self.root}: not a directory")
-        dirs = tuple(d for entry in self.library_path for d in entry.split(":") if d)
+
+        def listed(values: tuple[str, ...]) -> tuple[str, ...]:  # repeatable and colon-separated
+            return tuple(d for entry in values for d in entry.split(":") if d)
+
+        dirs = listed(self.library_path)
         conf = str(self.ld_so_conf) if self.ld_so_conf else None
-        py = tuple(d for entry in self.python_path for d in entry.split(":") if d)
+        py = listed(self.python_path)
         for d in py:
             if not os.path.isdir(d):
                 raise UsageError(f"--python-path {d}: not a directory")

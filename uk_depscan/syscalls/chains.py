@@ -378,7 +378,7 @@ def expand_chain(r: ReachedSyscall, paths_of: _PathsOf) -> ReachedSyscall:
         if op is None or path is None:
             out.append(head)
             continue
-        if i == 0 and (entry == ALL or entry.startswith("sub_")):  # --entry by address: the function's name
+        if i == 0 and (entry == ALL or entry in op.summary.code_entries):  # --entry by address: its name
             head = dataclasses.replace(head, symbol=op.name(path[0]))
         out.append(head)
         # a pseudo entry (<entry>, <init>, <address-taken>) names no function: name the one it starts at

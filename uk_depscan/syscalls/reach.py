@@ -508,7 +508,9 @@ def _function_key(root: EngineSummary, entry: str) -> str:
     whichever spelling was given (``0x3e3ca4`` and ``sub_3e3ca0`` are one root, one report).  An
     address outside the object's executable sections or before its first function is a usage error:
     rooting there would silently reach nothing."""
-    addr = int(entry[2:] if entry.startswith("0x") else entry[4:], 16)
+    at = _ADDRESS_ENTRY.fullmatch(entry)
+    assert at is not None, entry  # chosen by is_address_entry
+    addr = int(at.group(1), 16)
     in_code = any(va <= addr < va + len(code) for _name, va, code in root.elf.iter_exec_regions())
     node = int(root.nodes_of([addr])[0]) if in_code else -1
     if node < 0:
